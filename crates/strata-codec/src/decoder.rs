@@ -1,0 +1,115 @@
+//! The [`Decoder`] trait: bytes in, frames out.
+
+use std::io;
+
+use bytes::BytesMut;
+
+/// Turns bytes read from a stream into frames.
+///
+/// A decoder is handed the bytes received so far and takes one frame off
+/// the front of them, or reports that the frame is not complete yet.
+/// [`FramedRead`](crate::FramedRead) and [`Framed`](crate::Framed) drive a
+/// decoder over an [`AsyncRead`](futures_io::AsyncRead); a decoder itself
+/// does no I/O and knows no runtime, which makes it easy to test by hand:
+///
+/// ```
+/// use bytes::BytesMut;
+/// use strata_codec::{Decoder, LinesCodec};
+///
+/// let mut codec = LinesCodec::new();
+/// let mut buf = BytesMut::from("hel");
+/// assert_eq!(codec.decode(&mut buf).unwrap(), None); // not a whole line yet
+/// buf.extend_from_slice(b"lo\nwor");
+/// assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("hello"));
+/// assert_eq!(&buf[..], b"wor"); // the rest stays for the next call
+/// ```
+///
+/// # Contract
+///
+/// An implementation of [`decode`](Decoder::decode) must:
+///
+/// - **Return `Ok(Some(frame))`** after removing exactly that frame's bytes
+///   from the front of `src` (with [`BytesMut::split_to`] or
+///   [`bytes::Buf::advance`]). Bytes after the frame belong to the next one
+///   and must stay in place. The caller calls `decode` again right away, so
+///   one call yields at most one frame.
+/// - **Return `Ok(None)`** when `src` does not hold a complete frame yet.
+///   The caller then reads more bytes, appends them to `src` and calls
+///   `decode` again. `Ok(None)` is *not* an error: a frame may arrive one
+///   byte at a time. A decoder may keep private state between calls (for
+///   example how far it has already scanned) so that it does not redo work,
+///   but it must not consume bytes it still needs.
+/// - **Accept an empty buffer.** `decode` is called whenever a frame *might*
+///   be available, including with an empty `src`; return `Ok(None)` then.
+/// - **Return `Err(_)`** when the input can never form a valid frame: a
+///   frame over its size limit, malformed bytes. After an error,
+///   [`Framed`](crate::Framed) ends its stream; the connection is normally
+///   closed. Each codec documents the state it is left in, for callers who
+///   drive it by hand and want to go on.
+///
+/// # End of stream
+///
+/// When the reader reports end of stream, the caller stops calling `decode`
+/// and calls [`decode_eof`](Decoder::decode_eof) until it returns
+/// `Ok(None)`. This gives the decoder a chance to turn what is left into
+/// a final frame, or to complain that the stream stopped in the middle of
+/// one. The default implementation calls `decode`, and if that finds no
+/// frame while bytes remain, returns an [`io::ErrorKind::UnexpectedEof`]
+/// error: a partial frame at the end of a stream is corrupt input, not
+/// something to drop silently.
+///
+/// # Buffer management
+///
+/// `src` is the reader's buffer. The caller grows it as bytes arrive and
+/// takes care of releasing memory when the connection goes idle, so a
+/// decoder usually does not touch its capacity. A decoder that knows the
+/// size of the frame in progress *may* call [`BytesMut::reserve`] to avoid
+/// regrowth, but it must never reserve on the word of a peer beyond its own
+/// size limit: check the limit first, then reserve (or do not reserve at
+/// all, and let the buffer grow with the bytes that actually arrive).
+pub trait Decoder {
+    /// The frame this decoder produces.
+    type Item;
+
+    /// The error this decoder reports.
+    ///
+    /// It must be constructible from [`io::Error`], so a framed stream can
+    /// report read errors and decode errors through one type.
+    type Error: From<io::Error>;
+
+    /// Takes one frame from the front of `src`, if a whole one is there.
+    ///
+    /// See the [trait documentation](Decoder#contract) for the contract.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when `src` holds bytes that cannot form a valid
+    /// frame.
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error>;
+
+    /// Takes one frame from `src` after the stream has ended.
+    ///
+    /// Called repeatedly once the reader reports end of stream, until it
+    /// returns `Ok(None)`. The default implementation returns the frames
+    /// [`decode`](Decoder::decode) finds, then `Ok(None)` if `src` is empty.
+    ///
+    /// # Errors
+    ///
+    /// The default implementation returns an
+    /// [`io::ErrorKind::UnexpectedEof`] error if bytes remain that do not
+    /// form a complete frame, and passes on any error from `decode`.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stream ended in the middle of a frame ({} bytes left over)",
+                    src.len()
+                ),
+            )
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The machinery shared by [`Framed`](crate::Framed),
+//! [`FramedRead`](crate::FramedRead) and [`FramedWrite`](crate::FramedWrite):
+//! a read state and a write state, each owning its buffer.
+//!
+//! The wrappers own the I/O object and the codec and lend them to these
+//! states on every call, so one implementation serves all three.
+//!
+//! # Read side
+//!
+//! [`ReadState`] is in one of five phases:
+//!
+//! ```text
+//!                 decode -> Some(frame)
+//!                   +-------+
+//!                   |       |
+//!                   |       v          decode -> None
+//!   (start) ----> Framing --------------------------------> Reading
+//!                   ^                                      |   |
+//!                   |            read n > 0 bytes          |   |
+//!                   +--------------------------------------+   |
+//!                                                              | read 0 bytes (EOF)
+//!                                                              v
+//!                               decode_eof -> Some(frame)   Draining <--+
+//!                                                  |        |   |      |
+//!                                                  +--------+---|------+
+//!                                                               |
+//!                                          decode_eof -> None   |
+//!                                                               v
+//!   any error (read, decode, decode_eof) ------------------>  Failed     Ended
+//!                                                    (both yield None for good)
+//! ```
+//!
+//! - `Framing`: the buffer may hold a frame; call `decode` before reading.
+//! - `Reading`: `decode` found no frame in the buffer; read more first.
+//! - `Draining`: the reader hit end of stream; call `decode_eof` until it
+//!   returns `None`.
+//! - `Ended`: `decode_eof` returned `None` and the stream yielded `None`.
+//! - `Failed`: an error was yielded; the stream yields `None` from now on.
+//!
+//! Both end phases are final, so the stream is fused.
+//!
+//! # Memory
+//!
+//! Buffers start empty (no allocation). Before each read the read buffer
+//! gets a read window of free space, 4 KiB at first, growing while reads
+//! fill it (up to 64 KiB) and shrinking when they do not. When the reader
+//! is idle (it returned `Pending`) and the read buffer is empty, the buffer
+//! is freed; the write buffer is freed after a complete flush. So an idle
+//! connection holds no buffer memory at all. Both releases can be turned
+//! off with `set_release_idle_buffers(false)`, trading memory for fewer
+//! allocations.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::{Decoder, Encoder};
+
+/// Default high-water mark of the write buffer: 64 KiB.
+pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
+
+/// Smallest read window: the free space reserved before a read.
+pub(crate) const DEFAULT_READ_WINDOW: usize = 4 * 1024;
+
+/// Largest read window; reads that keep filling the window grow it to this.
+const MAX_READ_WINDOW: usize = 64 * 1024;
+
+/// A read buffer this large that becomes empty is freed even while busy,
+/// so one big frame does not leave a big buffer behind.
+const LARGE_BUFFER: usize = 256 * 1024;
+
+/// Where the read side of a framed stream is; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadPhase {
+    Framing,
+    Reading,
+    Draining,
+    Ended,
+    Failed,
+}
+
+/// The read half of the framing machinery: buffer, phase and read window.
+#[derive(Debug)]
+pub(crate) struct ReadState {
+    buffer: BytesMut,
+    phase: ReadPhase,
+    /// How many bytes the next read may fill.
+    window: usize,
+    /// The smallest window, also the first one.
+    min_window: usize,
+    release_idle: bool,
+}
+
+impl ReadState {
+    pub(crate) fn new() -> Self {
+        Self::with_buffer(BytesMut::new())
+    }
+
+    pub(crate) fn with_buffer(buffer: BytesMut) -> Self {
+        ReadState {
+            buffer,
+            phase: ReadPhase::Framing,
+            window: DEFAULT_READ_WINDOW,
+            min_window: DEFAULT_READ_WINDOW,
+            release_idle: true,
+        }
+    }
+
+    pub(crate) fn buffer(&self) -> &BytesMut {
+        &self.buffer
+    }
+
+    /// Mutable access to the buffer. The caller may add bytes, so the next
+    /// poll decodes before it reads.
+    pub(crate) fn buffer_mut(&mut self) -> &mut BytesMut {
+        if self.phase == ReadPhase::Reading {
+            self.phase = ReadPhase::Framing;
+        }
+        &mut self.buffer
+    }
+
+    pub(crate) fn into_buffer(self) -> BytesMut {
+        self.buffer
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        matches!(self.phase, ReadPhase::Ended | ReadPhase::Failed)
+    }
+
+    pub(crate) fn set_read_window(&mut self, bytes: usize) {
+        self.min_window = bytes.max(1);
+        self.window = self.min_window;
+    }
+
+    pub(crate) fn read_window(&self) -> usize {
+        self.min_window
+    }
+
+    pub(crate) fn set_release_idle(&mut self, release: bool) {
+        self.release_idle = release;
+    }
+
+    /// Decodes one frame from the bytes already buffered, without reading.
+    pub(crate) fn try_decode<D: Decoder>(
+        &mut self,
+        decoder: &mut D,
+    ) -> Result<Option<D::Item>, D::Error> {
+        let result = match self.phase {
+            ReadPhase::Framing | ReadPhase::Reading => decoder.decode(&mut self.buffer),
+            ReadPhase::Draining => decoder.decode_eof(&mut self.buffer),
+            ReadPhase::Ended | ReadPhase::Failed => return Ok(None),
+        };
+        match result {
+            Ok(Some(frame)) => {
+                if self.phase == ReadPhase::Reading {
+                    self.phase = ReadPhase::Framing;
+                }
+                self.after_frame();
+                Ok(Some(frame))
+            }
+            Ok(None) => {
+                if self.phase == ReadPhase::Framing {
+                    self.phase = ReadPhase::Reading;
+                }
+                Ok(None)
+            }
+            Err(err) => {
+                self.phase = ReadPhase::Failed;
+                Err(err)
+            }
+        }
+    }
+
+    /// Drives the read side: decode what is buffered, read when needed.
+    pub(crate) fn poll_next<T, D>(
+        &mut self,
+        io: &mut T,
+        decoder: &mut D,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<D::Item, D::Error>>>
+    where
+        T: AsyncRead + Unpin,
+        D: Decoder,
+    {
+        loop {
+            match self.phase {
+                ReadPhase::Framing => match decoder.decode(&mut self.buffer) {
+                    Ok(Some(frame)) => {
+                        self.after_frame();
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Ok(None) => self.phase = ReadPhase::Reading,
+                    Err(err) => return self.fail(err),
+                },
+                ReadPhase::Reading => match ready!(self.poll_read(io, cx)) {
+                    Ok(0) => self.phase = ReadPhase::Draining,
+                    Ok(_) => self.phase = ReadPhase::Framing,
+                    Err(err) => return self.fail(err.into()),
+                },
+                ReadPhase::Draining => match decoder.decode_eof(&mut self.buffer) {
+                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(None) => {
+                        self.phase = ReadPhase::Ended;
+                        self.buffer = BytesMut::new();
+                        return Poll::Ready(None);
+                    }
+                    Err(err) => return self.fail(err),
+                },
+                ReadPhase::Ended | ReadPhase::Failed => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn fail<I, E>(&mut self, err: E) -> Poll<Option<Result<I, E>>> {
+        self.phase = ReadPhase::Failed;
+        self.buffer = BytesMut::new();
+        Poll::Ready(Some(Err(err)))
+    }
+
+    /// After a frame was taken: free the buffer if it is empty and large.
+    fn after_frame(&mut self) {
+        if self.release_idle && self.buffer.is_empty() && self.buffer.capacity() >= LARGE_BUFFER {
+            self.buffer = BytesMut::new();
+        }
+    }
+
+    /// One read into the free space after the buffered bytes.
+    ///
+    /// The crate has no unsafe code, so the window is zeroed before the
+    /// read; the adaptive window keeps that cost in line with the bytes
+    /// actually read.
+    fn poll_read<T: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let filled = self.buffer.len();
+        self.buffer.resize(filled + self.window, 0);
+        let result = loop {
+            match Pin::new(&mut *io).poll_read(cx, &mut self.buffer[filled..]) {
+                Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let n = match &result {
+            Poll::Ready(Ok(n)) => (*n).min(self.window),
+            _ => 0,
+        };
+        self.buffer.truncate(filled + n);
+        match result {
+            Poll::Pending => {
+                if self.release_idle && self.buffer.is_empty() {
+                    // Idle: nothing buffered, nothing to read. Hold no memory.
+                    self.buffer = BytesMut::new();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Ok(_)) => {
+                self.adapt_window(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+        }
+    }
+
+    fn adapt_window(&mut self, n: usize) {
+        if n == self.window {
+            self.window = (self.window * 2).min(MAX_READ_WINDOW.max(self.min_window));
+        } else if n < self.window / 2 {
+            self.window = (self.window / 2).max(self.min_window);
+        }
+    }
+}
+
+/// The write half of the framing machinery: buffer and high-water mark.
+#[derive(Debug)]
+pub(crate) struct WriteState {
+    buffer: BytesMut,
+    high_water_mark: usize,
+    release_idle: bool,
+}
+
+impl WriteState {
+    pub(crate) fn new() -> Self {
+        Self::with_buffer(BytesMut::new())
+    }
+
+    pub(crate) fn with_buffer(buffer: BytesMut) -> Self {
+        WriteState {
+            buffer,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            release_idle: true,
+        }
+    }
+
+    pub(crate) fn buffer(&self) -> &BytesMut {
+        &self.buffer
+    }
+
+    pub(crate) fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buffer
+    }
+
+    pub(crate) fn into_buffer(self) -> BytesMut {
+        self.buffer
+    }
+
+    pub(crate) fn set_high_water_mark(&mut self, bytes: usize) {
+        self.high_water_mark = bytes;
+    }
+
+    pub(crate) fn high_water_mark(&self) -> usize {
+        self.high_water_mark
+    }
+
+    pub(crate) fn set_release_idle(&mut self, release: bool) {
+        self.release_idle = release;
+    }
+
+    /// Ready while the buffer is under the high-water mark; at or over it,
+    /// writes until it is under again.
+    pub(crate) fn poll_ready<T, E>(
+        &mut self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), E>>
+    where
+        T: AsyncWrite + Unpin,
+        E: From<io::Error>,
+    {
+        while self.buffer.len() >= self.high_water_mark.max(1) {
+            ready!(self.poll_write_once(io, cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) fn start_send<I, C: Encoder<I>>(
+        &mut self,
+        encoder: &mut C,
+        item: I,
+    ) -> Result<(), C::Error> {
+        encoder.encode(item, &mut self.buffer)
+    }
+
+    /// Writes the whole buffer, then flushes the I/O object.
+    pub(crate) fn poll_flush<T, E>(
+        &mut self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), E>>
+    where
+        T: AsyncWrite + Unpin,
+        E: From<io::Error>,
+    {
+        while !self.buffer.is_empty() {
+            ready!(self.poll_write_once(io, cx))?;
+        }
+        ready!(Pin::new(&mut *io).poll_flush(cx))?;
+        if self.release_idle && self.buffer.capacity() > 0 {
+            self.buffer = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Flushes, then closes the I/O object.
+    pub(crate) fn poll_close<T, E>(
+        &mut self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), E>>
+    where
+        T: AsyncWrite + Unpin,
+        E: From<io::Error>,
+    {
+        ready!(self.poll_flush::<T, E>(io, cx))?;
+        Pin::new(&mut *io).poll_close(cx).map_err(E::from)
+    }
+
+    /// One write call with everything buffered; drops what was written.
+    fn poll_write_once<T: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = loop {
+            match ready!(Pin::new(&mut *io).poll_write(cx, &self.buffer)) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the writer accepted no bytes of a non-empty frame buffer",
+            )));
+        }
+        self.buffer.advance(n.min(self.buffer.len()));
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,262 @@
+//! [`LinesCodec`]: newline-terminated UTF-8 text lines.
+
+use std::{error, fmt, io, str};
+
+use bytes::{Buf, BytesMut};
+
+use crate::{Decoder, Encoder};
+
+/// The default maximum line length of [`LinesCodec`]: 8 KiB.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
+
+/// A codec for lines of UTF-8 text, each ended by `\n` or `\r\n`.
+///
+/// Decoding yields each line as a `String` without its line ending.
+/// Encoding takes anything that is [`AsRef<str>`] (`&str`, `String`, ...)
+/// and appends `\n`.
+///
+/// ```text
+///   on the wire:  h i \r \n  t h e r e \n  ! \n
+///   decoded:      "hi"       "there"       "!"
+/// ```
+///
+/// # Limits
+///
+/// A line may hold at most [`max_length`](Self::max_length) bytes, not
+/// counting its line ending: [`DEFAULT_MAX_LINE_LENGTH`] (8 KiB) unless set
+/// with [`with_max_length`](Self::with_max_length). A longer line is a
+/// [`LineTooLong`](LinesCodecError::LineTooLong) error as soon as more
+/// than that many bytes are buffered without a newline, so a peer that
+/// never sends one cannot make the buffer grow past the limit (plus one
+/// read). Use `usize::MAX` for no limit, only with trusted input.
+///
+/// # Errors and what follows them
+///
+/// - [`LineTooLong`](LinesCodecError::LineTooLong): the codec drops what it
+///   has buffered of the line, and if called again, drops the rest of that
+///   line up to and including its newline, then goes on with the next one.
+/// - [`InvalidUtf8`](LinesCodecError::InvalidUtf8): the bad line is dropped
+///   with its newline; the next call decodes the next line.
+///
+/// A [`Framed`](crate::Framed) ends its stream at the first error, which is
+/// usually right: close the connection. A caller driving the codec by hand
+/// can go on after either error.
+///
+/// # End of stream
+///
+/// A last line without a newline is still a line: `decode_eof` yields it
+/// (with a trailing `\r` removed), since tools like `printf` and many
+/// clients do not end their last line. It is checked like any other line.
+/// A line that was already reported too long yields nothing more.
+///
+/// # Cost
+///
+/// The search for a newline resumes where the last call stopped, so a long
+/// line that arrives in small pieces is scanned once in total. Each line
+/// costs one copy, into its `String`.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use strata_codec::{Decoder, LinesCodec, LinesCodecError};
+///
+/// let mut codec = LinesCodec::with_max_length(4);
+/// let mut buf = BytesMut::from("ok\r\ntoo long\nnext\n");
+/// assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+/// let err = codec.decode(&mut buf).unwrap_err();
+/// assert!(matches!(err, LinesCodecError::LineTooLong { limit: 4 }));
+/// assert_eq!(err.to_string(), "line too long: exceeds the limit of 4 bytes");
+/// assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("next"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LinesCodec {
+    /// Bytes at the front of the buffer already known to hold no `\n`.
+    scanned: usize,
+    max_length: usize,
+    /// Dropping the rest of a line that was too long.
+    discarding: bool,
+}
+
+impl LinesCodec {
+    /// A codec with the default maximum line length of 8 KiB.
+    pub fn new() -> Self {
+        Self::with_max_length(DEFAULT_MAX_LINE_LENGTH)
+    }
+
+    /// A codec whose lines may hold at most `max_length` bytes, not counting
+    /// the line ending.
+    pub fn with_max_length(max_length: usize) -> Self {
+        LinesCodec {
+            scanned: 0,
+            max_length,
+            discarding: false,
+        }
+    }
+
+    /// Sets the maximum line length, builder style.
+    #[must_use]
+    pub fn max_length(mut self, max_length: usize) -> Self {
+        self.max_length = max_length;
+        self
+    }
+
+    /// The maximum line length, not counting the line ending.
+    pub fn get_max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn too_long(&self) -> LinesCodecError {
+        LinesCodecError::LineTooLong {
+            limit: self.max_length,
+        }
+    }
+
+    /// Checks and copies out the line in `buf[..end]`, dropping `consumed`
+    /// bytes (the line and its newline, if any) from `buf` either way.
+    fn take_line(
+        &mut self,
+        buf: &mut BytesMut,
+        end: usize,
+        consumed: usize,
+    ) -> Result<String, LinesCodecError> {
+        let mut line = &buf[..end];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        let result = if line.len() > self.max_length {
+            Err(self.too_long())
+        } else {
+            str::from_utf8(line)
+                .map(String::from)
+                .map_err(LinesCodecError::InvalidUtf8)
+        };
+        buf.advance(consumed);
+        self.scanned = 0;
+        result
+    }
+}
+
+impl Default for LinesCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decoder for LinesCodec {
+    type Item = String;
+    type Error = LinesCodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
+        if self.discarding {
+            match memchr::memchr(b'\n', buf) {
+                Some(newline) => {
+                    buf.advance(newline + 1);
+                    self.discarding = false;
+                    self.scanned = 0;
+                }
+                None => {
+                    buf.clear();
+                    return Ok(None);
+                }
+            }
+        }
+        let start = self.scanned.min(buf.len());
+        match memchr::memchr(b'\n', &buf[start..]) {
+            Some(offset) => {
+                let newline = start + offset;
+                self.take_line(buf, newline, newline + 1).map(Some)
+            }
+            // One byte of slack: a `\r` at the end may begin a line ending.
+            None if buf.len() > self.max_length.saturating_add(1) => {
+                buf.clear();
+                self.scanned = 0;
+                self.discarding = true;
+                Err(self.too_long())
+            }
+            None => {
+                self.scanned = buf.len();
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        if self.discarding {
+            buf.clear();
+            self.discarding = false;
+            return Ok(None);
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let len = buf.len();
+        self.take_line(buf, len, len).map(Some)
+    }
+}
+
+impl<S: AsRef<str>> Encoder<S> for LinesCodec {
+    type Error = LinesCodecError;
+
+    fn encode(&mut self, line: S, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
+        let line = line.as_ref().as_bytes();
+        if memchr::memchr(b'\n', line).is_some() {
+            return Err(LinesCodecError::EmbeddedNewline);
+        }
+        buf.reserve(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.extend_from_slice(b"\n");
+        Ok(())
+    }
+}
+
+/// An error from [`LinesCodec`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LinesCodecError {
+    /// A line was longer than the codec's maximum line length.
+    LineTooLong {
+        /// The maximum line length, in bytes.
+        limit: usize,
+    },
+    /// A line was not valid UTF-8.
+    InvalidUtf8(str::Utf8Error),
+    /// A line to encode contained `\n`, which would have sent two lines.
+    EmbeddedNewline,
+    /// Reading or writing the underlying I/O object failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for LinesCodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinesCodecError::LineTooLong { limit } => {
+                write!(f, "line too long: exceeds the limit of {limit} bytes")
+            }
+            LinesCodecError::InvalidUtf8(err) => write!(f, "line is not valid UTF-8: {err}"),
+            LinesCodecError::EmbeddedNewline => {
+                f.write_str("cannot encode a line that contains a newline character")
+            }
+            LinesCodecError::Io(err) => write!(f, "I/O error: {err}"),
+        }
+    }
+}
+
+impl error::Error for LinesCodecError {
+    fn source(&self) -> Option<&(dyn error::Error + 'static)> {
+        match self {
+            LinesCodecError::InvalidUtf8(err) => Some(err),
+            LinesCodecError::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for LinesCodecError {
+    fn from(err: io::Error) -> Self {
+        LinesCodecError::Io(err)
+    }
+}
