@@ -397,7 +397,12 @@ impl WriteState {
                 "the writer accepted no bytes of a non-empty frame buffer",
             )));
         }
-        self.buffer.advance(n.min(self.buffer.len()));
+        if n >= self.buffer.len() {
+            // Keeps the whole allocation for reuse, unlike `advance`.
+            self.buffer.clear();
+        } else {
+            self.buffer.advance(n);
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -1,0 +1,280 @@
+//! The read side of `Framed` and `FramedRead`, over scripted I/O.
+
+mod support;
+
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+
+use bytes::{Buf, BytesMut};
+use futures_core::{FusedStream, Stream};
+use futures_executor::block_on;
+use futures_util::StreamExt;
+use strata_codec::{
+    Decoder, Framed, FramedRead, LengthDelimitedCodec, LengthDelimitedCodecError, LinesCodec,
+    LinesCodecError,
+};
+use support::{Mock, noop_cx};
+
+fn collect<T, D>(framed: &mut FramedRead<T, D>) -> Vec<Result<D::Item, D::Error>>
+where
+    T: futures_io::AsyncRead + Unpin,
+    D: Decoder,
+{
+    block_on(framed.by_ref().collect())
+}
+
+/// A decoder of fixed 4-byte frames that keeps the default `decode_eof`.
+#[derive(Debug)]
+struct Fixed4;
+
+impl Decoder for Fixed4 {
+    type Item = [u8; 4];
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<[u8; 4]>> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let mut frame = [0; 4];
+        src.copy_to_slice(&mut frame);
+        Ok(Some(frame))
+    }
+}
+
+#[test]
+fn frames_split_across_reads_and_pauses() {
+    let mock = Mock::new().read_chunks([&b"he"[..], b"llo\r", b"\nwor", b"ld\n", b"!\n"]);
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let lines: Vec<String> = collect(&mut framed)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["hello", "world", "!"]);
+    assert!(framed.is_terminated());
+}
+
+#[test]
+fn several_frames_in_one_read_are_all_yielded() {
+    let mock = Mock::new().read(b"a\nb\nc\n");
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let lines: Vec<String> = collect(&mut framed)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["a", "b", "c"]);
+    // One read with data, one that saw end of stream.
+    assert_eq!(framed.get_ref().read_calls, 2);
+}
+
+#[test]
+fn partial_frame_at_eof_is_an_error() {
+    // A 4-byte header announcing 10 bytes, then only 3 of them.
+    let mock = Mock::new().read(b"\x00\x00\x00\x0aabc");
+    let mut framed = FramedRead::new(mock, LengthDelimitedCodec::new());
+    let results = collect(&mut framed);
+    assert_eq!(results.len(), 1);
+    assert!(matches!(
+        results[0],
+        Err(LengthDelimitedCodecError::UnexpectedEof { buffered: 7 })
+    ));
+}
+
+#[test]
+fn partial_frame_at_eof_is_an_error_with_the_default_decode_eof() {
+    let mock = Mock::new().read(b"abcdef");
+    let mut framed = FramedRead::new(mock, Fixed4);
+    let results = collect(&mut framed);
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].as_ref().unwrap(), b"abcd");
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+}
+
+#[test]
+fn final_unterminated_line_is_yielded_at_eof() {
+    let mock = Mock::new().read(b"one\ntwo");
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let lines: Vec<String> = collect(&mut framed)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["one", "two"]);
+}
+
+#[test]
+fn read_error_is_yielded_then_the_stream_ends() {
+    let mock = Mock::new()
+        .read(b"ok\n")
+        .read_error(io::ErrorKind::ConnectionReset)
+        .read(b"never\n");
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let results = collect(&mut framed);
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].as_ref().unwrap(), "ok");
+    assert!(
+        matches!(&results[1], Err(LinesCodecError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset)
+    );
+    assert!(framed.is_terminated());
+    assert!(block_on(framed.next()).is_none());
+    assert_eq!(
+        framed.get_ref().reads_left(),
+        1,
+        "nothing is read after an error"
+    );
+}
+
+#[test]
+fn interrupted_reads_are_retried() {
+    let mock = Mock::new()
+        .read_error(io::ErrorKind::Interrupted)
+        .read(b"x\n");
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let lines: Vec<String> = collect(&mut framed)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["x"]);
+}
+
+#[test]
+fn decode_error_ends_the_stream() {
+    let mock = Mock::new().read(b"\xff\xfe\nfine\n");
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let results = collect(&mut framed);
+    assert_eq!(results.len(), 1);
+    assert!(matches!(results[0], Err(LinesCodecError::InvalidUtf8(_))));
+}
+
+#[test]
+fn over_long_line_byte_by_byte_keeps_the_buffer_bounded() {
+    const MAX: usize = 64;
+    let input = vec![b'a'; 10 * MAX];
+    let mock = Mock::new().read_chunks(input.chunks(1));
+    let mut framed = FramedRead::new(mock, LinesCodec::with_max_length(MAX));
+    let mut cx = noop_cx();
+    let err = loop {
+        match Pin::new(&mut framed).poll_next(&mut cx) {
+            Poll::Pending => {}
+            Poll::Ready(Some(Ok(line))) => panic!("unexpected line {line:?}"),
+            Poll::Ready(Some(Err(err))) => break err,
+            Poll::Ready(None) => panic!("stream ended without an error"),
+        }
+        // One byte per read, one byte of slack for a `\r`.
+        assert!(framed.read_buffer().len() <= MAX + 2);
+    };
+    assert!(matches!(err, LinesCodecError::LineTooLong { limit: MAX }));
+    // The error came as soon as the limit was passed, not at end of input.
+    assert!(framed.get_ref().reads_left() > 8 * MAX);
+}
+
+#[test]
+fn try_decode_buffered_does_no_io() {
+    let mock = Mock::new().read(b"a\nb\nc").read_pending().read(b"\n");
+    let mut framed = Framed::new(mock, LinesCodec::new());
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "a");
+    let reads = framed.get_ref().read_calls;
+    assert_eq!(framed.try_decode_buffered().unwrap().as_deref(), Some("b"));
+    assert_eq!(
+        framed.try_decode_buffered().unwrap(),
+        None,
+        "c is incomplete"
+    );
+    assert_eq!(framed.get_ref().read_calls, reads);
+    assert_eq!(&framed.read_buffer()[..], b"c");
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "c");
+    assert!(block_on(framed.next()).is_none());
+    assert_eq!(framed.try_decode_buffered().unwrap(), None);
+}
+
+#[test]
+fn try_decode_buffered_reports_decode_errors_and_ends_the_stream() {
+    let mut framed = Framed::new(Mock::new().read(b"ok\n"), LinesCodec::with_max_length(3));
+    framed.read_buffer_mut().extend_from_slice(b"too long\n");
+    assert!(matches!(
+        framed.try_decode_buffered(),
+        Err(LinesCodecError::LineTooLong { limit: 3 })
+    ));
+    assert!(framed.is_terminated());
+    assert!(block_on(framed.next()).is_none());
+}
+
+#[test]
+fn bytes_put_in_the_read_buffer_are_decoded_first() {
+    let mock = Mock::new().read_pending().read(b"second\n");
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let mut cx = noop_cx();
+    assert!(Pin::new(&mut framed).poll_next(&mut cx).is_pending());
+    framed.read_buffer_mut().extend_from_slice(b"first\n");
+    let lines: Vec<String> = collect(&mut framed)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["first", "second"]);
+}
+
+/// One 100 KiB frame, then the peer goes quiet.
+fn big_frame_then_idle(release: bool) -> FramedRead<Mock, LengthDelimitedCodec> {
+    let mut wire = (100 * 1024u32).to_be_bytes().to_vec();
+    wire.extend(std::iter::repeat_n(7u8, 100 * 1024));
+    let mut framed = FramedRead::new(
+        Mock::new().read(wire).read_pending(),
+        LengthDelimitedCodec::new(),
+    );
+    framed.set_release_idle_buffers(release);
+    let mut cx = noop_cx();
+    let frame = match Pin::new(&mut framed).poll_next(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame,
+        other => panic!("expected a frame, got {other:?}"),
+    };
+    assert_eq!(frame.len(), 100 * 1024);
+    drop(frame);
+    assert!(Pin::new(&mut framed).poll_next(&mut cx).is_pending());
+    framed
+}
+
+#[test]
+fn read_buffer_is_released_when_idle() {
+    let framed = big_frame_then_idle(true);
+    assert_eq!(framed.read_buffer().capacity(), 0);
+}
+
+#[test]
+fn read_buffer_is_kept_when_release_is_off() {
+    let framed = big_frame_then_idle(false);
+    assert!(framed.read_buffer().capacity() > 0);
+}
+
+#[test]
+fn large_read_buffer_is_released_once_emptied_even_while_busy() {
+    let len = 512 * 1024;
+    let mut wire = (len as u32).to_be_bytes().to_vec();
+    wire.extend(std::iter::repeat_n(1u8, len));
+    let mock = Mock::new().read(wire).read(b"\x00\x00\x00\x01x");
+    let mut framed = FramedRead::new(mock, LengthDelimitedCodec::new());
+    let frame = block_on(framed.next()).unwrap().unwrap();
+    assert_eq!(frame.len(), len);
+    assert_eq!(framed.read_buffer().capacity(), 0);
+    assert_eq!(&block_on(framed.next()).unwrap().unwrap()[..], b"x");
+}
+
+#[test]
+fn read_window_grows_for_bulk_reads() {
+    let len = 1024 * 1024;
+    let mut wire = (len as u32).to_be_bytes().to_vec();
+    wire.extend(std::iter::repeat_n(1u8, len));
+    let mut framed = FramedRead::new(Mock::new().read(wire), LengthDelimitedCodec::new());
+    assert_eq!(block_on(framed.next()).unwrap().unwrap().len(), len);
+    let mock = framed.get_ref();
+    assert_eq!(mock.largest_read_buf, 64 * 1024);
+    // With a fixed 4 KiB window this would take 256 reads.
+    assert!(mock.read_calls < 32, "{} reads", mock.read_calls);
+}
+
+#[test]
+fn first_read_offers_the_read_window() {
+    let mut framed = FramedRead::new(Mock::new().read(b"x\n"), LinesCodec::new());
+    framed.set_read_window(512);
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "x");
+    assert_eq!(framed.get_ref().largest_read_buf, 512);
+}

@@ -1,0 +1,183 @@
+//! The write side of `Framed` and `FramedWrite`, over scripted I/O.
+
+mod support;
+
+use std::io;
+use std::pin::Pin;
+
+use futures_executor::block_on;
+use futures_sink::Sink;
+use futures_util::{SinkExt, StreamExt};
+use strata_codec::{
+    BytesCodec, Framed, FramedWrite, LengthDelimitedCodec, LinesCodec, LinesCodecError,
+};
+use support::{Mock, noop_cx};
+
+#[test]
+fn many_small_items_leave_in_one_write() {
+    let mut framed = FramedWrite::new(Mock::new(), LinesCodec::new());
+    block_on(async {
+        for i in 0..1000 {
+            framed.feed(format!("line {i}")).await.unwrap();
+        }
+        SinkExt::<String>::flush(&mut framed).await.unwrap();
+    });
+    let expected: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    let mock = framed.get_ref();
+    assert_eq!(mock.written, expected.as_bytes());
+    assert_eq!(mock.write_calls, 1);
+    assert_eq!(mock.flush_calls, 1);
+}
+
+#[test]
+fn poll_ready_under_the_mark_does_no_io() {
+    let mut framed = FramedWrite::new(Mock::new(), BytesCodec::new());
+    framed.set_high_water_mark(100);
+    let mut cx = noop_cx();
+    for _ in 0..9 {
+        let ready = Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx);
+        assert!(ready.is_ready());
+        Pin::new(&mut framed).start_send(&[0u8; 10][..]).unwrap();
+    }
+    assert_eq!(framed.write_buffer().len(), 90);
+    assert_eq!(framed.get_ref().write_calls, 0);
+}
+
+#[test]
+fn backpressure_at_the_high_water_mark() {
+    let mock = Mock::new().write_pending().write_accept(15);
+    let mut framed = FramedWrite::new(mock, BytesCodec::new());
+    framed.set_high_water_mark(16);
+    let mut cx = noop_cx();
+    for _ in 0..4 {
+        Pin::new(&mut framed).start_send(&b"abcd"[..]).unwrap();
+    }
+    // 16 bytes buffered: at the mark, so poll_ready must write, and the
+    // writer is not ready.
+    let ready = Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx);
+    assert!(ready.is_pending());
+    assert_eq!(framed.write_buffer().len(), 16);
+    assert_eq!(framed.get_ref().write_calls, 1);
+    // The writer takes 15 bytes: under the mark again, ready.
+    let ready = Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx);
+    assert!(matches!(ready, std::task::Poll::Ready(Ok(()))));
+    assert_eq!(framed.write_buffer().len(), 1);
+    assert_eq!(framed.get_ref().written, b"abcdabcdabcdabc");
+}
+
+#[test]
+fn poll_ready_keeps_writing_while_over_the_mark() {
+    let mock = Mock::new()
+        .write_accept(4)
+        .write_accept(4)
+        .write_accept(4)
+        .write_accept(1);
+    let mut framed = FramedWrite::new(mock, BytesCodec::new());
+    framed.set_high_water_mark(8);
+    Pin::new(&mut framed).start_send(&[1u8; 20][..]).unwrap();
+    let mut cx = noop_cx();
+    assert!(Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
+    // 20 -> 16 -> 12 -> 8 (still at the mark) -> 7.
+    assert_eq!(framed.write_buffer().len(), 7);
+    assert_eq!(framed.get_ref().write_calls, 4);
+}
+
+#[test]
+fn partial_writes_keep_order_and_finish() {
+    let mut mock = Mock::new();
+    for n in [1, 2, 3, 5, 8] {
+        mock = mock.write_accept(n).write_pending();
+    }
+    let mut framed = FramedWrite::new(mock, LinesCodec::new());
+    block_on(async {
+        framed.feed("first").await.unwrap();
+        framed.feed("second").await.unwrap();
+        framed.send("third").await.unwrap();
+    });
+    assert_eq!(framed.get_ref().written, b"first\nsecond\nthird\n");
+    assert!(framed.write_buffer().is_empty());
+}
+
+#[test]
+fn write_errors_surface_through_the_codec_error() {
+    let mock = Mock::new().write_error(io::ErrorKind::BrokenPipe);
+    let mut framed = FramedWrite::new(mock, LinesCodec::new());
+    let err = block_on(framed.send("x")).unwrap_err();
+    assert!(matches!(err, LinesCodecError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe));
+}
+
+#[test]
+fn a_writer_that_accepts_nothing_is_an_error() {
+    let mock = Mock::new().write_accept(0);
+    let mut framed = FramedWrite::new(mock, BytesCodec::new());
+    let err = block_on(framed.send(&b"data"[..])).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+}
+
+#[test]
+fn encode_errors_leave_the_buffer_untouched() {
+    let mut framed = FramedWrite::new(Mock::new(), LinesCodec::new());
+    block_on(framed.feed("ok")).unwrap();
+    let err = block_on(framed.feed("two\nlines")).unwrap_err();
+    assert!(matches!(err, LinesCodecError::EmbeddedNewline));
+    assert_eq!(&framed.write_buffer()[..], b"ok\n");
+}
+
+#[test]
+fn close_flushes_then_closes() {
+    let mut framed = FramedWrite::new(Mock::new(), LinesCodec::new());
+    block_on(async {
+        framed.feed("bye").await.unwrap();
+        SinkExt::<&str>::close(&mut framed).await.unwrap();
+    });
+    assert_eq!(framed.get_ref().written, b"bye\n");
+    assert!(framed.get_ref().closed);
+}
+
+fn big_item_flushed(release: bool) -> FramedWrite<Mock, BytesCodec> {
+    let mut framed = FramedWrite::new(Mock::new(), BytesCodec::new());
+    framed.set_release_idle_buffers(release);
+    block_on(framed.send(vec![9u8; 100 * 1024])).unwrap();
+    assert_eq!(framed.get_ref().written.len(), 100 * 1024);
+    framed
+}
+
+#[test]
+fn write_buffer_is_released_after_a_complete_flush() {
+    assert_eq!(big_item_flushed(true).write_buffer().capacity(), 0);
+}
+
+#[test]
+fn write_buffer_is_kept_when_release_is_off() {
+    assert!(big_item_flushed(false).write_buffer().capacity() > 0);
+}
+
+#[test]
+fn idle_connection_after_a_round_trip_holds_no_buffers() {
+    let mock = Mock::new().read(b"hello\n").read_pending();
+    let mut framed = Framed::new(mock, LinesCodec::new());
+    let mut cx = noop_cx();
+    let request = block_on(framed.next()).unwrap().unwrap();
+    assert_eq!(request, "hello");
+    block_on(framed.send("world")).unwrap();
+    assert!(Pin::new(&mut framed).poll_next_unpin(&mut cx).is_pending());
+    assert_eq!(framed.read_buffer().capacity(), 0);
+    assert_eq!(framed.write_buffer().capacity(), 0);
+    assert_eq!(framed.get_ref().written, b"world\n");
+}
+
+#[test]
+fn framed_parts_keep_buffered_bytes() {
+    let mut framed = Framed::new(Mock::new().read(b"a\nrest"), LengthDelimitedCodec::new());
+    framed
+        .read_buffer_mut()
+        .extend_from_slice(b"\x00\x00\x00\x01z");
+    block_on(framed.feed(&b"q"[..])).unwrap();
+    let parts = framed.into_parts();
+    assert_eq!(&parts.read_buffer[..], b"\x00\x00\x00\x01z");
+    assert_eq!(&parts.write_buffer[..], b"\x00\x00\x00\x01q");
+    let mut framed = Framed::from_parts(parts);
+    assert_eq!(&block_on(framed.next()).unwrap().unwrap()[..], b"z");
+    block_on(SinkExt::<&[u8]>::flush(&mut framed)).unwrap();
+    assert_eq!(framed.get_ref().written, b"\x00\x00\x00\x01q");
+}

@@ -1,0 +1,190 @@
+//! `LinesCodec` on its own: line endings, limits, bad input, end of stream.
+
+use std::error::Error;
+
+use bytes::BytesMut;
+use strata_codec::{DEFAULT_MAX_LINE_LENGTH, Decoder, Encoder, LinesCodec, LinesCodecError};
+
+fn decode_all(codec: &mut LinesCodec, buf: &mut BytesMut) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Some(line) = codec.decode(buf).unwrap() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[test]
+fn lf_and_crlf_endings_are_stripped() {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::from("a\nb\r\n\n\r\nc\rd\n");
+    assert_eq!(decode_all(&mut codec, &mut buf), ["a", "b", "", "", "c\rd"]);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn decode_on_an_empty_buffer_is_none() {
+    let mut codec = LinesCodec::new();
+    assert_eq!(codec.decode(&mut BytesMut::new()).unwrap(), None);
+    assert_eq!(codec.decode_eof(&mut BytesMut::new()).unwrap(), None);
+}
+
+#[test]
+fn scanning_resumes_across_calls() {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::new();
+    for byte in b"resumed line" {
+        buf.extend_from_slice(&[*byte]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    }
+    buf.extend_from_slice(b"\nnext");
+    assert_eq!(
+        codec.decode(&mut buf).unwrap().as_deref(),
+        Some("resumed line")
+    );
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    buf.extend_from_slice(b"\n");
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("next"));
+}
+
+#[test]
+fn default_limit_is_8_kib() {
+    assert_eq!(DEFAULT_MAX_LINE_LENGTH, 8192);
+    assert_eq!(LinesCodec::new().get_max_length(), 8192);
+    assert_eq!(LinesCodec::new().max_length(10).get_max_length(), 10);
+    let mut codec = LinesCodec::new();
+    let mut ok = BytesMut::from(format!("{}\r\n", "x".repeat(8192)).as_str());
+    assert_eq!(codec.decode(&mut ok).unwrap().unwrap().len(), 8192);
+    let mut long = BytesMut::from(format!("{}\n", "x".repeat(8193)).as_str());
+    assert!(matches!(
+        codec.decode(&mut long),
+        Err(LinesCodecError::LineTooLong { limit: 8192 })
+    ));
+}
+
+#[test]
+fn complete_line_over_the_limit_is_dropped_with_its_newline() {
+    let mut codec = LinesCodec::with_max_length(3);
+    let mut buf = BytesMut::from("abc\nabcd\nxyz\n");
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("abc"));
+    let err = codec.decode(&mut buf).unwrap_err();
+    assert!(matches!(err, LinesCodecError::LineTooLong { limit: 3 }));
+    assert_eq!(
+        err.to_string(),
+        "line too long: exceeds the limit of 3 bytes"
+    );
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("xyz"));
+}
+
+#[test]
+fn partial_line_over_the_limit_errors_early_then_is_discarded() {
+    let mut codec = LinesCodec::with_max_length(4);
+    let mut buf = BytesMut::from("abcde");
+    assert_eq!(
+        codec.decode(&mut buf).unwrap(),
+        None,
+        "may still end in \\r"
+    );
+    buf.extend_from_slice(b"f");
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(LinesCodecError::LineTooLong { limit: 4 })
+    ));
+    assert!(buf.is_empty(), "the partial line is dropped at once");
+    buf.extend_from_slice(b"still the same line");
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert!(buf.is_empty());
+    buf.extend_from_slice(b" ends\nok\n");
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+}
+
+#[test]
+fn over_long_line_byte_by_byte_keeps_memory_bounded() {
+    const MAX: usize = 100;
+    let mut codec = LinesCodec::with_max_length(MAX);
+    let mut buf = BytesMut::new();
+    let mut errors = 0;
+    for _ in 0..10_000 {
+        buf.extend_from_slice(b"z");
+        assert!(buf.len() <= MAX + 2, "buffer grew to {}", buf.len());
+        match codec.decode(&mut buf) {
+            Ok(None) => {}
+            Ok(Some(line)) => panic!("unexpected line of {} bytes", line.len()),
+            Err(LinesCodecError::LineTooLong { .. }) => errors += 1,
+            Err(err) => panic!("unexpected error {err}"),
+        }
+    }
+    assert_eq!(errors, 1, "one error per over-long line");
+    buf.extend_from_slice(b"\nfine\n");
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("fine"));
+}
+
+#[test]
+fn invalid_utf8_is_an_error_and_the_next_line_decodes() {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::from(&b"ok\n\xc3\x28\nnext\n"[..]);
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+    let err = codec.decode(&mut buf).unwrap_err();
+    assert!(matches!(err, LinesCodecError::InvalidUtf8(_)));
+    assert!(err.to_string().starts_with("line is not valid UTF-8"));
+    assert!(err.source().is_some());
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("next"));
+}
+
+#[test]
+fn final_unterminated_line_is_yielded_at_eof() {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::from("one\ntwo\r");
+    assert_eq!(codec.decode_eof(&mut buf).unwrap().as_deref(), Some("one"));
+    assert_eq!(codec.decode_eof(&mut buf).unwrap().as_deref(), Some("two"));
+    assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+}
+
+#[test]
+fn final_line_is_checked_at_eof() {
+    let mut codec = LinesCodec::with_max_length(3);
+    let mut long = BytesMut::from("abcd");
+    assert!(matches!(
+        codec.decode_eof(&mut long),
+        Err(LinesCodecError::LineTooLong { .. })
+    ));
+    let mut bad = BytesMut::from(&b"\xff"[..]);
+    assert!(matches!(
+        codec.decode_eof(&mut bad),
+        Err(LinesCodecError::InvalidUtf8(_))
+    ));
+}
+
+#[test]
+fn eof_while_discarding_yields_nothing_more() {
+    let mut codec = LinesCodec::with_max_length(2);
+    let mut buf = BytesMut::from("abcdef");
+    assert!(codec.decode(&mut buf).is_err());
+    buf.extend_from_slice(b"gh");
+    assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+}
+
+#[test]
+fn encode_appends_a_newline_for_str_and_string() {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::new();
+    codec.encode("a", &mut buf).unwrap();
+    codec.encode(String::from("b"), &mut buf).unwrap();
+    codec.encode(&String::from(""), &mut buf).unwrap();
+    assert_eq!(&buf[..], b"a\nb\n\n");
+}
+
+#[test]
+fn encode_rejects_embedded_newlines() {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::from("kept\n");
+    let err = codec.encode("a\nb", &mut buf).unwrap_err();
+    assert!(matches!(err, LinesCodecError::EmbeddedNewline));
+    assert_eq!(&buf[..], b"kept\n");
+}
+
+#[test]
+fn io_errors_convert_and_display() {
+    let err = LinesCodecError::from(std::io::Error::other("boom"));
+    assert!(matches!(err, LinesCodecError::Io(_)));
+    assert_eq!(err.to_string(), "I/O error: boom");
+}
