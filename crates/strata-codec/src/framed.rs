@@ -98,6 +98,11 @@ use crate::{Decoder, Encoder};
 ///   or more) is also freed as soon as decoding empties it.
 /// - After a complete flush the write buffer is freed.
 ///
+/// Frames that a codec splits off the read buffer without copying (those
+/// of [`LengthDelimitedCodec`](crate::LengthDelimitedCodec) and
+/// [`BytesCodec`](crate::BytesCodec)) share its allocation, so holding on
+/// to one keeps that allocation alive; copy small frames you keep for long.
+///
 /// So an idle `Framed`, one with no partial frame and nothing unflushed,
 /// holds the I/O object, the codec and two empty `BytesMut` handles, and
 /// no heap memory of its own. Call

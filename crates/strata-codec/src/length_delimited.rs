@@ -1,58 +1,13 @@
 //! [`LengthDelimitedCodec`]: frames prefixed by their length.
-//!
-//! # Layouts
-//!
-//! The default layout: a 4-byte big-endian length, then that many bytes.
-//! Decoding strips the header.
-//!
-//! ```text
-//!   on the wire (4 + 5 bytes)              decoded (5 bytes)
-//!   +-------------+-------------------+    +-------------------+
-//!   | 00 00 00 05 | h  e  l  l  o     | -> | h  e  l  l  o     |
-//!   +-------------+-------------------+    +-------------------+
-//!     length = 5    body
-//! ```
-//!
-//! A 2-byte little-endian length that counts itself, so
-//! `length_adjustment(-2)`; `num_skip(0)` keeps the header in the frame:
-//!
-//! ```text
-//!   on the wire (2 + 3 bytes)              decoded (5 bytes)
-//!   +-------+----------+                   +-------+----------+
-//!   | 05 00 | a  b  c  |               ->  | 05 00 | a  b  c  |
-//!   +-------+----------+                   +-------+----------+
-//!   length = 5, body = 5 - 2 = 3
-//! ```
-//!
-//! A 1-byte message type before a 2-byte length (`length_field_offset(1)`);
-//! `num_skip(0)` keeps the whole header so the caller can read the type
-//! (`num_skip(1)` would drop just the type byte):
-//!
-//! ```text
-//!   on the wire                            decoded with num_skip(0)
-//!   +----+-------+-------+                 +----+-------+-------+
-//!   | 07 | 00 02 | o  k  |             ->  | 07 | 00 02 | o  k  |
-//!   +----+-------+-------+                 +----+-------+-------+
-//!   type  length  body
-//! ```
-//!
-//! In general a frame is:
-//!
-//! ```text
-//!   |<- length_field_offset ->|<- length_field_length ->|<- body ->|
-//!   +-------------------------+-------------------------+----------+
-//!   |   leading header bytes  |      length field L     |   body   |
-//!   +-------------------------+-------------------------+----------+
-//!   |<------------- num_skip (dropped) ------------->|
-//!
-//!   body length = L + length_adjustment   (at most max_frame_length)
-//! ```
-
-use std::{error, fmt, io};
 
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::{Decoder, Encoder};
+
+mod error;
+
+use error::HeaderError;
+pub use error::LengthDelimitedCodecError;
 
 /// The default maximum body length of [`LengthDelimitedCodec`]: 8 MiB.
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
@@ -63,7 +18,55 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// default; encoding takes anything that is `AsRef<[u8]>` (`Bytes`,
 /// `&[u8]`, `Vec<u8>`, ...) and writes the length field, then the bytes.
 /// [`new`](Self::new) uses a 4-byte big-endian length; the
-/// [`builder`](Self::builder) sets up other [layouts](self#layouts).
+/// [`builder`](Self::builder) sets up other [layouts](LengthDelimitedCodec#layouts).
+///
+/// # Layouts
+///
+/// The default layout: a 4-byte big-endian length, then that many bytes.
+/// Decoding strips the header.
+///
+/// ```text
+///   on the wire (4 + 5 bytes)              decoded (5 bytes)
+///   +-------------+-------------------+    +-------------------+
+///   | 00 00 00 05 | h  e  l  l  o     | -> | h  e  l  l  o     |
+///   +-------------+-------------------+    +-------------------+
+///     length = 5    body
+/// ```
+///
+/// A 2-byte little-endian length that counts itself, so
+/// `length_adjustment(-2)`; `num_skip(0)` keeps the header in the frame:
+///
+/// ```text
+///   on the wire (2 + 3 bytes)              decoded (5 bytes)
+///   +-------+----------+                   +-------+----------+
+///   | 05 00 | a  b  c  |               ->  | 05 00 | a  b  c  |
+///   +-------+----------+                   +-------+----------+
+///   length = 5, body = 5 - 2 = 3
+/// ```
+///
+/// A 1-byte message type before a 2-byte length (`length_field_offset(1)`);
+/// `num_skip(0)` keeps the whole header so the caller can read the type
+/// (`num_skip(1)` would drop just the type byte):
+///
+/// ```text
+///   on the wire                            decoded with num_skip(0)
+///   +----+-------+-------+                 +----+-------+-------+
+///   | 07 | 00 02 | o  k  |             ->  | 07 | 00 02 | o  k  |
+///   +----+-------+-------+                 +----+-------+-------+
+///   type  length  body
+/// ```
+///
+/// In general a frame is:
+///
+/// ```text
+///   |<- length_field_offset ->|<- length_field_length ->|<- body ->|
+///   +-------------------------+-------------------------+----------+
+///   |   leading header bytes  |      length field L     |   body   |
+///   +-------------------------+-------------------------+----------+
+///   |<----- num_skip bytes dropped (default: all) ----->|
+///
+///   body length = L + length_adjustment   (at most max_frame_length)
+/// ```
 ///
 /// # Limits
 ///
@@ -258,7 +261,7 @@ impl<B: AsRef<[u8]>> Encoder<B> for LengthDelimitedCodec {
     }
 }
 
-/// Configures a [`LengthDelimitedCodec`]; see the [layouts](self#layouts).
+/// Configures a [`LengthDelimitedCodec`]; see the [layouts](LengthDelimitedCodec#layouts).
 ///
 /// ```
 /// use strata_codec::LengthDelimitedCodec;
@@ -380,84 +383,5 @@ impl LengthDelimitedBuilder {
 impl Default for LengthDelimitedBuilder {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// An error from [`LengthDelimitedCodec`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum LengthDelimitedCodecError {
-    /// A frame's body is longer than the codec's limit (or, when encoding,
-    /// than its length field can express).
-    FrameTooLarge {
-        /// The body length, in bytes.
-        length: u64,
-        /// The limit, in bytes.
-        limit: usize,
-    },
-    /// A length field value gives a negative body length after the
-    /// adjustment (or, when encoding, the data is shorter than a negative
-    /// adjustment requires).
-    InvalidLength {
-        /// The length field value.
-        value: i128,
-    },
-    /// The stream ended in the middle of a frame.
-    UnexpectedEof {
-        /// How many bytes of the unfinished frame had arrived.
-        buffered: usize,
-    },
-    /// Reading or writing the underlying I/O object failed.
-    Io(io::Error),
-}
-
-/// A bad header, kept to be reported again.
-#[derive(Debug, Clone, Copy)]
-enum HeaderError {
-    FrameTooLarge(u64, usize),
-    InvalidLength(i128),
-}
-
-impl From<HeaderError> for LengthDelimitedCodecError {
-    fn from(err: HeaderError) -> Self {
-        match err {
-            HeaderError::FrameTooLarge(length, limit) => Self::FrameTooLarge { length, limit },
-            HeaderError::InvalidLength(value) => Self::InvalidLength { value },
-        }
-    }
-}
-
-impl fmt::Display for LengthDelimitedCodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::FrameTooLarge { length, limit } => write!(
-                f,
-                "frame too large: {length} bytes exceeds the limit of {limit} bytes"
-            ),
-            Self::InvalidLength { value } => write!(
-                f,
-                "invalid frame length: a length field of {value} gives no valid body length"
-            ),
-            Self::UnexpectedEof { buffered } => write!(
-                f,
-                "stream ended in the middle of a frame ({buffered} bytes of it had arrived)"
-            ),
-            Self::Io(err) => write!(f, "I/O error: {err}"),
-        }
-    }
-}
-
-impl error::Error for LengthDelimitedCodecError {
-    fn source(&self) -> Option<&(dyn error::Error + 'static)> {
-        match self {
-            Self::Io(err) => Some(err),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for LengthDelimitedCodecError {
-    fn from(err: io::Error) -> Self {
-        Self::Io(err)
     }
 }
