@@ -1,1 +1,72 @@
-//! strata-rt
+//! strata-rt: the runtime at the bottom of the strata stack.
+//!
+//! A thread-per-core executor integrated with a `mio` reactor:
+//!
+//! * [`Runtime`] starts N workers (default: one per core). Each worker is an
+//!   OS thread owning a `mio::Poll`, a local run queue and a remote queue.
+//!   Tasks stay on the worker that spawned them.
+//! * [`spawn`] runs `Send` futures, [`spawn_local`] runs `!Send` futures on
+//!   the current worker, [`spawn_blocking`] runs closures on a bounded pool.
+//!   Each returns a [`JoinHandle`] that yields the output, the panic, or the
+//!   cancellation.
+//! * [`net`] has the sockets: TCP, UDP and Unix domain, implementing the
+//!   runtime-agnostic `futures_io::AsyncRead` / `AsyncWrite`.
+//!
+//! # Example: an echo server
+//!
+//! ```no_run
+//! use futures_util::io::AsyncReadExt;
+//! use strata_rt::net::TcpListener;
+//!
+//! strata_rt::run(async {
+//!     let listener = TcpListener::bind("127.0.0.1:7000")?;
+//!     loop {
+//!         let (stream, _peer) = listener.accept().await?;
+//!         strata_rt::spawn(async move {
+//!             let (mut reader, mut writer) = stream.into_split();
+//!             let _ = futures_util::io::copy(&mut reader, &mut writer).await;
+//!         });
+//!     }
+//! # #[allow(unreachable_code)]
+//! # Ok::<(), std::io::Error>(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # Outside a runtime
+//!
+//! Runtime-only APIs (spawning, creating sockets) called outside a runtime
+//! panic with a message naming the API, instead of hanging.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod context;
+mod executor;
+pub mod net;
+mod reactor;
+pub mod runtime;
+
+pub use executor::{JoinError, JoinHandle, spawn, spawn_blocking, spawn_local, yield_now};
+pub use runtime::{Handle, Runtime};
+
+use std::future::Future;
+
+/// Runs `future` to completion on a new default runtime, then shuts the
+/// runtime down: the simplest entry point for a program's `main`.
+///
+/// # Panics
+///
+/// Panics if the runtime cannot be started (the OS refused a thread or an
+/// epoll instance), or if called from inside a strata task.
+///
+/// # Examples
+///
+/// ```
+/// let out = strata_rt::run(async { strata_rt::spawn(async { "hi" }).await.unwrap() });
+/// assert_eq!(out, "hi");
+/// ```
+#[track_caller]
+pub fn run<F: Future>(future: F) -> F::Output {
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("strata: cannot start a runtime: {e}"));
+    rt.block_on(future)
+}

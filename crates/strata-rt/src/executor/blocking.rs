@@ -1,0 +1,147 @@
+//! The blocking pool: threads for closures that would stall a worker.
+//!
+//! Bounded and elastic: a submitted closure wakes an idle thread if there is
+//! one, else starts a new thread while fewer than `max_threads` exist, else
+//! waits in the queue. A thread that stays idle for `keep_alive` exits.
+//!
+//! Closures are wrapped in `async-task` cells, so a blocking call is awaited
+//! through the same [`JoinHandle`] as any task, with the same panic capture
+//! and abort (which skips a closure that has not started).
+//!
+//! At runtime shutdown the queue is closed and cleared (queued closures are
+//! cancelled); closures already running are left to finish on their detached
+//! threads, since a thread blocked in a system call cannot be interrupted.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::join::JoinHandle;
+use super::task::{self, Runnable, TaskFuture, TaskMeta};
+
+#[derive(Debug)]
+pub(crate) struct BlockingPool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    condvar: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+    thread_name: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Runnable>,
+    threads: usize,
+    idle: usize,
+    /// Wake-ups handed to idle threads and not yet consumed.
+    notified: usize,
+    shutdown: bool,
+}
+
+impl BlockingPool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, thread_name: String) -> Self {
+        BlockingPool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                condvar: Condvar::new(),
+                max_threads: max_threads.max(1),
+                keep_alive,
+                thread_name,
+            }),
+        }
+    }
+
+    pub(crate) fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(TaskMeta::new(false))
+            .spawn(
+                move |_| TaskFuture::new(async move { f() }, None),
+                move |r| inner.submit(r),
+            );
+        let waker = runnable.waker();
+        runnable.schedule();
+        JoinHandle::new(task, waker)
+    }
+
+    /// Closes the queue and drops what is still queued.
+    pub(crate) fn shutdown(&self) {
+        let queued = {
+            let mut s = self.inner.lock();
+            s.shutdown = true;
+            std::mem::take(&mut s.queue)
+        };
+        self.inner.condvar.notify_all();
+        drop(queued);
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn submit(self: &Arc<Self>, runnable: Runnable) {
+        let mut s = self.lock();
+        if s.shutdown {
+            drop(s);
+            task::discard(runnable);
+            return;
+        }
+        s.queue.push_back(runnable);
+        if s.idle > s.notified {
+            s.notified += 1;
+            drop(s);
+            self.condvar.notify_one();
+        } else if s.threads < self.max_threads {
+            s.threads += 1;
+            drop(s);
+            let inner = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(self.thread_name.clone())
+                .spawn(move || inner.thread_main());
+            if let Err(e) = spawned {
+                // The queued closure waits for an existing thread, if any.
+                self.lock().threads -= 1;
+                tracing::error!(error = %e, "strata: could not start a blocking thread");
+            }
+        }
+    }
+
+    fn thread_main(self: Arc<Self>) {
+        let mut s = self.lock();
+        loop {
+            if let Some(r) = s.queue.pop_front() {
+                drop(s);
+                task::run(r);
+                s = self.lock();
+                continue;
+            }
+            if s.shutdown {
+                break;
+            }
+            s.idle += 1;
+            let (guard, timeout) = self
+                .condvar
+                .wait_timeout(s, self.keep_alive)
+                .unwrap_or_else(|e| e.into_inner());
+            s = guard;
+            s.idle -= 1;
+            if s.notified > 0 {
+                s.notified -= 1;
+            } else if timeout.timed_out() && s.queue.is_empty() {
+                break;
+            }
+        }
+        s.threads -= 1;
+    }
+}

@@ -1,0 +1,229 @@
+//! `JoinHandle`, the awaitable handle to a spawned task, and `JoinError`.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use super::task::{Panic, TaskMeta};
+
+/// An owned permission to await a spawned task's output, or to abort it.
+///
+/// Awaiting the handle gives `Ok(output)` when the task completes,
+/// `Err(JoinError)` when it panicked (the error carries the panic payload) or
+/// was cancelled. Dropping the handle *detaches* the task: it keeps running and
+/// its output is dropped.
+///
+/// # Examples
+///
+/// ```
+/// strata_rt::run(async {
+///     let handle = strata_rt::spawn(async { panic!("boom") });
+///     let err = handle.await.unwrap_err();
+///     assert!(err.is_panic());
+/// });
+/// ```
+pub struct JoinHandle<T> {
+    task: Option<async_task::FallibleTask<Result<T, Panic>, TaskMeta>>,
+    /// The task's metadata, inside the task allocation.
+    ///
+    /// INVARIANT: valid for as long as `waker` lives, i.e. as long as `self`
+    /// (see `meta()`). `FallibleTask` has no metadata accessor, and storing
+    /// the abort flag in its own `Arc` would cost an allocation per spawn.
+    meta: NonNull<TaskMeta>,
+    /// A waker for the task itself, so `abort` can get it scheduled (and
+    /// then dropped by its worker) even while it waits on I/O. It also keeps
+    /// the task allocation, and so `meta`, alive.
+    waker: Waker,
+}
+
+// SAFETY: `JoinHandle` is a `FallibleTask` (Send when its output is), a
+// `Waker` (Send + Sync) and a pointer to `TaskMeta`, which is only read
+// through `&` and is `Sync` (atomics and a plain bool).
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: through `&JoinHandle` only `abort` and `is_finished` are reachable:
+// an atomic store on `TaskMeta`, `Waker::wake_by_ref`, and
+// `FallibleTask::is_finished`, all safe to call from several threads.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: async_task::Task<Result<T, Panic>, TaskMeta>, waker: Waker) -> Self {
+        let meta = NonNull::from(task.metadata());
+        JoinHandle {
+            task: Some(task.fallible()),
+            meta,
+            waker,
+        }
+    }
+
+    fn meta(&self) -> &TaskMeta {
+        // SAFETY: async-task keeps a task's header, which holds its metadata,
+        // in place until the last reference to the task is gone; `self.waker`
+        // is such a reference and lives as long as `self`. The metadata is
+        // never mutated through a `&mut` (only through atomics).
+        unsafe { self.meta.as_ref() }
+    }
+
+    /// Cancels the task.
+    ///
+    /// The task's future is dropped the next time its worker would have run
+    /// it, on that worker's thread. If the task already finished, its output
+    /// stays available; otherwise awaiting this handle gives a cancelled
+    /// [`JoinError`]. Aborting twice, or aborting a finished task, does
+    /// nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// strata_rt::run(async {
+    ///     let handle = strata_rt::spawn(std::future::pending::<()>());
+    ///     handle.abort();
+    ///     assert!(handle.await.unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn abort(&self) {
+        if self.task.is_some() {
+            self.meta().abort();
+            self.waker.wake_by_ref();
+        }
+    }
+
+    /// Whether the task has finished: completed, panicked or cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(task) = self.task.as_mut() else {
+            panic!("strata: JoinHandle polled after it returned its result");
+        };
+        let out = std::task::ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        Poll::Ready(match out {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(panic)) => Err(JoinError::panicked(panic)),
+            None => Err(JoinError::cancelled()),
+        })
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task produced no output: it was cancelled, or it panicked.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    // A `Mutex` makes the error `Sync`, so it converts into boxed errors.
+    Panicked(Mutex<Panic>),
+}
+
+impl JoinError {
+    fn cancelled() -> Self {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    fn panicked(p: Panic) -> Self {
+        JoinError {
+            repr: Repr::Panicked(Mutex::new(p)),
+        }
+    }
+
+    /// The task was cancelled: aborted, or dropped at runtime shutdown.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// The task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panicked(_))
+    }
+
+    /// The panic payload, for example to resume unwinding with
+    /// [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if the task was cancelled rather than panicking; see
+    /// [`try_into_panic`](Self::try_into_panic).
+    #[track_caller]
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .unwrap_or_else(|_| panic!("strata: JoinError::into_panic on a cancelled task"))
+    }
+
+    /// The panic payload, or the error back if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panicked(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<String> {
+        let Repr::Panicked(p) = &self.repr else {
+            return None;
+        };
+        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = p.downcast_ref::<&'static str>() {
+            Some((*s).to_owned())
+        } else {
+            p.downcast_ref::<String>().cloned()
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("task was cancelled"),
+            (Repr::Panicked(_), Some(msg)) => write!(f, "task panicked: {msg}"),
+            (Repr::Panicked(_), None) => f.write_str("task panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panicked(_) => f
+                .debug_tuple("JoinError::Panicked")
+                .field(&self.panic_message().unwrap_or_else(|| "..".into()))
+                .finish(),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> Self {
+        std::io::Error::other(e)
+    }
+}

@@ -1,0 +1,130 @@
+//! What we add to an `async-task` cell: metadata, panic capture, discard.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use crate::context;
+
+/// A scheduled task as the queues hold it.
+pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+
+/// The payload of a panic caught inside a task.
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// Per-task metadata stored in the task cell.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    /// Set by `JoinHandle::abort`. A runner that pops a runnable with this
+    /// flag set drops it instead of polling it, which cancels the task.
+    aborted: AtomicBool,
+    /// `true` for tasks from `spawn_local`: their runnable must never be
+    /// dropped on another thread (async-task panics if it is).
+    local: bool,
+}
+
+impl TaskMeta {
+    pub(crate) fn new(local: bool) -> Self {
+        TaskMeta {
+            aborted: AtomicBool::new(false),
+            local,
+        }
+    }
+
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+}
+
+/// Polls `runnable` unless its task was aborted, in which case the runnable
+/// is dropped, which drops the future and completes the task as cancelled.
+#[inline]
+pub(crate) fn run(runnable: Runnable) {
+    if runnable.metadata().is_aborted() {
+        drop(runnable);
+    } else {
+        runnable.run();
+    }
+}
+
+/// Gets rid of a runnable that can no longer be scheduled because its worker
+/// has shut down.
+///
+/// A `Send` task is dropped here, cancelling it. A local task cannot be
+/// dropped off its thread, and its thread is gone or busy elsewhere, so its
+/// cell is leaked instead: a small, bounded cost paid only by wakers that
+/// outlive their runtime.
+pub(crate) fn discard(runnable: Runnable) {
+    if runnable.metadata().local {
+        std::mem::forget(runnable);
+    } else {
+        drop(runnable);
+    }
+}
+
+/// The future stored in every task cell: the user's future plus panic
+/// capture and registration in its worker's task list.
+///
+/// On its first poll (always on the owning worker's thread) it files a clone
+/// of its own waker in the worker's task list, and removes it when dropped.
+/// At shutdown the worker wakes every filed task and drops it, so no task
+/// outlives its runtime, not even one whose wakers were all lost. The clone
+/// also keeps the cell alive while the task waits, so async-task never frees
+/// a pending task without dropping its future.
+pub(crate) struct TaskFuture<F> {
+    inner: F,
+    /// The unique id of the worker whose list this task joins; `None` for
+    /// blocking-pool tasks, which are not tracked.
+    worker_uid: Option<usize>,
+    /// The task's key in that list, once filed.
+    key: Option<usize>,
+}
+
+impl<F> TaskFuture<F> {
+    pub(crate) fn new(inner: F, worker_uid: Option<usize>) -> Self {
+        TaskFuture {
+            inner,
+            worker_uid,
+            key: None,
+        }
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Result<F::Output, Panic>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `inner` is structurally pinned: it is never moved out of
+        // `self`, the `Drop` impl below touches only `worker_uid` and `key`,
+        // and `TaskFuture` implements `Unpin` only through auto-traits (so
+        // only when `F: Unpin`). `worker_uid` and `key` are never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.key.is_none() {
+            if let Some(uid) = this.worker_uid {
+                this.key = context::with_worker_if(uid, |w| w.track(cx.waker().clone()));
+            }
+        }
+        // SAFETY: see above; `inner` is not moved, only re-pinned in place.
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+impl<F> Drop for TaskFuture<F> {
+    fn drop(&mut self) {
+        if let (Some(uid), Some(key)) = (self.worker_uid, self.key) {
+            context::with_worker_if(uid, |w| w.untrack(key));
+        }
+    }
+}

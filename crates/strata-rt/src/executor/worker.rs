@@ -1,0 +1,337 @@
+//! A worker: one OS thread, one `mio::Poll`, one local and one remote queue.
+//!
+//! # The loop
+//!
+//! ```text
+//!   ┌──────────────────────────────────────────────────────────────┐
+//!   │ move the remote queue into the local queue (if flagged)      │
+//!   │ run up to BUDGET runnables from the local queue              │
+//!   │ stop if shutdown was requested                               │
+//!   │ poll the reactor:                                            │
+//!   │   work left  → timeout 0 (just collect I/O events)           │
+//!   │   no work    → announce `sleeping`, re-check the remote flag,│
+//!   │                then block until an event or a remote wake    │
+//!   └──────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! # Waking a sleeping worker
+//!
+//! A remote push stores `has_remote` and then swaps `sleeping` to `false`;
+//! if it was `true` the pusher writes to the worker's `mio::Waker`. The
+//! worker stores `sleeping = true` and then re-reads `has_remote` before it
+//! blocks. Both sides use sequentially consistent operations, so at least one
+//! of them sees the other: either the worker does not block, or the pusher
+//! wakes it. Wakes while the worker is busy cost no syscall.
+//!
+//! # Shutdown
+//!
+//! The runtime sets `shutdown` and wakes the worker. The worker leaves its
+//! loop, closes its remote queue (later remote pushes discard their runnable),
+//! drops every queued task, then wakes and drops every other live task (the
+//! worker keeps a waker of each in its task list), fails every registered
+//! I/O source so that futures on other threads see an error rather than
+//! hang, and exits.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use std::time::Duration;
+
+use slab::Slab;
+
+use super::join::JoinHandle;
+use super::task::{self, Runnable, TaskFuture, TaskMeta};
+use crate::context;
+use crate::reactor::{IoHandle, Reactor};
+use crate::runtime::Handle;
+
+/// How many tasks a worker polls before it looks at I/O again.
+pub(crate) const BUDGET: usize = 64;
+
+/// The part of a worker that other threads use: its remote queue, its
+/// wake-up, and its reactor's registration handle.
+#[derive(Debug)]
+pub(crate) struct WorkerShared {
+    uid: usize,
+    remote: Mutex<Remote>,
+    /// Set (under the lock) when `remote` has runnables; lets the worker
+    /// skip the lock when there is nothing to take.
+    has_remote: AtomicBool,
+    /// The worker is about to block, or is blocked, in `Poll::poll`.
+    sleeping: AtomicBool,
+    /// The runtime asked this worker to stop.
+    shutdown: AtomicBool,
+    waker: mio::Waker,
+    io: Arc<IoHandle>,
+}
+
+#[derive(Debug, Default)]
+struct Remote {
+    queue: VecDeque<Runnable>,
+    /// Set by the worker as it shuts down; no runnable is accepted after.
+    closed: bool,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(uid: usize, waker: mio::Waker, io: Arc<IoHandle>) -> Self {
+        WorkerShared {
+            uid,
+            remote: Mutex::new(Remote::default()),
+            has_remote: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            waker,
+            io,
+        }
+    }
+
+    pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
+        &self.io
+    }
+
+    /// The schedule function of every task owned by this worker.
+    fn schedule(&self, runnable: Runnable) {
+        let mut slot = Some(runnable);
+        context::with_worker_if(self.uid, |w| {
+            if let Some(r) = slot.take() {
+                w.queue.borrow_mut().push_back(r);
+            }
+        });
+        if let Some(r) = slot {
+            self.push_remote(r);
+        }
+    }
+
+    fn push_remote(&self, runnable: Runnable) {
+        {
+            let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            if remote.closed {
+                drop(remote);
+                task::discard(runnable);
+                return;
+            }
+            remote.queue.push_back(runnable);
+            self.has_remote.store(true, Ordering::SeqCst);
+        }
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::error!(error = %e, "strata: failed to wake a worker");
+        }
+    }
+
+    /// Asks the worker to stop; it exits after its current task.
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Spawns a `Send` future owned by this worker.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = self.clone();
+        let uid = self.uid;
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(TaskMeta::new(false))
+            .spawn(
+                move |_| TaskFuture::new(future, Some(uid)),
+                move |r| shared.schedule(r),
+            );
+        let waker = runnable.waker();
+        runnable.schedule();
+        JoinHandle::new(task, waker)
+    }
+}
+
+/// The thread-local side of a worker, reachable through the context.
+#[derive(Debug)]
+pub(crate) struct WorkerLocal {
+    shared: Arc<WorkerShared>,
+    queue: RefCell<VecDeque<Runnable>>,
+    /// A waker of every live task of this worker that has been polled at
+    /// least once; see `TaskFuture`.
+    tasks: RefCell<Slab<Waker>>,
+}
+
+impl WorkerLocal {
+    pub(crate) fn uid(&self) -> usize {
+        self.shared.uid
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<WorkerShared> {
+        &self.shared
+    }
+
+    pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
+        &self.shared.io
+    }
+
+    /// Spawns a future that stays on this thread.
+    pub(crate) fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let shared = self.shared.clone();
+        let uid = self.shared.uid;
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(TaskMeta::new(true))
+            .spawn_local(
+                move |_| TaskFuture::new(future, Some(uid)),
+                move |r| shared.schedule(r),
+            );
+        let waker = runnable.waker();
+        self.queue.borrow_mut().push_back(runnable);
+        JoinHandle::new(task, waker)
+    }
+
+    /// Files a live task's waker; returns its key.
+    pub(crate) fn track(&self, waker: Waker) -> usize {
+        self.tasks.borrow_mut().insert(waker)
+    }
+
+    /// Forgets a finished (or dropped) task.
+    pub(crate) fn untrack(&self, key: usize) {
+        // Take the waker out under the borrow, drop it after: dropping a
+        // waker can re-enter the scheduler.
+        let waker = self.tasks.borrow_mut().try_remove(key);
+        drop(waker);
+    }
+
+    fn pop(&self) -> Option<Runnable> {
+        self.queue.borrow_mut().pop_front()
+    }
+
+    fn has_work(&self) -> bool {
+        !self.queue.borrow().is_empty()
+    }
+
+    fn drain_remote(&self) {
+        let mut remote = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
+        self.queue.borrow_mut().append(&mut remote.queue);
+        self.shared.has_remote.store(false, Ordering::SeqCst);
+    }
+
+    /// Drops every queued runnable, repeatedly, until both queues stay
+    /// empty (dropping a task can wake others).
+    fn drop_all_queued(&self) {
+        loop {
+            let local = std::mem::take(&mut *self.queue.borrow_mut());
+            let remote = {
+                let mut r = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
+                std::mem::take(&mut r.queue)
+            };
+            if local.is_empty() && remote.is_empty() {
+                return;
+            }
+            drop(local);
+            drop(remote);
+        }
+    }
+}
+
+/// A worker, moved onto its thread by the runtime builder.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    shared: Arc<WorkerShared>,
+    reactor: Reactor,
+    handle: Handle,
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<WorkerShared>, reactor: Reactor, handle: Handle) -> Self {
+        Worker {
+            shared,
+            reactor,
+            handle,
+        }
+    }
+
+    /// The worker thread's body.
+    pub(crate) fn run(mut self) {
+        let local = Rc::new(WorkerLocal {
+            shared: self.shared.clone(),
+            queue: RefCell::new(VecDeque::with_capacity(BUDGET)),
+            tasks: RefCell::new(Slab::new()),
+        });
+        let guard = context::enter(self.handle.clone(), Some(local.clone()));
+        self.run_loop(&local);
+        self.shut_down(&local);
+        drop(guard);
+    }
+
+    fn run_loop(&mut self, local: &WorkerLocal) {
+        let shared = &*self.shared;
+        loop {
+            if shared.has_remote.load(Ordering::Acquire) {
+                local.drain_remote();
+            }
+            for _ in 0..BUDGET {
+                match local.pop() {
+                    Some(r) => task::run(r),
+                    None => break,
+                }
+            }
+            if shared.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            let timeout = if local.has_work() || shared.has_remote.load(Ordering::Acquire) {
+                Some(Duration::ZERO)
+            } else {
+                shared.sleeping.store(true, Ordering::SeqCst);
+                if shared.has_remote.load(Ordering::SeqCst)
+                    || shared.shutdown.load(Ordering::SeqCst)
+                {
+                    Some(Duration::ZERO)
+                } else {
+                    None
+                }
+            };
+            if let Err(e) = self.reactor.poll(timeout) {
+                // A failing epoll_wait is not recoverable; stop this worker
+                // rather than spin.
+                tracing::error!(error = %e, "strata: worker reactor failed; worker stops");
+                shared.sleeping.store(false, Ordering::SeqCst);
+                return;
+            }
+            shared.sleeping.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn shut_down(&mut self, local: &WorkerLocal) {
+        self.shared
+            .remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        local.drop_all_queued();
+        // Wake every live task: each lands in the local queue and is dropped
+        // there. Dropping one task may wake or spawn others; repeat until
+        // the list stays empty.
+        loop {
+            let tasks = std::mem::take(&mut *local.tasks.borrow_mut());
+            if tasks.is_empty() {
+                break;
+            }
+            for (_, waker) in tasks {
+                waker.wake();
+            }
+            local.drop_all_queued();
+        }
+        // Fail all I/O still registered here (sockets used from other
+        // threads, e.g. by a `block_on` future), waking their waiters.
+        self.reactor.shutdown();
+        local.drop_all_queued();
+    }
+}

@@ -1,0 +1,296 @@
+//! `TcpStream`: a connected TCP socket.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use mio::Interest;
+
+use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use crate::reactor::{Direction, PollEvented, Ready};
+
+/// A TCP connection.
+///
+/// Implements [`AsyncRead`] and [`AsyncWrite`] (also for `&TcpStream`, so
+/// one task can read while another writes through a shared reference), and
+/// splits into owned halves with [`into_split`](Self::into_split).
+///
+/// Closing: [`AsyncWrite::poll_close`] shuts down the write direction
+/// (the peer reads EOF); dropping the stream closes the socket.
+///
+/// # Examples
+///
+/// ```
+/// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+/// use strata_rt::net::{TcpListener, TcpStream};
+///
+/// strata_rt::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     strata_rt::spawn(async move {
+///         let (mut conn, _) = listener.accept().await.unwrap();
+///         conn.write_all(b"hello").await.unwrap();
+///     });
+///     let mut stream = TcpStream::connect(addr).await?;
+///     let mut buf = String::new();
+///     stream.read_to_string(&mut buf).await?;
+///     assert_eq!(buf, "hello");
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+pub struct TcpStream {
+    io: PollEvented<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr`, trying each resolved address in turn.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the last attempt, for example `ConnectionRefused`
+    /// when nothing listens on the port. Never hangs on a refused connect.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match Self::connect_addr(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
+    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+        let mio_stream = mio::net::TcpStream::connect(addr)?;
+        let io = PollEvented::new(
+            mio_stream,
+            Interest::READABLE | Interest::WRITABLE,
+            Ready::EMPTY,
+            "TcpStream::connect",
+        )?;
+        let stream = TcpStream { io };
+        // A non-blocking connect completes when the socket turns writable;
+        // then the socket error (if any) tells success from failure.
+        poll_fn(|cx| {
+            loop {
+                let ev = ready!(stream.io.poll_ready(cx, Direction::Write))?;
+                let s = stream.io.get_ref();
+                if let Some(e) = s.take_error()? {
+                    return Poll::Ready(Err(e));
+                }
+                match s.peer_addr() {
+                    Ok(_) => return Poll::Ready(Ok(())),
+                    // Spurious wake-up: still connecting. Forget the
+                    // readiness and wait for the next event.
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        stream.io.clear_readiness(ev)
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    pub(crate) fn from_accepted(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        // A just-accepted socket is almost always writable and, for
+        // request/response protocols, often already readable: start
+        // optimistic and let a `WouldBlock` correct it.
+        let io = PollEvented::new(
+            stream,
+            Interest::READABLE | Interest::WRITABLE,
+            Ready::READ_WRITE,
+            "TcpListener::accept",
+        )?;
+        Ok(TcpStream { io })
+    }
+
+    /// Wraps a connected std stream (switched to non-blocking mode).
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    #[track_caller]
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        let io = PollEvented::new(
+            mio::net::TcpStream::from_std(stream),
+            Interest::READABLE | Interest::WRITABLE,
+            Ready::READ_WRITE,
+            "TcpStream::from_std",
+        )?;
+        Ok(TcpStream { io })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sets `TCP_NODELAY`: send small writes at once instead of waiting to
+    /// coalesce them (Nagle's algorithm). Request/response servers usually
+    /// want it on.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// Shuts down the read, write, or both directions (`shutdown(2)`).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Splits into a read half and a write half that can move to different
+    /// tasks. Dropping the write half shuts down the write direction.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        super::split::split(Arc::new(self))
+    }
+
+    /// Waits until the socket may be readable (it may still give
+    /// `WouldBlock`; use the `AsyncRead` methods to actually read).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.io.poll_ready(cx, Direction::Read).map_ok(|_| ())).await
+    }
+
+    /// Waits until the socket may be writable.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.io.poll_ready(cx, Direction::Write).map_ok(|_| ())).await
+    }
+
+    pub(crate) fn poll_read_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+    }
+
+    pub(crate) fn poll_read_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Read, |s| (&*s).read_vectored(bufs))
+    }
+
+    pub(crate) fn poll_write_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+    }
+
+    pub(crate) fn poll_write_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
+    }
+
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        match self.shutdown(Shutdown::Write) {
+            // The peer may have reset the connection already; the write side
+            // is closed either way.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+macro_rules! impl_async_io {
+    ($ty:ty) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_read_priv(cx, buf)
+            }
+
+            fn poll_read_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &mut [IoSliceMut<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_read_vectored_priv(cx, bufs)
+            }
+        }
+
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                // Writes go straight to the kernel; nothing is buffered here.
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.shutdown_write())
+            }
+        }
+    };
+}
+
+impl_async_io!(TcpStream);
+impl_async_io!(&TcpStream);

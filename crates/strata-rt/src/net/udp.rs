@@ -1,0 +1,164 @@
+//! `UdpSocket`: datagrams.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::task::{Context, Poll};
+
+use mio::Interest;
+
+use crate::net::addr::each_addr;
+use crate::reactor::{Direction, PollEvented, Ready};
+
+/// A UDP socket.
+///
+/// Unconnected use: [`send_to`](Self::send_to) / [`recv_from`](Self::recv_from).
+/// After [`connect`](Self::connect): [`send`](Self::send) / [`recv`](Self::recv),
+/// and datagrams from other peers are filtered out by the OS.
+///
+/// All methods take `&self`, so an `Arc<UdpSocket>` can be shared by tasks.
+///
+/// # Examples
+///
+/// ```
+/// use strata_rt::net::UdpSocket;
+///
+/// strata_rt::run(async {
+///     let a = UdpSocket::bind("127.0.0.1:0")?;
+///     let b = UdpSocket::bind("127.0.0.1:0")?;
+///     a.send_to(b"ping", b.local_addr()?).await?;
+///     let mut buf = [0; 16];
+///     let (n, from) = b.recv_from(&mut buf).await?;
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+pub struct UdpSocket {
+    io: PollEvented<mio::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// Binds to `addr`, trying each resolved address in turn.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    #[track_caller]
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        each_addr(addr, |a| {
+            let sock = mio::net::UdpSocket::bind(a)?;
+            Self::register(sock, "UdpSocket::bind")
+        })
+    }
+
+    /// Wraps a std socket (switched to non-blocking mode).
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    #[track_caller]
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        Self::register(mio::net::UdpSocket::from_std(socket), "UdpSocket::from_std")
+    }
+
+    #[track_caller]
+    fn register(sock: mio::net::UdpSocket, api: &str) -> io::Result<UdpSocket> {
+        let io = PollEvented::new(
+            sock,
+            Interest::READABLE | Interest::WRITABLE,
+            // Sending is almost always possible right away.
+            Ready::READ_WRITE,
+            api,
+        )?;
+        Ok(UdpSocket { io })
+    }
+
+    /// Sets the default peer: `send`/`recv` then talk to it only.
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        each_addr(addr, |a| self.io.get_ref().connect(a))
+    }
+
+    /// Sends one datagram to `target`; returns the bytes sent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: either the whole datagram was sent or none of it.
+    pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
+        let target = each_addr(target, Ok)?;
+        poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
+    }
+
+    /// Polls to send one datagram to `target`.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Write, |s| s.send_to(buf, target))
+    }
+
+    /// Receives one datagram; returns its length and sender. A datagram
+    /// longer than `buf` is truncated.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: no datagram is lost if the future is dropped.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+    }
+
+    /// Polls to receive one datagram.
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        self.io.poll_io(cx, Direction::Read, |s| s.recv_from(buf))
+    }
+
+    /// Sends one datagram to the connected peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.io.poll_io(cx, Direction::Write, |s| s.send(buf))).await
+    }
+
+    /// Receives one datagram from the connected peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))).await
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Enables or disables sending to broadcast addresses.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.io.get_ref().set_broadcast(on)
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}

@@ -1,0 +1,169 @@
+//! `UnixStream`: a connected Unix domain stream socket.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use mio::Interest;
+
+use super::SocketAddr;
+use crate::reactor::{Direction, PollEvented, Ready};
+
+/// A Unix domain stream connection; implements [`AsyncRead`] and
+/// [`AsyncWrite`] (also for `&UnixStream`).
+pub struct UnixStream {
+    io: PollEvented<mio::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error, for example `NotFound` or `ConnectionRefused`.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let s = mio::net::UnixStream::connect(path)?;
+        let stream = Self::from_mio(s, Ready::EMPTY, "UnixStream::connect")?;
+        poll_fn(|cx| {
+            ready!(stream.io.poll_ready(cx, Direction::Write))?;
+            match stream.io.get_ref().take_error()? {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Ready(Ok(())),
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// A connected pair of streams.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    #[track_caller]
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = mio::net::UnixStream::pair()?;
+        Ok((
+            Self::from_mio(a, Ready::READ_WRITE, "UnixStream::pair")?,
+            Self::from_mio(b, Ready::READ_WRITE, "UnixStream::pair")?,
+        ))
+    }
+
+    /// Wraps a connected std stream (switched to non-blocking mode).
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a strata runtime.
+    #[track_caller]
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        Self::from_mio(
+            mio::net::UnixStream::from_std(stream),
+            Ready::READ_WRITE,
+            "UnixStream::from_std",
+        )
+    }
+
+    #[track_caller]
+    pub(super) fn from_mio(
+        s: mio::net::UnixStream,
+        ready: Ready,
+        api: &str,
+    ) -> io::Result<UnixStream> {
+        let io = PollEvented::new(s, Interest::READABLE | Interest::WRITABLE, ready, api)?;
+        Ok(UnixStream { io })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Shuts down the read, write, or both directions.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+macro_rules! impl_async_io {
+    ($ty:ty) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+            }
+
+            fn poll_read_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &mut [IoSliceMut<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.io
+                    .poll_io(cx, Direction::Read, |s| (&*s).read_vectored(bufs))
+            }
+        }
+
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.io
+                    .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.shutdown_write())
+            }
+        }
+    };
+}
+
+impl_async_io!(UnixStream);
+impl_async_io!(&UnixStream);

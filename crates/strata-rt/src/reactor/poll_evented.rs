@@ -1,0 +1,99 @@
+//! `PollEvented`: a mio source bound to a reactor, with readiness-driven I/O.
+
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use mio::Interest;
+
+use super::scheduled_io::Ready;
+use super::{Direction, IoHandle, ScheduledIo};
+use crate::context;
+
+/// A mio source registered with one worker's reactor.
+///
+/// Dropping it deregisters the source and closes it.
+#[derive(Debug)]
+pub(crate) struct PollEvented<S: mio::event::Source> {
+    // INVARIANT: `Some` until `into_inner` or `drop` takes it out.
+    io: Option<S>,
+    handle: Arc<IoHandle>,
+    sched: Arc<ScheduledIo>,
+}
+
+impl<S: mio::event::Source> PollEvented<S> {
+    /// Registers `io` with the current worker's reactor, or, off a worker,
+    /// with one chosen round-robin. `api` names the caller in the panic
+    /// message when there is no runtime.
+    #[track_caller]
+    pub(crate) fn new(io: S, interest: Interest, ready: Ready, api: &str) -> io::Result<Self> {
+        let handle = match context::try_worker() {
+            Some(w) => w.io_handle().clone(),
+            None => context::handle(api).next_io_handle(),
+        };
+        Self::with_handle(io, interest, ready, handle)
+    }
+
+    pub(crate) fn with_handle(
+        mut io: S,
+        interest: Interest,
+        ready: Ready,
+        handle: Arc<IoHandle>,
+    ) -> io::Result<Self> {
+        let sched = handle.register(&mut io, interest, ready)?;
+        Ok(PollEvented {
+            io: Some(io),
+            handle,
+            sched,
+        })
+    }
+
+    /// The source itself.
+    pub(crate) fn get_ref(&self) -> &S {
+        self.io
+            .as_ref()
+            .expect("PollEvented source present until drop")
+    }
+
+    /// Waits until `dir` may make progress.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<super::scheduled_io::ReadyEvent>> {
+        self.sched.poll_ready(cx, dir)
+    }
+
+    /// Forgets readiness after the caller saw `WouldBlock` outside `poll_io`.
+    pub(crate) fn clear_readiness(&self, ev: super::scheduled_io::ReadyEvent) {
+        self.sched.clear_readiness(ev);
+    }
+
+    /// Runs `op` when `dir` is ready, retrying after each `WouldBlock` until
+    /// it succeeds, fails, or has to wait (`Pending`, waker registered).
+    ///
+    /// This is the one place where readiness is cleared, and only on
+    /// `WouldBlock`.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let ev = ready!(self.sched.poll_ready(cx, dir))?;
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.sched.clear_readiness(ev),
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+}
+
+impl<S: mio::event::Source> Drop for PollEvented<S> {
+    fn drop(&mut self) {
+        if let Some(mut io) = self.io.take() {
+            self.handle.deregister(&mut io, &self.sched);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The runtime: a set of workers, a blocking pool, and handles to them.
+
+mod builder;
+
+pub use builder::Builder;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle as ThreadHandle;
+
+use crate::context;
+use crate::executor::JoinHandle;
+use crate::executor::blocking::BlockingPool;
+use crate::executor::worker::WorkerShared;
+use crate::reactor::IoHandle;
+
+/// A thread-per-core runtime: N workers, each an OS thread with its own
+/// reactor and run queues, plus a pool for blocking calls.
+///
+/// Tasks stay on the worker that spawned them. Dropping the runtime stops
+/// the workers, drops the tasks that are left, and joins the threads.
+///
+/// # Examples
+///
+/// ```
+/// use strata_rt::Runtime;
+///
+/// let rt = Runtime::builder().worker_threads(2).build().unwrap();
+/// let answer = rt.block_on(async {
+///     strata_rt::spawn(async { 6 * 7 }).await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub struct Runtime {
+    handle: Handle,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+impl Runtime {
+    /// A runtime with one worker per available core.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the OS refuses a `Poll`, a waker or a thread.
+    pub fn new() -> std::io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A builder to configure worker count, thread names and pools.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A cloneable handle that spawns onto this runtime from anywhere.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Runs `future` to completion on the calling thread, inside this
+    /// runtime: within it, [`spawn`](crate::spawn), sockets and the other
+    /// runtime APIs work, and I/O is driven by the workers.
+    ///
+    /// The future itself runs on the calling thread, so it need not be
+    /// `Send`; it is not a worker, so [`spawn_local`](crate::spawn_local) is
+    /// not available directly in it.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called on a worker thread (from inside a task), because
+    /// blocking a worker would stall every task on it; `.await` instead.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        if context::try_worker().is_some() {
+            panic!(
+                "strata: `Runtime::block_on` was called from inside a task on a strata \
+                 worker thread. Blocking a worker would stall every task on it; \
+                 `.await` the future instead."
+            );
+        }
+        let _guard = context::enter(self.handle.clone(), None);
+        crate::executor::block_on::block_on(future)
+    }
+
+    /// Stops the runtime; the same as dropping it.
+    pub fn shutdown(self) {}
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for w in self.handle.inner.workers.iter() {
+            w.request_shutdown();
+        }
+        self.handle.inner.blocking.shutdown();
+        // Joining from one of our own workers would wait for ourselves.
+        let on_own_worker = context::try_worker().is_some_and(|w| {
+            self.handle
+                .inner
+                .workers
+                .iter()
+                .any(|s| Arc::ptr_eq(s, w.shared()))
+        });
+        if on_own_worker {
+            tracing::warn!("strata: runtime dropped on one of its own workers; not joining");
+            return;
+        }
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("strata: a worker thread panicked");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.handle.inner.workers.len())
+            .finish()
+    }
+}
+
+/// A cheap, cloneable reference to a runtime, usable from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workers: Box<[Arc<WorkerShared>]>,
+    next: AtomicUsize,
+    blocking: BlockingPool,
+}
+
+impl Handle {
+    /// The handle of the runtime this thread is inside.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a runtime; see [`try_current`](Self::try_current).
+    #[track_caller]
+    pub fn current() -> Handle {
+        context::handle("Handle::current")
+    }
+
+    /// The handle of the runtime this thread is inside, if any.
+    pub fn try_current() -> Option<Handle> {
+        context::try_handle()
+    }
+
+    /// Spawns a `Send` future on this runtime: on the current worker if the
+    /// caller is one of this runtime's workers, otherwise round-robin.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let worker = match context::try_worker() {
+            Some(w) if self.owns(w.shared()) => w.shared().clone(),
+            _ => self.next_worker().clone(),
+        };
+        worker.spawn(future)
+    }
+
+    /// Runs a blocking closure on this runtime's blocking pool; see
+    /// [`spawn_blocking`](crate::spawn_blocking).
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.blocking.spawn(f)
+    }
+
+    /// Number of worker threads.
+    pub fn worker_count(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    /// Spawns a `Send` future on the worker with index `worker`
+    /// (`0..worker_count()`), for callers that place work deliberately, such
+    /// as one accept loop per worker.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `worker` is out of range.
+    #[track_caller]
+    pub fn spawn_on<F>(&self, worker: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let count = self.worker_count();
+        let Some(w) = self.inner.workers.get(worker) else {
+            panic!("strata: spawn_on({worker}) but the runtime has {count} workers");
+        };
+        w.spawn(future)
+    }
+
+    /// Builds a future *on* worker `worker` with `make` and runs it there as
+    /// a local task, so the future may hold `Rc`, `RefCell` and other
+    /// thread-bound state: the thread-per-core pattern of one independent
+    /// event loop per core.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `worker` is out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use strata_rt::Runtime;
+    ///
+    /// let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let sum = rt.block_on(async move {
+    ///     let mut total = 0;
+    ///     for w in 0..handle.worker_count() {
+    ///         total += handle
+    ///             .spawn_local_on(w, move || async move {
+    ///                 let per_core = Rc::new(w + 1);
+    ///                 *per_core
+    ///             })
+    ///             .await
+    ///             .unwrap();
+    ///     }
+    ///     total
+    /// });
+    /// assert_eq!(sum, 3);
+    /// ```
+    #[track_caller]
+    pub fn spawn_local_on<M, F>(&self, worker: usize, make: M) -> JoinHandle<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on(worker, async move {
+            match crate::spawn_local(make()).await {
+                Ok(v) => v,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The local task is cancelled only when its worker shuts
+                // down, which drops this task as well.
+                Err(e) => panic!("strata: local task ended without output: {e}"),
+            }
+        })
+    }
+
+    fn owns(&self, w: &Arc<WorkerShared>) -> bool {
+        self.inner.workers.iter().any(|s| Arc::ptr_eq(s, w))
+    }
+
+    fn next_worker(&self) -> &Arc<WorkerShared> {
+        let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        &self.inner.workers[n % self.inner.workers.len()]
+    }
+
+    /// A reactor to register a new I/O source with, chosen round-robin.
+    pub(crate) fn next_io_handle(&self) -> Arc<IoHandle> {
+        self.next_worker().io_handle().clone()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.inner.workers.len())
+            .finish()
+    }
+}

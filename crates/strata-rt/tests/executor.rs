@@ -1,0 +1,412 @@
+//! Executor behaviour: spawning, joining, aborting, panics, blocking pool,
+//! shutdown, and misuse outside a runtime.
+
+mod support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_channel::oneshot;
+use strata_rt::{Runtime, spawn, spawn_blocking, spawn_local};
+use support::{Rng, deadline, rt};
+
+/// Counts drops, to prove futures are dropped (cancelled) rather than leaked.
+struct DropCount(Arc<AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn hundred_thousand_tasks_all_complete() {
+    deadline(120, || {
+        let rt = rt(2);
+        let total: u64 = rt.block_on(async {
+            // Half spawned from the block_on thread (spread over workers)...
+            let outer: Vec<_> = (0..50_000u64).map(|i| spawn(async move { i })).collect();
+            // ...half spawned from inside a worker (stay on that worker).
+            let inner = spawn(async {
+                let hs: Vec<_> = (50_000..100_000u64)
+                    .map(|i| spawn(async move { i }))
+                    .collect();
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                sum
+            });
+            let mut sum = 0;
+            for h in outer {
+                sum += h.await.unwrap();
+            }
+            sum + inner.await.unwrap()
+        });
+        assert_eq!(total, (0..100_000u64).sum::<u64>());
+    });
+}
+
+#[test]
+fn cross_thread_wakeups_under_stress() {
+    deadline(120, || {
+        let rt = rt(2);
+        for round in 0..40u64 {
+            let mut rng = Rng::new(round);
+            let n = 500;
+            let mut senders = Vec::with_capacity(n);
+            let mut handles = Vec::with_capacity(n);
+            for i in 0..n {
+                let (tx, rx) = oneshot::channel::<u64>();
+                senders.push((i as u64, tx));
+                handles.push(rt.handle().spawn(async move { rx.await.unwrap() * 2 }));
+            }
+            rng.shuffle(&mut senders);
+            // Four OS threads wake the tasks in a random order, while the
+            // workers are running, sleeping, or about to sleep.
+            let chunks: Vec<Vec<_>> = {
+                let mut cs: Vec<Vec<_>> = (0..4).map(|_| Vec::new()).collect();
+                for (k, s) in senders.into_iter().enumerate() {
+                    cs[k % 4].push(s);
+                }
+                cs
+            };
+            let threads: Vec<_> = chunks
+                .into_iter()
+                .enumerate()
+                .map(|(t, chunk)| {
+                    let seed = round * 10 + t as u64;
+                    std::thread::spawn(move || {
+                        let mut rng = Rng::new(seed);
+                        for (i, tx) in chunk {
+                            if rng.below(8) == 0 {
+                                std::thread::yield_now();
+                            }
+                            tx.send(i).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let sum: u64 = rt.block_on(async {
+                let mut sum = 0;
+                for h in handles {
+                    sum += h.await.unwrap();
+                }
+                sum
+            });
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(
+                sum,
+                (0..n as u64).map(|i| i * 2).sum::<u64>(),
+                "round {round}"
+            );
+        }
+    });
+}
+
+#[test]
+fn abort_cancels_a_pending_task_and_drops_its_future() {
+    deadline(30, || {
+        let rt = rt(2);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt.block_on(async move {
+            let guard = DropCount(d);
+            let h = spawn(async move {
+                let _g = guard;
+                std::future::pending::<()>().await
+            });
+            strata_rt::yield_now().await;
+            h.abort();
+            let err = h.await.unwrap_err();
+            assert!(err.is_cancelled());
+            assert_eq!(err.to_string(), "task was cancelled");
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn abort_after_completion_keeps_the_output() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let h = spawn(async { 7 });
+            while !h.is_finished() {
+                strata_rt::yield_now().await;
+            }
+            h.abort();
+            assert_eq!(h.await.unwrap(), 7);
+        });
+    });
+}
+
+#[test]
+fn panic_reaches_join_handle_and_worker_survives() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let err = spawn(async { panic!("boom {}", 42) }).await.unwrap_err();
+            assert!(err.is_panic());
+            assert_eq!(err.to_string(), "task panicked: boom 42");
+            let payload = err.into_panic();
+            let text = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied());
+            assert_eq!(text, Some("boom 42"));
+            // The single worker is still alive and runs new tasks.
+            let sum: u32 = {
+                let hs: Vec<_> = (0..100u32).map(|i| spawn(async move { i })).collect();
+                let mut s = 0;
+                for h in hs {
+                    s += h.await.unwrap();
+                }
+                s
+            };
+            assert_eq!(sum, 4950);
+        });
+    });
+}
+
+#[test]
+fn dropped_join_handle_detaches() {
+    deadline(30, || {
+        let rt = rt(2);
+        let (tx, rx) = oneshot::channel();
+        rt.block_on(async move {
+            drop(spawn(async move {
+                strata_rt::yield_now().await;
+                tx.send("ran").unwrap();
+            }));
+            assert_eq!(rx.await.unwrap(), "ran");
+        });
+    });
+}
+
+#[test]
+fn spawn_local_runs_non_send_futures_on_the_worker() {
+    deadline(30, || {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        let out = rt.block_on(async move {
+            handle
+                .spawn_local_on(1, || async {
+                    let thread = std::thread::current().id();
+                    let cell = Rc::new(Cell::new(0));
+                    let handles: Vec<_> = (0..100)
+                        .map(|_| {
+                            let c = cell.clone();
+                            spawn_local(async move {
+                                strata_rt::yield_now().await;
+                                c.set(c.get() + 1);
+                                std::thread::current().id()
+                            })
+                        })
+                        .collect();
+                    let mut same = true;
+                    for h in handles {
+                        same &= h.await.unwrap() == thread;
+                    }
+                    (same, cell.get())
+                })
+                .await
+                .unwrap()
+        });
+        assert_eq!(out, (true, 100));
+    });
+}
+
+#[test]
+fn tasks_stay_on_the_worker_that_spawned_them() {
+    deadline(30, || {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        rt.block_on(async move {
+            for w in 0..2 {
+                let ok = handle
+                    .spawn_on(w, async {
+                        let me = std::thread::current().id();
+                        let child = spawn(async {
+                            strata_rt::yield_now().await;
+                            std::thread::current().id()
+                        });
+                        child.await.unwrap() == me
+                    })
+                    .await
+                    .unwrap();
+                assert!(ok, "child of a task on worker {w} ran elsewhere");
+            }
+        });
+    });
+}
+
+#[test]
+fn spawn_blocking_runs_more_jobs_than_threads_and_catches_panics() {
+    deadline(60, || {
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let running = Arc::new(AtomicUsize::new(0));
+            let peak = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..20)
+                .map(|i| {
+                    let (running, peak) = (running.clone(), peak.clone());
+                    spawn_blocking(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        i
+                    })
+                })
+                .collect();
+            let mut sum = 0;
+            for h in hs {
+                sum += h.await.unwrap();
+            }
+            assert_eq!(sum, (0..20).sum::<i32>());
+            assert!(peak.load(Ordering::SeqCst) <= 2, "pool exceeded its bound");
+            let err = spawn_blocking(|| panic!("blocking boom"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "task panicked: blocking boom");
+        });
+    });
+}
+
+#[test]
+fn dropping_the_runtime_drops_pending_tasks_and_returns() {
+    deadline(30, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let rt = rt(2);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut senders = Vec::new();
+        for _ in 0..50 {
+            // A task whose waker sits in a channel that outlives the runtime.
+            let (tx, rx) = oneshot::channel::<()>();
+            senders.push(tx);
+            let g = DropCount(drops.clone());
+            rt.handle().spawn(async move {
+                let _g = g;
+                let _ = rx.await;
+            });
+            let g = DropCount(drops.clone());
+            rt.handle().spawn(async move {
+                let _g = g;
+                std::future::pending::<()>().await
+            });
+            let g = DropCount(drops.clone());
+            // A task blocked on socket I/O that will never complete.
+            rt.handle().spawn(async move {
+                let _g = g;
+                let mut s = strata_rt::net::TcpStream::connect(addr).await.unwrap();
+                let mut buf = [0u8; 1];
+                let _ = futures_util::io::AsyncReadExt::read(&mut s, &mut buf).await;
+                std::future::pending::<()>().await
+            });
+        }
+        // Let the socket tasks connect and block.
+        rt.block_on(async {
+            for _ in 0..100 {
+                strata_rt::yield_now().await;
+            }
+        });
+        drop(rt);
+        // Every future was dropped by the shutdown itself: those parked on
+        // `pending()` (no waker anywhere), those blocked on a socket, and
+        // those whose waker is held by a channel that is still alive.
+        assert_eq!(drops.load(Ordering::SeqCst), 150);
+        drop(senders);
+        drop(listener);
+    });
+}
+
+#[test]
+fn block_on_inside_a_task_panics_with_a_clear_message() {
+    deadline(30, || {
+        let rt = rt(1);
+        let err = rt.block_on(async {
+            spawn(async {
+                let inner = Runtime::builder().worker_threads(1).build().unwrap();
+                inner.block_on(async {})
+            })
+            .await
+            .unwrap_err()
+        });
+        assert!(
+            err.to_string()
+                .contains("`Runtime::block_on` was called from inside a task"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn block_on_works_repeatedly_and_from_several_threads() {
+    deadline(30, || {
+        let rt = Arc::new(rt(2));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let rt = rt.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            rt.block_on(async move { spawn(async move { t * i }).await.unwrap() })
+                        })
+                        .sum::<i32>()
+                })
+            })
+            .collect();
+        let total: i32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(
+            total,
+            (0..4).map(|t| (0..50).map(|i| t * i).sum::<i32>()).sum()
+        );
+    });
+}
+
+#[test]
+fn runtime_apis_outside_a_runtime_panic_with_a_clear_message() {
+    let msg = |r: std::thread::Result<()>| -> String {
+        let p = r.unwrap_err();
+        p.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    let m = msg(std::panic::catch_unwind(|| {
+        drop(spawn(async {}));
+    }));
+    assert!(
+        m.contains("`strata_rt::spawn` was called outside a strata runtime"),
+        "{m}"
+    );
+    let m = msg(std::panic::catch_unwind(|| {
+        drop(spawn_local(async {}));
+    }));
+    assert!(m.contains("outside a strata runtime"), "{m}");
+    let m = msg(std::panic::catch_unwind(|| {
+        drop(strata_rt::net::TcpListener::bind("127.0.0.1:0"));
+    }));
+    assert!(
+        m.contains("`TcpListener::bind` was called outside a strata runtime"),
+        "{m}"
+    );
+
+    // On the block_on thread, spawn_local explains that it is not a worker.
+    let rt = rt(1);
+    let m = msg(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || {
+            rt.block_on(async {
+                drop(spawn_local(async {}));
+            })
+        },
+    )));
+    assert!(m.contains("is not one of its workers"), "{m}");
+}

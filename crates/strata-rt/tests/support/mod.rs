@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Runs `f` on its own thread and fails the test if it has not finished
+/// within `secs`: a hang becomes a failure instead of a stuck CI run. The
+/// bound is a generous deadlock detector, not a performance assertion.
+pub fn deadline<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(v) => {
+            t.join().unwrap();
+            v
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // `f` panicked: surface its panic.
+            std::panic::resume_unwind(t.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {secs} s"),
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), enough to shuffle interleavings.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Raises the soft open-files limit towards `want` (capped by the hard
+/// limit) and returns the resulting soft limit.
+// `rlim_t` is `u64` on some targets and not on others.
+#[allow(clippy::unnecessary_cast)]
+pub fn raise_fd_limit(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable `rlimit` for the call's duration.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur as u64 >= want {
+        return lim.rlim_cur as u64;
+    }
+    let target = (want as libc::rlim_t).min(lim.rlim_max);
+    let new = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `new` is a valid `rlimit` that only raises the soft limit up
+    // to the hard limit, which an unprivileged process may do.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+        target as u64
+    } else {
+        lim.rlim_cur as u64
+    }
+}
+
+/// Builds a runtime with `n` workers.
+pub fn rt(n: usize) -> strata_rt::Runtime {
+    strata_rt::Runtime::builder()
+        .worker_threads(n)
+        .build()
+        .expect("runtime")
+}

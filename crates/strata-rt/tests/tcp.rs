@@ -1,0 +1,334 @@
+//! TCP over loopback: echo at scale, edge-triggered correctness, errors,
+//! split halves, and sockets moved between threads.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use strata_rt::net::{TcpListener, TcpStream};
+use strata_rt::spawn;
+use support::{deadline, raise_fd_limit, rt};
+
+/// Byte `i` of connection `conn`'s payload: distinct per connection, so a
+/// byte delivered to the wrong connection or out of order is caught.
+fn pattern(conn: usize, i: usize) -> u8 {
+    (conn.wrapping_mul(31) ^ i.wrapping_mul(7) ^ (i >> 8)) as u8
+}
+
+async fn echo_server(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        spawn(async move {
+            let (mut r, mut w) = stream.into_split();
+            let _ = futures_util::io::copy(&mut r, &mut w).await;
+        });
+    }
+}
+
+#[test]
+fn echo_with_1000_concurrent_connections() {
+    // Each connection costs two descriptors here (client and server side).
+    let limit = raise_fd_limit(4096);
+    let conns = if limit >= 2200 {
+        1000
+    } else {
+        ((limit as usize).saturating_sub(100)) / 2
+    };
+    assert!(
+        conns >= 400,
+        "open-files limit too low for this test: {limit}"
+    );
+    deadline(120, move || {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            spawn(echo_server(listener));
+            let done = Arc::new(AtomicUsize::new(0));
+            let clients: Vec<_> = (0..conns)
+                .map(|c| {
+                    let done = done.clone();
+                    // Alternate workers so both reactors carry load.
+                    handle.spawn_on(c % 2, async move {
+                        let len = 4096 + (c % 7) * 1000;
+                        let data: Vec<u8> = (0..len).map(|i| pattern(c, i)).collect();
+                        let stream = TcpStream::connect(addr).await.unwrap();
+                        let (mut r, mut w) = stream.into_split();
+                        let writer = spawn(async move {
+                            // Several writes of odd sizes.
+                            for chunk in data.chunks(1500) {
+                                w.write_all(chunk).await.unwrap();
+                            }
+                            w.close().await.unwrap();
+                        });
+                        let mut back = Vec::with_capacity(len);
+                        r.read_to_end(&mut back).await.unwrap();
+                        writer.await.unwrap();
+                        assert_eq!(back.len(), len, "connection {c}: length");
+                        for (i, b) in back.iter().enumerate() {
+                            assert_eq!(*b, pattern(c, i), "connection {c}: byte {i}");
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            for c in clients {
+                c.await.unwrap();
+            }
+            assert_eq!(done.load(Ordering::SeqCst), conns);
+        });
+    });
+}
+
+#[test]
+fn data_and_close_arriving_together_are_both_seen() {
+    deadline(60, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            for round in 0..200usize {
+                let len = 1 + (round * 997) % 70_000;
+                // A blocking peer writes everything and closes at once, so the
+                // last data and the FIN tend to arrive in one readiness event.
+                let peer = std::thread::spawn(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    let data: Vec<u8> = (0..len).map(|i| pattern(round, i)).collect();
+                    s.write_all(&data).unwrap();
+                    s.shutdown(Shutdown::Write).unwrap();
+                });
+                let (mut conn, _) = listener.accept().await.unwrap();
+                peer.join().unwrap();
+                // Small reads: one event is drained by many short reads, which
+                // only works if readiness is not cleared on a short read.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 7];
+                loop {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got.len(), len, "round {round}");
+                assert!(got.iter().enumerate().all(|(i, b)| *b == pattern(round, i)));
+            }
+        });
+    });
+}
+
+#[test]
+fn connect_to_a_closed_port_fails_with_the_os_error() {
+    deadline(30, || {
+        let rt = rt(1);
+        let addr: SocketAddr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let err = rt.block_on(TcpStream::connect(addr)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn a_socket_moved_to_another_worker_and_thread_still_works() {
+    deadline(30, || {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Accept on worker 0: the accepted stream registers there.
+            let accepted = handle.spawn_on(0, async move { listener.accept().await.unwrap().0 });
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let server = accepted.await.unwrap();
+            // Serve it from worker 1.
+            let served = handle.spawn_on(1, async move {
+                let mut server = server;
+                let mut buf = [0u8; 5];
+                server.read_exact(&mut buf).await.unwrap();
+                server.write_all(&buf).await.unwrap();
+                buf
+            });
+            // And drive the client from the block_on thread.
+            client.write_all(b"moved").await.unwrap();
+            let mut back = [0u8; 5];
+            client.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"moved");
+            assert_eq!(&served.await.unwrap(), b"moved");
+        });
+    });
+}
+
+#[test]
+fn halves_work_from_different_tasks_and_reunite() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                let (mut r, mut w) = s.into_split();
+                let mut total = 0usize;
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    let n = r.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                w.write_all(total.to_string().as_bytes()).await.unwrap();
+                let s = r.reunite(w).unwrap();
+                assert!(s.peer_addr().is_ok());
+            });
+            let client = TcpStream::connect(addr).await.unwrap();
+            client.set_nodelay(true).unwrap();
+            assert!(client.nodelay().unwrap());
+            let (mut r, mut w) = client.into_split();
+            let writer = spawn(async move {
+                let block = vec![0xAB; 64 * 1024];
+                for _ in 0..32 {
+                    w.write_all(&block).await.unwrap();
+                }
+                // Dropping the write half sends FIN.
+            });
+            writer.await.unwrap();
+            let mut reply = String::new();
+            r.read_to_string(&mut reply).await.unwrap();
+            assert_eq!(reply, (32 * 64 * 1024).to_string());
+            server.await.unwrap();
+        });
+    });
+}
+
+#[test]
+fn two_listeners_share_a_port_with_reuse_port() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let a = TcpListener::builder("127.0.0.1:0".parse().unwrap())
+                .reuse_port(true)
+                .bind()
+                .unwrap();
+            let addr = a.local_addr().unwrap();
+            let b = TcpListener::builder(addr).reuse_port(true).bind().unwrap();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            for l in [a, b] {
+                let accepted = accepted.clone();
+                spawn(async move {
+                    loop {
+                        let (mut s, _) = l.accept().await.unwrap();
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        spawn(async move {
+                            let _ = s.write_all(b"x").await;
+                        });
+                    }
+                });
+            }
+            for _ in 0..64 {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).await.unwrap();
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 64);
+        });
+    });
+}
+
+#[test]
+fn sockets_fail_instead_of_hanging_after_the_runtime_shuts_down() {
+    deadline(30, || {
+        let first = rt(1);
+        let (client, server) = first.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let c = TcpStream::connect(addr).await.unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            (c, s)
+        });
+        drop(first);
+        // A second runtime drives a read on a socket whose reactor is gone.
+        let rt2 = rt(1);
+        let err = rt2
+            .block_on(async move {
+                let mut c = client;
+                let mut buf = [0u8; 1];
+                c.read(&mut buf).await
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("has shut down"), "{err}");
+        drop(server);
+    });
+}
+
+#[test]
+fn std_interop_from_std() {
+    deadline(30, || {
+        let rt = rt(1);
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            b
+        });
+        rt.block_on(async move {
+            let l = TcpListener::from_std(std_listener).unwrap();
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).await.unwrap();
+            s.write_all(b"pong").await.unwrap();
+        });
+        assert_eq!(&peer.join().unwrap(), b"pong");
+    });
+}
+
+#[test]
+fn a_self_waking_task_does_not_starve_sockets_on_its_worker() {
+    deadline(60, || {
+        // One worker: the spinner and the sockets share it.
+        let rt = rt(1);
+        let handle = rt.handle().clone();
+        rt.block_on(async move {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s = stop.clone();
+            let spins = Arc::new(AtomicUsize::new(0));
+            let sp = spins.clone();
+            let spinner = handle.spawn_on(0, async move {
+                while !s.load(Ordering::SeqCst) {
+                    sp.fetch_add(1, Ordering::Relaxed);
+                    strata_rt::yield_now().await;
+                }
+            });
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let io = handle.spawn_on(0, async move {
+                let server = spawn(echo_server(listener));
+                for round in 0..50u8 {
+                    let mut c = TcpStream::connect(addr).await.unwrap();
+                    c.write_all(&[round; 100]).await.unwrap();
+                    let mut back = [0u8; 100];
+                    c.read_exact(&mut back).await.unwrap();
+                    assert_eq!(back, [round; 100]);
+                }
+                server.abort();
+            });
+            io.await.unwrap();
+            stop.store(true, Ordering::SeqCst);
+            spinner.await.unwrap();
+            // The spinner really was running the whole time.
+            assert!(spins.load(Ordering::Relaxed) > 50);
+        });
+    });
+}

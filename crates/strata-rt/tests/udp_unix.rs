@@ -1,0 +1,123 @@
+//! UDP and Unix domain sockets over loopback.
+
+mod support;
+
+use std::sync::Arc;
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use strata_rt::net::{UdpSocket, UnixListener, UnixStream};
+use strata_rt::spawn;
+use support::{deadline, rt};
+
+#[test]
+fn udp_round_trip_unconnected_and_connected() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let server = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            let server_addr = server.local_addr().unwrap();
+            let s = server.clone();
+            let echo = spawn(async move {
+                let mut buf = [0u8; 1500];
+                for _ in 0..100 {
+                    let (n, from) = s.recv_from(&mut buf).await.unwrap();
+                    s.send_to(&buf[..n], from).await.unwrap();
+                }
+            });
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut buf = [0u8; 1500];
+            for i in 0..50u32 {
+                let msg = i.to_be_bytes();
+                client.send_to(&msg, server_addr).await.unwrap();
+                let (n, from) = client.recv_from(&mut buf).await.unwrap();
+                assert_eq!((&buf[..n], from), (&msg[..], server_addr));
+            }
+            client.connect(server_addr).unwrap();
+            assert_eq!(client.peer_addr().unwrap(), server_addr);
+            for i in 50..100u32 {
+                let msg = i.to_be_bytes();
+                client.send(&msg).await.unwrap();
+                let n = client.recv(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], &msg[..]);
+            }
+            echo.await.unwrap();
+        });
+    });
+}
+
+#[test]
+fn two_tasks_receiving_on_one_udp_socket_are_both_served() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            let addr = sock.local_addr().unwrap();
+            let receivers: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = sock.clone();
+                    spawn(async move {
+                        let mut buf = [0u8; 16];
+                        s.recv_from(&mut buf).await.unwrap().0
+                    })
+                })
+                .collect();
+            strata_rt::yield_now().await;
+            let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sender.send_to(b"one", addr).await.unwrap();
+            sender.send_to(b"two", addr).await.unwrap();
+            for r in receivers {
+                assert_eq!(r.await.unwrap(), 3);
+            }
+        });
+    });
+}
+
+#[test]
+fn unix_stream_round_trip_and_pair() {
+    deadline(30, || {
+        let dir = std::env::temp_dir().join(format!("strata-unix-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("echo.sock");
+        let _ = std::fs::remove_file(&path);
+        let rt = rt(2);
+        let p = path.clone();
+        rt.block_on(async move {
+            let listener = UnixListener::bind(&p).unwrap();
+            spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                let (mut r, mut w) = (&s, &s);
+                futures_util::io::copy(&mut r, &mut w).await.unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let mut c = UnixStream::connect(&p).await.unwrap();
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            let d = data.clone();
+            let writer = async {
+                c.write_all(&d).await.unwrap();
+                c.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut back = Vec::new();
+                c.read_to_end(&mut back).await.unwrap();
+                back
+            };
+            assert_eq!(writer.await, data);
+
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(b"pair").await.unwrap();
+            let mut buf = [0u8; 4];
+            b.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"pair");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn unix_connect_to_a_missing_path_fails() {
+    deadline(30, || {
+        let rt = rt(1);
+        let err = rt
+            .block_on(UnixStream::connect("/nonexistent/strata/socket"))
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    });
+}
