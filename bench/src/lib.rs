@@ -1,0 +1,4 @@
+//! Shared pieces of the side-by-side benchmarks: timing, process CPU
+//! accounting, and table printing. Each benchmark is a binary in `src/bin`.
+
+pub mod report;
