@@ -1,0 +1,1 @@
+//! strata-service: the Service trait and middleware.
