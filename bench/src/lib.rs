@@ -1,4 +1,6 @@
 //! Shared pieces of the side-by-side benchmarks: timing, process CPU
 //! accounting, and table printing. Each benchmark is a binary in `src/bin`.
 
+pub mod loadgen;
 pub mod report;
+pub mod server_proc;

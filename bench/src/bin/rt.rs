@@ -1,0 +1,288 @@
+//! Runtime benchmarks, strata against tokio in one run:
+//!
+//! * `spawn`: spawn-and-join throughput (tasks spawned from a task, then
+//!   awaited), both runtimes with the same worker count;
+//! * `echo`: a TCP echo server in a child process, driven by the shared
+//!   load generator over loopback with 64 connections.
+//!
+//! Runs alternate strata and tokio (A B A B ...) so drift on a noisy
+//! machine hits both alike.
+//!
+//! ```text
+//! cargo run --release -p strata-bench --bin rt -- spawn [--reps 7] [--tasks 100000] [--workers 2]
+//! cargo run --release -p strata-bench --bin rt -- echo  [--reps 3] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
+//! ```
+
+use std::time::Duration;
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use strata_bench::loadgen::{self, LoadSpec};
+use strata_bench::report::{self, Sample};
+use strata_bench::server_proc::{self, ServerProc};
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("spawn") => spawn_bench(&args),
+        Some("echo") => echo_bench(&args),
+        Some("serve") => serve(&args),
+        _ => {
+            eprintln!("usage: rt spawn|echo [options]   (see the source header)");
+            std::process::exit(2);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- spawn
+
+fn spawn_strata(rt: &strata_rt::Runtime, tasks: u64) -> u64 {
+    rt.block_on(async move {
+        strata_rt::spawn(async move {
+            let hs: Vec<_> = (0..tasks).map(|i| strata_rt::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for h in hs {
+                sum += h.await.unwrap();
+            }
+            assert_eq!(sum, tasks * (tasks - 1) / 2);
+            tasks
+        })
+        .await
+        .unwrap()
+    })
+}
+
+fn spawn_tokio(rt: &tokio::runtime::Runtime, tasks: u64) -> u64 {
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let hs: Vec<_> = (0..tasks).map(|i| tokio::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for h in hs {
+                sum += h.await.unwrap();
+            }
+            assert_eq!(sum, tasks * (tasks - 1) / 2);
+            tasks
+        })
+        .await
+        .unwrap()
+    })
+}
+
+fn spawn_bench(args: &[String]) {
+    let reps: usize = arg(args, "--reps", 7);
+    let tasks: u64 = arg(args, "--tasks", 100_000);
+    let workers: usize = arg(args, "--workers", 2);
+    let srt = strata_rt::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    let trt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    // Warm-up: allocators, thread start, page faults.
+    spawn_strata(&srt, tasks);
+    spawn_tokio(&trt, tasks);
+    let (mut s, mut t) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        s.push(report::measure(|| spawn_strata(&srt, tasks)));
+        t.push(report::measure(|| spawn_tokio(&trt, tasks)));
+    }
+    println!("spawn-and-join: {tasks} tasks per run, {workers} workers, {reps} runs each (median)");
+    print_table(&[("strata", &s), ("tokio", &t)], "tasks/s");
+}
+
+// ---------------------------------------------------------------- echo
+
+fn serve(args: &[String]) {
+    server_proc::pin_from_env();
+    let which = args.get(1).map(String::as_str).unwrap_or("");
+    let workers: usize = arg(args, "--workers", 1);
+    match which {
+        "echo-strata" => serve_strata(workers),
+        "echo-tokio" => serve_tokio(workers),
+        _ => panic!("unknown server {which}"),
+    }
+}
+
+fn serve_strata(workers: usize) {
+    let rt = strata_rt::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    rt.block_on(async move {
+        // One SO_REUSEPORT listener per worker: accepted connections stay
+        // on the worker that accepted them.
+        let first = strata_rt::net::TcpListener::builder("127.0.0.1:0".parse().unwrap())
+            .reuse_port(true)
+            .bind()
+            .unwrap();
+        let addr = first.local_addr().unwrap();
+        let mut listeners = vec![first];
+        for _ in 1..workers {
+            listeners.push(
+                strata_rt::net::TcpListener::builder(addr)
+                    .reuse_port(true)
+                    .bind()
+                    .unwrap(),
+            );
+        }
+        for (w, l) in listeners.into_iter().enumerate() {
+            handle.spawn_on(w, async move {
+                loop {
+                    let Ok((mut s, _)) = l.accept().await else {
+                        continue;
+                    };
+                    s.set_nodelay(true).unwrap();
+                    strata_rt::spawn(async move {
+                        let mut buf = vec![0u8; 4096];
+                        loop {
+                            match s.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if s.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        println!("listening {addr}");
+        std::future::pending::<()>().await
+    })
+}
+
+fn serve_tokio(workers: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening {}", l.local_addr().unwrap());
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            s.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+fn echo_bench(args: &[String]) {
+    let reps: usize = arg(args, "--reps", 3);
+    let secs: u64 = arg(args, "--secs", 10);
+    let conns: usize = arg(args, "--conns", 64);
+    let workers: usize = arg(args, "--workers", 1);
+    let pin = !args.iter().any(|a| a == "--no-pin");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = pin && cores >= 2;
+    if pin {
+        // Load generator on the last CPU, servers on CPU 0.
+        server_proc::pin_to(cores - 1);
+    }
+    let msg: Vec<u8> = (0..64u8).collect();
+    let mut results: Vec<(&str, Vec<Sample>, Vec<u64>)> =
+        vec![("strata", Vec::new(), Vec::new()), ("tokio", Vec::new(), Vec::new())];
+    for rep in 0..reps {
+        for (name, samples, p99s) in results.iter_mut() {
+            let server = ServerProc::start(
+                &[
+                    "serve".into(),
+                    format!("echo-{name}"),
+                    "--workers".into(),
+                    workers.to_string(),
+                ],
+                pin.then_some(0),
+            )
+            .expect("start server");
+            let spec = LoadSpec {
+                addr: server.addr,
+                conns,
+                depth: 1,
+                request: msg.clone(),
+                response: msg.clone(),
+                duration: Duration::from_secs(secs),
+            };
+            let (u0, s0) = server.cpu();
+            let r = loadgen::run(&spec).expect("load run");
+            let (u1, s1) = server.cpu();
+            eprintln!(
+                "  run {rep} {name}: {:.0} req/s, p99 {} us, client cpu {:.0}%",
+                r.responses as f64 / r.elapsed.as_secs_f64(),
+                r.latency_us.value_at_quantile(0.99),
+                100.0 * r.client_cpu.as_secs_f64() / r.elapsed.as_secs_f64()
+            );
+            samples.push(Sample {
+                ops: r.responses,
+                wall: r.elapsed,
+                user: u1.saturating_sub(u0),
+                sys: s1.saturating_sub(s0),
+            });
+            p99s.push(r.latency_us.value_at_quantile(0.99));
+        }
+    }
+    println!(
+        "tcp echo: {conns} connections, 64-byte messages, one in flight each, {secs} s runs, \
+         server {workers} worker(s), {}",
+        if pin { "pinned (server cpu 0, client last cpu)" } else { "unpinned" }
+    );
+    let rows: Vec<(&str, &Vec<Sample>)> = results.iter().map(|(n, s, _)| (*n, s)).collect();
+    print_table(&rows, "round trips/s");
+    for (name, _, p99s) in &results {
+        let mut p = p99s.clone();
+        p.sort();
+        println!("{name:>8} p99 latency (median of runs): {} us", p[p.len() / 2]);
+    }
+}
+
+fn print_table(rows: &[(&str, &Vec<Sample>)], unit: &str) {
+    let base = report::median_rate(rows.last().expect("rows").1);
+    println!(
+        "{:>8} | {:>14} | {:>9} | {:>13} | {:>13} | {:>11}",
+        "", unit, "vs tokio", "user us/op", "sys us/op", "spread"
+    );
+    for (name, samples) in rows {
+        let rate = report::median_rate(samples);
+        let ops: u64 = samples.iter().map(|s| s.ops).sum();
+        let user: f64 = samples.iter().map(|s| s.user.as_secs_f64()).sum();
+        let sys: f64 = samples.iter().map(|s| s.sys.as_secs_f64()).sum();
+        let (lo, hi) = report::spread(samples);
+        println!(
+            "{:>8} | {:>14.0} | {:>8.2}x | {:>13.3} | {:>13.3} | {:>4.2}-{:.2}",
+            name,
+            rate,
+            rate / base,
+            user * 1e6 / ops as f64,
+            sys * 1e6 / ops as f64,
+            lo,
+            hi
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! A load generator: C connections, D requests in flight on each, every
+//! response checked byte for byte, latency recorded per request.
+//!
+//! It is a single-threaded `mio` loop with no runtime of its own, so the
+//! servers it compares are all driven by exactly the same client, and it
+//! costs little CPU per request (see `client_cpu` in the result).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+/// What to send and what to expect back.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// Server address (loopback only).
+    pub addr: SocketAddr,
+    /// Number of connections.
+    pub conns: usize,
+    /// Requests in flight per connection (pipelining depth).
+    pub depth: usize,
+    /// Bytes of one request.
+    pub request: Vec<u8>,
+    /// Bytes of the matching response.
+    pub response: Vec<u8>,
+    /// How long to keep issuing requests.
+    pub duration: Duration,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// Correct responses received.
+    pub responses: u64,
+    /// Wall time from first request to the end of the run.
+    pub elapsed: Duration,
+    /// Per-request latency in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// CPU time (user + system) the generator itself used.
+    pub client_cpu: Duration,
+}
+
+struct Conn {
+    stream: TcpStream,
+    out: Vec<u8>,
+    out_pos: usize,
+    inbuf: Vec<u8>,
+    sent_at: VecDeque<Instant>,
+}
+
+impl Conn {
+    fn queue_request(&mut self, req: &[u8]) {
+        self.out.extend_from_slice(req);
+        self.sent_at.push_back(Instant::now());
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(())
+    }
+}
+
+/// Runs the load described by `spec` and returns what it measured.
+///
+/// # Errors
+///
+/// Connection failures, a closed connection, or a response that differs from
+/// `spec.response` (reported as `InvalidData`).
+pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
+    assert!(spec.addr.ip().is_loopback(), "load tests only target loopback");
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut conns = Vec::with_capacity(spec.conns);
+    for i in 0..spec.conns {
+        let std_stream = std::net::TcpStream::connect(spec.addr)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(std_stream);
+        poll.registry()
+            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        conns.push(Conn {
+            stream,
+            out: Vec::with_capacity(spec.request.len() * spec.depth),
+            out_pos: 0,
+            inbuf: Vec::with_capacity(4096),
+            sent_at: VecDeque::with_capacity(spec.depth),
+        });
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let cpu0 = crate::report::process_cpu();
+    let start = Instant::now();
+    let deadline = start + spec.duration;
+    for c in &mut conns {
+        for _ in 0..spec.depth {
+            c.queue_request(&spec.request);
+        }
+        c.flush()?;
+    }
+    let resp = &spec.response[..];
+    let mut responses = 0u64;
+    let mut readbuf = vec![0u8; 64 * 1024];
+    let mut outstanding: usize = spec.conns * spec.depth;
+    while outstanding > 0 {
+        let now = Instant::now();
+        if now >= deadline + Duration::from_secs(5) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "server stopped answering",
+            ));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(10)))?;
+        let issuing = Instant::now() < deadline;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if ev.is_readable() {
+                loop {
+                    match c.stream.read(&mut readbuf) {
+                        Ok(0) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "server closed a connection",
+                            ));
+                        }
+                        Ok(n) => c.inbuf.extend_from_slice(&readbuf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let complete = c.inbuf.len() / resp.len();
+                if complete > 0 {
+                    let t = Instant::now();
+                    for k in 0..complete {
+                        let got = &c.inbuf[k * resp.len()..(k + 1) * resp.len()];
+                        if got != resp {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("unexpected response {:?}", String::from_utf8_lossy(got)),
+                            ));
+                        }
+                        let sent = c.sent_at.pop_front().expect("response without request");
+                        let _ = hist.record(t.duration_since(sent).as_micros().max(1) as u64);
+                        responses += 1;
+                        if issuing {
+                            c.queue_request(&spec.request);
+                        } else {
+                            outstanding -= 1;
+                        }
+                    }
+                    c.inbuf.drain(..complete * resp.len());
+                }
+            }
+            if c.out_pos < c.out.len() || !c.out.is_empty() {
+                c.flush()?;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu1 = crate::report::process_cpu();
+    Ok(LoadResult {
+        responses,
+        elapsed,
+        latency_us: hist,
+        client_cpu: (cpu1.0 + cpu1.1).saturating_sub(cpu0.0 + cpu0.1),
+    })
+}
