@@ -187,6 +187,9 @@ use std::sync::Arc;
 /// # assert_eq!(cache.entries.borrow()["k"], "stored");
 /// ```
 ///
+/// Clippy's `await_holding_refcell_ref` and `await_holding_lock` lints (on
+/// by default) catch both forms of the mistake.
+///
 /// If a call truly needs the state for its whole duration, the state wants
 /// an async-aware lock, or a design where one task owns it and calls send
 /// it messages.
