@@ -11,6 +11,9 @@
 //!   cancellation.
 //! * [`net`] has the sockets: TCP, UDP and Unix domain, implementing the
 //!   runtime-agnostic `futures_io::AsyncRead` / `AsyncWrite`.
+//! * [`time`] has the clock: [`time::sleep`], [`time::timeout`] and
+//!   [`time::interval`], driven by a hierarchical timing wheel per worker
+//!   (millisecond resolution, O(1) insert and cancel).
 //!
 //! # Example: an echo server
 //!
@@ -35,8 +38,9 @@
 //!
 //! # Outside a runtime
 //!
-//! Runtime-only APIs (spawning, creating sockets) called outside a runtime
-//! panic with a message naming the API, instead of hanging.
+//! Runtime-only APIs (spawning, creating sockets, polling a timer) called
+//! outside a runtime panic with a message naming the API, instead of
+//! hanging.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -45,6 +49,7 @@ mod executor;
 pub mod net;
 mod reactor;
 pub mod runtime;
+pub mod time;
 
 pub use executor::{JoinError, JoinHandle, spawn, spawn_blocking, spawn_local, yield_now};
 pub use runtime::{Handle, Runtime};

@@ -23,6 +23,15 @@
 //! of them sees the other: either the worker does not block, or the pusher
 //! wakes it. Wakes while the worker is busy cost no syscall.
 //!
+//! # Timers
+//!
+//! Each worker owns a timing wheel (`time::driver`). The loop applies the
+//! timer ops other threads queued (registrations and cancellations), blocks
+//! in `Poll::poll` no longer than the wheel's next wake-up (so an idle worker
+//! with timers sleeps until the earliest one instead of spinning), and fires
+//! the due timers after each poll. A queued registration wakes a sleeping
+//! worker like a remote task does.
+//!
 //! # Shutdown
 //!
 //! The runtime sets `shutdown` and wakes the worker. The worker leaves its
@@ -30,7 +39,9 @@
 //! drops every queued task, then wakes and drops every other live task (the
 //! worker keeps a waker of each in its task list), fails every registered
 //! I/O source so that futures on other threads see an error rather than
-//! hang, and exits.
+//! hang, and exits. Timers still in the wheel after the tasks are gone
+//! belong to futures on other threads: they are marked shut down and their
+//! wakers woken and dropped, so the wheel keeps no task alive.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -48,6 +59,9 @@ use super::task::{self, Runnable, TaskFuture, TaskMeta};
 use crate::context;
 use crate::reactor::{IoHandle, Reactor};
 use crate::runtime::Handle;
+use crate::time::driver::{
+    self as timers, Driver as TimerDriver, Op as TimerOp, Remote as TimerRemote,
+};
 
 /// How many tasks a worker polls before it looks at I/O again.
 pub(crate) const BUDGET: usize = 64;
@@ -67,6 +81,8 @@ pub(crate) struct WorkerShared {
     shutdown: AtomicBool,
     waker: mio::Waker,
     io: Arc<IoHandle>,
+    /// Timer registrations and cancellations from other threads.
+    timers: TimerRemote,
 }
 
 #[derive(Debug, Default)]
@@ -86,7 +102,24 @@ impl WorkerShared {
             shutdown: AtomicBool::new(false),
             waker,
             io,
+            timers: TimerRemote::default(),
         }
+    }
+
+    pub(crate) fn uid(&self) -> usize {
+        self.uid
+    }
+
+    /// Queues a timer op for this worker; a registration wakes the worker if
+    /// it sleeps (as `push_remote` does), a cancellation waits for its next
+    /// turn. Gives the op back if the worker has stopped.
+    pub(crate) fn push_timer_op(&self, op: TimerOp) -> Result<(), TimerOp> {
+        let wake = matches!(op, TimerOp::Register(_));
+        self.timers.push(op)?;
+        if wake && self.sleeping.swap(false, Ordering::SeqCst) {
+            self.wake();
+        }
+        Ok(())
     }
 
     pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
@@ -162,6 +195,8 @@ pub(crate) struct WorkerLocal {
     /// A waker of every live task of this worker that has been polled at
     /// least once; see `TaskFuture`.
     tasks: RefCell<Slab<Waker>>,
+    /// This worker's timing wheel.
+    timers: RefCell<TimerDriver>,
 }
 
 impl WorkerLocal {
@@ -175,6 +210,10 @@ impl WorkerLocal {
 
     pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
         &self.shared.io
+    }
+
+    pub(crate) fn timers(&self) -> &RefCell<TimerDriver> {
+        &self.timers
     }
 
     /// Spawns a future that stays on this thread.
@@ -264,6 +303,7 @@ impl Worker {
             shared: self.shared.clone(),
             queue: RefCell::new(VecDeque::with_capacity(BUDGET)),
             tasks: RefCell::new(Slab::new()),
+            timers: RefCell::new(TimerDriver::new()),
         });
         let guard = context::enter(self.handle.clone(), Some(local.clone()));
         self.run_loop(&local);
@@ -276,6 +316,10 @@ impl Worker {
         loop {
             if shared.has_remote.load(Ordering::Acquire) {
                 local.drain_remote();
+            }
+            // Timers registered or cancelled from other threads.
+            if shared.timers.has_ops() {
+                timers::process_ops(&local.timers, &shared.timers);
             }
             for _ in 0..BUDGET {
                 match local.pop() {
@@ -292,10 +336,12 @@ impl Worker {
                 shared.sleeping.store(true, Ordering::SeqCst);
                 if shared.has_remote.load(Ordering::SeqCst)
                     || shared.shutdown.load(Ordering::SeqCst)
+                    || shared.timers.has_ops()
                 {
                     Some(Duration::ZERO)
                 } else {
-                    None
+                    // Sleep until the next timer, or indefinitely.
+                    timers::poll_timeout(&local.timers)
                 }
             };
             if let Err(e) = self.reactor.poll(timeout) {
@@ -306,6 +352,8 @@ impl Worker {
                 return;
             }
             shared.sleeping.store(false, Ordering::SeqCst);
+            // Wake the tasks whose timers are due; they run next turn.
+            timers::fire_due(&local.timers);
         }
     }
 
@@ -329,6 +377,9 @@ impl Worker {
             }
             local.drop_all_queued();
         }
+        // The timers left belong to futures elsewhere: mark them shut down
+        // and wake them, so none waits forever and no waker stays here.
+        timers::shut_down(&local.timers, &self.shared.timers);
         // Fail all I/O still registered here (sockets used from other
         // threads, e.g. by a `block_on` future), waking their waiters.
         self.reactor.shutdown();

@@ -252,7 +252,8 @@ impl Handle {
         self.inner.workers.iter().any(|s| Arc::ptr_eq(s, w))
     }
 
-    fn next_worker(&self) -> &Arc<WorkerShared> {
+    /// The next worker, round-robin (also used to place timers polled off-worker).
+    pub(crate) fn next_worker(&self) -> &Arc<WorkerShared> {
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
         &self.inner.workers[n % self.inner.workers.len()]
     }

@@ -1,0 +1,115 @@
+//! `Sleep`: a future that completes at a deadline.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::driver::Timer;
+
+/// Waits until `duration` has elapsed.
+///
+/// Equivalent to `sleep_until(Instant::now() + duration)`. The returned
+/// future does nothing until polled; see the [module docs](super) for
+/// resolution and where it may be polled.
+///
+/// # Panics
+///
+/// Polling the future outside a strata runtime panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// strata_rt::run(async {
+///     let start = Instant::now();
+///     strata_rt::time::sleep(Duration::from_millis(20)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(super::deadline_after(duration))
+}
+
+/// Waits until `deadline`. A deadline in the past completes on first poll.
+///
+/// # Panics
+///
+/// Polling the future outside a strata runtime panics.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        timer: Timer::new(deadline),
+    }
+}
+
+/// The future of [`sleep`] and [`sleep_until`].
+///
+/// `Sleep` is `Unpin`, `Send` and `Sync`; it may be moved to and awaited on
+/// any thread or worker, and still fires. Dropping it cancels the timer and
+/// frees its slot at once.
+///
+/// # Cancel safety
+///
+/// Dropping a `Sleep` before it completes has no effect beyond cancelling
+/// the timer.
+pub struct Sleep {
+    deadline: Instant,
+    timer: Timer,
+}
+
+impl Sleep {
+    /// The instant at which this future completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// `true` once the timer has fired (and a poll would return `Ready`).
+    pub fn is_elapsed(&self) -> bool {
+        self.timer.is_fired()
+    }
+
+    /// Moves the deadline to `deadline`, whether or not the sleep has
+    /// already completed; it then completes again at the new deadline.
+    ///
+    /// The task that last polled the sleep keeps being woken: at the new
+    /// deadline when reset on the worker that owns the timer, or at once
+    /// (so that its next poll registers the new deadline) otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// strata_rt::run(async {
+    ///     let start = Instant::now();
+    ///     let mut sleep = strata_rt::time::sleep(Duration::from_secs(3600));
+    ///     sleep.reset(start + Duration::from_millis(10));
+    ///     sleep.await;
+    ///     assert!(start.elapsed() < Duration::from_secs(3600));
+    /// });
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.timer.reset(deadline);
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().timer.poll_fired(cx)
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.is_elapsed())
+            .finish()
+    }
+}

@@ -1,0 +1,195 @@
+//! Wheel tests against an injected clock: exact and instant.
+
+use super::{LEVELS, RANGE, Wheel, level_for};
+
+/// Advances to `now` and returns what fired.
+fn fire(w: &mut Wheel<u64>, now: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    w.advance(now, |v| out.push(v));
+    out
+}
+
+/// Advances one tick at a time from the current tick to `to`, checking that
+/// every value fires exactly at its deadline. Values are their deadlines.
+fn step_to(w: &mut Wheel<u64>, to: u64) -> usize {
+    let mut fired = 0;
+    let mut now = w.elapsed();
+    while now < to {
+        now += 1;
+        for v in fire(w, now) {
+            assert_eq!(v, now, "fired at {now}, deadline {v}");
+            fired += 1;
+        }
+    }
+    fired
+}
+
+#[test]
+fn levels_follow_the_highest_differing_digit() {
+    assert_eq!(level_for(0, 1), 0);
+    assert_eq!(level_for(0, 63), 0);
+    assert_eq!(level_for(0, 64), 1);
+    assert_eq!(level_for(0, 4095), 1);
+    assert_eq!(level_for(0, 4096), 2);
+    assert_eq!(level_for(100, 101), 0);
+    // 60 -> 70 crosses a level-0 rotation: level 1.
+    assert_eq!(level_for(60, 70), 1);
+    assert_eq!(level_for(0, RANGE - 1), LEVELS - 1);
+    // Beyond the range: clamped to the top level.
+    assert_eq!(level_for(0, RANGE * 10), LEVELS - 1);
+    assert_eq!(level_for(5, u64::MAX / 2), LEVELS - 1);
+}
+
+#[test]
+fn fires_at_deadline_not_before() {
+    let mut w = Wheel::new(0);
+    w.insert(5, 5).unwrap();
+    assert!(fire(&mut w, 4).is_empty());
+    assert_eq!(fire(&mut w, 5), vec![5]);
+    assert!(w.is_empty());
+    assert_eq!(w.next_wakeup(), None);
+}
+
+#[test]
+fn past_and_present_deadlines_are_refused() {
+    let mut w = Wheel::new(100);
+    assert_eq!(w.insert(99, 1), Err(1));
+    assert_eq!(w.insert(100, 2), Err(2));
+    assert!(w.insert(101, 3).is_ok());
+    fire(&mut w, 200);
+    assert_eq!(w.insert(150, 4), Err(4));
+}
+
+#[test]
+fn cascades_across_every_level_exactly() {
+    // One value per level boundary, plus odd offsets; step tick by tick
+    // through the first levels and check each fires at its own tick.
+    let mut w = Wheel::new(0);
+    let deadlines = [
+        1, 63, 64, 65, 127, 128, 4095, 4096, 4097, 70_000, 262_143, 262_144,
+    ];
+    for &d in &deadlines {
+        w.insert(d, d).unwrap();
+    }
+    assert_eq!(step_to(&mut w, 300_000), deadlines.len());
+    assert!(w.is_empty());
+}
+
+#[test]
+fn big_jumps_fire_everything_due_in_order() {
+    let mut w = Wheel::new(7);
+    let mut want = Vec::new();
+    for i in 0..2000u64 {
+        let d = 8 + (i * 7919) % 1_000_000;
+        w.insert(d, d).unwrap();
+        want.push(d);
+    }
+    want.sort_unstable();
+    let mut got = Vec::new();
+    // Advance in uneven jumps, as a busy worker would.
+    let mut now = 7;
+    while !w.is_empty() {
+        now += 1 + now % 997;
+        w.advance(now, |v| {
+            assert!(v <= now, "fired early: {v} at {now}");
+            got.push(v);
+        });
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn far_deadlines_days_and_beyond_the_range() {
+    const DAY: u64 = 24 * 3600 * 1000;
+    let mut w = Wheel::new(12_345);
+    let three_days = 12_345 + 3 * DAY;
+    let two_years = 12_345 + 2 * 365 * DAY; // beyond the 795-day range
+    w.insert(three_days, three_days).unwrap();
+    w.insert(two_years, two_years).unwrap();
+    // The next wake-up is never after the earliest deadline.
+    assert!(w.next_wakeup().unwrap() <= three_days);
+    assert!(fire(&mut w, three_days - 1).is_empty());
+    assert_eq!(fire(&mut w, three_days), vec![three_days]);
+    // Walk towards the far one by following the wheel's own wake-ups, the
+    // way a worker does; it must take only a handful of steps.
+    let mut steps = 0;
+    let mut fired = Vec::new();
+    while let Some(t) = w.next_wakeup() {
+        assert!(t <= two_years);
+        w.advance(t, |v| fired.push((v, t)));
+        steps += 1;
+        assert!(steps < 50, "too many wake-ups for one far timer");
+    }
+    assert_eq!(fired, vec![(two_years, two_years)]);
+}
+
+#[test]
+fn cancel_is_exact_and_frees_the_slot() {
+    let mut w = Wheel::new(0);
+    let a = w.insert(10, 10).unwrap();
+    let b = w.insert(10, 11).unwrap();
+    let c = w.insert(10, 12).unwrap();
+    let far = w.insert(1_000_000, 13).unwrap();
+    // Middle, head and tail of one slot's list, and a lone upper-level one.
+    assert_eq!(w.remove(b), Some(11));
+    assert_eq!(w.remove(c), Some(12));
+    assert_eq!(w.remove(far), Some(13));
+    assert_eq!(w.remove(far), None);
+    assert_eq!(w.len(), 1);
+    assert_eq!(fire(&mut w, 10), vec![10]);
+    assert_eq!(w.remove(a), None);
+    assert!(w.is_empty());
+    assert_eq!(w.next_wakeup(), None);
+}
+
+#[test]
+fn a_million_inserts_and_cancels_leave_no_trace() {
+    let mut w = Wheel::new(0);
+    let mut keys = Vec::with_capacity(1000);
+    for round in 0..1000u64 {
+        for i in 0..1000u64 {
+            keys.push(w.insert(1 + (round * 31 + i * 977) % 5_000_000, i).unwrap());
+        }
+        for k in keys.drain(..) {
+            assert!(w.remove(k).is_some());
+        }
+        if round % 100 == 0 {
+            fire(&mut w, round * 10);
+        }
+    }
+    assert!(w.is_empty());
+    // The slab keeps its capacity for reuse but never grew past one round.
+    assert!(w.capacity() <= 2048, "capacity {}", w.capacity());
+    assert_eq!(w.next_wakeup(), None);
+}
+
+#[test]
+fn next_wakeup_leads_to_every_deadline() {
+    // Following only next_wakeup (as the worker's poll timeout does) must
+    // reach each deadline exactly, without stepping past it.
+    let mut w = Wheel::new(3);
+    let ds = [4, 70, 4100, 300_000, 20_000_000];
+    for &d in &ds {
+        w.insert(d, d).unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(t) = w.next_wakeup() {
+        w.advance(t, |v| got.push((v, t)));
+    }
+    let want: Vec<_> = ds.iter().map(|&d| (d, d)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn drain_empties_everything() {
+    let mut w = Wheel::new(0);
+    for d in [5, 500, 50_000, 5_000_000] {
+        w.insert(d, d).unwrap();
+    }
+    let mut all: Vec<_> = w.drain().collect();
+    all.sort_unstable();
+    assert_eq!(all, vec![5, 500, 50_000, 5_000_000]);
+    assert!(w.is_empty());
+    assert_eq!(w.next_wakeup(), None);
+    assert!(fire(&mut w, 10_000_000).is_empty());
+}
