@@ -14,6 +14,9 @@
 //! * [`time`] has the clock: [`time::sleep`], [`time::timeout`] and
 //!   [`time::interval`], driven by a hierarchical timing wheel per worker
 //!   (millisecond resolution, O(1) insert and cancel).
+//! * [`signal`] turns SIGINT, SIGTERM, SIGHUP and friends into futures, and
+//!   [`sync`] has channels, locks, and the [`sync::Shutdown`] /
+//!   [`sync::WaitGroup`] pair for graceful shutdown.
 //!
 //! # Example: an echo server
 //!
@@ -49,6 +52,8 @@ mod executor;
 pub mod net;
 mod reactor;
 pub mod runtime;
+pub mod signal;
+pub mod sync;
 pub mod time;
 
 pub use executor::{JoinError, JoinHandle, spawn, spawn_blocking, spawn_local, yield_now};

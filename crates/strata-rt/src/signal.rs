@@ -1,0 +1,319 @@
+//! Unix signals as futures, for graceful shutdown.
+//!
+//! ```no_run
+//! use strata_rt::signal::{Signal, SignalKind};
+//!
+//! strata_rt::run(async {
+//!     let mut term = Signal::new(SignalKind::terminate())?;
+//!     term.recv().await;
+//!     // ... stop accepting, drain connections, exit.
+//! #   Ok::<(), std::io::Error>(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # How it works
+//!
+//! The first [`Signal`] of a kind installs a process-wide handler for it
+//! through `signal-hook-registry`, which chains to any handler installed
+//! before. The handler does only async-signal-safe things: it sets the
+//! kind's "pending" flag and writes one byte to a self-pipe. A small thread
+//! (`strata-signal`, started with the first handler) blocks reading that
+//! pipe; each time it wakes it turns every pending flag into a new
+//! *generation* of its kind and notifies all listeners of that kind.
+//!
+//! Signals are process-wide while reactors belong to one worker of one
+//! runtime, so delivery does not go through a reactor: a [`Signal`] works on
+//! any worker, on the `block_on` thread, in any runtime, and outlives them.
+//!
+//! # Semantics
+//!
+//! * Every `Signal` sees every delivery that happens after it was created:
+//!   many listeners of one kind are all notified.
+//! * Deliveries that arrive while nobody is waiting coalesce: one
+//!   [`recv`](Signal::recv) completes for any number of them.
+//! * Once installed, a handler stays for the life of the process, and the
+//!   signal's default action (for SIGINT and SIGTERM: terminate the process)
+//!   no longer happens, even after every `Signal` is dropped. This is the
+//!   usual trade-off of Rust signal libraries: removing a handler safely is
+//!   not possible in general.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use event_listener::{Event, EventListener};
+
+/// Signal numbers we keep state for (Linux has 64, others fewer).
+const MAX_SIGNAL: usize = 65;
+
+/// A kind of signal to listen for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignalKind(libc::c_int);
+
+impl SignalKind {
+    /// SIGINT: interrupt from the terminal (Ctrl-C).
+    pub const fn interrupt() -> Self {
+        SignalKind(libc::SIGINT)
+    }
+
+    /// SIGTERM: polite request to terminate (what service managers send).
+    pub const fn terminate() -> Self {
+        SignalKind(libc::SIGTERM)
+    }
+
+    /// SIGHUP: the terminal hung up; daemons often reload on it.
+    pub const fn hangup() -> Self {
+        SignalKind(libc::SIGHUP)
+    }
+
+    /// SIGQUIT: quit from the terminal (Ctrl-\).
+    pub const fn quit() -> Self {
+        SignalKind(libc::SIGQUIT)
+    }
+
+    /// SIGUSR1.
+    pub const fn user_defined1() -> Self {
+        SignalKind(libc::SIGUSR1)
+    }
+
+    /// SIGUSR2.
+    pub const fn user_defined2() -> Self {
+        SignalKind(libc::SIGUSR2)
+    }
+
+    /// Any signal by number. [`Signal::new`] refuses the ones that cannot be
+    /// handled (SIGKILL, SIGSTOP) or must not be (SIGSEGV, SIGBUS, SIGILL,
+    /// SIGFPE).
+    pub const fn from_raw(signum: libc::c_int) -> Self {
+        SignalKind(signum)
+    }
+
+    /// The signal number.
+    pub const fn as_raw(self) -> libc::c_int {
+        self.0
+    }
+}
+
+/// Per-signal-number state, shared by the handler, the pipe thread and
+/// every listener.
+struct Slot {
+    /// Set by the handler (async-signal-safe), cleared by the pipe thread.
+    pending: AtomicBool,
+    /// Bumped once per batch of deliveries the pipe thread observed.
+    generation: AtomicU64,
+    event: Event,
+}
+
+static SLOTS: [Slot; MAX_SIGNAL] = [const {
+    Slot {
+        pending: AtomicBool::new(false),
+        generation: AtomicU64::new(0),
+        event: Event::new(),
+    }
+}; MAX_SIGNAL];
+
+/// Which signals have a handler, and the pipe's write end (set once).
+struct Registry {
+    installed: [bool; MAX_SIGNAL],
+    pipe: Option<RawFd>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    installed: [false; MAX_SIGNAL],
+    pipe: None,
+});
+
+/// Installs the handler for `signum` once per process.
+fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
+    let index = usize::try_from(signum)
+        .ok()
+        .filter(|&i| i > 0 && i < MAX_SIGNAL)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid signal number"))?;
+    if [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+    ]
+    .contains(&signum)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("strata: signal {signum} cannot be listened for"),
+        ));
+    }
+    let slot = &SLOTS[index];
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if reg.installed[index] {
+        return Ok(slot);
+    }
+    let fd = match reg.pipe {
+        Some(fd) => fd,
+        None => {
+            let fd = start_pipe_thread()?;
+            reg.pipe = Some(fd);
+            fd
+        }
+    };
+    let action = move || {
+        // Only async-signal-safe operations: an atomic store and write(2).
+        // A full pipe means a wake-up is already pending; the flag is set.
+        SLOTS[index].pending.store(true, Ordering::SeqCst);
+        let byte = 1u8;
+        // SAFETY: `fd` is the write end of a socket pair that is never
+        // closed (it is leaked for the life of the process), and `byte` is
+        // a valid one-byte buffer for the duration of the call.
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    };
+    // SAFETY: `action` is async-signal-safe (see above): it neither
+    // allocates nor locks, and touches only a static atomic and a raw fd.
+    unsafe { signal_hook_registry::register(signum, action) }?;
+    reg.installed[index] = true;
+    Ok(slot)
+}
+
+/// Creates the self-pipe and the thread that reads it; returns the write
+/// end, which stays open for the life of the process.
+fn start_pipe_thread() -> io::Result<RawFd> {
+    let (mut reader, writer) = UnixStream::pair()?;
+    // Never block in the handler: a full pipe already means "wake up".
+    writer.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("strata-signal".into())
+        .spawn(move || {
+            let mut buf = [0u8; 64];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "strata: signal pipe failed; signals stop");
+                        return;
+                    }
+                }
+                for slot in &SLOTS {
+                    if slot.pending.swap(false, Ordering::SeqCst) {
+                        slot.generation.fetch_add(1, Ordering::SeqCst);
+                        slot.event.notify(usize::MAX);
+                    }
+                }
+            }
+        })?;
+    let fd = writer.as_raw_fd();
+    std::mem::forget(writer);
+    Ok(fd)
+}
+
+/// A listener for one kind of signal.
+///
+/// Create it before the signal may arrive: it sees only deliveries after its
+/// creation. It is `Send` and `Sync`, and needs no runtime.
+pub struct Signal {
+    kind: SignalKind,
+    slot: &'static Slot,
+    seen: u64,
+    listener: Option<EventListener>,
+}
+
+impl Signal {
+    /// Starts listening for `kind`, installing the process-wide handler if
+    /// this is the first listener of that kind.
+    ///
+    /// # Errors
+    ///
+    /// Fails for signals that cannot or must not be handled (SIGKILL,
+    /// SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, or an out-of-range number),
+    /// or if the OS refuses the handler, the pipe or the thread.
+    pub fn new(kind: SignalKind) -> io::Result<Signal> {
+        let slot = install(kind.0)?;
+        Ok(Signal {
+            kind,
+            slot,
+            seen: slot.generation.load(Ordering::SeqCst),
+            listener: None,
+        })
+    }
+
+    /// The kind listened for.
+    pub fn kind(&self) -> SignalKind {
+        self.kind
+    }
+
+    /// Waits for the next delivery (or the ones that arrived since the last
+    /// `recv`, coalesced into one).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a delivery seen by a dropped `recv` future is still
+    /// reported by the next one.
+    pub async fn recv(&mut self) {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next delivery; see [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let generation = self.slot.generation.load(Ordering::SeqCst);
+            if generation != self.seen {
+                self.seen = generation;
+                self.listener = None;
+                return Poll::Ready(());
+            }
+            match &mut self.listener {
+                // Listen first, then re-check the generation (loop), so a
+                // notification between the two cannot be missed.
+                None => self.listener = Some(self.slot.event.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signal").field("kind", &self.kind).finish()
+    }
+}
+
+/// Completes at the next SIGINT (Ctrl-C) delivered after this call.
+///
+/// The handler is installed when `ctrl_c` is called, not when the future is
+/// first polled, so a Ctrl-C between the two is not lost. After that, Ctrl-C
+/// no longer terminates the process by itself (see the [module docs](self)).
+///
+/// # Errors
+///
+/// The future fails if the handler could not be installed.
+///
+/// # Examples
+///
+/// ```no_run
+/// strata_rt::run(async {
+///     strata_rt::signal::ctrl_c().await?;
+///     println!("shutting down");
+/// #   Ok::<(), std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+pub fn ctrl_c() -> impl Future<Output = io::Result<()>> + Send + 'static {
+    let signal = Signal::new(SignalKind::interrupt());
+    async move {
+        signal?.recv().await;
+        Ok(())
+    }
+}

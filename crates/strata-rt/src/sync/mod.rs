@@ -1,0 +1,63 @@
+//! Synchronization for tasks: channels, locks, and shutdown coordination.
+//!
+//! Most of what async code needs here is runtime-agnostic and already done
+//! well by small, well-kept crates, so strata re-exports them instead of
+//! writing its own. Everything is available under this one path:
+//!
+//! | need | type | from |
+//! | --- | --- | --- |
+//! | one value, once | [`oneshot`] | `futures-channel` |
+//! | a queue of values (bounded or not) | [`mpsc`] | `futures-channel` |
+//! | async mutex / read-write lock | [`Mutex`], [`RwLock`] | `async-lock` |
+//! | limit concurrency | [`Semaphore`] | `async-lock` |
+//! | rendezvous of N tasks | [`Barrier`] | `async-lock` |
+//! | lazily initialised value | [`OnceCell`] | `async-lock` |
+//! | "wake whoever waits" (notify) | [`Event`], [`EventListener`] | `event-listener` |
+//! | graceful shutdown, broadcast | [`Shutdown`] | strata |
+//! | wait for N things to finish | [`WaitGroup`] | strata |
+//!
+//! Why these: `futures-channel` is the reference channel implementation of
+//! the futures project and needs no runtime; `async-lock` and
+//! `event-listener` (smol-rs) are small, allocation-light and fair, and
+//! `async-lock` is built on `event-listener`, so both share one wake-up
+//! mechanism. None of them needs a strata runtime to work.
+//!
+//! The two strata types fill what is missing for a server's graceful
+//! shutdown, and are small compositions of an atomic and an [`Event`]:
+//!
+//! * [`Shutdown`]: one `trigger()`, any number of waiters
+//!   (`wait().await`, `is_triggered()`); "stop accepting, finish up".
+//! * [`WaitGroup`]: a count of live things (connections) whose guards
+//!   decrement it on drop, and a `wait()` that completes when it reaches
+//!   zero; "wait until every connection is gone".
+//!
+//! ```
+//! use strata_rt::sync::{Shutdown, WaitGroup};
+//!
+//! strata_rt::run(async {
+//!     let shutdown = Shutdown::new();
+//!     let connections = WaitGroup::new();
+//!     for _ in 0..3 {
+//!         let (shutdown, guard) = (shutdown.clone(), connections.add());
+//!         strata_rt::spawn(async move {
+//!             shutdown.wait().await; // serve until told to stop
+//!             drop(guard); // this connection is done
+//!         });
+//!     }
+//!     shutdown.trigger();
+//!     connections.wait().await;
+//!     assert_eq!(connections.count(), 0);
+//! });
+//! ```
+
+mod shutdown;
+mod wait_group;
+
+pub use async_lock::{
+    Barrier, BarrierWaitResult, Mutex, MutexGuard, MutexGuardArc, OnceCell, RwLock,
+    RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphoreGuard, SemaphoreGuardArc,
+};
+pub use event_listener::{Event, EventListener};
+pub use futures_channel::{mpsc, oneshot};
+pub use shutdown::{Shutdown, Triggered};
+pub use wait_group::{AllDone, WaitGroup, WaitGuard};

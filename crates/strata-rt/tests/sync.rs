@@ -1,0 +1,128 @@
+//! The sync module: strata's own `Shutdown` and `WaitGroup`, and smoke
+//! tests that the re-exported primitives work on the runtime.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use strata_rt::spawn;
+use strata_rt::sync::{Semaphore, Shutdown, WaitGroup, mpsc, oneshot};
+use strata_rt::time::{sleep, timeout};
+use support::{deadline, rt};
+
+#[test]
+fn shutdown_wakes_every_waiter_once_and_stays_triggered() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let shutdown = Shutdown::new();
+            let woke = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..500)
+                .map(|_| {
+                    let (shutdown, woke) = (shutdown.clone(), woke.clone());
+                    spawn(async move {
+                        shutdown.wait().await;
+                        woke.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            sleep(Duration::from_millis(20)).await;
+            assert_eq!(woke.load(Ordering::SeqCst), 0, "woken before trigger");
+            assert!(!shutdown.is_triggered());
+            assert!(shutdown.trigger());
+            assert!(!shutdown.trigger(), "second trigger reports the first");
+            for h in hs {
+                timeout(Duration::from_secs(10), h).await.unwrap().unwrap();
+            }
+            assert_eq!(woke.load(Ordering::SeqCst), 500);
+            // Late waiters complete at once.
+            timeout(Duration::from_secs(1), shutdown.wait())
+                .await
+                .unwrap();
+            assert!(shutdown.is_triggered());
+        });
+    });
+}
+
+#[test]
+fn wait_group_completes_when_the_last_guard_drops() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let group = WaitGroup::new();
+            // Empty: completes at once.
+            timeout(Duration::from_secs(1), group.wait()).await.unwrap();
+
+            let shutdown = Shutdown::new();
+            for i in 0..100u64 {
+                let (guard, shutdown) = (group.add(), shutdown.clone());
+                spawn(async move {
+                    shutdown.wait().await;
+                    // Finish "in-flight work" at different speeds.
+                    sleep(Duration::from_millis(i % 20)).await;
+                    drop(guard);
+                });
+            }
+            assert_eq!(group.count(), 100);
+            let all_done = group.wait();
+            assert!(
+                timeout(Duration::from_millis(30), group.wait())
+                    .await
+                    .is_err(),
+                "completed with guards alive"
+            );
+            shutdown.trigger();
+            timeout(Duration::from_secs(10), all_done).await.unwrap();
+            assert_eq!(group.count(), 0);
+        });
+    });
+}
+
+#[test]
+fn reexported_channels_and_semaphore_work_across_workers() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let (tx, rx) = oneshot::channel();
+            spawn(async move { tx.send(5).unwrap() });
+            assert_eq!(rx.await.unwrap(), 5);
+
+            let (tx, rx) = mpsc::channel::<u32>(8);
+            for i in 0..4 {
+                let mut tx = tx.clone();
+                spawn(async move {
+                    for j in 0..25 {
+                        futures_util::SinkExt::send(&mut tx, i * 100 + j)
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+            drop(tx);
+            assert_eq!(rx.collect::<Vec<_>>().await.len(), 100);
+
+            // At most 3 at a time.
+            let sem = Arc::new(Semaphore::new(3));
+            let (inside, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let hs: Vec<_> = (0..30)
+                .map(|_| {
+                    let (sem, inside, max) = (sem.clone(), inside.clone(), max.clone());
+                    spawn(async move {
+                        let _permit = sem.acquire().await;
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(n, Ordering::SeqCst);
+                        sleep(Duration::from_millis(2)).await;
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+            assert!(max.load(Ordering::SeqCst) <= 3);
+        });
+    });
+}
