@@ -106,10 +106,10 @@ impl<F: Future> Future for TaskFuture<F> {
         // and `TaskFuture` implements `Unpin` only through auto-traits (so
         // only when `F: Unpin`). `worker_uid` and `key` are never pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.key.is_none() {
-            if let Some(uid) = this.worker_uid {
-                this.key = context::with_worker_if(uid, |w| w.track(cx.waker().clone()));
-            }
+        if this.key.is_none()
+            && let Some(uid) = this.worker_uid
+        {
+            this.key = context::with_worker_if(uid, |w| w.track(cx.waker().clone()));
         }
         // SAFETY: see above; `inner` is not moved, only re-pinned in place.
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };

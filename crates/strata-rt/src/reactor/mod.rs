@@ -174,10 +174,10 @@ impl Reactor {
                     continue;
                 }
                 let index = token.0 & INDEX_MASK;
-                if let Some(io) = t.sources.get(index) {
-                    if io.token() == token.0 {
-                        io.set_readiness(scheduled_io::Ready::from_event(event), &mut self.to_wake);
-                    }
+                if let Some(io) = t.sources.get(index)
+                    && io.token() == token.0
+                {
+                    io.set_readiness(scheduled_io::Ready::from_event(event), &mut self.to_wake);
                 }
             }
         }
