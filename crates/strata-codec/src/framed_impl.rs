@@ -72,6 +72,27 @@ const MAX_READ_WINDOW: usize = 64 * 1024;
 /// so one big frame does not leave a big buffer behind.
 const LARGE_BUFFER: usize = 256 * 1024;
 
+thread_local! {
+    /// Initialised memory that reads land in when the frame buffer is empty;
+    /// see `ReadState::poll_read`. At most `MAX_READ_WINDOW` (or a larger
+    /// configured window) per thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `poll_read`, retried on `Interrupted`.
+fn read_retrying<T: AsyncRead + Unpin>(
+    io: &mut T,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    loop {
+        match Pin::new(&mut *io).poll_read(cx, buf) {
+            Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Where the read side of a framed stream is; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadPhase {
@@ -229,36 +250,55 @@ impl ReadState {
 
     /// One read into the free space after the buffered bytes.
     ///
-    /// The crate has no unsafe code, so the window is zeroed before the
-    /// read; the adaptive window keeps that cost in line with the bytes
-    /// actually read.
+    /// The crate has no unsafe code, so memory must be initialised before
+    /// a read may fill it. When nothing is buffered (the common case: the
+    /// previous frames were all decoded), the read goes into this thread's
+    /// scratch buffer, initialised once, and only the bytes that arrived are
+    /// copied into the frame buffer: an idle connection holds no buffer, and
+    /// a small request costs a small allocation instead of zeroing a whole
+    /// window. When part of a frame is buffered, the window after it is
+    /// zeroed and read into directly; the adaptive window keeps that cost in
+    /// line with the bytes actually read.
     fn poll_read<T: AsyncRead + Unpin>(
         &mut self,
         io: &mut T,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        let filled = self.buffer.len();
-        self.buffer.resize(filled + self.window, 0);
-        let result = loop {
-            match Pin::new(&mut *io).poll_read(cx, &mut self.buffer[filled..]) {
-                Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
+        let result = if self.buffer.is_empty() {
+            let window = self.window;
+            let buffer = &mut self.buffer;
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                if scratch.len() < window {
+                    scratch.resize(window, 0);
+                }
+                let result = read_retrying(io, cx, &mut scratch[..window]);
+                if let Poll::Ready(Ok(n)) = result {
+                    buffer.extend_from_slice(&scratch[..n.min(window)]);
+                }
+                result
+            })
+        } else {
+            let filled = self.buffer.len();
+            self.buffer.resize(filled + self.window, 0);
+            let result = read_retrying(io, cx, &mut self.buffer[filled..]);
+            let n = match &result {
+                Poll::Ready(Ok(n)) => (*n).min(self.window),
+                _ => 0,
+            };
+            self.buffer.truncate(filled + n);
+            result
         };
-        let n = match &result {
-            Poll::Ready(Ok(n)) => (*n).min(self.window),
-            _ => 0,
-        };
-        self.buffer.truncate(filled + n);
         match result {
             Poll::Pending => {
-                if self.release_idle && self.buffer.is_empty() {
+                if self.release_idle && self.buffer.is_empty() && self.buffer.capacity() > 0 {
                     // Idle: nothing buffered, nothing to read. Hold no memory.
                     self.buffer = BytesMut::new();
                 }
                 Poll::Pending
             }
-            Poll::Ready(Ok(_)) => {
+            Poll::Ready(Ok(n)) => {
+                let n = n.min(self.window);
                 self.adapt_window(n);
                 Poll::Ready(Ok(n))
             }
