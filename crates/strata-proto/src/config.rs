@@ -1,0 +1,75 @@
+//! Per-connection limits and timeouts, with safe defaults.
+
+use std::time::Duration;
+
+/// Limits that apply to each connection.
+///
+/// Every bound has a default chosen to be safe for an internet-facing
+/// server; raise them deliberately.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use strata_proto::ConnectionConfig;
+///
+/// let cfg = ConnectionConfig::default()
+///     .max_in_flight(16)
+///     .idle_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(cfg.get_max_in_flight(), 16);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    pub(crate) max_in_flight: usize,
+    pub(crate) write_high_water_mark: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
+}
+
+impl Default for ConnectionConfig {
+    /// 64 requests in flight, a 64 KiB write high-water mark, 60 s idle
+    /// timeout, 30 s to finish a request once it started arriving.
+    fn default() -> Self {
+        ConnectionConfig {
+            max_in_flight: 64,
+            write_high_water_mark: 64 * 1024,
+            idle_timeout: Some(Duration::from_secs(60)),
+            read_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Requests of one connection that may run at once (at least 1). When
+    /// reached, the connection stops reading until a response is written.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Current `max_in_flight`.
+    pub fn get_max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Bytes of encoded responses buffered before the connection stops
+    /// taking more and waits for the socket to drain.
+    pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
+        self.write_high_water_mark = bytes.max(1);
+        self
+    }
+
+    /// Close a connection that has had nothing in flight and nothing
+    /// buffered for this long. `None` disables it.
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// Close a connection whose next request started arriving but is not
+    /// complete after this long (slowloris defence). `None` disables it.
+    pub fn read_timeout(mut self, t: Option<Duration>) -> Self {
+        self.read_timeout = t;
+        self
+    }
+}

@@ -1,0 +1,16 @@
+//! strata-proto: from frames to requests and responses, and the servers
+//! that run them.
+//!
+//! * [`pipeline`]: pipelined dispatch — many requests in flight per
+//!   connection, responses in request order, bounded at every step.
+//! * [`TcpServer`]: the classic shape — a protocol, an address,
+//!   `threads(n)`, `serve(|| Ok(service))` — with connection limits,
+//!   timeouts, per-connection isolation and graceful shutdown.
+
+mod config;
+mod deadline;
+pub mod pipeline;
+mod server;
+
+pub use config::ConnectionConfig;
+pub use server::{ServerHandle, TcpServer};

@@ -1,0 +1,146 @@
+//! The in-flight queue of a pipelined connection: service futures in
+//! request order, each polled until done, outputs released in order.
+//!
+//! Futures live in pinned boxes that are recycled: when a future finishes,
+//! its box is emptied in place (`Pin::set(None)`) and kept for the next
+//! request, so a busy connection allocates a slot only when its in-flight
+//! count reaches a new high. An idle connection can release all boxes with
+//! [`InFlight::release_idle`].
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+type Slot<F> = Pin<Box<Option<F>>>;
+
+struct Entry<F: Future> {
+    slot: Slot<F>,
+    /// The output, once the future finished (possibly ahead of its turn).
+    out: Option<F::Output>,
+}
+
+/// Futures in request order; see the module docs.
+pub(crate) struct InFlight<F: Future> {
+    queue: VecDeque<Entry<F>>,
+    free: Vec<Slot<F>>,
+}
+
+impl<F: Future> InFlight<F> {
+    pub(crate) fn new() -> Self {
+        InFlight {
+            queue: VecDeque::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Requests whose responses have not been taken yet.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Appends a future and polls it once right away: most responses are
+    /// ready on the first poll, which then costs no extra wake-up.
+    pub(crate) fn push(&mut self, fut: F, cx: &mut Context<'_>) {
+        let mut slot = self.free.pop().unwrap_or_else(|| Box::pin(None));
+        slot.set(Some(fut));
+        let mut entry = Entry { slot, out: None };
+        poll_entry(&mut entry, cx);
+        self.queue.push_back(entry);
+    }
+
+    /// The next output in request order, polling unfinished futures first.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let Some(front) = self.queue.front_mut() else {
+            return Poll::Ready(None);
+        };
+        if front.out.is_none() {
+            // Poll everything unfinished: later futures make progress (and
+            // register wakers) even while the head is slow.
+            for e in self.queue.iter_mut() {
+                poll_entry(e, cx);
+            }
+        }
+        let front = self.queue.front_mut().expect("checked above");
+        match front.out.take() {
+            Some(out) => {
+                let entry = self.queue.pop_front().expect("checked above");
+                self.free.push(entry.slot);
+                Poll::Ready(Some(out))
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    /// Drops every request still in flight (after a fatal error).
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+    }
+
+    /// Drops the recycled boxes (call when the connection goes idle).
+    pub(crate) fn release_idle(&mut self) {
+        self.free = Vec::new();
+    }
+}
+
+fn poll_entry<F: Future>(e: &mut Entry<F>, cx: &mut Context<'_>) {
+    if e.out.is_some() {
+        return;
+    }
+    if let Some(fut) = e.slot.as_mut().as_pin_mut()
+        && let Poll::Ready(v) = fut.poll(cx)
+    {
+        e.out = Some(v);
+        // Drop the finished future in place, keeping the box.
+        e.slot.set(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::task::Waker;
+
+    /// A future that becomes ready when its flag is set.
+    struct Gate(Rc<Cell<bool>>, u32);
+    impl Future for Gate {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            if self.0.get() {
+                Poll::Ready(self.1)
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    #[test]
+    fn outputs_come_in_push_order_even_when_later_ones_finish_first() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let gates: Vec<_> = (0..3).map(|_| Rc::new(Cell::new(false))).collect();
+        let mut q = InFlight::new();
+        for (i, g) in gates.iter().enumerate() {
+            q.push(Gate(g.clone(), i as u32), &mut cx);
+        }
+        gates[2].set(true);
+        gates[1].set(true);
+        assert!(q.poll_next(&mut cx).is_pending());
+        gates[0].set(true);
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(0)));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(None));
+        // Boxes are recycled, not reallocated.
+        assert_eq!(q.free.len(), 3);
+        q.push(Gate(gates[0].clone(), 9), &mut cx);
+        assert_eq!(q.free.len(), 2);
+        q.release_idle();
+        assert!(q.free.is_empty());
+    }
+}

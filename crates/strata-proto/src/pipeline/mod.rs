@@ -1,0 +1,122 @@
+//! Pipelined protocols: many requests in flight on one connection,
+//! responses written in request order.
+//!
+//! # Pipelining
+//!
+//! A client may send request 2 before response 1 arrived. The server reads
+//! requests as they come, runs up to `max_in_flight` of them concurrently,
+//! and writes each response only after all earlier ones, because the
+//! protocol has no request ids: order is the only way to match them. A slow
+//! request therefore holds back the responses behind it (head-of-line
+//! blocking); protocols that cannot afford this tag frames with ids and
+//! multiplex instead. Line protocols, HTTP/1.1 and Redis are pipelined.
+//!
+//! With `max_in_flight = 1` pipelining degenerates into plain
+//! request/response.
+//!
+//! # Backpressure
+//!
+//! Nothing here is unbounded: when `max_in_flight` requests are running the
+//! connection stops reading (the kernel's buffer fills and TCP slows the
+//! client down), and when the write buffer passes its high-water mark the
+//! connection stops taking finished responses until the socket drains.
+//!
+//! # Flushing
+//!
+//! Responses are encoded into the write buffer as they finish; the buffer is
+//! written when no further complete request can be read right now (or when
+//! it passes the high-water mark). A client that sends 16 requests in one
+//! packet gets 16 responses in one `write(2)`.
+
+mod in_flight;
+mod server;
+
+pub use server::{ConnectionError, serve_connection};
+
+use strata_codec::{Decoder, Encoder};
+use strata_service::BoxError;
+
+/// What to do after a request failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorAction<R> {
+    /// Send this response in the failed request's place and carry on.
+    Respond(R),
+    /// Send this response, then close the connection (after the responses
+    /// before it).
+    RespondAndClose(R),
+    /// Close the connection after the responses before the failed one.
+    Close,
+}
+
+/// A pipelined protocol: its frames, its codec, and how it reports errors.
+///
+/// One value serves the whole server, shared by every worker, so it must be
+/// `Send + Sync`; it is asked for a fresh codec per connection.
+///
+/// # Examples
+///
+/// A line protocol, as in the classic example:
+///
+/// ```
+/// use strata_codec::{LinesCodec, LinesCodecError};
+/// use strata_proto::pipeline::{ErrorAction, ServerProto};
+/// use strata_service::BoxError;
+///
+/// struct LineProto;
+///
+/// impl ServerProto for LineProto {
+///     type Request = String;
+///     type Response = String;
+///     type Codec = LinesCodec;
+///
+///     fn codec(&self) -> LinesCodec {
+///         LinesCodec::new()
+///     }
+///
+///     // A bad line gets one error line, then the connection closes.
+///     fn decode_error(&self, err: &LinesCodecError) -> Option<String> {
+///         Some(format!("error: {err}"))
+///     }
+///
+///     // A failed request gets an error line and the connection carries on.
+///     fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+///         ErrorAction::Respond(format!("error: {err}"))
+///     }
+/// }
+/// ```
+pub trait ServerProto: Send + Sync + 'static {
+    /// A decoded request.
+    type Request: 'static;
+    /// A response to encode.
+    type Response: 'static;
+    /// The codec for one connection.
+    type Codec: Decoder<Item = Self::Request, Error: std::error::Error + Send + Sync + 'static>
+        + Encoder<Self::Response, Error: std::error::Error + Send + Sync + 'static>
+        + 'static;
+
+    /// A fresh codec for a new connection.
+    fn codec(&self) -> Self::Codec;
+
+    /// The final response to write when a request cannot be decoded
+    /// (over-long, malformed); the connection closes after it. Default:
+    /// close without one.
+    fn decode_error(&self, err: &DecodeError<Self>) -> Option<Self::Response> {
+        let _ = err;
+        None
+    }
+
+    /// What to do when the service fails a request. Default: close the
+    /// connection after the responses that precede the failed request.
+    fn service_error(&self, err: BoxError) -> ErrorAction<Self::Response> {
+        let _ = err;
+        ErrorAction::Close
+    }
+}
+
+/// The decode error of a protocol's codec.
+pub type DecodeError<P> = <<P as ServerProto>::Codec as Decoder>::Error;
+
+/// The encode error of a protocol's codec.
+pub type EncodeError<P> =
+    <<P as ServerProto>::Codec as Encoder<<P as ServerProto>::Response>>::Error;

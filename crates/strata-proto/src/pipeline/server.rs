@@ -1,0 +1,315 @@
+//! The pipelined server dispatcher: one connection, start to finish.
+//!
+//! # States of the read side
+//!
+//! ```text
+//!            request decoded                     peer half-closed (EOF)
+//!   ┌──────┐ ─────────────► dispatch ┌──────┐  ─────────────────────────► Eof
+//!   │ Open │                         │ Full │  in flight = max: stop reading
+//!   └──────┘ ◄───────────── response └──────┘  until a response is taken
+//!      │  decode error ─────────────────────────────────────────────────► Failed
+//!      │  stop signal (after the requests received so far) ───────────────► Stopped
+//!      └  service error with Close / RespondAndClose ───────────────────► Closing
+//! ```
+//!
+//! Every state other than `Open` stops reading for good; the connection
+//! then finishes the requests in flight, writes their responses (and the
+//! final error response, if any), flushes, shuts down its write side and
+//! ends.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
+use std::task::{Poll, ready};
+
+use futures_core::Stream;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_sink::Sink;
+use strata_codec::Framed;
+use strata_service::{BoxError, Service};
+
+use super::in_flight::InFlight;
+use super::{ErrorAction, ServerProto};
+use crate::config::ConnectionConfig;
+use crate::deadline::{ConnTimer, TimerState};
+
+/// Why a connection ended other than by a clean close.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// Reading or writing the socket failed (as reported by the codec).
+    Io(BoxError),
+    /// A request could not be decoded; the connection was closed (after the
+    /// protocol's final error response, if it has one).
+    Decode(BoxError),
+    /// A response could not be encoded.
+    Encode(BoxError),
+    /// The service failed a request and the protocol chose to close.
+    Service(BoxError),
+    /// The connection sat idle past the idle timeout.
+    IdleTimeout,
+    /// A request started arriving but was not complete within the read
+    /// timeout (a slow or stalled peer).
+    ReadTimeout,
+}
+
+impl ConnectionError {
+    /// Whether this is the peer going away (reset, broken pipe), which a
+    /// server should not treat as its own failure.
+    pub fn is_disconnect(&self) -> bool {
+        match self {
+            ConnectionError::Io(e) => find_io(&**e).is_some_and(|e| {
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::NotConnected
+                        | io::ErrorKind::UnexpectedEof
+                )
+            }),
+            _ => false,
+        }
+    }
+}
+
+/// The `io::Error` at the root of `err`, if there is one.
+fn find_io<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionError::Io(e) => write!(f, "i/o error: {e}"),
+            ConnectionError::Decode(e) => write!(f, "bad request: {e}"),
+            ConnectionError::Encode(e) => write!(f, "cannot encode response: {e}"),
+            ConnectionError::Service(e) => write!(f, "service error: {e}"),
+            ConnectionError::IdleTimeout => f.write_str("idle timeout"),
+            ConnectionError::ReadTimeout => {
+                f.write_str("request not completed within the read timeout")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectionError::Io(e)
+            | ConnectionError::Decode(e)
+            | ConnectionError::Encode(e)
+            | ConnectionError::Service(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Open,
+    Eof,
+    Failed,
+    Stopped,
+    Closing,
+}
+
+/// Serves one connection with a pipelined protocol until the peer closes,
+/// an error ends it, or `stop` completes (graceful shutdown: requests
+/// already received are answered, then the connection closes).
+///
+/// `TcpServer` calls this for each accepted socket; call it directly to
+/// serve a protocol over any other `AsyncRead + AsyncWrite` transport.
+///
+/// # Errors
+///
+/// [`ConnectionError`] says why the connection ended abnormally. A peer that
+/// disconnects while responses are being written ends the connection with
+/// `Ok(())`: there is nobody left to answer.
+pub async fn serve_connection<P, S, T, F>(
+    io: T,
+    proto: &P,
+    service: S,
+    config: &ConnectionConfig,
+    stop: F,
+) -> Result<(), ConnectionError>
+where
+    P: ServerProto,
+    S: Service<P::Request, Response = P::Response>,
+    S::Error: Into<BoxError>,
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+{
+    let mut framed = Framed::new(io, proto.codec());
+    framed.set_high_water_mark(config.write_high_water_mark);
+    let mut stop = std::pin::pin!(stop);
+    let mut stop_seen = false;
+    let max_in_flight = config.max_in_flight.max(1);
+    let service = &service;
+    let mut in_flight = InFlight::new();
+    let mut read = Read::Open;
+    let mut final_response: Option<P::Response> = None;
+    let mut outcome: Result<(), ConnectionError> = Ok(());
+    let mut timer = ConnTimer::new(config);
+
+    poll_fn(|cx| {
+        loop {
+            let mut progress = false;
+
+            // 1. Move finished responses, in order, into the write buffer.
+            while !in_flight.is_empty() {
+                match Pin::new(&mut framed).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                    // Over the high-water mark and the socket is full.
+                    Poll::Pending => break,
+                }
+                let out: Result<P::Response, S::Error> = match in_flight.poll_next(cx) {
+                    Poll::Ready(Some(out)) => out,
+                    Poll::Ready(None) | Poll::Pending => break,
+                };
+                progress = true;
+                let response = match out {
+                    Ok(resp) => resp,
+                    Err(err) => {
+                        let err: BoxError = err.into();
+                        let msg = err.to_string();
+                        match proto.service_error(err) {
+                            ErrorAction::Respond(r) => r,
+                            ErrorAction::RespondAndClose(r) => {
+                                close_after(&mut read, &mut in_flight, &mut outcome, msg);
+                                r
+                            }
+                            ErrorAction::Close => {
+                                close_after(&mut read, &mut in_flight, &mut outcome, msg);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = Pin::new(&mut framed).start_send(response) {
+                    return Poll::Ready(Err(ConnectionError::Encode(Box::new(e))));
+                }
+            }
+
+            // 2. Graceful stop: answer every complete request received so
+            //    far, in our buffer or the kernel's, then read no more.
+            if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
+                stop_seen = true;
+            }
+
+            // 3. Read and dispatch requests while there is room.
+            if read == Read::Open && in_flight.len() < max_in_flight {
+                let next = Pin::new(&mut framed).poll_next(cx);
+                if stop_seen && next.is_pending() {
+                    // Drained up to `WouldBlock`: whatever comes later was
+                    // sent after shutdown began.
+                    read = Read::Stopped;
+                    progress = true;
+                }
+                match next {
+                    Poll::Ready(Some(Ok(req))) => {
+                        in_flight.push(service.call(req), cx);
+                        timer.activity();
+                        progress = true;
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        read = Read::Failed;
+                        final_response = proto.decode_error(&e);
+                        outcome = Err(ConnectionError::Decode(Box::new(e)));
+                        progress = true;
+                    }
+                    Poll::Ready(None) => {
+                        read = Read::Eof;
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if progress {
+                continue;
+            }
+
+            // 4. Nothing more can happen right now: finish, or flush and wait.
+            if read != Read::Open && in_flight.is_empty() {
+                if let Some(resp) = final_response.take() {
+                    match Pin::new(&mut framed).poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                        Poll::Pending => {
+                            final_response = Some(resp);
+                            return Poll::Pending;
+                        }
+                    }
+                    if let Err(e) = Pin::new(&mut framed).start_send(resp) {
+                        return Poll::Ready(Err(ConnectionError::Encode(Box::new(e))));
+                    }
+                }
+                return match ready!(Pin::new(&mut framed).poll_close(cx)) {
+                    Ok(()) => Poll::Ready(std::mem::replace(&mut outcome, Ok(()))),
+                    Err(e) => Poll::Ready(match write_failed(e) {
+                        Ok(()) => std::mem::replace(&mut outcome, Ok(())),
+                        err => err,
+                    }),
+                };
+            }
+            match Pin::new(&mut framed).poll_flush(cx) {
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+            }
+            if read != Read::Open {
+                // Waiting for in-flight requests; timeouts do not apply.
+                return Poll::Pending;
+            }
+
+            // 5. Timeouts: idle (nothing in flight, nothing buffered) and read
+            //    (part of a request buffered, nothing in flight).
+            let quiet = in_flight.is_empty() && framed.write_buffer().is_empty();
+            if quiet && framed.read_buffer().is_empty() {
+                in_flight.release_idle();
+            }
+            let state = match (quiet, framed.read_buffer().is_empty()) {
+                (true, true) => TimerState::Idle,
+                (true, false) => TimerState::Partial,
+                (false, _) => TimerState::Busy,
+            };
+            return match timer.poll_expired(cx, state) {
+                Poll::Ready(err) => Poll::Ready(Err(err)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    })
+    .await
+}
+
+/// After a service error that closes the connection: stop reading, drop the
+/// requests after the failed one, remember why.
+fn close_after<F: Future>(
+    read: &mut Read,
+    in_flight: &mut InFlight<F>,
+    outcome: &mut Result<(), ConnectionError>,
+    msg: String,
+) {
+    *read = Read::Closing;
+    in_flight.clear();
+    *outcome = Err(ConnectionError::Service(msg.into()));
+}
+
+/// A write (flush/close) failed: a vanished peer ends the connection
+/// normally, anything else is an error.
+fn write_failed<E: std::error::Error + Send + Sync + 'static>(e: E) -> Result<(), ConnectionError> {
+    let err = ConnectionError::Io(Box::new(e));
+    if err.is_disconnect() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}

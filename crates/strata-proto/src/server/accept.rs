@@ -1,0 +1,219 @@
+//! One worker's accept loop: limits, back-off on accept errors, and the
+//! spawning of isolated connection tasks.
+
+use std::future::poll_fn;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use strata_rt::net::{TcpListener, TcpStream};
+use strata_service::{BoxError, ConnectionInfo, NewService, Service};
+
+use super::state::{ConnGuard, ServerState};
+use crate::ConnectionConfig;
+use crate::pipeline::{ServerProto, serve_connection};
+
+/// Everything an accept loop needs, shared by all workers.
+pub(crate) struct Shared<P, N> {
+    pub(crate) proto: P,
+    pub(crate) new_service: N,
+    pub(crate) conn: ConnectionConfig,
+    pub(crate) max_connections: usize,
+    pub(crate) state: Arc<ServerState>,
+}
+
+/// Accepts until the server stops; each connection runs in its own local
+/// task on this worker.
+pub(crate) async fn accept_loop<P, N>(listener: TcpListener, shared: Arc<Shared<P, N>>)
+where
+    P: ServerProto,
+    N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
+    N::Service: Service<P::Request, Response = P::Response> + 'static,
+    <N::Service as Service<P::Request>>::Error: Into<BoxError>,
+{
+    let mut backoff = Backoff::new();
+    loop {
+        let accepted = {
+            let mut stopped = pin!(shared.state.stopped());
+            let mut accept = pin!(listener.accept());
+            poll_fn(|cx| {
+                if stopped.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                accept.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        let Some(accepted) = accepted else {
+            tracing::debug!("accept loop stopping");
+            return;
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff.reset();
+                open(stream, peer, &shared);
+            }
+            Err(e) => {
+                if let Some(pause) = backoff.on_error(&e) {
+                    strata_rt::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+fn open<P, N>(stream: TcpStream, peer: std::net::SocketAddr, shared: &Arc<Shared<P, N>>)
+where
+    P: ServerProto,
+    N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
+    N::Service: Service<P::Request, Response = P::Response> + 'static,
+    <N::Service as Service<P::Request>>::Error: Into<BoxError>,
+{
+    let state = &shared.state;
+    if !state.try_open(shared.max_connections) {
+        // Accepted and closed at once: the client learns immediately
+        // instead of waiting in the kernel's backlog.
+        let n = state
+            .rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_power_of_two() {
+            tracing::warn!(
+                %peer,
+                max = shared.max_connections,
+                rejected_so_far = n + 1,
+                "connection limit reached; closing new connection"
+            );
+        }
+        return;
+    }
+    let guard = ConnGuard(state.clone());
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let info = ConnectionInfo::new(peer, local);
+    let service = match shared.new_service.new_service(&info) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "could not create a service for a connection");
+            return;
+        }
+    };
+    let shared = shared.clone();
+    strata_rt::spawn_local(async move {
+        let _guard = guard;
+        tracing::debug!(%peer, "connection opened");
+        let conn = serve_connection(
+            stream,
+            &shared.proto,
+            service,
+            &shared.conn,
+            shared.state.stopped(),
+        );
+        let mut conn = pin!(conn);
+        // A panicking handler ends this connection only: the panic is
+        // caught here, logged, and the socket closed by the drop.
+        let result =
+            poll_fn(
+                |cx| match catch_unwind(AssertUnwindSafe(|| conn.as_mut().poll(cx))) {
+                    Ok(p) => p.map(Ok),
+                    Err(panic) => Poll::Ready(Err(panic)),
+                },
+            )
+            .await;
+        match result {
+            Ok(Ok(())) => tracing::debug!(%peer, "connection closed"),
+            Ok(Err(e)) if e.is_disconnect() => tracing::debug!(%peer, "peer disconnected"),
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection closed on error"),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic".into());
+                tracing::error!(%peer, panic = %msg, "handler panicked; connection closed");
+            }
+        }
+    });
+}
+
+/// Back-off for accept errors: resource exhaustion (out of descriptors or
+/// memory) pauses the loop, doubling from 5 ms up to 1 s, so it neither
+/// crashes nor spins; per-connection errors (the peer aborted before we
+/// accepted) are skipped at once.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        Backoff { next: Self::MIN }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+
+    /// How long to pause after `e`, if at all.
+    fn on_error(&mut self, e: &io::Error) -> Option<Duration> {
+        match e.raw_os_error() {
+            Some(errno) if is_transient_per_connection(errno) => {
+                tracing::debug!(error = %e, "accept failed for one connection; continuing");
+                None
+            }
+            _ => {
+                let pause = self.next;
+                self.next = (self.next * 2).min(Self::MAX);
+                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed; pausing");
+                Some(pause)
+            }
+        }
+    }
+}
+
+/// `ECONNABORTED`, `EINTR`, `EPROTO`, `EPERM` (firewall), and the network
+/// errors Linux's accept(2) passes on for the new socket: they concern one
+/// connection, not the listener.
+fn is_transient_per_connection(errno: i32) -> bool {
+    [
+        libc::ECONNABORTED,
+        libc::EINTR,
+        libc::EPROTO,
+        libc::EPERM,
+        libc::ENETDOWN,
+        libc::ENOPROTOOPT,
+        libc::EHOSTDOWN,
+        libc::EHOSTUNREACH,
+        libc::EOPNOTSUPP,
+        libc::ENETUNREACH,
+    ]
+    .contains(&errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_for_exhaustion_and_skips_aborted_connections() {
+        let mut b = Backoff::new();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(5)));
+        assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(10)));
+        for _ in 0..20 {
+            b.on_error(&emfile);
+        }
+        assert_eq!(b.on_error(&emfile), Some(Duration::from_secs(1)));
+        let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        assert_eq!(b.on_error(&aborted), None);
+        b.reset();
+        assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(5)));
+    }
+}

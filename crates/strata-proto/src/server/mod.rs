@@ -1,0 +1,322 @@
+//! `TcpServer`: a protocol, an address, N threads, and a service factory.
+//!
+//! # Threads and listeners
+//!
+//! The server starts its own runtime with `threads(n)` workers. Each worker
+//! binds its own listener on the same address with `SO_REUSEPORT`, so the
+//! kernel spreads incoming connections over the workers and a connection
+//! lives its whole life on the worker that accepted it: no locks, no
+//! cross-thread hand-off, and services need not be `Send`.
+//!
+//! # Limits
+//!
+//! * `max_connections` (default 10 000): over it, a new connection is
+//!   accepted and closed at once, so the client learns immediately instead
+//!   of hanging in the kernel's backlog.
+//! * Per connection ([`ConnectionConfig`]): requests in flight, write
+//!   buffer, idle timeout, read (slowloris) timeout; the frame size bound
+//!   lives in the codec.
+//!
+//! # Graceful shutdown
+//!
+//! [`ServerHandle::shutdown`] (or SIGINT/SIGTERM in [`TcpServer::serve`]):
+//! the listeners close, so new connections are refused; every connection
+//! answers the requests it has already received, writes the responses,
+//! and closes; idle connections close at once. The server waits for that
+//! up to `shutdown_timeout` (default 30 s), then drops whatever is left.
+
+mod accept;
+mod state;
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use strata_rt::Runtime;
+use strata_rt::net::TcpListener;
+use strata_rt::signal::{Signal, SignalKind};
+use strata_service::{BoxError, ConnectionInfo, NewService, Service};
+
+use crate::ConnectionConfig;
+use crate::pipeline::ServerProto;
+use accept::{Shared, accept_loop};
+use state::ServerState;
+
+/// A TCP server for a pipelined protocol; see the module docs above.
+///
+/// # Examples
+///
+/// ```
+/// # use strata_codec::LinesCodec;
+/// # use strata_proto::pipeline::ServerProto;
+/// # struct LineProto;
+/// # impl ServerProto for LineProto {
+/// #     type Request = String;
+/// #     type Response = String;
+/// #     type Codec = LinesCodec;
+/// #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+/// # }
+/// use strata_proto::TcpServer;
+/// use strata_service::service_fn;
+///
+/// let server = TcpServer::new(LineProto, "127.0.0.1:0".parse().unwrap())
+///     .threads(1)
+///     .start(|| {
+///         Ok::<_, std::io::Error>(service_fn(|line: String| async move {
+///             Ok::<_, std::io::Error>(if line == "hello" { "world".into() } else { "idk".into() })
+///         }))
+///     })
+///     .unwrap();
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown();
+/// ```
+pub struct TcpServer<P> {
+    proto: P,
+    addr: SocketAddr,
+    threads: usize,
+    max_connections: usize,
+    backlog: u32,
+    conn: ConnectionConfig,
+    shutdown_timeout: Duration,
+}
+
+impl<P: ServerProto> TcpServer<P> {
+    /// A server for `proto` on `addr`, with one worker per core and the
+    /// default limits.
+    pub fn new(proto: P, addr: SocketAddr) -> Self {
+        TcpServer {
+            proto,
+            addr,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections: 10_000,
+            backlog: 1024,
+            conn: ConnectionConfig::default(),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Worker threads, each with its own listener (at least 1).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Connections open at once over all workers (at least 1).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// The listen backlog of each worker's listener.
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.backlog = n;
+        self
+    }
+
+    /// Per-connection limits and timeouts.
+    pub fn connection_config(mut self, cfg: ConnectionConfig) -> Self {
+        self.conn = cfg;
+        self
+    }
+
+    /// How long graceful shutdown waits for connections to finish.
+    pub fn shutdown_timeout(mut self, t: Duration) -> Self {
+        self.shutdown_timeout = t;
+        self
+    }
+
+    /// Starts serving in the background and returns a handle.
+    ///
+    /// `new_service` is called once per connection with its
+    /// [`ConnectionInfo`] (a plain `|| Ok(service)` closure ignores it).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the runtime cannot start or the address cannot be bound.
+    pub fn start<N>(self, new_service: N) -> io::Result<ServerHandle>
+    where
+        N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
+        N::Service: Service<P::Request, Response = P::Response> + 'static,
+        <N::Service as Service<P::Request>>::Error: Into<BoxError>,
+    {
+        let threads = self.threads;
+        let handle = self.launch(new_service)?;
+        tracing::info!(addr = %handle.local_addr, threads, "listening");
+        Ok(handle)
+    }
+
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully
+    /// (see the module docs) and returns.
+    ///
+    /// The signal handlers are installed before the "listening" log line,
+    /// so a signal sent after it is always handled gracefully.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the runtime cannot start, the address cannot be bound, or
+    /// the signal handlers cannot be installed.
+    pub fn serve<N>(self, new_service: N) -> io::Result<()>
+    where
+        N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
+        N::Service: Service<P::Request, Response = P::Response> + 'static,
+        <N::Service as Service<P::Request>>::Error: Into<BoxError>,
+    {
+        let threads = self.threads;
+        let handle = self.launch(new_service)?;
+        let runtime = handle.runtime.as_ref().expect("running");
+        let mut signals = runtime.block_on(async {
+            io::Result::Ok((
+                Signal::new(SignalKind::interrupt())?,
+                Signal::new(SignalKind::terminate())?,
+            ))
+        })?;
+        tracing::info!(addr = %handle.local_addr, threads, "listening");
+        let which = runtime.block_on(poll_fn(|cx| {
+            if signals.0.poll_recv(cx).is_ready() {
+                Poll::Ready("SIGINT")
+            } else if signals.1.poll_recv(cx).is_ready() {
+                Poll::Ready("SIGTERM")
+            } else {
+                Poll::Pending
+            }
+        }));
+        tracing::info!(signal = which, "signal received; shutting down gracefully");
+        handle.shutdown();
+        Ok(())
+    }
+
+    fn launch<N>(self, new_service: N) -> io::Result<ServerHandle>
+    where
+        N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
+        N::Service: Service<P::Request, Response = P::Response> + 'static,
+        <N::Service as Service<P::Request>>::Error: Into<BoxError>,
+    {
+        let runtime = Runtime::builder()
+            .worker_threads(self.threads)
+            .thread_name("strata-server")
+            .build()?;
+        let state = Arc::new(ServerState::default());
+        let shared = Arc::new(Shared {
+            proto: self.proto,
+            new_service,
+            conn: self.conn,
+            max_connections: self.max_connections,
+            state: state.clone(),
+        });
+        let (addr, backlog, threads) = (self.addr, self.backlog, self.threads);
+        let handle = runtime.handle().clone();
+        let local_addr = runtime.block_on(async move {
+            let first = TcpListener::builder(addr)
+                .reuse_port(true)
+                .backlog(backlog)
+                .bind()?;
+            // With port 0 the OS picked one; the other workers join it.
+            let bound = first.local_addr()?;
+            let mut listeners = vec![first];
+            for _ in 1..threads {
+                listeners.push(
+                    TcpListener::builder(bound)
+                        .reuse_port(true)
+                        .backlog(backlog)
+                        .bind()?,
+                );
+            }
+            for (w, listener) in listeners.into_iter().enumerate() {
+                let shared = shared.clone();
+                drop(handle.spawn_local_on(w, move || accept_loop(listener, shared)));
+            }
+            io::Result::Ok(bound)
+        })?;
+        Ok(ServerHandle {
+            runtime: Some(runtime),
+            state,
+            local_addr,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+impl<P> fmt::Debug for TcpServer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpServer")
+            .field("addr", &self.addr)
+            .field("threads", &self.threads)
+            .field("max_connections", &self.max_connections)
+            .field("connection", &self.conn)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+/// A running server. Dropping it shuts the server down gracefully, like
+/// [`shutdown`](Self::shutdown).
+pub struct ServerHandle {
+    runtime: Option<Runtime>,
+    state: Arc<ServerState>,
+    local_addr: SocketAddr,
+    shutdown_timeout: Duration,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Connections open right now.
+    pub fn connections(&self) -> usize {
+        self.state.live()
+    }
+
+    /// Connections closed at once because `max_connections` was reached.
+    pub fn rejected_connections(&self) -> usize {
+        self.state
+            .rejected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: stop accepting, let connections answer what they
+    /// received and close, wait up to the shutdown timeout, then stop the
+    /// runtime. Returns `true` if every connection finished in time.
+    pub fn shutdown(mut self) -> bool {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&mut self) -> bool {
+        let Some(runtime) = self.runtime.take() else {
+            return true;
+        };
+        tracing::info!(connections = self.state.live(), "shutting down");
+        self.state.stop();
+        let drained = self
+            .state
+            .wait_drained_blocking(Instant::now() + self.shutdown_timeout);
+        if !drained {
+            tracing::warn!(
+                connections = self.state.live(),
+                "shutdown timeout passed; dropping the remaining connections"
+            );
+        }
+        drop(runtime);
+        drained
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown_inner();
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("connections", &self.state.live())
+            .finish()
+    }
+}
