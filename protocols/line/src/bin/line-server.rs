@@ -1,0 +1,103 @@
+//! `line-server`: the classic example as a program.
+//!
+//! ```text
+//! cargo run --release --bin line-server            # listens on 127.0.0.1:12345
+//! nc localhost 12345                               # type hello, get world
+//! ```
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, Command, value_parser};
+use strata_line::{HelloWorld, LineProto, parse_duration};
+use strata_proto::{ConnectionConfig, TcpServer};
+
+fn cli() -> Command {
+    Command::new("line-server")
+        .about("Newline-delimited requests: `hello` answers `world`, anything else answers `idk`.")
+        .after_help(
+            "Try it:  nc localhost 12345\n\
+             Logs go to stderr; set RUST_LOG=debug for one line per connection.\n\
+             Ctrl-C or SIGTERM stops accepting, answers what was received, then exits.",
+        )
+        .arg(
+            Arg::new("addr")
+                .long("addr")
+                .value_name("IP:PORT")
+                .default_value("127.0.0.1:12345")
+                .value_parser(value_parser!(SocketAddr))
+                .help("Address to listen on"),
+        )
+        .arg(
+            Arg::new("threads")
+                .long("threads")
+                .value_name("N")
+                .value_parser(value_parser!(usize))
+                .help("Worker threads, each with its own listener [default: one per core]"),
+        )
+        .arg(
+            Arg::new("max-connections")
+                .long("max-connections")
+                .value_name("N")
+                .default_value("10000")
+                .value_parser(value_parser!(usize))
+                .help("Connections open at once; more are accepted and closed"),
+        )
+        .arg(
+            Arg::new("max-line-length")
+                .long("max-line-length")
+                .value_name("BYTES")
+                .default_value("8192")
+                .value_parser(value_parser!(usize))
+                .help("Longest accepted line; a longer one gets `error: line too long`"),
+        )
+        .arg(
+            Arg::new("idle-timeout")
+                .long("idle-timeout")
+                .value_name("DURATION")
+                .default_value("60s")
+                .value_parser(parse_duration)
+                .help("Close connections idle this long (e.g. 500ms, 30s, 2m; 0 = never)"),
+        )
+        .arg(
+            Arg::new("shutdown-timeout")
+                .long("shutdown-timeout")
+                .value_name("DURATION")
+                .default_value("30s")
+                .value_parser(parse_duration)
+                .help("How long a graceful shutdown waits for connections"),
+        )
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help("Print help"),
+        )
+        .disable_help_flag(true)
+}
+
+fn main() -> ExitCode {
+    strata_line::init_logging();
+    let m = cli().get_matches();
+    let addr = *m.get_one::<SocketAddr>("addr").expect("has default");
+    let idle = *m.get_one::<Duration>("idle-timeout").expect("has default");
+    let proto = LineProto::new().max_line_length(*m.get_one("max-line-length").expect("default"));
+    let mut server = TcpServer::new(proto, addr)
+        .max_connections(*m.get_one("max-connections").expect("has default"))
+        .shutdown_timeout(*m.get_one("shutdown-timeout").expect("has default"))
+        .connection_config(
+            ConnectionConfig::default().idle_timeout((!idle.is_zero()).then_some(idle)),
+        );
+    if let Some(n) = m.get_one::<usize>("threads") {
+        server = server.threads(*n);
+    }
+    match server.serve(|| Ok::<_, std::io::Error>(HelloWorld)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("line-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The line protocol of the classic example, on strata's layers:
+//! newline-delimited requests; `hello` answers `world`, anything else
+//! answers `idk`.
+//!
+//! It is built the way the classic example builds it:
+//!
+//! 1. a codec turns bytes into lines: [`LinesCodec`] (`\n` or `\r\n`,
+//!    UTF-8 checked, length bounded);
+//! 2. a protocol says how lines become requests and responses:
+//!    [`LineProto`], pipelined;
+//! 3. a service holds the logic: [`HelloWorld`];
+//! 4. [`TcpServer`](strata_proto::TcpServer) runs them.
+//!
+//! ```no_run
+//! use strata_line::{HelloWorld, LineProto};
+//! use strata_proto::TcpServer;
+//!
+//! TcpServer::new(LineProto::new(), "127.0.0.1:12345".parse().unwrap())
+//!     .serve(|| Ok::<_, std::io::Error>(HelloWorld))
+//!     .unwrap();
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+
+use strata_codec::{LinesCodec, LinesCodecError};
+use strata_proto::pipeline::{ErrorAction, ServerProto};
+use strata_service::{BoxError, Service};
+
+/// A response line (without its newline).
+pub type Line = Cow<'static, str>;
+
+/// The line protocol: [`LinesCodec`] framing, pipelined dispatch.
+///
+/// A line over the limit or with invalid UTF-8 gets one error line
+/// (`error: line too long`, `error: invalid UTF-8`) and the connection is
+/// closed; a failing service gets `error: ...` and the connection carries on.
+#[derive(Debug, Clone)]
+pub struct LineProto {
+    max_line_length: usize,
+}
+
+impl LineProto {
+    /// The protocol with the codec's default line limit (8 KiB).
+    pub fn new() -> Self {
+        LineProto {
+            max_line_length: strata_codec::DEFAULT_MAX_LINE_LENGTH,
+        }
+    }
+
+    /// Sets the longest accepted line, in bytes, without its line ending.
+    pub fn max_line_length(mut self, n: usize) -> Self {
+        self.max_line_length = n;
+        self
+    }
+}
+
+impl Default for LineProto {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerProto for LineProto {
+    type Request = String;
+    type Response = Line;
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::with_max_length(self.max_line_length)
+    }
+
+    fn decode_error(&self, err: &LinesCodecError) -> Option<Line> {
+        Some(Cow::Borrowed(match err {
+            LinesCodecError::LineTooLong { .. } => "error: line too long",
+            LinesCodecError::InvalidUtf8(_) => "error: invalid UTF-8",
+            _ => "error: bad request",
+        }))
+    }
+
+    fn service_error(&self, err: BoxError) -> ErrorAction<Line> {
+        ErrorAction::Respond(Cow::Owned(format!("error: {err}")))
+    }
+}
+
+/// The service of the classic example: `hello` → `world`, else `idk`.
+///
+/// ```
+/// use strata_line::HelloWorld;
+/// use strata_service::Service;
+///
+/// strata_rt::run(async {
+///     assert_eq!(HelloWorld.call("hello".into()).await.unwrap(), "world");
+///     assert_eq!(HelloWorld.call("hi".into()).await.unwrap(), "idk");
+/// });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HelloWorld;
+
+impl Service<String> for HelloWorld {
+    type Response = Line;
+    type Error = Infallible;
+
+    async fn call(&self, req: String) -> Result<Line, Infallible> {
+        Ok(Cow::Borrowed(if req == "hello" { "world" } else { "idk" }))
+    }
+}
+
+/// Parses a human duration: `500ms`, `30s`, `2m`, `1h`, or a bare number
+/// of seconds. `0` means zero.
+///
+/// # Errors
+///
+/// A message saying what was expected.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use strata_line::parse_duration;
+///
+/// assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+/// assert!(parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; try 500ms, 30s, 2m or 1h"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{s}`; use ms, s, m or h"
+            ));
+        }
+    };
+    Ok(d)
+}
+
+/// Sends `tracing` output to stderr; the level comes from `RUST_LOG`
+/// (`error`, `warn`, `info` (default), `debug`, `trace`).
+pub fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

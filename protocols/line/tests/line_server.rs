@@ -1,0 +1,250 @@
+//! End-to-end: the real `line-server` binary as a subprocess, over TCP.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_line-server"))
+            .args(["--addr", "127.0.0.1:0", "--threads", "2"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("line-server starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server logs that it listens");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        Server {
+            child,
+            addr,
+            log: rx,
+        }
+    }
+
+    fn connect(&self) -> Conn {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        let status = self.child.wait().unwrap();
+        let logs = self.log.try_iter().collect();
+        (status, logs)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut l = String::new();
+        match self.r.read_line(&mut l) {
+            Ok(0) => None,
+            Ok(_) => Some(l),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn hello_gets_world_and_anything_else_idk() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.send(b"hello\n");
+    assert_eq!(c.line().as_deref(), Some("world\n"));
+    c.send(b"hi\n");
+    assert_eq!(c.line().as_deref(), Some("idk\n"));
+    c.send(b"\n");
+    assert_eq!(c.line().as_deref(), Some("idk\n"));
+    // \r\n is a line ending too.
+    c.send(b"hello\r\nHELLO\r\n");
+    assert_eq!(c.line().as_deref(), Some("world\n"));
+    assert_eq!(c.line().as_deref(), Some("idk\n"));
+}
+
+#[test]
+fn ten_thousand_pipelined_requests_come_back_in_order() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut batch = Vec::new();
+    for i in 0..10_000 {
+        batch.extend_from_slice(if i % 3 == 0 { b"hello\n" } else { b"nope\n" });
+    }
+    let mut w = c.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&batch).unwrap());
+    for i in 0..10_000 {
+        let want = if i % 3 == 0 { "world\n" } else { "idk\n" };
+        assert_eq!(c.line().as_deref(), Some(want), "response {i}");
+    }
+    writer.join().unwrap();
+}
+
+#[test]
+fn an_over_long_line_gets_an_error_and_only_that_connection_closes() {
+    let server = Server::start(&["--max-line-length", "100"]);
+    let mut bystander = server.connect();
+    let mut c = server.connect();
+    c.send(b"hello\n");
+    c.send(&[b'a'; 5000]);
+    c.send(b"\nhello\n");
+    assert_eq!(c.line().as_deref(), Some("world\n"));
+    assert_eq!(c.line().as_deref(), Some("error: line too long\n"));
+    assert_eq!(c.line(), None);
+    bystander.send(b"hello\n");
+    assert_eq!(bystander.line().as_deref(), Some("world\n"));
+}
+
+#[test]
+fn invalid_utf8_gets_an_error_and_the_connection_closes() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.send(b"hel\xc3\x28lo\n");
+    assert_eq!(c.line().as_deref(), Some("error: invalid UTF-8\n"));
+    assert_eq!(c.line(), None);
+    let mut d = server.connect();
+    d.send(b"hello\n");
+    assert_eq!(d.line().as_deref(), Some("world\n"));
+}
+
+#[test]
+fn many_concurrent_clients() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                for i in 0..50 {
+                    let hello = (t + i) % 2 == 0;
+                    w.write_all(if hello { b"hello\n" } else { b"what\n" })
+                        .unwrap();
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                    assert_eq!(line, if hello { "world\n" } else { "idk\n" });
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn sigterm_answers_requests_in_flight_and_exits_cleanly() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let mut conns: Vec<Conn> = (0..8).map(|_| server.connect()).collect();
+    // Each connection sends a pipelined batch; once the first answer of
+    // each arrived, the batch was received, so all of it must be answered.
+    let n = 2000;
+    for c in &mut conns {
+        c.send(&b"hello\n".repeat(n));
+    }
+    for c in &mut conns {
+        assert_eq!(c.line().as_deref(), Some("world\n"));
+    }
+    let (status, logs) = server.terminate();
+    for (k, c) in conns.iter_mut().enumerate() {
+        for i in 1..n {
+            assert_eq!(
+                c.line().as_deref(),
+                Some("world\n"),
+                "conn {k} response {i}"
+            );
+        }
+        assert_eq!(
+            c.line(),
+            None,
+            "conn {k} should be closed after its answers"
+        );
+    }
+    assert!(status.success(), "exit status {status}; logs: {logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("SIGTERM")),
+        "no shutdown log: {logs:?}"
+    );
+    // Nothing listens any more.
+    match TcpStream::connect(addr) {
+        Err(_) => {}
+        Ok(mut s) => {
+            let mut b = [0u8; 1];
+            assert_eq!(s.read(&mut b).unwrap_or(0), 0);
+        }
+    }
+}
+
+#[test]
+fn help_reads_well() {
+    let out = Command::new(env!("CARGO_BIN_EXE_line-server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--addr",
+        "--threads",
+        "--max-connections",
+        "--max-line-length",
+        "--idle-timeout",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_line-server"))
+        .args(["--idle-timeout", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a duration"));
+}
