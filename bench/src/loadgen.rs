@@ -81,7 +81,10 @@ impl Conn {
 /// Connection failures, a closed connection, or a response that differs from
 /// `spec.response` (reported as `InvalidData`).
 pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
-    assert!(spec.addr.ip().is_loopback(), "load tests only target loopback");
+    assert!(
+        spec.addr.ip().is_loopback(),
+        "load tests only target loopback"
+    );
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = Vec::with_capacity(spec.conns);
@@ -90,8 +93,11 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
         std_stream.set_nodelay(true)?;
         std_stream.set_nonblocking(true)?;
         let mut stream = TcpStream::from_std(std_stream);
-        poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         conns.push(Conn {
             stream,
             out: Vec::with_capacity(spec.request.len() * spec.depth),

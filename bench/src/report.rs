@@ -67,7 +67,10 @@ pub fn median_rate(samples: &[Sample]) -> f64 {
 /// Spread of the samples' rates: (min, max) relative to the median.
 pub fn spread(samples: &[Sample]) -> (f64, f64) {
     let m = median_rate(samples);
-    let min = samples.iter().map(Sample::rate).fold(f64::INFINITY, f64::min);
+    let min = samples
+        .iter()
+        .map(Sample::rate)
+        .fold(f64::INFINITY, f64::min);
     let max = samples.iter().map(Sample::rate).fold(0.0, f64::max);
     (min / m, max / m)
 }

@@ -23,7 +23,9 @@ impl ServerProc {
     pub fn start(args: &[String], cpu: Option<usize>) -> std::io::Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if let Some(cpu) = cpu {
             cmd.env("STRATA_BENCH_PIN_CPU", cpu.to_string());
         }

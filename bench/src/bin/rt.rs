@@ -46,7 +46,9 @@ fn main() {
 fn spawn_strata(rt: &strata_rt::Runtime, tasks: u64) -> u64 {
     rt.block_on(async move {
         strata_rt::spawn(async move {
-            let hs: Vec<_> = (0..tasks).map(|i| strata_rt::spawn(async move { i })).collect();
+            let hs: Vec<_> = (0..tasks)
+                .map(|i| strata_rt::spawn(async move { i }))
+                .collect();
             let mut sum = 0;
             for h in hs {
                 sum += h.await.unwrap();
@@ -208,8 +210,10 @@ fn echo_bench(args: &[String]) {
         server_proc::pin_to(cores - 1);
     }
     let msg: Vec<u8> = (0..64u8).collect();
-    let mut results: Vec<(&str, Vec<Sample>, Vec<u64>)> =
-        vec![("strata", Vec::new(), Vec::new()), ("tokio", Vec::new(), Vec::new())];
+    let mut results: Vec<(&str, Vec<Sample>, Vec<u64>)> = vec![
+        ("strata", Vec::new(), Vec::new()),
+        ("tokio", Vec::new(), Vec::new()),
+    ];
     for rep in 0..reps {
         for (name, samples, p99s) in results.iter_mut() {
             let server = ServerProc::start(
@@ -251,14 +255,21 @@ fn echo_bench(args: &[String]) {
     println!(
         "tcp echo: {conns} connections, 64-byte messages, one in flight each, {secs} s runs, \
          server {workers} worker(s), {}",
-        if pin { "pinned (server cpu 0, client last cpu)" } else { "unpinned" }
+        if pin {
+            "pinned (server cpu 0, client last cpu)"
+        } else {
+            "unpinned"
+        }
     );
     let rows: Vec<(&str, &Vec<Sample>)> = results.iter().map(|(n, s, _)| (*n, s)).collect();
     print_table(&rows, "round trips/s");
     for (name, _, p99s) in &results {
         let mut p = p99s.clone();
         p.sort();
-        println!("{name:>8} p99 latency (median of runs): {} us", p[p.len() / 2]);
+        println!(
+            "{name:>8} p99 latency (median of runs): {} us",
+            p[p.len() / 2]
+        );
     }
 }
 

@@ -1,0 +1,331 @@
+//! The line-server benchmark: strata against tokio + tokio-util and a
+//! hand-written mio server, same protocol, same load generator, one run.
+//!
+//! ```text
+//! cargo run --release -p strata-bench --bin line -- [--secs 5] [--reps 3] [--conns 64]
+//!       [--depths 1,16] [--modes pinned,shared] [--idle 10000] [--servers strata,tokio,mio]
+//! ```
+//!
+//! * pinned: each server runs one worker pinned to CPU 0, the load
+//!   generator runs on the last CPU;
+//! * shared: servers use one worker per core and share the cores with the
+//!   load generator.
+//!
+//! Servers are run interleaved (A B C A B C ...). The table reports the
+//! median requests/s, median p50/p99 latency, and the server's own CPU time
+//! per request (user and system, from /proc/<pid>/stat).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use strata_bench::loadgen::{self, LoadSpec};
+use strata_bench::server_proc::{self, ServerProc};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn num<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    arg(args, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn list(args: &[String], name: &str, default: &str) -> Vec<String> {
+    arg(args, name)
+        .unwrap_or_else(|| default.to_string())
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        return serve(&args);
+    }
+    if args.first().map(String::as_str) == Some("load") {
+        // Load only, against a server started separately (for profiling):
+        // line load ADDR [--conns 64] [--depth 16] [--secs 5]
+        let spec = LoadSpec {
+            addr: args.get(1).and_then(|a| a.parse().ok()).expect("load ADDR"),
+            conns: num(&args, "--conns", 64),
+            depth: num(&args, "--depth", 16),
+            request: b"hello\n".to_vec(),
+            response: b"world\n".to_vec(),
+            duration: Duration::from_secs(num(&args, "--secs", 5)),
+        };
+        let r = loadgen::run(&spec).expect("load run");
+        println!(
+            "{:.0} req/s, p50 {} us, p99 {} us",
+            r.responses as f64 / r.elapsed.as_secs_f64(),
+            r.latency_us.value_at_quantile(0.5),
+            r.latency_us.value_at_quantile(0.99)
+        );
+        return;
+    }
+    let secs: u64 = num(&args, "--secs", 5);
+    let reps: usize = num(&args, "--reps", 3);
+    let conns: usize = num(&args, "--conns", 64);
+    let idle: usize = num(&args, "--idle", 10_000);
+    let depths: Vec<usize> = list(&args, "--depths", "1,16")
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    let modes = list(&args, "--modes", "pinned,shared");
+    let servers = list(&args, "--servers", "strata,tokio,mio");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    raise_fd_limit((idle as u64) * 2 + 1000);
+
+    println!("# line server benchmark");
+    println!("machine: {cores} cores, {}", cpu_model());
+    println!(
+        "load: {conns} connections, `hello\\n` -> `world\\n`, every response checked, \
+         {secs} s per run, {reps} runs per server (interleaved), medians shown\n"
+    );
+    for mode in &modes {
+        let pinned = mode == "pinned" && cores >= 2;
+        let workers = if pinned { 1 } else { cores };
+        if pinned {
+            server_proc::pin_to(cores - 1);
+        } else {
+            unpin(cores);
+        }
+        for &depth in &depths {
+            let mut rows: Vec<Row> = servers.iter().map(|s| Row::new(s)).collect();
+            for _ in 0..reps {
+                for row in rows.iter_mut() {
+                    let server = start(&row.name, workers, pinned);
+                    let spec = LoadSpec {
+                        addr: server.addr,
+                        conns,
+                        depth,
+                        request: b"hello\n".to_vec(),
+                        response: b"world\n".to_vec(),
+                        duration: Duration::from_secs(secs),
+                    };
+                    let (u0, s0) = server.cpu();
+                    let r = loadgen::run(&spec).expect("load run");
+                    let (u1, s1) = server.cpu();
+                    let n = r.responses as f64;
+                    row.rate.push(n / r.elapsed.as_secs_f64());
+                    row.p50.push(r.latency_us.value_at_quantile(0.5) as f64);
+                    row.p99.push(r.latency_us.value_at_quantile(0.99) as f64);
+                    row.user.push(u1.saturating_sub(u0).as_secs_f64() * 1e6 / n);
+                    row.sys.push(s1.saturating_sub(s0).as_secs_f64() * 1e6 / n);
+                    row.client
+                        .push(r.client_cpu.as_secs_f64() / r.elapsed.as_secs_f64());
+                }
+            }
+            println!(
+                "## {mode} ({workers} server worker{}), C={conns}, D={depth}",
+                if workers == 1 { "" } else { "s" }
+            );
+            print_rows(&rows);
+            println!();
+        }
+    }
+    if idle > 0 {
+        unpin(cores);
+        println!("## memory: {idle} idle connections after one round trip each");
+        println!("| server | RSS before | RSS after | per connection |");
+        println!("|---|---:|---:|---:|");
+        for name in &servers {
+            let server = start(name, 1, false);
+            match idle_memory(&server, idle) {
+                Ok((before, after)) => println!(
+                    "| {name} | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
+                    before as f64 / 1048576.0,
+                    after as f64 / 1048576.0,
+                    after.saturating_sub(before) as f64 / idle as f64 / 1024.0
+                ),
+                Err(e) => println!("| {name} | failed: {e} | | |"),
+            }
+        }
+    }
+}
+
+struct Row {
+    name: String,
+    rate: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    user: Vec<f64>,
+    sys: Vec<f64>,
+    client: Vec<f64>,
+}
+
+impl Row {
+    fn new(name: &str) -> Row {
+        Row {
+            name: name.to_string(),
+            rate: vec![],
+            p50: vec![],
+            p99: vec![],
+            user: vec![],
+            sys: vec![],
+            client: vec![],
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() { 0.0 } else { s[s.len() / 2] }
+}
+
+fn print_rows(rows: &[Row]) {
+    let of = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| median(&r.rate))
+    };
+    let tokio = of("tokio");
+    let mio = of("mio");
+    println!(
+        "| server | req/s | vs tokio | vs mio | p50 us | p99 us | user us/req | sys us/req | spread | client cpu |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let m = median(&r.rate);
+        let lo = r.rate.iter().cloned().fold(f64::INFINITY, f64::min) / m;
+        let hi = r.rate.iter().cloned().fold(0.0, f64::max) / m;
+        let ratio = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", m / b));
+        println!(
+            "| {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% |",
+            r.name,
+            m,
+            ratio(tokio),
+            ratio(mio),
+            median(&r.p50),
+            median(&r.p99),
+            median(&r.user),
+            median(&r.sys),
+            lo,
+            hi,
+            100.0 * median(&r.client)
+        );
+    }
+}
+
+fn start(name: &str, workers: usize, pinned: bool) -> ServerProc {
+    ServerProc::start(
+        &[
+            "serve".into(),
+            name.to_string(),
+            "--workers".into(),
+            workers.to_string(),
+        ],
+        pinned.then_some(0),
+    )
+    .unwrap_or_else(|e| panic!("start {name}: {e}"))
+}
+
+fn serve(args: &[String]) {
+    server_proc::pin_from_env();
+    let workers: usize = num(args, "--workers", 1);
+    let result = match args.get(1).map(String::as_str) {
+        Some("strata") => serve_strata(workers),
+        Some("tokio") => strata_bench::tokio_line::serve(workers),
+        Some("mio") => strata_bench::mio_line::serve(workers),
+        other => panic!("unknown server {other:?}"),
+    };
+    result.expect("server");
+}
+
+fn serve_strata(workers: usize) -> std::io::Result<()> {
+    use strata_line::{HelloWorld, LineProto};
+    use strata_proto::TcpServer;
+    let server = TcpServer::new(LineProto::new(), "127.0.0.1:0".parse().unwrap())
+        .threads(workers)
+        .max_connections(100_000)
+        .start(|| Ok(HelloWorld))?;
+    println!("listening {}", server.local_addr());
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Opens `n` connections, one round trip each, and returns the server's
+/// RSS before and after (connections still open).
+fn idle_memory(server: &ServerProc, n: usize) -> std::io::Result<(u64, u64)> {
+    // Warm up: a few round trips so lazy one-time allocations are done.
+    let mut warm = Vec::new();
+    for _ in 0..16 {
+        warm.push(round_trip(server)?);
+    }
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = server.rss_bytes().unwrap_or(0);
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(round_trip(server)?);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = server.rss_bytes().unwrap_or(0);
+    drop(conns);
+    Ok((before, after))
+}
+
+fn round_trip(server: &ServerProc) -> std::io::Result<BufReader<TcpStream>> {
+    let mut s = TcpStream::connect(server.addr)?;
+    s.write_all(b"hello\n")?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if line != "world\n" {
+        return Err(std::io::Error::other(format!("bad answer {line:?}")));
+    }
+    Ok(r)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn unpin(cores: usize) {
+    // SAFETY: `set` is a plain bitmask built with CPU_ZERO/CPU_SET and passed
+    // with its exact size; 0 means the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        for c in 0..cores {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+// `rlim_t` is `u64` on some targets and not on others.
+#[allow(clippy::unnecessary_cast)]
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let target = (want as libc::rlim_t).min(lim.rlim_max);
+    if lim.rlim_cur < target {
+        lim.rlim_cur = target;
+        // SAFETY: raising the soft limit up to the hard limit is allowed.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
