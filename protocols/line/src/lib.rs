@@ -16,7 +16,7 @@
 //! use strata_proto::TcpServer;
 //!
 //! TcpServer::new(LineProto::new(), "127.0.0.1:12345".parse().unwrap())
-//!     .serve(|| Ok::<_, std::io::Error>(HelloWorld))
+//!     .serve(|| Ok(HelloWorld))
 //!     .unwrap();
 //! ```
 

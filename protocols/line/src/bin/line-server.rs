@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     if let Some(n) = m.get_one::<usize>("threads") {
         server = server.threads(*n);
     }
-    match server.serve(|| Ok::<_, std::io::Error>(HelloWorld)) {
+    match server.serve(|| Ok(HelloWorld)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("line-server: {e}");
