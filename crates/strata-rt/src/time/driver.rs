@@ -4,8 +4,10 @@
 //! # Pieces
 //!
 //! * [`Entry`]: the state one timer shares between its future and the wheel,
-//!   behind an `Arc` (one allocation per *registered* timer): a state word and
-//!   a waker slot.
+//!   behind an `Arc`: a state word and a waker slot. A worker keeps the
+//!   entries of timers cancelled on its thread in a small pool and reuses
+//!   them, so the common "arm, then cancel" cycle allocates nothing in the
+//!   steady state; otherwise it is one allocation per *registered* timer.
 //! * [`Driver`]: a worker's wheel plus reusable buffers; thread-local, held in
 //!   the worker's `WorkerLocal`, touched only on the worker's thread.
 //! * [`Remote`]: an operation queue in the worker's `WorkerShared`, through
@@ -42,16 +44,19 @@
 //! the state word; the waker slot is a mutex, and both sides check the state
 //! under it, so a wake-up cannot slip between "check" and "store waker".
 //!
-//! Cancellation (dropping the future) swaps the state to `CANCELLED`, then:
+//! Cancellation (dropping the future) works like this:
 //!
 //! * on the owner's thread, removes the entry from the wheel at once, O(1),
 //!   by the slab key stored in the entry; the key is trusted only if the slab
 //!   slot still holds this very `Arc` (pointer equality), so a stale key
-//!   after reuse is harmless;
+//!   after reuse is harmless. An entry found in the wheel there has no
+//!   queued op and no other user, so this path needs no atomic at all and
+//!   returns the entry to the pool;
 //! * elsewhere, pushes a `Cancel` op onto the owner's queue *without* waking
 //!   it: the owner handles it on its next turn, at the latest when the
-//!   cancelled timer's own deadline wakes it. A `Register` op still queued
-//!   for a cancelled entry is skipped.
+//!   cancelled timer's own deadline wakes it;
+//! * in both other cases the state is first swapped to `CANCELLED`, so that
+//!   a `Register` op still queued for the entry is skipped.
 //!
 //! Moving a registered timer to another thread changes nothing: the owner
 //! keeps firing it and the state word and waker slot are thread-safe.
@@ -96,16 +101,22 @@ fn origin() -> Instant {
 /// The first tick at or after `deadline` (rounded up: never early).
 pub(crate) fn deadline_tick(deadline: Instant) -> u64 {
     let d = deadline.saturating_duration_since(origin());
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    u64::try_from(ms).unwrap_or(MAX_TICK).min(MAX_TICK)
+    // u64 arithmetic (no u128 division: this is on every timer's path).
+    let ms = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)));
+    ms.min(MAX_TICK)
 }
 
 /// The current tick (rounded down).
 fn now_tick() -> u64 {
-    let ms = Instant::now()
-        .saturating_duration_since(origin())
-        .as_millis();
-    u64::try_from(ms).unwrap_or(MAX_TICK).min(MAX_TICK)
+    let d = Instant::now().saturating_duration_since(origin());
+    let ms = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()));
+    ms.min(MAX_TICK)
 }
 
 // ---------------------------------------------------------------------------
@@ -233,7 +244,15 @@ pub(crate) struct Driver {
     due: Vec<Arc<Entry>>,
     /// A spare op buffer swapped with the remote queue.
     ops: Vec<Op>,
+    /// Entries of timers cancelled on this thread, kept for reuse so that
+    /// the common "arm, then cancel" cycle does not allocate. Every entry
+    /// here is unique (no other `Arc` to it) and holds no waker.
+    pool: Vec<Arc<Entry>>,
 }
+
+/// How many cancelled entries a worker keeps for reuse (about 64 bytes
+/// each).
+const POOL_MAX: usize = 1024;
 
 impl Driver {
     pub(crate) fn new() -> Self {
@@ -241,7 +260,43 @@ impl Driver {
             wheel: Wheel::new(now_tick()),
             due: Vec::new(),
             ops: Vec::new(),
+            pool: Vec::new(),
         }
+    }
+
+    /// A pending entry for `tick`, reused from the pool if possible.
+    fn new_entry(&mut self, tick: u64, waker: &Waker) -> Arc<Entry> {
+        let Some(mut entry) = self.pool.pop() else {
+            return Entry::new(tick, waker);
+        };
+        let e = Arc::get_mut(&mut entry).expect("pooled timer entries are unique");
+        *e.state.get_mut() = tick;
+        *e.waker.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+        *e.key.get_mut() = usize::MAX;
+        entry
+    }
+
+    /// Cancels `slot`'s entry if it is in this wheel, without atomics: on
+    /// the owner's thread, an entry in the wheel has no queued op and no
+    /// other user. Takes the entry (into the pool) and returns its waker,
+    /// for the caller to drop once no borrow is held. Leaves `slot` alone if
+    /// the entry is not in the wheel.
+    fn cancel_local(&mut self, slot: &mut Option<Arc<Entry>>) -> Option<Waker> {
+        let in_wheel = self.remove(slot.as_ref()?)?;
+        drop(in_wheel);
+        let mut entry = slot.take()?;
+        let waker = match Arc::get_mut(&mut entry) {
+            Some(e) => e.waker.get_mut().unwrap_or_else(|e| e.into_inner()).take(),
+            // Not unique after all; let the caller drop it.
+            None => {
+                *slot = Some(entry);
+                return None;
+            }
+        };
+        if self.pool.len() < POOL_MAX {
+            self.pool.push(entry);
+        }
+        waker
     }
 
     /// Inserts a pending entry; `false` if it is already due.
@@ -372,7 +427,9 @@ fn finish_all(entries: &mut Vec<Arc<Entry>>, to: u64) {
 /// registration with its owning worker.
 #[derive(Debug)]
 pub(crate) struct Timer {
-    tick: u64,
+    /// Converted to a tick only on registration: a timer that is never
+    /// polled (a `timeout` whose future is ready at once) costs nothing.
+    deadline: Instant,
     reg: Option<Registration>,
 }
 
@@ -385,7 +442,7 @@ struct Registration {
 impl Timer {
     pub(crate) fn new(deadline: Instant) -> Timer {
         Timer {
-            tick: deadline_tick(deadline),
+            deadline,
             reg: None,
         }
     }
@@ -410,10 +467,15 @@ impl Timer {
     }
 
     fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let entry = Entry::new(self.tick, cx.waker());
         if let Some(worker) = context::try_worker() {
             let owner = worker.shared().clone();
-            if !worker.timers().borrow_mut().insert(&entry) {
+            let (entry, inserted) = {
+                let mut d = worker.timers().borrow_mut();
+                let entry = d.new_entry(deadline_tick(self.deadline), cx.waker());
+                let inserted = d.insert(&entry);
+                (entry, inserted)
+            };
+            if !inserted {
                 // Already due: complete now, keeping the (fired) entry so
                 // that a later `reset` can reuse it.
                 entry.state.store(FIRED, Ordering::Release);
@@ -423,6 +485,7 @@ impl Timer {
             self.reg = Some(Registration { entry, owner });
             return Poll::Pending;
         }
+        let entry = Entry::new(deadline_tick(self.deadline), cx.waker());
         let Some(handle) = context::try_handle() else {
             panic!(
                 "strata: a timer (`Sleep`, `timeout` or `Interval`) was polled outside a \
@@ -445,9 +508,9 @@ impl Timer {
     /// worker is moved in place; otherwise it is cancelled, and its waker is
     /// woken so that the next poll registers the new deadline.
     pub(crate) fn reset(&mut self, deadline: Instant) {
-        self.tick = deadline_tick(deadline);
+        self.deadline = deadline;
         let Some(reg) = &self.reg else { return };
-        let tick = self.tick;
+        let tick = deadline_tick(deadline);
         let moved = context::with_worker_if(reg.owner.uid(), |w| {
             let state = reg.entry.state.load(Ordering::Acquire);
             if state != FIRED && state > MAX_TICK {
@@ -488,22 +551,27 @@ impl Timer {
         let Some(Registration { entry, owner }) = self.reg.take() else {
             return;
         };
+        // The common case: dropped on the owner's thread while in its wheel.
+        let mut slot = Some(entry);
+        let on_owner = context::with_worker_if(owner.uid(), |w| {
+            w.timers().borrow_mut().cancel_local(&mut slot)
+        });
+        // Dropped after the borrow: it may be the last reference to a task.
+        drop(on_owner);
+        let Some(entry) = slot else { return };
         let prev = entry.state.swap(CANCELLED, Ordering::AcqRel);
         if prev > MAX_TICK {
             // Fired or shut down: in no wheel.
             return;
         }
-        let removed =
-            context::with_worker_if(owner.uid(), |w| w.timers().borrow_mut().remove(&entry));
-        match removed {
-            // On the owner's thread: removed (or never inserted, if its
-            // `Register` op is still queued; the worker skips it). The entry
-            // is dropped here, after the borrow: it may hold the last waker.
-            Some(removed) => drop(removed),
-            // Elsewhere. A refused op means the owner is gone, and its
-            // wheel with it.
-            None => drop(owner.push_timer_op(Op::Cancel(entry))),
+        if context::with_worker_if(owner.uid(), |_| ()).is_some() {
+            // On the owner's thread but not in its wheel: the `Register` op
+            // is still queued, and the worker will skip it as cancelled.
+            return;
         }
+        // Elsewhere. A refused op means the owner is gone, and its wheel
+        // with it.
+        drop(owner.push_timer_op(Op::Cancel(entry)));
     }
 }
 

@@ -25,7 +25,8 @@
 //! inside the runtime, such as the one running
 //! [`Runtime::block_on`](crate::Runtime::block_on)), and keeps firing from
 //! there wherever its future moves. Dropping a timer removes it from the
-//! wheel at once. Each registered timer costs one small allocation.
+//! wheel at once. A registered timer's shared state is one small
+//! allocation, recycled by the worker when the timer is cancelled there.
 //!
 //! # Panics
 //!
