@@ -1,0 +1,221 @@
+//! Timers, strata against tokio in one run.
+//!
+//! ```text
+//! cargo run --release -p strata-bench --bin timers [NAME-PREFIX]
+//! ```
+//!
+//! Three workloads, each run on a 2-worker runtime of both kinds,
+//! interleaved (strata, tokio, strata, tokio, ...) so that machine noise
+//! hits both alike; the table shows medians and their ratio.
+//!
+//! * `cancel-each`: 1,000,000 times: create a 60 s sleep, poll it once (so
+//!   it registers with the timer wheel), drop it. The request-timeout
+//!   pattern, where the request almost always wins.
+//! * `insert-all`: create and poll 1,000,000 sleeps of random 1..600 s
+//!   deadlines, all alive at once, then drop them all. tokio's `Sleep` is
+//!   `!Unpin` and must be boxed to be kept in a `Vec`; strata's is `Unpin`
+//!   and is stored inline: that difference is part of what is measured.
+//! * `fire-100k`: spawn 100,000 tasks that each sleep 1..50 ms, and wait for
+//!   all. Wall time is bounded below by the sleeps, so the CPU time the
+//!   process spends is the number to compare.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use strata_bench::report::{Sample, measure};
+
+const REPS: usize = 7;
+const CANCEL_N: u64 = 1_000_000;
+const FIRE_N: u64 = 100_000;
+
+/// Polls `f` once in the current task's context and reports whether it was
+/// pending.
+async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> bool {
+    poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx).is_pending())).await
+}
+
+/// A cheap deterministic sequence of deadlines (xorshift).
+fn deadlines(n: u64) -> impl Iterator<Item = Duration> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n).map(move |_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        Duration::from_millis(1_000 + x % 599_000)
+    })
+}
+
+fn strata_rt() -> strata_rt::Runtime {
+    strata_rt::Runtime::builder()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+fn strata_cancel_each(rt: &strata_rt::Runtime) -> u64 {
+    rt.block_on(rt.handle().spawn(async {
+        for _ in 0..CANCEL_N {
+            let mut s = strata_rt::time::sleep(Duration::from_secs(60));
+            assert!(poll_once(Pin::new(&mut s)).await);
+        }
+        CANCEL_N
+    }))
+    .unwrap()
+}
+
+fn tokio_cancel_each(rt: &tokio::runtime::Runtime) -> u64 {
+    rt.block_on(rt.spawn(async {
+        for _ in 0..CANCEL_N {
+            let s = std::pin::pin!(tokio::time::sleep(Duration::from_secs(60)));
+            assert!(poll_once(s).await);
+        }
+        CANCEL_N
+    }))
+    .unwrap()
+}
+
+fn strata_insert_all(rt: &strata_rt::Runtime) -> u64 {
+    rt.block_on(rt.handle().spawn(async {
+        let mut all = Vec::with_capacity(CANCEL_N as usize);
+        for d in deadlines(CANCEL_N) {
+            let mut s = strata_rt::time::sleep(d);
+            assert!(poll_once(Pin::new(&mut s)).await);
+            all.push(s);
+        }
+        drop(all);
+        CANCEL_N
+    }))
+    .unwrap()
+}
+
+fn tokio_insert_all(rt: &tokio::runtime::Runtime) -> u64 {
+    rt.block_on(rt.spawn(async {
+        let mut all = Vec::with_capacity(CANCEL_N as usize);
+        for d in deadlines(CANCEL_N) {
+            let mut s = Box::pin(tokio::time::sleep(d));
+            assert!(poll_once(s.as_mut()).await);
+            all.push(s);
+        }
+        drop(all);
+        CANCEL_N
+    }))
+    .unwrap()
+}
+
+fn strata_fire(rt: &strata_rt::Runtime) -> u64 {
+    rt.block_on(async {
+        let hs: Vec<_> = (0..FIRE_N)
+            .map(|i| strata_rt::spawn(strata_rt::time::sleep(Duration::from_millis(1 + i % 50))))
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        FIRE_N
+    })
+}
+
+fn tokio_fire(rt: &tokio::runtime::Runtime) -> u64 {
+    rt.block_on(async {
+        let hs: Vec<_> = (0..FIRE_N)
+            .map(|i| tokio::spawn(tokio::time::sleep(Duration::from_millis(1 + i % 50))))
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        FIRE_N
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// (median, min/median, max/median) of `f` over the samples.
+fn stats(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> (f64, f64, f64) {
+    let v: Vec<f64> = samples.iter().map(f).collect();
+    let m = median(v.clone());
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    (m, lo / m, hi / m)
+}
+
+/// One column of the table, computed from a sample.
+type Metric<'a> = &'a dyn Fn(&Sample) -> f64;
+
+fn cpu_ms(s: &Sample) -> f64 {
+    (s.user + s.sys).as_secs_f64() * 1e3
+}
+
+fn main() {
+    let srt = strata_rt();
+    let trt = tokio_rt();
+    type Bench<'a> = (
+        &'a str,
+        Box<dyn Fn() -> u64 + 'a>,
+        Box<dyn Fn() -> u64 + 'a>,
+    );
+    let benches: Vec<Bench<'_>> = vec![
+        (
+            "cancel-each 1M",
+            Box::new(|| strata_cancel_each(&srt)),
+            Box::new(|| tokio_cancel_each(&trt)),
+        ),
+        (
+            "insert-all 1M",
+            Box::new(|| strata_insert_all(&srt)),
+            Box::new(|| tokio_insert_all(&trt)),
+        ),
+        (
+            "fire-100k",
+            Box::new(|| strata_fire(&srt)),
+            Box::new(|| tokio_fire(&trt)),
+        ),
+    ];
+    println!("timers: strata vs tokio, 2 workers each, {REPS} interleaved repetitions");
+    println!();
+    println!(
+        "| benchmark | metric | strata | tokio | strata/tokio | spread strata | spread tokio |"
+    );
+    println!("|---|---|---:|---:|---:|---|---|");
+    // An optional argument picks benchmarks by name prefix (for profiling).
+    let only = std::env::args().nth(1).unwrap_or_default();
+    for (name, s, t) in benches.iter().filter(|b| b.0.starts_with(&only)) {
+        // One warm-up each, not measured.
+        s();
+        t();
+        let (mut ss, mut ts) = (Vec::new(), Vec::new());
+        for _ in 0..REPS {
+            ss.push(measure(s));
+            ts.push(measure(t));
+        }
+        let rate = |x: &Sample| x.rate() / 1e6;
+        let wall_ms = |x: &Sample| x.wall.as_secs_f64() * 1e3;
+        let rows: [(&str, Metric); 2] = if name.starts_with("fire") {
+            [("CPU ms (lower is better)", &cpu_ms), ("wall ms", &wall_ms)]
+        } else {
+            [
+                ("M timers/s (higher is better)", &rate),
+                ("CPU ms", &cpu_ms),
+            ]
+        };
+        for (metric, f) in rows {
+            let (sm, slo, shi) = stats(&ss, f);
+            let (tm, tlo, thi) = stats(&ts, f);
+            println!(
+                "| {name} | {metric} | {sm:.2} | {tm:.2} | {:.2} | {slo:.2}–{shi:.2} | {tlo:.2}–{thi:.2} |",
+                sm / tm
+            );
+        }
+    }
+}
