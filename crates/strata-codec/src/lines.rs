@@ -203,7 +203,14 @@ impl<S: AsRef<str>> Encoder<S> for LinesCodec {
 
     fn encode(&mut self, line: S, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
         let line = line.as_ref().as_bytes();
-        if memchr::memchr(b'\n', line).is_some() {
+        // Short responses are the common case; a plain scan beats the call
+        // into memchr's vectorised search there.
+        let embedded = if line.len() < 32 {
+            line.contains(&b'\n')
+        } else {
+            memchr::memchr(b'\n', line).is_some()
+        };
+        if embedded {
             return Err(LinesCodecError::EmbeddedNewline);
         }
         buf.reserve(line.len() + 1);
