@@ -6,6 +6,10 @@
 //! deadline not later than the real one. When the sleep fires early, the
 //! real deadline is recomputed and the sleep re-armed: one wheel operation
 //! per timeout period instead of per request.
+//!
+//! The same timer frees the connection's buffers once it has been idle for
+//! [`RELEASE_AFTER`]: a busy connection keeps and reuses them (no
+//! allocation per batch), an idle one holds none.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +20,18 @@ use strata_rt::time::Sleep;
 
 use crate::ConnectionConfig;
 use crate::pipeline::ConnectionError;
+
+/// How long a connection must sit idle before its buffers are freed.
+pub(crate) const RELEASE_AFTER: Duration = Duration::from_millis(100);
+
+/// What the timer asks the connection to do.
+#[derive(Debug)]
+pub(crate) enum TimerEvent {
+    /// Idle long enough: free the buffers (then poll the timer again).
+    ReleaseBuffers,
+    /// A timeout passed: end the connection with this error.
+    Expired(ConnectionError),
+}
 
 /// What the connection is doing, for the purpose of timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +52,8 @@ pub(crate) struct ConnTimer {
     /// A request was decoded since the clock was last read.
     active: bool,
     partial_since: Option<Instant>,
+    /// Buffers may be held (activity since the last release).
+    holding: bool,
     sleep: Option<Sleep>,
 }
 
@@ -47,6 +65,7 @@ impl ConnTimer {
             last_activity: Instant::now(),
             active: false,
             partial_since: None,
+            holding: false,
             sleep: None,
         }
     }
@@ -57,13 +76,14 @@ impl ConnTimer {
         self.active = true;
     }
 
-    /// `Ready(err)` once the timeout for `state` has passed; otherwise
-    /// arms the timer so the task is woken to check again.
+    /// `Ready(event)` when the connection must act (free its buffers, or
+    /// end on a timeout); otherwise arms the timer so the task is woken to
+    /// check again.
     pub(crate) fn poll_expired(
         &mut self,
         cx: &mut Context<'_>,
         state: TimerState,
-    ) -> Poll<ConnectionError> {
+    ) -> Poll<TimerEvent> {
         if state == TimerState::Busy {
             self.partial_since = None;
             return Poll::Pending;
@@ -72,35 +92,49 @@ impl ConnTimer {
         if self.active {
             // Activity counts from the end of the batch it was part of.
             self.active = false;
+            self.holding = true;
             self.last_activity = now;
             self.partial_since = None;
         }
-        let (deadline, err) = match state {
+        let (timeout, err) = match state {
             TimerState::Busy => unreachable!("handled above"),
             TimerState::Idle => {
                 self.partial_since = None;
-                match self.idle {
-                    Some(t) => (self.last_activity + t, ConnectionError::IdleTimeout),
-                    None => return Poll::Pending,
+                if self.holding {
+                    let release = self.last_activity + RELEASE_AFTER;
+                    if now >= release {
+                        self.holding = false;
+                        return Poll::Ready(TimerEvent::ReleaseBuffers);
+                    }
                 }
+                (
+                    self.idle.map(|t| self.last_activity + t),
+                    ConnectionError::IdleTimeout,
+                )
             }
             TimerState::Partial => {
                 let since = *self.partial_since.get_or_insert(now);
-                match self.read {
-                    Some(t) => (since + t, ConnectionError::ReadTimeout),
-                    None => return Poll::Pending,
-                }
+                (self.read.map(|t| since + t), ConnectionError::ReadTimeout)
             }
         };
-        if now >= deadline {
-            return Poll::Ready(err);
+        if let Some(t) = timeout
+            && now >= t
+        {
+            return Poll::Ready(TimerEvent::Expired(err));
         }
+        let release =
+            (state == TimerState::Idle && self.holding).then(|| self.last_activity + RELEASE_AFTER);
+        let deadline = match (timeout, release) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return Poll::Pending,
+        };
         loop {
             let sleep = self
                 .sleep
                 .get_or_insert_with(|| strata_rt::time::sleep_until(deadline));
-            // Re-arm only when the armed deadline is later than needed or
-            // already passed (an early wake-up then re-checks, see above).
+            // Re-arm only when the armed deadline is later than needed; an
+            // earlier one just wakes the task to re-check (see above).
             if sleep.deadline() > deadline {
                 sleep.reset(deadline);
             }
@@ -108,7 +142,9 @@ impl ConnTimer {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) => {
                     if Instant::now() >= deadline {
-                        return Poll::Ready(err);
+                        // Due now: let the caller poll again to act on it.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                     sleep.reset(deadline);
                 }

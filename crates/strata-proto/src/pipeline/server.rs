@@ -23,6 +23,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Poll, ready};
 
+use bytes::BytesMut;
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
@@ -32,7 +33,7 @@ use strata_service::{BoxError, Service};
 use super::in_flight::InFlight;
 use super::{ErrorAction, ServerProto};
 use crate::config::ConnectionConfig;
-use crate::deadline::{ConnTimer, TimerState};
+use crate::deadline::{ConnTimer, TimerEvent, TimerState};
 
 /// Why a connection ended other than by a clean close.
 #[derive(Debug)]
@@ -150,6 +151,8 @@ where
 {
     let mut framed = Framed::new(io, proto.codec());
     framed.set_high_water_mark(config.write_high_water_mark);
+    // Buffers are freed by the idle timer below, not after every batch.
+    framed.set_release_idle_buffers(false);
     let mut stop = std::pin::pin!(stop);
     let mut stop_seen = false;
     let max_in_flight = config.max_in_flight.max(1);
@@ -271,20 +274,27 @@ where
             }
 
             // 5. Timeouts: idle (nothing in flight, nothing buffered) and read
-            //    (part of a request buffered, nothing in flight).
+            //    (part of a request buffered, nothing in flight); and freeing
+            //    the buffers of a connection that went idle.
             let quiet = in_flight.is_empty() && framed.write_buffer().is_empty();
-            if quiet && framed.read_buffer().is_empty() {
-                in_flight.release_idle();
-            }
             let state = match (quiet, framed.read_buffer().is_empty()) {
                 (true, true) => TimerState::Idle,
                 (true, false) => TimerState::Partial,
                 (false, _) => TimerState::Busy,
             };
-            return match timer.poll_expired(cx, state) {
-                Poll::Ready(err) => Poll::Ready(Err(err)),
-                Poll::Pending => Poll::Pending,
-            };
+            match timer.poll_expired(cx, state) {
+                Poll::Ready(TimerEvent::ReleaseBuffers) => {
+                    in_flight.release_idle();
+                    if framed.read_buffer().is_empty() {
+                        *framed.read_buffer_mut() = BytesMut::new();
+                    }
+                    if framed.write_buffer().is_empty() {
+                        *framed.write_buffer_mut() = BytesMut::new();
+                    }
+                }
+                Poll::Ready(TimerEvent::Expired(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     })
     .await
