@@ -55,20 +55,20 @@ mod event_gate {
     use std::task::Waker;
 
     #[derive(Default)]
-    pub struct Gate {
+    pub(crate) struct Gate {
         open: AtomicBool,
         waiters: Mutex<Vec<Waker>>,
     }
 
     impl Gate {
-        pub fn open(&self) {
+        pub(crate) fn open(&self) {
             self.open.store(true, Ordering::SeqCst);
             for w in self.waiters.lock().unwrap().drain(..) {
                 w.wake();
             }
         }
 
-        pub async fn wait(&self) {
+        pub(crate) async fn wait(&self) {
             std::future::poll_fn(|cx| {
                 if self.open.load(Ordering::SeqCst) {
                     return std::task::Poll::Ready(());
