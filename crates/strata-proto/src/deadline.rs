@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use strata_rt::time::Sleep;
@@ -55,6 +55,10 @@ pub(crate) struct ConnTimer {
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
+    /// The waker the armed sleep was last polled with: while the sleep is
+    /// armed early enough and has not fired, polling it again would only
+    /// re-register the same waker, so it is skipped.
+    armed_for: Option<Waker>,
 }
 
 impl ConnTimer {
@@ -67,6 +71,7 @@ impl ConnTimer {
             partial_since: None,
             holding: false,
             sleep: None,
+            armed_for: None,
         }
     }
 
@@ -129,6 +134,16 @@ impl ConnTimer {
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => return Poll::Pending,
         };
+        if let Some(sleep) = &self.sleep
+            && sleep.deadline() <= deadline
+            && !sleep.is_elapsed()
+            && self
+                .armed_for
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
         loop {
             let sleep = self
                 .sleep
@@ -139,7 +154,16 @@ impl ConnTimer {
                 sleep.reset(deadline);
             }
             match Pin::new(&mut *sleep).poll(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if !self
+                        .armed_for
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        self.armed_for = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(()) => {
                     if Instant::now() >= deadline {
                         // Due now: let the caller poll again to act on it.
