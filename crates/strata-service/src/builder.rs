@@ -2,8 +2,19 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
+use crate::catch_panic::CatchPanicLayer;
+use crate::circuit::{Breaker, CircuitBreakerLayer};
+use crate::clock::Clock;
 use crate::layer::{Identity, LayerFn, Stack, layer_fn};
+use crate::limit::{ConcurrencyLimitLayer, PermitPool, Rate, RateLimitLayer};
+use crate::load_shed::LoadShedLayer;
+use crate::metrics::MetricsLayer;
+use crate::retry::RetryLayer;
 use crate::service_fn::{ServiceFn, service_fn};
+use crate::timeout::TimeoutLayer;
+use crate::trace::TraceLayer;
 use crate::{
     AndThenLayer, Either, Layer, MapErrLayer, MapRequestLayer, MapResponseLayer, option_layer,
 };
@@ -28,6 +39,44 @@ use crate::{
 /// must see every request (logging, metrics, admission) on top, and what
 /// concerns the service's own calls (request rewriting, error mapping) near
 /// the bottom.
+///
+/// # A sensible order
+///
+/// Each middleware has a method here (`.timeout(d)`,
+/// `.concurrency_limit(n)`, ...). From the outside in, a server stack
+/// usually reads:
+///
+/// ```text
+/// ServiceBuilder::new()
+///     .trace("api")            // sees everything, including shed calls
+///     .metrics("api")          // counts what the client saw: one request, however many retries
+///     .load_shed(pool.clone()) // refuse at once when full, before queueing anywhere
+///     .timeout(overall)        // bounds queueing in the limits too
+///     .concurrency_limit_shared(pool)
+///     .rate_limit(rate, burst)
+///     .catch_panic()           // innermost: a panic becomes an error the layers above see
+///     .service(svc)
+/// ```
+///
+/// and a client stack towards one backend:
+///
+/// ```text
+/// ServiceBuilder::new()
+///     .metrics("db")           // outside retry: one request, not one per attempt
+///     .retry(policy)           // outside the breaker: a refused call is not retried into the wall
+///     .circuit_breaker(breaker)
+///     .timeout(per_attempt)    // inside retry: each attempt is bounded
+///     .service(client)
+/// ```
+///
+/// Rules of thumb: **load shed outside the concurrency limit** it watches
+/// (it refuses before a call queues); **timeout outside anything that
+/// waits**, if waiting should count against the deadline; **timeout
+/// inside retry** to bound each attempt (and another one outside to bound
+/// the whole, backoff included); **metrics and tracing outermost**, so
+/// they count refusals and see one request per client request;
+/// **catch panic innermost**, so every layer sees a panic as an ordinary
+/// error.
 ///
 /// The builder itself is a [`Layer`] (the whole stack as one), and each
 /// `.layer` only records the layer; nothing is built until
@@ -112,6 +161,71 @@ impl<L> ServiceBuilder<L> {
     /// success; see [`AndThen`](crate::AndThen).
     pub fn and_then<F>(self, f: F) -> ServiceBuilder<Stack<AndThenLayer<F>, L>> {
         self.layer(AndThenLayer::new(f))
+    }
+
+    /// Adds a [`Timeout`](crate::timeout::Timeout) of `timeout` per call.
+    pub fn timeout(self, timeout: Duration) -> ServiceBuilder<Stack<TimeoutLayer, L>> {
+        self.layer(TimeoutLayer::new(timeout))
+    }
+
+    /// Adds a [`ConcurrencyLimit`](crate::limit::ConcurrencyLimit) of
+    /// `max` calls, one limit per service built.
+    pub fn concurrency_limit(self, max: usize) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, L>> {
+        self.layer(ConcurrencyLimitLayer::new(max))
+    }
+
+    /// Adds a [`ConcurrencyLimit`](crate::limit::ConcurrencyLimit) drawing
+    /// on `pool`, shared by every service built.
+    pub fn concurrency_limit_shared(
+        self,
+        pool: PermitPool,
+    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, L>> {
+        self.layer(ConcurrencyLimitLayer::shared(pool))
+    }
+
+    /// Adds a waiting [`RateLimit`](crate::limit::RateLimit) of `rate`
+    /// with bursts of `burst`, one bucket shared by every service built.
+    pub fn rate_limit(self, rate: Rate, burst: u32) -> ServiceBuilder<Stack<RateLimitLayer, L>> {
+        self.layer(RateLimitLayer::new(rate, burst))
+    }
+
+    /// Adds a [`LoadShed`](crate::load_shed::LoadShed) that refuses calls
+    /// while `pool` is exhausted; pair it with
+    /// [`concurrency_limit_shared`](ServiceBuilder::concurrency_limit_shared)
+    /// on the same pool, below it.
+    pub fn load_shed(self, pool: PermitPool) -> ServiceBuilder<Stack<LoadShedLayer, L>> {
+        self.layer(LoadShedLayer::new(pool))
+    }
+
+    /// Adds a [`Retry`](crate::retry::Retry) with `policy` and the default
+    /// budget and backoff (use [`RetryLayer`] to set them).
+    pub fn retry<P>(self, policy: P) -> ServiceBuilder<Stack<RetryLayer<P>, L>> {
+        self.layer(RetryLayer::new(policy))
+    }
+
+    /// Adds a [`CircuitBreaker`](crate::circuit::CircuitBreaker) sharing
+    /// `breaker`.
+    pub fn circuit_breaker<C: Clock>(
+        self,
+        breaker: Breaker<C>,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<C>, L>> {
+        self.layer(CircuitBreakerLayer::new(breaker))
+    }
+
+    /// Adds a [`CatchPanic`](crate::catch_panic::CatchPanic).
+    pub fn catch_panic(self) -> ServiceBuilder<Stack<CatchPanicLayer, L>> {
+        self.layer(CatchPanicLayer::new())
+    }
+
+    /// Adds a [`Trace`](crate::trace::Trace) whose spans carry
+    /// `service = name`.
+    pub fn trace(self, name: &'static str) -> ServiceBuilder<Stack<TraceLayer, L>> {
+        self.layer(TraceLayer::new(name))
+    }
+
+    /// Adds [`Metrics`](crate::metrics::Metrics) labelled `service = name`.
+    pub fn metrics(self, name: &'static str) -> ServiceBuilder<Stack<MetricsLayer, L>> {
+        self.layer(MetricsLayer::new(name))
     }
 
     /// Wraps `service` in the stack.

@@ -30,6 +30,10 @@
 //!   [`new_service_fn`] for a closure that wants the connection's
 //!   [`ConnectionInfo`] (peer and local address).
 //!
+//! - **Middleware**, one module each (see [below](#middleware)): timeout,
+//!   limits, load shedding, retry, circuit breaking, panic catching,
+//!   tracing and metrics.
+//!
 //! The [`guide`] builds a middleware step by step.
 //!
 //! # Design in three choices
@@ -66,12 +70,61 @@
 //! future is `Send` can still be shared with `Arc` and called from any
 //! thread; only erasing its type loses that fact.
 //!
-//! # What is not here (yet)
+//! # Middleware
 //!
-//! Middleware that needs timers (timeout, rate limit, retry with backoff,
-//! circuit breaking) arrives once strata's runtime has a timer wheel; it
-//! will follow the layout of the combinators here, one module per
-//! middleware with its layer beside it.
+//! One module per middleware, each with its service, its layer and its
+//! error; each module's docs say whether it **waits** or **sheds** when
+//! over its bound.
+//!
+//! | module | does | over the bound | error |
+//! |---|---|---|---|
+//! | [`timeout`] | a deadline per call | fails the call | [`timeout::Elapsed`] |
+//! | [`limit`] | concurrency limit, rate limit (token bucket) | waits (FIFO); the rate limit may reject | [`limit::RateLimited`] |
+//! | [`load_shed`] | refuses calls while a permit pool is exhausted | sheds at once | [`load_shed::Overloaded`] |
+//! | [`retry`] | retries with a [`Policy`](retry::Policy), [`backoff`] and a budget | stops retrying | the last attempt's |
+//! | [`circuit`] | failure accrual, fail fast while open, half-open probes | sheds at once | [`circuit::CircuitOpen`] |
+//! | [`catch_panic`] | a panic in the inner service becomes an error | – | [`catch_panic::Panicked`] |
+//! | [`trace`] | a `tracing` span per call, with latency and outcome | – | – |
+//! | [`metrics`] | counters, in-flight gauge, latency histogram via the `metrics` facade | – | – |
+//!
+//! [`ServiceBuilder`] has a method for each and
+//! [a recommended order](ServiceBuilder#a-sensible-order).
+//!
+//! ## Errors: one type per stack
+//!
+//! A middleware that can fail on its own (a timeout, a refusal) does not
+//! wrap the inner error in an enum of its own, and does not box it. It
+//! returns **the inner service's error type**, and requires that type to
+//! accept its leaf error through `From`: `Timeout<S>` needs
+//! `S::Error: From<Elapsed>`, `LoadShed<S>` needs `S::Error: From<Overloaded>`,
+//! and so on. Why:
+//!
+//! - **A stack keeps one error type.** With a wrapper enum per layer, five
+//!   layers give `Error<Error<Error<Error<Error<E>>>>>`, and reordering two
+//!   layers changes the type. Here every layer has the same error type,
+//!   so layers reorder freely.
+//! - **Still typed.** Give your error enum a variant per leaf error you
+//!   expect (`impl From<Elapsed> for MyError`), and match on it. The leaf
+//!   errors are small data-carrying structs (`Elapsed::after`,
+//!   `RateLimited::retry_after`, ...).
+//! - **Boxing is free for those who want it.** Every leaf error is a
+//!   `std::error::Error + Send + Sync`, so [`BoxError`] accepts them all
+//!   as it is: end the stack with `.map_err(BoxError::from)` just above
+//!   the service and every layer works, and `err.is::<Elapsed>()` tells
+//!   them apart.
+//!
+//! A service whose error is `Infallible` or a foreign type wraps it first
+//! (`map_err` at the bottom of the stack, into your enum or `BoxError`).
+//!
+//! ## Time: the [`clock`]
+//!
+//! The middleware that needs time (timeout, rate limit, retry backoff and
+//! budget, circuit breaker) reads it and sleeps on it through a
+//! [`Clock`](clock::Clock) type parameter that defaults to
+//! [`SystemClock`](clock::SystemClock), which uses strata-rt's timers
+//! (this crate depends on strata-rt, the layer below it). Tests swap in a
+//! [`ManualClock`](clock::ManualClock) and move time by hand: exact, fast,
+//! and without a runtime.
 //!
 //! [`map_request`]: ServiceExt::map_request
 //! [`map_response`]: ServiceExt::map_response
@@ -93,8 +146,19 @@ mod map_response;
 mod new_service;
 mod service;
 mod service_fn;
+mod window;
 
+pub mod backoff;
+pub mod catch_panic;
+pub mod circuit;
+pub mod clock;
 pub mod guide;
+pub mod limit;
+pub mod load_shed;
+pub mod metrics;
+pub mod retry;
+pub mod timeout;
+pub mod trace;
 
 pub use and_then::{AndThen, AndThenLayer};
 pub use boxed::{BoxCloneService, BoxCloneSyncService, BoxService};

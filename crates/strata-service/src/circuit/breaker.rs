@@ -1,0 +1,271 @@
+//! The breaker's state machine, shareable across services and workers.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::backoff::Backoff;
+use crate::clock::{Clock, SystemClock, deadline_after};
+use crate::window::Window;
+
+/// When failures open the circuit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Accrual {
+    /// After this many failures in a row.
+    ConsecutiveFailures(u32),
+    /// When, over the last `window`, at least `min_calls` calls finished
+    /// and at least `rate` (0.0 to 1.0) of them failed.
+    FailureRate {
+        /// The share of failures that trips the breaker.
+        rate: f64,
+        /// The fewest calls in the window for the rate to count.
+        min_calls: u64,
+        /// How far back to look.
+        window: Duration,
+    },
+}
+
+/// The breaker's state, as seen from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail fast.
+    Open,
+    /// One probe call is allowed, or out.
+    HalfOpen,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    Closed,
+    Open { until: Instant, trips: u32 },
+    HalfOpen { probing: bool, trips: u32 },
+}
+
+struct State {
+    phase: Phase,
+    consecutive: u32,
+    /// `a`: finished calls, `b`: failures (for [`Accrual::FailureRate`]).
+    window: Window,
+}
+
+/// A circuit breaker's state, shared by every service that holds a clone.
+///
+/// # States
+///
+/// ```text
+///            failure accrual trips
+///   Closed ───────────────────────────▶ Open { until, trips }
+///     ▲                                   │ a call arrives at or after `until`
+///     │ the probe succeeds                ▼
+///     └────────────────────────────── HalfOpen { probing, trips }
+///                                         │ the probe fails
+///                                         ▼
+///                                       Open { until: now + backoff(trips), trips + 1 }
+/// ```
+///
+/// - **Closed**: every call goes through; outcomes feed the accrual
+///   ([`Accrual`]). When it trips, the breaker opens.
+/// - **Open**: every call fails at once with
+///   [`CircuitOpen`](super::CircuitOpen) until `until`. The time open
+///   grows with each failed probe (`trips`), by the breaker's
+///   [`Backoff`].
+/// - **HalfOpen**: entered by the first call at or after `until`, which
+///   becomes the *probe*; while it is out (`probing`) other calls fail
+///   fast. Its success closes the circuit and forgets all failures; its
+///   failure opens it again. A probe whose future is dropped before it
+///   finishes frees the slot for the next caller.
+///
+/// The transition from Open to HalfOpen happens when a call arrives, not
+/// on a timer: a breaker nobody calls stays Open.
+#[derive(Clone)]
+pub struct Breaker<C = SystemClock> {
+    state: Arc<Mutex<State>>,
+    accrual: Accrual,
+    backoff: Backoff,
+    name: Arc<str>,
+    clock: C,
+}
+
+/// What the breaker says to a caller.
+pub(crate) enum Admit {
+    Call,
+    Probe,
+    Refuse(Duration),
+}
+
+impl Breaker {
+    /// A closed breaker on the system clock. Open periods start at 1 s and
+    /// double with each failed probe up to 60 s, with jitter.
+    pub fn new(accrual: Accrual) -> Self {
+        Breaker::with_clock(accrual, SystemClock)
+    }
+}
+
+impl<C: Clock> Breaker<C> {
+    /// A closed breaker on `clock`.
+    pub fn with_clock(accrual: Accrual, clock: C) -> Self {
+        let window = match accrual {
+            Accrual::FailureRate { window, .. } => window,
+            Accrual::ConsecutiveFailures(_) => Duration::from_secs(1),
+        };
+        Breaker {
+            state: Arc::new(Mutex::new(State {
+                phase: Phase::Closed,
+                consecutive: 0,
+                window: Window::new(window, clock.now()),
+            })),
+            accrual,
+            backoff: Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60))
+                .jitter(0.2),
+            name: Arc::from("circuit"),
+            clock,
+        }
+    }
+
+    /// Sets how long the circuit stays open: `backoff.delay(n)` after the
+    /// `n`-th trip in a row (from 0).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Names the breaker in its log lines (say, the backend's name).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Arc::from(name);
+        self
+    }
+
+    /// The state now. An open breaker past its open period still reports
+    /// `Open` until a call arrives and becomes the probe.
+    pub fn state(&self) -> CircuitState {
+        match self.lock().phase {
+            Phase::Closed => CircuitState::Closed,
+            Phase::Open { .. } => CircuitState::Open,
+            Phase::HalfOpen { .. } => CircuitState::HalfOpen,
+        }
+    }
+
+    pub(crate) fn admit(&self) -> Admit {
+        let mut state = self.lock();
+        match state.phase {
+            Phase::Closed => Admit::Call,
+            Phase::Open { until, trips } => {
+                let now = self.clock.now();
+                if now < until {
+                    return Admit::Refuse(until - now);
+                }
+                state.phase = Phase::HalfOpen {
+                    probing: true,
+                    trips,
+                };
+                drop(state);
+                tracing::info!(target: "strata_service::circuit", breaker = %self.name, "circuit half-open; probing");
+                Admit::Probe
+            }
+            Phase::HalfOpen {
+                probing: true,
+                trips: _,
+            } => Admit::Refuse(Duration::ZERO),
+            Phase::HalfOpen {
+                probing: false,
+                trips,
+            } => {
+                state.phase = Phase::HalfOpen {
+                    probing: true,
+                    trips,
+                };
+                Admit::Probe
+            }
+        }
+    }
+
+    /// Records the outcome of a call let through as `probe` or not.
+    pub(crate) fn record(&self, probe: bool, failed: bool) {
+        let mut state = self.lock();
+        match (state.phase, probe) {
+            (Phase::HalfOpen { trips, .. }, true) => {
+                if failed {
+                    let until = deadline_after(&self.clock, self.backoff.delay(trips));
+                    state.phase = Phase::Open {
+                        until,
+                        trips: trips.saturating_add(1),
+                    };
+                    drop(state);
+                    tracing::warn!(target: "strata_service::circuit", breaker = %self.name, trips = trips + 1, "probe failed; circuit open again");
+                } else {
+                    state.phase = Phase::Closed;
+                    state.consecutive = 0;
+                    state.window.clear();
+                    drop(state);
+                    tracing::info!(target: "strata_service::circuit", breaker = %self.name, "probe succeeded; circuit closed");
+                }
+            }
+            (Phase::Closed, false) => {
+                let now = self.clock.now();
+                state.window.advance(now);
+                state.window.add_a();
+                if failed {
+                    state.consecutive = state.consecutive.saturating_add(1);
+                    state.window.add_b();
+                } else {
+                    state.consecutive = 0;
+                }
+                if failed && self.trips(&state) {
+                    let until = deadline_after(&self.clock, self.backoff.delay(0));
+                    state.phase = Phase::Open { until, trips: 1 };
+                    drop(state);
+                    tracing::warn!(target: "strata_service::circuit", breaker = %self.name, "failures accrued; circuit open");
+                }
+            }
+            // A call let through before the state changed: its outcome no
+            // longer says anything about the current state.
+            _ => {}
+        }
+    }
+
+    /// A probe's future was dropped before it finished: let the next
+    /// caller probe instead.
+    pub(crate) fn probe_cancelled(&self) {
+        let mut state = self.lock();
+        if let Phase::HalfOpen { trips, .. } = state.phase {
+            state.phase = Phase::HalfOpen {
+                probing: false,
+                trips,
+            };
+        }
+    }
+
+    fn trips(&self, state: &State) -> bool {
+        match self.accrual {
+            Accrual::ConsecutiveFailures(n) => state.consecutive >= n.max(1),
+            Accrual::FailureRate {
+                rate, min_calls, ..
+            } => {
+                let (calls, failures) = state.window.sums();
+                calls >= min_calls.max(1) && failures as f64 >= rate * calls as f64
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Breaker<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.name)
+            .field(
+                "phase",
+                &self.state.lock().unwrap_or_else(|e| e.into_inner()).phase,
+            )
+            .field("accrual", &self.accrual)
+            .field("backoff", &self.backoff)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}

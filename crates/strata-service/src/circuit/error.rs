@@ -1,0 +1,31 @@
+use std::fmt;
+use std::time::Duration;
+
+/// A call was refused because the circuit is open; see
+/// [`CircuitBreaker`](super::CircuitBreaker).
+///
+/// Nothing was sent to the inner service. It says how long until the
+/// breaker lets a probe through (zero while a probe is already out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitOpen {
+    retry_after: Duration,
+}
+
+impl CircuitOpen {
+    pub(crate) const fn new(retry_after: Duration) -> Self {
+        CircuitOpen { retry_after }
+    }
+
+    /// How long until the breaker half-opens.
+    pub const fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "circuit open; retry after {:?}", self.retry_after)
+    }
+}
+
+impl std::error::Error for CircuitOpen {}

@@ -1,0 +1,140 @@
+//! Failing fast while a backend is down, and probing for its return.
+//!
+//! A [`CircuitBreaker`] watches the outcomes of the calls it lets through.
+//! When failures accrue ([`Accrual`]: so many in a row, or a failure rate
+//! over a window), the circuit **opens**: calls fail at once with
+//! [`CircuitOpen`] (they are shed, never queued) for a backoff period.
+//! The first call after it becomes a **probe** (half-open); its success
+//! closes the circuit, its failure opens it for a longer period. Every
+//! change of state is logged through `tracing` (target
+//! `strata_service::circuit`: `warn` on opening, `info` on half-opening
+//! and closing). The state machine is drawn in [`Breaker`]'s docs.
+//!
+//! Every `Err` of the inner service counts as a failure, including
+//! [`Elapsed`](crate::timeout::Elapsed) from a timeout below the breaker;
+//! to count only some, map the others to a success-like response below
+//! it. The state lives in a [`Breaker`], shared by every service built
+//! from one [`CircuitBreakerLayer`], across workers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures_executor::block_on;
+//! use strata_service::backoff::Backoff;
+//! use strata_service::circuit::{Accrual, Breaker, CircuitBreaker, CircuitOpen, CircuitState};
+//! use strata_service::clock::{Clock, ManualClock};
+//! use strata_service::{BoxError, Service, service_fn};
+//!
+//! let clock = ManualClock::new();
+//! let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(2), clock.clone())
+//!     .backoff(Backoff::constant(Duration::from_secs(5)));
+//! let svc = CircuitBreaker::new(
+//!     service_fn(|ok: bool| async move { if ok { Ok(()) } else { Err(BoxError::from("down")) } }),
+//!     breaker.clone(),
+//! );
+//!
+//! assert!(block_on(svc.call(false)).is_err());
+//! assert!(block_on(svc.call(false)).is_err());
+//! assert_eq!(breaker.state(), CircuitState::Open);
+//! assert!(block_on(svc.call(true)).unwrap_err().is::<CircuitOpen>()); // not even tried
+//!
+//! clock.advance(Duration::from_secs(5));
+//! assert!(block_on(svc.call(true)).is_ok()); // the probe
+//! assert_eq!(breaker.state(), CircuitState::Closed);
+//! ```
+
+mod breaker;
+mod error;
+mod layer;
+
+use std::fmt;
+
+pub use breaker::{Accrual, Breaker, CircuitState};
+pub use error::CircuitOpen;
+pub use layer::CircuitBreakerLayer;
+
+use crate::Service;
+use crate::clock::{Clock, SystemClock};
+use breaker::Admit;
+
+/// Fails fast with [`CircuitOpen`] while its [`Breaker`] is open; see the
+/// [module docs](self).
+///
+/// The inner error type must accept a [`CircuitOpen`]:
+/// `S::Error: From<CircuitOpen>`.
+#[derive(Clone)]
+pub struct CircuitBreaker<S, C = SystemClock> {
+    inner: S,
+    breaker: Breaker<C>,
+}
+
+impl<S, C: Clock> CircuitBreaker<S, C> {
+    /// Wraps `inner`, sharing `breaker` with whatever else holds a clone.
+    pub const fn new(inner: S, breaker: Breaker<C>) -> Self {
+        CircuitBreaker { inner, breaker }
+    }
+}
+
+impl<S, C> CircuitBreaker<S, C> {
+    /// The breaker.
+    pub fn breaker(&self) -> &Breaker<C> {
+        &self.breaker
+    }
+
+    /// Returns the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Returns the inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Returns the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Frees the probe slot if a probe is dropped before it finishes.
+struct ProbeGuard<'a, C: Clock>(Option<&'a Breaker<C>>);
+
+impl<C: Clock> Drop for ProbeGuard<'_, C> {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.0 {
+            breaker.probe_cancelled();
+        }
+    }
+}
+
+impl<S, C, Req> Service<Req> for CircuitBreaker<S, C>
+where
+    S: Service<Req>,
+    S::Error: From<CircuitOpen>,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+
+    async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
+        let probe = match self.breaker.admit() {
+            Admit::Call => false,
+            Admit::Probe => true,
+            Admit::Refuse(after) => return Err(CircuitOpen::new(after).into()),
+        };
+        let mut guard = ProbeGuard(probe.then_some(&self.breaker));
+        let result = self.inner.call(req).await;
+        guard.0 = None;
+        self.breaker.record(probe, result.is_err());
+        result
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for CircuitBreaker<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("breaker", &self.breaker)
+            .finish()
+    }
+}

@@ -1,0 +1,180 @@
+//! Where time-aware middleware reads the time and sleeps.
+//!
+//! [`Timeout`](crate::timeout::Timeout), [`RateLimit`](crate::limit::RateLimit),
+//! [`Retry`](crate::retry::Retry) (its backoff and its budget) and
+//! [`CircuitBreaker`](crate::circuit::CircuitBreaker) never call
+//! `Instant::now()` or a timer directly: they ask a [`Clock`]. The clock
+//! is a type parameter that defaults to [`SystemClock`], so ordinary code
+//! never names it, and a test swaps in a [`ManualClock`] to move time by
+//! hand.
+//!
+//! This is the one approach to time in this crate: **a clock answers both
+//! "what time is it" and "wake me at that time"**. Accounting (tokens in a
+//! bucket, failures in a window, the retry budget) and waiting (a deadline,
+//! a backoff, a rate-limit delay) read the same clock, so under a
+//! [`ManualClock`] a test is exact (no margins, no flakiness) and fast (no
+//! real sleeping), and needs no runtime: a sleeper wakes when the test
+//! calls [`ManualClock::advance`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures_util::FutureExt;
+//! use strata_service::clock::{Clock, ManualClock};
+//!
+//! let clock = ManualClock::new();
+//! let mut nap = Box::pin(clock.sleep_until(clock.now() + Duration::from_secs(5)));
+//! assert!(nap.as_mut().now_or_never().is_none());
+//! clock.advance(Duration::from_secs(5));
+//! assert!(nap.now_or_never().is_some());
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// A source of the current time and of sleeps until a given time.
+///
+/// Clocks are cheap handles: cloning one gives another view of the same
+/// time. They must be `Send + Sync` because the state they feed (a shared
+/// rate limit, a circuit breaker for one backend) may be shared by every
+/// worker of a server.
+pub trait Clock: Clone + Send + Sync + 'static {
+    /// The future returned by [`sleep_until`](Clock::sleep_until).
+    type Sleep: Future<Output = ()> + Unpin;
+
+    /// The current time.
+    fn now(&self) -> Instant;
+
+    /// A future that completes at `deadline` or later (at once if it has
+    /// passed).
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+}
+
+/// The real clock: `Instant::now()`, and strata-rt's timer wheel.
+///
+/// Its sleeps are [`strata_rt::time::Sleep`]s: creating one is free, but
+/// the first poll of one that has not elapsed must happen inside a strata
+/// runtime, or it panics saying so.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    type Sleep = strata_rt::time::Sleep;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> strata_rt::time::Sleep {
+        strata_rt::time::sleep_until(deadline)
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+///
+/// It starts at the real time of its creation and then stands still until
+/// [`advance`](ManualClock::advance) moves it; sleepers whose deadline is
+/// reached are woken by that call. Clones share one time. It works with any
+/// executor (`futures_executor::block_on`, a strata runtime, polling by
+/// hand), across threads.
+#[derive(Clone)]
+pub struct ManualClock {
+    shared: Arc<Mutex<Manual>>,
+}
+
+struct Manual {
+    now: Instant,
+    /// Wakers of sleepers that were polled before their deadline. A woken
+    /// sleeper re-checks the time, so waking all of them is always correct.
+    sleepers: Vec<Waker>,
+}
+
+impl ManualClock {
+    /// A clock stopped at the current real time.
+    pub fn new() -> Self {
+        ManualClock {
+            shared: Arc::new(Mutex::new(Manual {
+                now: Instant::now(),
+                sleepers: Vec::new(),
+            })),
+        }
+    }
+
+    /// Moves the time forward by `by` and wakes the sleepers.
+    pub fn advance(&self, by: Duration) {
+        let wakers = {
+            let mut manual = self.lock();
+            manual.now += by;
+            std::mem::take(&mut manual.sleepers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Manual> {
+        // A panic while holding this lock cannot leave it inconsistent.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock::new()
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let manual = self.lock();
+        f.debug_struct("ManualClock")
+            .field("sleepers", &manual.sleepers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clock for ManualClock {
+    type Sleep = ManualSleep;
+
+    fn now(&self) -> Instant {
+        self.lock().now
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> ManualSleep {
+        ManualSleep {
+            clock: self.clone(),
+            deadline,
+        }
+    }
+}
+
+/// A sleep on a [`ManualClock`]; completes once the clock reaches its
+/// deadline.
+#[derive(Debug)]
+pub struct ManualSleep {
+    clock: ManualClock,
+    deadline: Instant,
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut manual = self.clock.lock();
+        if manual.now >= self.deadline {
+            Poll::Ready(())
+        } else {
+            manual.sleepers.push(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// `clock.now() + after`, or about thirty years from now if that
+/// overflows: "never", for deadlines and backoffs.
+pub(crate) fn deadline_after<C: Clock>(clock: &C, after: Duration) -> Instant {
+    let now = clock.now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}

@@ -1,0 +1,250 @@
+//! A fair pool of permits, shareable across threads.
+//!
+//! # Design
+//!
+//! One `Mutex` guards the count of free permits and a FIFO queue of
+//! waiters (keys into a slab that holds each waiter's waker and a
+//! `granted` flag). The rules:
+//!
+//! - **Taking** a permit succeeds at once only if one is free *and nobody
+//!   is queued*; otherwise the caller joins the back of the queue. So a
+//!   newcomer never overtakes a waiter (no barging), and waiters are served
+//!   strictly in arrival order.
+//! - **Giving back** a permit hands it straight to the waiter at the front
+//!   of the queue (sets `granted`, wakes it) instead of raising the free
+//!   count, so nobody can grab it between the wake-up and the waiter's
+//!   next poll.
+//! - **A waiter that gives up** (its future is dropped) leaves the queue;
+//!   if a permit had already been handed to it, that permit is passed on
+//!   to the next waiter, so cancellation never leaks a permit.
+//!
+//! The lock is held for a few instructions and never across a wake-up.
+//! Cancelling a queued waiter costs a scan of the queue; queues are as
+//! long as the callers waiting, and a timeout or a load shedder above the
+//! limit keeps them short.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use slab::Slab;
+
+/// A fixed number of permits, handed out first come, first served.
+///
+/// Clones share the same permits, so one pool can bound a whole server:
+/// give a clone to the [`ConcurrencyLimit`](super::ConcurrencyLimit) of
+/// every connection, on every worker. A [`LoadShed`](crate::load_shed::LoadShed)
+/// given a clone sheds when the pool is exhausted.
+///
+/// ```
+/// use strata_service::limit::PermitPool;
+///
+/// let pool = PermitPool::new(2);
+/// let a = pool.try_acquire().unwrap();
+/// let _b = pool.try_acquire().unwrap();
+/// assert!(pool.try_acquire().is_none());
+/// drop(a);
+/// assert_eq!(pool.available(), 1);
+/// ```
+#[derive(Clone)]
+pub struct PermitPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    max: usize,
+    state: Mutex<State>,
+}
+
+struct State {
+    available: usize,
+    waiters: Slab<Waiter>,
+    /// Keys into `waiters`, oldest first; only waiters not yet granted.
+    queue: VecDeque<usize>,
+}
+
+struct Waiter {
+    waker: Option<Waker>,
+    granted: bool,
+}
+
+impl PermitPool {
+    /// A pool of `max` permits. With `max == 0`, every acquirer waits
+    /// forever (and every [`try_acquire`](PermitPool::try_acquire) fails).
+    pub fn new(max: usize) -> Self {
+        PermitPool {
+            shared: Arc::new(Shared {
+                max,
+                state: Mutex::new(State {
+                    available: max,
+                    waiters: Slab::new(),
+                    queue: VecDeque::new(),
+                }),
+            }),
+        }
+    }
+
+    /// The number of permits the pool was created with.
+    pub fn max(&self) -> usize {
+        self.shared.max
+    }
+
+    /// The number of permits free right now.
+    pub fn available(&self) -> usize {
+        self.lock().available
+    }
+
+    /// The number of callers queued for a permit right now.
+    pub fn waiting(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// `true` if a caller arriving now would get a permit, or would find
+    /// fewer than `max_waiting` callers queued before it.
+    pub(crate) fn admits(&self, max_waiting: usize) -> bool {
+        let state = self.lock();
+        (state.available > 0 && state.queue.is_empty()) || state.queue.len() < max_waiting
+    }
+
+    /// Takes a permit if one is free and nobody is queued before us.
+    pub fn try_acquire(&self) -> Option<Permit<'_>> {
+        let mut state = self.lock();
+        if state.available > 0 && state.queue.is_empty() {
+            state.available -= 1;
+            Some(Permit { pool: self })
+        } else {
+            None
+        }
+    }
+
+    /// Waits for a permit, behind everyone already waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future gives up its place in the queue; a permit that
+    /// was already handed to it goes to the next waiter.
+    pub fn acquire(&self) -> Acquire<'_> {
+        Acquire {
+            pool: self,
+            key: None,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held; recover anyway.
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives one permit back: to the first waiter, or to the free count.
+    fn release(&self, mut state: MutexGuard<'_, State>) {
+        match state.queue.pop_front() {
+            Some(key) => {
+                let waiter = &mut state.waiters[key];
+                waiter.granted = true;
+                let waker = waiter.waker.take();
+                drop(state);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            None => state.available += 1,
+        }
+    }
+}
+
+impl fmt::Debug for PermitPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("PermitPool")
+            .field("max", &self.shared.max)
+            .field("available", &state.available)
+            .field("waiting", &state.queue.len())
+            .finish()
+    }
+}
+
+/// A permit from a [`PermitPool`]; given back when dropped.
+pub struct Permit<'a> {
+    pool: &'a PermitPool,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.pool.release(self.pool.lock());
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`PermitPool::acquire`].
+pub struct Acquire<'a> {
+    pool: &'a PermitPool,
+    /// Our entry in the pool's slab, once queued.
+    key: Option<usize>,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Permit<'a>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit<'a>> {
+        let pool = self.pool;
+        let mut state = pool.lock();
+        match self.key {
+            None => {
+                if state.available > 0 && state.queue.is_empty() {
+                    state.available -= 1;
+                    return Poll::Ready(Permit { pool });
+                }
+                let key = state.waiters.insert(Waiter {
+                    waker: Some(cx.waker().clone()),
+                    granted: false,
+                });
+                state.queue.push_back(key);
+                self.key = Some(key);
+                Poll::Pending
+            }
+            Some(key) => {
+                let waiter = &mut state.waiters[key];
+                if waiter.granted {
+                    state.waiters.remove(key);
+                    self.key = None;
+                    return Poll::Ready(Permit { pool });
+                }
+                match &mut waiter.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut state = self.pool.lock();
+        let waiter = state.waiters.remove(key);
+        if waiter.granted {
+            // Handed a permit we will never use: pass it on.
+            self.pool.release(state);
+        } else {
+            state.queue.retain(|&k| k != key);
+        }
+    }
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("queued", &self.key.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,138 @@
+//! A token bucket in front of the inner service.
+
+mod bucket;
+mod error;
+mod layer;
+
+use std::fmt;
+
+pub use bucket::{Rate, TokenBucket};
+pub use error::RateLimited;
+pub use layer::RateLimitLayer;
+
+use crate::Service;
+use crate::clock::{Clock, SystemClock};
+use bucket::Decision;
+
+/// Lets calls through at a [`Rate`], with bursts of up to `burst` calls;
+/// the rest **wait** for a token (the default) or are **rejected** with
+/// [`RateLimited`] ([`reject`](RateLimit::reject)).
+///
+/// A waiting call reserves the next free token at once and sleeps until
+/// it is due, so waiters go in arrival order. If its future is dropped
+/// while it sleeps, the token is given back. Waiting has no bound of its
+/// own: put a [`Timeout`](crate::timeout::Timeout) above the limit to
+/// bound it.
+///
+/// The bucket is a [`TokenBucket`], shared by clones of the service and by
+/// every service a [`RateLimitLayer`] makes, across workers.
+///
+/// ```
+/// use futures_util::FutureExt;
+/// use strata_service::limit::{Rate, RateLimit, RateLimited};
+/// use strata_service::{Service, service_fn};
+///
+/// let echo = service_fn(|n: u32| async move { Ok::<_, RateLimited>(n) });
+/// let svc = RateLimit::new(echo, Rate::per_second(10), 2).reject();
+/// assert_eq!(svc.call(1).now_or_never().unwrap(), Ok(1));
+/// assert_eq!(svc.call(2).now_or_never().unwrap(), Ok(2));
+/// assert!(svc.call(3).now_or_never().unwrap().is_err()); // burst spent
+/// ```
+#[derive(Clone)]
+pub struct RateLimit<S, C = SystemClock> {
+    inner: S,
+    bucket: TokenBucket<C>,
+    reject: bool,
+}
+
+impl<S> RateLimit<S> {
+    /// Wraps `inner` with a bucket of its own.
+    pub fn new(inner: S, rate: Rate, burst: u32) -> Self {
+        RateLimit::with_bucket(inner, TokenBucket::new(rate, burst))
+    }
+}
+
+impl<S, C: Clock> RateLimit<S, C> {
+    /// Wraps `inner` with a limit drawn from `bucket`, shared with
+    /// whatever else holds a clone of it.
+    pub const fn with_bucket(inner: S, bucket: TokenBucket<C>) -> Self {
+        RateLimit {
+            inner,
+            bucket,
+            reject: false,
+        }
+    }
+
+    /// Refuse calls with [`RateLimited`] when the bucket is empty, instead
+    /// of making them wait.
+    pub fn reject(mut self) -> Self {
+        self.reject = true;
+        self
+    }
+}
+
+impl<S, C> RateLimit<S, C> {
+    /// The bucket this service draws on.
+    pub fn bucket(&self) -> &TokenBucket<C> {
+        &self.bucket
+    }
+
+    /// Returns the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Returns the inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Returns the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Gives a reserved token back unless disarmed.
+struct Refund<'a, C: Clock>(Option<&'a TokenBucket<C>>);
+
+impl<C: Clock> Drop for Refund<'_, C> {
+    fn drop(&mut self) {
+        if let Some(bucket) = self.0 {
+            bucket.refund();
+        }
+    }
+}
+
+impl<S, C, Req> Service<Req> for RateLimit<S, C>
+where
+    S: Service<Req>,
+    S::Error: From<RateLimited>,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+
+    async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
+        match self.bucket.decide(!self.reject) {
+            Decision::Go => {}
+            Decision::GoAt(at) => {
+                let mut refund = Refund(Some(&self.bucket));
+                self.bucket.clock().sleep_until(at).await;
+                refund.0 = None;
+            }
+            Decision::Refused(after) => return Err(RateLimited::new(after).into()),
+        }
+        self.inner.call(req).await
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for RateLimit<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("bucket", &self.bucket)
+            .field("reject", &self.reject)
+            .finish()
+    }
+}

@@ -1,0 +1,182 @@
+//! Trying failed calls again, with backoff and within a budget.
+//!
+//! [`Retry`] is the mechanism; what to retry is the caller's [`Policy`]
+//! (or the ready-made [`on_error`]). An attempt that fails in a way the
+//! policy accepts is tried again after a [`Backoff`] delay, up to
+//! `max_retries` times, **if the [`RetryBudget`] allows**. The budget is
+//! what keeps retries from turning a backend's bad minute into an outage:
+//! however many retries each request may make, all requests together may
+//! retry only a share of their own number.
+//!
+//! Retry never sheds and never fails on its own: a request denied a retry
+//! (limit reached, budget spent, request not cloneable) ends with its last
+//! attempt's outcome, which is what the caller can act on. A budget
+//! refusal is logged at `debug` level (target `strata_service::retry`).
+//!
+//! Put [`Timeout`](crate::timeout::Timeout) *below* `Retry` to bound each
+//! attempt, and above it to bound the whole request, backoffs included.
+//!
+//! ```
+//! use std::cell::Cell;
+//! use std::time::Duration;
+//! use strata_service::backoff::Backoff;
+//! use strata_service::retry::{Retry, on_error};
+//! use strata_service::{Service, service_fn};
+//!
+//! let attempts = Cell::new(0);
+//! let flaky = service_fn(|n: u32| {
+//!     attempts.set(attempts.get() + 1);
+//!     let fail = attempts.get() < 3;
+//!     async move { if fail { Err("busy") } else { Ok(n) } }
+//! });
+//! let svc = Retry::new(flaky, on_error(|e: &&str| *e == "busy"))
+//!     .backoff(Backoff::none());
+//! assert_eq!(futures_executor::block_on(svc.call(7)), Ok(7));
+//! assert_eq!(attempts.get(), 3);
+//! ```
+
+mod budget;
+mod layer;
+mod policy;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use budget::RetryBudget;
+pub use layer::RetryLayer;
+pub use policy::{OnError, Policy, on_error};
+
+use crate::Service;
+use crate::backoff::Backoff;
+use crate::clock::{Clock, SystemClock, deadline_after};
+
+const DEFAULT_MAX_RETRIES: u32 = 3;
+const DEFAULT_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1));
+
+/// Retries the calls its [`Policy`] allows; see the [module docs](self).
+#[derive(Clone)]
+pub struct Retry<S, P, C = SystemClock> {
+    inner: S,
+    policy: P,
+    budget: RetryBudget<C>,
+    backoff: Backoff,
+    max_retries: u32,
+}
+
+impl<S, P> Retry<S, P> {
+    /// Wraps `inner` with a budget of its own ([`RetryBudget::default`]),
+    /// at most 3 retries per request, and a backoff from 10 ms doubling up
+    /// to 1 s with jitter.
+    pub fn new(inner: S, policy: P) -> Self {
+        Retry::with_budget(inner, policy, RetryBudget::default())
+    }
+}
+
+impl<S, P, C: Clock> Retry<S, P, C> {
+    /// Wraps `inner`, drawing retries from `budget` (shared with whatever
+    /// else holds a clone of it) and sleeping on the budget's clock.
+    pub fn with_budget(inner: S, policy: P, budget: RetryBudget<C>) -> Self {
+        Retry {
+            inner,
+            policy,
+            budget,
+            backoff: DEFAULT_BACKOFF,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+
+    /// Sets the delays between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets the most retries one request may make (0: none).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+}
+
+impl<S, P, C> Retry<S, P, C> {
+    /// The budget retries are drawn from.
+    pub fn budget(&self) -> &RetryBudget<C> {
+        &self.budget
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Returns the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Returns the inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Returns the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, P, C, Req> Service<Req> for Retry<S, P, C>
+where
+    S: Service<Req>,
+    P: Policy<Req, S::Response, S::Error>,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+
+    async fn call(&self, mut req: Req) -> Result<S::Response, S::Error> {
+        self.budget.deposit();
+        let mut retries = 0;
+        loop {
+            let copy = if retries < self.max_retries {
+                self.policy.clone_request(&req)
+            } else {
+                None
+            };
+            let result = self.inner.call(req).await;
+            let Some(next) = copy else { return result };
+            if !self.policy.should_retry(&next, &result) {
+                return result;
+            }
+            if !self.budget.withdraw() {
+                tracing::debug!(
+                    target: "strata_service::retry",
+                    retries,
+                    "retry budget spent; returning the last outcome"
+                );
+                return result;
+            }
+            drop(result);
+            let delay = self.backoff.delay(retries);
+            if !delay.is_zero() {
+                let clock = self.budget.clock();
+                clock.sleep_until(deadline_after(clock, delay)).await;
+            }
+            retries += 1;
+            req = next;
+        }
+    }
+}
+
+impl<S: fmt::Debug, P, C: fmt::Debug> fmt::Debug for Retry<S, P, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("policy", &std::any::type_name::<P>())
+            .field("budget", &self.budget)
+            .field("backoff", &self.backoff)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}

@@ -1,0 +1,144 @@
+//! A deadline per request.
+//!
+//! [`Timeout`] starts a timer when a call begins and fails the call with
+//! [`Elapsed`] if the inner service has not answered when it fires. The
+//! inner call's future is then dropped, which cancels it (its own guards
+//! run: a permit goes back, a counter goes down).
+//!
+//! Nothing waits here and nothing is shed: the timeout bounds everything
+//! below it, *including* waiting. Placed above a
+//! [`ConcurrencyLimit`](crate::limit::ConcurrencyLimit) or a waiting
+//! [`RateLimit`](crate::limit::RateLimit) it bounds the time spent queued
+//! too; placed below [`Retry`](crate::retry::Retry) it bounds each attempt
+//! rather than the whole request (see the
+//! [order of layers](crate::ServiceBuilder#a-sensible-order)).
+//!
+//! The timer costs nothing when the inner service answers on the first
+//! poll: strata's timers register with the wheel only when first polled,
+//! and the inner future is polled first.
+//!
+//! ```
+//! use std::time::Duration;
+//! use strata_service::timeout::{Elapsed, Timeout};
+//! use strata_service::{BoxError, Service, service_fn};
+//!
+//! let slow = service_fn(|_: ()| async {
+//!     strata_rt::time::sleep(Duration::from_secs(60)).await;
+//!     Ok::<_, BoxError>("late")
+//! });
+//! let svc = Timeout::new(slow, Duration::from_millis(10));
+//! let err = strata_rt::run(svc.call(())).unwrap_err();
+//! assert!(err.is::<Elapsed>());
+//! ```
+
+mod error;
+mod layer;
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+pub use error::Elapsed;
+pub use layer::TimeoutLayer;
+
+use crate::Service;
+use crate::clock::{Clock, SystemClock};
+
+/// Fails a request with [`Elapsed`] if the inner service takes longer than
+/// the timeout; see the [module docs](self).
+///
+/// The inner error type must accept an [`Elapsed`]: `S::Error: From<Elapsed>`.
+#[derive(Clone, Copy)]
+pub struct Timeout<S, C = SystemClock> {
+    inner: S,
+    timeout: Duration,
+    clock: C,
+}
+
+impl<S> Timeout<S> {
+    /// Wraps `inner` so that each call is bounded to `timeout`.
+    pub const fn new(inner: S, timeout: Duration) -> Self {
+        Timeout {
+            inner,
+            timeout,
+            clock: SystemClock,
+        }
+    }
+}
+
+impl<S, C: Clock> Timeout<S, C> {
+    /// Wraps `inner` with a timeout measured on `clock`.
+    pub const fn with_clock(inner: S, timeout: Duration, clock: C) -> Self {
+        Timeout {
+            inner,
+            timeout,
+            clock,
+        }
+    }
+}
+
+impl<S, C> Timeout<S, C> {
+    /// The timeout of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Returns the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Returns the inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Returns the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, Req> Service<Req> for Timeout<S, C>
+where
+    S: Service<Req>,
+    S::Error: From<Elapsed>,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+
+    fn call(&self, req: Req) -> impl Future<Output = Result<S::Response, S::Error>> {
+        let deadline = crate::clock::deadline_after(&self.clock, self.timeout);
+        let response = self.inner.call(req);
+        let mut sleep = self.clock.sleep_until(deadline);
+        let timeout = self.timeout;
+        async move {
+            let mut response = pin!(response);
+            poll_fn(|cx| {
+                // The response first: an answer that is ready wins over a
+                // deadline that passed during the same poll.
+                if let Poll::Ready(out) = response.as_mut().poll(cx) {
+                    return Poll::Ready(out);
+                }
+                match std::pin::Pin::new(&mut sleep).poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(Elapsed::new(timeout).into())),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Timeout<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("inner", &self.inner)
+            .field("timeout", &self.timeout)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
