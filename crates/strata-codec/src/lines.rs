@@ -2,7 +2,7 @@
 
 use std::{error, fmt, io, str};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 
 use crate::{Decoder, Encoder};
 
@@ -203,20 +203,55 @@ impl<S: AsRef<str>> Encoder<S> for LinesCodec {
 
     fn encode(&mut self, line: S, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
         let line = line.as_ref().as_bytes();
-        // Short responses are the common case; a plain scan beats the call
-        // into memchr's vectorised search there.
-        let embedded = if line.len() < 32 {
-            line.contains(&b'\n')
-        } else {
-            memchr::memchr(b'\n', line).is_some()
-        };
-        if embedded {
+        if contains_newline(line) {
             return Err(LinesCodecError::EmbeddedNewline);
         }
         buf.reserve(line.len() + 1);
         buf.extend_from_slice(line);
-        buf.extend_from_slice(b"\n");
+        buf.put_u8(b'\n');
         Ok(())
+    }
+}
+
+/// Whether `bytes` holds a `\n`.
+///
+/// Short lines are the common case when encoding (responses), and for them
+/// a call into `memchr`, which picks its vector routine through a function
+/// pointer, costs more than the search, while a byte loop mispredicts on
+/// every new length. So lines up to 32 bytes are checked inline with a few
+/// overlapping word loads, branching only on the size class (0 to 3, 4 to
+/// 16, 17 to 32 bytes); longer ones go to `memchr`.
+#[inline]
+fn contains_newline(bytes: &[u8]) -> bool {
+    // Each word is tested with the classic "has a zero byte" trick on the
+    // word XOR newlines, which is exact for whether any byte is a newline.
+    #[inline(always)]
+    fn word4(bytes: &[u8], at: usize) -> bool {
+        let mut word = [0; 4];
+        word.copy_from_slice(&bytes[at..at + 4]);
+        let x = u32::from_ne_bytes(word) ^ u32::from_ne_bytes([b'\n'; 4]);
+        x.wrapping_sub(u32::from_ne_bytes([0x01; 4])) & !x & u32::from_ne_bytes([0x80; 4]) != 0
+    }
+    #[inline(always)]
+    fn word16(bytes: &[u8], at: usize) -> bool {
+        let mut word = [0; 16];
+        word.copy_from_slice(&bytes[at..at + 16]);
+        let x = u128::from_ne_bytes(word) ^ u128::from_ne_bytes([b'\n'; 16]);
+        x.wrapping_sub(u128::from_ne_bytes([0x01; 16])) & !x & u128::from_ne_bytes([0x80; 16]) != 0
+    }
+    let n = bytes.len();
+    match n {
+        0 => false,
+        // Positions 0, n / 2 and n - 1 cover every byte of 1 to 3.
+        1..=3 => (bytes[0] == b'\n') | (bytes[n / 2] == b'\n') | (bytes[n - 1] == b'\n'),
+        // Four 4-byte words, overlapping as needed, cover 4 to 16 bytes:
+        // the first and last, and for 8 or more the second and next to last.
+        4..=16 => {
+            let mid = (n >> 3) << 2;
+            word4(bytes, 0) | word4(bytes, n - 4) | word4(bytes, mid) | word4(bytes, n - 4 - mid)
+        }
+        17..=32 => word16(bytes, 0) | word16(bytes, n - 16),
+        _ => memchr::memchr(b'\n', bytes).is_some(),
     }
 }
 

@@ -182,6 +182,43 @@ fn encode_rejects_embedded_newlines() {
     assert_eq!(&buf[..], b"kept\n");
 }
 
+/// The encoder's newline check has a separate path per length class; try
+/// every length up to past the longest inline class, with the newline at
+/// every position, next to bytes that differ from `\n` by one bit or that
+/// have the high bit set (the cases a word-at-a-time test could confuse).
+#[test]
+fn encode_finds_a_newline_at_any_position_of_any_length() {
+    let mut codec = LinesCodec::new();
+    for fill in ["a", "\u{b}", "\u{8}", "\u{e}", "\u{9}", "é", "\u{7f}"] {
+        for len in 0..=80 {
+            // `fill` may be two bytes long; cut to `len` bytes on a char boundary.
+            let text: String = fill.repeat(len);
+            let mut end = len.min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let clean = &text[..end];
+            let mut buf = BytesMut::from("kept");
+            codec.encode(clean, &mut buf).unwrap();
+            assert_eq!(&buf[4..], format!("{clean}\n").as_bytes());
+            for at in 0..=clean.len() {
+                if !clean.is_char_boundary(at) {
+                    continue;
+                }
+                let bad = format!("{}\n{}", &clean[..at], &clean[at..]);
+                let mut buf = BytesMut::from("kept");
+                let err = codec.encode(bad.as_str(), &mut buf).unwrap_err();
+                assert!(
+                    matches!(err, LinesCodecError::EmbeddedNewline),
+                    "len {} newline at {at}",
+                    bad.len()
+                );
+                assert_eq!(&buf[..], b"kept", "a rejected line writes nothing");
+            }
+        }
+    }
+}
+
 #[test]
 fn io_errors_convert_and_display() {
     let err = LinesCodecError::from(std::io::Error::other("boom"));
