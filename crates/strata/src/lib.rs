@@ -1,0 +1,81 @@
+//! strata: a layered async networking stack, as one dependency.
+//!
+//! ```text
+//!  application      your Service, middleware
+//!  ───────────────────────────────────────────────────────────────────
+//!  strata::service  Service, service_fn, Layer, ServiceBuilder, middleware
+//!  strata::proto    pipelined dispatch, TcpServer
+//!  strata::codec    Decoder / Encoder, Framed, LinesCodec, LengthDelimitedCodec
+//!  strata::rt       thread-per-core runtime, reactor, net, time, signal, sync
+//! ```
+//!
+//! Each layer is its own crate (`strata-rt`, `strata-codec`,
+//! `strata-service`, `strata-proto`) and depends only on the layers below
+//! it; this crate re-exports them under one name, with a [`prelude`].
+//!
+//! # A line server in a dozen lines
+//!
+//! ```no_run
+//! use strata::prelude::*;
+//! use strata::codec::LinesCodec;
+//! use strata::proto::pipeline::ServerProto;
+//!
+//! struct LineProto;
+//!
+//! impl ServerProto for LineProto {
+//!     type Request = String;
+//!     type Response = String;
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new()
+//!     }
+//! }
+//!
+//! let hello = service_fn(|line: String| async move {
+//!     Ok::<_, std::io::Error>(if line == "hello" { "world".to_string() } else { "idk".to_string() })
+//! });
+//! TcpServer::new(LineProto, "127.0.0.1:12345".parse().unwrap())
+//!     .serve(move || Ok(hello.clone()))
+//!     .unwrap();
+//! ```
+
+#![forbid(unsafe_code)]
+
+/// The runtime: executor, reactor, sockets, timers, signals, sync.
+pub mod rt {
+    pub use strata_rt::*;
+}
+
+/// Codecs: bytes to frames and back.
+pub mod codec {
+    pub use strata_codec::*;
+}
+
+/// Services and middleware.
+pub mod service {
+    pub use strata_service::*;
+}
+
+/// Protocols and servers: frames to requests and responses.
+pub mod proto {
+    pub use strata_proto::*;
+}
+
+/// The runtime-agnostic I/O and stream traits strata's types implement.
+pub mod io {
+    pub use futures_core::Stream;
+    pub use futures_io::{AsyncRead, AsyncWrite};
+    pub use futures_sink::Sink;
+}
+
+pub use bytes;
+pub use strata_rt::{JoinHandle, Runtime, run, spawn, spawn_blocking, spawn_local};
+
+/// The names most programs need, for `use strata::prelude::*`.
+pub mod prelude {
+    pub use strata_codec::{Decoder, Encoder, Framed};
+    pub use strata_proto::{ConnectionConfig, TcpServer};
+    pub use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
+    pub use strata_rt::{Runtime, spawn, spawn_local};
+    pub use strata_service::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+}
