@@ -1,0 +1,170 @@
+//! `CircuitBreaker`: closed → open → half-open → closed, a failed probe
+//! re-opening it for longer, failure-rate accrual, and probe exclusivity.
+
+mod scripted;
+
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_executor::block_on;
+use scripted::{Scripted, Step, poll_once};
+use strata_service::backoff::Backoff;
+use strata_service::circuit::{
+    Accrual, Breaker, CircuitBreaker, CircuitBreakerLayer, CircuitOpen, CircuitState,
+};
+use strata_service::clock::ManualClock;
+use strata_service::{Layer, Service};
+
+const OPEN: Duration = Duration::from_secs(5);
+
+fn breaker(
+    accrual: Accrual,
+) -> (
+    ManualClock,
+    Breaker<ManualClock>,
+    CircuitBreaker<Scripted, ManualClock>,
+) {
+    let clock = ManualClock::new();
+    let breaker = Breaker::with_clock(accrual, clock.clone())
+        .backoff(Backoff::exponential(OPEN, Duration::from_secs(60)).jitter(0.0))
+        .name("test");
+    let svc = CircuitBreaker::new(Scripted::new(clock.clone()), breaker.clone());
+    (clock, breaker, svc)
+}
+
+fn refused(svc: &CircuitBreaker<Scripted, ManualClock>) -> Option<Duration> {
+    let calls = svc.get_ref().counts.calls();
+    let result = block_on(svc.call(Step::Ok(0)));
+    let err = result.err()?;
+    assert_eq!(
+        svc.get_ref().counts.calls(),
+        calls,
+        "a refused call is not made"
+    );
+    Some(
+        err.downcast_ref::<CircuitOpen>()
+            .expect("CircuitOpen")
+            .retry_after(),
+    )
+}
+
+#[test]
+fn closed_open_half_open_closed() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(3));
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    for _ in 0..2 {
+        assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    }
+    assert!(
+        block_on(svc.call(Step::Ok(1))).is_ok(),
+        "a success resets the run"
+    );
+    for _ in 0..3 {
+        assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(refused(&svc), Some(OPEN));
+
+    clock.advance(OPEN - Duration::from_millis(1));
+    assert_eq!(refused(&svc), Some(Duration::from_millis(1)));
+    clock.advance(Duration::from_millis(1));
+
+    // The next call is the probe.
+    let mut probe = pin!(svc.call(Step::Delay(Duration::from_secs(1), 7)));
+    assert!(poll_once(probe.as_mut()).is_pending());
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    assert_eq!(refused(&svc), Some(Duration::ZERO), "one probe at a time");
+    clock.advance(Duration::from_secs(1));
+    assert!(poll_once(probe.as_mut()).is_ready());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(block_on(svc.call(Step::Ok(2))).unwrap(), 2);
+
+    // Closing forgot the old failures: it takes three new ones to open.
+    for _ in 0..2 {
+        assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn a_failed_probe_opens_the_circuit_again_for_longer() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+
+    clock.advance(OPEN);
+    assert!(block_on(svc.call(Step::Fail("still down"))).is_err()); // the probe
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(refused(&svc), Some(OPEN * 2), "the backoff doubled");
+
+    clock.advance(OPEN * 2);
+    assert!(block_on(svc.call(Step::Ok(3))).is_ok());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn a_cancelled_probe_lets_the_next_caller_probe() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    clock.advance(OPEN);
+    let mut probe = Box::pin(svc.call(Step::Pending));
+    assert!(poll_once(probe.as_mut()).is_pending());
+    drop(probe);
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    assert!(block_on(svc.call(Step::Ok(1))).is_ok());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn a_failure_rate_over_the_window_opens_the_circuit() {
+    let (clock, breaker, svc) = breaker(Accrual::FailureRate {
+        rate: 0.5,
+        min_calls: 10,
+        window: Duration::from_secs(10),
+    });
+    // 4 failures in 8 calls: rate met, but too few calls.
+    for i in 0..8 {
+        let step = if i % 2 == 0 {
+            Step::Fail("x")
+        } else {
+            Step::Ok(0)
+        };
+        let _ = block_on(svc.call(step));
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    // Old calls age out: after the window, the count starts over.
+    clock.advance(Duration::from_secs(11));
+    for _ in 0..6 {
+        assert!(block_on(svc.call(Step::Ok(0))).is_ok());
+    }
+    for _ in 0..3 {
+        assert!(block_on(svc.call(Step::Fail("x"))).is_err());
+    }
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "3 of 9: below the rate"
+    );
+    for _ in 0..3 {
+        let _ = block_on(svc.call(Step::Fail("x")));
+    }
+    // 6 failures in 12 calls reaches 50 %.
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+#[test]
+fn services_from_one_layer_share_the_breaker() {
+    let clock = ManualClock::new();
+    let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(2), clock.clone());
+    let layer = CircuitBreakerLayer::new(breaker.clone());
+    let a = layer.layer(Scripted::new(clock.clone()));
+    let b = layer.layer(Scripted::new(clock.clone()));
+    assert!(block_on(a.call(Step::Fail("x"))).is_err());
+    assert!(block_on(b.call(Step::Fail("x"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert!(
+        block_on(a.call(Step::Ok(0)))
+            .unwrap_err()
+            .is::<CircuitOpen>()
+    );
+}

@@ -1,0 +1,138 @@
+//! `ConcurrencyLimit` and its `PermitPool`: the bound, FIFO order, and
+//! cancellation at every stage.
+
+mod scripted;
+
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
+use futures_executor::block_on;
+use scripted::{Scripted, Step, poll_once};
+use strata_service::clock::ManualClock;
+use strata_service::limit::{ConcurrencyLimit, ConcurrencyLimitLayer, PermitPool};
+use strata_service::{Layer, Service};
+
+#[test]
+fn at_most_n_calls_are_inside() {
+    let inner = Scripted::new(ManualClock::new());
+    let svc = ConcurrencyLimit::new(inner.clone(), 2);
+    let mut calls: Vec<Pin<Box<_>>> = (0..5).map(|_| Box::pin(svc.call(Step::Pending))).collect();
+    for call in &mut calls {
+        assert!(poll_once(call.as_mut()).is_pending());
+    }
+    assert_eq!(inner.counts.in_flight(), 2);
+    assert_eq!(
+        inner.counts.calls(),
+        2,
+        "the others never reached the service"
+    );
+    assert_eq!(svc.pool().waiting(), 3);
+
+    drop(calls.remove(0)); // one finishes (is dropped): the first waiter gets in
+    for call in &mut calls {
+        assert!(poll_once(call.as_mut()).is_pending());
+    }
+    assert_eq!(inner.counts.in_flight(), 2);
+    assert_eq!(inner.counts.max_in_flight(), 2);
+    drop(calls);
+    assert_eq!(svc.pool().available(), 2);
+    assert_eq!(block_on(svc.call(Step::Ok(1))).unwrap(), 1);
+}
+
+#[test]
+fn waiters_are_served_in_arrival_order() {
+    let pool = PermitPool::new(1);
+    let held = pool.try_acquire().unwrap();
+    let mut a = pin!(pool.acquire());
+    let mut b = pin!(pool.acquire());
+    let mut c = pin!(pool.acquire());
+    // Polled in reverse: order of arrival (first poll) is what counts.
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
+    assert!(poll_once(c.as_mut()).is_pending());
+
+    drop(held);
+    assert!(poll_once(c.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
+    let Poll::Ready(permit_a) = poll_once(a.as_mut()) else {
+        panic!("a came first")
+    };
+    drop(permit_a);
+    assert!(poll_once(c.as_mut()).is_pending());
+    let Poll::Ready(_permit_b) = poll_once(b.as_mut()) else {
+        panic!("b came second")
+    };
+}
+
+#[test]
+fn a_newcomer_does_not_overtake_a_waiter() {
+    let pool = PermitPool::new(1);
+    let held = pool.try_acquire().unwrap();
+    let mut waiter = pin!(pool.acquire());
+    assert!(poll_once(waiter.as_mut()).is_pending());
+    drop(held); // handed to the waiter, not put back
+    assert_eq!(pool.available(), 0);
+    assert!(pool.try_acquire().is_none());
+    let mut newcomer = pin!(pool.acquire());
+    assert!(poll_once(newcomer.as_mut()).is_pending());
+    assert!(poll_once(waiter.as_mut()).is_ready());
+}
+
+#[test]
+fn a_cancelled_waiter_leaves_the_queue() {
+    let pool = PermitPool::new(1);
+    let held = pool.try_acquire().unwrap();
+    let mut quitter = Box::pin(pool.acquire());
+    let mut stayer = pin!(pool.acquire());
+    assert!(poll_once(quitter.as_mut()).is_pending());
+    assert!(poll_once(stayer.as_mut()).is_pending());
+    drop(quitter);
+    assert_eq!(pool.waiting(), 1);
+    drop(held);
+    assert!(poll_once(stayer.as_mut()).is_ready());
+}
+
+#[test]
+fn a_permit_granted_to_a_cancelled_waiter_is_passed_on() {
+    let pool = PermitPool::new(1);
+    let held = pool.try_acquire().unwrap();
+    let mut granted = Box::pin(pool.acquire());
+    let mut next = pin!(pool.acquire());
+    assert!(poll_once(granted.as_mut()).is_pending());
+    assert!(poll_once(next.as_mut()).is_pending());
+    drop(held); // goes to `granted`, which never polls again
+    drop(granted);
+    assert!(poll_once(next.as_mut()).is_ready());
+    drop(next);
+    assert_eq!(pool.available(), 1, "no permit leaked");
+}
+
+#[test]
+fn the_layer_gives_each_service_its_own_limit_or_shares_one() {
+    let clock = ManualClock::new();
+    let each = ConcurrencyLimitLayer::new(1);
+    let (a, b) = (
+        each.layer(Scripted::new(clock.clone())),
+        each.layer(Scripted::new(clock.clone())),
+    );
+    let mut ca = pin!(a.call(Step::Pending));
+    let mut cb = pin!(b.call(Step::Pending));
+    assert!(poll_once(ca.as_mut()).is_pending());
+    assert!(poll_once(cb.as_mut()).is_pending());
+    assert_eq!(
+        a.pool().available() + b.pool().available(),
+        0,
+        "both got in"
+    );
+
+    let pool = PermitPool::new(1);
+    let shared = ConcurrencyLimitLayer::shared(pool.clone());
+    let inner = Scripted::new(clock);
+    let (c, d) = (shared.layer(inner.clone()), shared.layer(inner.clone()));
+    let mut cc = pin!(c.call(Step::Pending));
+    let mut cd = pin!(d.call(Step::Pending));
+    assert!(poll_once(cc.as_mut()).is_pending());
+    assert!(poll_once(cd.as_mut()).is_pending());
+    assert_eq!(inner.counts.in_flight(), 1, "one budget for both");
+    assert_eq!(pool.waiting(), 1);
+}

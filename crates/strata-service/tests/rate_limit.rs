@@ -1,0 +1,98 @@
+//! `RateLimit`: the token bucket's arithmetic, waiting and rejecting, on a
+//! manual clock.
+
+mod scripted;
+
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_executor::block_on;
+use scripted::{Scripted, Step, poll_once};
+use strata_service::clock::ManualClock;
+use strata_service::limit::{Rate, RateLimit, RateLimitLayer, RateLimited, TokenBucket};
+use strata_service::{Layer, Service};
+
+const TENTH: Duration = Duration::from_millis(100);
+
+fn rejecting(burst: u32) -> (ManualClock, RateLimit<Scripted, ManualClock>) {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), burst, clock.clone());
+    let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket).reject();
+    (clock, svc)
+}
+
+#[test]
+fn a_burst_goes_through_then_calls_are_rejected() {
+    let (_clock, svc) = rejecting(3);
+    for n in 0..3 {
+        assert_eq!(block_on(svc.call(Step::Ok(n))).unwrap(), n);
+    }
+    let err = block_on(svc.call(Step::Ok(9))).unwrap_err();
+    let limited = err.downcast_ref::<RateLimited>().expect("RateLimited");
+    assert_eq!(limited.retry_after(), TENTH);
+    assert_eq!(
+        svc.get_ref().counts.calls(),
+        3,
+        "the refused call never got in"
+    );
+}
+
+#[test]
+fn tokens_come_back_at_the_rate() {
+    let (clock, svc) = rejecting(1);
+    assert!(block_on(svc.call(Step::Ok(0))).is_ok());
+    assert!(block_on(svc.call(Step::Ok(0))).is_err());
+    clock.advance(TENTH - Duration::from_nanos(1));
+    assert!(block_on(svc.call(Step::Ok(0))).is_err());
+    clock.advance(Duration::from_nanos(1));
+    assert!(block_on(svc.call(Step::Ok(0))).is_ok());
+    // A long pause refills up to the burst only.
+    clock.advance(Duration::from_secs(60));
+    assert!(block_on(svc.call(Step::Ok(0))).is_ok());
+    assert!(block_on(svc.call(Step::Ok(0))).is_err());
+}
+
+#[test]
+fn waiting_calls_go_in_order_one_interval_apart() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let svc = RateLimitLayer::with_bucket(bucket).layer(Scripted::new(clock.clone()));
+    let mut a = pin!(svc.call(Step::Ok(1)));
+    let mut b = pin!(svc.call(Step::Ok(2)));
+    let mut c = pin!(svc.call(Step::Ok(3)));
+    assert!(matches!(poll_once(a.as_mut()), Poll::Ready(Ok(1))));
+    assert!(poll_once(b.as_mut()).is_pending());
+    assert!(poll_once(c.as_mut()).is_pending());
+    clock.advance(TENTH);
+    assert!(poll_once(c.as_mut()).is_pending());
+    assert!(matches!(poll_once(b.as_mut()), Poll::Ready(Ok(2))));
+    clock.advance(TENTH);
+    assert!(matches!(poll_once(c.as_mut()), Poll::Ready(Ok(3))));
+}
+
+#[test]
+fn a_waiter_that_gives_up_returns_its_token() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
+    assert!(bucket.try_take());
+    let mut waiter = Box::pin(svc.call(Step::Ok(1)));
+    assert!(poll_once(waiter.as_mut()).is_pending()); // reserved the next token
+    drop(waiter);
+    clock.advance(TENTH);
+    assert!(bucket.try_take(), "the reserved token came back");
+}
+
+#[test]
+fn clones_and_layered_services_share_one_bucket() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(1), 2, clock.clone());
+    let layer = RateLimitLayer::with_bucket(bucket).reject();
+    let a = layer.layer(Scripted::new(clock.clone()));
+    let b = layer.layer(Scripted::new(clock.clone()));
+    let a2 = a.clone();
+    assert!(block_on(a.call(Step::Ok(0))).is_ok());
+    assert!(block_on(b.call(Step::Ok(0))).is_ok());
+    assert!(block_on(a2.call(Step::Ok(0))).is_err());
+}

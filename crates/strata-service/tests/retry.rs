@@ -1,0 +1,174 @@
+//! `Retry`: the policy, the retry limit, backoff on a manual clock, and
+//! the budget under a total outage.
+
+mod scripted;
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_executor::block_on;
+use scripted::{Scripted, Step, poll_once};
+use strata_service::backoff::Backoff;
+use strata_service::clock::ManualClock;
+use strata_service::retry::{Policy, Retry, RetryBudget, RetryLayer, on_error};
+use strata_service::{BoxError, Layer, Service, service_fn};
+
+/// A budget that never binds.
+fn plenty(clock: &ManualClock) -> RetryBudget<ManualClock> {
+    RetryBudget::with_clock(Duration::from_secs(10), 1_000_000, 10.0, clock.clone())
+}
+
+/// Fails `failures` times, then answers with the attempt count.
+fn flaky(
+    failures: usize,
+) -> (
+    Arc<AtomicUsize>,
+    impl Service<u32, Response = usize, Error = BoxError>,
+) {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&attempts);
+    let svc = service_fn(move |_: u32| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if n <= failures {
+                Err(BoxError::from("flaky"))
+            } else {
+                Ok(n)
+            }
+        }
+    });
+    (attempts, svc)
+}
+
+fn all_errors() -> impl Policy<u32, usize, BoxError> + Clone {
+    on_error(|_: &BoxError| true)
+}
+
+#[test]
+fn a_failure_the_policy_accepts_is_retried_until_success() {
+    let clock = ManualClock::new();
+    let (attempts, inner) = flaky(2);
+    let svc = Retry::with_budget(inner, all_errors(), plenty(&clock)).backoff(Backoff::none());
+    assert_eq!(block_on(svc.call(0)).unwrap(), 3);
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_failure_the_policy_refuses_is_returned_at_once() {
+    let clock = ManualClock::new();
+    let (attempts, inner) = flaky(5);
+    let policy = on_error(|e: &BoxError| e.to_string() != "flaky");
+    let svc = Retry::with_budget(inner, policy, plenty(&clock)).backoff(Backoff::none());
+    assert!(block_on(svc.call(0)).is_err());
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn retries_stop_at_the_limit_with_the_last_error() {
+    let clock = ManualClock::new();
+    let (attempts, inner) = flaky(100);
+    let svc = Retry::with_budget(inner, all_errors(), plenty(&clock))
+        .backoff(Backoff::none())
+        .max_retries(4);
+    assert_eq!(block_on(svc.call(0)).unwrap_err().to_string(), "flaky");
+    assert_eq!(attempts.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn a_request_that_cannot_be_cloned_is_tried_once() {
+    struct NoClone;
+    impl Policy<u32, usize, BoxError> for NoClone {
+        fn should_retry(&self, _: &u32, _: &Result<usize, BoxError>) -> bool {
+            true
+        }
+        fn clone_request(&self, _: &u32) -> Option<u32> {
+            None
+        }
+    }
+    let clock = ManualClock::new();
+    let (attempts, inner) = flaky(1);
+    let svc = Retry::with_budget(inner, NoClone, plenty(&clock)).backoff(Backoff::none());
+    assert!(block_on(svc.call(0)).is_err());
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn attempts_wait_out_the_backoff_on_the_clock() {
+    let clock = ManualClock::new();
+    let inner = Scripted::new(clock.clone());
+    let backoff =
+        Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.0);
+    let svc = Retry::with_budget(inner.clone(), on_error(|_: &BoxError| true), plenty(&clock))
+        .backoff(backoff)
+        .max_retries(2);
+    let mut call = pin!(svc.call(Step::Fail("down")));
+    assert!(poll_once(call.as_mut()).is_pending());
+    assert_eq!(inner.counts.calls(), 1);
+    clock.advance(Duration::from_millis(99));
+    assert!(poll_once(call.as_mut()).is_pending());
+    assert_eq!(inner.counts.calls(), 1, "still backing off");
+    clock.advance(Duration::from_millis(1));
+    assert!(poll_once(call.as_mut()).is_pending());
+    assert_eq!(inner.counts.calls(), 2);
+    clock.advance(Duration::from_millis(200)); // doubled
+    assert!(poll_once(call.as_mut()).is_ready());
+    assert_eq!(inner.counts.calls(), 3);
+}
+
+#[test]
+fn jittered_delays_stay_under_the_ceiling() {
+    let b = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10));
+    for attempt in 0..8 {
+        let ceiling = b.ceiling(attempt);
+        for _ in 0..50 {
+            let d = b.delay(attempt);
+            assert!(d <= ceiling && d >= ceiling / 2, "{d:?} vs {ceiling:?}");
+        }
+    }
+    assert_eq!(b.ceiling(40), Duration::from_secs(10));
+}
+
+#[test]
+fn under_total_failure_retries_stay_within_the_budget() {
+    let clock = ManualClock::new();
+    // Finagle's defaults: 10 s window, 10 retries/s floor, 20 % of requests.
+    let budget = RetryBudget::with_clock(Duration::from_secs(10), 10, 0.2, clock.clone());
+    let inner = Scripted::new(clock.clone());
+    let svc = RetryLayer::with_budget(on_error(|_: &BoxError| true), budget.clone())
+        .backoff(Backoff::none())
+        .max_retries(3)
+        .layer(inner.clone());
+    let requests = 1_000;
+    for _ in 0..requests {
+        assert!(block_on(svc.call(Step::Fail("outage"))).is_err());
+    }
+    let retries = inner.counts.calls() - requests;
+    // Without a budget: 3 retries each, 3 000. With it: 100 + 20 % of 1 000.
+    assert_eq!(retries, 100 + 200);
+    assert_eq!(budget.balance(), 0);
+
+    // The window slides: after it has passed, the budget is back.
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(budget.balance(), 100);
+}
+
+#[test]
+fn the_budget_refills_as_old_slots_leave_the_window() {
+    let clock = ManualClock::new();
+    let budget = RetryBudget::with_clock(Duration::from_secs(10), 0, 0.5, clock.clone());
+    for _ in 0..10 {
+        budget.deposit();
+    }
+    assert_eq!(budget.balance(), 5);
+    assert!(budget.withdraw());
+    assert_eq!(budget.balance(), 4);
+    clock.advance(Duration::from_secs(5));
+    for _ in 0..4 {
+        budget.deposit();
+    }
+    assert_eq!(budget.balance(), 6); // 14 * 0.5 - 1
+    clock.advance(Duration::from_secs(6)); // the first 10 deposits and the withdrawal age out
+    assert_eq!(budget.balance(), 2);
+}
