@@ -162,7 +162,7 @@ impl Decoder for LinesCodec {
             }
         }
         let start = self.scanned.min(buf.len());
-        match memchr::memchr(b'\n', &buf[start..]) {
+        match find_newline(&buf[start..]) {
             Some(offset) => {
                 let newline = start + offset;
                 self.take_line(buf, newline, newline + 1).map(Some)
@@ -211,6 +211,28 @@ impl<S: AsRef<str>> Encoder<S> for LinesCodec {
         buf.put_u8(b'\n');
         Ok(())
     }
+}
+
+/// The position of the first `\n` in `bytes`.
+///
+/// Decoded lines are often short, so the first 16 bytes are searched
+/// inline, two words at a time, before handing the rest to `memchr`.
+#[inline]
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() >= 16 {
+        let mut word = [0; 16];
+        word.copy_from_slice(&bytes[..16]);
+        let x = u128::from_le_bytes(word) ^ u128::from_ne_bytes([b'\n'; 16]);
+        // The lowest flagged byte is exactly the first newline: the test
+        // can only misfire on bytes above a real match.
+        let found =
+            x.wrapping_sub(u128::from_ne_bytes([0x01; 16])) & !x & u128::from_ne_bytes([0x80; 16]);
+        if found != 0 {
+            return Some(found.trailing_zeros() as usize / 8);
+        }
+        return memchr::memchr(b'\n', &bytes[16..]).map(|i| i + 16);
+    }
+    memchr::memchr(b'\n', bytes)
 }
 
 /// Whether `bytes` holds a `\n`.

@@ -219,6 +219,25 @@ fn encode_finds_a_newline_at_any_position_of_any_length() {
     }
 }
 
+/// The decoder searches the first 16 bytes inline and the rest with
+/// `memchr`; lines of every length around that boundary, followed by more
+/// bytes (some with the high bit set) must split exactly at their newline.
+#[test]
+fn decode_splits_at_the_first_newline_for_every_line_length() {
+    for len in 0..=40 {
+        for tail in ["", "x", "\u{b}\u{8a}\n", "another line\n"] {
+            let line = "\u{b}a\u{8}".chars().cycle().take(len).collect::<String>();
+            let mut codec = LinesCodec::new();
+            let mut buf = BytesMut::from(format!("{line}\n{tail}").as_str());
+            assert_eq!(
+                codec.decode(&mut buf).unwrap().as_deref(),
+                Some(line.as_str())
+            );
+            assert_eq!(&buf[..], tail.as_bytes(), "line of {len} bytes");
+        }
+    }
+}
+
 #[test]
 fn io_errors_convert_and_display() {
     let err = LinesCodecError::from(std::io::Error::other("boom"));
