@@ -1,0 +1,481 @@
+//! The codec benchmark: strata-codec against tokio-util's codecs, same
+//! input, same loop, one process, one run.
+//!
+//! ```text
+//! cargo run --release -p strata-bench --bin codec -- [--reps 9] [--lines 1000000] [--frames 200000]
+//!       [--only SUBSTRING]
+//! ```
+//!
+//! Cases, each for `LinesCodec` and `LengthDelimitedCodec`:
+//!
+//! * decode, whole: `Decoder::decode` in a loop on one `BytesMut` holding
+//!   the whole input;
+//! * decode, 4 KiB chunks: the input appended to a buffer 4 KiB at a time,
+//!   as socket reads would, decoding all whole frames after each chunk;
+//! * encode: every frame encoded into a buffer that is cleared whenever it
+//!   holds 64 KiB or more, as a flush would.
+//!
+//! Lines are 5 to 20 bytes of text (1 in 8 ends with `\r\n`); length-
+//! delimited frames have a 4-byte big-endian header and a 16 to 512-byte
+//! body. Both sides run with the same limits (8 KiB per line, 8 MiB per
+//! frame). The implementations alternate (A B, then B A, ...) on every
+//! case and repetition, so drift hits both alike. Every decoded frame is
+//! passed through `black_box` and counted, and the count and byte total
+//! are checked, so the optimizer cannot drop the work.
+//!
+//! The table gives medians over the repetitions; the spread column is the
+//! slowest and fastest run relative to the median, per side.
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use strata_bench::report::{Sample, measure, median_rate, spread};
+
+/// Lines are at most this long; both codecs are given the same limit.
+const MAX_LINE: usize = 8 * 1024;
+/// The size of one simulated socket read.
+const CHUNK: usize = 4 * 1024;
+/// Encoded bytes are dropped ("flushed") once this many are buffered.
+const FLUSH_AT: usize = 64 * 1024;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic PRNG (xorshift64*), so every run sees the same input.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// One workload: the bytes on the wire and the frames they carry.
+struct Workload {
+    /// The encoded stream, as decoders see it.
+    wire: Vec<u8>,
+    /// Each frame's payload as a range of `payloads`.
+    frames: Vec<(usize, usize)>,
+    /// The frames' payloads back to back, for the encoders.
+    payloads: Vec<u8>,
+    /// Sum of the payload lengths: what a decoder must hand out.
+    payload_bytes: usize,
+}
+
+impl Workload {
+    fn frame(&self, i: usize) -> &[u8] {
+        let (start, end) = self.frames[i];
+        &self.payloads[start..end]
+    }
+}
+
+fn lines_workload(count: usize) -> Workload {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.:/";
+    let mut rng = Rng(0x1135_c0de_0000_0001);
+    let mut wire = Vec::with_capacity(count * 14);
+    let mut payloads = Vec::with_capacity(count * 13);
+    let mut frames = Vec::with_capacity(count);
+    for _ in 0..count {
+        // 5 to 20 bytes on the wire, line ending included.
+        let crlf = rng.next().is_multiple_of(8);
+        let total = rng.range(5, 20);
+        let text = total - if crlf { 2 } else { 1 };
+        let start = payloads.len();
+        for _ in 0..text {
+            payloads.push(ALPHABET[rng.next() as usize % ALPHABET.len()]);
+        }
+        wire.extend_from_slice(&payloads[start..]);
+        wire.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+        frames.push((start, payloads.len()));
+    }
+    let payload_bytes = payloads.len();
+    Workload {
+        wire,
+        frames,
+        payloads,
+        payload_bytes,
+    }
+}
+
+fn length_delimited_workload(count: usize) -> Workload {
+    let mut rng = Rng(0x1e57_f4a3_0000_0002);
+    let mut wire = Vec::with_capacity(count * 268);
+    let mut payloads = Vec::with_capacity(count * 264);
+    let mut frames = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = rng.range(16, 512);
+        let start = payloads.len();
+        payloads.extend((0..len).map(|j| (j as u64 ^ rng.0) as u8));
+        wire.extend_from_slice(&(len as u32).to_be_bytes());
+        wire.extend_from_slice(&payloads[start..]);
+        frames.push((start, payloads.len()));
+    }
+    let payload_bytes = payloads.len();
+    Workload {
+        wire,
+        frames,
+        payloads,
+        payload_bytes,
+    }
+}
+
+/// What a decode run produced: frames and payload bytes, checked afterwards.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct Tally {
+    frames: usize,
+    bytes: usize,
+}
+
+/// Decodes everything in `buf` (all of it whole frames) with `decode`.
+#[inline(always)]
+fn drain<F, E>(buf: &mut BytesMut, tally: &mut Tally, mut decode: F)
+where
+    F: FnMut(&mut BytesMut) -> Result<Option<usize>, E>,
+    E: std::fmt::Debug,
+{
+    while let Some(len) = decode(buf).expect("decode") {
+        tally.frames += 1;
+        tally.bytes += len;
+    }
+}
+
+/// Decodes the whole input held in one buffer. The buffer is filled before
+/// the clock starts.
+fn decode_whole<F, E>(wire: &[u8], decode: F) -> (Sample, Tally)
+where
+    F: FnMut(&mut BytesMut) -> Result<Option<usize>, E>,
+    E: std::fmt::Debug,
+{
+    let mut buf = BytesMut::from(wire);
+    let mut tally = Tally {
+        frames: 0,
+        bytes: 0,
+    };
+    let sample = measure(|| {
+        drain(&mut buf, &mut tally, decode);
+        tally.frames as u64
+    });
+    assert!(buf.is_empty(), "input left undecoded");
+    (sample, tally)
+}
+
+/// Feeds the input 4 KiB at a time, decoding after each chunk.
+fn decode_chunked<F, E>(wire: &[u8], mut decode: F) -> (Sample, Tally)
+where
+    F: FnMut(&mut BytesMut) -> Result<Option<usize>, E>,
+    E: std::fmt::Debug,
+{
+    let mut buf = BytesMut::with_capacity(2 * CHUNK);
+    let mut tally = Tally {
+        frames: 0,
+        bytes: 0,
+    };
+    let sample = measure(|| {
+        for chunk in wire.chunks(CHUNK) {
+            buf.extend_from_slice(black_box(chunk));
+            drain(&mut buf, &mut tally, &mut decode);
+        }
+        tally.frames as u64
+    });
+    assert!(buf.is_empty(), "input left undecoded");
+    (sample, tally)
+}
+
+/// Encodes every frame, "flushing" (clearing) the buffer at 64 KiB.
+/// Returns the sample and the number of bytes produced.
+fn encode_all<F, E>(work: &Workload, mut encode: F) -> (Sample, usize)
+where
+    F: FnMut(&[u8], &mut BytesMut) -> Result<(), E>,
+    E: std::fmt::Debug,
+{
+    let mut buf = BytesMut::new();
+    let mut written = 0;
+    let sample = measure(|| {
+        for i in 0..work.frames.len() {
+            encode(work.frame(i), &mut buf).expect("encode");
+            if buf.len() >= FLUSH_AT {
+                written += black_box(&buf[..]).len();
+                buf.clear();
+            }
+        }
+        written += black_box(&buf[..]).len();
+        buf.clear();
+        work.frames.len() as u64
+    });
+    (sample, written)
+}
+
+/// The two implementations of one case, and their samples.
+struct Case {
+    name: &'static str,
+    /// Bytes processed per run: the wire bytes (decode input, encode output).
+    bytes: usize,
+    strata: Vec<Sample>,
+    tokio: Vec<Sample>,
+}
+
+/// Both sides of one case, in the given order. `strata` and `tokio` each
+/// return their sample; they check their own results.
+fn pair(
+    case: &mut Case,
+    only: &str,
+    strata_first: bool,
+    mut strata: impl FnMut() -> Sample,
+    mut tokio: impl FnMut() -> Sample,
+) {
+    if !case.name.contains(only) {
+        return;
+    }
+    if strata_first {
+        case.strata.push(strata());
+        case.tokio.push(tokio());
+    } else {
+        case.tokio.push(tokio());
+        case.strata.push(strata());
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let reps: usize = arg(&args, "--reps", 9);
+    let line_count: usize = arg(&args, "--lines", 1_000_000);
+    let frame_count: usize = arg(&args, "--frames", 200_000);
+    // Only the cases whose name contains this (for profiling one case).
+    let only: String = arg(&args, "--only", String::new());
+
+    let lines = lines_workload(line_count);
+    let frames = length_delimited_workload(frame_count);
+    let line_tally = Tally {
+        frames: line_count,
+        bytes: lines.payload_bytes,
+    };
+    let frame_tally = Tally {
+        frames: frame_count,
+        bytes: frames.payload_bytes,
+    };
+    eprintln!(
+        "lines: {} lines, {} bytes; length-delimited: {} frames, {} bytes; {reps} repetitions",
+        line_count,
+        lines.wire.len(),
+        frame_count,
+        frames.wire.len()
+    );
+
+    let names = [
+        "lines: decode, whole buffer",
+        "lines: decode, 4 KiB chunks",
+        "lines: encode",
+        "length-delimited: decode, whole buffer",
+        "length-delimited: decode, 4 KiB chunks",
+        "length-delimited: encode",
+    ];
+    let mut cases: Vec<Case> = names
+        .iter()
+        .enumerate()
+        .map(|(i, &name)| Case {
+            name,
+            bytes: if i < 3 {
+                lines.wire.len()
+            } else {
+                frames.wire.len()
+            },
+            strata: Vec::new(),
+            tokio: Vec::new(),
+        })
+        .collect();
+
+    use strata_codec::{Decoder as _, Encoder as _};
+    use tokio_util::codec::{Decoder as _, Encoder as _};
+
+    // The encoders take text; the payloads are ASCII.
+    let line_strs: Vec<&str> = (0..line_count)
+        .map(|i| std::str::from_utf8(lines.frame(i)).expect("ASCII payload"))
+        .collect();
+    let encoded_lines = line_count + lines.payload_bytes;
+
+    for rep in 0..reps {
+        let first = rep.is_multiple_of(2);
+        let [c0, c1, c2, c3, c4, c5] = &mut cases[..] else {
+            unreachable!()
+        };
+
+        // Lines, decode: each decoded String is passed to black_box.
+        let strata_line = |buf: &mut BytesMut, codec: &mut strata_codec::LinesCodec| {
+            codec
+                .decode(buf)
+                .map(|line| line.map(|l| black_box(l).len()))
+        };
+        let tokio_line = |buf: &mut BytesMut, codec: &mut tokio_util::codec::LinesCodec| {
+            codec
+                .decode(buf)
+                .map(|line| line.map(|l| black_box(l).len()))
+        };
+        let strata_lines = || strata_codec::LinesCodec::with_max_length(MAX_LINE);
+        let tokio_lines = || tokio_util::codec::LinesCodec::new_with_max_length(MAX_LINE);
+
+        pair(
+            c0,
+            &only,
+            first,
+            || {
+                let mut codec = strata_lines();
+                let (s, t) = decode_whole(&lines.wire, |b| strata_line(b, &mut codec));
+                assert_eq!(t, line_tally);
+                s
+            },
+            || {
+                let mut codec = tokio_lines();
+                let (s, t) = decode_whole(&lines.wire, |b| tokio_line(b, &mut codec));
+                assert_eq!(t, line_tally);
+                s
+            },
+        );
+        pair(
+            c1,
+            &only,
+            first,
+            || {
+                let mut codec = strata_lines();
+                let (s, t) = decode_chunked(&lines.wire, |b| strata_line(b, &mut codec));
+                assert_eq!(t, line_tally);
+                s
+            },
+            || {
+                let mut codec = tokio_lines();
+                let (s, t) = decode_chunked(&lines.wire, |b| tokio_line(b, &mut codec));
+                assert_eq!(t, line_tally);
+                s
+            },
+        );
+        // Lines, encode: the same &str slices for both.
+        pair(
+            c2,
+            &only,
+            first,
+            || {
+                let mut codec = strata_lines();
+                let mut i = 0;
+                let (s, n) = encode_all(&lines, |_, buf| {
+                    let line = line_strs[i];
+                    i += 1;
+                    codec.encode(line, buf)
+                });
+                assert_eq!(n, encoded_lines);
+                s
+            },
+            || {
+                let mut codec = tokio_lines();
+                let mut i = 0;
+                let (s, n) = encode_all(&lines, |_, buf| {
+                    let line = line_strs[i];
+                    i += 1;
+                    codec.encode(line, buf)
+                });
+                assert_eq!(n, encoded_lines);
+                s
+            },
+        );
+
+        // Length-delimited, decode: each frame (a BytesMut) goes to black_box.
+        let strata_frame = |buf: &mut BytesMut, codec: &mut strata_codec::LengthDelimitedCodec| {
+            codec
+                .decode(buf)
+                .map(|frame| frame.map(|f| black_box(f).len()))
+        };
+        let tokio_frame =
+            |buf: &mut BytesMut, codec: &mut tokio_util::codec::LengthDelimitedCodec| {
+                codec
+                    .decode(buf)
+                    .map(|frame| frame.map(|f| black_box(f).len()))
+            };
+        pair(
+            c3,
+            &only,
+            first,
+            || {
+                let mut codec = strata_codec::LengthDelimitedCodec::new();
+                let (s, t) = decode_whole(&frames.wire, |b| strata_frame(b, &mut codec));
+                assert_eq!(t, frame_tally);
+                s
+            },
+            || {
+                let mut codec = tokio_util::codec::LengthDelimitedCodec::new();
+                let (s, t) = decode_whole(&frames.wire, |b| tokio_frame(b, &mut codec));
+                assert_eq!(t, frame_tally);
+                s
+            },
+        );
+        pair(
+            c4,
+            &only,
+            first,
+            || {
+                let mut codec = strata_codec::LengthDelimitedCodec::new();
+                let (s, t) = decode_chunked(&frames.wire, |b| strata_frame(b, &mut codec));
+                assert_eq!(t, frame_tally);
+                s
+            },
+            || {
+                let mut codec = tokio_util::codec::LengthDelimitedCodec::new();
+                let (s, t) = decode_chunked(&frames.wire, |b| tokio_frame(b, &mut codec));
+                assert_eq!(t, frame_tally);
+                s
+            },
+        );
+        pair(
+            c5,
+            &only,
+            first,
+            || {
+                let mut codec = strata_codec::LengthDelimitedCodec::new();
+                let (s, n) = encode_all(&frames, |f, buf| codec.encode(f, buf));
+                assert_eq!(n, frames.wire.len());
+                s
+            },
+            || {
+                let mut codec = tokio_util::codec::LengthDelimitedCodec::new();
+                let (s, n) = encode_all(&frames, |f, buf| codec.encode(f, buf));
+                assert_eq!(n, frames.wire.len());
+                s
+            },
+        );
+        eprintln!("repetition {}/{reps} done", rep + 1);
+    }
+
+    println!(
+        "| case | strata MB/s | tokio-util MB/s | strata Mframes/s | tokio-util Mframes/s | strata / tokio-util | spread strata | spread tokio-util |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    for case in cases.iter().filter(|c| !c.strata.is_empty()) {
+        let frames_per_run = case.strata[0].ops as f64;
+        let mb =
+            |samples: &[Sample]| median_rate(samples) * case.bytes as f64 / frames_per_run / 1e6;
+        let (s_lo, s_hi) = spread(&case.strata);
+        let (t_lo, t_hi) = spread(&case.tokio);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.2}–{:.2} | {:.2}–{:.2} |",
+            case.name,
+            mb(&case.strata),
+            mb(&case.tokio),
+            median_rate(&case.strata) / 1e6,
+            median_rate(&case.tokio) / 1e6,
+            median_rate(&case.strata) / median_rate(&case.tokio),
+            s_lo,
+            s_hi,
+            t_lo,
+            t_hi,
+        );
+    }
+}
