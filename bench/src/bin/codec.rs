@@ -2,7 +2,7 @@
 //! input, same loop, one process, one run.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --bin codec -- [--reps 9] [--lines 1000000] [--frames 200000]
+//! cargo run --release -p strata-bench --bin codec -- [--reps 15] [--lines 1000000] [--frames 200000]
 //!       [--only SUBSTRING]
 //! ```
 //!
@@ -23,8 +23,10 @@
 //! passed through `black_box` and counted, and the count and byte total
 //! are checked, so the optimizer cannot drop the work.
 //!
-//! The table gives medians over the repetitions; the spread column is the
-//! slowest and fastest run relative to the median, per side.
+//! The table gives medians over the repetitions, their ratio, the median
+//! (and range) of the per-repetition ratios (both sides of a pair run back
+//! to back, so they share that moment's load), and per side the slowest and
+//! fastest run relative to its median.
 
 use std::hint::black_box;
 
@@ -249,7 +251,7 @@ fn pair(
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let reps: usize = arg(&args, "--reps", 9);
+    let reps: usize = arg(&args, "--reps", 15).max(1);
     let line_count: usize = arg(&args, "--lines", 1_000_000);
     let frame_count: usize = arg(&args, "--frames", 200_000);
     // Only the cases whose name contains this (for profiling one case).
@@ -455,23 +457,35 @@ fn main() {
     }
 
     println!(
-        "| case | strata MB/s | tokio-util MB/s | strata Mframes/s | tokio-util Mframes/s | strata / tokio-util | spread strata | spread tokio-util |"
+        "| case | strata MB/s | tokio-util MB/s | strata Mframes/s | tokio-util Mframes/s | strata / tokio-util | paired ratio (min–max) | spread strata | spread tokio-util |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for case in cases.iter().filter(|c| !c.strata.is_empty()) {
         let frames_per_run = case.strata[0].ops as f64;
         let mb =
             |samples: &[Sample]| median_rate(samples) * case.bytes as f64 / frames_per_run / 1e6;
         let (s_lo, s_hi) = spread(&case.strata);
         let (t_lo, t_hi) = spread(&case.tokio);
+        // Each repetition ran both sides back to back, so their ratio
+        // shares that moment's load; its median is the steadier figure.
+        let mut paired: Vec<f64> = case
+            .strata
+            .iter()
+            .zip(&case.tokio)
+            .map(|(s, t)| s.rate() / t.rate())
+            .collect();
+        paired.sort_by(f64::total_cmp);
         println!(
-            "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.2}–{:.2} | {:.2}–{:.2} |",
+            "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.2} ({:.2}–{:.2}) | {:.2}–{:.2} | {:.2}–{:.2} |",
             case.name,
             mb(&case.strata),
             mb(&case.tokio),
             median_rate(&case.strata) / 1e6,
             median_rate(&case.tokio) / 1e6,
             median_rate(&case.strata) / median_rate(&case.tokio),
+            paired[paired.len() / 2],
+            paired[0],
+            paired[paired.len() - 1],
             s_lo,
             s_hi,
             t_lo,
