@@ -13,9 +13,11 @@
 //! rather than the whole request (see the
 //! [order of layers](crate::ServiceBuilder#a-sensible-order)).
 //!
-//! The timer costs nothing when the inner service answers on the first
-//! poll: strata's timers register with the wheel only when first polled,
-//! and the inner future is polled first.
+//! The timer costs nothing when the inner service answers on its first
+//! poll: the deadline is set (the clock read, the sleep created) only
+//! after the inner future has first returned `Pending`, so the timeout
+//! counts from the end of that first poll. The first poll itself runs
+//! without yielding and could not be interrupted anyway.
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,15 +34,15 @@
 //! ```
 
 mod error;
+mod future;
 mod layer;
 
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::task::Poll;
+use std::future::Future;
 use std::time::Duration;
 
 pub use error::Elapsed;
+pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
 
 use crate::Service;
@@ -111,25 +113,7 @@ where
     type Error = S::Error;
 
     fn call(&self, req: Req) -> impl Future<Output = Result<S::Response, S::Error>> {
-        let deadline = crate::clock::deadline_after(&self.clock, self.timeout);
-        let response = self.inner.call(req);
-        let mut sleep = self.clock.sleep_until(deadline);
-        let timeout = self.timeout;
-        async move {
-            let mut response = pin!(response);
-            poll_fn(|cx| {
-                // The response first: an answer that is ready wins over a
-                // deadline that passed during the same poll.
-                if let Poll::Ready(out) = response.as_mut().poll(cx) {
-                    return Poll::Ready(out);
-                }
-                match std::pin::Pin::new(&mut sleep).poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(Elapsed::new(timeout).into())),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await
-        }
+        ResponseFuture::new(self.inner.call(req), &self.clock, self.timeout)
     }
 }
 
