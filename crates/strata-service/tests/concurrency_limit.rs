@@ -135,3 +135,41 @@ fn the_layer_gives_each_service_its_own_limit_or_shares_one() {
     assert_eq!(inner.counts.in_flight(), 1, "one budget for both");
     assert_eq!(pool.waiting(), 1);
 }
+
+#[test]
+fn permits_are_conserved_under_contention_between_threads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let pool = PermitPool::new(2);
+    let inside = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, inside, most) = (pool.clone(), Arc::clone(&inside), Arc::clone(&most));
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let permit = if i % 2 == 0 {
+                        block_on(pool.acquire())
+                    } else {
+                        match pool.try_acquire() {
+                            Some(p) => p,
+                            None => continue,
+                        }
+                    };
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::hint::spin_loop();
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    drop(permit);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(most.load(Ordering::SeqCst) <= 2);
+    assert_eq!(pool.available(), 2);
+    assert_eq!(pool.waiting(), 0);
+}

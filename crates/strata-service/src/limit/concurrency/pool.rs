@@ -2,9 +2,15 @@
 //!
 //! # Design
 //!
-//! One `Mutex` guards the count of free permits and a FIFO queue of
-//! waiters (keys into a slab that holds each waiter's waker and a
-//! `granted` flag). The rules:
+//! One atomic word holds the count of free permits and a `WAITERS` bit;
+//! a `Mutex` guards a FIFO queue of waiters (keys into a slab that holds
+//! each waiter's waker and a `granted` flag). The bit is set exactly when
+//! the queue is not empty, and changes only under the lock. So the
+//! uncontended paths are one compare-and-swap each and never lock: taking
+//! succeeds while the bit is clear and a permit is free; giving back adds
+//! to the count while the bit is clear. With the bit set, both go through
+//! the lock, where the count cannot change under them (the lock-free paths
+//! refuse to act while the bit is set). The rules:
 //!
 //! - **Taking** a permit succeeds at once only if one is free *and nobody
 //!   is queued*; otherwise the caller joins the back of the queue. So a
@@ -27,6 +33,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -56,11 +63,17 @@ pub struct PermitPool {
 
 struct Shared {
     max: usize,
+    /// `available << 1 | WAITERS`.
+    word: AtomicUsize,
     state: Mutex<State>,
 }
 
+/// Set in `Shared::word` while the queue is not empty.
+const WAITERS: usize = 1;
+/// One permit in `Shared::word`.
+const ONE: usize = 2;
+
 struct State {
-    available: usize,
     waiters: Slab<Waiter>,
     /// Keys into `waiters`, oldest first; only waiters not yet granted.
     queue: VecDeque<usize>,
@@ -78,8 +91,8 @@ impl PermitPool {
         PermitPool {
             shared: Arc::new(Shared {
                 max,
+                word: AtomicUsize::new(max.min(usize::MAX >> 1) << 1),
                 state: Mutex::new(State {
-                    available: max,
                     waiters: Slab::new(),
                     queue: VecDeque::new(),
                 }),
@@ -94,7 +107,7 @@ impl PermitPool {
 
     /// The number of permits free right now.
     pub fn available(&self) -> usize {
-        self.lock().available
+        self.shared.word.load(Ordering::Acquire) >> 1
     }
 
     /// The number of callers queued for a permit right now.
@@ -105,19 +118,40 @@ impl PermitPool {
     /// `true` if a caller arriving now would get a permit, or would find
     /// fewer than `max_waiting` callers queued before it.
     pub(crate) fn admits(&self, max_waiting: usize) -> bool {
-        let state = self.lock();
-        (state.available > 0 && state.queue.is_empty()) || state.queue.len() < max_waiting
+        let word = self.shared.word.load(Ordering::Acquire);
+        if word & WAITERS == 0 {
+            return word >= ONE || max_waiting > 0;
+        }
+        self.lock().queue.len() < max_waiting
     }
 
     /// Takes a permit if one is free and nobody is queued before us.
     pub fn try_acquire(&self) -> Option<Permit<'_>> {
-        let mut state = self.lock();
-        if state.available > 0 && state.queue.is_empty() {
-            state.available -= 1;
+        // Not `then_some`: a `Permit` built eagerly and dropped on failure
+        // would give back a permit that was never taken.
+        if self.take_fast() {
             Some(Permit { pool: self })
         } else {
             None
         }
+    }
+
+    /// Takes a permit without the lock if one is free and nobody waits.
+    fn take_fast(&self) -> bool {
+        let word = &self.shared.word;
+        let mut current = word.load(Ordering::Acquire);
+        while current & WAITERS == 0 && current >= ONE {
+            match word.compare_exchange_weak(
+                current,
+                current - ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+        false
     }
 
     /// Waits for a permit, behind everyone already waiting.
@@ -139,9 +173,31 @@ impl PermitPool {
     }
 
     /// Gives one permit back: to the first waiter, or to the free count.
-    fn release(&self, mut state: MutexGuard<'_, State>) {
+    fn release(&self) {
+        let word = &self.shared.word;
+        let mut current = word.load(Ordering::Acquire);
+        while current & WAITERS == 0 {
+            match word.compare_exchange_weak(
+                current,
+                current + ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = now,
+            }
+        }
+        self.release_locked(self.lock());
+    }
+
+    /// Gives one permit back with the lock held.
+    fn release_locked(&self, mut state: MutexGuard<'_, State>) {
+        let word = &self.shared.word;
         match state.queue.pop_front() {
             Some(key) => {
+                if state.queue.is_empty() {
+                    word.fetch_and(!WAITERS, Ordering::AcqRel);
+                }
                 let waiter = &mut state.waiters[key];
                 waiter.granted = true;
                 let waker = waiter.waker.take();
@@ -150,18 +206,19 @@ impl PermitPool {
                     waker.wake();
                 }
             }
-            None => state.available += 1,
+            None => {
+                word.fetch_add(ONE, Ordering::AcqRel);
+            }
         }
     }
 }
 
 impl fmt::Debug for PermitPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
         f.debug_struct("PermitPool")
             .field("max", &self.shared.max)
-            .field("available", &state.available)
-            .field("waiting", &state.queue.len())
+            .field("available", &self.available())
+            .field("waiting", &self.waiting())
             .finish()
     }
 }
@@ -173,7 +230,7 @@ pub struct Permit<'a> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.pool.release(self.pool.lock());
+        self.pool.release();
     }
 }
 
@@ -195,11 +252,17 @@ impl<'a> Future for Acquire<'a> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit<'a>> {
         let pool = self.pool;
+        if self.key.is_none() && pool.take_fast() {
+            return Poll::Ready(Permit { pool });
+        }
         let mut state = pool.lock();
         match self.key {
             None => {
-                if state.available > 0 && state.queue.is_empty() {
-                    state.available -= 1;
+                // Under the lock, with the bit set, nobody else changes
+                // the count; take a free permit if nobody is queued.
+                let word = pool.shared.word.fetch_or(WAITERS, Ordering::AcqRel);
+                if word >= ONE && state.queue.is_empty() {
+                    pool.shared.word.fetch_sub(ONE | WAITERS, Ordering::AcqRel);
                     return Poll::Ready(Permit { pool });
                 }
                 let key = state.waiters.insert(Waiter {
@@ -234,9 +297,12 @@ impl Drop for Acquire<'_> {
         let waiter = state.waiters.remove(key);
         if waiter.granted {
             // Handed a permit we will never use: pass it on.
-            self.pool.release(state);
+            self.pool.release_locked(state);
         } else {
             state.queue.retain(|&k| k != key);
+            if state.queue.is_empty() {
+                self.pool.shared.word.fetch_and(!WAITERS, Ordering::AcqRel);
+            }
         }
     }
 }
