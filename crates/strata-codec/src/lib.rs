@@ -61,6 +61,7 @@ mod framed_impl;
 mod framed_read;
 mod framed_write;
 mod length_delimited;
+mod line;
 mod lines;
 
 pub use bytes_codec::BytesCodec;
@@ -73,4 +74,5 @@ pub use length_delimited::{
     DEFAULT_MAX_FRAME_LENGTH, LengthDelimitedBuilder, LengthDelimitedCodec,
     LengthDelimitedCodecError,
 };
-pub use lines::{DEFAULT_MAX_LINE_LENGTH, LinesCodec, LinesCodecError};
+pub use line::Line;
+pub use lines::{DEFAULT_MAX_LINE_LENGTH, FromLine, LinesCodec, LinesCodecError};

@@ -1,19 +1,21 @@
 //! [`LinesCodec`]: newline-terminated UTF-8 text lines.
 
+use std::marker::PhantomData;
 use std::{error, fmt, io, str};
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::{Decoder, Encoder};
+use crate::{Decoder, Encoder, Line};
 
 /// The default maximum line length of [`LinesCodec`]: 8 KiB.
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 
 /// A codec for lines of UTF-8 text, each ended by `\n` or `\r\n`.
 ///
-/// Decoding yields each line as a `String` without its line ending.
-/// Encoding takes anything that is [`AsRef<str>`] (`&str`, `String`, ...)
-/// and appends `\n`.
+/// Decoding yields each line without its line ending: as a `String` from
+/// [`LinesCodec::new`], or as a [`Line`] that shares the read buffer from
+/// [`LinesCodec::shared`] (no allocation, no copy). Encoding takes anything
+/// that is [`AsRef<str>`] (`&str`, `String`, `Line`, ...) and appends `\n`.
 ///
 /// ```text
 ///   on the wire:  h i \r \n  t h e r e \n  ! \n
@@ -52,8 +54,8 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// # Cost
 ///
 /// The search for a newline resumes where the last call stopped, so a long
-/// line that arrives in small pieces is scanned once in total. Each line
-/// costs one copy, into its `String`.
+/// line that arrives in small pieces is scanned once in total. Each
+/// `String` line costs an allocation and a copy; a [`Line`] costs neither.
 ///
 /// # Examples
 ///
@@ -70,27 +72,45 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("next"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LinesCodec {
+pub struct LinesCodec<L = String> {
     /// Bytes at the front of the buffer already known to hold no `\n`.
     scanned: usize,
     max_length: usize,
     /// Dropping the rest of a line that was too long.
     discarding: bool,
+    item: PhantomData<fn() -> L>,
 }
 
 impl LinesCodec {
-    /// A codec with the default maximum line length of 8 KiB.
+    /// A codec that decodes `String`s, with the default maximum line
+    /// length of 8 KiB.
     pub fn new() -> Self {
         Self::with_max_length(DEFAULT_MAX_LINE_LENGTH)
     }
 
-    /// A codec whose lines may hold at most `max_length` bytes, not counting
-    /// the line ending.
+    /// A codec that decodes `String`s whose lines may hold at most
+    /// `max_length` bytes, not counting the line ending.
     pub fn with_max_length(max_length: usize) -> Self {
+        Self::make(max_length)
+    }
+}
+
+impl LinesCodec<Line> {
+    /// A codec that decodes [`Line`]s, which share the read buffer instead
+    /// of copying each line into a `String`; default maximum line length
+    /// of 8 KiB (change it with [`max_length`](Self::max_length)).
+    pub fn shared() -> Self {
+        Self::make(DEFAULT_MAX_LINE_LENGTH)
+    }
+}
+
+impl<L: FromLine> LinesCodec<L> {
+    fn make(max_length: usize) -> Self {
         LinesCodec {
             scanned: 0,
             max_length,
             discarding: false,
+            item: PhantomData,
         }
     }
 
@@ -119,21 +139,17 @@ impl LinesCodec {
         buf: &mut BytesMut,
         end: usize,
         consumed: usize,
-    ) -> Result<String, LinesCodecError> {
-        let mut line = &buf[..end];
-        if let [rest @ .., b'\r'] = line {
-            line = rest;
+    ) -> Result<L, LinesCodecError> {
+        let mut len = end;
+        if len > 0 && buf[len - 1] == b'\r' {
+            len -= 1;
         }
-        let result = if line.len() > self.max_length {
-            Err(self.too_long())
-        } else {
-            str::from_utf8(line)
-                .map(String::from)
-                .map_err(LinesCodecError::InvalidUtf8)
-        };
-        buf.advance(consumed);
         self.scanned = 0;
-        result
+        if len > self.max_length {
+            buf.advance(consumed);
+            return Err(self.too_long());
+        }
+        L::take(buf, len, consumed).map_err(LinesCodecError::InvalidUtf8)
     }
 }
 
@@ -143,11 +159,42 @@ impl Default for LinesCodec {
     }
 }
 
-impl Decoder for LinesCodec {
-    type Item = String;
+/// What [`LinesCodec`] can decode a line into: `String` (copied) or
+/// [`Line`] (shared with the read buffer). Sealed.
+pub trait FromLine: Sized + sealed::Sealed {
+    /// Takes the line `buf[..len]` out of `buf`, removing exactly
+    /// `consumed` bytes from its front whatever the result.
+    #[doc(hidden)]
+    fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Self, str::Utf8Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for String {}
+    impl Sealed for crate::Line {}
+}
+
+impl FromLine for String {
+    fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<String, str::Utf8Error> {
+        let result = str::from_utf8(&buf[..len]).map(String::from);
+        buf.advance(consumed);
+        result
+    }
+}
+
+impl FromLine for Line {
+    fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Line, str::Utf8Error> {
+        let mut line = buf.split_to(consumed);
+        line.truncate(len);
+        Line::from_buf(line)
+    }
+}
+
+impl<L: FromLine> Decoder for LinesCodec<L> {
+    type Item = L;
     type Error = LinesCodecError;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
         if self.discarding {
             match memchr::memchr(b'\n', buf) {
                 Some(newline) => {
@@ -181,7 +228,7 @@ impl Decoder for LinesCodec {
         }
     }
 
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
         if let Some(line) = self.decode(buf)? {
             return Ok(Some(line));
         }
@@ -198,7 +245,7 @@ impl Decoder for LinesCodec {
     }
 }
 
-impl<S: AsRef<str>> Encoder<S> for LinesCodec {
+impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
     type Error = LinesCodecError;
 
     fn encode(&mut self, line: S, buf: &mut BytesMut) -> Result<(), LinesCodecError> {

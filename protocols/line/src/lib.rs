@@ -5,7 +5,8 @@
 //! It is built the way the classic example builds it:
 //!
 //! 1. a codec turns bytes into lines: [`LinesCodec`] (`\n` or `\r\n`,
-//!    UTF-8 checked, length bounded);
+//!    UTF-8 checked, length bounded), decoding each request as a [`Line`]
+//!    that shares the read buffer, so a request costs no allocation;
 //! 2. a protocol says how lines become requests and responses:
 //!    [`LineProto`], pipelined;
 //! 3. a service holds the logic: [`HelloWorld`];
@@ -25,12 +26,12 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 
-use strata_codec::{LinesCodec, LinesCodecError};
+use strata_codec::{Line, LinesCodec, LinesCodecError};
 use strata_proto::pipeline::{ErrorAction, ServerProto};
 use strata_service::{BoxError, Service};
 
-/// A response line (without its newline).
-pub type Line = Cow<'static, str>;
+/// A response line (without its newline): usually a static string.
+pub type Reply = Cow<'static, str>;
 
 /// The line protocol: [`LinesCodec`] framing, pipelined dispatch.
 ///
@@ -64,15 +65,15 @@ impl Default for LineProto {
 }
 
 impl ServerProto for LineProto {
-    type Request = String;
-    type Response = Line;
-    type Codec = LinesCodec;
+    type Request = Line;
+    type Response = Reply;
+    type Codec = LinesCodec<Line>;
 
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::with_max_length(self.max_line_length)
+    fn codec(&self) -> LinesCodec<Line> {
+        LinesCodec::shared().max_length(self.max_line_length)
     }
 
-    fn decode_error(&self, err: &LinesCodecError) -> Option<Line> {
+    fn decode_error(&self, err: &LinesCodecError) -> Option<Reply> {
         Some(Cow::Borrowed(match err {
             LinesCodecError::LineTooLong { .. } => "error: line too long",
             LinesCodecError::InvalidUtf8(_) => "error: invalid UTF-8",
@@ -80,7 +81,7 @@ impl ServerProto for LineProto {
         }))
     }
 
-    fn service_error(&self, err: BoxError) -> ErrorAction<Line> {
+    fn service_error(&self, err: BoxError) -> ErrorAction<Reply> {
         ErrorAction::Respond(Cow::Owned(format!("error: {err}")))
     }
 }
@@ -88,22 +89,23 @@ impl ServerProto for LineProto {
 /// The service of the classic example: `hello` → `world`, else `idk`.
 ///
 /// ```
+/// use strata_codec::Line;
 /// use strata_line::HelloWorld;
 /// use strata_service::Service;
 ///
 /// strata_rt::run(async {
-///     assert_eq!(HelloWorld.call("hello".into()).await.unwrap(), "world");
-///     assert_eq!(HelloWorld.call("hi".into()).await.unwrap(), "idk");
+///     assert_eq!(HelloWorld.call(Line::from("hello")).await.unwrap(), "world");
+///     assert_eq!(HelloWorld.call(Line::from("hi")).await.unwrap(), "idk");
 /// });
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HelloWorld;
 
-impl Service<String> for HelloWorld {
-    type Response = Line;
+impl Service<Line> for HelloWorld {
+    type Response = Reply;
     type Error = Infallible;
 
-    async fn call(&self, req: String) -> Result<Line, Infallible> {
+    async fn call(&self, req: Line) -> Result<Reply, Infallible> {
         Ok(Cow::Borrowed(if req == "hello" { "world" } else { "idk" }))
     }
 }

@@ -1,0 +1,111 @@
+//! `LinesCodec::shared` (decoding `Line`s) against `LinesCodec::new`
+//! (decoding `String`s): for any input, cut into reads any way, both give
+//! the same lines and the same errors.
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use strata_codec::{Decoder, Line, LinesCodec, LinesCodecError};
+
+#[derive(Debug, PartialEq)]
+enum Out {
+    Line(String),
+    TooLong,
+    BadUtf8,
+}
+
+fn classify<L: Into<String>>(r: Result<Option<L>, LinesCodecError>) -> Option<Out> {
+    match r {
+        Ok(Some(l)) => Some(Out::Line(l.into())),
+        Ok(None) => None,
+        Err(LinesCodecError::LineTooLong { .. }) => Some(Out::TooLong),
+        Err(LinesCodecError::InvalidUtf8(_)) => Some(Out::BadUtf8),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// Feeds `input` in pieces cut at `cuts`, decoding after each piece and at
+/// EOF, collecting every output.
+fn run<C>(mut codec: C, input: &[u8], cuts: &[usize]) -> Vec<Out>
+where
+    C: Decoder<Error = LinesCodecError>,
+    C::Item: Into<String>,
+{
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    bounds.sort_unstable();
+    bounds.push(input.len());
+    for b in bounds {
+        if b < pos {
+            continue;
+        }
+        buf.extend_from_slice(&input[pos..b]);
+        pos = b;
+        while let Some(o) = classify(codec.decode(&mut buf)) {
+            out.push(o);
+        }
+    }
+    while let Some(o) = classify(codec.decode_eof(&mut buf)) {
+        out.push(o);
+        if buf.is_empty() {
+            break;
+        }
+    }
+    out
+}
+
+fn lines_input() -> impl Strategy<Value = Vec<u8>> {
+    // Text-like lines, \n or \r\n endings, some non-ASCII, some invalid
+    // UTF-8, some over the limit used below.
+    prop::collection::vec(
+        prop_oneof![
+            "[a-z ]{0,12}".prop_map(|s| s.into_bytes()),
+            "[äöü€a-z]{0,6}".prop_map(|s| s.into_bytes()),
+            Just(vec![0xff, 0xfe, b'x']),
+            "[a-z]{20,40}".prop_map(|s| s.into_bytes()),
+        ]
+        .prop_flat_map(|l| {
+            prop_oneof![Just(b"\n".to_vec()), Just(b"\r\n".to_vec())].prop_map(move |end| {
+                let mut line = l.clone();
+                line.extend_from_slice(&end);
+                line
+            })
+        }),
+        0..30,
+    )
+    .prop_map(|ls| ls.concat())
+}
+
+proptest! {
+    #[test]
+    fn shared_and_string_lines_agree(input in lines_input(), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
+        let a = run(LinesCodec::with_max_length(16), &input, &cuts);
+        let b = run(LinesCodec::shared().max_length(16), &input, &cuts);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn shared_and_string_agree_on_arbitrary_bytes(input in prop::collection::vec(any::<u8>(), 0..200), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
+        let a = run(LinesCodec::with_max_length(8), &input, &cuts);
+        let b = run(LinesCodec::shared().max_length(8), &input, &cuts);
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn a_line_shares_the_read_buffer_and_compares_as_text() {
+    let mut codec = LinesCodec::shared();
+    let mut buf = BytesMut::from("hello\r\nhi\n");
+    let base = buf.as_ptr() as usize;
+    let hello: Line = codec.decode(&mut buf).unwrap().unwrap();
+    // No copy: the line points into the buffer it was read into.
+    assert_eq!(hello.as_bytes().as_ptr() as usize, base);
+    assert_eq!(hello, "hello");
+    assert!("hello" == hello);
+    assert_eq!(hello.len(), 5);
+    let hi = codec.decode(&mut buf).unwrap().unwrap();
+    assert_eq!(hi.as_str(), "hi");
+    assert_eq!(format!("{hi} {hi:?}"), "hi \"hi\"");
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+}
