@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 use recorder::TestRecorder;
 use strata_line::LineProto;
 use strata_proto::TcpServer;
+use strata_proto::pipeline::ServerProto;
 use strata_service::limit::PermitPool;
 use strata_service::metrics::{ERRORS, IN_FLIGHT, REQUESTS};
 use strata_service::{BoxError, ServiceBuilder};
+
+/// The line protocol's request type (a `String` or a shared-buffer line).
+type Request = <LineProto as ServerProto>::Request;
 
 struct Client {
     reader: BufReader<TcpStream>,
@@ -61,12 +65,16 @@ fn a_stack_of_middleware_serves_over_tcp() {
                 .load_shed(pool.clone())
                 .timeout(Duration::from_secs(1))
                 .concurrency_limit_shared(pool.clone())
-                .service_fn(|line: String| async move {
-                    if line == "slow" {
-                        strata_rt::time::sleep(Duration::from_secs(60)).await;
-                    }
+                .service_fn(|line: Request| {
+                    let line: &str = AsRef::<str>::as_ref(&line);
+                    let slow = line == "slow";
                     let answer = if line == "hello" { "world" } else { "idk" };
-                    Ok::<_, BoxError>(Cow::Borrowed(answer))
+                    async move {
+                        if slow {
+                            strata_rt::time::sleep(Duration::from_secs(60)).await;
+                        }
+                        Ok::<_, BoxError>(Cow::Borrowed(answer))
+                    }
                 });
             Ok(svc)
         }
