@@ -5,11 +5,14 @@
 //! time" `tat`: the instant at which the bucket would be full again if
 //! nothing else arrived. A call at `now` may go at
 //! `max(tat, now) - (burst - 1) * interval`; taking its token pushes `tat`
-//! one interval further. One `Instant` per bucket, integer arithmetic
-//! only, so tests under a manual clock are exact.
+//! one interval further. The bucket is one atomic word (`tat` in
+//! nanoseconds since the bucket was made) updated by compare-and-swap, so
+//! taking a token never locks; integer arithmetic only, so tests under a
+//! manual clock are exact.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
@@ -59,10 +62,14 @@ pub struct TokenBucket<C = SystemClock> {
 }
 
 struct Shared {
-    interval: Duration,
+    /// The instant nanosecond 0 stands for.
+    base: Instant,
+    /// One token's time, in nanoseconds.
+    interval: u64,
     /// `(burst - 1) * interval`: how far `tat` may run ahead of now.
-    tolerance: Duration,
-    tat: Mutex<Instant>,
+    tolerance: u64,
+    /// The theoretical arrival time, in nanoseconds since `base`.
+    tat: AtomicU64,
 }
 
 /// What the bucket says to a caller.
@@ -85,12 +92,13 @@ impl TokenBucket {
 impl<C: Clock> TokenBucket<C> {
     /// A full bucket of `burst` tokens (at least one), on `clock`.
     pub fn with_clock(rate: Rate, burst: u32, clock: C) -> Self {
-        let tolerance = rate.interval * (burst.max(1) - 1);
+        let interval = u64::try_from(rate.interval.as_nanos()).unwrap_or(u64::MAX);
         TokenBucket {
             shared: Arc::new(Shared {
-                interval: rate.interval,
-                tolerance,
-                tat: Mutex::new(clock.now()),
+                base: clock.now(),
+                interval,
+                tolerance: interval.saturating_mul(u64::from(burst.max(1) - 1)),
+                tat: AtomicU64::new(0),
             }),
             clock,
         }
@@ -107,37 +115,50 @@ impl<C: Clock> TokenBucket<C> {
 
     /// Takes a token now, or (with `wait`) reserves the next free one.
     pub(crate) fn decide(&self, wait: bool) -> Decision {
-        let now = self.clock.now();
-        let mut tat = self.lock();
-        let start = (*tat).max(now);
-        let go_at = start.checked_sub(self.shared.tolerance).unwrap_or(now);
-        if go_at <= now {
-            *tat = start + self.shared.interval;
-            Decision::Go
-        } else if wait {
-            *tat = start + self.shared.interval;
-            Decision::GoAt(go_at)
-        } else {
-            Decision::Refused(go_at - now)
+        let shared = &*self.shared;
+        let now = u64::try_from(
+            self.clock
+                .now()
+                .saturating_duration_since(shared.base)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        let mut tat = shared.tat.load(Ordering::Acquire);
+        loop {
+            let start = tat.max(now);
+            let go_at = start.saturating_sub(shared.tolerance);
+            if go_at > now && !wait {
+                return Decision::Refused(Duration::from_nanos(go_at - now));
+            }
+            let next = start.saturating_add(shared.interval);
+            match shared
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if go_at <= now => return Decision::Go,
+                Ok(_) => return Decision::GoAt(shared.base + Duration::from_nanos(go_at)),
+                Err(current) => tat = current,
+            }
         }
     }
 
     /// Gives back a token reserved by a caller that gave up waiting.
     pub(crate) fn refund(&self) {
-        let mut tat = self.lock();
-        *tat = tat.checked_sub(self.shared.interval).unwrap_or(*tat);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
-        self.shared.tat.lock().unwrap_or_else(|e| e.into_inner())
+        let interval = self.shared.interval;
+        let _ = self
+            .shared
+            .tat
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                Some(tat.saturating_sub(interval))
+            });
     }
 }
 
 impl<C: fmt::Debug> fmt::Debug for TokenBucket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenBucket")
-            .field("interval", &self.shared.interval)
-            .field("tolerance", &self.shared.tolerance)
+            .field("interval_ns", &self.shared.interval)
+            .field("tolerance_ns", &self.shared.tolerance)
             .field("clock", &self.clock)
             .finish()
     }
