@@ -20,7 +20,9 @@ use bucket::Decision;
 ///
 /// A waiting call reserves the next free token at once and sleeps until
 /// it is due, so waiters go in arrival order. If its future is dropped
-/// while it sleeps, the token is given back. Waiting has no bound of its
+/// while it sleeps, the token is given back. Only a call that waits
+/// allocates (its sleep, boxed), so the future of a call that goes at once
+/// stays small. Waiting has no bound of its
 /// own: put a [`Timeout`](crate::timeout::Timeout) above the limit to
 /// bound it.
 ///
@@ -118,7 +120,9 @@ where
             Decision::Go => {}
             Decision::GoAt(at) => {
                 let mut refund = Refund(Some(&self.bucket));
-                self.bucket.clock().sleep_until(at).await;
+                // Boxed: only waiting calls pay for the sleep's space, so
+                // the future of a call that goes at once stays small.
+                Box::new(self.bucket.clock().sleep_until(at)).await;
                 refund.0 = None;
             }
             Decision::Refused(after) => return Err(RateLimited::new(after).into()),
