@@ -282,8 +282,13 @@
 //!   `Service` impl, not on the struct or the layer.
 //! - Pass the inner `Response` and `Error` through unless changing them is
 //!   the point; when the middleware adds its own failure (a refusal, a
-//!   limit), give it an error type that wraps the inner one, so callers
-//!   can still match on both.
+//!   limit), give that failure a small error type of its own and require
+//!   `S::Error: From<YourError>`, as the middleware in this crate do (see
+//!   [the error scheme](crate#errors-one-type-per-stack)): the stack keeps
+//!   one error type, and callers still match on each failure.
+//! - If it needs time, take a [`Clock`](crate::clock::Clock) type
+//!   parameter defaulting to [`SystemClock`](crate::clock::SystemClock),
+//!   so tests can drive it with a [`ManualClock`](crate::clock::ManualClock).
 //! - No `RefCell` borrow or lock guard alive across an `.await`.
 //! - Clean-up in `Drop` guards: a call can stop at any `.await`.
 //! - Backpressure waits in the call's future or fails fast with an error;
@@ -292,3 +297,19 @@
 //!   worker) or an `Arc` (all workers) in the layer.
 //! - `new`, `get_ref`, `get_mut`, `into_inner` on the service; `Debug` on
 //!   both types.
+//!
+//! # Further reading: the middleware in this crate
+//!
+//! Each of the crate's own middleware follows this checklist and is short
+//! enough to read as a worked example:
+//!
+//! - [`metrics`](crate::metrics): `Journal` with real counters, and the
+//!   same cancel-safe guard for its in-flight gauge;
+//! - [`limit::ConcurrencyLimit`](crate::limit::ConcurrencyLimit): shared
+//!   state behind an `Arc`, and waiting inside the call's future;
+//! - [`load_shed`](crate::load_shed): failing fast with an error of its
+//!   own instead of waiting;
+//! - [`timeout`](crate::timeout): a hand-written future, for when an
+//!   `async` block would hold more than it needs;
+//! - [`retry`](crate::retry): the policy supplied by the caller, the
+//!   mechanism kept generic.
