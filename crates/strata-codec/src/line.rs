@@ -8,13 +8,15 @@ use bytes::{Bytes, BytesMut};
 /// A line of UTF-8 text, without its line ending, that shares the read
 /// buffer it was decoded from instead of copying it.
 ///
-/// Decoding a `Line` costs a reference-count increment and a UTF-8 check;
-/// decoding a `String` costs an allocation and a copy on top. Use
+/// A short line (up to 30 bytes, the common case for commands) is copied
+/// into the `Line` itself; a longer one shares the buffer through a
+/// reference count. Either way decoding costs no allocation, where a
+/// `String` costs an allocation and a copy. Use
 /// [`LinesCodec::shared`](crate::LinesCodec::shared) to get `Line`s.
 ///
-/// A `Line` keeps its read buffer's allocation alive while it lives, so
-/// hold on to lines only briefly, or convert them with
-/// [`String::from`] when they must outlive the request.
+/// A long `Line` keeps its read buffer's allocation alive while it lives,
+/// so hold on to lines only briefly, or convert them with [`String::from`]
+/// when they must outlive the request.
 ///
 /// Comparing with `==` against `str`, `&str` or `String` compares bytes and
 /// is as cheap as it gets. [`as_str`](Self::as_str) re-checks the UTF-8
@@ -34,10 +36,20 @@ use bytes::{Bytes, BytesMut};
 /// assert_eq!(second.as_str(), "wörld");
 /// assert_eq!(String::from(second), "wörld");
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone)]
 pub struct Line {
-    // INVARIANT: valid UTF-8 (checked by every constructor).
-    bytes: Bytes,
+    // INVARIANT: the bytes are valid UTF-8 (checked by every constructor).
+    repr: Repr,
+}
+
+/// Bytes a line may have to be stored inline.
+const INLINE: usize = 30;
+
+#[derive(Clone)]
+enum Repr {
+    // INVARIANT: `len <= INLINE`.
+    Inline { len: u8, buf: [u8; INLINE] },
+    Shared(Bytes),
 }
 
 impl Line {
@@ -48,50 +60,113 @@ impl Line {
     /// The UTF-8 error if `bytes` is not valid UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<Line, str::Utf8Error> {
         str::from_utf8(&bytes)?;
-        Ok(Line { bytes })
+        Ok(Line {
+            repr: Repr::Shared(bytes),
+        })
     }
 
     /// A line from a static string, without copying.
     pub const fn from_static(s: &'static str) -> Line {
         Line {
-            bytes: Bytes::from_static(s.as_bytes()),
+            repr: Repr::Shared(Bytes::from_static(s.as_bytes())),
         }
     }
 
-    pub(crate) fn from_buf(buf: BytesMut) -> Result<Line, str::Utf8Error> {
+    /// Takes the line `buf[..len]` out of `buf`, removing `consumed` bytes
+    /// from its front whatever the result.
+    pub(crate) fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Line, str::Utf8Error> {
+        let bytes = &buf[..len];
         // Most lines are ASCII, and the ASCII test is far cheaper than a
         // full UTF-8 validation on short input.
-        if !buf.is_ascii() {
-            str::from_utf8(&buf)?;
+        let checked = if bytes.is_ascii() {
+            Ok(())
+        } else {
+            str::from_utf8(bytes).map(drop)
+        };
+        if let Err(e) = checked {
+            bytes::Buf::advance(buf, consumed);
+            return Err(e);
         }
+        if len <= INLINE {
+            let mut inline = [0u8; INLINE];
+            inline[..len].copy_from_slice(bytes);
+            bytes::Buf::advance(buf, consumed);
+            return Ok(Line {
+                repr: Repr::Inline {
+                    len: len as u8,
+                    buf: inline,
+                },
+            });
+        }
+        let mut line = buf.split_to(consumed);
+        line.truncate(len);
         Ok(Line {
-            bytes: buf.freeze(),
+            repr: Repr::Shared(line.freeze()),
         })
     }
 
     /// The text. Re-checks the UTF-8, in time linear in the length.
     pub fn as_str(&self) -> &str {
-        str::from_utf8(&self.bytes).expect("a Line holds valid UTF-8")
+        str::from_utf8(self.as_bytes()).expect("a Line holds valid UTF-8")
     }
 
     /// The bytes of the text.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        match &self.repr {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Shared(b) => b,
+        }
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.as_bytes().len()
     }
 
     /// Whether the line is empty.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
 
-    /// The underlying bytes.
+    /// The bytes, as `Bytes` (a copy for a short line, none for a long one).
     pub fn into_bytes(self) -> Bytes {
-        self.bytes
+        match self.repr {
+            Repr::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
+            Repr::Shared(b) => b,
+        }
+    }
+}
+
+impl Default for Line {
+    fn default() -> Line {
+        Line::from_static("")
+    }
+}
+
+impl PartialEq for Line {
+    fn eq(&self, other: &Line) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Line {}
+
+impl PartialOrd for Line {
+    fn partial_cmp(&self, other: &Line) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Line {
+    fn cmp(&self, other: &Line) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Line {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The same as `str`'s hash, so a `Line` can look up `&str` keys.
+        self.as_str().hash(state)
     }
 }
 
@@ -115,25 +190,25 @@ impl AsRef<str> for Line {
 
 impl AsRef<[u8]> for Line {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        self.as_bytes()
     }
 }
 
 impl PartialEq<str> for Line {
     fn eq(&self, other: &str) -> bool {
-        self.bytes == other.as_bytes()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for Line {
     fn eq(&self, other: &&str) -> bool {
-        self.bytes == other.as_bytes()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<String> for Line {
     fn eq(&self, other: &String) -> bool {
-        self.bytes == other.as_bytes()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -158,7 +233,7 @@ impl From<&'static str> for Line {
 impl From<String> for Line {
     fn from(s: String) -> Line {
         Line {
-            bytes: Bytes::from(s),
+            repr: Repr::Shared(Bytes::from(s)),
         }
     }
 }

@@ -184,9 +184,7 @@ impl FromLine for String {
 
 impl FromLine for Line {
     fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Line, str::Utf8Error> {
-        let mut line = buf.split_to(consumed);
-        line.truncate(len);
-        Line::from_buf(line)
+        Line::take(buf, len, consumed)
     }
 }
 

@@ -96,11 +96,14 @@ proptest! {
 #[test]
 fn a_line_shares_the_read_buffer_and_compares_as_text() {
     let mut codec = LinesCodec::shared();
-    let mut buf = BytesMut::from("hello\r\nhi\n");
+    let long = "a line longer than thirty bytes, so it is shared";
+    let mut buf = BytesMut::from(format!("{long}\nhello\r\nhi\n").as_str());
     let base = buf.as_ptr() as usize;
+    let shared: Line = codec.decode(&mut buf).unwrap().unwrap();
+    // No copy: a long line points into the buffer it was read into.
+    assert_eq!(shared.as_bytes().as_ptr() as usize, base);
+    assert_eq!(shared, long);
     let hello: Line = codec.decode(&mut buf).unwrap().unwrap();
-    // No copy: the line points into the buffer it was read into.
-    assert_eq!(hello.as_bytes().as_ptr() as usize, base);
     assert_eq!(hello, "hello");
     assert!("hello" == hello);
     assert_eq!(hello.len(), 5);
@@ -108,4 +111,8 @@ fn a_line_shares_the_read_buffer_and_compares_as_text() {
     assert_eq!(hi.as_str(), "hi");
     assert_eq!(format!("{hi} {hi:?}"), "hi \"hi\"");
     assert!(codec.decode(&mut buf).unwrap().is_none());
+    // Short and long lines with the same text are equal and hash alike.
+    let mut set = std::collections::HashSet::new();
+    set.insert(Line::from(String::from("hello")));
+    assert!(set.contains(&hello));
 }

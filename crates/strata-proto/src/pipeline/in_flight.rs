@@ -45,12 +45,20 @@ impl<F: Future> InFlight<F> {
 
     /// Appends a future and polls it once right away: most responses are
     /// ready on the first poll, which then costs no extra wake-up.
-    pub(crate) fn push(&mut self, fut: F, cx: &mut Context<'_>) {
+    ///
+    /// Returns the output at once if the future finished on that poll and
+    /// nothing is queued ahead of it; otherwise it waits in the queue.
+    pub(crate) fn push(&mut self, fut: F, cx: &mut Context<'_>) -> Option<F::Output> {
         let mut slot = self.free.pop().unwrap_or_else(|| Box::pin(None));
         slot.set(Some(fut));
         let mut entry = Entry { slot, out: None };
         poll_entry(&mut entry, cx);
+        if self.queue.is_empty() && entry.out.is_some() {
+            self.free.push(entry.slot);
+            return entry.out;
+        }
         self.queue.push_back(entry);
+        None
     }
 
     /// The next output in request order, polling unfinished futures first.
@@ -126,7 +134,7 @@ mod tests {
         let gates: Vec<_> = (0..3).map(|_| Rc::new(Cell::new(false))).collect();
         let mut q = InFlight::new();
         for (i, g) in gates.iter().enumerate() {
-            q.push(Gate(g.clone(), i as u32), &mut cx);
+            assert_eq!(q.push(Gate(g.clone(), i as u32), &mut cx), None);
         }
         gates[2].set(true);
         gates[1].set(true);
@@ -138,8 +146,18 @@ mod tests {
         assert_eq!(q.poll_next(&mut cx), Poll::Ready(None));
         // Boxes are recycled, not reallocated.
         assert_eq!(q.free.len(), 3);
-        q.push(Gate(gates[0].clone(), 9), &mut cx);
-        assert_eq!(q.free.len(), 2);
+        // Ready at once with nothing queued: handed straight back.
+        assert_eq!(q.push(Gate(gates[0].clone(), 9), &mut cx), Some(9));
+        assert_eq!(q.free.len(), 3);
+        assert!(q.is_empty());
+        let closed = Rc::new(Cell::new(false));
+        assert_eq!(q.push(Gate(closed.clone(), 10), &mut cx), None);
+        // Ready, but queued behind a pending one: it waits its turn.
+        assert_eq!(q.push(Gate(gates[0].clone(), 11), &mut cx), None);
+        assert!(q.poll_next(&mut cx).is_pending());
+        closed.set(true);
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(10)));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(11)));
         q.release_idle();
         assert!(q.free.is_empty());
     }

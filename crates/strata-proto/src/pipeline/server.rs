@@ -164,6 +164,12 @@ where
     let mut timer = ConnTimer::new(config);
 
     poll_fn(|cx| {
+        // Graceful stop: answer every complete request received so far, in
+        // our buffer or the kernel's, then read no more. Checked once per
+        // wake-up; its waker stays registered.
+        if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
+            stop_seen = true;
+        }
         loop {
             let mut progress = false;
 
@@ -180,37 +186,28 @@ where
                     Poll::Ready(None) | Poll::Pending => break,
                 };
                 progress = true;
-                let response = match out {
-                    Ok(resp) => resp,
-                    Err(err) => {
-                        let err: BoxError = err.into();
-                        let msg = err.to_string();
-                        match proto.service_error(err) {
-                            ErrorAction::Respond(r) => r,
-                            ErrorAction::RespondAndClose(r) => {
-                                close_after(&mut read, &mut in_flight, &mut outcome, msg);
-                                r
-                            }
-                            ErrorAction::Close => {
-                                close_after(&mut read, &mut in_flight, &mut outcome, msg);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                if let Err(e) = Pin::new(&mut framed).start_send(response) {
-                    return Poll::Ready(Err(ConnectionError::Encode(Box::new(e))));
+                if let Err(e) = deliver(
+                    proto,
+                    &mut framed,
+                    out,
+                    &mut read,
+                    &mut in_flight,
+                    &mut outcome,
+                ) {
+                    return Poll::Ready(Err(e));
                 }
             }
 
-            // 2. Graceful stop: answer every complete request received so
-            //    far, in our buffer or the kernel's, then read no more.
-            if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
-                stop_seen = true;
-            }
-
-            // 3. Read and dispatch requests while there is room.
+            // 2. Read and dispatch requests while there is room, and while
+            //    the write buffer is under its high-water mark (at or over
+            //    it, `poll_ready` writes first; `Pending` means the socket
+            //    is full and reading more would only pile up responses).
             if read == Read::Open && in_flight.len() < max_in_flight {
+                match Pin::new(&mut framed).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
                 let next = Pin::new(&mut framed).poll_next(cx);
                 if stop_seen && next.is_pending() {
                     // Drained up to `WouldBlock`: whatever comes later was
@@ -220,7 +217,20 @@ where
                 }
                 match next {
                     Poll::Ready(Some(Ok(req))) => {
-                        in_flight.push(service.call(req), cx);
+                        // A response ready at once, with none queued ahead of
+                        // it, goes straight to the write buffer.
+                        if let Some(out) = in_flight.push(service.call(req), cx)
+                            && let Err(e) = deliver(
+                                proto,
+                                &mut framed,
+                                out,
+                                &mut read,
+                                &mut in_flight,
+                                &mut outcome,
+                            )
+                        {
+                            return Poll::Ready(Err(e));
+                        }
                         timer.activity();
                         progress = true;
                     }
@@ -298,6 +308,45 @@ where
         }
     })
     .await
+}
+
+/// Encodes one finished request's outcome: its response, or what the
+/// protocol makes of its error (which may end the connection).
+fn deliver<P, E, T, F>(
+    proto: &P,
+    framed: &mut Framed<T, P::Codec>,
+    out: Result<P::Response, E>,
+    read: &mut Read,
+    in_flight: &mut InFlight<F>,
+    outcome: &mut Result<(), ConnectionError>,
+) -> Result<(), ConnectionError>
+where
+    P: ServerProto,
+    E: Into<BoxError>,
+    T: AsyncWrite + Unpin,
+    F: Future,
+{
+    let response = match out {
+        Ok(resp) => resp,
+        Err(err) => {
+            let err: BoxError = err.into();
+            let msg = err.to_string();
+            match proto.service_error(err) {
+                ErrorAction::Respond(r) => r,
+                ErrorAction::RespondAndClose(r) => {
+                    close_after(read, in_flight, outcome, msg);
+                    r
+                }
+                ErrorAction::Close => {
+                    close_after(read, in_flight, outcome, msg);
+                    return Ok(());
+                }
+            }
+        }
+    };
+    Pin::new(framed)
+        .start_send(response)
+        .map_err(|e| ConnectionError::Encode(Box::new(e)))
 }
 
 /// After a service error that closes the connection: stop reading, drop the
