@@ -277,7 +277,10 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
         }
         return memchr::memchr(b'\n', &bytes[16..]).map(|i| i + 16);
     }
-    memchr::memchr(b'\n', bytes)
+    // Under 16 bytes (a short request, or nothing at all: a decode call
+    // before the first read) a plain loop is cheaper than the call into
+    // memchr's vector routine.
+    bytes.iter().position(|&b| b == b'\n')
 }
 
 /// Whether `bytes` holds a `\n`.
