@@ -14,7 +14,7 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_line-server"))
+        let child = Command::new(env!("CARGO_BIN_EXE_line-server"))
             .args(["--addr", "127.0.0.1:0", "--threads", "2"])
             .args(extra)
             .stdin(Stdio::null())
@@ -22,6 +22,11 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("line-server starts");
+        Server::from_child(child)
+    }
+
+    /// Wraps a started server and waits for its "listening" log line.
+    fn from_child(mut child: Child) -> Server {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -247,4 +252,82 @@ fn help_reads_well() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a duration"));
+}
+
+#[test]
+fn a_connection_flood_past_the_fd_limit_is_survived() {
+    use std::os::unix::process::CommandExt;
+    // Start the server with a tiny open-files limit, so a flood of
+    // connections makes accept(2) fail with EMFILE.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_line-server"));
+    cmd.args(["--addr", "127.0.0.1:0", "--threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setrlimit, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    let mut server = Server::from_child(child);
+    let addr = server.addr;
+    // 100 connections: far more than the server can hold open.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        if let Ok(s) = TcpStream::connect(addr) {
+            flood.push(s);
+        }
+    }
+    // The server must keep running (and say what happened) ...
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.child.try_wait().unwrap().is_none(), "server died");
+    drop(flood);
+    // ... and serve again once the flood is gone.
+    let start = std::time::Instant::now();
+    loop {
+        let mut c = server.connect();
+        c.send(b"hello\n");
+        if c.line().as_deref() == Some("world\n") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server never recovered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs: Vec<String> = server.log.try_iter().collect();
+    assert!(
+        logs.iter().any(|l| l.contains("accept failed")),
+        "no accept error logged: {logs:?}"
+    );
+    server.child.kill().unwrap();
+}
+
+#[test]
+fn clients_that_vanish_mid_request_do_not_disturb_others() {
+    let server = Server::start(&[]);
+    let mut steady = server.connect();
+    for round in 0..50 {
+        // Send a pipelined batch and vanish without reading (the kernel
+        // resets the connection because answers arrive unread).
+        let mut c = server.connect();
+        c.send(&b"hello\n".repeat(200));
+        if round % 2 == 0 {
+            c.send(b"hel");
+        }
+        drop(c);
+        steady.send(b"hello\n");
+        assert_eq!(steady.line().as_deref(), Some("world\n"), "round {round}");
+    }
 }
