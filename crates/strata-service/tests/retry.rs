@@ -12,7 +12,7 @@ use futures_executor::block_on;
 use scripted::{Scripted, Step, poll_once};
 use strata_service::backoff::Backoff;
 use strata_service::clock::ManualClock;
-use strata_service::retry::{Policy, Retry, RetryBudget, RetryLayer, on_error};
+use strata_service::retry::{BudgetExhausted, Policy, Retry, RetryBudget, RetryLayer, on_error};
 use strata_service::{BoxError, Layer, Service, service_fn};
 
 /// A budget that never binds.
@@ -152,6 +152,121 @@ fn under_total_failure_retries_stay_within_the_budget() {
     // The window slides: after it has passed, the budget is back.
     clock.advance(Duration::from_secs(11));
     assert_eq!(budget.balance(), 100);
+}
+
+/// A budget of exactly two retries per second-long window, whatever the
+/// traffic.
+fn two_retries(clock: &ManualClock) -> RetryBudget<ManualClock> {
+    RetryBudget::with_clock(Duration::from_secs(1), 2, 0.0, clock.clone())
+}
+
+fn spent(result: Result<u32, BoxError>) -> Option<BudgetExhausted> {
+    result
+        .unwrap_err()
+        .downcast_ref::<BudgetExhausted>()
+        .cloned()
+}
+
+#[test]
+fn by_default_a_spent_budget_returns_the_last_error() {
+    let clock = ManualClock::new();
+    let inner = Scripted::new(clock.clone());
+    let svc = Retry::with_budget(
+        inner.clone(),
+        on_error(|_: &BoxError| true),
+        two_retries(&clock),
+    )
+    .backoff(Backoff::none())
+    .max_retries(1);
+    for _ in 0..4 {
+        let err = block_on(svc.call(Step::Fail("outage"))).unwrap_err();
+        assert_eq!(err.to_string(), "outage");
+    }
+    assert_eq!(inner.counts.calls(), 4 + 2, "two retries, then none");
+}
+
+#[test]
+fn once_the_budget_is_spent_callers_see_budget_exhausted() {
+    let clock = ManualClock::new();
+    let inner = Scripted::new(clock.clone());
+    let svc = Retry::with_budget(
+        inner.clone(),
+        on_error(|_: &BoxError| true),
+        two_retries(&clock),
+    )
+    .backoff(Backoff::none())
+    .max_retries(1)
+    .report_budget_exhausted();
+
+    // While the budget lasts: one retry each, then the retry limit, which
+    // ends with the last error as before.
+    for _ in 0..2 {
+        let result = block_on(svc.call(Step::Fail("outage")));
+        assert!(
+            spent(result).is_none(),
+            "the limit stopped it, not the budget"
+        );
+    }
+    assert_eq!(inner.counts.calls(), 4);
+
+    // Spent: the first attempt fails, its retry is refused.
+    for _ in 0..3 {
+        let exhausted = spent(block_on(svc.call(Step::Fail("outage")))).expect("BudgetExhausted");
+        assert_eq!(exhausted.attempts(), 1);
+        assert_eq!(exhausted.last_error(), Some("outage"));
+        assert_eq!(
+            exhausted.to_string(),
+            "retries refused by the retry budget after 1 attempt; last error: outage"
+        );
+    }
+    assert_eq!(inner.counts.calls(), 4 + 3, "no retries while spent");
+
+    // A success needs no retry, spent budget or not.
+    assert_eq!(block_on(svc.call(Step::Ok(9))).unwrap(), 9);
+
+    // The window slides on: the budget is back, and so is the last error.
+    clock.advance(Duration::from_secs(2));
+    let result = block_on(svc.call(Step::Fail("outage")));
+    assert_eq!(result.as_ref().unwrap_err().to_string(), "outage");
+    assert!(spent(result).is_none());
+}
+
+#[test]
+fn budget_exhausted_counts_the_attempts_made() {
+    let clock = ManualClock::new();
+    let inner = Scripted::new(clock.clone());
+    let svc = RetryLayer::with_budget(on_error(|_: &BoxError| true), two_retries(&clock))
+        .backoff(Backoff::none())
+        .max_retries(5)
+        .report_budget_exhausted()
+        .layer(inner.clone());
+    let exhausted = spent(block_on(svc.call(Step::Fail("outage")))).expect("BudgetExhausted");
+    assert_eq!(exhausted.attempts(), 3, "the first attempt and two retries");
+    assert_eq!(inner.counts.calls(), 3);
+}
+
+#[test]
+fn a_retryable_response_refused_by_the_budget_is_reported_without_an_error() {
+    struct RetryZero;
+    impl Policy<Step, u32, BoxError> for RetryZero {
+        fn should_retry(&self, _: &Step, result: &Result<u32, BoxError>) -> bool {
+            matches!(result, Ok(0))
+        }
+        fn clone_request(&self, req: &Step) -> Option<Step> {
+            Some(req.clone())
+        }
+    }
+    let clock = ManualClock::new();
+    let budget = RetryBudget::with_clock(Duration::from_secs(1), 0, 0.0, clock.clone());
+    let svc = Retry::with_budget(Scripted::new(clock.clone()), RetryZero, budget)
+        .backoff(Backoff::none())
+        .report_budget_exhausted();
+    let exhausted = spent(block_on(svc.call(Step::Ok(0)))).expect("BudgetExhausted");
+    assert_eq!((exhausted.attempts(), exhausted.last_error()), (1, None));
+    assert_eq!(
+        exhausted.to_string(),
+        "retries refused by the retry budget after 1 attempt"
+    );
 }
 
 #[test]

@@ -1,15 +1,20 @@
-use super::{Retry, RetryBudget};
+use super::{LastOutcome, ReportExhausted, Retry, RetryBudget};
 use crate::Layer;
 use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock};
 
 /// A layer that wraps services in [`Retry`], all sharing one budget.
+///
+/// `B` is the services' [`Retry`] form: [`LastOutcome`] by default,
+/// [`ReportExhausted`] after
+/// [`report_budget_exhausted`](RetryLayer::report_budget_exhausted).
 #[derive(Clone, Debug)]
-pub struct RetryLayer<P, C = SystemClock> {
+pub struct RetryLayer<P, C = SystemClock, B = LastOutcome> {
     policy: P,
     budget: RetryBudget<C>,
     backoff: Backoff,
     max_retries: u32,
+    on_spent: B,
 }
 
 impl<P> RetryLayer<P> {
@@ -28,9 +33,12 @@ impl<P, C: Clock> RetryLayer<P, C> {
             budget,
             backoff: super::DEFAULT_BACKOFF,
             max_retries: super::DEFAULT_MAX_RETRIES,
+            on_spent: LastOutcome,
         }
     }
+}
 
+impl<P, C, B> RetryLayer<P, C, B> {
     /// Sets the delays between attempts.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -42,14 +50,28 @@ impl<P, C: Clock> RetryLayer<P, C> {
         self.max_retries = n;
         self
     }
+
+    /// The services end a request the budget denies a retry with a
+    /// [`BudgetExhausted`](super::BudgetExhausted) error; see
+    /// [`Retry::report_budget_exhausted`].
+    pub fn report_budget_exhausted(self) -> RetryLayer<P, C, ReportExhausted> {
+        RetryLayer {
+            policy: self.policy,
+            budget: self.budget,
+            backoff: self.backoff,
+            max_retries: self.max_retries,
+            on_spent: ReportExhausted,
+        }
+    }
 }
 
-impl<S, P: Clone, C: Clock> Layer<S> for RetryLayer<P, C> {
-    type Service = Retry<S, P, C>;
+impl<S, P: Clone, C: Clock, B: Clone> Layer<S> for RetryLayer<P, C, B> {
+    type Service = Retry<S, P, C, B>;
 
-    fn layer(&self, inner: S) -> Retry<S, P, C> {
+    fn layer(&self, inner: S) -> Retry<S, P, C, B> {
         Retry::with_budget(inner, self.policy.clone(), self.budget.clone())
             .backoff(self.backoff)
             .max_retries(self.max_retries)
+            .on_budget_spent(self.on_spent.clone())
     }
 }

@@ -8,10 +8,24 @@
 //! however many retries each request may make, all requests together may
 //! retry only a share of their own number.
 //!
-//! Retry never sheds and never fails on its own: a request denied a retry
-//! (limit reached, budget spent, request not cloneable) ends with its last
-//! attempt's outcome, which is what the caller can act on. A budget
-//! refusal is logged at `debug` level (target `strata_service::retry`).
+//! By default Retry never sheds and never fails on its own: a request
+//! denied a retry (limit reached, budget spent, request not cloneable)
+//! ends with its last attempt's outcome, which is what the caller can act
+//! on. A budget refusal is logged at `debug` level (target
+//! `strata_service::retry`).
+//!
+//! # Telling a spent budget apart
+//!
+//! To let callers see that the *budget* stopped the retries (and back off
+//! as a whole, say), opt in with
+//! [`report_budget_exhausted`](Retry::report_budget_exhausted) (on
+//! [`Retry`] or [`RetryLayer`]): a request denied a retry by the budget
+//! then ends with a [`BudgetExhausted`] error, which carries the number of
+//! attempts made and the last error's message. Following
+//! [the error scheme](crate#errors-one-type-per-stack), that form needs
+//! `S::Error: From<BudgetExhausted> + Display`; the default form needs
+//! nothing of the error type. A request stopped by the retry limit or by
+//! an uncloneable request still ends with its last outcome.
 //!
 //! Put [`Timeout`](crate::timeout::Timeout) *below* `Retry` to bound each
 //! attempt, and above it to bound the whole request, backoffs included.
@@ -36,6 +50,7 @@
 //! ```
 
 mod budget;
+mod error;
 mod layer;
 mod policy;
 
@@ -43,6 +58,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use budget::RetryBudget;
+pub use error::BudgetExhausted;
 pub use layer::RetryLayer;
 pub use policy::{OnError, Policy, on_error};
 
@@ -55,14 +71,30 @@ const DEFAULT_BACKOFF: Backoff =
     Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1));
 
 /// Retries the calls its [`Policy`] allows; see the [module docs](self).
+///
+/// `B` says what a request denied a retry by the budget ends with:
+/// [`LastOutcome`] (the default) or, after
+/// [`report_budget_exhausted`](Retry::report_budget_exhausted),
+/// [`ReportExhausted`].
 #[derive(Clone)]
-pub struct Retry<S, P, C = SystemClock> {
+pub struct Retry<S, P, C = SystemClock, B = LastOutcome> {
     inner: S,
     policy: P,
     budget: RetryBudget<C>,
     backoff: Backoff,
     max_retries: u32,
+    on_spent: B,
 }
+
+/// A request the budget denies a retry ends with its last attempt's
+/// outcome: the default form of [`Retry`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastOutcome;
+
+/// A request the budget denies a retry ends with [`BudgetExhausted`]; see
+/// [`Retry::report_budget_exhausted`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportExhausted;
 
 impl<S, P> Retry<S, P> {
     /// Wraps `inner` with a budget of its own ([`RetryBudget::default`]),
@@ -83,9 +115,12 @@ impl<S, P, C: Clock> Retry<S, P, C> {
             budget,
             backoff: DEFAULT_BACKOFF,
             max_retries: DEFAULT_MAX_RETRIES,
+            on_spent: LastOutcome,
         }
     }
+}
 
+impl<S, P, C, B> Retry<S, P, C, B> {
     /// Sets the delays between attempts.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -97,9 +132,51 @@ impl<S, P, C: Clock> Retry<S, P, C> {
         self.max_retries = n;
         self
     }
-}
 
-impl<S, P, C> Retry<S, P, C> {
+    /// Ends a request the budget denies a retry with a [`BudgetExhausted`]
+    /// error instead of its last outcome, so callers can tell a spent
+    /// budget from a failing backend.
+    ///
+    /// The error replaces the last outcome whatever it was: an error (its
+    /// message is kept in [`BudgetExhausted::last_error`]) or a response
+    /// the policy wanted to retry. Only the budget's refusals are
+    /// reported; the retry limit and uncloneable requests still end with
+    /// the last outcome. The service then needs
+    /// `S::Error: From<BudgetExhausted> + Display`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use strata_service::backoff::Backoff;
+    /// use strata_service::clock::ManualClock;
+    /// use strata_service::retry::{BudgetExhausted, Retry, RetryBudget, on_error};
+    /// use strata_service::{BoxError, Service, service_fn};
+    ///
+    /// // No floor and no share of requests: not a single retry allowed.
+    /// let budget = RetryBudget::with_clock(Duration::from_secs(10), 0, 0.0, ManualClock::new());
+    /// let down = service_fn(|_: u32| async { Err::<u32, _>(BoxError::from("down")) });
+    /// let svc = Retry::with_budget(down, on_error(|_: &BoxError| true), budget)
+    ///     .backoff(Backoff::none())
+    ///     .report_budget_exhausted();
+    ///
+    /// let err = futures_executor::block_on(svc.call(1)).unwrap_err();
+    /// let spent = err.downcast_ref::<BudgetExhausted>().unwrap();
+    /// assert_eq!((spent.attempts(), spent.last_error()), (1, Some("down")));
+    /// ```
+    pub fn report_budget_exhausted(self) -> Retry<S, P, C, ReportExhausted> {
+        self.on_budget_spent(ReportExhausted)
+    }
+
+    pub(crate) fn on_budget_spent<B2>(self, on_spent: B2) -> Retry<S, P, C, B2> {
+        Retry {
+            inner: self.inner,
+            policy: self.policy,
+            budget: self.budget,
+            backoff: self.backoff,
+            max_retries: self.max_retries,
+            on_spent,
+        }
+    }
+
     /// The budget retries are drawn from.
     pub fn budget(&self) -> &RetryBudget<C> {
         &self.budget
@@ -126,16 +203,19 @@ impl<S, P, C> Retry<S, P, C> {
     }
 }
 
-impl<S, P, C, Req> Service<Req> for Retry<S, P, C>
-where
-    S: Service<Req>,
-    P: Policy<Req, S::Response, S::Error>,
-    C: Clock,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-
-    async fn call(&self, mut req: Req) -> Result<S::Response, S::Error> {
+impl<S, P, C, B> Retry<S, P, C, B> {
+    /// The retry loop; a request the budget denies a retry ends with
+    /// `spent(attempts, last outcome)`.
+    async fn run<Req>(
+        &self,
+        mut req: Req,
+        spent: impl FnOnce(u32, Result<S::Response, S::Error>) -> Result<S::Response, S::Error>,
+    ) -> Result<S::Response, S::Error>
+    where
+        S: Service<Req>,
+        P: Policy<Req, S::Response, S::Error>,
+        C: Clock,
+    {
         self.budget.deposit();
         let mut retries = 0;
         loop {
@@ -153,9 +233,9 @@ where
                 tracing::debug!(
                     target: "strata_service::retry",
                     retries,
-                    "retry budget spent; returning the last outcome"
+                    "retry budget spent; no more retries"
                 );
-                return result;
+                return spent(retries + 1, result);
             }
             drop(result);
             let delay = self.backoff.delay(retries);
@@ -169,7 +249,40 @@ where
     }
 }
 
-impl<S: fmt::Debug, P, C: fmt::Debug> fmt::Debug for Retry<S, P, C> {
+impl<S, P, C, Req> Service<Req> for Retry<S, P, C, LastOutcome>
+where
+    S: Service<Req>,
+    P: Policy<Req, S::Response, S::Error>,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+
+    async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
+        self.run(req, |_, last| last).await
+    }
+}
+
+impl<S, P, C, Req> Service<Req> for Retry<S, P, C, ReportExhausted>
+where
+    S: Service<Req>,
+    S::Error: From<BudgetExhausted> + fmt::Display,
+    P: Policy<Req, S::Response, S::Error>,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+
+    async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
+        self.run(req, |attempts, last| {
+            let message = last.err().map(|e| e.to_string());
+            Err(BudgetExhausted::new(attempts, message).into())
+        })
+        .await
+    }
+}
+
+impl<S: fmt::Debug, P, C: fmt::Debug, B: fmt::Debug> fmt::Debug for Retry<S, P, C, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -177,6 +290,7 @@ impl<S: fmt::Debug, P, C: fmt::Debug> fmt::Debug for Retry<S, P, C> {
             .field("budget", &self.budget)
             .field("backoff", &self.backoff)
             .field("max_retries", &self.max_retries)
+            .field("on_budget_spent", &self.on_spent)
             .finish()
     }
 }
