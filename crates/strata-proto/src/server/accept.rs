@@ -106,7 +106,7 @@ where
     let shared = shared.clone();
     strata_rt::spawn_local(async move {
         let _guard = guard;
-        tracing::debug!(%peer, "connection opened");
+        tracing::debug!(%peer, connections = shared.state.live(), "connection opened");
         let conn = serve_connection(
             stream,
             &shared.proto,

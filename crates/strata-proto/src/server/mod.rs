@@ -46,6 +46,9 @@ use crate::pipeline::ServerProto;
 use accept::{Shared, accept_loop};
 use state::ServerState;
 
+/// How often the blocking `serve` logs the connection count (if changed).
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
 /// A TCP server for a pipelined protocol; see the module docs above.
 ///
 /// # Examples
@@ -175,14 +178,28 @@ impl<P: ServerProto> TcpServer<P> {
             ))
         })?;
         tracing::info!(addr = %handle.local_addr, threads, "listening");
+        // While waiting, report the connection count when it changed.
+        let state = handle.state.clone();
+        let mut status = runtime.block_on(async { strata_rt::time::interval(STATUS_EVERY) });
+        let mut last = (0, 0);
         let which = runtime.block_on(poll_fn(|cx| {
             if signals.0.poll_recv(cx).is_ready() {
-                Poll::Ready("SIGINT")
-            } else if signals.1.poll_recv(cx).is_ready() {
-                Poll::Ready("SIGTERM")
-            } else {
-                Poll::Pending
+                return Poll::Ready("SIGINT");
             }
+            if signals.1.poll_recv(cx).is_ready() {
+                return Poll::Ready("SIGTERM");
+            }
+            while status.poll_tick(cx).is_ready() {
+                let now = (
+                    state.live(),
+                    state.rejected.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                if now != last {
+                    tracing::info!(connections = now.0, rejected_total = now.1, "status");
+                    last = now;
+                }
+            }
+            Poll::Pending
         }));
         tracing::info!(signal = which, "signal received; shutting down gracefully");
         handle.shutdown();
