@@ -74,7 +74,11 @@ impl Line {
 
     /// Takes the line `buf[..len]` out of `buf`, removing `consumed` bytes
     /// from its front whatever the result.
-    pub(crate) fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Line, str::Utf8Error> {
+    pub(crate) fn take(
+        buf: &mut BytesMut,
+        len: usize,
+        consumed: usize,
+    ) -> Result<Line, str::Utf8Error> {
         let bytes = &buf[..len];
         // Most lines are ASCII, and the ASCII test is far cheaper than a
         // full UTF-8 validation on short input.
