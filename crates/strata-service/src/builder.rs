@@ -198,13 +198,17 @@ impl<L> ServiceBuilder<L> {
     }
 
     /// Adds a [`Retry`](crate::retry::Retry) with `policy` and the default
-    /// budget and backoff (use [`RetryLayer`] to set them).
+    /// budget and backoff (use [`RetryLayer`] to set them, or to report a
+    /// spent budget as [`BudgetExhausted`](crate::retry::BudgetExhausted)).
     pub fn retry<P>(self, policy: P) -> ServiceBuilder<Stack<RetryLayer<P>, L>> {
         self.layer(RetryLayer::new(policy))
     }
 
     /// Adds a [`CircuitBreaker`](crate::circuit::CircuitBreaker) sharing
-    /// `breaker`.
+    /// `breaker`, counting every `Err` as a failure (to count only some,
+    /// add a [`CircuitBreakerLayer`] with
+    /// [`classify`](CircuitBreakerLayer::classify) through
+    /// [`layer`](ServiceBuilder::layer)).
     pub fn circuit_breaker<C: Clock>(
         self,
         breaker: Breaker<C>,

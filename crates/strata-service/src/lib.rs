@@ -82,7 +82,7 @@
 //! | [`limit`] | concurrency limit, rate limit (token bucket) | waits (FIFO); the rate limit may reject | [`limit::RateLimited`] |
 //! | [`load_shed`] | refuses calls while a permit pool is exhausted | sheds at once | [`load_shed::Overloaded`] |
 //! | [`retry`] | retries with a [`Policy`](retry::Policy), [`backoff`] and a budget | stops retrying | the last attempt's; opt-in: [`retry::BudgetExhausted`] |
-//! | [`circuit`] | failure accrual, fail fast while open, half-open probes | sheds at once | [`circuit::CircuitOpen`] |
+//! | [`circuit`] | failure accrual (a [`Classify`](circuit::Classify) says what counts), fail fast while open, half-open probes | sheds at once | [`circuit::CircuitOpen`] |
 //! | [`catch_panic`] | a panic in the inner service becomes an error | – | [`catch_panic::Panicked`] |
 //! | [`trace`] | a `tracing` span per call, with latency and outcome | – | – |
 //! | [`metrics`] | counters, in-flight gauge, latency histogram via the `metrics` facade | – | – |

@@ -1,5 +1,6 @@
 //! `CircuitBreaker`: closed → open → half-open → closed, a failed probe
-//! re-opening it for longer, failure-rate accrual, and probe exclusivity.
+//! re-opening it for longer, failure-rate accrual, probe exclusivity, and
+//! classifying which outcomes are failures.
 
 mod scripted;
 
@@ -10,10 +11,10 @@ use futures_executor::block_on;
 use scripted::{Scripted, Step, poll_once};
 use strata_service::backoff::Backoff;
 use strata_service::circuit::{
-    Accrual, Breaker, CircuitBreaker, CircuitBreakerLayer, CircuitOpen, CircuitState,
+    Accrual, Breaker, CircuitBreaker, CircuitBreakerLayer, CircuitOpen, CircuitState, errors_where,
 };
 use strata_service::clock::ManualClock;
-use strata_service::{Layer, Service};
+use strata_service::{BoxError, Layer, Service};
 
 const OPEN: Duration = Duration::from_secs(5);
 
@@ -167,4 +168,106 @@ fn services_from_one_layer_share_the_breaker() {
             .unwrap_err()
             .is::<CircuitOpen>()
     );
+}
+
+/// A bad request says the backend is up and answering; anything else
+/// (a timeout, say) counts against it.
+fn not_bad_request(e: &BoxError) -> bool {
+    e.to_string() != "bad request"
+}
+
+#[test]
+fn an_error_classified_as_success_does_not_trip() {
+    let (_clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(2));
+    let svc = svc.classify(errors_where(not_bad_request));
+    for _ in 0..10 {
+        let err = block_on(svc.call(Step::Fail("bad request"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad request",
+            "the error still reaches the caller"
+        );
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+
+    // It counts as a success: it breaks a run of counted failures.
+    assert!(block_on(svc.call(Step::Fail("timed out"))).is_err());
+    assert!(block_on(svc.call(Step::Fail("bad request"))).is_err());
+    assert!(block_on(svc.call(Step::Fail("timed out"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn an_error_classified_as_failure_trips() {
+    let (_clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(2));
+    let svc = svc.classify(errors_where(not_bad_request));
+    for _ in 0..2 {
+        assert!(block_on(svc.call(Step::Fail("timed out"))).is_err());
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert!(
+        block_on(svc.call(Step::Fail("bad request")))
+            .unwrap_err()
+            .is::<CircuitOpen>(),
+        "refused before the classifier has a say"
+    );
+}
+
+#[test]
+fn the_half_open_probe_is_judged_by_the_classifier() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    let svc = svc.classify(errors_where(not_bad_request));
+    assert!(block_on(svc.call(Step::Fail("timed out"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+
+    // A counted failure as the probe: open again, for longer.
+    clock.advance(OPEN);
+    assert!(block_on(svc.call(Step::Fail("timed out"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+
+    // An error classified as success as the probe: the backend answered.
+    clock.advance(OPEN * 2);
+    assert!(block_on(svc.call(Step::Fail("bad request"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[test]
+fn a_closure_can_count_responses_and_a_layer_shares_it() {
+    let clock = ManualClock::new();
+    let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(2), clock.clone());
+    // 503 answers count as failures; errors do not.
+    let layer = CircuitBreakerLayer::new(breaker.clone())
+        .classify(|r: &Result<u32, BoxError>| matches!(r, Ok(503)));
+    let a = layer.layer(Scripted::new(clock.clone()));
+    let b = layer.layer(Scripted::new(clock.clone()));
+    for _ in 0..3 {
+        assert!(block_on(a.call(Step::Fail("x"))).is_err());
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(block_on(a.call(Step::Ok(503))).unwrap(), 503);
+    assert_eq!(block_on(b.call(Step::Ok(503))).unwrap(), 503);
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+#[test]
+fn the_failure_rate_counts_only_classified_failures() {
+    let (_clock, breaker, svc) = breaker(Accrual::FailureRate {
+        rate: 0.5,
+        min_calls: 4,
+        window: Duration::from_secs(10),
+    });
+    let svc = svc.classify(errors_where(not_bad_request));
+    for _ in 0..4 {
+        let _ = block_on(svc.call(Step::Fail("bad request")));
+    }
+    assert!(block_on(svc.call(Step::Fail("timed out"))).is_err());
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "1 failure in 5 calls"
+    );
+    for _ in 0..4 {
+        let _ = block_on(svc.call(Step::Fail("timed out")));
+    }
+    assert_eq!(breaker.state(), CircuitState::Open, "5 failures in 9 calls");
 }

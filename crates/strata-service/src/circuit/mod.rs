@@ -10,11 +10,17 @@
 //! `strata_service::circuit`: `warn` on opening, `info` on half-opening
 //! and closing). The state machine is drawn in [`Breaker`]'s docs.
 //!
-//! Every `Err` of the inner service counts as a failure, including
-//! [`Elapsed`](crate::timeout::Elapsed) from a timeout below the breaker;
-//! to count only some, map the others to a success-like response below
-//! it. The state lives in a [`Breaker`], shared by every service built
-//! from one [`CircuitBreakerLayer`], across workers.
+//! Which outcomes are failures is the breaker's [`Classify`]: by default
+//! every `Err` of the inner service ([`AnyError`]), including
+//! [`Elapsed`](crate::timeout::Elapsed) from a timeout below the breaker.
+//! Set another with [`classify`](CircuitBreaker::classify) (on the
+//! service or the [`CircuitBreakerLayer`]): [`errors_where`] counts only
+//! the errors it accepts, so that, say, a bad request (the backend is up
+//! and said no) leaves the circuit alone while timeouts open it; a
+//! closure over the whole `Result` can count responses too. The same
+//! classifier judges the half-open probe. The state lives in a
+//! [`Breaker`], shared by every service built from one
+//! [`CircuitBreakerLayer`], across workers.
 //!
 //! ```
 //! use std::time::Duration;
@@ -43,12 +49,14 @@
 //! ```
 
 mod breaker;
+mod classify;
 mod error;
 mod layer;
 
 use std::fmt;
 
 pub use breaker::{Accrual, Breaker, CircuitState};
+pub use classify::{AnyError, Classify, ErrorsWhere, errors_where};
 pub use error::CircuitOpen;
 pub use layer::CircuitBreakerLayer;
 
@@ -60,21 +68,66 @@ use breaker::Admit;
 /// [module docs](self).
 ///
 /// The inner error type must accept a [`CircuitOpen`]:
-/// `S::Error: From<CircuitOpen>`.
+/// `S::Error: From<CircuitOpen>`. `K` is the [`Classify`] that says which
+/// outcomes are failures (default: [`AnyError`], every `Err`).
 #[derive(Clone)]
-pub struct CircuitBreaker<S, C = SystemClock> {
+pub struct CircuitBreaker<S, C = SystemClock, K = AnyError> {
     inner: S,
     breaker: Breaker<C>,
+    classify: K,
 }
 
 impl<S, C: Clock> CircuitBreaker<S, C> {
     /// Wraps `inner`, sharing `breaker` with whatever else holds a clone.
+    /// Every `Err` counts as a failure until [`classify`](Self::classify)
+    /// says otherwise.
     pub const fn new(inner: S, breaker: Breaker<C>) -> Self {
-        CircuitBreaker { inner, breaker }
+        CircuitBreaker {
+            inner,
+            breaker,
+            classify: AnyError,
+        }
     }
 }
 
-impl<S, C> CircuitBreaker<S, C> {
+impl<S, C, K> CircuitBreaker<S, C, K> {
+    /// Counts as failures the outcomes `classify` says are: an
+    /// [`errors_where`], or a closure `Fn(&Result<Res, E>) -> bool`.
+    /// Other outcomes count as successes, for the accrual and for the
+    /// half-open probe alike.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_executor::block_on;
+    /// use strata_service::circuit::{Accrual, Breaker, CircuitBreaker, CircuitState, errors_where};
+    /// use strata_service::clock::ManualClock;
+    /// use strata_service::{BoxError, Service, service_fn};
+    ///
+    /// let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(1), ManualClock::new());
+    /// let svc = CircuitBreaker::new(
+    ///     service_fn(|req: &'static str| async move { Err::<(), _>(BoxError::from(req)) }),
+    ///     breaker.clone(),
+    /// )
+    /// .classify(errors_where(|e: &BoxError| e.to_string() != "bad request"));
+    ///
+    /// assert!(block_on(svc.call("bad request")).is_err());
+    /// assert_eq!(breaker.state(), CircuitState::Closed); // not a failure
+    /// assert!(block_on(svc.call("timed out")).is_err());
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// ```
+    pub fn classify<K2>(self, classify: K2) -> CircuitBreaker<S, C, K2> {
+        CircuitBreaker {
+            inner: self.inner,
+            breaker: self.breaker,
+            classify,
+        }
+    }
+
+    /// The classifier.
+    pub fn classifier(&self) -> &K {
+        &self.classify
+    }
+
     /// The breaker.
     pub fn breaker(&self) -> &Breaker<C> {
         &self.breaker
@@ -107,11 +160,12 @@ impl<C: Clock> Drop for ProbeGuard<'_, C> {
     }
 }
 
-impl<S, C, Req> Service<Req> for CircuitBreaker<S, C>
+impl<S, C, K, Req> Service<Req> for CircuitBreaker<S, C, K>
 where
     S: Service<Req>,
     S::Error: From<CircuitOpen>,
     C: Clock,
+    K: Classify<S::Response, S::Error>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -125,16 +179,18 @@ where
         let mut guard = ProbeGuard(probe.then_some(&self.breaker));
         let result = self.inner.call(req).await;
         guard.0 = None;
-        self.breaker.record(probe, result.is_err());
+        self.breaker
+            .record(probe, self.classify.is_failure(&result));
         result
     }
 }
 
-impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for CircuitBreaker<S, C> {
+impl<S: fmt::Debug, C: fmt::Debug, K> fmt::Debug for CircuitBreaker<S, C, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("breaker", &self.breaker)
+            .field("classify", &std::any::type_name::<K>())
             .finish()
     }
 }
