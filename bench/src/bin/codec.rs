@@ -6,7 +6,9 @@
 //!       [--only SUBSTRING]
 //! ```
 //!
-//! Cases, each for `LinesCodec` and `LengthDelimitedCodec`:
+//! Cases, each for `LinesCodec` and `LengthDelimitedCodec` (plus one for
+//! strata's `LinesCodec::shared`, decoding into `Line`, against tokio-util's
+//! `String` lines):
 //!
 //! * decode, whole: `Decoder::decode` in a loop on one `BytesMut` holding
 //!   the whole input;
@@ -282,13 +284,14 @@ fn main() {
         "length-delimited: decode, whole buffer",
         "length-delimited: decode, 4 KiB chunks",
         "length-delimited: encode",
+        "lines: decode as shared Line, 4 KiB chunks",
     ];
     let mut cases: Vec<Case> = names
         .iter()
         .enumerate()
         .map(|(i, &name)| Case {
             name,
-            bytes: if i < 3 {
+            bytes: if i < 3 || i == 6 {
                 lines.wire.len()
             } else {
                 frames.wire.len()
@@ -309,7 +312,7 @@ fn main() {
 
     for rep in 0..reps {
         let first = rep.is_multiple_of(2);
-        let [c0, c1, c2, c3, c4, c5] = &mut cases[..] else {
+        let [c0, c1, c2, c3, c4, c5, c6] = &mut cases[..] else {
             unreachable!()
         };
 
@@ -340,6 +343,27 @@ fn main() {
             || {
                 let mut codec = tokio_lines();
                 let (s, t) = decode_whole(&lines.wire, |b| tokio_line(b, &mut codec));
+                assert_eq!(t, line_tally);
+                s
+            },
+        );
+        // strata decoding into `Line` (no allocation per line) against
+        // tokio-util's `String`, the only form it offers.
+        pair(
+            c6,
+            &only,
+            first,
+            || {
+                let mut codec = strata_codec::LinesCodec::shared().max_length(MAX_LINE);
+                let (s, t) = decode_chunked(&lines.wire, |b| {
+                    codec.decode(b).map(|line| line.map(|l| black_box(l).len()))
+                });
+                assert_eq!(t, line_tally);
+                s
+            },
+            || {
+                let mut codec = tokio_lines();
+                let (s, t) = decode_chunked(&lines.wire, |b| tokio_line(b, &mut codec));
                 assert_eq!(t, line_tally);
                 s
             },

@@ -265,22 +265,33 @@ impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
 #[inline]
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     if bytes.len() >= 16 {
-        let mut word = [0; 16];
-        word.copy_from_slice(&bytes[..16]);
-        let x = u128::from_le_bytes(word) ^ u128::from_ne_bytes([b'\n'; 16]);
-        // The lowest flagged byte is exactly the first newline: the test
-        // can only misfire on bytes above a real match.
-        let found =
-            x.wrapping_sub(u128::from_ne_bytes([0x01; 16])) & !x & u128::from_ne_bytes([0x80; 16]);
-        if found != 0 {
-            return Some(found.trailing_zeros() as usize / 8);
+        if let Some(i) = first_newline_in_word(&bytes[..16]) {
+            return Some(i);
         }
         return memchr::memchr(b'\n', &bytes[16..]).map(|i| i + 16);
     }
-    // Under 16 bytes (a short request, or nothing at all: a decode call
-    // before the first read) a plain loop is cheaper than the call into
-    // memchr's vector routine.
-    bytes.iter().position(|&b| b == b'\n')
+    if bytes.is_empty() {
+        // A decode call before the first read, or after the last line.
+        return None;
+    }
+    // Under 16 bytes (a short request): the same word test on a zero-padded
+    // copy, with no call and no loop to mispredict.
+    first_newline_in_word(bytes)
+}
+
+/// The first `\n` in `bytes` (at most 16 of them), found with one 128-bit
+/// word test on a zero-padded copy.
+#[inline]
+fn first_newline_in_word(bytes: &[u8]) -> Option<usize> {
+    let mut word = [0; 16];
+    word[..bytes.len()].copy_from_slice(bytes);
+    let x = u128::from_le_bytes(word) ^ u128::from_ne_bytes([b'\n'; 16]);
+    // The lowest flagged byte is exactly the first newline: the test can
+    // only misfire on bytes above a real match, and the zero padding never
+    // matches.
+    let found =
+        x.wrapping_sub(u128::from_ne_bytes([0x01; 16])) & !x & u128::from_ne_bytes([0x80; 16]);
+    (found != 0).then(|| found.trailing_zeros() as usize / 8)
 }
 
 /// Whether `bytes` holds a `\n`.
