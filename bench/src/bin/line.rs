@@ -13,7 +13,7 @@
 //!
 //! Servers are run interleaved (A B C A B C ...). The table reports the
 //! median requests/s, median p50/p99 latency, and the server's own CPU time
-//! per request (user and system, from /proc/<pid>/stat).
+//! per request (user and system, from `/proc/<pid>/stat`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
