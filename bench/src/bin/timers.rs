@@ -1,8 +1,12 @@
 //! Timers, strata against tokio in one run.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --bin timers [NAME-PREFIX]
+//! cargo run --release -p strata-bench --bin timers [NAME-PREFIX [strata|tokio]]
 //! ```
+//!
+//! With a side named, only that side runs, once after a warm-up, and no
+//! table is printed: for profiling one runtime, e.g. under
+//! `valgrind --tool=callgrind`.
 //!
 //! Three workloads, each run on a 2-worker runtime of both kinds,
 //! interleaved (strata, tokio, strata, tokio, ...) so that machine noise
@@ -182,15 +186,30 @@ fn main() {
             Box::new(|| tokio_fire(&trt)),
         ),
     ];
-    println!("timers: strata vs tokio, 2 workers each, {REPS} interleaved repetitions");
-    println!();
-    println!(
-        "| benchmark | metric | strata | tokio | strata/tokio | spread strata | spread tokio |"
-    );
-    println!("|---|---|---:|---:|---:|---|---|");
-    // An optional argument picks benchmarks by name prefix (for profiling).
+    // An optional argument picks benchmarks by name prefix, a second one a
+    // single side (for profiling).
     let only = std::env::args().nth(1).unwrap_or_default();
+    let side = std::env::args().nth(2);
+    if side.is_none() {
+        println!("timers: strata vs tokio, 2 workers each, {REPS} interleaved repetitions");
+        println!();
+        println!(
+            "| benchmark | metric | strata | tokio | strata/tokio | spread strata | spread tokio |"
+        );
+        println!("|---|---|---:|---:|---:|---|---|");
+    }
     for (name, s, t) in benches.iter().filter(|b| b.0.starts_with(&only)) {
+        if let Some(side) = &side {
+            let f = match side.as_str() {
+                "strata" => s,
+                "tokio" => t,
+                other => panic!("unknown side {other:?}: use `strata` or `tokio`"),
+            };
+            f();
+            let x = measure(f);
+            println!("{name} {side}: {:?} wall, {:.2} ms CPU", x.wall, cpu_ms(&x));
+            continue;
+        }
         // One warm-up each, not measured.
         s();
         t();
