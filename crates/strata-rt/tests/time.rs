@@ -169,7 +169,12 @@ fn a_million_cancelled_timeouts_leave_nothing_behind() {
         // Each timer was in the wheel while polled, and left it when dropped.
         assert_eq!(peak_len, wheel_before.0 + 1);
         assert_eq!(wheel_after.0, wheel_before.0, "timers left in the wheel");
-        assert!(wheel_after.1 <= 64, "wheel slab grew to {}", wheel_after.1);
+        // The worker recycles entries: one spare is enough for this pattern.
+        assert!(
+            wheel_after.1 <= 64,
+            "timer entry pool grew to {}",
+            wheel_after.1
+        );
         // The worker thread's heap is back where it started (a little slack
         // for buffers that may grow once).
         assert!(

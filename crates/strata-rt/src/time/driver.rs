@@ -4,15 +4,16 @@
 //! # Pieces
 //!
 //! * [`Entry`]: the state one timer shares between its future and the wheel,
-//!   behind an `Arc`: a state word and a waker slot. A worker keeps the
-//!   entries of timers cancelled on its thread in a small pool and reuses
-//!   them, so the common "arm, then cancel" cycle allocates nothing in the
-//!   steady state; otherwise it is one allocation per *registered* timer.
-//! * [`Driver`]: a worker's wheel plus reusable buffers; thread-local, held in
-//!   the worker's `WorkerLocal`, touched only on the worker's thread.
+//!   behind an `Arc`: a state word, a waker slot, the owning worker, and the
+//!   wheel's intrusive [`Links`]. It is the timer's only allocation: the
+//!   wheel threads its lists through the entries themselves.
+//! * [`Driver`]: a worker's wheel, reusable buffers and a pool of spare
+//!   entries; thread-local, held in the worker's `WorkerLocal`, touched only
+//!   on the worker's thread.
 //! * [`Remote`]: an operation queue in the worker's `WorkerShared`, through
 //!   which other threads register and cancel timers on that worker.
-//! * [`Timer`]: what a `Sleep` holds; it runs the protocol below.
+//! * [`Timer`]: what a `Sleep` holds (its deadline and, once registered, its
+//!   entry); it runs the protocol below.
 //!
 //! # The state word
 //!
@@ -23,14 +24,25 @@
 //!   SHUT_DOWN        the owning worker stopped; the entry is in no wheel
 //! ```
 //!
+//! # Ownership and threads
+//!
+//! An entry belongs to one worker, its *owner*, for its whole life. Only the
+//! owner's thread touches the entry's links (through its wheel), so they are
+//! plain cells; the state word and the waker slot are thread-safe. While an
+//! entry is linked, the wheel holds one strong reference to it (taken with
+//! `Arc::into_raw`, given back when the entry is unlinked), so an entry
+//! whose future was dropped elsewhere stays valid until the owner unlinks
+//! it.
+//!
 //! # Protocol
 //!
 //! Registration is lazy, on the first poll, so a `timeout` whose future
 //! finishes at once never touches a wheel.
 //!
 //! * **On a worker thread** the timer goes straight into that worker's wheel
-//!   and that worker becomes its *owner*. No lock, no atomic beyond the
-//!   `Arc`.
+//!   and that worker becomes its owner. No lock; the entry comes from the
+//!   worker's pool when it can (see "Pool" below), and then the only atomic
+//!   operation is cloning the waker.
 //! * **On any other thread inside a runtime** (e.g. `Runtime::block_on`) an
 //!   owner is picked round-robin and a `Register` op is pushed onto its
 //!   [`Remote`] queue; the owner is woken if it sleeps (the same
@@ -46,12 +58,11 @@
 //!
 //! Cancellation (dropping the future) works like this:
 //!
-//! * on the owner's thread, removes the entry from the wheel at once, O(1),
-//!   by the slab key stored in the entry; the key is trusted only if the slab
-//!   slot still holds this very `Arc` (pointer equality), so a stale key
-//!   after reuse is harmless. An entry found in the wheel there has no
-//!   queued op and no other user, so this path needs no atomic at all and
-//!   returns the entry to the pool;
+//! * on the owner's thread, an entry still linked is unlinked at once, O(1),
+//!   through its own links. Such an entry has no queued op and no user
+//!   besides the future and the wheel (checked: exactly two strong
+//!   references), so this path needs no atomic read-modify-write at all: the
+//!   entry goes back to the pool with both references;
 //! * elsewhere, pushes a `Cancel` op onto the owner's queue *without* waking
 //!   it: the owner handles it on its next turn, at the latest when the
 //!   cancelled timer's own deadline wakes it;
@@ -60,6 +71,16 @@
 //!
 //! Moving a registered timer to another thread changes nothing: the owner
 //! keeps firing it and the state word and waker slot are thread-safe.
+//!
+//! # Pool
+//!
+//! A worker keeps up to [`POOL_MAX`] spare entries. A spare entry has
+//! exactly two strong references, both held by the pool: on reuse one goes
+//! to the future and one to the wheel, and a timer cancelled on its owner's
+//! thread gives both back, so the "arm, then cancel" cycle neither allocates
+//! nor touches a reference count. A fired timer dropped on its owner's
+//! thread with no other reference is pooled too (one count added). Spare
+//! entries hold no waker, so the pool keeps no task alive.
 //!
 //! # Shutdown
 //!
@@ -73,12 +94,13 @@
 
 use std::cell::RefCell;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::ptr::NonNull;
+use std::sync::atomic::{self, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::wheel::Wheel;
+use super::wheel::{Linked, Links, Wheel};
 use crate::context;
 use crate::executor::worker::WorkerShared;
 
@@ -128,9 +150,24 @@ pub(crate) struct Entry {
     /// See "The state word" above.
     state: AtomicU64,
     waker: Mutex<Option<Waker>>,
-    /// The entry's key in its owner's wheel; written and read only on the
-    /// owner's thread (so `Relaxed`). `usize::MAX` until inserted.
-    key: AtomicUsize,
+    /// The worker whose wheel fires this entry, for the entry's whole life.
+    owner: Arc<WorkerShared>,
+    /// The wheel's links; touched only on the owner's thread.
+    links: Links<Entry>,
+}
+
+// SAFETY: every field but `links` is `Send + Sync`. `links` is only touched
+// on the owner's worker thread: by its wheel, and by `Driver` methods, which
+// run there and are only given entries whose `owner` is their worker.
+unsafe impl Send for Entry {}
+// SAFETY: as above.
+unsafe impl Sync for Entry {}
+
+// SAFETY: returns the entry's own `links` field.
+unsafe impl Linked for Entry {
+    fn links(&self) -> &Links<Entry> {
+        &self.links
+    }
 }
 
 enum EntryPoll {
@@ -140,11 +177,12 @@ enum EntryPoll {
 }
 
 impl Entry {
-    fn new(tick: u64, waker: &Waker) -> Arc<Entry> {
+    fn new(tick: u64, waker: &Waker, owner: Arc<WorkerShared>) -> Arc<Entry> {
         Arc::new(Entry {
             state: AtomicU64::new(tick),
             waker: Mutex::new(Some(waker.clone())),
-            key: AtomicUsize::new(usize::MAX),
+            owner,
+            links: Links::new(),
         })
     }
 
@@ -153,7 +191,7 @@ impl Entry {
         if state == FIRED {
             return EntryPoll::Fired;
         }
-        let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
         // Re-check under the lock: a firing thread stores FIRED before it
         // takes the lock, so either we see FIRED or it sees our waker.
         match self.state.load(Ordering::Acquire) {
@@ -185,12 +223,44 @@ impl Entry {
                 Err(now) => cur = now,
             }
         }
-        self.waker.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.take_waker()
     }
 
     fn take_waker(&self) -> Option<Waker> {
-        self.waker.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
+}
+
+/// Gives up `entry`'s strong reference as a pointer (for the wheel or the
+/// pool); [`from_ptr`] takes it back.
+fn into_ptr(entry: Arc<Entry>) -> NonNull<Entry> {
+    // SAFETY: `Arc::into_raw` never returns null.
+    unsafe { NonNull::new_unchecked(Arc::into_raw(entry).cast_mut()) }
+}
+
+/// Takes back one strong reference given up by [`into_ptr`].
+///
+/// # Safety
+///
+/// `ptr` must come from `into_ptr` (or `Arc::as_ptr` of the same entry), and
+/// the caller must own the strong reference it stands for.
+unsafe fn from_ptr(ptr: NonNull<Entry>) -> Arc<Entry> {
+    // SAFETY: the caller's contract.
+    unsafe { Arc::from_raw(ptr.as_ptr()) }
+}
+
+/// The entry behind `entry`, exclusively.
+///
+/// # Safety
+///
+/// The caller must own every strong reference to the entry (there are never
+/// weak ones), so nothing else can reach it while the borrow lasts.
+unsafe fn exclusive<'a>(ptr: NonNull<Entry>) -> &'a mut Entry {
+    // SAFETY: the caller's contract.
+    unsafe { &mut *ptr.as_ptr() }
 }
 
 // ---------------------------------------------------------------------------
@@ -226,7 +296,7 @@ impl Remote {
 
     /// Queues `op`; gives it back if the worker has stopped.
     pub(crate) fn push(&self, op: Op) -> Result<(), Op> {
-        let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ops = self.ops.lock().unwrap_or_else(PoisonError::into_inner);
         if ops.closed {
             return Err(op);
         }
@@ -236,22 +306,21 @@ impl Remote {
     }
 }
 
-/// A worker's timers: its wheel and reusable buffers.
+/// A worker's timers: its wheel, reusable buffers and spare entries.
 #[derive(Debug)]
 pub(crate) struct Driver {
-    wheel: Wheel<Arc<Entry>>,
+    /// Holds one strong reference to each linked entry.
+    wheel: Wheel<Entry>,
     /// Entries taken out of the wheel, to finish once borrows are released.
     due: Vec<Arc<Entry>>,
     /// A spare op buffer swapped with the remote queue.
     ops: Vec<Op>,
-    /// Entries of timers cancelled on this thread, kept for reuse so that
-    /// the common "arm, then cancel" cycle does not allocate. Every entry
-    /// here is unique (no other `Arc` to it) and holds no waker.
-    pool: Vec<Arc<Entry>>,
+    /// Spare entries of this worker; each has exactly two strong
+    /// references, both held here, and no waker. See "Pool" above.
+    pool: Vec<NonNull<Entry>>,
 }
 
-/// How many cancelled entries a worker keeps for reuse (about 64 bytes
-/// each).
+/// How many spare entries a worker keeps (about 100 bytes each).
 const POOL_MAX: usize = 1024;
 
 impl Driver {
@@ -264,63 +333,132 @@ impl Driver {
         }
     }
 
-    /// A pending entry for `tick`, reused from the pool if possible.
-    fn new_entry(&mut self, tick: u64, waker: &Waker) -> Arc<Entry> {
-        let Some(mut entry) = self.pool.pop() else {
-            return Entry::new(tick, waker);
-        };
-        let e = Arc::get_mut(&mut entry).expect("pooled timer entries are unique");
-        *e.state.get_mut() = tick;
-        *e.waker.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
-        *e.key.get_mut() = usize::MAX;
-        entry
-    }
-
-    /// Cancels `slot`'s entry if it is in this wheel, without atomics: on
-    /// the owner's thread, an entry in the wheel has no queued op and no
-    /// other user. Takes the entry (into the pool) and returns its waker,
-    /// for the caller to drop once no borrow is held. Leaves `slot` alone if
-    /// the entry is not in the wheel.
-    fn cancel_local(&mut self, slot: &mut Option<Arc<Entry>>) -> Option<Waker> {
-        let in_wheel = self.remove(slot.as_ref()?)?;
-        drop(in_wheel);
-        let mut entry = slot.take()?;
-        let waker = match Arc::get_mut(&mut entry) {
-            Some(e) => e.waker.get_mut().unwrap_or_else(|e| e.into_inner()).take(),
-            // Not unique after all; let the caller drop it.
+    /// A pending entry for `tick`, owned by `owner` (this driver's worker),
+    /// linked into the wheel. The flag is `false` if the deadline is already
+    /// due: the entry is then pending but not linked.
+    fn register(
+        &mut self,
+        owner: &Arc<WorkerShared>,
+        tick: u64,
+        waker: &Waker,
+    ) -> (Arc<Entry>, bool) {
+        let (entry, wheel_ref) = match self.pool.pop() {
+            Some(ptr) => {
+                // SAFETY: a spare entry's two references are the pool's,
+                // now ours: nothing else can reach it.
+                let e = unsafe { exclusive(ptr) };
+                debug_assert!(Arc::ptr_eq(&e.owner, owner));
+                *e.state.get_mut() = tick;
+                *e.waker.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
+                // SAFETY: the pool's two references, handed out.
+                unsafe { (from_ptr(ptr), from_ptr(ptr)) }
+            }
             None => {
-                *slot = Some(entry);
-                return None;
+                let entry = Entry::new(tick, waker, owner.clone());
+                let wheel_ref = entry.clone();
+                (entry, wheel_ref)
             }
         };
+        let linked = self.link(tick, wheel_ref).is_ok();
+        (entry, linked)
+    }
+
+    /// Links the entry of `wheel_ref`, whose reference the wheel keeps; if
+    /// `tick` is already due, gives the reference back unlinked.
+    ///
+    /// The entry must be owned by this driver's worker and be unlinked.
+    fn link(&mut self, tick: u64, wheel_ref: Arc<Entry>) -> Result<(), Arc<Entry>> {
+        let ptr = into_ptr(wheel_ref);
+        // SAFETY: the wheel holds the strong reference `ptr` stands for
+        // until it hands the pointer back, so the entry stays alive; it is
+        // unlinked (caller) and owned by this worker, so only this thread
+        // touches its links.
+        if unsafe { self.wheel.insert(tick, ptr) } {
+            Ok(())
+        } else {
+            // SAFETY: not linked: the reference is still ours.
+            Err(unsafe { from_ptr(ptr) })
+        }
+    }
+
+    /// Unlinks `entry` (owned by this driver's worker) if it is linked, and
+    /// returns the reference the wheel held.
+    fn unlink(&mut self, entry: &Arc<Entry>) -> Option<Arc<Entry>> {
+        debug_assert!(context::with_worker_if(entry.owner.uid(), |_| ()).is_some());
+        // `as_ptr` keeps the provenance of the whole allocation, which
+        // `from_ptr` needs.
+        // SAFETY: `Arc::as_ptr` never returns null.
+        let ptr = unsafe { NonNull::new_unchecked(Arc::as_ptr(entry).cast_mut()) };
+        // SAFETY: alive (`entry` is a reference to it); owned by this
+        // worker, so if linked, then in this wheel.
+        if unsafe { self.wheel.remove(ptr) } {
+            // SAFETY: unlinked: the wheel's reference is ours now.
+            Some(unsafe { from_ptr(ptr) })
+        } else {
+            None
+        }
+    }
+
+    /// Cancels the entry in `slot` on its owner's thread if that can be done
+    /// here and now: if it is linked, or fired and unshared. Takes it (into
+    /// the pool) and returns its waker, for the caller to drop once no
+    /// borrow is held. Otherwise leaves `slot` alone.
+    fn cancel_local(&mut self, slot: &mut Option<Arc<Entry>>) -> Option<Waker> {
+        let entry = slot.as_ref()?;
+        if let Some(wheel_ref) = self.unlink(entry) {
+            let entry = slot.take()?;
+            if Arc::strong_count(&entry) != 2 {
+                // Not expected (a linked entry has no user besides its
+                // future and the wheel), but then someone else may look at
+                // it: cancel it the shared way.
+                entry.state.store(CANCELLED, Ordering::Release);
+                let waker = entry.take_waker();
+                drop((entry, wheel_ref));
+                return waker;
+            }
+            // Synchronise with any earlier release of a third reference,
+            // as `Arc::get_mut` does.
+            atomic::fence(Ordering::Acquire);
+            mem::forget(wheel_ref);
+            return self.recycle(into_ptr(entry));
+        }
+        if entry.state.load(Ordering::Acquire) == FIRED && Arc::strong_count(entry) == 1 {
+            atomic::fence(Ordering::Acquire);
+            let ptr = into_ptr(slot.take()?);
+            // SAFETY: ours (the only reference); the pool keeps two.
+            unsafe { Arc::increment_strong_count(ptr.as_ptr()) };
+            return self.recycle(ptr);
+        }
+        None
+    }
+
+    /// Puts an unlinked entry of this worker into the pool (or frees it if
+    /// the pool is full) and returns its waker.
+    ///
+    /// `ptr` must stand for two strong references, the only ones, owned by
+    /// the caller.
+    fn recycle(&mut self, ptr: NonNull<Entry>) -> Option<Waker> {
+        // SAFETY: the caller owns every reference.
+        let waker = unsafe { exclusive(ptr) }
+            .waker
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if self.pool.len() < POOL_MAX {
-            self.pool.push(entry);
+            self.pool.push(ptr);
+        } else {
+            // SAFETY: the caller's two references; the waker is out, so
+            // dropping the entry runs no foreign code.
+            drop(unsafe { (from_ptr(ptr), from_ptr(ptr)) });
         }
         waker
     }
 
-    /// Inserts a pending entry; `false` if it is already due.
-    fn insert(&mut self, entry: &Arc<Entry>) -> bool {
-        let tick = entry.state.load(Ordering::Acquire);
-        if tick > MAX_TICK {
-            // Cancelled before the worker got to it.
-            return true;
-        }
-        match self.wheel.insert(tick, entry.clone()) {
-            Ok(key) => {
-                entry.key.store(key, Ordering::Relaxed);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Takes `entry` out of the wheel if it is there.
-    fn remove(&mut self, entry: &Arc<Entry>) -> Option<Arc<Entry>> {
-        let key = entry.key.load(Ordering::Relaxed);
-        match self.wheel.get(key) {
-            Some(e) if Arc::ptr_eq(e, entry) => self.wheel.remove(key),
-            _ => None,
+    /// Frees the spare entries.
+    fn clear_pool(&mut self) {
+        for ptr in self.pool.drain(..) {
+            // SAFETY: a spare entry's two references are the pool's.
+            drop(unsafe { (from_ptr(ptr), from_ptr(ptr)) });
         }
     }
 
@@ -329,9 +467,18 @@ impl Driver {
         self.wheel.len()
     }
 
-    /// Capacity of the wheel's node slab.
-    pub(crate) fn capacity(&self) -> usize {
-        self.wheel.capacity()
+    /// Number of spare entries kept for reuse.
+    pub(crate) fn pooled(&self) -> usize {
+        self.pool.len()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.clear_pool();
+        // Normally empty: `shut_down` drains the wheel first.
+        // SAFETY: each pointer handed out stands for the wheel's reference.
+        self.wheel.drain(|ptr| drop(unsafe { from_ptr(ptr) }));
     }
 }
 
@@ -339,7 +486,7 @@ impl Driver {
 pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
     let mut ops = mem::take(&mut driver.borrow_mut().ops);
     {
-        let mut q = remote.ops.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = remote.ops.lock().unwrap_or_else(PoisonError::into_inner);
         mem::swap(&mut q.queue, &mut ops);
         remote.has_ops.store(false, Ordering::SeqCst);
     }
@@ -349,12 +496,18 @@ pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
         for op in &ops {
             match op {
                 Op::Register(entry) => {
-                    if !d.insert(entry) {
-                        due.push(entry.clone());
+                    let tick = entry.state.load(Ordering::Acquire);
+                    if tick > MAX_TICK {
+                        // Cancelled before the worker got to it.
+                        continue;
+                    }
+                    if let Err(e) = d.link(tick, entry.clone()) {
+                        // Already due.
+                        due.push(e);
                     }
                 }
                 Op::Cancel(entry) => {
-                    if let Some(e) = d.remove(entry) {
+                    if let Some(e) = d.unlink(entry) {
                         due.push(e);
                     }
                 }
@@ -378,7 +531,9 @@ pub(crate) fn fire_due(driver: &RefCell<Driver>) {
             return;
         }
         let mut due = mem::take(&mut d.due);
-        d.wheel.advance(now_tick(), |e| due.push(e));
+        // SAFETY: each pointer handed out stands for the wheel's reference.
+        d.wheel
+            .advance(now_tick(), |ptr| due.push(unsafe { from_ptr(ptr) }));
         due
     };
     finish_all(&mut due, FIRED);
@@ -396,12 +551,18 @@ pub(crate) fn poll_timeout(driver: &RefCell<Driver>) -> Option<Duration> {
 /// left `SHUT_DOWN`, waking its waker; see "Shutdown" above.
 pub(crate) fn shut_down(driver: &RefCell<Driver>, remote: &Remote) {
     let ops = {
-        let mut q = remote.ops.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = remote.ops.lock().unwrap_or_else(PoisonError::into_inner);
         q.closed = true;
         remote.has_ops.store(false, Ordering::SeqCst);
         mem::take(&mut q.queue)
     };
-    let mut left: Vec<Arc<Entry>> = driver.borrow_mut().wheel.drain().collect();
+    let mut left = Vec::new();
+    {
+        let mut d = driver.borrow_mut();
+        d.clear_pool();
+        // SAFETY: each pointer handed out stands for the wheel's reference.
+        d.wheel.drain(|ptr| left.push(unsafe { from_ptr(ptr) }));
+    }
     for op in ops {
         if let Op::Register(e) = op {
             left.push(e);
@@ -423,69 +584,65 @@ fn finish_all(entries: &mut Vec<Arc<Entry>>, to: u64) {
 // ---------------------------------------------------------------------------
 // Future side
 
-/// One timer as its future holds it: a deadline and, once polled, the
-/// registration with its owning worker.
+/// One timer as its future holds it: a deadline and, once polled, the entry
+/// registered with its owning worker.
 #[derive(Debug)]
 pub(crate) struct Timer {
     /// Converted to a tick only on registration: a timer that is never
     /// polled (a `timeout` whose future is ready at once) costs nothing.
     deadline: Instant,
-    reg: Option<Registration>,
-}
-
-#[derive(Debug)]
-struct Registration {
-    entry: Arc<Entry>,
-    owner: Arc<WorkerShared>,
+    entry: Option<Arc<Entry>>,
 }
 
 impl Timer {
     pub(crate) fn new(deadline: Instant) -> Timer {
         Timer {
             deadline,
-            reg: None,
+            entry: None,
         }
+    }
+
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// `true` once the timer has fired (as seen by its last poll or reset).
     pub(crate) fn is_fired(&self) -> bool {
-        self.reg
+        self.entry
             .as_ref()
-            .is_some_and(|r| r.entry.state.load(Ordering::Acquire) == FIRED)
+            .is_some_and(|e| e.state.load(Ordering::Acquire) == FIRED)
     }
 
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(reg) = &self.reg {
-            match reg.entry.poll(cx.waker()) {
+        if let Some(entry) = &self.entry {
+            match entry.poll(cx.waker()) {
                 EntryPoll::Fired => return Poll::Ready(()),
                 EntryPoll::Pending => return Poll::Pending,
                 // Its runtime is gone: try the one we are polled in.
-                EntryPoll::ShutDown => self.reg = None,
+                EntryPoll::ShutDown => self.entry = None,
             }
         }
         self.register(cx)
     }
 
     fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let tick = deadline_tick(self.deadline);
         if let Some(worker) = context::try_worker() {
-            let owner = worker.shared().clone();
-            let (entry, inserted) = {
-                let mut d = worker.timers().borrow_mut();
-                let entry = d.new_entry(deadline_tick(self.deadline), cx.waker());
-                let inserted = d.insert(&entry);
-                (entry, inserted)
-            };
-            if !inserted {
+            let (entry, linked) =
+                worker
+                    .timers()
+                    .borrow_mut()
+                    .register(worker.shared(), tick, cx.waker());
+            if !linked {
                 // Already due: complete now, keeping the (fired) entry so
                 // that a later `reset` can reuse it.
                 entry.state.store(FIRED, Ordering::Release);
-                self.reg = Some(Registration { entry, owner });
+                self.entry = Some(entry);
                 return Poll::Ready(());
             }
-            self.reg = Some(Registration { entry, owner });
+            self.entry = Some(entry);
             return Poll::Pending;
         }
-        let entry = Entry::new(deadline_tick(self.deadline), cx.waker());
         let Some(handle) = context::try_handle() else {
             panic!(
                 "strata: a timer (`Sleep`, `timeout` or `Interval`) was polled outside a \
@@ -494,13 +651,14 @@ impl Timer {
             );
         };
         let owner = handle.next_worker().clone();
+        let entry = Entry::new(tick, cx.waker(), owner.clone());
         if owner.push_timer_op(Op::Register(entry.clone())).is_err() {
             panic!(
                 "strata: a timer was polled after the runtime that drives it shut down; \
                  it can never fire."
             );
         }
-        self.reg = Some(Registration { entry, owner });
+        self.entry = Some(entry);
         Poll::Pending
     }
 
@@ -509,36 +667,36 @@ impl Timer {
     /// woken so that the next poll registers the new deadline.
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
-        let Some(reg) = &self.reg else { return };
+        let Some(entry) = &self.entry else { return };
         let tick = deadline_tick(deadline);
-        let moved = context::with_worker_if(reg.owner.uid(), |w| {
-            let state = reg.entry.state.load(Ordering::Acquire);
+        let moved = context::with_worker_if(entry.owner.uid(), |w| {
+            let state = entry.state.load(Ordering::Acquire);
             if state != FIRED && state > MAX_TICK {
                 return None;
             }
             let mut d = w.timers().borrow_mut();
-            let old = d.remove(&reg.entry);
-            if old.is_none() && state != FIRED {
-                // Pending but not in the wheel: its `Register` op is still
-                // queued. Take the slow path rather than insert it twice.
-                return None;
-            }
-            reg.entry.state.store(tick, Ordering::Release);
-            let inserted = d.insert(&reg.entry);
-            Some((old, inserted))
+            let wheel_ref = match d.unlink(entry) {
+                Some(r) => r,
+                None if state == FIRED => entry.clone(),
+                // Pending but not linked: its `Register` op is still
+                // queued. Take the slow path rather than link it twice.
+                None => return None,
+            };
+            entry.state.store(tick, Ordering::Release);
+            Some(d.link(tick, wheel_ref).err())
         })
         .flatten();
         match moved {
-            Some((old, true)) => drop(old),
-            Some((old, false)) => {
+            Some(None) => {}
+            Some(Some(wheel_ref)) => {
                 // Due at once: fire it, outside the wheel's borrow.
-                drop(old);
-                if let Some(w) = reg.entry.finish(FIRED) {
+                drop(wheel_ref);
+                if let Some(w) = entry.finish(FIRED) {
                     w.wake();
                 }
             }
             None => {
-                let waker = reg.entry.take_waker();
+                let waker = entry.take_waker();
                 self.cancel();
                 if let Some(w) = waker {
                     w.wake();
@@ -548,14 +706,14 @@ impl Timer {
     }
 
     fn cancel(&mut self) {
-        let Some(Registration { entry, owner }) = self.reg.take() else {
+        let Some(entry) = self.entry.take() else {
             return;
         };
-        // The common case: dropped on the owner's thread while in its wheel.
+        let uid = entry.owner.uid();
+        // The common case: dropped on the owner's thread.
         let mut slot = Some(entry);
-        let on_owner = context::with_worker_if(owner.uid(), |w| {
-            w.timers().borrow_mut().cancel_local(&mut slot)
-        });
+        let on_owner =
+            context::with_worker_if(uid, |w| w.timers().borrow_mut().cancel_local(&mut slot));
         // Dropped after the borrow: it may be the last reference to a task.
         drop(on_owner);
         let Some(entry) = slot else { return };
@@ -564,13 +722,14 @@ impl Timer {
             // Fired or shut down: in no wheel.
             return;
         }
-        if context::with_worker_if(owner.uid(), |_| ()).is_some() {
-            // On the owner's thread but not in its wheel: the `Register` op
-            // is still queued, and the worker will skip it as cancelled.
+        if context::with_worker_if(uid, |_| ()).is_some() {
+            // On the owner's thread but not linked: the `Register` op is
+            // still queued, and the worker will skip it as cancelled.
             return;
         }
         // Elsewhere. A refused op means the owner is gone, and its wheel
         // with it.
+        let owner = entry.owner.clone();
         drop(owner.push_timer_op(Op::Cancel(entry)));
     }
 }
@@ -581,7 +740,8 @@ impl Drop for Timer {
     }
 }
 
-/// Number of timers in the current worker's wheel and its slab capacity.
+/// Number of timers in the current worker's wheel and of spare entries it
+/// keeps.
 ///
 /// # Panics
 ///
@@ -590,5 +750,5 @@ pub(crate) fn current_wheel_stats() -> (usize, usize) {
     let worker =
         context::try_worker().expect("strata: wheel stats are only available on a worker thread");
     let d = worker.timers().borrow();
-    (d.len(), d.capacity())
+    (d.len(), d.pooled())
 }

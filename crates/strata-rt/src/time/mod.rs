@@ -26,7 +26,8 @@
 //! [`Runtime::block_on`](crate::Runtime::block_on)), and keeps firing from
 //! there wherever its future moves. Dropping a timer removes it from the
 //! wheel at once. A registered timer's shared state is one small
-//! allocation, recycled by the worker when the timer is cancelled there.
+//! allocation, which the wheel links in place (no side table), recycled by
+//! the worker when the timer is cancelled there.
 //!
 //! # Panics
 //!
@@ -51,7 +52,8 @@ pub use sleep::{Sleep, sleep, sleep_until};
 pub use timeout::{Timeout, timeout, timeout_at};
 
 /// Diagnostics for tests: the number of timers in the current worker's wheel
-/// and the capacity of its node slab. Not a stable API.
+/// and the number of spare timer entries it keeps for reuse. Not a stable
+/// API.
 ///
 /// # Panics
 ///

@@ -40,7 +40,6 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// Polling the future outside a strata runtime panics.
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        deadline,
         timer: Timer::new(deadline),
     }
 }
@@ -56,14 +55,13 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// Dropping a `Sleep` before it completes has no effect beyond cancelling
 /// the timer.
 pub struct Sleep {
-    deadline: Instant,
     timer: Timer,
 }
 
 impl Sleep {
     /// The instant at which this future completes.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.timer.deadline()
     }
 
     /// `true` once the timer has fired (and a poll would return `Ready`).
@@ -92,7 +90,6 @@ impl Sleep {
     /// });
     /// ```
     pub fn reset(&mut self, deadline: Instant) {
-        self.deadline = deadline;
         self.timer.reset(deadline);
     }
 }
@@ -108,7 +105,7 @@ impl Future for Sleep {
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .field("elapsed", &self.is_elapsed())
             .finish()
     }

@@ -1,10 +1,17 @@
 //! A hierarchical timing wheel: the mechanism under every worker's timers.
 //!
-//! This module knows nothing about wakers, threads or clocks. It stores
-//! values under deadlines measured in whole milliseconds ("ticks") and hands
+//! This module knows nothing about wakers, threads or clocks. It files
+//! nodes under deadlines measured in whole milliseconds ("ticks") and hands
 //! them back once the caller says the time has come. The caller passes "now"
 //! into [`Wheel::advance`]; the wheel never reads a clock, so its tests drive
 //! time by hand and are exact.
+//!
+//! The wheel is *intrusive*: it allocates nothing and owns nothing. Each
+//! node carries its own [`Links`] (deadline, list pointers, position), the
+//! wheel threads its lists through them, and the caller keeps every linked
+//! node alive until it is removed or handed back. So a timer costs exactly
+//! its own allocation, with no side table that grows with the number of
+//! live timers.
 //!
 //! # Levels and slots
 //!
@@ -29,14 +36,14 @@
 //!
 //! So a deadline 3 ms away sits in level 0, one 10 s away in level 2, and
 //! one three days away in level 5. Every slot is a doubly linked list threaded
-//! through a slab (`prev`/`next` are slab keys), and every level keeps a
+//! through the nodes' own `prev`/`next` pointers, and every level keeps a
 //! 64-bit "occupied" mask, so:
 //!
 //! * insert is O(1): compute level and slot, push at the list head;
-//! * cancel is O(1): unlink by key, clear the mask bit if the list emptied;
+//! * cancel is O(1): unlink through the node's own pointers, clear the mask
+//!   bit if the list emptied;
 //! * finding the next deadline is O(levels): one `trailing_zeros` per level;
-//! * nothing allocates per tick; the slab grows only with the number of
-//!   *live* entries and keeps its capacity for reuse.
+//! * nothing allocates, ever: the wheel is a fixed array of list heads.
 //!
 //! # Advancing and cascading
 //!
@@ -60,21 +67,24 @@
 //!
 //! # Deadlines in the past
 //!
-//! [`Wheel::insert`] refuses a deadline at or before `elapsed` and gives the
-//! value back (`Err`), so the caller can complete it at once instead of
-//! waiting for the next advance.
+//! [`Wheel::insert`] refuses a deadline at or before `elapsed` (returns
+//! `false`, leaving the node unlinked), so the caller can complete it at
+//! once instead of waiting for the next advance.
 //!
 //! # Cross-thread use
 //!
-//! The wheel is single-threaded: each worker owns one and only the worker's
-//! thread touches it. How timers created or dropped on other threads reach
-//! it (an operation queue in the worker's shared state, and a generation-free
-//! identity check on cancel) is described in [`super::driver`].
+//! The wheel is single-threaded (it holds raw pointers, so it is neither
+//! `Send` nor `Sync`): each worker owns one and only the worker's thread
+//! touches it or the links of any node in it. How timers created or dropped on other threads reach
+//! it (an operation queue in the worker's shared state, and each node's
+//! "linked" mark, read only on the owner's thread) is described in [`super::driver`].
 
 #[cfg(test)]
 mod tests;
 
-use slab::Slab;
+use std::cell::Cell;
+use std::fmt;
+use std::ptr::NonNull;
 
 /// Bits of a tick per level.
 const BITS: u32 = 6;
@@ -84,35 +94,77 @@ const SLOTS: usize = 1 << BITS;
 pub(crate) const LEVELS: usize = 6;
 /// Ticks covered by one rotation of the top level: 2^36 ms.
 const RANGE: u64 = 1 << (BITS * LEVELS as u32);
-/// "No node": the end of a list.
-const NIL: usize = usize::MAX;
+/// The `level` of a node that is in no list.
+const UNLINKED: u8 = u8::MAX;
 
-/// A hierarchical timing wheel holding values of type `T`.
-#[derive(Debug)]
-pub(crate) struct Wheel<T> {
-    /// Every value with a deadline `<= elapsed` has been handed out; every
-    /// stored value has a deadline `> elapsed`.
-    elapsed: u64,
-    levels: [Level; LEVELS],
-    nodes: Slab<Node<T>>,
+/// The part of a node that the wheel manages: its deadline and its place in
+/// a slot's list. Plain cells: only the thread that owns the wheel the node
+/// is (or will be) linked into may touch them.
+pub(crate) struct Links<T> {
+    when: Cell<u64>,
+    prev: Cell<Option<NonNull<T>>>,
+    next: Cell<Option<NonNull<T>>>,
+    level: Cell<u8>,
+    slot: Cell<u8>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Level {
+impl<T> Links<T> {
+    /// Links of a node in no wheel.
+    pub(crate) const fn new() -> Self {
+        Links {
+            when: Cell::new(0),
+            prev: Cell::new(None),
+            next: Cell::new(None),
+            level: Cell::new(UNLINKED),
+            slot: Cell::new(0),
+        }
+    }
+
+    /// `true` while the node is in a wheel's list.
+    pub(crate) fn is_linked(&self) -> bool {
+        self.level.get() != UNLINKED
+    }
+
+    /// The deadline the node was last inserted with.
+    #[cfg(test)]
+    pub(crate) fn when(&self) -> u64 {
+        self.when.get()
+    }
+}
+
+impl<T> fmt::Debug for Links<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Links")
+            .field("when", &self.when.get())
+            .field("linked", &self.is_linked())
+            .finish()
+    }
+}
+
+/// A node type that embeds [`Links`].
+///
+/// # Safety
+///
+/// `links` must return the same `Links`, embedded in `self`, every time.
+pub(crate) unsafe trait Linked: Sized {
+    fn links(&self) -> &Links<Self>;
+}
+
+/// A hierarchical timing wheel of intrusive nodes of type `T`.
+pub(crate) struct Wheel<T: Linked> {
+    /// Every node with a deadline `<= elapsed` has been handed out; every
+    /// linked node has a deadline `> elapsed`.
+    elapsed: u64,
+    /// Number of linked nodes.
+    len: usize,
+    levels: [Level<T>; LEVELS],
+}
+
+struct Level<T> {
     /// Bit `s` is set iff slot `s` has at least one node.
     occupied: u64,
-    /// The first node of each slot's list, or `NIL`.
-    heads: [usize; SLOTS],
-}
-
-#[derive(Debug)]
-struct Node<T> {
-    when: u64,
-    prev: usize,
-    next: usize,
-    level: u8,
-    slot: u8,
-    value: T,
+    /// The first node of each slot's list.
+    heads: [Option<NonNull<T>>; SLOTS],
 }
 
 /// The earliest occupied slot.
@@ -138,16 +190,27 @@ fn slot_for(when: u64, level: usize) -> usize {
     ((when >> (BITS * level as u32)) as usize) & (SLOTS - 1)
 }
 
-impl<T> Wheel<T> {
+/// The links of a linked node.
+///
+/// # Safety
+///
+/// `node` must be alive (every linked node is, by [`Wheel::insert`]'s
+/// contract), and the returned reference must not outlive it.
+unsafe fn links<'a, T: Linked>(node: NonNull<T>) -> &'a Links<T> {
+    // SAFETY: the caller guarantees that `node` is alive.
+    unsafe { node.as_ref() }.links()
+}
+
+impl<T: Linked> Wheel<T> {
     /// An empty wheel whose clock starts at tick `now`.
     pub(crate) fn new(now: u64) -> Self {
         Wheel {
             elapsed: now,
-            levels: [Level {
+            len: 0,
+            levels: std::array::from_fn(|_| Level {
                 occupied: 0,
-                heads: [NIL; SLOTS],
-            }; LEVELS],
-            nodes: Slab::new(),
+                heads: [None; SLOTS],
+            }),
         }
     }
 
@@ -157,66 +220,65 @@ impl<T> Wheel<T> {
         self.elapsed
     }
 
-    /// Number of stored values.
+    /// Number of linked nodes.
     pub(crate) fn len(&self) -> usize {
-        self.nodes.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.len == 0
     }
 
-    /// Capacity of the node slab (for leak checks).
-    pub(crate) fn capacity(&self) -> usize {
-        self.nodes.capacity()
-    }
-
-    /// Stores `value` to be handed out at tick `when`; returns its key.
+    /// Links `node` to be handed out at tick `when`, in O(1). Returns
+    /// `false`, leaving it unlinked, if `when` is not after
+    /// [`elapsed`](Self::elapsed): it is already due.
     ///
-    /// # Errors
+    /// # Safety
     ///
-    /// Gives `value` back if `when` is not after [`elapsed`](Self::elapsed):
-    /// it is already due.
-    pub(crate) fn insert(&mut self, when: u64, value: T) -> Result<usize, T> {
+    /// `node` must be alive and in no wheel, and must stay alive (not
+    /// moved, not freed) until [`remove`](Self::remove), `advance` or
+    /// `drain` gives it back. Meanwhile its links belong to this wheel.
+    pub(crate) unsafe fn insert(&mut self, when: u64, node: NonNull<T>) -> bool {
         if when <= self.elapsed {
-            return Err(value);
+            return false;
         }
-        let key = self.nodes.insert(Node {
-            when,
-            prev: NIL,
-            next: NIL,
-            level: 0,
-            slot: 0,
-            value,
-        });
-        self.link(key);
-        Ok(key)
+        // SAFETY: `node` is alive (caller).
+        let l = unsafe { links(node) };
+        debug_assert!(!l.is_linked(), "a timer node linked twice");
+        l.when.set(when);
+        self.len += 1;
+        // SAFETY: `node` is alive and now counted as linked here.
+        unsafe { self.link(node) };
+        true
     }
 
-    /// The value stored under `key`, if any.
-    pub(crate) fn get(&self, key: usize) -> Option<&T> {
-        self.nodes.get(key).map(|n| &n.value)
-    }
-
-    /// Removes and returns the value under `key`, if any, in O(1).
-    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
-        if !self.nodes.contains(key) {
-            return None;
+    /// Unlinks `node` in O(1); `false` if it was not linked.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be alive and, if linked, linked in *this* wheel.
+    pub(crate) unsafe fn remove(&mut self, node: NonNull<T>) -> bool {
+        // SAFETY: `node` is alive (caller).
+        let l = unsafe { links(node) };
+        if !l.is_linked() {
+            return false;
         }
-        self.unlink(key);
-        Some(self.nodes.remove(key).value)
+        // SAFETY: linked here (caller), so its neighbours are alive too.
+        unsafe { self.unlink(l) };
+        self.len -= 1;
+        true
     }
 
     /// The tick at which [`advance`](Self::advance) next has work to do:
-    /// a deadline, or a slot start where values cascade to a lower level.
+    /// a deadline, or a slot start where nodes cascade to a lower level.
     /// Never before the earliest deadline's slot; `None` when empty.
     pub(crate) fn next_wakeup(&self) -> Option<u64> {
         self.next_expiration().map(|e| e.deadline)
     }
 
-    /// Hands every value whose deadline is `<= now` to `fire`, in deadline
-    /// order (at tick resolution), and moves the clock to `now`.
-    pub(crate) fn advance(&mut self, now: u64, mut fire: impl FnMut(T)) {
+    /// Hands every node whose deadline is `<= now` to `fire`, unlinked, in
+    /// deadline order (at tick resolution), and moves the clock to `now`.
+    pub(crate) fn advance(&mut self, now: u64, mut fire: impl FnMut(NonNull<T>)) {
         while let Some(exp) = self.next_expiration() {
             if exp.deadline > now {
                 break;
@@ -227,13 +289,22 @@ impl<T> Wheel<T> {
         self.elapsed = self.elapsed.max(now);
     }
 
-    /// Removes every value, in no particular order.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+    /// Unlinks every node and hands it to `f`, in no particular order.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(NonNull<T>)) {
         for level in &mut self.levels {
             level.occupied = 0;
-            level.heads = [NIL; SLOTS];
+            for head in &mut level.heads {
+                let mut cur = head.take();
+                while let Some(node) = cur {
+                    // SAFETY: linked, hence alive (insert's contract).
+                    let l = unsafe { links(node) };
+                    cur = l.next.get();
+                    l.level.set(UNLINKED);
+                    f(node);
+                }
+            }
         }
-        self.nodes.drain().map(|n| n.value)
+        self.len = 0;
     }
 
     fn next_expiration(&self) -> Option<Expiration> {
@@ -264,58 +335,82 @@ impl<T> Wheel<T> {
         None
     }
 
-    /// Empties the slot of `exp`: due values go to `fire`, others cascade.
-    fn process(&mut self, exp: Expiration, fire: &mut impl FnMut(T)) {
+    /// Empties the slot of `exp`: due nodes go to `fire`, others cascade.
+    fn process(&mut self, exp: Expiration, fire: &mut impl FnMut(NonNull<T>)) {
         let level = &mut self.levels[exp.level];
-        let mut key = std::mem::replace(&mut level.heads[exp.slot], NIL);
+        let mut cur = level.heads[exp.slot].take();
         level.occupied &= !(1 << exp.slot);
-        while key != NIL {
-            let node = &mut self.nodes[key];
-            let next = node.next;
-            if node.when <= exp.deadline {
-                fire(self.nodes.remove(key).value);
+        while let Some(node) = cur {
+            // SAFETY: linked, hence alive (insert's contract).
+            let l = unsafe { links(node) };
+            cur = l.next.get();
+            if l.when.get() <= exp.deadline {
+                l.level.set(UNLINKED);
+                self.len -= 1;
+                fire(node);
             } else {
-                self.link(key);
+                // SAFETY: as above; it stays counted as linked.
+                unsafe { self.link(node) };
             }
-            key = next;
         }
     }
 
-    /// Pushes node `key` onto the head of the list its deadline belongs to.
-    fn link(&mut self, key: usize) {
-        let elapsed = self.elapsed;
-        let node = &mut self.nodes[key];
-        let level = level_for(elapsed, node.when);
-        let slot = slot_for(node.when, level);
-        let l = &mut self.levels[level];
-        let head = l.heads[slot];
-        node.level = level as u8;
-        node.slot = slot as u8;
-        node.prev = NIL;
-        node.next = head;
-        l.heads[slot] = key;
-        l.occupied |= 1 << slot;
-        if head != NIL {
-            self.nodes[head].prev = key;
+    /// Pushes `node` onto the head of the list its deadline belongs to.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be alive, and every node in the target list too.
+    unsafe fn link(&mut self, node: NonNull<T>) {
+        // SAFETY: alive (caller).
+        let l = unsafe { links(node) };
+        let when = l.when.get();
+        let level = level_for(self.elapsed, when);
+        let slot = slot_for(when, level);
+        let lv = &mut self.levels[level];
+        let head = lv.heads[slot].replace(node);
+        lv.occupied |= 1 << slot;
+        l.level.set(level as u8);
+        l.slot.set(slot as u8);
+        l.prev.set(None);
+        l.next.set(head);
+        if let Some(h) = head {
+            // SAFETY: linked, hence alive.
+            unsafe { links(h) }.prev.set(Some(node));
         }
     }
 
-    /// Takes node `key` out of its list (it stays in the slab).
-    fn unlink(&mut self, key: usize) {
-        let node = &self.nodes[key];
-        let (prev, next) = (node.prev, node.next);
-        let (level, slot) = (node.level as usize, node.slot as usize);
-        if prev == NIL {
-            let l = &mut self.levels[level];
-            l.heads[slot] = next;
-            if next == NIL {
-                l.occupied &= !(1 << slot);
+    /// Takes a linked node out of its list.
+    ///
+    /// # Safety
+    ///
+    /// `l` must be the links of a node linked in this wheel.
+    unsafe fn unlink(&mut self, l: &Links<T>) {
+        let (prev, next) = (l.prev.get(), l.next.get());
+        match prev {
+            // SAFETY: neighbours of a linked node are linked, hence alive.
+            Some(p) => unsafe { links(p) }.next.set(next),
+            None => {
+                let lv = &mut self.levels[l.level.get() as usize];
+                let slot = l.slot.get() as usize;
+                lv.heads[slot] = next;
+                if next.is_none() {
+                    lv.occupied &= !(1 << slot);
+                }
             }
-        } else {
-            self.nodes[prev].next = next;
         }
-        if next != NIL {
-            self.nodes[next].prev = prev;
+        if let Some(n) = next {
+            // SAFETY: as above.
+            unsafe { links(n) }.prev.set(prev);
         }
+        l.level.set(UNLINKED);
+    }
+}
+
+impl<T: Linked> fmt::Debug for Wheel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wheel")
+            .field("elapsed", &self.elapsed)
+            .field("len", &self.len)
+            .finish()
     }
 }
