@@ -42,7 +42,8 @@
 //! * **On a worker thread** the timer goes straight into that worker's wheel
 //!   and that worker becomes its owner. No lock; the entry comes from the
 //!   worker's pool when it can (see "Pool" below), and then the only atomic
-//!   operation is cloning the waker.
+//!   operation is cloning the waker, and not even that when the spare
+//!   entry still holds a waker of the same task.
 //! * **On any other thread inside a runtime** (e.g. `Runtime::block_on`) an
 //!   owner is picked round-robin and a `Register` op is pushed onto its
 //!   [`Remote`] queue; the owner is woken if it sleeps (the same
@@ -79,8 +80,14 @@
 //! to the future and one to the wheel, and a timer cancelled on its owner's
 //! thread gives both back, so the "arm, then cancel" cycle neither allocates
 //! nor touches a reference count. A fired timer dropped on its owner's
-//! thread with no other reference is pooled too (one count added). Spare
-//! entries hold no waker, so the pool keeps no task alive.
+//! thread with no other reference is pooled too (one count added).
+//!
+//! A spare entry keeps the waker it had until the end of the worker's loop
+//! turn: a task that arms and cancels timers in a loop then neither clones
+//! nor drops its waker (`will_wake` decides on reuse). At the end of each
+//! turn (in [`fire_due`]) the worker drops the wakers of the entries pooled
+//! during the turn, outside any borrow, so the pool keeps no task alive
+//! past the turn it ran in.
 //!
 //! # Shutdown
 //!
@@ -316,8 +323,12 @@ pub(crate) struct Driver {
     /// A spare op buffer swapped with the remote queue.
     ops: Vec<Op>,
     /// Spare entries of this worker; each has exactly two strong
-    /// references, both held here, and no waker. See "Pool" above.
+    /// references, both held here. See "Pool" above.
     pool: Vec<NonNull<Entry>>,
+    /// The spare entries `pool[..clean]` hold no waker.
+    clean: usize,
+    /// A buffer for wakers to drop once no borrow is held.
+    wakers: Vec<Waker>,
 }
 
 /// How many spare entries a worker keeps (about 100 bytes each).
@@ -330,26 +341,35 @@ impl Driver {
             due: Vec::new(),
             ops: Vec::new(),
             pool: Vec::new(),
+            clean: 0,
+            wakers: Vec::new(),
         }
     }
 
     /// A pending entry for `tick`, owned by `owner` (this driver's worker),
     /// linked into the wheel. The flag is `false` if the deadline is already
-    /// due: the entry is then pending but not linked.
+    /// due: the entry is then pending but not linked. Also returns a spare
+    /// entry's previous waker, for the caller to drop once no borrow is held.
     fn register(
         &mut self,
         owner: &Arc<WorkerShared>,
         tick: u64,
         waker: &Waker,
-    ) -> (Arc<Entry>, bool) {
+    ) -> (Arc<Entry>, bool, Option<Waker>) {
+        let mut old = None;
         let (entry, wheel_ref) = match self.pool.pop() {
             Some(ptr) => {
+                self.clean = self.clean.min(self.pool.len());
                 // SAFETY: a spare entry's two references are the pool's,
                 // now ours: nothing else can reach it.
                 let e = unsafe { exclusive(ptr) };
                 debug_assert!(Arc::ptr_eq(&e.owner, owner));
                 *e.state.get_mut() = tick;
-                *e.waker.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
+                match e.waker.get_mut().unwrap_or_else(PoisonError::into_inner) {
+                    // The same task arming timers in a loop: keep its waker.
+                    Some(w) if w.will_wake(waker) => {}
+                    slot => old = slot.replace(waker.clone()),
+                }
                 // SAFETY: the pool's two references, handed out.
                 unsafe { (from_ptr(ptr), from_ptr(ptr)) }
             }
@@ -360,7 +380,7 @@ impl Driver {
             }
         };
         let linked = self.link(tick, wheel_ref).is_ok();
-        (entry, linked)
+        (entry, linked, old)
     }
 
     /// Links the entry of `wheel_ref`, whose reference the wheel keeps; if
@@ -401,8 +421,8 @@ impl Driver {
 
     /// Cancels the entry in `slot` on its owner's thread if that can be done
     /// here and now: if it is linked, or fired and unshared. Takes it (into
-    /// the pool) and returns its waker, for the caller to drop once no
-    /// borrow is held. Otherwise leaves `slot` alone.
+    /// the pool, with its waker) and returns a waker to drop once no borrow
+    /// is held, if any. Otherwise leaves `slot` alone.
     fn cancel_local(&mut self, slot: &mut Option<Arc<Entry>>) -> Option<Waker> {
         let entry = slot.as_ref()?;
         if let Some(wheel_ref) = self.unlink(entry) {
@@ -432,34 +452,55 @@ impl Driver {
         None
     }
 
-    /// Puts an unlinked entry of this worker into the pool (or frees it if
-    /// the pool is full) and returns its waker.
+    /// Puts an unlinked entry of this worker into the pool, waker and all
+    /// (see "Pool" above), or frees it if the pool is full and returns its
+    /// waker.
     ///
     /// `ptr` must stand for two strong references, the only ones, owned by
     /// the caller.
     fn recycle(&mut self, ptr: NonNull<Entry>) -> Option<Waker> {
+        if self.pool.len() < POOL_MAX {
+            self.pool.push(ptr);
+            return None;
+        }
         // SAFETY: the caller owns every reference.
         let waker = unsafe { exclusive(ptr) }
             .waker
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if self.pool.len() < POOL_MAX {
-            self.pool.push(ptr);
-        } else {
-            // SAFETY: the caller's two references; the waker is out, so
-            // dropping the entry runs no foreign code.
-            drop(unsafe { (from_ptr(ptr), from_ptr(ptr)) });
-        }
+        // SAFETY: the caller's two references; the waker is out, so
+        // dropping the entry runs no foreign code.
+        drop(unsafe { (from_ptr(ptr), from_ptr(ptr)) });
         waker
     }
 
-    /// Frees the spare entries.
+    /// Moves the wakers of the spare entries pooled since the last call
+    /// into `self.wakers`.
+    fn take_spare_wakers(&mut self) {
+        for &ptr in &self.pool[self.clean..] {
+            // SAFETY: a spare entry's two references are the pool's.
+            let e = unsafe { exclusive(ptr) };
+            if let Some(w) = e
+                .waker
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                self.wakers.push(w);
+            }
+        }
+        self.clean = self.pool.len();
+    }
+
+    /// Frees the spare entries, whose wakers must have been taken.
     fn clear_pool(&mut self) {
+        debug_assert_eq!(self.clean, self.pool.len(), "spare entries with wakers");
         for ptr in self.pool.drain(..) {
             // SAFETY: a spare entry's two references are the pool's.
             drop(unsafe { (from_ptr(ptr), from_ptr(ptr)) });
         }
+        self.clean = 0;
     }
 
     /// Number of timers in the wheel.
@@ -475,6 +516,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Normally there is none left: `shut_down` takes them.
+        self.take_spare_wakers();
+        self.wakers.clear();
         self.clear_pool();
         // Normally empty: `shut_down` drains the wheel first.
         // SAFETY: each pointer handed out stands for the wheel's reference.
@@ -523,8 +567,26 @@ pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
     d.due = due;
 }
 
-/// Fires every timer whose deadline has passed.
+/// Drops the wakers that spare entries kept during this loop turn, with no
+/// borrow held (dropping a waker may drop a task).
+fn release_spare_wakers(driver: &RefCell<Driver>) {
+    let mut wakers = {
+        let mut d = driver.borrow_mut();
+        if d.clean == d.pool.len() {
+            return;
+        }
+        d.take_spare_wakers();
+        mem::take(&mut d.wakers)
+    };
+    wakers.clear();
+    driver.borrow_mut().wakers = wakers;
+}
+
+/// Fires every timer whose deadline has passed. Runs once per turn of the
+/// worker's loop, which is also when the wakers spare entries kept during
+/// the turn are dropped.
 pub(crate) fn fire_due(driver: &RefCell<Driver>) {
+    release_spare_wakers(driver);
     let mut due = {
         let mut d = driver.borrow_mut();
         if d.wheel.is_empty() {
@@ -556,6 +618,7 @@ pub(crate) fn shut_down(driver: &RefCell<Driver>, remote: &Remote) {
         remote.has_ops.store(false, Ordering::SeqCst);
         mem::take(&mut q.queue)
     };
+    release_spare_wakers(driver);
     let mut left = Vec::new();
     {
         let mut d = driver.borrow_mut();
@@ -628,11 +691,12 @@ impl Timer {
     fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let tick = deadline_tick(self.deadline);
         if let Some(worker) = context::try_worker() {
-            let (entry, linked) =
+            let (entry, linked, old_waker) =
                 worker
                     .timers()
                     .borrow_mut()
                     .register(worker.shared(), tick, cx.waker());
+            drop(old_waker);
             if !linked {
                 // Already due: complete now, keeping the (fired) entry so
                 // that a later `reset` can reuse it.
