@@ -4,9 +4,9 @@
 //! cargo run --release -p strata-bench --bin timers [NAME-PREFIX [strata|tokio]]
 //! ```
 //!
-//! With a side named, only that side runs, once after a warm-up, and no
-//! table is printed: for profiling one runtime, e.g. under
-//! `valgrind --tool=callgrind`.
+//! With a side named, only that side runs (a warm-up, then the usual
+//! repetitions) and prints its median: for profiling one runtime, e.g.
+//! under `perf record` or `valgrind --tool=callgrind`.
 //!
 //! Three workloads, each run on a 2-worker runtime of both kinds,
 //! interleaved (strata, tokio, strata, tokio, ...) so that machine noise
@@ -206,8 +206,13 @@ fn main() {
                 other => panic!("unknown side {other:?}: use `strata` or `tokio`"),
             };
             f();
-            let x = measure(f);
-            println!("{name} {side}: {:?} wall, {:.2} ms CPU", x.wall, cpu_ms(&x));
+            let xs: Vec<Sample> = (0..REPS).map(|_| measure(f)).collect();
+            let wall = stats(&xs, |x| x.wall.as_secs_f64() * 1e3);
+            let cpu = stats(&xs, cpu_ms);
+            println!(
+                "{name} {side}: median {:.2} ms wall ({:.2}–{:.2}), {:.2} ms CPU ({:.2}–{:.2})",
+                wall.0, wall.1, wall.2, cpu.0, cpu.1, cpu.2
+            );
             continue;
         }
         // One warm-up each, not measured.

@@ -342,6 +342,87 @@ fn a_sleep_moved_to_another_worker_or_thread_still_fires() {
     });
 }
 
+#[test]
+#[allow(clippy::async_yields_async)] // returning registered sleeps is the point
+fn sleeps_dropped_on_another_worker_or_thread_leave_their_wheel() {
+    deadline(60, || {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        rt.block_on(async move {
+            let base = handle
+                .spawn_on(0, async { time::__wheel_stats().0 })
+                .await
+                .unwrap();
+            for target in ["worker", "block_on"] {
+                // Registered on worker 0...
+                let sleeps = handle
+                    .spawn_on(0, async {
+                        let mut all = Vec::new();
+                        for i in 0..10_000u64 {
+                            let mut s = sleep(Duration::from_secs(60 + i % 600));
+                            assert!(poll_once(&mut s).await.is_pending());
+                            all.push(s);
+                        }
+                        all
+                    })
+                    .await
+                    .unwrap();
+                // ...dropped on worker 1, or here on the block_on thread.
+                if target == "worker" {
+                    handle
+                        .spawn_on(1, async move { drop(sleeps) })
+                        .await
+                        .unwrap();
+                } else {
+                    drop(sleeps);
+                }
+                // Worker 0 applies the queued cancellations before it runs
+                // the next task.
+                let left = handle
+                    .spawn_on(0, async { time::__wheel_stats().0 })
+                    .await
+                    .unwrap();
+                assert_eq!(left, base, "{target}: cancelled timers left in the wheel");
+            }
+        });
+    });
+}
+
+#[test]
+fn a_recycled_timer_lets_go_of_its_waker_after_the_turn() {
+    struct Flag;
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {}
+    }
+    deadline(30, || {
+        let rt = rt(1);
+        let flag = Arc::new(Flag);
+        let waker = Waker::from(flag.clone());
+        rt.block_on(async {
+            spawn(async move {
+                // Armed with our own waker, then cancelled on the worker: the
+                // worker pools the entry, waker included, for reuse.
+                let mut cx = Context::from_waker(&waker);
+                let mut s = sleep(Duration::from_secs(60));
+                assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
+                drop(s);
+                drop(waker);
+            })
+            .await
+            .unwrap();
+            // A few more turns of the worker's loop.
+            for _ in 0..3 {
+                spawn(async {}).await.unwrap();
+            }
+            assert_eq!(
+                Arc::strong_count(&flag),
+                1,
+                "a spare timer entry kept a waker past its turn"
+            );
+        });
+    });
+}
+
 /// CPU time (user + system) of this process's threads whose name starts
 /// with `prefix`, from /proc. `None` where /proc is not available.
 fn threads_cpu(prefix: &str) -> Option<Duration> {

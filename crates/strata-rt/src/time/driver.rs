@@ -100,6 +100,7 @@
 //! saying that its runtime is gone, rather than hang.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::mem;
 use std::ptr::NonNull;
 use std::sync::atomic::{self, AtomicBool, AtomicU64, Ordering};
@@ -152,7 +153,6 @@ fn now_tick() -> u64 {
 // Shared entry
 
 /// The state one registered timer shares between its future and its owner.
-#[derive(Debug)]
 pub(crate) struct Entry {
     /// See "The state word" above.
     state: AtomicU64,
@@ -174,6 +174,17 @@ unsafe impl Sync for Entry {}
 unsafe impl Linked for Entry {
     fn links(&self) -> &Links<Entry> {
         &self.links
+    }
+}
+
+impl fmt::Debug for Entry {
+    // Not the links: any thread may format an entry (e.g. in a queued op),
+    // and only the owner's thread may read them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("owner", &self.owner.uid())
+            .finish_non_exhaustive()
     }
 }
 
