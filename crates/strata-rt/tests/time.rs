@@ -343,6 +343,15 @@ fn a_sleep_moved_to_another_worker_or_thread_still_fires() {
 }
 
 #[test]
+#[cfg(target_pointer_width = "64")]
+fn sleep_is_small_and_unpin() {
+    // Stored inline by the thousand (a deadline and one pointer).
+    assert_eq!(std::mem::size_of::<time::Sleep>(), 24);
+    fn unpin<T: Unpin + Send + Sync>() {}
+    unpin::<time::Sleep>();
+}
+
+#[test]
 #[allow(clippy::async_yields_async)] // returning registered sleeps is the point
 fn sleeps_dropped_on_another_worker_or_thread_leave_their_wheel() {
     deadline(60, || {
