@@ -332,3 +332,74 @@ fn a_self_waking_task_does_not_starve_sockets_on_its_worker() {
         });
     });
 }
+
+#[test]
+fn a_task_retrying_failed_io_in_a_loop_cannot_hang_runtime_shutdown() {
+    // Regression: a loop that ignores accept errors on a listener whose
+    // reactor (another worker's) had shut down got `Err` at once, forever,
+    // never yielded, and kept its own worker from ever seeing the shutdown.
+    // The cooperative budget makes such a task yield.
+    deadline(60, || {
+        for _ in 0..20 {
+            let rt = rt(2);
+            let handle = rt.handle().clone();
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                for w in 0..2 {
+                    let l = std::sync::Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+                    let l2 = l.clone();
+                    drop(handle.spawn_on(w, async move {
+                        loop {
+                            let _ = l2.accept().await;
+                        }
+                    }));
+                    drop(l);
+                }
+                drop(listener);
+            });
+            drop(rt);
+        }
+    });
+}
+
+#[test]
+fn a_task_whose_io_is_always_ready_still_lets_others_run() {
+    deadline(60, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            // 32 KiB waiting in a socket, read one byte at a time: the
+            // reader finds its socket ready 32,768 times in a row and never
+            // returns Pending by itself.
+            const TOTAL: usize = 32 * 1024;
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            // On loopback the write hands the bytes to the receiving
+            // socket before it returns.
+            peer.write_all(&[7u8; TOTAL]).unwrap();
+            let received = Arc::new(AtomicUsize::new(0));
+            let r = received.clone();
+            let reader = spawn(async move {
+                let mut buf = [0u8; 1];
+                while r.load(Ordering::SeqCst) < TOTAL {
+                    assert_eq!(conn.read(&mut buf).await.unwrap(), 1);
+                    r.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            // Spawned after the reader on the same (only) worker: it runs
+            // when the reader yields, which its budget forces long before
+            // the data is drained.
+            let r = received.clone();
+            let seen = spawn(async move { r.load(Ordering::SeqCst) })
+                .await
+                .unwrap();
+            assert!(
+                seen < TOTAL,
+                "the reader made {seen} reads without yielding"
+            );
+            reader.await.unwrap();
+            drop(peer);
+        });
+    });
+}

@@ -14,6 +14,7 @@
 
 pub(crate) mod block_on;
 pub(crate) mod blocking;
+pub(crate) mod coop;
 pub(crate) mod join;
 pub(crate) mod task;
 pub(crate) mod worker;

@@ -113,7 +113,7 @@ impl<F: Future> Future for TaskFuture<F> {
         }
         // SAFETY: see above; `inner` is not moved, only re-pinned in place.
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        match super::coop::with_budget(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Err(panic) => Poll::Ready(Err(panic)),

@@ -248,6 +248,9 @@ impl ScheduledIo {
         dir: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
         if let Some(r) = self.check(dir) {
+            // Ready: the caller will do I/O (or fail); that spends budget,
+            // so a task cannot loop on always-ready I/O without yielding.
+            std::task::ready!(crate::executor::coop::poll_proceed(cx));
             return Poll::Ready(r);
         }
         self.waiters().register(dir, cx.waker());
@@ -255,7 +258,10 @@ impl ScheduledIo {
         // the reactor sets bits *before* taking waiters, so looking again
         // after registering closes the gap.
         match self.check(dir) {
-            Some(r) => Poll::Ready(r),
+            Some(r) => {
+                std::task::ready!(crate::executor::coop::poll_proceed(cx));
+                Poll::Ready(r)
+            }
             None => Poll::Pending,
         }
     }
