@@ -134,6 +134,7 @@ impl<L: FromLine> LinesCodec<L> {
 
     /// Checks and copies out the line in `buf[..end]`, dropping `consumed`
     /// bytes (the line and its newline, if any) from `buf` either way.
+    #[inline]
     fn take_line(
         &mut self,
         buf: &mut BytesMut,
@@ -175,6 +176,7 @@ mod sealed {
 }
 
 impl FromLine for String {
+    #[inline]
     fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<String, str::Utf8Error> {
         let result = str::from_utf8(&buf[..len]).map(String::from);
         buf.advance(consumed);
@@ -183,6 +185,7 @@ impl FromLine for String {
 }
 
 impl FromLine for Line {
+    #[inline]
     fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Line, str::Utf8Error> {
         Line::take(buf, len, consumed)
     }
