@@ -11,7 +11,8 @@
 //!
 //! Each layer is its own crate (`strata-rt`, `strata-codec`,
 //! `strata-service`, `strata-proto`) and depends only on the layers below
-//! it; this crate re-exports them under one name, with a [`prelude`].
+//! it; this crate re-exports them under one name, with a [`prelude`]. New
+//! here? Read the [`guide`]: the classic line server, layer by layer.
 //!
 //! # A line server in a dozen lines
 //!
@@ -40,6 +41,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
+pub mod guide;
 
 /// The runtime: executor, reactor, sockets, timers, signals, sync.
 pub mod rt {

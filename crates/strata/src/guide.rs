@@ -1,0 +1,153 @@
+//! A guided tour: the line server of the classic example, built layer by
+//! layer, then hardened with middleware.
+//!
+//! The protocol: newline-delimited requests; `hello` answers `world`,
+//! anything else answers `idk`. Each step below adds one layer.
+//!
+//! # 1. Bytes to frames: a codec
+//!
+//! A codec turns a byte stream into frames and back. Lines are common
+//! enough that strata ships a codec for them: [`LinesCodec`] splits on
+//! `\n` (and `\r\n`), checks UTF-8, and bounds the line length so a peer
+//! cannot make the server buffer without limit.
+//!
+//! ```
+//! use strata::codec::{Decoder, LinesCodec};
+//! use strata::bytes::BytesMut;
+//!
+//! let mut codec = LinesCodec::new();
+//! let mut buf = BytesMut::from("hello\r\nwho?\n");
+//! assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("hello"));
+//! assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("who?"));
+//! assert_eq!(codec.decode(&mut buf).unwrap(), None); // needs more bytes
+//! ```
+//!
+//! [`Framed`](crate::codec::Framed) runs a codec over any socket, as a
+//! `Stream` of frames and a `Sink` of responses.
+//!
+//! # 2. Frames to requests: a protocol
+//!
+//! A protocol says what a request and a response are, which codec carries
+//! them, and what to do with bad input. Line protocols are *pipelined*: a
+//! client may send many requests before reading any answer, and answers go
+//! back in request order.
+//!
+//! ```
+//! use strata::codec::{LinesCodec, LinesCodecError};
+//! use strata::proto::pipeline::ServerProto;
+//!
+//! struct LineProto;
+//!
+//! impl ServerProto for LineProto {
+//!     type Request = String;
+//!     type Response = String;
+//!     type Codec = LinesCodec;
+//!
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new() // at most 8 KiB per line
+//!     }
+//!
+//!     // A line that is too long or not UTF-8 gets one error line, then
+//!     // the connection closes.
+//!     fn decode_error(&self, err: &LinesCodecError) -> Option<String> {
+//!         Some(format!("error: {err}"))
+//!     }
+//! }
+//! ```
+//!
+//! # 3. Requests to responses: a service
+//!
+//! A service is what you accept, what you return, how you can fail, and a
+//! function with the logic:
+//!
+//! ```
+//! use strata::service::{Service, service_fn};
+//!
+//! let hello = service_fn(|line: String| async move {
+//!     Ok::<_, std::io::Error>(if line == "hello" { "world" } else { "idk" }.to_string())
+//! });
+//! # strata::run(async {
+//! assert_eq!(hello.call("hello".into()).await.unwrap(), "world");
+//! # });
+//! ```
+//!
+//! # 4. Serving it
+//!
+//! [`TcpServer`](crate::proto::TcpServer) runs a protocol and a service on
+//! a thread-per-core runtime: one worker per core, each with its own
+//! listener, connections bounded in number, in requests in flight, in
+//! idle time and in time to send a request. `serve` returns after Ctrl-C
+//! or SIGTERM, once the requests already received are answered.
+//!
+//! ```no_run
+//! # use strata::codec::LinesCodec;
+//! # use strata::proto::pipeline::ServerProto;
+//! # struct LineProto;
+//! # impl ServerProto for LineProto {
+//! #     type Request = String;
+//! #     type Response = String;
+//! #     type Codec = LinesCodec;
+//! #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+//! # }
+//! use strata::prelude::*;
+//!
+//! let hello = service_fn(|line: String| async move {
+//!     Ok::<_, std::io::Error>(if line == "hello" { "world" } else { "idk" }.to_string())
+//! });
+//! TcpServer::new(LineProto, "127.0.0.1:12345".parse().unwrap())
+//!     .max_connections(10_000)
+//!     .serve(move || Ok(hello.clone()))
+//!     .unwrap();
+//! ```
+//!
+//! Then `nc localhost 12345`. The finished program, with command-line
+//! options and logging, is `protocols/line` in the repository
+//! (`cargo run --release --bin line-server`).
+//!
+//! # 5. Hardening it: middleware
+//!
+//! Middleware wraps a service in another service. The first layer added to
+//! a [`ServiceBuilder`](crate::service::ServiceBuilder) is the outermost:
+//! here a request is counted by the load shedder first, then bounded in
+//! time, then admitted by the concurrency limit.
+//!
+//! ```
+//! use std::time::Duration;
+//! use strata::service::limit::PermitPool;
+//! use strata::service::load_shed::Overloaded;
+//! use strata::service::timeout::Elapsed;
+//! use strata::service::{Service, ServiceBuilder, service_fn};
+//!
+//! #[derive(Debug)]
+//! enum Error {
+//!     Busy,
+//!     TooSlow,
+//! }
+//! impl From<Overloaded> for Error {
+//!     fn from(_: Overloaded) -> Self {
+//!         Error::Busy
+//!     }
+//! }
+//! impl From<Elapsed> for Error {
+//!     fn from(_: Elapsed) -> Self {
+//!         Error::TooSlow
+//!     }
+//! }
+//!
+//! let pool = PermitPool::new(100);
+//! let svc = ServiceBuilder::new()
+//!     .load_shed(pool.clone())
+//!     .timeout(Duration::from_secs(1))
+//!     .concurrency_limit_shared(pool)
+//!     .service(service_fn(|line: String| async move {
+//!         Ok::<_, Error>(if line == "hello" { "world" } else { "idk" }.to_string())
+//!     }));
+//! # strata::run(async {
+//! assert_eq!(svc.call("hello".into()).await.unwrap(), "world");
+//! # });
+//! ```
+//!
+//! Each layer's failure is its own small error type, converted into the
+//! service's error with `From`, so callers can match on what went wrong.
+//!
+//! [`LinesCodec`]: crate::codec::LinesCodec
