@@ -163,7 +163,7 @@ where
     let mut outcome: Result<(), ConnectionError> = Ok(());
     let mut timer = ConnTimer::new(config);
 
-    poll_fn(|cx| {
+    let result = poll_fn(|cx| {
         // Graceful stop: answer every complete request received so far, in
         // our buffer or the kernel's, then read no more. Checked once per
         // wake-up; its waker stays registered.
@@ -307,7 +307,36 @@ where
             }
         }
     })
-    .await
+    .await;
+    if matches!(read, Read::Failed | Read::Closing | Read::Stopped) {
+        // We closed on the peer while it may still be sending: drain what
+        // it sends for a moment, so that the kernel does not answer its
+        // data with a reset, which can destroy our final response before
+        // the peer reads it.
+        linger(framed.get_mut()).await;
+    }
+    result
+}
+
+/// Bytes and time a connection closed by the server spends draining.
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and discards until the peer closes, up to [`LINGER_BYTES`] or
+/// [`LINGER_TIME`], whichever comes first. Our write side is already shut
+/// down, so the peer has its answer and an end of stream.
+async fn linger<T: AsyncRead + Unpin>(io: &mut T) {
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch)).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = strata_rt::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Encodes one finished request's outcome: its response, or what the
