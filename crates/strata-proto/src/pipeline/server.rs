@@ -308,12 +308,15 @@ where
         }
     })
     .await;
-    if matches!(read, Read::Failed | Read::Closing | Read::Stopped) {
-        // We closed on the peer while it may still be sending: drain what
-        // it sends for a moment, so that the kernel does not answer its
-        // data with a reset, which can destroy our final response before
-        // the peer reads it.
-        linger(framed.get_mut()).await;
+    // We closed on a peer that may still be sending: drain what it sends
+    // for a moment, so that the kernel does not answer its data with a
+    // reset, which can destroy our last responses before the peer reads
+    // them. After a graceful stop the socket was drained just before, so a
+    // short linger suffices and idle connections do not hold up shutdown.
+    match read {
+        Read::Failed | Read::Closing => linger(framed.get_mut(), LINGER_TIME).await,
+        Read::Stopped => linger(framed.get_mut(), LINGER_TIME / 10).await,
+        Read::Open | Read::Eof => {}
     }
     result
 }
@@ -323,9 +326,9 @@ const LINGER_BYTES: usize = 256 * 1024;
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads and discards until the peer closes, up to [`LINGER_BYTES`] or
-/// [`LINGER_TIME`], whichever comes first. Our write side is already shut
-/// down, so the peer has its answer and an end of stream.
-async fn linger<T: AsyncRead + Unpin>(io: &mut T) {
+/// `time`, whichever comes first. Our write side is already shut down, so
+/// the peer has its answer and an end of stream.
+async fn linger<T: AsyncRead + Unpin>(io: &mut T, time: std::time::Duration) {
     let drain = async {
         let mut scratch = [0u8; 4096];
         let mut total = 0;
@@ -336,7 +339,7 @@ async fn linger<T: AsyncRead + Unpin>(io: &mut T) {
             }
         }
     };
-    let _ = strata_rt::time::timeout(LINGER_TIME, drain).await;
+    let _ = strata_rt::time::timeout(time, drain).await;
 }
 
 /// Encodes one finished request's outcome: its response, or what the
