@@ -1,19 +1,15 @@
-//! Server-wide state shared by every worker: the stop flag and the count of
-//! live connections, each with a way to wait for it.
+//! Server-wide state shared by every worker: the stop signal and the count
+//! of live connections, each with a way to wait for it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
-
-use event_listener::{Event, EventListener, Listener};
+use event_listener::{Event, Listener};
+use strata_rt::sync::{Shutdown, Triggered};
 
 /// Shared by the accept loops, the connections and the server handle.
 #[derive(Debug, Default)]
 pub(crate) struct ServerState {
-    stopping: AtomicBool,
-    stop_event: Event,
+    shutdown: Shutdown,
     live: AtomicUsize,
     drained: Event,
     /// Connections turned away because of `max_connections` (for logs and
@@ -24,38 +20,23 @@ pub(crate) struct ServerState {
 impl ServerState {
     /// Starts graceful shutdown: accept loops stop, connections finish.
     pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.stop_event.notify(usize::MAX);
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.shutdown.trigger();
     }
 
     /// Completes once `stop` has been called.
-    pub(crate) fn stopped(&self) -> Stopped<'_> {
-        Stopped {
-            state: self,
-            listener: None,
-            registered: None,
-        }
+    pub(crate) fn stopped(&self) -> Triggered {
+        self.shutdown.wait()
     }
 
-    /// Counts a new connection unless `max` are already live.
+    /// Counts a new connection unless `max` are already live. (A plain
+    /// compare-and-swap rather than a `WaitGroup`: the bound must hold
+    /// exactly when several workers accept at once.)
     pub(crate) fn try_open(&self, max: usize) -> bool {
-        let mut cur = self.live.load(Ordering::Relaxed);
-        loop {
-            if cur >= max {
-                return false;
-            }
-            match self
-                .live
-                .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
+                (cur < max).then_some(cur + 1)
+            })
+            .is_ok()
     }
 
     /// Forgets a closed connection.
@@ -95,43 +76,5 @@ pub(crate) struct ConnGuard(pub(crate) std::sync::Arc<ServerState>);
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0.close();
-    }
-}
-
-/// The future of [`ServerState::stopped`].
-///
-/// Connections poll it on every pass of their loop, so after the first
-/// poll it costs one atomic load: the listener stays registered, and is
-/// polled again only if the task's waker changed.
-pub(crate) struct Stopped<'a> {
-    state: &'a ServerState,
-    listener: Option<EventListener>,
-    registered: Option<Waker>,
-}
-
-impl Future for Stopped<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.state.is_stopping() {
-            return Poll::Ready(());
-        }
-        if self
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            return Poll::Pending;
-        }
-        let this = &mut *self;
-        let listener = this
-            .listener
-            .get_or_insert_with(|| this.state.stop_event.listen());
-        // Checked again after listening: a stop in between is not missed.
-        if this.state.is_stopping() || Pin::new(listener).poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        this.registered = Some(cx.waker().clone());
-        Poll::Pending
     }
 }
