@@ -90,6 +90,48 @@ impl<S: mio::event::Source> PollEvented<S> {
     }
 }
 
+impl<S> PollEvented<S>
+where
+    S: mio::event::Source,
+    for<'a> &'a S: io::Read + io::Write,
+{
+    /// `AsyncRead::poll_read` for a stream source.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Direction::Read, |s| io::Read::read(&mut &*s, buf))
+    }
+
+    /// `AsyncRead::poll_read_vectored` for a stream source.
+    pub(crate) fn poll_read_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Direction::Read, |s| {
+            io::Read::read_vectored(&mut &*s, bufs)
+        })
+    }
+
+    /// `AsyncWrite::poll_write` for a stream source.
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Direction::Write, |s| io::Write::write(&mut &*s, buf))
+    }
+
+    /// `AsyncWrite::poll_write_vectored` for a stream source.
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Direction::Write, |s| {
+            io::Write::write_vectored(&mut &*s, bufs)
+        })
+    }
+}
+
 impl<S: mio::event::Source> Drop for PollEvented<S> {
     fn drop(&mut self) {
         if let Some(mut io) = self.io.take() {

@@ -2,13 +2,11 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use futures_io::{AsyncRead, AsyncWrite};
 use mio::Interest;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
@@ -16,11 +14,11 @@ use crate::reactor::{Direction, PollEvented, Ready};
 
 /// A TCP connection.
 ///
-/// Implements [`AsyncRead`] and [`AsyncWrite`] (also for `&TcpStream`, so
+/// Implements [`AsyncRead`](futures_io::AsyncRead) and [`AsyncWrite`](futures_io::AsyncWrite) (also for `&TcpStream`, so
 /// one task can read while another writes through a shared reference), and
 /// splits into owned halves with [`into_split`](Self::into_split).
 ///
-/// Closing: [`AsyncWrite::poll_close`] shuts down the write direction
+/// Closing: [`AsyncWrite::poll_close`](futures_io::AsyncWrite::poll_close) shuts down the write direction
 /// (the peer reads EOF); dropping the stream closes the socket.
 ///
 /// # Examples
@@ -195,7 +193,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+        self.io.poll_read(cx, buf)
     }
 
     pub(crate) fn poll_read_vectored_priv(
@@ -203,8 +201,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Read, |s| (&*s).read_vectored(bufs))
+        self.io.poll_read_vectored(cx, bufs)
     }
 
     pub(crate) fn poll_write_priv(
@@ -212,7 +209,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+        self.io.poll_write(cx, buf)
     }
 
     pub(crate) fn poll_write_vectored_priv(
@@ -220,8 +217,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
+        self.io.poll_write_vectored(cx, bufs)
     }
 
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
@@ -241,55 +237,6 @@ impl fmt::Debug for TcpStream {
             .field("peer_addr", &self.peer_addr().ok())
             .finish()
     }
-}
-
-macro_rules! impl_async_io {
-    ($ty:ty) => {
-        impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                self.poll_read_priv(cx, buf)
-            }
-
-            fn poll_read_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &mut [IoSliceMut<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.poll_read_vectored_priv(cx, bufs)
-            }
-        }
-
-        impl AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                self.poll_write_priv(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.poll_write_vectored_priv(cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                // Writes go straight to the kernel; nothing is buffered here.
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(self.shutdown_write())
-            }
-        }
-    };
 }
 
 impl_async_io!(TcpStream);

@@ -2,20 +2,18 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Poll, ready};
 
-use futures_io::{AsyncRead, AsyncWrite};
 use mio::Interest;
 
 use super::SocketAddr;
 use crate::reactor::{Direction, PollEvented, Ready};
 
-/// A Unix domain stream connection; implements [`AsyncRead`] and
-/// [`AsyncWrite`] (also for `&UnixStream`).
+/// A Unix domain stream connection; implements [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) (also for `&UnixStream`).
 pub struct UnixStream {
     io: PollEvented<mio::net::UnixStream>,
 }
@@ -113,56 +111,6 @@ impl fmt::Debug for UnixStream {
             .field("peer_addr", &self.peer_addr().ok())
             .finish()
     }
-}
-
-macro_rules! impl_async_io {
-    ($ty:ty) => {
-        impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
-            }
-
-            fn poll_read_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &mut [IoSliceMut<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.io
-                    .poll_io(cx, Direction::Read, |s| (&*s).read_vectored(bufs))
-            }
-        }
-
-        impl AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.io
-                    .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(self.shutdown_write())
-            }
-        }
-    };
 }
 
 impl_async_io!(UnixStream);
