@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use event_listener::{Event, EventListener};
 
@@ -69,6 +69,7 @@ impl Shutdown {
         Triggered {
             inner: self.inner.clone(),
             listener: None,
+            registered: None,
         }
     }
 }
@@ -90,6 +91,10 @@ impl fmt::Debug for Shutdown {
 pub struct Triggered {
     inner: Arc<Inner>,
     listener: Option<EventListener>,
+    /// The waker the listener was last polled with. While the task polls
+    /// with a waker that wakes the same task, the listener needs no new
+    /// poll: the flag alone says whether the trigger came.
+    registered: Option<Waker>,
 }
 
 impl Future for Triggered {
@@ -100,7 +105,18 @@ impl Future for Triggered {
         loop {
             if this.inner.triggered.load(Ordering::SeqCst) {
                 this.listener = None;
+                this.registered = None;
                 return Poll::Ready(());
+            }
+            if this.listener.is_some()
+                && this
+                    .registered
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                // Polled before with this task's waker, which the trigger
+                // will wake; checked the flag above.
+                return Poll::Pending;
             }
             match &mut this.listener {
                 // Listen, then re-check the flag: a trigger in between is
@@ -108,9 +124,11 @@ impl Future for Triggered {
                 None => this.listener = Some(this.inner.event.listen()),
                 Some(l) => {
                     if Pin::new(l).poll(cx).is_pending() {
+                        this.registered = Some(cx.waker().clone());
                         return Poll::Pending;
                     }
                     this.listener = None;
+                    this.registered = None;
                 }
             }
         }
@@ -122,5 +140,46 @@ impl fmt::Debug for Triggered {
         f.debug_struct("Triggered")
             .field("triggered", &self.inner.triggered.load(Ordering::SeqCst))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_changed_waker_is_the_one_woken() {
+        let shutdown = Shutdown::new();
+        let mut wait = std::pin::pin!(shutdown.wait());
+        let (a, b) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        for _ in 0..3 {
+            assert!(
+                wait.as_mut()
+                    .poll(&mut Context::from_waker(&wa))
+                    .is_pending()
+            );
+        }
+        assert!(
+            wait.as_mut()
+                .poll(&mut Context::from_waker(&wb))
+                .is_pending()
+        );
+        shutdown.trigger();
+        assert_eq!(b.0.load(Ordering::SeqCst), 1, "the latest waker is woken");
+        assert_eq!(a.0.load(Ordering::SeqCst), 0, "the replaced waker is not");
+        assert!(wait.as_mut().poll(&mut Context::from_waker(&wb)).is_ready());
     }
 }
