@@ -63,6 +63,7 @@ mod framed_write;
 mod length_delimited;
 mod line;
 mod lines;
+mod word;
 
 pub use bytes_codec::BytesCodec;
 pub use decoder::Decoder;

@@ -5,6 +5,8 @@ use std::str;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::word;
+
 /// A line of UTF-8 text, without its line ending, that shares the read
 /// buffer it was decoded from instead of copying it.
 ///
@@ -79,6 +81,26 @@ impl Line {
         len: usize,
         consumed: usize,
     ) -> Result<Line, str::Utf8Error> {
+        if len <= word::WORD {
+            // A short line as one word (a fixed 16-byte load when the buffer
+            // holds that much): ASCII check and copy without a loop or call.
+            let w = if buf.len() >= word::WORD {
+                word::keep(word::load16(buf), len)
+            } else {
+                word::load(&buf[..len])
+            };
+            if w & word::HIGH_BITS == 0 {
+                let mut inline = [0u8; INLINE];
+                inline[..word::WORD].copy_from_slice(&w.to_le_bytes());
+                bytes::Buf::advance(buf, consumed);
+                return Ok(Line {
+                    repr: Repr::Inline {
+                        len: len as u8,
+                        buf: inline,
+                    },
+                });
+            }
+        }
         let bytes = &buf[..len];
         // Most lines are ASCII, and the ASCII test is far cheaper than a
         // full UTF-8 validation on short input.
@@ -245,5 +267,47 @@ impl From<String> for Line {
 impl From<Line> for String {
     fn from(line: Line) -> String {
         line.as_str().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(text: &str) -> Line {
+        let mut buf = BytesMut::from(format!("{text}\npadding after the line").as_bytes());
+        Line::take(&mut buf, text.len(), text.len() + 1).unwrap()
+    }
+
+    #[test]
+    fn equality_is_byte_equality_at_every_length_and_position() {
+        for n in 0..40 {
+            let text: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let line = decoded(&text);
+            assert_eq!(line, text.as_str());
+            assert_eq!(line, Line::from(text.clone()));
+            assert_ne!(line, format!("{text}x").as_str());
+            for at in 0..n {
+                let mut other = text.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                assert_ne!(line, other.as_str(), "n = {n}, at = {at}");
+                assert_ne!(line, decoded(&other));
+            }
+        }
+    }
+
+    #[test]
+    fn short_lines_are_checked_for_utf8_at_every_length() {
+        for n in 1..=17 {
+            let mut bytes = vec![b'a'; n];
+            bytes[n - 1] = 0xff;
+            bytes.push(b'\n');
+            let mut buf = BytesMut::from(&bytes[..]);
+            assert!(Line::take(&mut buf, n, n + 1).is_err(), "n = {n}");
+            assert!(buf.is_empty(), "consumed even on error");
+            let text = "é".repeat(n / 2);
+            assert_eq!(decoded(&text).as_str(), text);
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::{error, fmt, io, str};
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::{Decoder, Encoder, Line};
+use crate::{Decoder, Encoder, Line, word};
 
 /// The default maximum line length of [`LinesCodec`]: 8 KiB.
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
@@ -251,6 +251,21 @@ impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
 
     fn encode(&mut self, line: S, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
         let line = line.as_ref().as_bytes();
+        let len = line.len();
+        if len < word::WORD {
+            // A short line and its newline fit one word: check it, then
+            // append all 16 bytes and cut back to the real length (a
+            // fixed-size copy instead of a `memcpy` call).
+            let w = word::load(line);
+            if word::find(w, b'\n').is_some() {
+                return Err(LinesCodecError::EmbeddedNewline);
+            }
+            let w = w | (u128::from(b'\n') << (8 * len));
+            let start = buf.len();
+            buf.extend_from_slice(&w.to_le_bytes());
+            buf.truncate(start + len + 1);
+            return Ok(());
+        }
         if contains_newline(line) {
             return Err(LinesCodecError::EmbeddedNewline);
         }
@@ -263,78 +278,30 @@ impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
 
 /// The position of the first `\n` in `bytes`.
 ///
-/// Decoded lines are often short, so the first 16 bytes are searched
-/// inline, two words at a time, before handing the rest to `memchr`.
+/// Decoded lines are often short, so the first 16 bytes are searched as
+/// one word before handing the rest to `memchr`.
 #[inline]
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    if bytes.len() >= 16 {
-        if let Some(i) = first_newline_in_word(&bytes[..16]) {
+    if bytes.len() >= word::WORD {
+        if let Some(i) = word::find(word::load16(bytes), b'\n') {
             return Some(i);
         }
-        return memchr::memchr(b'\n', &bytes[16..]).map(|i| i + 16);
+        return memchr::memchr(b'\n', &bytes[word::WORD..]).map(|i| i + word::WORD);
     }
-    if bytes.is_empty() {
-        // A decode call before the first read, or after the last line.
-        return None;
-    }
-    // Under 16 bytes (a short request): the same word test on a zero-padded
-    // copy, with no call and no loop to mispredict.
-    first_newline_in_word(bytes)
+    // A short request: one word, no call and no loop to mispredict.
+    word::find(word::load(bytes), b'\n')
 }
 
-/// The first `\n` in `bytes` (at most 16 of them), found with one 128-bit
-/// word test on a zero-padded copy.
-#[inline]
-fn first_newline_in_word(bytes: &[u8]) -> Option<usize> {
-    let mut word = [0; 16];
-    word[..bytes.len()].copy_from_slice(bytes);
-    let x = u128::from_le_bytes(word) ^ u128::from_ne_bytes([b'\n'; 16]);
-    // The lowest flagged byte is exactly the first newline: the test can
-    // only misfire on bytes above a real match, and the zero padding never
-    // matches.
-    let found =
-        x.wrapping_sub(u128::from_ne_bytes([0x01; 16])) & !x & u128::from_ne_bytes([0x80; 16]);
-    (found != 0).then(|| found.trailing_zeros() as usize / 8)
-}
-
-/// Whether `bytes` holds a `\n`.
-///
-/// Short lines are the common case when encoding (responses), and for them
-/// a call into `memchr`, which picks its vector routine through a function
-/// pointer, costs more than the search, while a byte loop mispredicts on
-/// every new length. So lines up to 32 bytes are checked inline with a few
-/// overlapping word loads, branching only on the size class (0 to 3, 4 to
-/// 16, 17 to 32 bytes); longer ones go to `memchr`.
+/// Whether `bytes` holds a `\n`: one or two word tests up to 32 bytes,
+/// `memchr` beyond.
 #[inline]
 fn contains_newline(bytes: &[u8]) -> bool {
-    // Each word is tested with the classic "has a zero byte" trick on the
-    // word XOR newlines, which is exact for whether any byte is a newline.
-    #[inline(always)]
-    fn word4(bytes: &[u8], at: usize) -> bool {
-        let mut word = [0; 4];
-        word.copy_from_slice(&bytes[at..at + 4]);
-        let x = u32::from_ne_bytes(word) ^ u32::from_ne_bytes([b'\n'; 4]);
-        x.wrapping_sub(u32::from_ne_bytes([0x01; 4])) & !x & u32::from_ne_bytes([0x80; 4]) != 0
-    }
-    #[inline(always)]
-    fn word16(bytes: &[u8], at: usize) -> bool {
-        let mut word = [0; 16];
-        word.copy_from_slice(&bytes[at..at + 16]);
-        let x = u128::from_ne_bytes(word) ^ u128::from_ne_bytes([b'\n'; 16]);
-        x.wrapping_sub(u128::from_ne_bytes([0x01; 16])) & !x & u128::from_ne_bytes([0x80; 16]) != 0
-    }
-    let n = bytes.len();
-    match n {
-        0 => false,
-        // Positions 0, n / 2 and n - 1 cover every byte of 1 to 3.
-        1..=3 => (bytes[0] == b'\n') | (bytes[n / 2] == b'\n') | (bytes[n - 1] == b'\n'),
-        // Four 4-byte words, overlapping as needed, cover 4 to 16 bytes:
-        // the first and last, and for 8 or more the second and next to last.
-        4..=16 => {
-            let mid = (n >> 3) << 2;
-            word4(bytes, 0) | word4(bytes, n - 4) | word4(bytes, mid) | word4(bytes, n - 4 - mid)
+    match bytes.len() {
+        0..=word::WORD => word::find(word::load(bytes), b'\n').is_some(),
+        n if n <= 2 * word::WORD => {
+            word::find(word::load16(bytes), b'\n').is_some()
+                || word::find(word::load16(&bytes[n - word::WORD..]), b'\n').is_some()
         }
-        17..=32 => word16(bytes, 0) | word16(bytes, n - 16),
         _ => memchr::memchr(b'\n', bytes).is_some(),
     }
 }

@@ -108,6 +108,27 @@ proptest! {
     }
 
     #[test]
+    fn encoding_fails_exactly_on_an_embedded_newline(
+        before in prop::collection::vec(any::<u8>(), 0..40),
+        text in "[a\n\u{e9}]{0,40}",
+    ) {
+        // Lines up to 40 bytes cross every size class of the encoder's
+        // word-at-a-time path, after any amount of buffered output.
+        let mut buf = BytesMut::from(&before[..]);
+        let result = LinesCodec::new().encode(text.as_str(), &mut buf);
+        if text.contains('\n') {
+            prop_assert!(result.is_err());
+            prop_assert_eq!(&buf[..], &before[..], "a failed encode must not write");
+        } else {
+            prop_assert!(result.is_ok());
+            let mut expected = before.clone();
+            expected.extend_from_slice(text.as_bytes());
+            expected.push(b'\n');
+            prop_assert_eq!(&buf[..], &expected[..]);
+        }
+    }
+
+    #[test]
     fn length_delimited_frames_survive_any_cutting(
         config in length_delimited_config(),
         frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 0..12),
