@@ -101,34 +101,32 @@ impl ConnTimer {
             self.last_activity = now;
             self.partial_since = None;
         }
-        let (timeout, err) = match state {
-            TimerState::Busy => unreachable!("handled above"),
-            TimerState::Idle => {
-                self.partial_since = None;
-                if self.holding {
-                    let release = self.last_activity + RELEASE_AFTER;
-                    if now >= release {
-                        self.holding = false;
-                        return Poll::Ready(TimerEvent::ReleaseBuffers);
-                    }
-                }
-                (
-                    self.idle.map(|t| self.last_activity + t),
-                    ConnectionError::IdleTimeout,
-                )
-            }
-            TimerState::Partial => {
-                let since = *self.partial_since.get_or_insert(now);
-                (self.read.map(|t| since + t), ConnectionError::ReadTimeout)
-            }
+        // The timeout that applies in this state, and (idle only) when the
+        // buffers are due to be freed.
+        let idle = state == TimerState::Idle;
+        let timeout = if idle {
+            self.partial_since = None;
+            self.idle.map(|t| self.last_activity + t)
+        } else {
+            let since = *self.partial_since.get_or_insert(now);
+            self.read.map(|t| since + t)
         };
+        let release = (idle && self.holding).then(|| self.last_activity + RELEASE_AFTER);
+        if let Some(r) = release
+            && now >= r
+        {
+            self.holding = false;
+            return Poll::Ready(TimerEvent::ReleaseBuffers);
+        }
         if let Some(t) = timeout
             && now >= t
         {
-            return Poll::Ready(TimerEvent::Expired(err));
+            return Poll::Ready(TimerEvent::Expired(if idle {
+                ConnectionError::IdleTimeout
+            } else {
+                ConnectionError::ReadTimeout
+            }));
         }
-        let release =
-            (state == TimerState::Idle && self.holding).then(|| self.last_activity + RELEASE_AFTER);
         let deadline = match (timeout, release) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,

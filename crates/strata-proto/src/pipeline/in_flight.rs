@@ -49,15 +49,25 @@ impl<F: Future> InFlight<F> {
     /// Returns the output at once if the future finished on that poll and
     /// nothing is queued ahead of it; otherwise it waits in the queue.
     pub(crate) fn push(&mut self, fut: F, cx: &mut Context<'_>) -> Option<F::Output> {
+        if self.queue.is_empty() {
+            // Nothing ahead of it: run it in the spare slot, which it keeps
+            // only if it does not finish on this first poll.
+            if self.free.is_empty() {
+                self.free.push(Box::pin(None));
+            }
+            let slot = self.free.last_mut().expect("pushed above");
+            slot.set(Some(fut));
+            if let Some(out) = poll_slot(slot, cx) {
+                return Some(out);
+            }
+            let slot = self.free.pop().expect("checked above");
+            self.queue.push_back(Entry { slot, out: None });
+            return None;
+        }
         let mut slot = self.free.pop().unwrap_or_else(|| Box::pin(None));
         slot.set(Some(fut));
-        let mut entry = Entry { slot, out: None };
-        poll_entry(&mut entry, cx);
-        if self.queue.is_empty() && entry.out.is_some() {
-            self.free.push(entry.slot);
-            return entry.out;
-        }
-        self.queue.push_back(entry);
+        let out = poll_slot(&mut slot, cx);
+        self.queue.push_back(Entry { slot, out });
         None
     }
 
@@ -96,16 +106,20 @@ impl<F: Future> InFlight<F> {
 }
 
 fn poll_entry<F: Future>(e: &mut Entry<F>, cx: &mut Context<'_>) {
-    if e.out.is_some() {
-        return;
+    if e.out.is_none() {
+        e.out = poll_slot(&mut e.slot, cx);
     }
-    if let Some(fut) = e.slot.as_mut().as_pin_mut()
-        && let Poll::Ready(v) = fut.poll(cx)
-    {
-        e.out = Some(v);
-        // Drop the finished future in place, keeping the box.
-        e.slot.set(None);
-    }
+}
+
+/// Polls the future in `slot`, if any; when it finishes, drops it in place
+/// (keeping the box) and returns its output.
+fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Option<F::Output> {
+    let out = match slot.as_mut().as_pin_mut()?.poll(cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => return None,
+    };
+    slot.set(None);
+    Some(out)
 }
 
 #[cfg(test)]

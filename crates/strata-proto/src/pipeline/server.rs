@@ -156,6 +156,7 @@ where
     let mut stop = std::pin::pin!(stop);
     let mut stop_seen = false;
     let max_in_flight = config.max_in_flight.max(1);
+    let high_water_mark = framed.high_water_mark().max(1);
     let service = &service;
     let mut in_flight = InFlight::new();
     let mut read = Read::Open;
@@ -215,36 +216,51 @@ where
                     read = Read::Stopped;
                     progress = true;
                 }
-                match next {
-                    Poll::Ready(Some(Ok(req))) => {
-                        // A response ready at once, with none queued ahead of
-                        // it, goes straight to the write buffer.
-                        if let Some(out) = in_flight.push(service.call(req), cx)
-                            && let Err(e) = deliver(
-                                proto,
-                                &mut framed,
-                                out,
-                                &mut read,
-                                &mut in_flight,
-                                &mut outcome,
-                            )
-                        {
-                            return Poll::Ready(Err(e));
-                        }
-                        timer.activity();
-                        progress = true;
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        read = Read::Failed;
-                        final_response = proto.decode_error(&e);
-                        outcome = Err(ConnectionError::Decode(Box::new(e)));
-                        progress = true;
-                    }
+                let mut next = match next {
+                    Poll::Ready(Some(item)) => Some(item),
                     Poll::Ready(None) => {
                         read = Read::Eof;
                         progress = true;
+                        None
                     }
-                    Poll::Pending => {}
+                    Poll::Pending => None,
+                };
+                while let Some(item) = next.take() {
+                    progress = true;
+                    match item {
+                        Ok(req) => {
+                            // A response ready at once, with none queued
+                            // ahead of it, goes straight to the write buffer.
+                            if let Some(out) = in_flight.push(service.call(req), cx)
+                                && let Err(e) = deliver(
+                                    proto,
+                                    &mut framed,
+                                    out,
+                                    &mut read,
+                                    &mut in_flight,
+                                    &mut outcome,
+                                )
+                            {
+                                return Poll::Ready(Err(e));
+                            }
+                            timer.activity();
+                            // Burst: the requests already buffered are taken
+                            // right here, while there is room for them and
+                            // their responses, without another round of
+                            // `poll_ready` and the read state machine.
+                            if read == Read::Open
+                                && in_flight.len() < max_in_flight
+                                && framed.write_buffer().len() < high_water_mark
+                            {
+                                next = framed.try_decode_buffered().transpose();
+                            }
+                        }
+                        Err(e) => {
+                            read = Read::Failed;
+                            final_response = proto.decode_error(&e);
+                            outcome = Err(ConnectionError::Decode(Box::new(e)));
+                        }
+                    }
                 }
             }
             if progress {
