@@ -208,3 +208,23 @@ fn graceful_shutdown_answers_everything_in_flight_then_refuses_connections() {
         assert!(matches!(err, Err(_) | Ok(0)), "server still answering");
     });
 }
+
+#[test]
+fn a_connection_future_is_small() {
+    // Every open connection holds its `serve_connection` future, so its
+    // size is per-connection memory: a buffer kept in the future (as a
+    // 4 KiB drain array once was) multiplies by every idle connection.
+    let io = futures_util::io::Cursor::new(Vec::<u8>::new());
+    let service =
+        strata_service::service_fn(|req: String| async move { Ok::<_, std::io::Error>(req) });
+    let config = cfg();
+    let conn = strata_proto::pipeline::serve_connection(
+        io,
+        &TestProto,
+        service,
+        &config,
+        std::future::pending::<()>(),
+    );
+    let size = std::mem::size_of_val(&conn);
+    assert!(size <= 1024, "serve_connection future is {size} bytes");
+}

@@ -346,7 +346,9 @@ const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// the peer has its answer and an end of stream.
 async fn linger<T: AsyncRead + Unpin>(io: &mut T, time: std::time::Duration) {
     let drain = async {
-        let mut scratch = [0u8; 4096];
+        // On the heap: an array here would be part of every connection's
+        // future, 4 KiB per connection, lingering or not.
+        let mut scratch = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_BYTES {
             match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch)).await {
