@@ -44,8 +44,30 @@ fn list(args: &[String], name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+const USAGE: &str = "\
+line server benchmark: strata against tokio and a hand-written mio server
+
+usage:
+  line [--secs 5] [--reps 3] [--conns 64] [--depths 1,16] [--modes pinned,shared]
+       [--idle 10000] [--servers strata,tokio,mio]
+      run the side-by-side benchmark and print the tables
+  line serve strata|tokio|mio [--workers 1]
+      run one server on a free port of 127.0.0.1 and print its address
+  line load ADDR [--conns 64] [--depth 16] [--secs 5]
+      drive a server started separately (for profiling)";
+
+/// Prints the usage and exits with status 2 (a command-line mistake).
+fn usage_error(msg: &str) -> ! {
+    eprintln!("error: {msg}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return;
+    }
     if args.first().map(String::as_str) == Some("serve") {
         return serve(&args);
     }
@@ -53,7 +75,9 @@ fn main() {
         // Load only, against a server started separately (for profiling):
         // line load ADDR [--conns 64] [--depth 16] [--secs 5]
         let spec = LoadSpec {
-            addr: args.get(1).and_then(|a| a.parse().ok()).expect("load ADDR"),
+            addr: args.get(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+                usage_error("`load` needs a server address, like 127.0.0.1:12345")
+            }),
             conns: num(&args, "--conns", 64),
             depth: num(&args, "--depth", 16),
             request: b"hello\n".to_vec(),
@@ -234,7 +258,10 @@ fn serve(args: &[String]) {
         Some("strata") => serve_strata(workers),
         Some("tokio") => strata_bench::tokio_line::serve(workers),
         Some("mio") => strata_bench::mio_line::serve(workers),
-        other => panic!("unknown server {other:?}"),
+        other => usage_error(&format!(
+            "unknown server {:?}; use strata, tokio or mio",
+            other.unwrap_or("")
+        )),
     };
     result.expect("server");
 }
