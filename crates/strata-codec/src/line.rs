@@ -49,7 +49,8 @@ const INLINE: usize = 30;
 
 #[derive(Clone)]
 enum Repr {
-    // INVARIANT: `len <= INLINE`.
+    // INVARIANT: `len <= INLINE`. Only `buf[..len]` is the line; the bytes
+    // after it are unspecified and never read.
     Inline { len: u8, buf: [u8; INLINE] },
     Shared(Bytes),
 }
@@ -74,6 +75,22 @@ impl Line {
         }
     }
 
+    /// The line held in the low `len` (at most 16) bytes of `word`, which
+    /// the caller checked are ASCII. The bytes of `word` past `len` are
+    /// stored too but never read (see `Repr::Inline`).
+    #[inline]
+    pub(crate) fn from_ascii_word(word: u128, len: usize) -> Line {
+        debug_assert!(len <= word::WORD && word.to_le_bytes()[..len].is_ascii());
+        let mut buf = [0u8; INLINE];
+        buf[..word::WORD].copy_from_slice(&word.to_le_bytes());
+        Line {
+            repr: Repr::Inline {
+                len: len as u8,
+                buf,
+            },
+        }
+    }
+
     /// Takes the line `buf[..len]` out of `buf`, removing `consumed` bytes
     /// from its front whatever the result.
     pub(crate) fn take(
@@ -90,15 +107,8 @@ impl Line {
                 word::load(&buf[..len])
             };
             if w & word::HIGH_BITS == 0 {
-                let mut inline = [0u8; INLINE];
-                inline[..word::WORD].copy_from_slice(&w.to_le_bytes());
                 bytes::Buf::advance(buf, consumed);
-                return Ok(Line {
-                    repr: Repr::Inline {
-                        len: len as u8,
-                        buf: inline,
-                    },
-                });
+                return Ok(Line::from_ascii_word(w, len));
             }
         }
         let bytes = &buf[..len];

@@ -167,6 +167,11 @@ pub trait FromLine: Sized + sealed::Sealed {
     /// `consumed` bytes from its front whatever the result.
     #[doc(hidden)]
     fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Self, str::Utf8Error>;
+
+    /// The line held in the low `len` bytes of `word`, all ASCII (the
+    /// other bytes are to be ignored).
+    #[doc(hidden)]
+    fn from_ascii_word(word: u128, len: usize) -> Self;
 }
 
 mod sealed {
@@ -177,6 +182,13 @@ mod sealed {
 
 impl FromLine for String {
     #[inline]
+    fn from_ascii_word(word: u128, len: usize) -> String {
+        let bytes = word.to_le_bytes();
+        debug_assert!(bytes[..len].is_ascii());
+        String::from(str::from_utf8(&bytes[..len]).expect("ASCII is UTF-8"))
+    }
+
+    #[inline]
     fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<String, str::Utf8Error> {
         let result = str::from_utf8(&buf[..len]).map(String::from);
         buf.advance(consumed);
@@ -185,6 +197,11 @@ impl FromLine for String {
 }
 
 impl FromLine for Line {
+    #[inline]
+    fn from_ascii_word(word: u128, len: usize) -> Line {
+        Line::from_ascii_word(word, len)
+    }
+
     #[inline]
     fn take(buf: &mut BytesMut, len: usize, consumed: usize) -> Result<Line, str::Utf8Error> {
         Line::take(buf, len, consumed)
@@ -195,7 +212,55 @@ impl<L: FromLine> Decoder for LinesCodec<L> {
     type Item = L;
     type Error = LinesCodecError;
 
+    #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
+        // Fast path: a short ASCII line at the front of the buffer, found,
+        // checked and copied in one 16-byte word.
+        if !self.discarding && self.scanned == 0 {
+            let w = if buf.len() >= word::WORD {
+                word::load16(buf)
+            } else {
+                word::load(buf)
+            };
+            if let Some((newline, before)) = word::find_with_prefix(w, b'\n')
+                && w & before & word::HIGH_BITS == 0
+            {
+                let len = if newline > 0 && buf[newline - 1] == b'\r' {
+                    newline - 1
+                } else {
+                    newline
+                };
+                if len <= self.max_length {
+                    buf.advance(newline + 1);
+                    return Ok(Some(L::from_ascii_word(w, len)));
+                }
+            }
+        }
+        self.decode_slow(buf)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        if self.discarding {
+            buf.clear();
+            self.discarding = false;
+            return Ok(None);
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let len = buf.len();
+        self.take_line(buf, len, len).map(Some)
+    }
+}
+
+impl<L: FromLine> LinesCodec<L> {
+    /// Everything but the fast path of `decode`: long or non-ASCII lines,
+    /// partial lines, over-long input and recovery after it.
+    #[inline(never)]
+    fn decode_slow(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
         if self.discarding {
             match memchr::memchr(b'\n', buf) {
                 Some(newline) => {
@@ -228,52 +293,43 @@ impl<L: FromLine> Decoder for LinesCodec<L> {
             }
         }
     }
-
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
-        if let Some(line) = self.decode(buf)? {
-            return Ok(Some(line));
-        }
-        if self.discarding {
-            buf.clear();
-            self.discarding = false;
-            return Ok(None);
-        }
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        let len = buf.len();
-        self.take_line(buf, len, len).map(Some)
-    }
 }
 
 impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
     type Error = LinesCodecError;
 
+    #[inline]
     fn encode(&mut self, line: S, buf: &mut BytesMut) -> Result<(), LinesCodecError> {
         let line = line.as_ref().as_bytes();
         let len = line.len();
-        if len < word::WORD {
-            // A short line and its newline fit one word: check it, then
-            // append all 16 bytes and cut back to the real length (a
-            // fixed-size copy instead of a `memcpy` call).
-            let w = word::load(line);
-            if word::find(w, b'\n').is_some() {
-                return Err(LinesCodecError::EmbeddedNewline);
-            }
-            let w = w | (u128::from(b'\n') << (8 * len));
-            let start = buf.len();
-            buf.extend_from_slice(&w.to_le_bytes());
-            buf.truncate(start + len + 1);
-            return Ok(());
+        if len >= word::WORD {
+            return encode_long(line, buf);
         }
-        if contains_newline(line) {
+        // A short line and its newline fit one word: check it, then append
+        // all 16 bytes, put the newline and cut back to the real length (a
+        // fixed-size copy instead of a `memcpy` call).
+        let w = word::load(line);
+        if word::contains(w, b'\n') {
             return Err(LinesCodecError::EmbeddedNewline);
         }
-        buf.reserve(line.len() + 1);
-        buf.extend_from_slice(line);
-        buf.put_u8(b'\n');
+        let start = buf.len();
+        buf.extend_from_slice(&w.to_le_bytes());
+        buf[start + len] = b'\n';
+        buf.truncate(start + len + 1);
         Ok(())
     }
+}
+
+/// `encode` for lines of 16 bytes or more.
+#[inline(never)]
+fn encode_long(line: &[u8], buf: &mut BytesMut) -> Result<(), LinesCodecError> {
+    if contains_newline(line) {
+        return Err(LinesCodecError::EmbeddedNewline);
+    }
+    buf.reserve(line.len() + 1);
+    buf.extend_from_slice(line);
+    buf.put_u8(b'\n');
+    Ok(())
 }
 
 /// The position of the first `\n` in `bytes`.
@@ -297,10 +353,10 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 #[inline]
 fn contains_newline(bytes: &[u8]) -> bool {
     match bytes.len() {
-        0..=word::WORD => word::find(word::load(bytes), b'\n').is_some(),
+        0..=word::WORD => word::contains(word::load(bytes), b'\n'),
         n if n <= 2 * word::WORD => {
-            word::find(word::load16(bytes), b'\n').is_some()
-                || word::find(word::load16(&bytes[n - word::WORD..]), b'\n').is_some()
+            word::contains(word::load16(bytes), b'\n')
+                || word::contains(word::load16(&bytes[n - word::WORD..]), b'\n')
         }
         _ => memchr::memchr(b'\n', bytes).is_some(),
     }

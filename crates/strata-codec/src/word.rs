@@ -74,14 +74,40 @@ pub(crate) fn keep(word: u128, len: usize) -> u128 {
 }
 
 /// The index of the first byte equal to `byte` in `word`, if any.
-///
-/// The classic "has a zero byte" test on `word ^ byte…`: it can flag a byte
-/// wrongly only above a real match, so the lowest flag is exact.
 #[inline]
 pub(crate) fn find(word: u128, byte: u8) -> Option<usize> {
-    let x = word ^ u128::from_ne_bytes([byte; WORD]);
-    let found = x.wrapping_sub(u128::from_ne_bytes([0x01; WORD])) & !x & HIGH_BITS;
+    let found = flags(word, byte);
     (found != 0).then(|| found.trailing_zeros() as usize / 8)
+}
+
+/// The index of the first byte equal to `byte` in `word` and a mask of
+/// all the bits of the bytes before it, if there is one.
+#[inline]
+pub(crate) fn find_with_prefix(word: u128, byte: u8) -> Option<(usize, u128)> {
+    let found = flags(word, byte);
+    if found == 0 {
+        return None;
+    }
+    // The lowest flag is bit 7 of the matching byte; below bit 0 of that
+    // byte lie exactly the bytes before it.
+    let lowest = found & found.wrapping_neg();
+    Some((lowest.trailing_zeros() as usize / 8, (lowest >> 7) - 1))
+}
+
+/// Whether any byte of `word` equals `byte`.
+#[inline]
+pub(crate) fn contains(word: u128, byte: u8) -> bool {
+    flags(word, byte) != 0
+}
+
+/// The classic "has a zero byte" test on `word ^ byte…`: sets the high bit
+/// of each matching byte. It can flag a byte wrongly only above a real
+/// match, so the lowest flag is exact, and it is non-zero exactly when
+/// there is a match.
+#[inline]
+fn flags(word: u128, byte: u8) -> u128 {
+    let x = word ^ u128::from_ne_bytes([byte; WORD]);
+    x.wrapping_sub(u128::from_ne_bytes([0x01; WORD])) & !x & HIGH_BITS
 }
 
 #[cfg(test)]
@@ -111,8 +137,18 @@ mod tests {
                     bytes[at + 2] = b'\n';
                 }
                 assert_eq!(find(load(&bytes), b'\n'), Some(at), "{bytes:?}");
+                let (i, before) = find_with_prefix(load(&bytes), b'\n').unwrap();
+                assert_eq!(i, at);
+                assert_eq!(before, keep(u128::MAX, at), "at = {at}");
             }
             assert_eq!(find(load(&vec![0x0b; n]), b'\n'), None);
+            assert!(!contains(load(&vec![0x0b; n]), b'\n'));
+            assert_eq!(find_with_prefix(load(&vec![0x0b; n]), b'\n'), None);
+            if n > 0 {
+                let mut one = vec![0x0b; n];
+                one[n - 1] = b'\n';
+                assert!(contains(load(&one), b'\n'));
+            }
         }
         // Padding never matches, not even for a zero byte search past `n`.
         assert_eq!(find(load(b"ab"), b'\n'), None);

@@ -77,7 +77,44 @@ fn lines_input() -> impl Strategy<Value = Vec<u8>> {
     .prop_map(|ls| ls.concat())
 }
 
+/// What any correct line decoder must produce for `input`, however it is
+/// cut: one output per line (the last one may lack its newline), a
+/// trailing `\r` stripped, lines over `max` bytes too long, the rest text
+/// or invalid UTF-8.
+fn model(input: &[u8], max: usize) -> Vec<Out> {
+    let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+    let last = parts.pop().unwrap_or_default();
+    if !last.is_empty() {
+        parts.push(last);
+    }
+    parts
+        .into_iter()
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max {
+                Out::TooLong
+            } else {
+                match std::str::from_utf8(line) {
+                    Ok(text) => Out::Line(text.to_string()),
+                    Err(_) => Out::BadUtf8,
+                }
+            }
+        })
+        .collect()
+}
+
 proptest! {
+    #[test]
+    fn both_decoders_match_the_model(
+        input in lines_input(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        max in 0usize..24,
+    ) {
+        let expected = model(&input, max);
+        prop_assert_eq!(&run(LinesCodec::with_max_length(max), &input, &cuts), &expected);
+        prop_assert_eq!(&run(LinesCodec::shared().max_length(max), &input, &cuts), &expected);
+    }
+
     #[test]
     fn shared_and_string_lines_agree(input in lines_input(), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
         let a = run(LinesCodec::with_max_length(16), &input, &cuts);
