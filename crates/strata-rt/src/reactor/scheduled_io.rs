@@ -242,14 +242,35 @@ impl ScheduledIo {
     ///
     /// Several tasks may wait on the same direction; all are woken by the next
     /// event.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
+        // The common case, kept small enough to inline into every read and
+        // write: readiness already set.
+        let cur = self.readiness.load(Ordering::Acquire);
+        if cur & SHUTDOWN == 0 && cur & dir.mask() != 0 {
+            // Ready: the caller will do I/O; that spends budget, so a task
+            // cannot loop on always-ready I/O without yielding.
+            std::task::ready!(crate::executor::coop::poll_proceed(cx));
+            return Poll::Ready(Ok(ReadyEvent {
+                tick: cur >> TICK_SHIFT,
+                direction: dir,
+            }));
+        }
+        self.poll_ready_slow(cx, dir)
+    }
+
+    /// `poll_ready` when not ready (or shut down): register, then look again.
+    #[inline(never)]
+    fn poll_ready_slow(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
         if let Some(r) = self.check(dir) {
-            // Ready: the caller will do I/O (or fail); that spends budget,
-            // so a task cannot loop on always-ready I/O without yielding.
             std::task::ready!(crate::executor::coop::poll_proceed(cx));
             return Poll::Ready(r);
         }
