@@ -214,6 +214,11 @@ impl<L: FromLine> Decoder for LinesCodec<L> {
 
     #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<L>, LinesCodecError> {
+        if buf.is_empty() {
+            // Nothing to decode (and nothing to discard), in any state.
+            self.scanned = 0;
+            return Ok(None);
+        }
         // Fast path: a short ASCII line at the front of the buffer, found,
         // checked and copied in one 16-byte word.
         if !self.discarding && self.scanned == 0 {
