@@ -242,6 +242,7 @@ impl ReadState {
     }
 
     /// After a frame was taken: free the buffer if it is empty and large.
+    #[inline]
     fn after_frame(&mut self) {
         if self.release_idle && self.buffer.is_empty() && self.buffer.capacity() >= LARGE_BUFFER {
             self.buffer = BytesMut::new();
@@ -362,11 +363,27 @@ impl WriteState {
 
     /// Ready while the buffer is under the high-water mark; at or over it,
     /// writes until it is under again.
+    #[inline]
     pub(crate) fn poll_ready<T, E>(
         &mut self,
         io: &mut T,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), E>>
+    where
+        T: AsyncWrite + Unpin,
+        E: From<io::Error>,
+    {
+        // Checked before every frame: the common under-the-mark case is
+        // inlined, the writing loop is not.
+        if self.buffer.len() < self.high_water_mark.max(1) {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_drain_to_mark(io, cx)
+    }
+
+    /// Writes until the buffer is under the high-water mark.
+    #[inline(never)]
+    fn poll_drain_to_mark<T, E>(&mut self, io: &mut T, cx: &mut Context<'_>) -> Poll<Result<(), E>>
     where
         T: AsyncWrite + Unpin,
         E: From<io::Error>,
