@@ -9,26 +9,10 @@
 //!   │ stop if shutdown was requested                               │
 //!   │ poll the reactor:                                            │
 //!   │   work left  → timeout 0 (just collect I/O events)           │
-//!   │   no work, first time since the last task ran                │
-//!   │              → yield the core, then timeout 0                │
 //!   │   no work    → announce `sleeping`, re-check the remote flag,│
 //!   │                then block until an event or a remote wake    │
 //!   └──────────────────────────────────────────────────────────────┘
 //! ```
-//!
-//! # Yielding before blocking
-//!
-//! When its workers share cores with other busy threads (a load generator,
-//! other services), a worker that blocks as soon as it runs out of work is
-//! descheduled and woken again for every few events, and its connections
-//! wait for it. Yielding once first lets whatever else is runnable on the
-//! core go ahead (often the peer that is about to send more), and the
-//! non-blocking poll after it usually finds that work ready. On an idle
-//! machine the yield returns at once; it costs one `sched_yield` and one
-//! extra `epoll_wait` per transition to idle, and never spins: the next
-//! time round, with still no work, the worker blocks. On this 2-core
-//! machine it cut the line server's context switches with shared cores
-//! from 77,499 to 9,250 in 3 s (tokio: 37,520); see BENCHMARKS.md.
 //!
 //! # Waking a sleeping worker
 //!
@@ -329,8 +313,6 @@ impl Worker {
 
     fn run_loop(&mut self, local: &WorkerLocal) {
         let shared = &*self.shared;
-        // Whether the worker yielded its core since it last ran a task.
-        let mut yielded = false;
         loop {
             if shared.has_remote.load(Ordering::Acquire) {
                 local.drain_remote();
@@ -341,10 +323,7 @@ impl Worker {
             }
             for _ in 0..BUDGET {
                 match local.pop() {
-                    Some(r) => {
-                        task::run(r);
-                        yielded = false;
-                    }
+                    Some(r) => task::run(r),
                     None => break,
                 }
             }
@@ -352,15 +331,6 @@ impl Worker {
                 return;
             }
             let timeout = if local.has_work() || shared.has_remote.load(Ordering::Acquire) {
-                Some(Duration::ZERO)
-            } else if !yielded {
-                // Out of work: before blocking, give the core to whatever
-                // else is runnable on it (on a shared core, often the peer
-                // that is about to send us more), then look once more
-                // without waiting. Blocking and being woken costs far more
-                // than a yield when the next event is a moment away.
-                yielded = true;
-                std::thread::yield_now();
                 Some(Duration::ZERO)
             } else {
                 shared.sleeping.store(true, Ordering::SeqCst);
