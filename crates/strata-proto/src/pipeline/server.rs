@@ -216,19 +216,11 @@ where
                     read = Read::Stopped;
                     progress = true;
                 }
-                let mut next = match next {
-                    Poll::Ready(Some(item)) => Some(item),
-                    Poll::Ready(None) => {
-                        read = Read::Eof;
+                match next {
+                    Poll::Ready(Some(Ok(first))) => {
                         progress = true;
-                        None
-                    }
-                    Poll::Pending => None,
-                };
-                while let Some(item) = next.take() {
-                    progress = true;
-                    match item {
-                        Ok(req) => {
+                        let mut req = first;
+                        loop {
                             // A response ready at once, with none queued
                             // ahead of it, goes straight to the write buffer.
                             if let Some(out) = in_flight.push(service.call(req), cx)
@@ -248,19 +240,35 @@ where
                             // right here, while there is room for them and
                             // their responses, without another round of
                             // `poll_ready` and the read state machine.
-                            if read == Read::Open
-                                && in_flight.len() < max_in_flight
-                                && framed.write_buffer().len() < high_water_mark
+                            if read != Read::Open
+                                || in_flight.len() >= max_in_flight
+                                || framed.write_buffer().len() >= high_water_mark
                             {
-                                next = framed.try_decode_buffered().transpose();
+                                break;
+                            }
+                            match framed.try_decode_buffered() {
+                                Ok(Some(next)) => req = next,
+                                Ok(None) => break,
+                                Err(e) => {
+                                    read = Read::Failed;
+                                    final_response = proto.decode_error(&e);
+                                    outcome = Err(ConnectionError::Decode(Box::new(e)));
+                                    break;
+                                }
                             }
                         }
-                        Err(e) => {
-                            read = Read::Failed;
-                            final_response = proto.decode_error(&e);
-                            outcome = Err(ConnectionError::Decode(Box::new(e)));
-                        }
                     }
+                    Poll::Ready(Some(Err(e))) => {
+                        read = Read::Failed;
+                        final_response = proto.decode_error(&e);
+                        outcome = Err(ConnectionError::Decode(Box::new(e)));
+                        progress = true;
+                    }
+                    Poll::Ready(None) => {
+                        read = Read::Eof;
+                        progress = true;
+                    }
+                    Poll::Pending => {}
                 }
             }
             if progress {
