@@ -82,22 +82,43 @@ pub(crate) fn find(word: u128, byte: u8) -> Option<usize> {
 
 /// The index of the first byte equal to `byte` in `word` and a mask of
 /// all the bits of the bytes before it, if there is one.
+///
+/// Works on the two 64-bit halves, low half first: short lines end there,
+/// and 64-bit arithmetic needs no carries between registers.
 #[inline]
 pub(crate) fn find_with_prefix(word: u128, byte: u8) -> Option<(usize, u128)> {
-    let found = flags(word, byte);
-    if found == 0 {
-        return None;
+    let lo = flags64(word as u64, byte);
+    if lo != 0 {
+        // The lowest flag is bit 7 of the matching byte; below bit 0 of
+        // that byte lie exactly the bytes before it.
+        let lowest = lo & lo.wrapping_neg();
+        return Some((
+            lowest.trailing_zeros() as usize / 8,
+            u128::from((lowest >> 7) - 1),
+        ));
     }
-    // The lowest flag is bit 7 of the matching byte; below bit 0 of that
-    // byte lie exactly the bytes before it.
-    let lowest = found & found.wrapping_neg();
-    Some((lowest.trailing_zeros() as usize / 8, (lowest >> 7) - 1))
+    let hi = flags64((word >> 64) as u64, byte);
+    if hi != 0 {
+        let lowest = hi & hi.wrapping_neg();
+        return Some((
+            8 + lowest.trailing_zeros() as usize / 8,
+            u128::from(u64::MAX) | (u128::from((lowest >> 7) - 1) << 64),
+        ));
+    }
+    None
+}
+
+/// [`flags`] on one 64-bit half.
+#[inline]
+fn flags64(half: u64, byte: u8) -> u64 {
+    let x = half ^ u64::from_ne_bytes([byte; 8]);
+    x.wrapping_sub(u64::from_ne_bytes([0x01; 8])) & !x & u64::from_ne_bytes([0x80; 8])
 }
 
 /// Whether any byte of `word` equals `byte`.
 #[inline]
 pub(crate) fn contains(word: u128, byte: u8) -> bool {
-    flags(word, byte) != 0
+    flags64(word as u64, byte) | flags64((word >> 64) as u64, byte) != 0
 }
 
 /// The classic "has a zero byte" test on `word ^ byte…`: sets the high bit
