@@ -325,13 +325,21 @@ impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
     }
 }
 
-/// `encode` for lines of 16 bytes or more.
+/// `encode` for lines of 16 bytes or more. The embedded-newline check is
+/// two (possibly overlapping) word tests up to 32 bytes, `memchr` beyond.
 #[inline(never)]
 fn encode_long(line: &[u8], buf: &mut BytesMut) -> Result<(), LinesCodecError> {
-    if contains_newline(line) {
+    let n = line.len();
+    let newline = if n <= 2 * word::WORD {
+        word::contains(word::load16(line), b'\n')
+            || word::contains(word::load16(&line[n - word::WORD..]), b'\n')
+    } else {
+        memchr::memchr(b'\n', line).is_some()
+    };
+    if newline {
         return Err(LinesCodecError::EmbeddedNewline);
     }
-    buf.reserve(line.len() + 1);
+    buf.reserve(n + 1);
     buf.extend_from_slice(line);
     buf.put_u8(b'\n');
     Ok(())
@@ -351,20 +359,6 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
     }
     // A short request: one word, no call and no loop to mispredict.
     word::find(word::load(bytes), b'\n')
-}
-
-/// Whether `bytes` holds a `\n`: one or two word tests up to 32 bytes,
-/// `memchr` beyond.
-#[inline]
-fn contains_newline(bytes: &[u8]) -> bool {
-    match bytes.len() {
-        0..=word::WORD => word::contains(word::load(bytes), b'\n'),
-        n if n <= 2 * word::WORD => {
-            word::contains(word::load16(bytes), b'\n')
-                || word::contains(word::load16(&bytes[n - word::WORD..]), b'\n')
-        }
-        _ => memchr::memchr(b'\n', bytes).is_some(),
-    }
 }
 
 /// An error from [`LinesCodec`].

@@ -76,8 +76,7 @@ pub(crate) fn keep(word: u128, len: usize) -> u128 {
 /// The index of the first byte equal to `byte` in `word`, if any.
 #[inline]
 pub(crate) fn find(word: u128, byte: u8) -> Option<usize> {
-    let found = flags(word, byte);
-    (found != 0).then(|| found.trailing_zeros() as usize / 8)
+    find_with_prefix(word, byte).map(|(i, _)| i)
 }
 
 /// The index of the first byte equal to `byte` in `word` and a mask of
@@ -108,7 +107,10 @@ pub(crate) fn find_with_prefix(word: u128, byte: u8) -> Option<(usize, u128)> {
     None
 }
 
-/// [`flags`] on one 64-bit half.
+/// The classic "has a zero byte" test on `half ^ byte…`: sets the high
+/// bit of each matching byte. It can flag a byte wrongly only above a real
+/// match, so the lowest flag is exact, and it is non-zero exactly when
+/// there is a match.
 #[inline]
 fn flags64(half: u64, byte: u8) -> u64 {
     let x = half ^ u64::from_ne_bytes([byte; 8]);
@@ -119,16 +121,6 @@ fn flags64(half: u64, byte: u8) -> u64 {
 #[inline]
 pub(crate) fn contains(word: u128, byte: u8) -> bool {
     flags64(word as u64, byte) | flags64((word >> 64) as u64, byte) != 0
-}
-
-/// The classic "has a zero byte" test on `word ^ byte…`: sets the high bit
-/// of each matching byte. It can flag a byte wrongly only above a real
-/// match, so the lowest flag is exact, and it is non-zero exactly when
-/// there is a match.
-#[inline]
-fn flags(word: u128, byte: u8) -> u128 {
-    let x = word ^ u128::from_ne_bytes([byte; WORD]);
-    x.wrapping_sub(u128::from_ne_bytes([0x01; WORD])) & !x & HIGH_BITS
 }
 
 #[cfg(test)]
