@@ -217,10 +217,19 @@ where
                     progress = true;
                 }
                 match next {
-                    Poll::Ready(Some(Ok(first))) => {
+                    Poll::Ready(Some(first)) => {
                         progress = true;
-                        let mut req = first;
+                        let mut item = first;
                         loop {
+                            let req = match item {
+                                Ok(req) => req,
+                                Err(e) => {
+                                    read = Read::Failed;
+                                    final_response = proto.decode_error(&e);
+                                    outcome = Err(ConnectionError::Decode(Box::new(e)));
+                                    break;
+                                }
+                            };
                             // A response ready at once, with none queued
                             // ahead of it, goes straight to the write buffer.
                             if let Some(out) = in_flight.push(service.call(req), cx)
@@ -246,23 +255,12 @@ where
                             {
                                 break;
                             }
-                            match framed.try_decode_buffered() {
-                                Ok(Some(next)) => req = next,
+                            item = match framed.try_decode_buffered() {
+                                Ok(Some(req)) => Ok(req),
                                 Ok(None) => break,
-                                Err(e) => {
-                                    read = Read::Failed;
-                                    final_response = proto.decode_error(&e);
-                                    outcome = Err(ConnectionError::Decode(Box::new(e)));
-                                    break;
-                                }
-                            }
+                                Err(e) => Err(e),
+                            };
                         }
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        read = Read::Failed;
-                        final_response = proto.decode_error(&e);
-                        outcome = Err(ConnectionError::Decode(Box::new(e)));
-                        progress = true;
                     }
                     Poll::Ready(None) => {
                         read = Read::Eof;
