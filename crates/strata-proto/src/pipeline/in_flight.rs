@@ -49,24 +49,18 @@ impl<F: Future> InFlight<F> {
     /// Returns the output at once if the future finished on that poll and
     /// nothing is queued ahead of it; otherwise it waits in the queue.
     pub(crate) fn push(&mut self, fut: F, cx: &mut Context<'_>) -> Option<F::Output> {
-        if self.queue.is_empty() {
-            // Nothing ahead of it: run it in the spare slot, which it keeps
-            // only if it does not finish on this first poll.
-            if self.free.is_empty() {
-                self.free.push(Box::pin(None));
-            }
-            let slot = self.free.last_mut().expect("pushed above");
-            slot.set(Some(fut));
-            if let Some(out) = poll_slot(slot, cx) {
-                return Some(out);
-            }
-            let slot = self.free.pop().expect("checked above");
-            self.queue.push_back(Entry { slot, out: None });
-            return None;
+        // Run it in the spare slot, which it keeps only if it has to wait:
+        // unfinished, or finished behind others still queued.
+        if self.free.is_empty() {
+            self.free.push(Box::pin(None));
         }
-        let mut slot = self.free.pop().unwrap_or_else(|| Box::pin(None));
+        let slot = self.free.last_mut().expect("a spare slot");
         slot.set(Some(fut));
-        let out = poll_slot(&mut slot, cx);
+        let out = poll_slot(slot, cx);
+        if out.is_some() && self.queue.is_empty() {
+            return out;
+        }
+        let slot = self.free.pop().expect("a spare slot");
         self.queue.push_back(Entry { slot, out });
         None
     }
