@@ -1,13 +1,64 @@
-//! The tokio peer: the line protocol on tokio's multi-thread runtime with
-//! tokio-util's `LinesCodec` and `Framed`, written the idiomatic way
-//! (`framed.next().await`, `framed.send(response).await`).
+//! The tokio peers: the line protocol on tokio's multi-thread runtime with
+//! tokio-util's `LinesCodec` and `Framed`, in the two idiomatic shapes.
+//!
+//! * `tokio`: one `framed.send(response).await` per request. `send` flushes,
+//!   so each response is its own `write`, however many requests arrived
+//!   together.
+//! * `tokio-batch`: `stream.map(respond).forward(sink)`. `Forward` feeds
+//!   responses without flushing and flushes once the request stream has
+//!   nothing buffered, so a pipelined batch is answered with one `write`,
+//!   as strata and the mio server do.
+
+use std::future::Future;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_util::codec::{Framed, LinesCodec};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
-/// Serves forever on a fresh loopback port with `threads` workers; prints
-/// `listening <addr>` once bound.
+const MAX_LINE: usize = 8192;
+
+/// The protocol: `hello` answers `world`, other lines `idk`, a bad line an
+/// error (after which the connection closes).
+fn respond(line: &Result<String, LinesCodecError>) -> String {
+    match line {
+        Ok(l) if l == "hello" => "world".to_string(),
+        Ok(_) => "idk".to_string(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Serves forever on a fresh loopback port with `threads` workers, one
+/// request, one flushed response; prints `listening <addr>` once bound.
 pub fn serve(threads: usize) -> std::io::Result<()> {
+    run(threads, |stream| async move {
+        let mut framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+        while let Some(line) = framed.next().await {
+            if framed.send(respond(&line)).await.is_err() || line.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Like [`serve`], but answers with `forward`, one flush per batch.
+pub fn serve_batched(threads: usize) -> std::io::Result<()> {
+    run(threads, |stream| async move {
+        let (sink, stream) = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE)).split();
+        // Stop after the first bad line, once its error line is sent.
+        let responses = stream.scan(false, |failed, line| {
+            let out = (!*failed).then(|| Ok(respond(&line)));
+            *failed |= line.is_err();
+            std::future::ready(out)
+        });
+        let _ = responses.forward(sink).await;
+    })
+}
+
+fn run<F, Fut>(threads: usize, conn: F) -> std::io::Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -20,22 +71,7 @@ pub fn serve(threads: usize) -> std::io::Result<()> {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut framed = Framed::new(stream, LinesCodec::new_with_max_length(8192));
-                while let Some(line) = framed.next().await {
-                    let response = match line {
-                        Ok(l) if l == "hello" => "world".to_string(),
-                        Ok(_) => "idk".to_string(),
-                        Err(e) => {
-                            let _ = framed.send(format!("error: {e}")).await;
-                            break;
-                        }
-                    };
-                    if framed.send(response).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            tokio::spawn(conn(stream));
         }
     })
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p strata-bench --bin line -- [--secs 5] [--reps 3] [--conns 64]
-//!       [--depths 1,16] [--modes pinned,shared] [--idle 10000] [--servers strata,tokio,mio]
+//!       [--depths 1,16] [--modes pinned,shared] [--idle 10000] [--servers strata,tokio,tokio-batch,mio]
 //! ```
 //!
 //! * pinned: each server runs one worker pinned to CPU 0, the load
@@ -49,9 +49,9 @@ line server benchmark: strata against tokio and a hand-written mio server
 
 usage:
   line [--secs 5] [--reps 3] [--conns 64] [--depths 1,16] [--modes pinned,shared]
-       [--idle 10000] [--servers strata,tokio,mio]
+       [--idle 10000] [--servers strata,tokio,tokio-batch,mio]
       run the side-by-side benchmark and print the tables
-  line serve strata|tokio|mio [--workers 1]
+  line serve strata|tokio|tokio-batch|mio [--workers 1]
       run one server on a free port of 127.0.0.1 and print its address
   line load ADDR [--conns 64] [--depth 16] [--secs 5]
       drive a server started separately (for profiling)";
@@ -86,7 +86,8 @@ fn main() {
         };
         let r = loadgen::run(&spec).expect("load run");
         println!(
-            "{:.0} req/s, p50 {} us, p99 {} us",
+            "{} responses, {:.0} req/s, p50 {} us, p99 {} us",
+            r.responses,
             r.responses as f64 / r.elapsed.as_secs_f64(),
             r.latency_us.value_at_quantile(0.5),
             r.latency_us.value_at_quantile(0.99)
@@ -102,7 +103,7 @@ fn main() {
         .filter_map(|d| d.parse().ok())
         .collect();
     let modes = list(&args, "--modes", "pinned,shared");
-    let servers = list(&args, "--servers", "strata,tokio,mio");
+    let servers = list(&args, "--servers", "strata,tokio,tokio-batch,mio");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     raise_fd_limit((idle as u64) * 2 + 1000);
 
@@ -211,21 +212,23 @@ fn print_rows(rows: &[Row]) {
             .map(|r| median(&r.rate))
     };
     let tokio = of("tokio");
+    let batch = of("tokio-batch");
     let mio = of("mio");
     println!(
-        "| server | req/s | vs tokio | vs mio | p50 us | p99 us | user us/req | sys us/req | spread | client cpu |"
+        "| server | req/s | vs tokio | vs tokio-batch | vs mio | p50 us | p99 us | user us/req | sys us/req | spread | client cpu |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let m = median(&r.rate);
         let lo = r.rate.iter().cloned().fold(f64::INFINITY, f64::min) / m;
         let hi = r.rate.iter().cloned().fold(0.0, f64::max) / m;
         let ratio = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", m / b));
         println!(
-            "| {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% |",
+            "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% |",
             r.name,
             m,
             ratio(tokio),
+            ratio(batch),
             ratio(mio),
             median(&r.p50),
             median(&r.p99),
@@ -257,9 +260,10 @@ fn serve(args: &[String]) {
     let result = match args.get(1).map(String::as_str) {
         Some("strata") => serve_strata(workers),
         Some("tokio") => strata_bench::tokio_line::serve(workers),
+        Some("tokio-batch") => strata_bench::tokio_line::serve_batched(workers),
         Some("mio") => strata_bench::mio_line::serve(workers),
         other => usage_error(&format!(
-            "unknown server {:?}; use strata, tokio or mio",
+            "unknown server {:?}; use strata, tokio, tokio-batch or mio",
             other.unwrap_or("")
         )),
     };
