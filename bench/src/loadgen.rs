@@ -29,6 +29,85 @@ pub struct LoadSpec {
     pub response: Vec<u8>,
     /// How long to keep issuing requests.
     pub duration: Duration,
+    /// Where the live progress line goes.
+    pub progress: Progress,
+}
+
+/// The live progress line: once a second, the run's elapsed time, the
+/// rate over that second, and the responses so far, on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// No progress line.
+    Off,
+    /// Rewritten in place (`\r`) on a terminal, erased at the end; a line
+    /// per second when standard error is not a terminal.
+    Live,
+}
+
+impl Progress {
+    /// `Live` when standard error is a terminal, `Off` otherwise (so that
+    /// logs of scripted runs hold only the results).
+    pub fn on_terminal() -> Progress {
+        use std::io::IsTerminal;
+        if io::stderr().is_terminal() {
+            Progress::Live
+        } else {
+            Progress::Off
+        }
+    }
+}
+
+/// Prints the progress line once a second.
+struct Meter {
+    mode: Progress,
+    terminal: bool,
+    start: Instant,
+    next: Instant,
+    last_count: u64,
+    last_at: Instant,
+}
+
+impl Meter {
+    fn new(mode: Progress, start: Instant) -> Meter {
+        use std::io::IsTerminal;
+        Meter {
+            mode,
+            terminal: io::stderr().is_terminal(),
+            start,
+            next: start + Duration::from_secs(1),
+            last_count: 0,
+            last_at: start,
+        }
+    }
+
+    fn tick(&mut self, now: Instant, responses: u64) {
+        if self.mode == Progress::Off || now < self.next {
+            return;
+        }
+        let rate = (responses - self.last_count) as f64
+            / now.duration_since(self.last_at).as_secs_f64().max(1e-9);
+        let line = format!(
+            "  {:>4.0} s  {:>11.0} req/s  {:>12} responses",
+            now.duration_since(self.start).as_secs_f64(),
+            rate,
+            responses
+        );
+        if self.terminal {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        self.last_count = responses;
+        self.last_at = now;
+        self.next = now + Duration::from_secs(1);
+    }
+
+    fn finish(&self) {
+        if self.mode == Progress::Live && self.terminal && self.last_count > 0 {
+            // Erase the line, so that the caller's results start clean.
+            eprint!("\r{:60}\r", "");
+        }
+    }
 }
 
 /// What a run measured.
@@ -131,8 +210,10 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
     let mut responses = 0u64;
     let mut readbuf = vec![0u8; 64 * 1024];
     let mut outstanding: usize = spec.conns * spec.depth;
+    let mut meter = Meter::new(spec.progress, start);
     while outstanding > 0 {
         let now = Instant::now();
+        meter.tick(now, responses);
         if now >= deadline + Duration::from_secs(5) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -210,6 +291,7 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
     }
     let elapsed = start.elapsed();
     let cpu1 = crate::report::process_cpu();
+    meter.finish();
     Ok(LoadResult {
         responses,
         elapsed,

@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use strata_bench::loadgen::{self, LoadSpec};
+use strata_bench::loadgen::{self, LoadSpec, Progress};
 use strata_bench::server_proc::{self, ServerProc};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -54,7 +54,23 @@ usage:
   line serve strata|tokio|tokio-batch|mio [--workers 1]
       run one server on a free port of 127.0.0.1 and print its address
   line load ADDR [--conns 64] [--depth 16] [--secs 5]
-      drive a server started separately (for profiling)";
+      drive a server started separately (for profiling)
+
+A progress line (seconds, requests/s over the last second, responses)
+shows on standard error while the load runs, when that is a terminal;
+--progress prints it anyway, --quiet never.";
+
+/// The live progress line: on a terminal unless `--quiet`, always with
+/// `--progress` (a line per second when not on a terminal).
+fn progress(args: &[String]) -> Progress {
+    if args.iter().any(|a| a == "--progress") {
+        Progress::Live
+    } else if args.iter().any(|a| a == "--quiet") {
+        Progress::Off
+    } else {
+        Progress::on_terminal()
+    }
+}
 
 /// Prints the usage and exits with status 2 (a command-line mistake).
 fn usage_error(msg: &str) -> ! {
@@ -83,6 +99,7 @@ fn main() {
             request: b"hello\n".to_vec(),
             response: b"world\n".to_vec(),
             duration: Duration::from_secs(num(&args, "--secs", 5)),
+            progress: progress(&args),
         };
         let r = loadgen::run(&spec).expect("load run");
         println!(
@@ -133,6 +150,7 @@ fn main() {
                         request: b"hello\n".to_vec(),
                         response: b"world\n".to_vec(),
                         duration: Duration::from_secs(secs),
+                        progress: progress(&args),
                     };
                     let (u0, s0) = server.cpu();
                     let r = loadgen::run(&spec).expect("load run");

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
-use strata_bench::loadgen::{self, LoadSpec};
+use strata_bench::loadgen::{self, LoadSpec, Progress};
 use strata_bench::report::{self, Sample};
 use strata_bench::server_proc::{self, ServerProc};
 
@@ -233,6 +233,7 @@ fn echo_bench(args: &[String]) {
                 request: msg.clone(),
                 response: msg.clone(),
                 duration: Duration::from_secs(secs),
+                progress: Progress::on_terminal(),
             };
             let (u0, s0) = server.cpu();
             let r = loadgen::run(&spec).expect("load run");
