@@ -2,6 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use mio::Interest;
@@ -19,6 +20,10 @@ pub(crate) struct PollEvented<S: mio::event::Source> {
     io: Option<S>,
     handle: Arc<IoHandle>,
     sched: Arc<ScheduledIo>,
+    /// A short stream read happened at this readiness tick and the stream
+    /// has not yet yielded since: `(tick << 1) | 1`, or 0. See
+    /// [`PollEvented::poll_read`].
+    short_read: AtomicUsize,
 }
 
 impl<S: mio::event::Source> PollEvented<S> {
@@ -45,6 +50,7 @@ impl<S: mio::event::Source> PollEvented<S> {
             io: Some(io),
             handle,
             sched,
+            short_read: AtomicUsize::new(0),
         })
     }
 
@@ -96,23 +102,64 @@ where
     for<'a> &'a S: io::Read + io::Write,
 {
     /// `AsyncRead::poll_read` for a stream source.
+    ///
+    /// A short read (fewer bytes than asked for) probably emptied the
+    /// socket, but readiness is only cleared on `WouldBlock`, so the read
+    /// after it must still be made. When no event has arrived since the
+    /// short read, that next read is deferred once: the task yields (it is
+    /// woken at once and goes to the back of its worker's queue) and reads
+    /// when its turn comes again. The caller meanwhile answers what it read;
+    /// under load the peer's next bytes often arrive before that turn, and
+    /// the read that would have returned `WouldBlock` returns them instead.
+    /// The socket is still read until `WouldBlock` before the task waits.
     pub(crate) fn poll_read(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Direction::Read, |s| io::Read::read(&mut &*s, buf))
+        let want = buf.len();
+        self.poll_stream_read(cx, want, |s| io::Read::read(&mut &*s, buf))
     }
 
-    /// `AsyncRead::poll_read_vectored` for a stream source.
+    /// `AsyncRead::poll_read_vectored` for a stream source (see
+    /// [`PollEvented::poll_read`]).
     pub(crate) fn poll_read_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &mut [io::IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Direction::Read, |s| {
-            io::Read::read_vectored(&mut &*s, bufs)
-        })
+        let want = bufs.iter().map(|b| b.len()).sum();
+        self.poll_stream_read(cx, want, |s| io::Read::read_vectored(&mut &*s, bufs))
+    }
+
+    /// `poll_io` for stream reads, with the deferral after a short read.
+    fn poll_stream_read(
+        &self,
+        cx: &mut Context<'_>,
+        want: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let ev = ready!(self.sched.poll_ready(cx, Direction::Read))?;
+            let mark = (ev.tick() << 1) | 1;
+            let deferred = self.short_read.load(Ordering::Relaxed);
+            if deferred != 0 {
+                self.short_read.store(0, Ordering::Relaxed);
+                if deferred == mark {
+                    // Nothing arrived since the short read: yield once.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.sched.clear_readiness(ev),
+                Ok(n) if n > 0 && n < want => {
+                    self.short_read.store(mark, Ordering::Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                res => return Poll::Ready(res),
+            }
+        }
     }
 
     /// `AsyncWrite::poll_write` for a stream source.

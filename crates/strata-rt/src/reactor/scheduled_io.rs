@@ -93,6 +93,14 @@ pub(crate) struct ReadyEvent {
     direction: Direction,
 }
 
+impl ReadyEvent {
+    /// The event count of the source when this readiness was seen; it
+    /// changes with every later event.
+    pub(crate) fn tick(&self) -> usize {
+        self.tick
+    }
+}
+
 /// Readiness and waiters of one registered source.
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
