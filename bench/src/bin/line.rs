@@ -12,8 +12,10 @@
 //!   load generator.
 //!
 //! Servers are run interleaved (A B C A B C ...). The table reports the
-//! median requests/s, median p50/p99 latency, and the server's own CPU time
-//! per request (user and system, from `/proc/<pid>/stat`).
+//! median requests/s, median p50/p99 latency, the server's own CPU time
+//! per request (user and system, from `/proc/<pid>/stat`), and how busy the
+//! server and the load generator were (CPU time over wall time; the side
+//! near 100 % is the bottleneck; in pinned mode each has one core).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -163,6 +165,9 @@ fn main() {
                     row.sys.push(s1.saturating_sub(s0).as_secs_f64() * 1e6 / n);
                     row.client
                         .push(r.client_cpu.as_secs_f64() / r.elapsed.as_secs_f64());
+                    let server_cpu = (u1 + s1).saturating_sub(u0 + s0);
+                    row.server
+                        .push(server_cpu.as_secs_f64() / r.elapsed.as_secs_f64());
                 }
             }
             println!(
@@ -201,6 +206,7 @@ struct Row {
     user: Vec<f64>,
     sys: Vec<f64>,
     client: Vec<f64>,
+    server: Vec<f64>,
 }
 
 impl Row {
@@ -213,6 +219,7 @@ impl Row {
             user: vec![],
             sys: vec![],
             client: vec![],
+            server: vec![],
         }
     }
 }
@@ -233,16 +240,16 @@ fn print_rows(rows: &[Row]) {
     let batch = of("tokio-batch");
     let mio = of("mio");
     println!(
-        "| server | req/s | vs tokio | vs tokio-batch | vs mio | p50 us | p99 us | user us/req | sys us/req | spread | client cpu |"
+        "| server | req/s | vs tokio | vs tokio-batch | vs mio | p50 us | p99 us | user us/req | sys us/req | spread | server cpu | client cpu |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let m = median(&r.rate);
         let lo = r.rate.iter().cloned().fold(f64::INFINITY, f64::min) / m;
         let hi = r.rate.iter().cloned().fold(0.0, f64::max) / m;
         let ratio = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", m / b));
         println!(
-            "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% |",
+            "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% | {:.0}% |",
             r.name,
             m,
             ratio(tokio),
@@ -254,6 +261,7 @@ fn print_rows(rows: &[Row]) {
             median(&r.sys),
             lo,
             hi,
+            100.0 * median(&r.server),
             100.0 * median(&r.client)
         );
     }
