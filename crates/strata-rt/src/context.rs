@@ -92,6 +92,13 @@ pub(crate) fn try_worker() -> Option<Rc<WorkerLocal>> {
         .flatten()
 }
 
+/// Whether this thread is a worker with other tasks waiting to run.
+pub(crate) fn worker_has_work() -> bool {
+    CONTEXT
+        .try_with(|c| c.borrow().worker.as_ref().is_some_and(|w| w.has_work()))
+        .unwrap_or(false)
+}
+
 /// Runs `f` with this thread's worker if its unique id is `uid`.
 ///
 /// This is the scheduler's fast path: it decides between the local queue and

@@ -124,6 +124,17 @@ fn data_and_close_arriving_together_are_both_seen() {
     });
 }
 
+/// One `poll_read` of `conn` with `waker`.
+fn poll_read_with(
+    conn: &mut TcpStream,
+    waker: &std::task::Waker,
+    buf: &mut [u8],
+) -> std::task::Poll<std::io::Result<usize>> {
+    use futures_util::io::AsyncRead;
+    let mut cx = std::task::Context::from_waker(waker);
+    std::pin::Pin::new(conn).poll_read(&mut cx, buf)
+}
+
 /// A waker that counts its wake-ups.
 #[derive(Default)]
 struct CountingWaker(AtomicUsize);
@@ -136,59 +147,91 @@ impl std::task::Wake for CountingWaker {
 
 #[test]
 fn after_a_short_read_the_next_read_yields_once_then_reads_until_would_block() {
-    use futures_util::io::AsyncRead;
-    use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Poll, Waker};
+    use std::time::Duration;
     deadline(30, || {
         let rt = rt(1);
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 64];
-            // The deferral applies when no event arrived after the short
-            // read; an event for the same bytes processed just after the
-            // read counts as one, so let the reactor catch up first, and
-            // retry in the rare round where it has not.
-            for round in 0.. {
-                assert!(
-                    round < 100,
-                    "the read after a short read was never deferred"
-                );
-                peer.write_all(b"hello").unwrap();
-                strata_rt::time::sleep(std::time::Duration::from_millis(2)).await;
-                assert_eq!(conn.read(&mut buf).await.unwrap(), 5, "a short read");
+            // The deferral only applies while other tasks wait on the
+            // worker: keep one there, yielding, until told to stop.
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = spawn({
+                let stop = stop.clone();
+                async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        strata_rt::yield_now().await;
+                    }
+                }
+            });
+            let reader = spawn(async move {
+                let mut buf = [0u8; 64];
+                // The deferral applies when no event arrived after the
+                // short read; an event for the same bytes processed just
+                // after the read counts as one, so let the reactor catch up
+                // first, and retry in the rare round where it has not.
+                for round in 0.. {
+                    assert!(
+                        round < 100,
+                        "the read after a short read was never deferred"
+                    );
+                    peer.write_all(b"hello").unwrap();
+                    strata_rt::time::sleep(Duration::from_millis(2)).await;
+                    assert_eq!(conn.read(&mut buf).await.unwrap(), 5, "a short read");
 
+                    let wakes = Arc::new(CountingWaker::default());
+                    let waker = Waker::from(wakes.clone());
+                    let woken = || wakes.0.load(Ordering::SeqCst);
+                    // Deferred: the task is asked to come back, by waking
+                    // it now.
+                    assert!(poll_read_with(&mut conn, &waker, &mut buf).is_pending());
+                    if woken() == 0 {
+                        continue; // an event came in between: read at once
+                    }
+                    assert_eq!(woken(), 1, "the deferral wakes the task at once");
+                    // Then the read is made: `WouldBlock`, readiness
+                    // cleared, and the task waits for the next event
+                    // without being woken.
+                    assert!(poll_read_with(&mut conn, &waker, &mut buf).is_pending());
+                    assert_eq!(woken(), 1);
+                    // The next bytes wake it, and are read.
+                    peer.write_all(b"world!").unwrap();
+                    while woken() < 2 {
+                        strata_rt::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    match poll_read_with(&mut conn, &waker, &mut buf) {
+                        Poll::Ready(Ok(6)) => assert_eq!(&buf[..6], b"world!"),
+                        other => panic!("expected the 6 new bytes, got {other:?}"),
+                    }
+                    break;
+                }
+                (conn, peer)
+            });
+            let (mut conn, peer) = reader.await.unwrap();
+            stop.store(true, Ordering::SeqCst);
+            busy.await.unwrap();
+
+            let alone = spawn(async move {
+                let mut buf = [0u8; 64];
+                // Alone on the worker, the read after a short read is made
+                // at once: `WouldBlock`, and no self-wake.
+                (&peer).write_all(b"abc").unwrap();
+                assert_eq!(conn.read(&mut buf).await.unwrap(), 3, "a short read");
                 let wakes = Arc::new(CountingWaker::default());
                 let waker = Waker::from(wakes.clone());
-                let mut cx = Context::from_waker(&waker);
-                let woken = || wakes.0.load(Ordering::SeqCst);
-                // Deferred: the task is asked to come back, by waking it now.
-                let first = Pin::new(&mut conn).poll_read(&mut cx, &mut buf);
-                assert!(first.is_pending());
-                if woken() == 0 {
-                    continue; // an event came in between: read at once, `WouldBlock`
-                }
-                assert_eq!(woken(), 1, "the deferral wakes the task at once");
-                // Then the read is made: `WouldBlock`, readiness cleared, and
-                // the task waits for the next event without being woken.
-                assert!(
-                    Pin::new(&mut conn)
-                        .poll_read(&mut cx, &mut buf)
-                        .is_pending()
+                assert!(poll_read_with(&mut conn, &waker, &mut buf).is_pending());
+                assert_eq!(
+                    wakes.0.load(Ordering::SeqCst),
+                    0,
+                    "no yield with nothing else to run"
                 );
-                assert_eq!(woken(), 1);
-                // The next bytes wake it, and are read.
-                peer.write_all(b"world!").unwrap();
-                while woken() < 2 {
-                    strata_rt::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-                match Pin::new(&mut conn).poll_read(&mut cx, &mut buf) {
-                    Poll::Ready(Ok(6)) => assert_eq!(&buf[..6], b"world!"),
-                    other => panic!("expected the 6 new bytes, got {other:?}"),
-                }
-                break;
-            }
+                (conn, peer)
+            });
+            let (mut conn, peer) = alone.await.unwrap();
+
             // The peer's close is still seen after a short read.
             drop(peer);
             let mut rest = Vec::new();

@@ -127,11 +127,20 @@ impl WorkerShared {
     }
 
     /// The schedule function of every task owned by this worker.
-    fn schedule(&self, runnable: Runnable) {
+    ///
+    /// A task woken while it runs (it yielded, or used up its budget) is
+    /// set aside until the worker has looked at I/O: tasks with fresh
+    /// events go first, and a few tasks that keep yielding cannot hold
+    /// the worker for a whole budget while other sockets wait.
+    fn schedule(&self, runnable: Runnable, info: async_task::ScheduleInfo) {
         let mut slot = Some(runnable);
         context::with_worker_if(self.uid, |w| {
             if let Some(r) = slot.take() {
-                w.queue.borrow_mut().push_back(r);
+                if info.woken_while_running {
+                    w.yielded.borrow_mut().push(r);
+                } else {
+                    w.queue.borrow_mut().push_back(r);
+                }
             }
         });
         if let Some(r) = slot {
@@ -179,7 +188,7 @@ impl WorkerShared {
             .metadata(TaskMeta::new(false))
             .spawn(
                 move |_| TaskFuture::new(future, Some(uid)),
-                move |r| shared.schedule(r),
+                async_task::WithInfo(move |r, info| shared.schedule(r, info)),
             );
         let waker = runnable.waker();
         runnable.schedule();
@@ -192,6 +201,9 @@ impl WorkerShared {
 pub(crate) struct WorkerLocal {
     shared: Arc<WorkerShared>,
     queue: RefCell<VecDeque<Runnable>>,
+    /// Tasks woken while they ran; they join the queue after the next look
+    /// at I/O.
+    yielded: RefCell<Vec<Runnable>>,
     /// A waker of every live task of this worker that has been polled at
     /// least once; see `TaskFuture`.
     tasks: RefCell<Slab<Waker>>,
@@ -228,7 +240,7 @@ impl WorkerLocal {
             .metadata(TaskMeta::new(true))
             .spawn_local(
                 move |_| TaskFuture::new(future, Some(uid)),
-                move |r| shared.schedule(r),
+                async_task::WithInfo(move |r, info| shared.schedule(r, info)),
             );
         let waker = runnable.waker();
         self.queue.borrow_mut().push_back(runnable);
@@ -252,8 +264,17 @@ impl WorkerLocal {
         self.queue.borrow_mut().pop_front()
     }
 
-    fn has_work(&self) -> bool {
-        !self.queue.borrow().is_empty()
+    /// Moves the yielded tasks to the back of the queue.
+    fn requeue_yielded(&self) {
+        let mut yielded = self.yielded.borrow_mut();
+        if !yielded.is_empty() {
+            self.queue.borrow_mut().extend(yielded.drain(..));
+        }
+    }
+
+    /// Whether any task of this worker is waiting to run.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.queue.borrow().is_empty() || !self.yielded.borrow().is_empty()
     }
 
     fn drain_remote(&self) {
@@ -266,6 +287,7 @@ impl WorkerLocal {
     /// empty (dropping a task can wake others).
     fn drop_all_queued(&self) {
         loop {
+            self.requeue_yielded();
             let local = std::mem::take(&mut *self.queue.borrow_mut());
             let remote = {
                 let mut r = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
@@ -302,6 +324,7 @@ impl Worker {
         let local = Rc::new(WorkerLocal {
             shared: self.shared.clone(),
             queue: RefCell::new(VecDeque::with_capacity(BUDGET)),
+            yielded: RefCell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             timers: RefCell::new(TimerDriver::new()),
         });
@@ -352,8 +375,10 @@ impl Worker {
                 return;
             }
             shared.sleeping.store(false, Ordering::SeqCst);
-            // Wake the tasks whose timers are due; they run next turn.
+            // Wake the tasks whose timers are due; they run next turn,
+            // and the tasks that yielded during this one after them.
             timers::fire_due(&local.timers);
+            local.requeue_yielded();
         }
     }
 

@@ -106,12 +106,14 @@ where
     /// A short read (fewer bytes than asked for) probably emptied the
     /// socket, but readiness is only cleared on `WouldBlock`, so the read
     /// after it must still be made. When no event has arrived since the
-    /// short read, that next read is deferred once: the task yields (it is
-    /// woken at once and goes to the back of its worker's queue) and reads
-    /// when its turn comes again. The caller meanwhile answers what it read;
-    /// under load the peer's next bytes often arrive before that turn, and
-    /// the read that would have returned `WouldBlock` returns them instead.
-    /// The socket is still read until `WouldBlock` before the task waits.
+    /// short read and other tasks are waiting on this worker, that next
+    /// read is deferred once: the task yields (it is woken at once, and
+    /// runs again after the worker's next look at I/O) and reads then. The
+    /// caller meanwhile answers what it read; under load the peer's next
+    /// bytes often arrive before that turn, and the read that would have
+    /// returned `WouldBlock` returns them instead. With nothing else to
+    /// run, the read is made at once. Either way the socket is read until
+    /// `WouldBlock` before the task waits.
     pub(crate) fn poll_read(
         &self,
         cx: &mut Context<'_>,
@@ -145,8 +147,9 @@ where
             let deferred = self.short_read.load(Ordering::Relaxed);
             if deferred != 0 {
                 self.short_read.store(0, Ordering::Relaxed);
-                if deferred == mark {
-                    // Nothing arrived since the short read: yield once.
+                if deferred == mark && context::worker_has_work() {
+                    // Nothing arrived since the short read, and other
+                    // tasks are waiting: let them go first, once.
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
