@@ -11,12 +11,13 @@
 //!
 //! Streams are read until `WouldBlock` before a reading task waits:
 //! readiness is cleared only by `WouldBlock`, never assumed from a short
-//! read. After a short read, though, the next `poll_read` usually returns
-//! `Pending` once with the task already woken (a yield), unless an event
-//! arrived in between: the task answers what it read, the other tasks of
-//! the worker run, and the read that follows mostly finds the peer's next
-//! bytes instead of `WouldBlock`. On a loaded line server this halves the
-//! number of `recv` calls.
+//! read. After a short read, though, when other tasks are waiting on the
+//! worker and no event arrived in between, the next `poll_read` returns
+//! `Pending` once with the task already woken (a yield): the task answers
+//! what it read, the worker looks at I/O and runs the other tasks, and the
+//! read that follows mostly finds the peer's next bytes instead of
+//! `WouldBlock`. On a loaded line server this halves the number of `recv`
+//! calls.
 
 /// `AsyncRead` and `AsyncWrite` for a stream type `$ty` (or `&$ty`) with
 /// an `io: PollEvented<_>` field and a `shutdown_write` method. Flushing is
