@@ -7,6 +7,8 @@
 //!   captures that worker's [`WorkerShared`](worker::WorkerShared);
 //! * when a task is woken *on its own worker's thread* the runnable goes to
 //!   the worker's local queue (no atomics beyond async-task's state word);
+//!   a task woken while it runs (it yielded) joins that queue only after
+//!   the worker's next look at I/O, behind the tasks I/O woke;
 //! * when it is woken from anywhere else it goes to the worker's remote queue,
 //!   and the worker is woken through its `mio::Waker` if it is asleep;
 //! * a worker runs at most [`BUDGET`](worker::BUDGET) tasks before it polls

@@ -11,6 +11,7 @@
 //!   │   work left  → timeout 0 (just collect I/O events)           │
 //!   │   no work    → announce `sleeping`, re-check the remote flag,│
 //!   │                then block until an event or a remote wake    │
+//!   │ fire due timers; queue the tasks that yielded this turn      │
 //!   └──────────────────────────────────────────────────────────────┘
 //! ```
 //!
