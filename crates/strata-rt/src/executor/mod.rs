@@ -151,6 +151,9 @@ where
 
 /// Yields once to the scheduler, letting other tasks on this worker run.
 ///
+/// The task runs again after the worker's next look at I/O, behind the
+/// tasks that I/O woke.
+///
 /// # Examples
 ///
 /// ```
