@@ -189,6 +189,86 @@ fn dropped_join_handle_detaches() {
 }
 
 #[test]
+fn yielding_tasks_mixed_with_local_and_remote_wakes_all_finish() {
+    // Yielded tasks wait in their own list until the worker has looked at
+    // I/O; a task lost there, or a worker asleep with one waiting, hangs
+    // this test. Each task mixes yields, a wake from a sibling task on its
+    // worker, a wake from an OS thread and a short sleep, in an order
+    // drawn per task.
+    deadline(120, || {
+        let rt = rt(2);
+        for round in 0..30u64 {
+            let n = 200;
+            let mut remote_senders = Vec::with_capacity(n);
+            let mut handles = Vec::with_capacity(n);
+            for i in 0..n {
+                let (remote_tx, remote_rx) = oneshot::channel::<u64>();
+                remote_senders.push((i as u64, remote_tx));
+                let mut rng = Rng::new(round * 1000 + i as u64);
+                let steps: Vec<u64> = (0..4).map(|_| rng.below(4)).collect();
+                let yields = rng.below(5);
+                handles.push(rt.handle().spawn(async move {
+                    let mut remote_rx = Some(remote_rx);
+                    let mut got = 0;
+                    for step in steps {
+                        match step {
+                            0 => {
+                                for _ in 0..yields {
+                                    strata_rt::yield_now().await;
+                                }
+                            }
+                            1 => {
+                                // Woken by a sibling on this worker.
+                                let (tx, rx) = oneshot::channel::<()>();
+                                spawn(async move {
+                                    strata_rt::yield_now().await;
+                                    let _ = tx.send(());
+                                });
+                                rx.await.unwrap();
+                            }
+                            2 => {
+                                if let Some(rx) = remote_rx.take() {
+                                    got = rx.await.unwrap();
+                                }
+                            }
+                            _ => {
+                                strata_rt::time::sleep(std::time::Duration::from_micros(
+                                    200 * yields,
+                                ))
+                                .await
+                            }
+                        }
+                    }
+                    if let Some(rx) = remote_rx {
+                        got = rx.await.unwrap();
+                    }
+                    got + 1
+                }));
+            }
+            let mut rng = Rng::new(round);
+            rng.shuffle(&mut remote_senders);
+            let sender = std::thread::spawn(move || {
+                for (k, (i, tx)) in remote_senders.into_iter().enumerate() {
+                    if k % 16 == 0 {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                    tx.send(i).unwrap();
+                }
+            });
+            let sum: u64 = rt.block_on(async {
+                let mut sum = 0;
+                for h in handles {
+                    sum += h.await.unwrap();
+                }
+                sum
+            });
+            sender.join().unwrap();
+            assert_eq!(sum, (1..=n as u64).sum::<u64>(), "round {round}");
+        }
+    });
+}
+
+#[test]
 fn spawn_local_runs_non_send_futures_on_the_worker() {
     deadline(30, || {
         let rt = rt(2);
