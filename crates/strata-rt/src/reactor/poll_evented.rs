@@ -20,7 +20,7 @@ pub(crate) struct PollEvented<S: mio::event::Source> {
     io: Option<S>,
     handle: Arc<IoHandle>,
     sched: Arc<ScheduledIo>,
-    /// A short stream read happened at this readiness tick and the stream
+    /// A short stream read happened at this event count and the stream
     /// has not yet yielded since: `(tick << 1) | 1`, or 0. See
     /// [`PollEvented::poll_read`].
     short_read: AtomicUsize,
@@ -139,30 +139,32 @@ where
         &self,
         cx: &mut Context<'_>,
         want: usize,
-        mut op: impl FnMut(&S) -> io::Result<usize>,
+        op: impl FnMut(&S) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            let ev = ready!(self.sched.poll_ready(cx, Direction::Read))?;
-            let mark = (ev.tick() << 1) | 1;
-            let deferred = self.short_read.load(Ordering::Relaxed);
-            if deferred != 0 {
-                self.short_read.store(0, Ordering::Relaxed);
-                if deferred == mark && context::worker_has_work() {
-                    // Nothing arrived since the short read, and other
-                    // tasks are waiting: let them go first, once.
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-            }
-            match op(self.get_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.sched.clear_readiness(ev),
-                Ok(n) if n > 0 && n < want => {
-                    self.short_read.store(mark, Ordering::Relaxed);
-                    return Poll::Ready(Ok(n));
-                }
-                res => return Poll::Ready(res),
+        let deferred = self.short_read.load(Ordering::Relaxed);
+        if deferred != 0 {
+            self.short_read.store(0, Ordering::Relaxed);
+            if deferred == self.read_mark() && context::worker_has_work() {
+                // No event since the short read, and other tasks are
+                // waiting: let them go first, once.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
+        let res = ready!(self.poll_io(cx, Direction::Read, op));
+        if let Ok(n) = res
+            && n > 0
+            && n < want
+        {
+            self.short_read.store(self.read_mark(), Ordering::Relaxed);
+        }
+        Poll::Ready(res)
+    }
+
+    /// `short_read`'s value for a short read at the source's current event
+    /// count (never 0).
+    fn read_mark(&self) -> usize {
+        (self.sched.tick() << 1) | 1
     }
 
     /// `AsyncWrite::poll_write` for a stream source.

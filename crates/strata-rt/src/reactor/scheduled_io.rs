@@ -93,14 +93,6 @@ pub(crate) struct ReadyEvent {
     direction: Direction,
 }
 
-impl ReadyEvent {
-    /// The event count of the source when this readiness was seen; it
-    /// changes with every later event.
-    pub(crate) fn tick(&self) -> usize {
-        self.tick
-    }
-}
-
 /// Readiness and waiters of one registered source.
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
@@ -229,6 +221,11 @@ impl ScheduledIo {
         to_wake.extend(w.write.waker.take());
         to_wake.append(&mut w.more_readers);
         to_wake.append(&mut w.more_writers);
+    }
+
+    /// The source's event count; it changes with every event.
+    pub(crate) fn tick(&self) -> usize {
+        self.readiness.load(Ordering::Acquire) >> TICK_SHIFT
     }
 
     fn check(&self, dir: Direction) -> Option<io::Result<ReadyEvent>> {
