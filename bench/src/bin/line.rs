@@ -16,6 +16,9 @@
 //! per request (user and system, from `/proc/<pid>/stat`), and how busy the
 //! server and the load generator were (CPU time over wall time; the side
 //! near 100 % is the bottleneck; in pinned mode each has one core).
+//! Under each table, the first server's rate over each other server's is
+//! also given round by round (median, range, rounds ahead), which cancels
+//! the machine's drift between rounds.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -175,6 +178,7 @@ fn main() {
                 if workers == 1 { "" } else { "s" }
             );
             print_rows(&rows);
+            print_paired(&rows);
             println!();
         }
     }
@@ -265,6 +269,38 @@ fn print_rows(rows: &[Row]) {
             100.0 * median(&r.client)
         );
     }
+}
+
+/// The first server's rate over each other server's, round by round
+/// (each round runs every server once, back to back), so that the machine
+/// drifting between rounds cancels out: median and range of the per-round
+/// ratios, and in how many rounds the first server came out ahead.
+fn print_paired(rows: &[Row]) {
+    let Some((first, others)) = rows.split_first() else {
+        return;
+    };
+    if others.is_empty() || first.rate.len() < 2 {
+        return;
+    }
+    let parts: Vec<String> = others
+        .iter()
+        .map(|o| {
+            let ratios: Vec<f64> = first.rate.iter().zip(&o.rate).map(|(a, b)| a / b).collect();
+            let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().cloned().fold(0.0, f64::max);
+            let ahead = ratios.iter().filter(|&&r| r >= 1.0).count();
+            format!(
+                "vs {} {:.2}x ({:.2}-{:.2}, ahead in {}/{})",
+                o.name,
+                median(&ratios),
+                lo,
+                hi,
+                ahead,
+                ratios.len()
+            )
+        })
+        .collect();
+    println!("\n{} per round: {}", first.name, parts.join("; "));
 }
 
 fn start(name: &str, workers: usize, pinned: bool) -> ServerProc {
