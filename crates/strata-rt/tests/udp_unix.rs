@@ -121,3 +121,66 @@ fn unix_connect_to_a_missing_path_fails() {
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     });
 }
+
+/// A connected UDP socket whose datagram was refused (ICMP port
+/// unreachable) reports the error once; after it, a read must wait for the
+/// next datagram like any other, not find the socket "ready" forever and
+/// spin on `WouldBlock`.
+#[test]
+fn after_a_refused_datagram_a_connected_udp_socket_waits_again() {
+    use std::future::{Future, poll_fn};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use strata_rt::time::{sleep, timeout};
+
+    async fn refused() -> UdpSocket {
+        // A port with nothing behind it: bind, note it, close.
+        let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(dead).unwrap();
+        sock.send(b"anyone?").await.unwrap();
+        sleep(Duration::from_millis(50)).await;
+        let mut buf = [0u8; 16];
+        let err = sock.recv(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        sock
+    }
+
+    deadline(30, || {
+        let rt = rt(1);
+        // In a task: count the polls of a read that waits 200 ms for a
+        // datagram that never comes.
+        let polls = rt.block_on(async {
+            spawn(async {
+                let sock = refused().await;
+                let polls = AtomicUsize::new(0);
+                let mut buf = [0u8; 16];
+                let mut recv = std::pin::pin!(sock.recv(&mut buf));
+                let waited = timeout(
+                    Duration::from_millis(200),
+                    poll_fn(|cx| {
+                        polls.fetch_add(1, Ordering::Relaxed);
+                        recv.as_mut().poll(cx)
+                    }),
+                )
+                .await;
+                assert!(waited.is_err(), "no datagram was sent: {waited:?}");
+                polls.load(Ordering::Relaxed)
+            })
+            .await
+            .unwrap()
+        });
+        assert!(polls <= 3, "the waiting read was polled {polls} times");
+        // Directly under `block_on` (no task budget to break a spin): the
+        // timeout must fire.
+        rt.block_on(async {
+            let sock = refused().await;
+            let mut buf = [0u8; 16];
+            let waited = timeout(Duration::from_millis(200), sock.recv(&mut buf)).await;
+            assert!(waited.is_err(), "no datagram was sent: {waited:?}");
+        });
+    });
+}

@@ -9,8 +9,13 @@
 //! * `READABLE` / `WRITABLE`: the last event said the operation may make
 //!   progress. Cleared by a task that got `WouldBlock`, and only if the tick
 //!   is still the one it observed.
-//! * `READ_CLOSED` / `WRITE_CLOSED` / `ERROR`: sticky; once the peer closed or
-//!   the socket failed, every later attempt should go to the OS and see it.
+//! * `READ_CLOSED` / `WRITE_CLOSED`: sticky; once the peer closed, every
+//!   later attempt should go to the OS and see it.
+//! * `ERROR`: the socket has a pending error. The OS hands a pending error
+//!   to the next operation and forgets it, so a `WouldBlock` in either
+//!   direction clears `ERROR` along with that direction's bit; were it
+//!   sticky, a failed connected UDP socket would be "ready" forever and its
+//!   reader would spin on `WouldBlock`.
 //! * `SHUTDOWN`: the runtime shut down; every poll fails from now on.
 //! * tick: bumped by every event, so a clear based on stale information
 //!   never erases readiness that arrived after it.
@@ -76,11 +81,12 @@ impl Direction {
         }
     }
 
-    /// The bits a `WouldBlock` in this direction may clear.
+    /// The bits a `WouldBlock` in this direction may clear: a `WouldBlock`
+    /// also means the socket had no pending error.
     fn clearable(self) -> usize {
         match self {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
+            Direction::Read => READABLE | ERROR,
+            Direction::Write => WRITABLE | ERROR,
         }
     }
 }
@@ -201,8 +207,9 @@ impl ScheduledIo {
         let read = ready.0 & Direction::Read.mask() != 0;
         let write = ready.0 & Direction::Write.mask() != 0;
         if read || write {
-            // Waking by reference only schedules the task; it never takes
-            // this lock (or the reactor's), so holding it here is safe.
+            // A strata task's waker only queues the task (workers drop
+            // tasks themselves, never inside a waker), so it cannot come
+            // back for this lock.
             let mut waiters = self.waiters();
             if read {
                 waiters.wake(Direction::Read, to_wake);
