@@ -184,3 +184,60 @@ fn after_a_refused_datagram_a_connected_udp_socket_waits_again() {
         });
     });
 }
+
+/// The reactor wakes waiters only after releasing its source table: a
+/// waker (here a foreign one, not a strata task's) that drops a socket
+/// registered with the same worker, which needs that table, must not stall
+/// the worker.
+#[test]
+fn a_waker_that_drops_a_socket_does_not_stall_the_reactor() {
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+    use std::task::{Context, Wake, Waker};
+    use std::time::Duration;
+
+    struct DropsSocket(Mutex<Option<UdpSocket>>, Mutex<mpsc::Sender<()>>);
+    impl Wake for DropsSocket {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            drop(self.0.lock().unwrap().take());
+            let _ = self.1.lock().unwrap().send(());
+        }
+    }
+
+    deadline(30, || {
+        // One worker: both sockets are registered with it.
+        let rt = rt(1);
+        let (sock, other) = rt.block_on(async {
+            let bind = || UdpSocket::bind("127.0.0.1:0").unwrap();
+            (bind(), bind())
+        });
+        let (woken_tx, woken) = mpsc::channel();
+        let waker = Waker::from(Arc::new(DropsSocket(
+            Mutex::new(Some(other)),
+            Mutex::new(woken_tx),
+        )));
+        // Poll a read by hand, on this thread (outside the runtime), with
+        // that waker.
+        let mut buf = [0u8; 8];
+        let mut recv = std::pin::pin!(sock.recv(&mut buf));
+        assert!(
+            recv.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"x", sock.local_addr().unwrap()).unwrap();
+        woken
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the waker was not called");
+        // The worker still runs tasks.
+        let (tx, rx) = mpsc::channel();
+        rt.handle().spawn(async move { tx.send(()).unwrap() });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the worker stopped after calling the waker");
+    });
+}

@@ -89,7 +89,9 @@ pub(crate) struct WorkerShared {
 #[derive(Debug, Default)]
 struct Remote {
     queue: VecDeque<Runnable>,
-    /// Set by the worker as it shuts down; no runnable is accepted after.
+    /// Set by the worker at the end of its shutdown, once every task it
+    /// ran has been dropped; a runnable pushed after that is dropped by
+    /// its pusher.
     closed: bool,
 }
 
@@ -384,11 +386,11 @@ impl Worker {
     }
 
     fn shut_down(&mut self, local: &WorkerLocal) {
-        self.shared
-            .remote
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed = true;
+        // The remote queue stays open until the end: a task woken from
+        // another thread meanwhile is queued and dropped here, on this
+        // thread, never in the waker's caller. That caller may hold a lock
+        // the task's destructor needs (another worker's reactor table,
+        // while it wakes a socket's waiters; dropping a socket takes it).
         local.drop_all_queued();
         // Wake every live task: each lands in the local queue and is dropped
         // there. Dropping one task may wake or spawn others; repeat until
@@ -410,5 +412,14 @@ impl Worker {
         // threads, e.g. by a `block_on` future), waking their waiters.
         self.reactor.shutdown();
         local.drop_all_queued();
+        // Every task this worker ran is dropped now; close the queue. What
+        // arrives later (a spawn onto a stopped runtime) never ran, and its
+        // pusher drops it.
+        let last = {
+            let mut remote = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
+            remote.closed = true;
+            std::mem::take(&mut remote.queue)
+        };
+        drop(last);
     }
 }

@@ -126,6 +126,8 @@ pub(crate) struct Reactor {
     poll: mio::Poll,
     events: mio::Events,
     handle: Arc<IoHandle>,
+    /// Reused buffer of the sources an event reported, and their readiness.
+    ready: Vec<(Arc<ScheduledIo>, scheduled_io::Ready)>,
     /// Reused buffer of wakers to call once the table lock is released.
     to_wake: Vec<Waker>,
 }
@@ -147,6 +149,7 @@ impl Reactor {
             poll,
             events: mio::Events::with_capacity(events_capacity),
             handle,
+            ready: Vec::new(),
             to_wake: Vec::new(),
         };
         Ok((reactor, waker))
@@ -166,6 +169,10 @@ impl Reactor {
         if self.events.is_empty() {
             return Ok(());
         }
+        // Look the sources up under the table lock, but record readiness
+        // and wake waiters only after releasing it: a waker is not ours to
+        // vet, and one that dropped a socket registered here would need
+        // this lock.
         {
             let t = self.handle.table.lock().unwrap_or_else(|e| e.into_inner());
             for event in self.events.iter() {
@@ -177,9 +184,13 @@ impl Reactor {
                 if let Some(io) = t.sources.get(index)
                     && io.token() == token.0
                 {
-                    io.set_readiness(scheduled_io::Ready::from_event(event), &mut self.to_wake);
+                    self.ready
+                        .push((io.clone(), scheduled_io::Ready::from_event(event)));
                 }
             }
+        }
+        for (io, ready) in self.ready.drain(..) {
+            io.set_readiness(ready, &mut self.to_wake);
         }
         for waker in self.to_wake.drain(..) {
             waker.wake();

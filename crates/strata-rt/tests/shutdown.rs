@@ -1,0 +1,145 @@
+//! Wake-ups that race a runtime's shutdown.
+//!
+//! While a worker shuts down, a task of its may still be woken from another
+//! thread. The task must then be dropped by its own worker, never inside
+//! the waker call: the caller may hold a lock that the task's destructor
+//! needs. Each test holds the worker in its shutdown (a destructor that
+//! sleeps) while the wake-up happens.
+
+mod support;
+
+use std::future::{Future, pending};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use strata_rt::Runtime;
+use strata_rt::net::UdpSocket;
+use support::deadline;
+
+fn one_worker(name: &str) -> Runtime {
+    Runtime::builder()
+        .worker_threads(1)
+        .thread_name(name)
+        .build()
+        .unwrap()
+}
+
+/// Keeps a task queued (it yields forever) and, when dropped at shutdown,
+/// runs `on_drop` and then holds the worker for `hold`.
+fn spawn_slow_to_drop(rt: &Runtime, hold: Duration, on_drop: impl FnOnce() + Send + 'static) {
+    struct SlowDrop<F: FnOnce()>(Option<F>, Duration);
+    impl<F: FnOnce()> Drop for SlowDrop<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+            std::thread::sleep(self.1);
+        }
+    }
+    let guard = SlowDrop(Some(on_drop), hold);
+    rt.handle().spawn(async move {
+        let _guard = guard;
+        loop {
+            strata_rt::yield_now().await;
+        }
+    });
+}
+
+/// A task of runtime 1 waits on a socket registered with runtime 2's
+/// worker. Data for it arrives while runtime 1 shuts down, so runtime 2's
+/// reactor wakes a task whose worker is stopping. Dropping that task drops
+/// the socket, which deregisters from runtime 2's reactor: were the task
+/// dropped inside the wake-up, runtime 2's worker would wait on its own
+/// reactor's lock forever.
+#[test]
+fn a_reactor_waking_a_task_of_a_stopping_runtime_carries_on() {
+    deadline(30, || {
+        let r1 = one_worker("shutdown-r1");
+        let r2 = one_worker("shutdown-r2");
+        // Registered with r2's worker.
+        let sock = r2
+            .block_on(
+                r2.handle()
+                    .spawn(async { UdpSocket::bind("127.0.0.1:0").unwrap() }),
+            )
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        // Waits on it from r1.
+        r1.handle().spawn(async move {
+            let mut buf = [0u8; 8];
+            let _ = sock.recv(&mut buf).await;
+        });
+        // While r1 shuts down: a datagram for the waiting task.
+        spawn_slow_to_drop(&r1, Duration::from_millis(300), move || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.send_to(b"x", addr).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        drop(r1);
+        // r2's worker still runs tasks.
+        let (tx, rx) = mpsc::channel();
+        r2.handle().spawn(async move { tx.send(()).unwrap() });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("runtime 2's worker stopped running tasks");
+    });
+}
+
+/// Stores the waker it is polled with, and never finishes.
+struct Parked(Arc<Mutex<Option<Waker>>>);
+
+impl Future for Parked {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        *self.0.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A thread wakes a task of a stopping runtime while holding a lock that
+/// the task's destructor takes. Were the task dropped inside `wake`, that
+/// thread would deadlock on its own lock.
+#[test]
+fn waking_a_task_of_a_stopping_runtime_never_runs_its_destructor_in_the_waker() {
+    deadline(30, || {
+        let rt = one_worker("shutdown-user-lock");
+        let lock = Arc::new(Mutex::new(()));
+        let slot = Arc::new(Mutex::new(None::<Waker>));
+
+        // The task: parks its waker; its destructor takes `lock`.
+        struct TakesLock(Arc<Mutex<()>>);
+        impl Drop for TakesLock {
+            fn drop(&mut self) {
+                drop(self.0.lock().unwrap());
+            }
+        }
+        let guard = TakesLock(lock.clone());
+        let parked = Parked(slot.clone());
+        rt.handle().spawn(async move {
+            let _guard = guard;
+            parked.await;
+            pending::<()>().await;
+        });
+        while slot.lock().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+
+        // While the runtime shuts down: wake the task under `lock`.
+        let (tx, rx) = mpsc::channel();
+        spawn_slow_to_drop(&rt, Duration::from_millis(300), move || {
+            std::thread::spawn(move || {
+                let held = lock.lock().unwrap();
+                let waker = slot.lock().unwrap().take().unwrap();
+                waker.wake();
+                drop(held);
+                tx.send(()).unwrap();
+            });
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        drop(rt);
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the waking thread never returned from `wake`");
+    });
+}
