@@ -260,16 +260,20 @@ impl ReadState {
     /// window. When part of a frame is buffered, the window after it is
     /// zeroed and read into directly; the adaptive window keeps that cost in
     /// line with the bytes actually read.
+    ///
+    /// A reader whose `io` is itself fed by another framed reader (framing
+    /// over framing) finds the scratch buffer in use by the outer one while
+    /// the inner one reads; the inner one then reads into its own buffer.
     fn poll_read<T: AsyncRead + Unpin>(
         &mut self,
         io: &mut T,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        let result = if self.buffer.is_empty() {
+        let scratch_read = if self.buffer.is_empty() {
             let window = self.window;
             let buffer = &mut self.buffer;
             SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
+                let mut scratch = scratch.try_borrow_mut().ok()?;
                 if scratch.len() < window {
                     scratch.resize(window, 0);
                 }
@@ -277,18 +281,24 @@ impl ReadState {
                 if let Poll::Ready(Ok(n)) = result {
                     buffer.extend_from_slice(&scratch[..n.min(window)]);
                 }
-                result
+                Some(result)
             })
         } else {
-            let filled = self.buffer.len();
-            self.buffer.resize(filled + self.window, 0);
-            let result = read_retrying(io, cx, &mut self.buffer[filled..]);
-            let n = match &result {
-                Poll::Ready(Ok(n)) => (*n).min(self.window),
-                _ => 0,
-            };
-            self.buffer.truncate(filled + n);
-            result
+            None
+        };
+        let result = match scratch_read {
+            Some(result) => result,
+            None => {
+                let filled = self.buffer.len();
+                self.buffer.resize(filled + self.window, 0);
+                let result = read_retrying(io, cx, &mut self.buffer[filled..]);
+                let n = match &result {
+                    Poll::Ready(Ok(n)) => (*n).min(self.window),
+                    _ => 0,
+                };
+                self.buffer.truncate(filled + n);
+                result
+            }
         };
         match result {
             Poll::Pending => {

@@ -278,3 +278,46 @@ fn first_read_offers_the_read_window() {
     assert_eq!(block_on(framed.next()).unwrap().unwrap(), "x");
     assert_eq!(framed.get_ref().largest_read_buf, 512);
 }
+
+/// Bytes that come out of another framed reader: framing over framing
+/// (say, lines inside length-delimited envelopes).
+struct Unframed {
+    frames: FramedRead<futures_util::io::Cursor<Vec<u8>>, strata_codec::BytesCodec>,
+    pending: BytesMut,
+}
+
+impl futures_io::AsyncRead for Unframed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.pending.is_empty() {
+            match futures_util::ready!(self.frames.poll_next_unpin(cx)) {
+                Some(Ok(bytes)) => self.pending = bytes,
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => return Poll::Ready(Ok(0)),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending.split_to(n));
+        Poll::Ready(Ok(n))
+    }
+}
+
+#[test]
+fn a_framed_reader_can_read_from_another_framed_reader() {
+    let inner = Unframed {
+        frames: FramedRead::new(
+            futures_util::io::Cursor::new(b"hello\nworld\n".to_vec()),
+            strata_codec::BytesCodec::new(),
+        ),
+        pending: BytesMut::new(),
+    };
+    let mut outer = FramedRead::new(inner, LinesCodec::new());
+    let lines: Vec<String> = collect(&mut outer)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["hello", "world"]);
+}
