@@ -155,6 +155,9 @@ where
     framed.set_release_idle_buffers(false);
     let mut stop = std::pin::pin!(stop);
     let mut stop_seen = false;
+    // After the stop: a `Pending` read was seen, and the task woke itself
+    // to read once more after the worker's next look at I/O.
+    let mut stop_rechecked = false;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark().max(1);
     let service = &service;
@@ -211,10 +214,22 @@ where
                 }
                 let next = Pin::new(&mut framed).poll_next(cx);
                 if stop_seen && next.is_pending() {
-                    // Drained up to `WouldBlock`: whatever comes later was
-                    // sent after shutdown began.
-                    read = Read::Stopped;
-                    progress = true;
+                    if stop_rechecked {
+                        // Drained up to `WouldBlock` after a fresh look at
+                        // I/O: whatever comes later was sent after shutdown
+                        // began.
+                        read = Read::Stopped;
+                        progress = true;
+                    } else {
+                        // Not proof of `WouldBlock`: the worker may not
+                        // have polled for I/O since bytes arrived, and the
+                        // I/O budget or the deferred read also say
+                        // `Pending`. Look again once it has.
+                        stop_rechecked = true;
+                        cx.waker().wake_by_ref();
+                    }
+                } else if next.is_ready() {
+                    stop_rechecked = false;
                 }
                 match next {
                     Poll::Ready(Some(first)) => {
