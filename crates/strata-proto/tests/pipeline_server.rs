@@ -128,6 +128,39 @@ fn a_panicking_handler_closes_only_its_connection() {
 }
 
 #[test]
+fn a_panicking_service_factory_fails_only_its_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use strata_proto::TcpServer;
+    deadline(60, || {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let factory = move || {
+            // The second connection's service cannot be built.
+            if calls.fetch_add(1, Ordering::SeqCst) == 1 {
+                panic!("factory asked to panic");
+            }
+            Ok(strata_service::service_fn(|req: String| async move {
+                Ok::<_, std::io::Error>(req)
+            }))
+        };
+        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .start(factory)
+            .unwrap();
+        let addr = server.local_addr();
+        let mut first = Client::connect(addr);
+        assert_eq!(first.round_trip("one").as_deref(), Some("one"));
+        let mut second = Client::connect(addr);
+        assert_eq!(second.round_trip("two"), None);
+        // The accept loop carries on.
+        let mut third = Client::connect(addr);
+        assert_eq!(third.round_trip("three").as_deref(), Some("three"));
+        assert_eq!(first.round_trip("again").as_deref(), Some("again"));
+        assert!(server.shutdown());
+    });
+}
+
+#[test]
 fn bad_input_gets_an_error_line_and_closes_only_that_connection() {
     deadline(60, || {
         let fx = Fixture::start(1, 100, cfg());

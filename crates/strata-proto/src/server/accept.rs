@@ -96,10 +96,17 @@ where
         Err(_) => return,
     };
     let info = ConnectionInfo::new(peer, local);
-    let service = match shared.new_service.new_service(&info) {
-        Ok(s) => s,
-        Err(e) => {
+    // A panicking factory fails this connection only, like a panicking
+    // handler: it must not end the accept loop.
+    let service = match catch_unwind(AssertUnwindSafe(|| shared.new_service.new_service(&info))) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             tracing::error!(%peer, error = %e, "could not create a service for a connection");
+            return;
+        }
+        Err(panic) => {
+            let msg = panic_message(&*panic);
+            tracing::error!(%peer, panic = %msg, "the service factory panicked; connection closed");
             return;
         }
     };
@@ -130,11 +137,7 @@ where
             Ok(Err(e)) if e.is_disconnect() => tracing::debug!(%peer, "peer disconnected"),
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection closed on error"),
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic".into());
+                let msg = panic_message(&*panic);
                 tracing::error!(%peer, panic = %msg, "handler panicked; connection closed");
             }
         }
@@ -216,4 +219,14 @@ mod tests {
         b.reset();
         assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(5)));
     }
+}
+
+/// The text of a panic payload (`panic!` with a message gives a `&str` or
+/// a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
 }
