@@ -200,6 +200,16 @@ fn is_transient_per_connection(errno: i32) -> bool {
     .contains(&errno)
 }
 
+/// The text of a panic payload (`panic!` with a message gives a `&str` or
+/// a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,14 +229,4 @@ mod tests {
         b.reset();
         assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(5)));
     }
-}
-
-/// The text of a panic payload (`panic!` with a message gives a `&str` or
-/// a `String`).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".into())
 }
