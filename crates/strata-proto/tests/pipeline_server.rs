@@ -160,6 +160,53 @@ fn a_panicking_service_factory_fails_only_its_connection() {
     });
 }
 
+/// A service error that closes the connection, arriving after a later
+/// request failed to decode: the connection closes without the decode
+/// error's line, which the client would take for the failed request's
+/// answer.
+#[test]
+fn a_closing_service_error_is_not_answered_with_a_later_decode_error() {
+    use strata_codec::{LinesCodec, LinesCodecError};
+    use strata_proto::TcpServer;
+    use strata_proto::pipeline::{ErrorAction, ServerProto};
+
+    struct CloseOnError;
+    impl ServerProto for CloseOnError {
+        type Request = String;
+        type Response = String;
+        type Codec = LinesCodec;
+        fn codec(&self) -> LinesCodec {
+            LinesCodec::with_max_length(16)
+        }
+        fn decode_error(&self, err: &LinesCodecError) -> Option<String> {
+            Some(format!("error: {err}"))
+        }
+        fn service_error(&self, _: strata_service::BoxError) -> ErrorAction<String> {
+            ErrorAction::Close
+        }
+    }
+    deadline(60, || {
+        let server = TcpServer::new(CloseOnError, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .start(|| {
+                Ok(strata_service::service_fn(|req: String| async move {
+                    // Fails late, after the next line was read.
+                    strata_rt::time::sleep(Duration::from_millis(100)).await;
+                    Err::<String, _>(std::io::Error::other(req))
+                }))
+            })
+            .unwrap();
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("fail\n{}\n", "x".repeat(40)).as_bytes())
+            .unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        assert_eq!(got, "");
+        assert!(server.shutdown());
+    });
+}
+
 #[test]
 fn bad_input_gets_an_error_line_and_closes_only_that_connection() {
     deadline(60, || {

@@ -290,6 +290,12 @@ where
 
             // 4. Nothing more can happen right now: finish, or flush and wait.
             if read != Read::Open && in_flight.is_empty() {
+                // The decode error's line, unless a service error closed the
+                // connection since: its request's answer cannot be another
+                // request's error.
+                if read != Read::Failed {
+                    final_response = None;
+                }
                 if let Some(resp) = final_response.take() {
                     match Pin::new(&mut framed).poll_ready(cx) {
                         Poll::Ready(Ok(())) => {}
