@@ -106,10 +106,11 @@ impl ConnTimer {
         let idle = state == TimerState::Idle;
         let timeout = if idle {
             self.partial_since = None;
-            self.idle.map(|t| self.last_activity + t)
+            // A timeout too long to add to an instant is no timeout.
+            self.idle.and_then(|t| self.last_activity.checked_add(t))
         } else {
             let since = *self.partial_since.get_or_insert(now);
-            self.read.map(|t| since + t)
+            self.read.and_then(|t| since.checked_add(t))
         };
         let release = (idle && self.holding).then(|| self.last_activity + RELEASE_AFTER);
         if let Some(r) = release

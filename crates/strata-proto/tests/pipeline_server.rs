@@ -208,6 +208,41 @@ fn a_closing_service_error_is_not_answered_with_a_later_decode_error() {
 }
 
 #[test]
+fn timeouts_too_long_to_add_to_an_instant_mean_no_timeout() {
+    use strata_proto::TcpServer;
+    deadline(60, || {
+        let forever = Some(Duration::MAX);
+        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .connection_config(cfg().idle_timeout(forever).read_timeout(forever))
+            .shutdown_timeout(Duration::MAX)
+            .start(|| {
+                Ok(strata_service::service_fn(|req: String| async move {
+                    Ok::<_, std::io::Error>(req)
+                }))
+            })
+            .unwrap();
+        let mut c = Client::connect(server.local_addr());
+        assert_eq!(c.round_trip("still here").as_deref(), Some("still here"));
+        // A partial request arms the read timeout: the connection stays
+        // open (it was closed on a panic).
+        let mut partial = TcpStream::connect(server.local_addr()).unwrap();
+        partial.write_all(b"par").unwrap();
+        partial
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let err = partial.read(&mut b).expect_err("no answer and no close");
+        assert!(matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ));
+        drop((c, partial));
+        assert!(server.shutdown());
+    });
+}
+
+#[test]
 fn bad_input_gets_an_error_line_and_closes_only_that_connection() {
     deadline(60, || {
         let fx = Fixture::start(1, 100, cfg());

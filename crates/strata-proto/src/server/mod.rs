@@ -309,9 +309,11 @@ impl ServerHandle {
         };
         tracing::info!(connections = self.state.live(), "shutting down");
         self.state.stop();
-        let drained = self
-            .state
-            .wait_drained_blocking(Instant::now() + self.shutdown_timeout);
+        // A timeout too long to add to an instant waits about thirty years.
+        let deadline = Instant::now()
+            .checked_add(self.shutdown_timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
+        let drained = self.state.wait_drained_blocking(deadline);
         if !drained {
             tracing::warn!(
                 connections = self.state.live(),
