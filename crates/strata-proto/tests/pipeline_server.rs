@@ -242,6 +242,39 @@ fn timeouts_too_long_to_add_to_an_instant_mean_no_timeout() {
     });
 }
 
+/// A response the codec refuses (here a service error whose text has a
+/// line break) ends the connection, but the responses before it are still
+/// sent.
+#[test]
+fn a_response_that_cannot_be_encoded_closes_after_the_earlier_ones() {
+    use strata_proto::TcpServer;
+    deadline(60, || {
+        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .start(|| {
+                Ok(strata_service::service_fn(|req: String| async move {
+                    if req == "bad" {
+                        Err(std::io::Error::other("two\nlines"))
+                    } else {
+                        Ok(req)
+                    }
+                }))
+            })
+            .unwrap();
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"one\nbad\nthree\n").unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        assert_eq!(got, "one\n");
+        // Other connections are served.
+        let mut c = Client::connect(server.local_addr());
+        assert_eq!(c.round_trip("four").as_deref(), Some("four"));
+        drop(c);
+        assert!(server.shutdown());
+    });
+}
+
 #[test]
 fn bad_input_gets_an_error_line_and_closes_only_that_connection() {
     deadline(60, || {

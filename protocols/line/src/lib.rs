@@ -83,7 +83,10 @@ impl ServerProto for LineProto {
     }
 
     fn service_error(&self, err: BoxError) -> ErrorAction<Reply> {
-        ErrorAction::Respond(Cow::Owned(format!("error: {err}")))
+        // One line, whatever the error's text: a line break in it would
+        // make the codec refuse the response.
+        let msg = format!("error: {err}").replace(['\r', '\n'], " ");
+        ErrorAction::Respond(Cow::Owned(msg))
     }
 }
 
@@ -171,4 +174,18 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_error_becomes_one_line() {
+        let err: BoxError = "first\nsecond\r\nthird".into();
+        match LineProto::new().service_error(err) {
+            ErrorAction::Respond(r) => assert_eq!(r, "error: first second  third"),
+            _ => panic!("a service error should be answered"),
+        }
+    }
 }

@@ -190,16 +190,14 @@ where
                     Poll::Ready(None) | Poll::Pending => break,
                 };
                 progress = true;
-                if let Err(e) = deliver(
+                deliver(
                     proto,
                     &mut framed,
                     out,
                     &mut read,
                     &mut in_flight,
                     &mut outcome,
-                ) {
-                    return Poll::Ready(Err(e));
-                }
+                );
             }
 
             // 2. Read and dispatch requests while there is room, and while
@@ -247,17 +245,15 @@ where
                             };
                             // A response ready at once, with none queued
                             // ahead of it, goes straight to the write buffer.
-                            if let Some(out) = in_flight.push(service.call(req), cx)
-                                && let Err(e) = deliver(
+                            if let Some(out) = in_flight.push(service.call(req), cx) {
+                                deliver(
                                     proto,
                                     &mut framed,
                                     out,
                                     &mut read,
                                     &mut in_flight,
                                     &mut outcome,
-                                )
-                            {
-                                return Poll::Ready(Err(e));
+                                );
                             }
                             timer.activity();
                             // Burst: the requests already buffered are taken
@@ -306,7 +302,8 @@ where
                         }
                     }
                     if let Err(e) = Pin::new(&mut framed).start_send(resp) {
-                        return Poll::Ready(Err(ConnectionError::Encode(Box::new(e))));
+                        // Close with what is buffered, as below.
+                        outcome = Err(ConnectionError::Encode(Box::new(e)));
                     }
                 }
                 return match ready!(Pin::new(&mut framed).poll_close(cx)) {
@@ -389,6 +386,10 @@ async fn linger<T: AsyncRead + Unpin>(io: &mut T, time: std::time::Duration) {
 
 /// Encodes one finished request's outcome: its response, or what the
 /// protocol makes of its error (which may end the connection).
+///
+/// A response the codec refuses ends the connection like a closing service
+/// error: the requests after it are dropped, the responses before it are
+/// still sent, and the connection ends with `ConnectionError::Encode`.
 fn deliver<P, E, T, F>(
     proto: &P,
     framed: &mut Framed<T, P::Codec>,
@@ -396,8 +397,7 @@ fn deliver<P, E, T, F>(
     read: &mut Read,
     in_flight: &mut InFlight<F>,
     outcome: &mut Result<(), ConnectionError>,
-) -> Result<(), ConnectionError>
-where
+) where
     P: ServerProto,
     E: Into<BoxError>,
     T: AsyncWrite + Unpin,
@@ -416,14 +416,16 @@ where
                 }
                 ErrorAction::Close => {
                     close_after(read, in_flight, outcome, msg);
-                    return Ok(());
+                    return;
                 }
             }
         }
     };
-    Pin::new(framed)
-        .start_send(response)
-        .map_err(|e| ConnectionError::Encode(Box::new(e)))
+    if let Err(e) = Pin::new(framed).start_send(response) {
+        *read = Read::Closing;
+        in_flight.clear();
+        *outcome = Err(ConnectionError::Encode(Box::new(e)));
+    }
 }
 
 /// After a service error that closes the connection: stop reading, drop the
