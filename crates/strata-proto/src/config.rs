@@ -24,17 +24,20 @@ pub struct ConnectionConfig {
     pub(crate) write_high_water_mark: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
     /// 64 requests in flight, a 64 KiB write high-water mark, 60 s idle
-    /// timeout, 30 s to finish a request once it started arriving.
+    /// timeout, 30 s to finish a request once it started arriving, 60 s
+    /// for a peer to take any of the responses waiting for it.
     fn default() -> Self {
         ConnectionConfig {
             max_in_flight: 64,
             write_high_water_mark: 64 * 1024,
             idle_timeout: Some(Duration::from_secs(60)),
             read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -70,6 +73,16 @@ impl ConnectionConfig {
     /// complete after this long (slowloris defence). `None` disables it.
     pub fn read_timeout(mut self, t: Option<Duration>) -> Self {
         self.read_timeout = t;
+        self
+    }
+
+    /// Close a connection whose responses wait to be written and of which
+    /// the peer has taken no byte for this long: a peer that stopped
+    /// reading would otherwise hold its connection (and its buffered
+    /// responses) forever. A peer that reads, however slowly, is not
+    /// affected. `None` disables it.
+    pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
+        self.write_timeout = t;
         self
     }
 }

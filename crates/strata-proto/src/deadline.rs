@@ -1,4 +1,5 @@
-//! A connection's idle and read timeouts, on one lazily re-armed timer.
+//! A connection's idle, read and write timeouts, on one lazily re-armed
+//! timer.
 //!
 //! Resetting a timer for every request would cost a wheel operation per
 //! request. Instead the connection records when it last saw activity
@@ -10,6 +11,10 @@
 //! The same timer frees the connection's buffers once it has been idle for
 //! [`RELEASE_AFTER`]: a busy connection keeps and reuses them (no
 //! allocation per batch), an idle one holds none.
+//!
+//! The write timeout runs whatever the connection is doing, but only while
+//! responses wait for the socket (a peer that does not read): its clock is
+//! read only then, and restarts whenever a byte was written.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,9 +45,18 @@ pub(crate) enum TimerState {
     Idle,
     /// Nothing in flight, part of a request buffered: the read timeout runs.
     Partial,
-    /// Requests in flight or responses being written: no timeout here
-    /// (bound request time with a timeout middleware).
+    /// Requests in flight or responses being written: only the write
+    /// timeout (bound request time with a timeout middleware).
     Busy,
+}
+
+/// The connection's output, for the write timeout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    /// Responses are buffered, waiting for the socket to take them.
+    pub(crate) waiting: bool,
+    /// Bytes written to the socket so far.
+    pub(crate) written: u64,
 }
 
 pub(crate) struct ConnTimer {
@@ -52,6 +66,10 @@ pub(crate) struct ConnTimer {
     /// A request was decoded since the clock was last read.
     active: bool,
     partial_since: Option<Instant>,
+    write: Option<Duration>,
+    /// Responses have waited since this instant, when this many bytes had
+    /// been written.
+    stall: Option<(Instant, u64)>,
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
@@ -69,6 +87,8 @@ impl ConnTimer {
             last_activity: Instant::now(),
             active: false,
             partial_since: None,
+            write: cfg.write_timeout,
+            stall: None,
             holding: false,
             sleep: None,
             armed_for: None,
@@ -81,19 +101,14 @@ impl ConnTimer {
         self.active = true;
     }
 
-    /// `Ready(event)` when the connection must act (free its buffers, or
-    /// end on a timeout); otherwise arms the timer so the task is woken to
-    /// check again.
-    pub(crate) fn poll_expired(
+    /// With nothing in flight: the idle or read timeout's deadline, and
+    /// (idle only) when the buffers are due to be freed; or the event due
+    /// now.
+    fn poll_quiet(
         &mut self,
-        cx: &mut Context<'_>,
+        now: Instant,
         state: TimerState,
-    ) -> Poll<TimerEvent> {
-        if state == TimerState::Busy {
-            self.partial_since = None;
-            return Poll::Pending;
-        }
-        let now = Instant::now();
+    ) -> Result<(Option<Instant>, Option<Instant>), TimerEvent> {
         if self.active {
             // Activity counts from the end of the batch it was part of.
             self.active = false;
@@ -101,8 +116,6 @@ impl ConnTimer {
             self.last_activity = now;
             self.partial_since = None;
         }
-        // The timeout that applies in this state, and (idle only) when the
-        // buffers are due to be freed.
         let idle = state == TimerState::Idle;
         let timeout = if idle {
             self.partial_since = None;
@@ -117,21 +130,72 @@ impl ConnTimer {
             && now >= r
         {
             self.holding = false;
-            return Poll::Ready(TimerEvent::ReleaseBuffers);
+            return Err(TimerEvent::ReleaseBuffers);
         }
         if let Some(t) = timeout
             && now >= t
         {
-            return Poll::Ready(TimerEvent::Expired(if idle {
+            return Err(TimerEvent::Expired(if idle {
                 ConnectionError::IdleTimeout
             } else {
                 ConnectionError::ReadTimeout
             }));
         }
-        let deadline = match (timeout, release) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return Poll::Pending,
+        Ok((timeout, release))
+    }
+
+    /// `Ready(event)` when the connection must act (free its buffers, or
+    /// end on a timeout); otherwise arms the timer so the task is woken to
+    /// check again.
+    pub(crate) fn poll_expired(
+        &mut self,
+        cx: &mut Context<'_>,
+        state: TimerState,
+        output: Output,
+    ) -> Poll<TimerEvent> {
+        let stalled = output.waiting && self.write.is_some();
+        if !stalled {
+            self.stall = None;
+            if state == TimerState::Busy {
+                self.partial_since = None;
+                return Poll::Pending;
+            }
+        }
+        let now = Instant::now();
+        // The write timeout: responses wait, and no byte was written since
+        // the clock started (a written byte restarts it).
+        let write_deadline = if stalled {
+            let since = match self.stall {
+                Some((since, written)) if written == output.written => since,
+                _ => {
+                    self.stall = Some((now, output.written));
+                    now
+                }
+            };
+            self.write.and_then(|t| since.checked_add(t))
+        } else {
+            None
+        };
+        if let Some(t) = write_deadline
+            && now >= t
+        {
+            return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout));
+        }
+        let (timeout, release) = if state == TimerState::Busy {
+            self.partial_since = None;
+            (None, None)
+        } else {
+            match self.poll_quiet(now, state) {
+                Ok(deadlines) => deadlines,
+                Err(event) => return Poll::Ready(event),
+            }
+        };
+        let Some(deadline) = [timeout, release, write_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return Poll::Pending;
         };
         if let Some(sleep) = &self.sleep
             && sleep.deadline() <= deadline

@@ -275,6 +275,48 @@ fn a_response_that_cannot_be_encoded_closes_after_the_earlier_ones() {
     });
 }
 
+/// A peer that sends requests and never reads their answers: once its
+/// answers fill every buffer on the way, the write timeout closes it, and
+/// its connection slot serves the next client.
+#[test]
+fn a_peer_that_never_reads_is_closed_by_the_write_timeout() {
+    use strata_proto::TcpServer;
+    deadline(60, || {
+        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .max_connections(1)
+            .connection_config(cfg().write_timeout(Some(Duration::from_millis(200))))
+            .start(|| {
+                Ok(strata_service::service_fn(|req: String| async move {
+                    Ok::<_, std::io::Error>(req)
+                }))
+            })
+            .unwrap();
+        let mut hog = TcpStream::connect(server.local_addr()).unwrap();
+        hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let batch = format!("echo {}\n", "x".repeat(50)).repeat(1000);
+        // Up to 56 MB of requests: the writes fail once the server closes
+        // (or stops reading and every buffer is full).
+        for _ in 0..1000 {
+            if hog.write_all(batch.as_bytes()).is_err() {
+                break;
+            }
+        }
+        let t = Instant::now();
+        while server.connections() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the connection that does not read is still open"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut next = Client::connect(server.local_addr());
+        assert_eq!(next.round_trip("next").as_deref(), Some("next"));
+        drop((hog, next));
+        assert!(server.shutdown());
+    });
+}
+
 #[test]
 fn bad_input_gets_an_error_line_and_closes_only_that_connection() {
     deadline(60, || {

@@ -30,6 +30,7 @@
 
 mod in_flight;
 mod server;
+mod written;
 
 pub use server::{ConnectionError, serve_connection};
 

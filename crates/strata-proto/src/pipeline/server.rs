@@ -21,7 +21,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
-use std::task::{Poll, ready};
+use std::task::Poll;
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -31,9 +31,10 @@ use strata_codec::Framed;
 use strata_service::{BoxError, Service};
 
 use super::in_flight::InFlight;
+use super::written::Counted;
 use super::{ErrorAction, ServerProto};
 use crate::config::ConnectionConfig;
-use crate::deadline::{ConnTimer, TimerEvent, TimerState};
+use crate::deadline::{ConnTimer, Output, TimerEvent, TimerState};
 
 /// Why a connection ended other than by a clean close.
 #[derive(Debug)]
@@ -53,6 +54,9 @@ pub enum ConnectionError {
     /// A request started arriving but was not complete within the read
     /// timeout (a slow or stalled peer).
     ReadTimeout,
+    /// Responses waited to be written and the peer took none of their
+    /// bytes within the write timeout (it stopped reading).
+    WriteTimeout,
 }
 
 impl ConnectionError {
@@ -97,6 +101,9 @@ impl fmt::Display for ConnectionError {
             ConnectionError::IdleTimeout => f.write_str("idle timeout"),
             ConnectionError::ReadTimeout => {
                 f.write_str("request not completed within the read timeout")
+            }
+            ConnectionError::WriteTimeout => {
+                f.write_str("the peer took no response bytes within the write timeout")
             }
         }
     }
@@ -149,7 +156,9 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
 {
-    let mut framed = Framed::new(io, proto.codec());
+    // Counting the bytes written lets the write timeout tell a slow
+    // reader from a peer that stopped reading.
+    let mut framed = Framed::new(Counted::new(io), proto.codec());
     framed.set_high_water_mark(config.write_high_water_mark);
     // Buffers are freed by the idle timer below, not after every batch.
     framed.set_release_idle_buffers(false);
@@ -204,12 +213,16 @@ where
             //    the write buffer is under its high-water mark (at or over
             //    it, `poll_ready` writes first; `Pending` means the socket
             //    is full and reading more would only pile up responses).
-            if read == Read::Open && in_flight.len() < max_in_flight {
-                match Pin::new(&mut framed).poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
+            if read == Read::Open
+                && in_flight.len() < max_in_flight
+                && match Pin::new(&mut framed).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => true,
                     Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
-                    Poll::Pending => return Poll::Pending,
+                    // Over the mark and the socket is full: no reading now
+                    // (the write timeout below still runs).
+                    Poll::Pending => false,
                 }
+            {
                 let next = Pin::new(&mut framed).poll_next(cx);
                 if stop_seen && next.is_pending() {
                     if stop_rechecked {
@@ -292,39 +305,53 @@ where
                 if read != Read::Failed {
                     final_response = None;
                 }
+                let mut closing = true;
                 if let Some(resp) = final_response.take() {
                     match Pin::new(&mut framed).poll_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Ok(())) => {
+                            if let Err(e) = Pin::new(&mut framed).start_send(resp) {
+                                // Close with what is buffered, as below.
+                                outcome = Err(ConnectionError::Encode(Box::new(e)));
+                            }
+                        }
                         Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
                         Poll::Pending => {
                             final_response = Some(resp);
-                            return Poll::Pending;
+                            closing = false;
                         }
                     }
-                    if let Err(e) = Pin::new(&mut framed).start_send(resp) {
-                        // Close with what is buffered, as below.
-                        outcome = Err(ConnectionError::Encode(Box::new(e)));
-                    }
                 }
-                return match ready!(Pin::new(&mut framed).poll_close(cx)) {
-                    Ok(()) => Poll::Ready(std::mem::replace(&mut outcome, Ok(()))),
-                    Err(e) => Poll::Ready(match write_failed(e) {
+                if closing && let Poll::Ready(closed) = Pin::new(&mut framed).poll_close(cx) {
+                    return Poll::Ready(match closed {
                         Ok(()) => std::mem::replace(&mut outcome, Ok(())),
-                        err => err,
-                    }),
+                        Err(e) => match write_failed(e) {
+                            Ok(()) => std::mem::replace(&mut outcome, Ok(())),
+                            err => err,
+                        },
+                    });
+                }
+            } else {
+                match Pin::new(&mut framed).poll_flush(cx) {
+                    Poll::Ready(Ok(())) | Poll::Pending => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                }
+            }
+            let output = Output {
+                waiting: !framed.write_buffer().is_empty(),
+                written: framed.get_ref().written(),
+            };
+            if read != Read::Open {
+                // Waiting for requests in flight, or for the peer to take
+                // the last responses: only the write timeout applies.
+                return match timer.poll_expired(cx, TimerState::Busy, output) {
+                    Poll::Ready(TimerEvent::Expired(err)) => Poll::Ready(Err(err)),
+                    Poll::Ready(TimerEvent::ReleaseBuffers) | Poll::Pending => Poll::Pending,
                 };
             }
-            match Pin::new(&mut framed).poll_flush(cx) {
-                Poll::Ready(Ok(())) | Poll::Pending => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
-            }
-            if read != Read::Open {
-                // Waiting for in-flight requests; timeouts do not apply.
-                return Poll::Pending;
-            }
 
-            // 5. Timeouts: idle (nothing in flight, nothing buffered) and read
-            //    (part of a request buffered, nothing in flight); and freeing
+            // 5. Timeouts: idle (nothing in flight, nothing buffered), read
+            //    (part of a request buffered, nothing in flight) and write
+            //    (responses waiting, none of their bytes taken); and freeing
             //    the buffers of a connection that went idle.
             let quiet = in_flight.is_empty() && framed.write_buffer().is_empty();
             let state = match (quiet, framed.read_buffer().is_empty()) {
@@ -332,7 +359,7 @@ where
                 (true, false) => TimerState::Partial,
                 (false, _) => TimerState::Busy,
             };
-            match timer.poll_expired(cx, state) {
+            match timer.poll_expired(cx, state, output) {
                 Poll::Ready(TimerEvent::ReleaseBuffers) => {
                     in_flight.release_idle();
                     if framed.read_buffer().is_empty() {

@@ -61,6 +61,16 @@ fn cli() -> Command {
                 .help("Close connections idle this long (e.g. 500ms, 30s, 2m; 0 = never)"),
         )
         .arg(
+            Arg::new("write-timeout")
+                .long("write-timeout")
+                .value_name("DURATION")
+                .default_value("60s")
+                .value_parser(parse_duration)
+                .help(
+                    "Close connections that take none of their answers for this long (0 = never)",
+                ),
+        )
+        .arg(
             Arg::new("shutdown-timeout")
                 .long("shutdown-timeout")
                 .value_name("DURATION")
@@ -83,12 +93,15 @@ fn main() -> ExitCode {
     let m = cli().get_matches();
     let addr = *m.get_one::<SocketAddr>("addr").expect("has default");
     let idle = *m.get_one::<Duration>("idle-timeout").expect("has default");
+    let write = *m.get_one::<Duration>("write-timeout").expect("has default");
     let proto = LineProto::new().max_line_length(*m.get_one("max-line-length").expect("default"));
     let mut server = TcpServer::new(proto, addr)
         .max_connections(*m.get_one("max-connections").expect("has default"))
         .shutdown_timeout(*m.get_one("shutdown-timeout").expect("has default"))
         .connection_config(
-            ConnectionConfig::default().idle_timeout((!idle.is_zero()).then_some(idle)),
+            ConnectionConfig::default()
+                .idle_timeout((!idle.is_zero()).then_some(idle))
+                .write_timeout((!write.is_zero()).then_some(write)),
         );
     if let Some(n) = m.get_one::<usize>("threads") {
         server = server.threads(*n);
