@@ -449,10 +449,23 @@ fn deliver<P, E, T, F>(
         }
     };
     if let Err(e) = Pin::new(framed).start_send(response) {
-        *read = Read::Closing;
-        in_flight.clear();
-        *outcome = Err(ConnectionError::Encode(Box::new(e)));
+        encode_failed(read, in_flight, outcome, Box::new(e));
     }
+}
+
+/// After a response the codec refused: stop reading, drop the requests
+/// after it, remember why. (Out of line: it keeps `deliver` small.)
+#[cold]
+#[inline(never)]
+fn encode_failed<F: Future>(
+    read: &mut Read,
+    in_flight: &mut InFlight<F>,
+    outcome: &mut Result<(), ConnectionError>,
+    err: BoxError,
+) {
+    *read = Read::Closing;
+    in_flight.clear();
+    *outcome = Err(ConnectionError::Encode(err));
 }
 
 /// After a service error that closes the connection: stop reading, drop the
