@@ -14,8 +14,8 @@
 //!   accepted and closed at once, so the client learns immediately instead
 //!   of hanging in the kernel's backlog.
 //! * Per connection ([`ConnectionConfig`]): requests in flight, write
-//!   buffer, idle timeout, read (slowloris) timeout; the frame size bound
-//!   lives in the codec.
+//!   buffer, idle timeout, read (slowloris) timeout, write timeout (a
+//!   peer that stopped reading); the frame size bound lives in the codec.
 //!
 //! # Graceful shutdown
 //!
