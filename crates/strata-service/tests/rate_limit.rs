@@ -84,6 +84,32 @@ fn a_waiter_that_gives_up_returns_its_token() {
     assert!(bucket.try_take(), "the reserved token came back");
 }
 
+/// A waiter that gives up after others booked behind it does not hand its
+/// slot to a newcomer: that slot's time is already the next waiter's, and
+/// two calls would then go at once.
+#[test]
+fn a_waiter_that_gives_up_behind_others_never_doubles_a_slot() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
+    assert!(bucket.try_take());
+    let mut a = Box::pin(svc.call(Step::Ok(1))); // booked for 100 ms
+    let mut b = Box::pin(svc.call(Step::Ok(2))); // booked for 200 ms
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
+    drop(a);
+    let mut c = Box::pin(svc.call(Step::Ok(3)));
+    assert!(poll_once(c.as_mut()).is_pending());
+    clock.advance(2 * TENTH);
+    assert!(matches!(poll_once(b.as_mut()), Poll::Ready(Ok(2))));
+    assert!(
+        poll_once(c.as_mut()).is_pending(),
+        "the newcomer went in the same slot as the waiter ahead of it"
+    );
+    clock.advance(TENTH);
+    assert!(matches!(poll_once(c.as_mut()), Poll::Ready(Ok(3))));
+}
+
 #[test]
 fn clones_and_layered_services_share_one_bucket() {
     let clock = ManualClock::new();

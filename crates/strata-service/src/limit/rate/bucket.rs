@@ -73,11 +73,17 @@ struct Shared {
 }
 
 /// What the bucket says to a caller.
+/// What a reservation left in the bucket: its theoretical arrival time
+/// right after the booking.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Booking(u64);
+
 pub(crate) enum Decision {
     /// Go now.
     Go,
-    /// A token is reserved for you; go at this instant.
-    GoAt(Instant),
+    /// A token is reserved for you; go at this instant. Hand the
+    /// [`Booking`] to [`TokenBucket::refund`] if you give up.
+    GoAt(Instant, Booking),
     /// No token; one would be free after this long.
     Refused(Duration),
 }
@@ -136,21 +142,30 @@ impl<C: Clock> TokenBucket<C> {
                 .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) if go_at <= now => return Decision::Go,
-                Ok(_) => return Decision::GoAt(shared.base + Duration::from_nanos(go_at)),
+                Ok(_) => {
+                    return Decision::GoAt(
+                        shared.base + Duration::from_nanos(go_at),
+                        Booking(next),
+                    );
+                }
                 Err(current) => tat = current,
             }
         }
     }
 
-    /// Gives back a token reserved by a caller that gave up waiting.
-    pub(crate) fn refund(&self) {
-        let interval = self.shared.interval;
-        let _ = self
-            .shared
-            .tat
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
-                Some(tat.saturating_sub(interval))
-            });
+    /// Gives back a token reserved by a caller that gave up waiting, if it
+    /// is still the last one booked. Once someone booked after it, moving
+    /// the bucket back would hand a later caller a start time that a
+    /// waiting caller already holds (two calls in one slot); the token is
+    /// then lost instead, which errs towards fewer calls, never more.
+    pub(crate) fn refund(&self, booking: Booking) {
+        let Booking(booked) = booking;
+        let _ = self.shared.tat.compare_exchange(
+            booked,
+            booked.saturating_sub(self.shared.interval),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 }
 

@@ -12,7 +12,7 @@ pub use layer::RateLimitLayer;
 
 use crate::Service;
 use crate::clock::{Clock, SystemClock};
-use bucket::Decision;
+use bucket::{Booking, Decision};
 
 /// Lets calls through at a [`Rate`], with bursts of up to `burst` calls;
 /// the rest **wait** for a token (the default) or are **rejected** with
@@ -96,12 +96,12 @@ impl<S, C> RateLimit<S, C> {
 }
 
 /// Gives a reserved token back unless disarmed.
-struct Refund<'a, C: Clock>(Option<&'a TokenBucket<C>>);
+struct Refund<'a, C: Clock>(Option<(&'a TokenBucket<C>, Booking)>);
 
 impl<C: Clock> Drop for Refund<'_, C> {
     fn drop(&mut self) {
-        if let Some(bucket) = self.0 {
-            bucket.refund();
+        if let Some((bucket, booking)) = self.0 {
+            bucket.refund(booking);
         }
     }
 }
@@ -118,8 +118,8 @@ where
     async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
         match self.bucket.decide(!self.reject) {
             Decision::Go => {}
-            Decision::GoAt(at) => {
-                let mut refund = Refund(Some(&self.bucket));
+            Decision::GoAt(at, booking) => {
+                let mut refund = Refund(Some((&self.bucket, booking)));
                 // Boxed: only waiting calls pay for the sleep's space, so
                 // the future of a call that goes at once stays small.
                 Box::new(self.bucket.clock().sleep_until(at)).await;
