@@ -232,6 +232,25 @@ fn the_half_open_probe_is_judged_by_the_classifier() {
 }
 
 #[test]
+fn a_classifier_that_panics_on_the_probe_frees_the_probe_slot() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    let svc = svc.classify(errors_where(|e: &BoxError| {
+        assert!(e.to_string() != "poison", "classifier asked to panic");
+        true
+    }));
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    clock.advance(OPEN);
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on(svc.call(Step::Fail("poison")))
+    }));
+    assert!(probe.is_err(), "the classifier panicked");
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    // The next caller may probe (it was refused for good before).
+    assert!(block_on(svc.call(Step::Fail("down again"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+#[test]
 fn a_closure_can_count_responses_and_a_layer_shares_it() {
     let clock = ManualClock::new();
     let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(2), clock.clone());

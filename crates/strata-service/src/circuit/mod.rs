@@ -178,9 +178,12 @@ where
         };
         let mut guard = ProbeGuard(probe.then_some(&self.breaker));
         let result = self.inner.call(req).await;
+        // Classify while the guard is armed: a classifier that panics then
+        // frees the probe slot instead of leaving the breaker half-open
+        // with a probe that never reports.
+        let failed = self.classify.is_failure(&result);
         guard.0 = None;
-        self.breaker
-            .record(probe, self.classify.is_failure(&result));
+        self.breaker.record(probe, failed);
         result
     }
 }
