@@ -165,7 +165,11 @@ impl Future for ManualSleep {
         if manual.now >= self.deadline {
             Poll::Ready(())
         } else {
-            manual.sleepers.push(cx.waker().clone());
+            // One entry per waiting task, however often its sleeps are
+            // polled (or dropped and made again) between advances.
+            if !manual.sleepers.iter().any(|w| w.will_wake(cx.waker())) {
+                manual.sleepers.push(cx.waker().clone());
+            }
             Poll::Pending
         }
     }
@@ -177,4 +181,28 @@ pub(crate) fn deadline_after<C: Clock>(clock: &C, after: Duration) -> Instant {
     let now = clock.now();
     now.checked_add(after)
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_keeps_one_waker_per_waiting_task() {
+        struct Nothing;
+        impl std::task::Wake for Nothing {
+            fn wake(self: Arc<Self>) {}
+        }
+        let clock = ManualClock::new();
+        let waker = Waker::from(Arc::new(Nothing));
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..1000 {
+            let mut nap = clock.sleep_until(clock.now() + Duration::from_secs(1));
+            assert!(Pin::new(&mut nap).poll(&mut cx).is_pending());
+            assert!(Pin::new(&mut nap).poll(&mut cx).is_pending());
+        }
+        assert_eq!(clock.lock().sleepers.len(), 1);
+        clock.advance(Duration::from_secs(1));
+        assert!(clock.lock().sleepers.is_empty());
+    }
 }
