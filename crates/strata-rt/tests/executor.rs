@@ -490,3 +490,33 @@ fn runtime_apis_outside_a_runtime_panic_with_a_clear_message() {
     )));
     assert!(m.contains("is not one of its workers"), "{m}");
 }
+
+/// `block_on` inside a blocking-pool closure, doing more I/O than a task's
+/// budget allows in one poll: it runs to the end (it spun forever once
+/// the closure's budget was spent).
+#[test]
+fn block_on_in_a_blocking_closure_is_not_limited_by_a_task_budget() {
+    use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    use strata_rt::net::UnixStream;
+    deadline(30, || {
+        let rt = Arc::new(rt(1));
+        let (mut a, mut b) = rt.block_on(async { UnixStream::pair().unwrap() });
+        let rt2 = rt.clone();
+        let writer = rt.handle().spawn_blocking(move || {
+            rt2.block_on(async move {
+                // One byte per write: 200 writes, more than a task's
+                // budget (each costs a small socket buffer entry, so read
+                // concurrently below).
+                for _ in 0..200 {
+                    a.write_all(b"x").await.unwrap();
+                }
+            })
+        });
+        rt.block_on(async move {
+            let mut got = [0u8; 200];
+            b.read_exact(&mut got).await.unwrap();
+            assert!(got.iter().all(|&c| c == b'x'));
+            writer.await.unwrap();
+        });
+    });
+}

@@ -27,7 +27,9 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+        // No budget: this thread serves only this future (and it may run
+        // inside a blocking-pool closure, or any caller's budget).
+        if let Poll::Ready(v) = super::coop::unconstrained(|| future.as_mut().poll(&mut cx)) {
             return v;
         }
         // A wake that raced ahead of us left the park token set, so this

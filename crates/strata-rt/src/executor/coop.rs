@@ -22,13 +22,28 @@ thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(u32::MAX) };
 }
 
-/// Runs one task poll with a fresh budget, restoring the previous one
-/// (tasks never nest, but `block_on` inside a blocking-pool task could).
+/// Runs one task poll with a fresh budget, restoring the previous one.
 pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
-    let prev = BUDGET.with(|b| b.replace(TASK_BUDGET));
-    let out = f();
-    BUDGET.with(|b| b.set(prev));
-    out
+    with(TASK_BUDGET, f)
+}
+
+/// Runs `f` with no budget, restoring the previous one: for polls that are
+/// not a worker's task (`block_on`, blocking-pool closures), where nothing
+/// else waits for the thread and a spent budget could only spin.
+pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
+    with(u32::MAX, f)
+}
+
+fn with<R>(budget: u32, f: impl FnOnce() -> R) -> R {
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0;
+            BUDGET.with(|b| b.set(prev));
+        }
+    }
+    let _restore = Restore(BUDGET.with(|b| b.replace(budget)));
+    f()
 }
 
 /// Spends one unit, or, with none left, wakes the task and returns

@@ -113,7 +113,16 @@ impl<F: Future> Future for TaskFuture<F> {
         }
         // SAFETY: see above; `inner` is not moved, only re-pinned in place.
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        match super::coop::with_budget(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))) {
+        let poll = || catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
+        // A worker's task gets a budget; a blocking-pool closure (no
+        // worker) runs unconstrained: its thread serves nothing else, and
+        // a `block_on` inside it would otherwise spin once it ran out.
+        let polled = if this.worker_uid.is_some() {
+            super::coop::with_budget(poll)
+        } else {
+            super::coop::unconstrained(poll)
+        };
+        match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Err(panic) => Poll::Ready(Err(panic)),
