@@ -110,9 +110,20 @@ impl Inner {
                 .name(self.thread_name.clone())
                 .spawn(move || inner.thread_main());
             if let Err(e) = spawned {
-                // The queued closure waits for an existing thread, if any.
-                self.lock().threads -= 1;
                 tracing::error!(error = %e, "strata: could not start a blocking thread");
+                // The queued closures wait for an existing thread; with
+                // none, nothing would ever run them: cancel them, so that
+                // their handles report it instead of waiting forever.
+                let orphans = {
+                    let mut s = self.lock();
+                    s.threads -= 1;
+                    if s.threads == 0 {
+                        std::mem::take(&mut s.queue)
+                    } else {
+                        VecDeque::new()
+                    }
+                };
+                drop(orphans);
             }
         }
     }
