@@ -122,6 +122,34 @@ fn unix_connect_to_a_missing_path_fails() {
     });
 }
 
+/// A listener whose backlog is full refuses a connect at once; the caller
+/// sees `ConnectionRefused`, never `WouldBlock`.
+#[test]
+fn unix_connect_to_a_full_backlog_is_refused() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    deadline(30, || {
+        let dir = std::env::temp_dir().join(format!("strata-backlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        let _ = std::fs::remove_file(&path);
+        // Never accepts, backlog of one.
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        listener.listen(1).unwrap();
+        let rt = rt(1);
+        let results: Vec<_> = rt.block_on(async {
+            futures_util::future::join_all((0..8).map(|_| UnixStream::connect(&path))).await
+        });
+        let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(!refused.is_empty(), "eight connects fit a backlog of one");
+        for e in refused {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        }
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 /// A connected UDP socket whose datagram was refused (ICMP port
 /// unreachable) reports the error once; after it, a read must wait for the
 /// next datagram like any other, not find the socket "ready" forever and

@@ -23,13 +23,25 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// The OS error, for example `NotFound` or `ConnectionRefused`.
+    /// The OS error, for example `NotFound` or `ConnectionRefused`. A
+    /// listener whose backlog is full refuses at once (the OS answers a
+    /// non-blocking connect with `EAGAIN`): that is `ConnectionRefused`
+    /// too, saying so, rather than a `WouldBlock` no caller should see.
     ///
     /// # Panics
     ///
     /// Panics outside a strata runtime.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let s = mio::net::UnixStream::connect(path)?;
+        let s = mio::net::UnixStream::connect(path).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "the listener's backlog is full",
+                )
+            } else {
+                e
+            }
+        })?;
         let stream = Self::from_mio(s, Ready::EMPTY, "UnixStream::connect")?;
         poll_fn(|cx| {
             ready!(stream.io.poll_ready(cx, Direction::Write))?;
