@@ -520,3 +520,22 @@ fn block_on_in_a_blocking_closure_is_not_limited_by_a_task_budget() {
         });
     });
 }
+
+/// A blocking closure runs inside its runtime: it can find the runtime and
+/// spawn a task on it.
+#[test]
+fn a_blocking_closure_can_spawn_onto_its_runtime() {
+    deadline(30, || {
+        let rt = rt(1);
+        let answer = rt.block_on(async {
+            let inner = spawn_blocking(|| {
+                assert!(strata_rt::runtime::Handle::try_current().is_some());
+                spawn(async { 6 * 7 })
+            })
+            .await
+            .unwrap();
+            inner.await.unwrap()
+        });
+        assert_eq!(answer, 42);
+    });
+}

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use super::join::JoinHandle;
 use super::task::{self, Runnable, TaskFuture, TaskMeta};
+use crate::context;
+use crate::runtime::WeakHandle;
 
 #[derive(Debug)]
 pub(crate) struct BlockingPool {
@@ -31,6 +33,9 @@ struct Inner {
     max_threads: usize,
     keep_alive: Duration,
     thread_name: String,
+    /// Entered while a closure runs, so that it can use the runtime
+    /// (`Handle::current`, `spawn`, sockets) like code on a worker.
+    runtime: WeakHandle,
 }
 
 #[derive(Debug, Default)]
@@ -44,7 +49,12 @@ struct State {
 }
 
 impl BlockingPool {
-    pub(crate) fn new(max_threads: usize, keep_alive: Duration, thread_name: String) -> Self {
+    pub(crate) fn new(
+        max_threads: usize,
+        keep_alive: Duration,
+        thread_name: String,
+        runtime: WeakHandle,
+    ) -> Self {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
@@ -52,6 +62,7 @@ impl BlockingPool {
                 max_threads: max_threads.max(1),
                 keep_alive,
                 thread_name,
+                runtime,
             }),
         }
     }
@@ -133,7 +144,13 @@ impl Inner {
         loop {
             if let Some(r) = s.queue.pop_front() {
                 drop(s);
-                task::run(r);
+                {
+                    let _inside = self
+                        .runtime
+                        .upgrade()
+                        .map(|handle| context::enter(handle, None));
+                    task::run(r);
+                }
                 s = self.lock();
                 continue;
             }

@@ -126,6 +126,10 @@ where
 /// [`JoinHandle::abort`] cancels a closure that has not started yet; one that
 /// is running runs to completion.
 ///
+/// The closure runs inside its runtime: it may [`spawn`] tasks, create
+/// sockets, or drive a future with
+/// [`Runtime::block_on`](crate::Runtime::block_on).
+///
 /// # Panics
 ///
 /// Panics if called outside a strata runtime.

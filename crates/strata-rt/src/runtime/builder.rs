@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Handle, Inner, Runtime};
+use super::{Handle, Inner, Runtime, WeakHandle};
 use crate::executor::blocking::BlockingPool;
 use crate::executor::worker::{Worker, WorkerShared};
 use crate::reactor::Reactor;
@@ -115,13 +115,14 @@ impl Builder {
             reactors.push(reactor);
         }
         let handle = Handle {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|runtime| Inner {
                 workers: workers.clone().into_boxed_slice(),
                 next: AtomicUsize::new(0),
                 blocking: BlockingPool::new(
                     self.max_blocking_threads,
                     self.blocking_keep_alive,
                     format!("{}-blocking", self.thread_name),
+                    WeakHandle(runtime.clone()),
                 ),
             }),
         };

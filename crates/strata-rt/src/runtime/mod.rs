@@ -6,8 +6,8 @@ pub use builder::Builder;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle as ThreadHandle;
 
 use crate::context;
@@ -125,6 +125,24 @@ impl fmt::Debug for Runtime {
 #[derive(Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
+}
+
+/// A handle that does not keep its runtime alive: what the runtime's own
+/// blocking threads hold, entering the runtime for each closure they run.
+#[derive(Clone)]
+pub(crate) struct WeakHandle(Weak<Inner>);
+
+impl WeakHandle {
+    /// The runtime, unless it is gone.
+    pub(crate) fn upgrade(&self) -> Option<Handle> {
+        self.0.upgrade().map(|inner| Handle { inner })
+    }
+}
+
+impl fmt::Debug for WeakHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakHandle")
+    }
 }
 
 struct Inner {
