@@ -64,19 +64,22 @@ impl ConnectionError {
     /// server should not treat as its own failure.
     pub fn is_disconnect(&self) -> bool {
         match self {
-            ConnectionError::Io(e) => find_io(&**e).is_some_and(|e| {
-                matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::NotConnected
-                        | io::ErrorKind::UnexpectedEof
-                )
-            }),
+            ConnectionError::Io(e) => find_io(&**e).is_some_and(|e| peer_gone(e.kind())),
             _ => false,
         }
     }
+}
+
+/// Whether an I/O error of this kind means the peer went away.
+fn peer_gone(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// The `io::Error` at the root of `err`, if there is one.
@@ -249,6 +252,15 @@ where
                         loop {
                             let req = match item {
                                 Ok(req) => req,
+                                // A peer that vanished mid-read (a reset)
+                                // comes through the codec too: no error
+                                // line for it, and it ends as the
+                                // disconnect it is, not as bad input.
+                                Err(e) if find_io(&e).is_some_and(|io| peer_gone(io.kind())) => {
+                                    read = Read::Failed;
+                                    outcome = Err(ConnectionError::Io(Box::new(e)));
+                                    break;
+                                }
                                 Err(e) => {
                                     read = Read::Failed;
                                     final_response = proto.decode_error(&e);

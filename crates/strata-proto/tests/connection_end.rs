@@ -1,6 +1,7 @@
-//! A graceful stop answers every complete request received before it,
-//! including requests still in the kernel's buffer that the worker has not
-//! yet heard about.
+//! How a connection ends: a graceful stop answers every complete request
+//! received before it, including requests still in the kernel's buffer
+//! that the worker has not yet heard about; a peer's reset ends it as a
+//! disconnect.
 
 mod support;
 
@@ -88,5 +89,44 @@ fn a_stop_right_after_requests_arrive_still_answers_them() {
             .unwrap()
         });
         assert_eq!(answers, "one\ntwo\n");
+    });
+}
+
+/// A peer that resets the connection in the middle of a request: the
+/// connection ends as a disconnect, not as a bad request.
+#[test]
+fn a_reset_mid_request_ends_as_a_disconnect() {
+    deadline(30, || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let ended = rt.block_on(async {
+            strata_rt::spawn(async {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (accepted, _) = listener.accept().unwrap();
+                accepted.set_nonblocking(true).unwrap();
+                let server = strata_rt::net::TcpStream::from_std(accepted).unwrap();
+                let echo = service_fn(|req: String| async move { Ok::<_, std::io::Error>(req) });
+                let conn = strata_rt::spawn_local(async move {
+                    serve_connection(server, &TestProto, echo, &cfg(), std::future::pending()).await
+                });
+                // Part of a request, then a reset (linger zero on close).
+                let mut client = client;
+                client.write_all(b"par").unwrap();
+                socket2::SockRef::from(&client)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+                drop(client);
+                conn.await.unwrap()
+            })
+            .await
+            .unwrap()
+        });
+        match ended {
+            Err(e) => assert!(e.is_disconnect(), "ended as {e:?}"),
+            Ok(()) => panic!("a reset is not a clean close"),
+        }
     });
 }
