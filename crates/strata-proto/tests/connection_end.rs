@@ -16,14 +16,14 @@ use strata_proto::pipeline::serve_connection;
 use strata_service::service_fn;
 use support::{TestProto, cfg, deadline};
 
-/// A stop signal the test fires by hand.
+/// A one-shot signal the test fires by hand (a stop, a gate).
 #[derive(Default)]
-struct Stop {
+struct Flag {
     fired: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
-impl Stop {
+impl Flag {
     fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
         if let Some(w) = self.waker.lock().unwrap().take() {
@@ -47,35 +47,50 @@ impl Stop {
     }
 }
 
-#[test]
-fn a_stop_right_after_requests_arrive_still_answers_them() {
-    deadline(30, || {
+/// Serves one connection on a one-worker runtime; optionally sends `slow`
+/// (answered once a gate opens) and waits; then, in one turn of the
+/// worker, writes `one` and `two`, opens the gate and fires the stop.
+/// Returns everything the client received.
+fn stop_right_after_two_requests(slow_first: bool) -> String {
+    deadline(30, move || {
         let rt = strata_rt::Runtime::builder()
             .worker_threads(1)
             .build()
             .unwrap();
-        let answers = rt.block_on(async {
-            strata_rt::spawn(async {
+        rt.block_on(async move {
+            strata_rt::spawn(async move {
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 let mut client =
                     std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
                 let (accepted, _) = listener.accept().unwrap();
                 accepted.set_nonblocking(true).unwrap();
                 let server = strata_rt::net::TcpStream::from_std(accepted).unwrap();
-                let stop = Arc::new(Stop::default());
-                let stop2 = stop.clone();
+                let stop = Arc::new(Flag::default());
+                let gate = Arc::new(Flag::default());
+                let (stop2, gate2) = (stop.clone(), gate.clone());
                 // The connection runs on this same worker.
                 let conn = strata_rt::spawn_local(async move {
-                    let echo =
-                        service_fn(|req: String| async move { Ok::<_, std::io::Error>(req) });
-                    serve_connection(server, &TestProto, echo, &cfg(), stop2.wait()).await
+                    let svc = service_fn(move |req: String| {
+                        let gate = gate2.clone();
+                        async move {
+                            if req == "slow" {
+                                gate.wait().await;
+                            }
+                            Ok::<_, std::io::Error>(req)
+                        }
+                    });
+                    serve_connection(server, &TestProto, svc, &cfg(), stop2.wait()).await
                 });
+                if slow_first {
+                    client.write_all(b"slow\n").unwrap();
+                }
                 // Let the connection read to `WouldBlock` and wait.
                 strata_rt::time::sleep(Duration::from_millis(50)).await;
                 // On loopback the bytes are in the server socket's buffer
                 // when `write` returns; the stop fires before this worker
                 // polls for I/O again.
                 client.write_all(b"one\ntwo\n").unwrap();
+                gate.fire();
                 stop.fire();
                 conn.await.unwrap().unwrap();
                 client
@@ -87,9 +102,21 @@ fn a_stop_right_after_requests_arrive_still_answers_them() {
             })
             .await
             .unwrap()
-        });
-        assert_eq!(answers, "one\ntwo\n");
-    });
+        })
+    })
+}
+
+#[test]
+fn a_stop_right_after_requests_arrive_still_answers_them() {
+    assert_eq!(stop_right_after_two_requests(false), "one\ntwo\n");
+}
+
+/// The same with a request in flight that finishes in that turn: the
+/// dispatcher then goes round its loop again within one poll, which must
+/// not count as the fresh look at I/O.
+#[test]
+fn a_stop_with_a_request_in_flight_still_answers_the_later_ones() {
+    assert_eq!(stop_right_after_two_requests(true), "slow\none\ntwo\n");
 }
 
 /// A peer that resets the connection in the middle of a request: the
@@ -128,5 +155,87 @@ fn a_reset_mid_request_ends_as_a_disconnect() {
             Err(e) => assert!(e.is_disconnect(), "ended as {e:?}"),
             Ok(()) => panic!("a reset is not a clean close"),
         }
+    });
+}
+
+/// A truncated last frame from a peer that then shuts down its sending
+/// side is bad input, not a vanished peer: the protocol's error line is
+/// still sent (the default `decode_eof` reports it as `UnexpectedEof`).
+#[test]
+fn a_truncated_last_frame_still_gets_the_error_line() {
+    use bytes::{Buf, BytesMut};
+    use strata_codec::{Decoder, Encoder};
+    use strata_proto::pipeline::ConnectionError;
+    use strata_proto::pipeline::ServerProto;
+
+    /// Frames of exactly four bytes; the default `decode_eof`.
+    struct Four;
+    impl Decoder for Four {
+        type Item = [u8; 4];
+        type Error = std::io::Error;
+        fn decode(&mut self, src: &mut BytesMut) -> std::io::Result<Option<[u8; 4]>> {
+            if src.len() < 4 {
+                return Ok(None);
+            }
+            let mut frame = [0; 4];
+            src.copy_to_slice(&mut frame);
+            Ok(Some(frame))
+        }
+    }
+    impl Encoder<[u8; 4]> for Four {
+        type Error = std::io::Error;
+        fn encode(&mut self, item: [u8; 4], dst: &mut BytesMut) -> std::io::Result<()> {
+            dst.extend_from_slice(&item);
+            Ok(())
+        }
+    }
+    struct FourProto;
+    impl ServerProto for FourProto {
+        type Request = [u8; 4];
+        type Response = [u8; 4];
+        type Codec = Four;
+        fn codec(&self) -> Four {
+            Four
+        }
+        fn decode_error(&self, _: &std::io::Error) -> Option<[u8; 4]> {
+            Some(*b"BAD!")
+        }
+    }
+
+    deadline(30, || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let (ended, got) = rt.block_on(async {
+            strata_rt::spawn(async {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let mut client =
+                    std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (accepted, _) = listener.accept().unwrap();
+                accepted.set_nonblocking(true).unwrap();
+                let server = strata_rt::net::TcpStream::from_std(accepted).unwrap();
+                let echo = service_fn(|req: [u8; 4]| async move { Ok::<_, std::io::Error>(req) });
+                let conn = strata_rt::spawn_local(async move {
+                    serve_connection(server, &FourProto, echo, &cfg(), std::future::pending()).await
+                });
+                client.write_all(b"abcdxy").unwrap();
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+                let ended = conn.await.unwrap();
+                client
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut got = Vec::new();
+                let _ = client.read_to_end(&mut got);
+                (ended, got)
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(got, b"abcdBAD!");
+        assert!(
+            matches!(ended, Err(ConnectionError::Decode(_))),
+            "{ended:?}"
+        );
     });
 }

@@ -72,13 +72,19 @@ impl ConnectionError {
 
 /// Whether an I/O error of this kind means the peer went away.
 fn peer_gone(kind: io::ErrorKind) -> bool {
+    reset(kind) || kind == io::ErrorKind::UnexpectedEof
+}
+
+/// Whether an I/O error of this kind means the connection was torn down.
+/// (Not `UnexpectedEof`: a decoder reports a truncated last frame with it,
+/// which is bad input from a peer that may still read the error line.)
+fn reset(kind: io::ErrorKind) -> bool {
     matches!(
         kind,
         io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::NotConnected
-            | io::ErrorKind::UnexpectedEof
     )
 }
 
@@ -167,9 +173,11 @@ where
     framed.set_release_idle_buffers(false);
     let mut stop = std::pin::pin!(stop);
     let mut stop_seen = false;
-    // After the stop: a `Pending` read was seen, and the task woke itself
-    // to read once more after the worker's next look at I/O.
-    let mut stop_rechecked = false;
+    // Polls of this connection so far, and (after the stop) the poll in
+    // which a read first said `Pending`: the task woke itself then, to
+    // read once more in a later poll, after the worker's next look at I/O.
+    let mut polls: u64 = 0;
+    let mut stop_pending_in: Option<u64> = None;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark().max(1);
     let service = &service;
@@ -180,6 +188,7 @@ where
     let mut timer = ConnTimer::new(config);
 
     let result = poll_fn(|cx| {
+        polls += 1;
         // Graceful stop: answer every complete request received so far, in
         // our buffer or the kernel's, then read no more. Checked once per
         // wake-up; its waker stays registered.
@@ -228,22 +237,28 @@ where
             {
                 let next = Pin::new(&mut framed).poll_next(cx);
                 if stop_seen && next.is_pending() {
-                    if stop_rechecked {
+                    match stop_pending_in {
                         // Drained up to `WouldBlock` after a fresh look at
                         // I/O: whatever comes later was sent after shutdown
                         // began.
-                        read = Read::Stopped;
-                        progress = true;
-                    } else {
+                        Some(first) if first < polls => {
+                            read = Read::Stopped;
+                            progress = true;
+                        }
+                        // This poll asked for a fresh look already (its
+                        // loop came round again): wait for it.
+                        Some(_) => {}
                         // Not proof of `WouldBlock`: the worker may not
                         // have polled for I/O since bytes arrived, and the
                         // I/O budget or the deferred read also say
                         // `Pending`. Look again once it has.
-                        stop_rechecked = true;
-                        cx.waker().wake_by_ref();
+                        None => {
+                            stop_pending_in = Some(polls);
+                            cx.waker().wake_by_ref();
+                        }
                     }
                 } else if next.is_ready() {
-                    stop_rechecked = false;
+                    stop_pending_in = None;
                 }
                 match next {
                     Poll::Ready(Some(first)) => {
@@ -252,11 +267,11 @@ where
                         loop {
                             let req = match item {
                                 Ok(req) => req,
-                                // A peer that vanished mid-read (a reset)
+                                // A connection torn down mid-read (a reset)
                                 // comes through the codec too: no error
                                 // line for it, and it ends as the
                                 // disconnect it is, not as bad input.
-                                Err(e) if find_io(&e).is_some_and(|io| peer_gone(io.kind())) => {
+                                Err(e) if find_io(&e).is_some_and(|io| reset(io.kind())) => {
                                     read = Read::Failed;
                                     outcome = Err(ConnectionError::Io(Box::new(e)));
                                     break;
@@ -321,8 +336,11 @@ where
                 if let Some(resp) = final_response.take() {
                     match Pin::new(&mut framed).poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
+                            let before = framed.write_buffer().len();
                             if let Err(e) = Pin::new(&mut framed).start_send(resp) {
-                                // Close with what is buffered, as below.
+                                // Close with what is buffered (no half
+                                // frame), as below.
+                                framed.write_buffer_mut().truncate(before);
                                 outcome = Err(ConnectionError::Encode(Box::new(e)));
                             }
                         }
@@ -460,7 +478,10 @@ fn deliver<P, E, T, F>(
             }
         }
     };
-    if let Err(e) = Pin::new(framed).start_send(response) {
+    let before = framed.write_buffer().len();
+    if let Err(e) = Pin::new(&mut *framed).start_send(response) {
+        // No half-encoded frame goes out, whatever the encoder left.
+        framed.write_buffer_mut().truncate(before);
         encode_failed(read, in_flight, outcome, Box::new(e));
     }
 }
