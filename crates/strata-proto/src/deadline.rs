@@ -104,6 +104,7 @@ impl ConnTimer {
     /// With nothing in flight: the idle or read timeout's deadline, and
     /// (idle only) when the buffers are due to be freed; or the event due
     /// now.
+    #[inline]
     fn poll_quiet(
         &mut self,
         now: Instant,
@@ -147,35 +148,51 @@ impl ConnTimer {
     /// `Ready(event)` when the connection must act (free its buffers, or
     /// end on a timeout); otherwise arms the timer so the task is woken to
     /// check again.
+    #[inline]
     pub(crate) fn poll_expired(
         &mut self,
         cx: &mut Context<'_>,
         state: TimerState,
         output: Output,
     ) -> Poll<TimerEvent> {
-        let stalled = output.waiting && self.write.is_some();
-        if !stalled {
-            self.stall = None;
-            if state == TimerState::Busy {
-                self.partial_since = None;
-                return Poll::Pending;
-            }
+        if output.waiting && self.write.is_some() {
+            return self.poll_stalled(cx, state, output);
+        }
+        // The common path: no output waiting.
+        self.stall = None;
+        if state == TimerState::Busy {
+            self.partial_since = None;
+            return Poll::Pending;
         }
         let now = Instant::now();
-        // The write timeout: responses wait, and no byte was written since
-        // the clock started (a written byte restarts it).
-        let write_deadline = if stalled {
-            let since = match self.stall {
-                Some((since, written)) if written == output.written => since,
-                _ => {
-                    self.stall = Some((now, output.written));
-                    now
-                }
-            };
-            self.write.and_then(|t| since.checked_add(t))
-        } else {
-            None
+        let (timeout, release) = match self.poll_quiet(now, state) {
+            Ok(deadlines) => deadlines,
+            Err(event) => return Poll::Ready(event),
         };
+        match earliest(timeout, release) {
+            Some(deadline) => self.poll_sleep(cx, deadline),
+            None => Poll::Pending,
+        }
+    }
+
+    /// `poll_expired` while responses wait for the socket: the write
+    /// timeout runs, restarted by any byte written.
+    #[inline(never)]
+    fn poll_stalled(
+        &mut self,
+        cx: &mut Context<'_>,
+        state: TimerState,
+        output: Output,
+    ) -> Poll<TimerEvent> {
+        let now = Instant::now();
+        let since = match self.stall {
+            Some((since, written)) if written == output.written => since,
+            _ => {
+                self.stall = Some((now, output.written));
+                now
+            }
+        };
+        let write_deadline = self.write.and_then(|t| since.checked_add(t));
         if let Some(t) = write_deadline
             && now >= t
         {
@@ -190,13 +207,15 @@ impl ConnTimer {
                 Err(event) => return Poll::Ready(event),
             }
         };
-        let Some(deadline) = [timeout, release, write_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-        else {
-            return Poll::Pending;
-        };
+        match earliest(earliest(timeout, release), write_deadline) {
+            Some(deadline) => self.poll_sleep(cx, deadline),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Keeps the sleep armed at or before `deadline`.
+    #[inline]
+    fn poll_sleep(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<TimerEvent> {
         if let Some(sleep) = &self.sleep
             && sleep.deadline() <= deadline
             && !sleep.is_elapsed()
@@ -237,5 +256,14 @@ impl ConnTimer {
                 }
             }
         }
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }

@@ -27,23 +27,22 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
     with(TASK_BUDGET, f)
 }
 
-/// Runs `f` with no budget, restoring the previous one: for polls that are
-/// not a worker's task (`block_on`, blocking-pool closures), where nothing
-/// else waits for the thread and a spent budget could only spin.
+/// Runs `f` with no budget, then restores the previous one: for polls
+/// that are not a worker's task (`block_on`, blocking-pool closures), where
+/// nothing else waits for the thread and a spent budget could only spin.
 pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
     with(u32::MAX, f)
 }
 
+/// Runs `f` with `budget`, then restores the previous budget. (Not on
+/// unwinding: task polls catch their panics inside `f`, and a panic out of
+/// `block_on` leaves the unlimited budget every thread starts with.)
+#[inline(always)]
 fn with<R>(budget: u32, f: impl FnOnce() -> R) -> R {
-    struct Restore(u32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let prev = self.0;
-            BUDGET.with(|b| b.set(prev));
-        }
-    }
-    let _restore = Restore(BUDGET.with(|b| b.replace(budget)));
-    f()
+    let prev = BUDGET.with(|b| b.replace(budget));
+    let out = f();
+    BUDGET.with(|b| b.set(prev));
+    out
 }
 
 /// Spends one unit, or, with none left, wakes the task and returns
