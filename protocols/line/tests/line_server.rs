@@ -333,3 +333,72 @@ fn clients_that_vanish_mid_request_do_not_disturb_others() {
         assert_eq!(steady.line().as_deref(), Some("world\n"), "round {round}");
     }
 }
+
+/// Runs `line-client` against `server` with `args`, feeding `stdin` from
+/// a thread; returns whether it succeeded and what it printed.
+fn client(server: &Server, args: &[&str], stdin: Vec<u8>) -> (bool, Vec<u8>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_line-client"))
+        .args(["--addr", &server.addr.to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("line-client starts");
+    let mut input = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    // A client that hangs is killed after a minute (and then fails).
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+            // SAFETY: kill(2) with the pid of our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    feeder.join().unwrap();
+    (out.status.success(), out.stdout)
+}
+
+#[test]
+fn line_client_sends_its_arguments() {
+    let server = Server::start(&[]);
+    let (ok, out) = client(&server, &["hello", "hi"], Vec::new());
+    assert!(ok);
+    assert_eq!(out, b"world\nidk\n");
+}
+
+/// More input than every socket buffer on the way holds, against a server
+/// that never gives up on a client that does not read: the client writes
+/// and reads at once, so it finishes (it stalled with both sides full).
+#[test]
+fn line_client_streams_any_amount_of_stdin() {
+    let server = Server::start(&["--write-timeout", "0"]);
+    let n = 2_000_000;
+    let (ok, out) = client(&server, &[], b"hello\n".repeat(n));
+    assert!(ok);
+    assert_eq!(out.len(), n * 6);
+    assert!(out.chunks(6).all(|a| a == b"world\n"));
+}
+
+/// Bad input goes to the server as it is; its error line is printed, the
+/// answers before it too, and the exit code says not all went well.
+#[test]
+fn line_client_reports_error_answers_and_missing_ones() {
+    let server = Server::start(&["--max-line-length", "16"]);
+    let (ok, out) = client(&server, &[], b"hello\nb\xffd\nhello\n".to_vec());
+    assert!(!ok);
+    assert_eq!(out, b"world\nerror: invalid UTF-8\n");
+    let (ok, out) = client(
+        &server,
+        &[],
+        format!("hello\n{}\n", "x".repeat(100)).into_bytes(),
+    );
+    assert!(!ok);
+    assert_eq!(out, b"world\nerror: line too long\n");
+}

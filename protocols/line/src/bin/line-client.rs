@@ -6,12 +6,16 @@
 //! line-client --addr 127.0.0.1:12345 hello
 //! ```
 //!
-//! All requests are written at once (pipelined); answers are printed in
-//! order as they arrive. For load generation use the bench harness
-//! (`cargo run --release -p strata-bench --bin line`).
+//! Requests are pipelined: a thread writes them while the answers are
+//! printed in order as they arrive, so any amount of input streams through
+//! without either side waiting on the other. Stdin lines are sent as they
+//! are, bytes and all (invalid UTF-8 included: the server says what it
+//! makes of it). The exit code is 0 only if every request got an answer
+//! and none of the answers is an `error: ...` line. For load generation use
+//! the bench harness (`cargo run --release -p strata-bench --bin line`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, Command, value_parser};
@@ -34,16 +38,26 @@ fn main() -> ExitCode {
         )
         .get_matches();
     let addr = *m.get_one::<SocketAddr>("addr").expect("has default");
-    let lines: Vec<String> = match m.get_many::<String>("lines") {
-        Some(v) => v.cloned().collect(),
-        None => std::io::stdin()
-            .lock()
-            .lines()
-            .map_while(Result::ok)
-            .collect(),
-    };
-    match run(addr, &lines) {
-        Ok(()) => ExitCode::SUCCESS,
+    let args: Option<Vec<String>> = m.get_many::<String>("lines").map(|v| v.cloned().collect());
+    match run(addr, args) {
+        Ok(Outcome {
+            sent,
+            answered,
+            errors,
+        }) if answered == sent && errors == 0 => ExitCode::SUCCESS,
+        Ok(Outcome {
+            sent,
+            answered,
+            errors,
+        }) => {
+            if answered < sent {
+                eprintln!("line-client: {addr}: {answered} of {sent} requests answered");
+            }
+            if errors > 0 {
+                eprintln!("line-client: {addr}: {errors} answers were errors");
+            }
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("line-client: {addr}: {e}");
             ExitCode::FAILURE
@@ -51,18 +65,75 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(addr: SocketAddr, lines: &[String]) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr)?;
-    let mut batch = String::new();
-    for l in lines {
-        batch.push_str(l);
-        batch.push('\n');
+/// What a run sent and got back.
+struct Outcome {
+    sent: u64,
+    answered: u64,
+    errors: u64,
+}
+
+fn run(addr: SocketAddr, args: Option<Vec<String>>) -> io::Result<Outcome> {
+    let stream = TcpStream::connect(addr)?;
+    let mut socket = stream.try_clone()?;
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        // A server that closed early (after an error line) makes writes
+        // fail; its answers are still read below, so stop quietly.
+        let _ = match args {
+            Some(lines) => lines.iter().try_for_each(|l| {
+                sent += 1;
+                socket.write_all(l.as_bytes())?;
+                socket.write_all(b"\n")
+            }),
+            None => copy_lines(io::stdin().lock(), &mut socket, &mut sent),
+        };
+        let _ = socket.shutdown(Shutdown::Write);
+        sent
+    });
+    let mut out = io::stdout().lock();
+    let mut reader = BufReader::new(stream);
+    let mut answer = Vec::new();
+    let (mut answered, mut errors) = (0, 0);
+    loop {
+        answer.clear();
+        match reader.read_until(b'\n', &mut answer) {
+            Ok(0) => break,
+            Ok(_) => {}
+            // The server closed with a reset after its last answer.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(e),
+        }
+        answered += 1;
+        if answer.starts_with(b"error:") {
+            errors += 1;
+        }
+        if !answer.ends_with(b"\n") {
+            answer.push(b'\n');
+        }
+        out.write_all(&answer)?;
     }
-    stream.write_all(batch.as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)?;
-    let mut out = std::io::stdout().lock();
-    for answer in BufReader::new(stream).lines() {
-        writeln!(out, "{}", answer?)?;
+    out.flush()?;
+    let sent = writer.join().expect("the writer thread does not panic");
+    Ok(Outcome {
+        sent,
+        answered,
+        errors,
+    })
+}
+
+/// Sends each line of `input` as it is (a missing final newline added),
+/// counting them in `sent`.
+fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &mut u64) -> io::Result<()> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        *sent += 1;
+        socket.write_all(&line)?;
     }
-    Ok(())
 }
