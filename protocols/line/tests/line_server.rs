@@ -65,7 +65,8 @@ impl Server {
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         assert_eq!(rc, 0);
         let status = self.child.wait().unwrap();
-        let logs = self.log.try_iter().collect();
+        // Every line, up to the end of the server's stderr.
+        let logs = self.log.iter().collect();
         (status, logs)
     }
 }
@@ -401,4 +402,71 @@ fn line_client_reports_error_answers_and_missing_ones() {
     );
     assert!(!ok);
     assert_eq!(out, b"world\nerror: line too long\n");
+}
+
+/// The listening address is printed on stdout whatever the log level.
+#[test]
+fn the_address_is_printed_even_with_quiet_logs() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_line-server"))
+        .args(["--addr", "127.0.0.1:0", "--threads", "1"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("line-server starts");
+    // Killed after 30 s if it prints nothing (the read then ends).
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let _ = finished.recv_timeout(Duration::from_secs(30));
+        // SAFETY: kill(2) with the pid of our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    let _ = child.wait();
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("line-server: listening on ")
+        .unwrap_or_else(|| panic!("printed {first:?}"))
+        .parse()
+        .unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+}
+
+/// A graceful shutdown that has to drop a connection (its peer never
+/// reads, so its answers never drain) says so in the exit code.
+#[test]
+fn a_shutdown_that_drops_connections_exits_non_zero() {
+    let server = Server::start(&["--shutdown-timeout", "300ms", "--write-timeout", "0"]);
+    let mut hog = server.connect();
+    hog.w
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Answers that fill every buffer on the way; never read.
+    let batch = b"hello\n".repeat(100_000);
+    while hog.w.write_all(&batch).is_ok() {}
+    let (status, logs) = server.terminate();
+    assert!(!status.success(), "exit {status:?}, logs {logs:#?}");
+}
+
+/// The first connection over the limit is logged (then the 2nd, 4th ...).
+#[test]
+fn the_first_rejected_connection_is_logged() {
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut kept = server.connect();
+    kept.send(b"hello\n");
+    assert_eq!(kept.line().as_deref(), Some("world\n"));
+    let mut turned_away = server.connect();
+    assert_eq!(turned_away.line(), None);
+    let (_, logs) = server.terminate();
+    assert!(
+        logs.iter().any(|l| l.contains("connection limit reached")),
+        "{logs:#?}"
+    );
 }

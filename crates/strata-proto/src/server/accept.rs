@@ -79,7 +79,8 @@ where
         let n = state
             .rejected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n.is_power_of_two() {
+        // The 1st, 2nd, 4th, 8th ... rejection (`n` counts those before).
+        if (n + 1).is_power_of_two() {
             tracing::warn!(
                 %peer,
                 max = shared.max_connections,

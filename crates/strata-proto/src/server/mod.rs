@@ -85,6 +85,7 @@ pub struct TcpServer<P> {
     backlog: u32,
     conn: ConnectionConfig,
     shutdown_timeout: Duration,
+    on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
 
 impl<P: ServerProto> TcpServer<P> {
@@ -99,6 +100,7 @@ impl<P: ServerProto> TcpServer<P> {
             backlog: 1024,
             conn: ConnectionConfig::default(),
             shutdown_timeout: Duration::from_secs(30),
+            on_listening: None,
         }
     }
 
@@ -132,6 +134,14 @@ impl<P: ServerProto> TcpServer<P> {
         self
     }
 
+    /// Called once with the bound address when the server listens (and,
+    /// in [`serve`](Self::serve), can be stopped by a signal): to print
+    /// it, say, whatever the log level.
+    pub fn on_listening(mut self, f: impl FnOnce(SocketAddr) + Send + 'static) -> Self {
+        self.on_listening = Some(Box::new(f));
+        self
+    }
+
     /// Starts serving in the background and returns a handle.
     ///
     /// `new_service` is called once per connection with its
@@ -140,15 +150,19 @@ impl<P: ServerProto> TcpServer<P> {
     /// # Errors
     ///
     /// Fails if the runtime cannot start or the address cannot be bound.
-    pub fn start<N>(self, new_service: N) -> io::Result<ServerHandle>
+    pub fn start<N>(mut self, new_service: N) -> io::Result<ServerHandle>
     where
         N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
         N::Service: Service<P::Request, Response = P::Response> + 'static,
         <N::Service as Service<P::Request>>::Error: Into<BoxError>,
     {
         let threads = self.threads;
+        let on_listening = self.on_listening.take();
         let handle = self.launch(new_service)?;
         tracing::info!(addr = %handle.local_addr, threads, "listening");
+        if let Some(f) = on_listening {
+            f(handle.local_addr);
+        }
         Ok(handle)
     }
 
@@ -161,14 +175,17 @@ impl<P: ServerProto> TcpServer<P> {
     /// # Errors
     ///
     /// Fails if the runtime cannot start, the address cannot be bound, or
-    /// the signal handlers cannot be installed.
-    pub fn serve<N>(self, new_service: N) -> io::Result<()>
+    /// the signal handlers cannot be installed; and with `TimedOut` if the
+    /// shutdown timeout passed before every connection finished (the rest
+    /// were dropped).
+    pub fn serve<N>(mut self, new_service: N) -> io::Result<()>
     where
         N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
         N::Service: Service<P::Request, Response = P::Response> + 'static,
         <N::Service as Service<P::Request>>::Error: Into<BoxError>,
     {
         let threads = self.threads;
+        let on_listening = self.on_listening.take();
         let handle = self.launch(new_service)?;
         let runtime = handle.runtime.as_ref().expect("running");
         let mut signals = runtime.block_on(async {
@@ -178,6 +195,9 @@ impl<P: ServerProto> TcpServer<P> {
             ))
         })?;
         tracing::info!(addr = %handle.local_addr, threads, "listening");
+        if let Some(f) = on_listening {
+            f(handle.local_addr);
+        }
         // While waiting, report the connection count when it changed.
         let state = handle.state.clone();
         let mut status = runtime.block_on(async { strata_rt::time::interval(STATUS_EVERY) });
@@ -202,8 +222,15 @@ impl<P: ServerProto> TcpServer<P> {
             Poll::Pending
         }));
         tracing::info!(signal = which, "signal received; shutting down gracefully");
-        handle.shutdown();
-        Ok(())
+        if handle.shutdown() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the shutdown timeout passed before every connection finished; \
+                 the rest were dropped",
+            ))
+        }
     }
 
     fn launch<N>(self, new_service: N) -> io::Result<ServerHandle>

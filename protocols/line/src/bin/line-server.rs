@@ -96,6 +96,8 @@ fn main() -> ExitCode {
     let write = *m.get_one::<Duration>("write-timeout").expect("has default");
     let proto = LineProto::new().max_line_length(*m.get_one("max-line-length").expect("default"));
     let mut server = TcpServer::new(proto, addr)
+        // Printed whatever RUST_LOG says, so that `nc` has somewhere to go.
+        .on_listening(|addr| println!("line-server: listening on {addr}"))
         .max_connections(*m.get_one("max-connections").expect("has default"))
         .shutdown_timeout(*m.get_one("shutdown-timeout").expect("has default"))
         .connection_config(
