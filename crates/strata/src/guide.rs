@@ -108,8 +108,9 @@
 //!
 //! Middleware wraps a service in another service. The first layer added to
 //! a [`ServiceBuilder`](crate::service::ServiceBuilder) is the outermost:
-//! here a request is counted by the load shedder first, then bounded in
-//! time, then admitted by the concurrency limit.
+//! here the load shedder first refuses a request at once when the pool
+//! has no permit left, then the request is bounded in time, then it takes
+//! a permit from the concurrency limit (the same pool).
 //!
 //! ```
 //! use std::time::Duration;
@@ -123,6 +124,16 @@
 //!     Busy,
 //!     TooSlow,
 //! }
+//! // A server needs errors it can report (`Into<BoxError>`).
+//! impl std::fmt::Display for Error {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+//!         f.write_str(match self {
+//!             Error::Busy => "busy, try again",
+//!             Error::TooSlow => "took too long",
+//!         })
+//!     }
+//! }
+//! impl std::error::Error for Error {}
 //! impl From<Overloaded> for Error {
 //!     fn from(_: Overloaded) -> Self {
 //!         Error::Busy
@@ -145,6 +156,9 @@
 //! # strata::run(async {
 //! assert_eq!(svc.call("hello".into()).await.unwrap(), "world");
 //! # });
+//! # // What `TcpServer::serve` asks of a service's error:
+//! # fn servable<S: Service<String>>(_: &S) where S::Error: Into<strata::service::BoxError> {}
+//! # servable(&svc);
 //! ```
 //!
 //! Each layer's failure is its own small error type, converted into the
