@@ -338,6 +338,12 @@ fn clients_that_vanish_mid_request_do_not_disturb_others() {
 /// Runs `line-client` against `server` with `args`, feeding `stdin` from
 /// a thread; returns whether it succeeded and what it printed.
 fn client(server: &Server, args: &[&str], stdin: Vec<u8>) -> (bool, Vec<u8>) {
+    client_with(server, args, stdin, false)
+}
+
+/// `client`, with stdin optionally held open (not closed after `stdin`)
+/// until the client has exited.
+fn client_with(server: &Server, args: &[&str], stdin: Vec<u8>, hold: bool) -> (bool, Vec<u8>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_line-client"))
         .args(["--addr", &server.addr.to_string()])
         .args(args)
@@ -347,8 +353,12 @@ fn client(server: &Server, args: &[&str], stdin: Vec<u8>) -> (bool, Vec<u8>) {
         .spawn()
         .expect("line-client starts");
     let mut input = child.stdin.take().unwrap();
+    let (release, released) = mpsc::channel::<()>();
     let feeder = std::thread::spawn(move || {
         let _ = input.write_all(&stdin);
+        if hold {
+            let _ = released.recv();
+        }
     });
     // A client that hangs is killed after a minute (and then fails).
     let pid = child.id() as libc::pid_t;
@@ -362,6 +372,7 @@ fn client(server: &Server, args: &[&str], stdin: Vec<u8>) -> (bool, Vec<u8>) {
     let out = child.wait_with_output().unwrap();
     let _ = done.send(());
     watchdog.join().unwrap();
+    drop(release);
     feeder.join().unwrap();
     (out.status.success(), out.stdout)
 }
@@ -372,6 +383,39 @@ fn line_client_sends_its_arguments() {
     let (ok, out) = client(&server, &["hello", "hi"], Vec::new());
     assert!(ok);
     assert_eq!(out, b"world\nidk\n");
+    // An argument with a line break is two requests.
+    let (ok, out) = client(&server, &["hello\nhi"], Vec::new());
+    assert!(ok);
+    assert_eq!(out, b"world\nidk\n");
+}
+
+/// A request the server never answered (it turned the connection away)
+/// fails the client, error line or not.
+#[test]
+fn line_client_fails_on_a_missing_answer() {
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut kept = server.connect();
+    kept.send(b"hello\n");
+    assert_eq!(kept.line().as_deref(), Some("world\n"));
+    let (ok, out) = client(&server, &["hello"], Vec::new());
+    assert!(!ok);
+    assert_eq!(out, b"");
+}
+
+/// The server closes after an error line while stdin stays open (a
+/// terminal, say): the client prints the answers and exits at once rather
+/// than wait for more input.
+#[test]
+fn line_client_exits_when_the_server_closes_with_stdin_still_open() {
+    let server = Server::start(&[]);
+    let started = std::time::Instant::now();
+    let (ok, out) = client_with(&server, &[], b"hello\nb\xffd\n".to_vec(), true);
+    assert!(!ok);
+    assert_eq!(out, b"world\nerror: invalid UTF-8\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "the client waited for its stdin"
+    );
 }
 
 /// More input than every socket buffer on the way holds, against a server
@@ -452,7 +496,36 @@ fn a_shutdown_that_drops_connections_exits_non_zero() {
     let batch = b"hello\n".repeat(100_000);
     while hog.w.write_all(&batch).is_ok() {}
     let (status, logs) = server.terminate();
-    assert!(!status.success(), "exit {status:?}, logs {logs:#?}");
+    assert_eq!(status.code(), Some(1), "logs {logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("shutdown timeout passed")),
+        "{logs:#?}"
+    );
+}
+
+/// A stdout that cannot be written (the address line fails) does not stop
+/// the server.
+#[test]
+fn the_server_serves_with_an_unwritable_stdout() {
+    let child = Command::new(env!("CARGO_BIN_EXE_line-server"))
+        .args(["--addr", "127.0.0.1:0", "--threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-server starts");
+    let mut server = Server::from_child(child);
+    // Still running a moment after the address line was attempted (it
+    // used to panic there, and a graceful shutdown could still answer a
+    // connection made at once).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+    let mut c = server.connect();
+    c.send(b"hello\n");
+    assert_eq!(c.line().as_deref(), Some("world\n"));
 }
 
 /// The first connection over the limit is logged (then the 2nd, 4th ...).

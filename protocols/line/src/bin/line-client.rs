@@ -17,6 +17,10 @@
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command, value_parser};
 
@@ -50,8 +54,8 @@ fn main() -> ExitCode {
             answered,
             errors,
         }) => {
-            if answered < sent {
-                eprintln!("line-client: {addr}: {answered} of {sent} requests answered");
+            if answered != sent {
+                eprintln!("line-client: {addr}: {answered} answers to {sent} requests");
             }
             if errors > 0 {
                 eprintln!("line-client: {addr}: {errors} answers were errors");
@@ -75,20 +79,24 @@ struct Outcome {
 fn run(addr: SocketAddr, args: Option<Vec<String>>) -> io::Result<Outcome> {
     let stream = TcpStream::connect(addr)?;
     let mut socket = stream.try_clone()?;
-    let writer = std::thread::spawn(move || {
-        let mut sent = 0u64;
+    // Requests sent so far, and the final count once the writer is done.
+    let sent = Arc::new(AtomicU64::new(0));
+    let (done, finished) = mpsc::channel();
+    let counter = sent.clone();
+    std::thread::spawn(move || {
         // A server that closed early (after an error line) makes writes
         // fail; its answers are still read below, so stop quietly.
         let _ = match args {
             Some(lines) => lines.iter().try_for_each(|l| {
-                sent += 1;
+                // An argument with line breaks in it is several requests.
+                counter.fetch_add(1 + l.matches('\n').count() as u64, Ordering::Relaxed);
                 socket.write_all(l.as_bytes())?;
                 socket.write_all(b"\n")
             }),
-            None => copy_lines(io::stdin().lock(), &mut socket, &mut sent),
+            None => copy_lines(io::stdin().lock(), &mut socket, &counter),
         };
         let _ = socket.shutdown(Shutdown::Write);
-        sent
+        let _ = done.send(counter.load(Ordering::Relaxed));
     });
     let mut out = io::stdout().lock();
     let mut reader = BufReader::new(stream);
@@ -113,7 +121,12 @@ fn run(addr: SocketAddr, args: Option<Vec<String>>) -> io::Result<Outcome> {
         out.write_all(&answer)?;
     }
     out.flush()?;
-    let sent = writer.join().expect("the writer thread does not panic");
+    // The server closed. The writer has finished, or will as soon as its
+    // next write fails; unless it waits on stdin (a terminal, a pipe kept
+    // open), which must not keep the client alive: then count what it sent.
+    let sent = finished
+        .recv_timeout(Duration::from_millis(500))
+        .unwrap_or_else(|_| sent.load(Ordering::Relaxed));
     Ok(Outcome {
         sent,
         answered,
@@ -123,7 +136,7 @@ fn run(addr: SocketAddr, args: Option<Vec<String>>) -> io::Result<Outcome> {
 
 /// Sends each line of `input` as it is (a missing final newline added),
 /// counting them in `sent`.
-fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &mut u64) -> io::Result<()> {
+fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &AtomicU64) -> io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -133,7 +146,7 @@ fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &mut u64) -
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
-        *sent += 1;
+        sent.fetch_add(1, Ordering::Relaxed);
         socket.write_all(&line)?;
     }
 }

@@ -5,6 +5,7 @@
 //! nc localhost 12345                               # type hello, get world
 //! ```
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -97,7 +98,10 @@ fn main() -> ExitCode {
     let proto = LineProto::new().max_line_length(*m.get_one("max-line-length").expect("default"));
     let mut server = TcpServer::new(proto, addr)
         // Printed whatever RUST_LOG says, so that `nc` has somewhere to go.
-        .on_listening(|addr| println!("line-server: listening on {addr}"))
+        // (A stdout that cannot be written is no reason not to serve.)
+        .on_listening(|addr| {
+            let _ = writeln!(std::io::stdout(), "line-server: listening on {addr}");
+        })
         .max_connections(*m.get_one("max-connections").expect("has default"))
         .shutdown_timeout(*m.get_one("shutdown-timeout").expect("has default"))
         .connection_config(
