@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use strata_proto::pipeline::serve_connection;
 use strata_service::service_fn;
-use support::{TestProto, cfg, deadline};
+use support::{Echo, TestProto, cfg, connected_pair, deadline};
 
 /// A one-shot signal the test fires by hand (a stop, a gate).
 #[derive(Default)]
@@ -59,12 +59,7 @@ fn stop_right_after_two_requests(slow_first: bool) -> String {
             .unwrap();
         rt.block_on(async move {
             strata_rt::spawn(async move {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let mut client =
-                    std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-                let (accepted, _) = listener.accept().unwrap();
-                accepted.set_nonblocking(true).unwrap();
-                let server = strata_rt::net::TcpStream::from_std(accepted).unwrap();
+                let (mut client, server) = connected_pair();
                 let stop = Arc::new(Flag::default());
                 let gate = Arc::new(Flag::default());
                 let (stop2, gate2) = (stop.clone(), gate.clone());
@@ -130,14 +125,9 @@ fn a_reset_mid_request_ends_as_a_disconnect() {
             .unwrap();
         let ended = rt.block_on(async {
             strata_rt::spawn(async {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-                let (accepted, _) = listener.accept().unwrap();
-                accepted.set_nonblocking(true).unwrap();
-                let server = strata_rt::net::TcpStream::from_std(accepted).unwrap();
-                let echo = service_fn(|req: String| async move { Ok::<_, std::io::Error>(req) });
+                let (client, server) = connected_pair();
                 let conn = strata_rt::spawn_local(async move {
-                    serve_connection(server, &TestProto, echo, &cfg(), std::future::pending()).await
+                    serve_connection(server, &TestProto, Echo, &cfg(), std::future::pending()).await
                 });
                 // Part of a request, then a reset (linger zero on close).
                 let mut client = client;
@@ -209,12 +199,7 @@ fn a_truncated_last_frame_still_gets_the_error_line() {
             .unwrap();
         let (ended, got) = rt.block_on(async {
             strata_rt::spawn(async {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let mut client =
-                    std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-                let (accepted, _) = listener.accept().unwrap();
-                accepted.set_nonblocking(true).unwrap();
-                let server = strata_rt::net::TcpStream::from_std(accepted).unwrap();
+                let (mut client, server) = connected_pair();
                 let echo = service_fn(|req: [u8; 4]| async move { Ok::<_, std::io::Error>(req) });
                 let conn = strata_rt::spawn_local(async move {
                     serve_connection(server, &FourProto, echo, &cfg(), std::future::pending()).await

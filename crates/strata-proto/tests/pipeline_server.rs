@@ -131,7 +131,6 @@ fn a_panicking_handler_closes_only_its_connection() {
 fn a_panicking_service_factory_fails_only_its_connection() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
-    use strata_proto::TcpServer;
     deadline(60, || {
         let calls = Arc::new(AtomicUsize::new(0));
         let factory = move || {
@@ -139,14 +138,9 @@ fn a_panicking_service_factory_fails_only_its_connection() {
             if calls.fetch_add(1, Ordering::SeqCst) == 1 {
                 panic!("factory asked to panic");
             }
-            Ok(strata_service::service_fn(|req: String| async move {
-                Ok::<_, std::io::Error>(req)
-            }))
+            Ok(Echo)
         };
-        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
-            .threads(1)
-            .start(factory)
-            .unwrap();
+        let server = one_worker().start(factory).unwrap();
         let addr = server.local_addr();
         let mut first = Client::connect(addr);
         assert_eq!(first.round_trip("one").as_deref(), Some("one"));
@@ -167,7 +161,6 @@ fn a_panicking_service_factory_fails_only_its_connection() {
 #[test]
 fn a_closing_service_error_is_not_answered_with_a_later_decode_error() {
     use strata_codec::{LinesCodec, LinesCodecError};
-    use strata_proto::TcpServer;
     use strata_proto::pipeline::{ErrorAction, ServerProto};
 
     struct CloseOnError;
@@ -186,7 +179,7 @@ fn a_closing_service_error_is_not_answered_with_a_later_decode_error() {
         }
     }
     deadline(60, || {
-        let server = TcpServer::new(CloseOnError, "127.0.0.1:0".parse().unwrap())
+        let server = strata_proto::TcpServer::new(CloseOnError, "127.0.0.1:0".parse().unwrap())
             .threads(1)
             .start(|| {
                 Ok(strata_service::service_fn(|req: String| async move {
@@ -209,18 +202,12 @@ fn a_closing_service_error_is_not_answered_with_a_later_decode_error() {
 
 #[test]
 fn timeouts_too_long_to_add_to_an_instant_mean_no_timeout() {
-    use strata_proto::TcpServer;
     deadline(60, || {
         let forever = Some(Duration::MAX);
-        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
-            .threads(1)
+        let server = one_worker()
             .connection_config(cfg().idle_timeout(forever).read_timeout(forever))
             .shutdown_timeout(Duration::MAX)
-            .start(|| {
-                Ok(strata_service::service_fn(|req: String| async move {
-                    Ok::<_, std::io::Error>(req)
-                }))
-            })
+            .start(|| Ok(Echo))
             .unwrap();
         let mut c = Client::connect(server.local_addr());
         assert_eq!(c.round_trip("still here").as_deref(), Some("still here"));
@@ -247,10 +234,8 @@ fn timeouts_too_long_to_add_to_an_instant_mean_no_timeout() {
 /// sent.
 #[test]
 fn a_response_that_cannot_be_encoded_closes_after_the_earlier_ones() {
-    use strata_proto::TcpServer;
     deadline(60, || {
-        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
-            .threads(1)
+        let server = one_worker()
             .start(|| {
                 Ok(strata_service::service_fn(|req: String| async move {
                     if req == "bad" {
@@ -280,17 +265,11 @@ fn a_response_that_cannot_be_encoded_closes_after_the_earlier_ones() {
 /// its connection slot serves the next client.
 #[test]
 fn a_peer_that_never_reads_is_closed_by_the_write_timeout() {
-    use strata_proto::TcpServer;
     deadline(60, || {
-        let server = TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
-            .threads(1)
+        let server = one_worker()
             .max_connections(1)
             .connection_config(cfg().write_timeout(Some(Duration::from_millis(200))))
-            .start(|| {
-                Ok(strata_service::service_fn(|req: String| async move {
-                    Ok::<_, std::io::Error>(req)
-                }))
-            })
+            .start(|| Ok(Echo))
             .unwrap();
         let mut hog = TcpStream::connect(server.local_addr()).unwrap();
         hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();

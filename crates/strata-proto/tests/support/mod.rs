@@ -221,3 +221,34 @@ pub fn deadline<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'st
 pub fn cfg() -> ConnectionConfig {
     ConnectionConfig::default()
 }
+
+/// A service that answers each request with the request itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Echo;
+
+impl Service<String> for Echo {
+    type Response = String;
+    type Error = std::io::Error;
+
+    fn call(&self, req: String) -> impl Future<Output = Result<String, std::io::Error>> {
+        std::future::ready(Ok(req))
+    }
+}
+
+/// A server of [`TestProto`] on a free loopback port, with one worker.
+pub fn one_worker() -> TcpServer<TestProto> {
+    TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap()).threads(1)
+}
+
+/// A server-side stream and its std client, connected over loopback (for
+/// tests that drive `serve_connection` themselves).
+pub fn connected_pair() -> (std::net::TcpStream, strata_rt::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    accepted.set_nonblocking(true).unwrap();
+    (
+        client,
+        strata_rt::net::TcpStream::from_std(accepted).unwrap(),
+    )
+}
