@@ -54,14 +54,21 @@ pub fn measure(f: impl FnOnce() -> u64) -> Sample {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count;
+/// 0 for none).
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// The median of the samples' rates.
 pub fn median_rate(samples: &[Sample]) -> f64 {
-    let mut r: Vec<f64> = samples.iter().map(Sample::rate).collect();
-    r.sort_by(|a, b| a.total_cmp(b));
-    if r.is_empty() {
-        return 0.0;
-    }
-    r[r.len() / 2]
+    median(samples.iter().map(Sample::rate))
 }
 
 /// Spread of the samples' rates: (min, max) relative to the median.

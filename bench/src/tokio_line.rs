@@ -9,22 +9,35 @@
 //!   nothing buffered, so a pipelined batch is answered with one `write`,
 //!   as strata and the mio server do.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use futures_util::{SinkExt, StreamExt};
+
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
 const MAX_LINE: usize = 8192;
 
+/// An answer line: borrowed for the common answers, as strata's
+/// `HelloWorld` gives (tokio-util's `LinesCodec` encodes any `AsRef<str>`,
+/// so those cost no allocation).
+struct Reply(Cow<'static, str>);
+
+impl AsRef<str> for Reply {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The protocol: `hello` answers `world`, other lines `idk`, a bad line an
 /// error (after which the connection closes).
-fn respond(line: &Result<String, LinesCodecError>) -> String {
-    match line {
-        Ok(l) if l == "hello" => "world".to_string(),
-        Ok(_) => "idk".to_string(),
-        Err(e) => format!("error: {e}"),
-    }
+fn respond(line: &Result<String, LinesCodecError>) -> Reply {
+    Reply(match line {
+        Ok(l) if l == "hello" => Cow::Borrowed("world"),
+        Ok(_) => Cow::Borrowed("idk"),
+        Err(e) => Cow::Owned(format!("error: {e}")),
+    })
 }
 
 /// Serves forever on a fresh loopback port with `threads` workers, one

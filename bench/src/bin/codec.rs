@@ -507,7 +507,7 @@ fn main() {
             median_rate(&case.strata) / 1e6,
             median_rate(&case.tokio) / 1e6,
             median_rate(&case.strata) / median_rate(&case.tokio),
-            paired[paired.len() / 2],
+            strata_bench::report::median(paired.iter().copied()),
             paired[0],
             paired[paired.len() - 1],
             s_lo,

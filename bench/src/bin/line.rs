@@ -229,9 +229,7 @@ impl Row {
 }
 
 fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    if s.is_empty() { 0.0 } else { s[s.len() / 2] }
+    strata_bench::report::median(v.iter().copied())
 }
 
 fn print_rows(rows: &[Row]) {
@@ -288,7 +286,7 @@ fn print_paired(rows: &[Row]) {
             let ratios: Vec<f64> = first.rate.iter().zip(&o.rate).map(|(a, b)| a / b).collect();
             let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
             let hi = ratios.iter().cloned().fold(0.0, f64::max);
-            let ahead = ratios.iter().filter(|&&r| r >= 1.0).count();
+            let ahead = ratios.iter().filter(|&&r| r > 1.0).count();
             format!(
                 "vs {} {:.2}x ({:.2}-{:.2}, ahead in {}/{})",
                 o.name,

@@ -265,11 +265,9 @@ fn echo_bench(args: &[String]) {
     let rows: Vec<(&str, &Vec<Sample>)> = results.iter().map(|(n, s, _)| (*n, s)).collect();
     print_table(&rows, "round trips/s");
     for (name, _, p99s) in &results {
-        let mut p = p99s.clone();
-        p.sort();
         println!(
-            "{name:>8} p99 latency (median of runs): {} us",
-            p[p.len() / 2]
+            "{name:>8} p99 latency (median of runs): {:.0} us",
+            strata_bench::report::median(p99s.iter().map(|&p| p as f64))
         );
     }
 }

@@ -140,9 +140,8 @@ fn tokio_fire(rt: &tokio::runtime::Runtime) -> u64 {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median(v: Vec<f64>) -> f64 {
+    strata_bench::report::median(v)
 }
 
 /// (median, min/median, max/median) of `f` over the samples.
