@@ -11,7 +11,8 @@
 //! * shared: servers use one worker per core and share the cores with the
 //!   load generator.
 //!
-//! Servers are run interleaved (A B C A B C ...). The table reports the
+//! Servers are run interleaved, each round starting with the next one
+//! (A B C, B C A, C A B ...). The table reports the
 //! median requests/s, median p50/p99 latency, the server's own CPU time
 //! per request (user and system, from `/proc/<pid>/stat`), and how busy the
 //! server and the load generator were (CPU time over wall time; the side
@@ -145,8 +146,12 @@ fn main() {
         }
         for &depth in &depths {
             let mut rows: Vec<Row> = servers.iter().map(|s| Row::new(s)).collect();
-            for _ in 0..reps {
-                for row in rows.iter_mut() {
+            let n = rows.len();
+            for rep in 0..reps {
+                // Each round starts with the next server, so that none is
+                // always the first run (or always follows the same one).
+                for k in 0..n {
+                    let row = &mut rows[(rep + k) % n];
                     let server = start(&row.name, workers, pinned);
                     let spec = LoadSpec {
                         addr: server.addr,
