@@ -224,3 +224,48 @@ fn a_truncated_last_frame_still_gets_the_error_line() {
         );
     });
 }
+
+/// A peer that never stops sending cannot hold a graceful stop open: the
+/// connection stops reading after its fresh look at I/O, answers what it
+/// took, and ends.
+#[test]
+fn a_stop_completes_while_the_peer_keeps_sending() {
+    deadline(30, || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            strata_rt::spawn(async {
+                let (client, server) = connected_pair();
+                let stop = Arc::new(Flag::default());
+                let stop2 = stop.clone();
+                let conn = strata_rt::spawn_local(async move {
+                    serve_connection(server, &TestProto, Echo, &cfg(), stop2.wait()).await
+                });
+                // Requests in a tight loop, answers drained, until the
+                // connection goes away.
+                let mut writer = client.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let batch = b"flood\n".repeat(1000);
+                    while writer.write_all(&batch).is_ok() {}
+                });
+                let mut reader = client;
+                std::thread::spawn(move || {
+                    let mut sink = [0u8; 65536];
+                    while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+                });
+                strata_rt::time::sleep(Duration::from_millis(100)).await;
+                stop.fire();
+                let ended = strata_rt::time::timeout(Duration::from_secs(5), conn).await;
+                let result = ended.expect("the stop never completed").unwrap();
+                assert!(
+                    result.is_ok() || result.as_ref().is_err_and(|e| e.is_disconnect()),
+                    "{result:?}"
+                );
+            })
+            .await
+            .unwrap()
+        });
+    });
+}

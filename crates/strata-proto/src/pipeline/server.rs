@@ -257,7 +257,11 @@ where
                             cx.waker().wake_by_ref();
                         }
                     }
-                } else if next.is_ready() {
+                } else if next.is_ready() && stop_pending_in.is_some_and(|first| first == polls) {
+                    // More to read in the poll that asked for the fresh
+                    // look: that look is still to come. (Once it came, the
+                    // next `Pending` stops reading however much a peer
+                    // that keeps sending adds meanwhile.)
                     stop_pending_in = None;
                 }
                 match next {
