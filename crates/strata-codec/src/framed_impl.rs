@@ -404,12 +404,18 @@ impl WriteState {
         Poll::Ready(Ok(()))
     }
 
+    /// Encodes `item` into the buffer, all or nothing: an encoder that
+    /// fails after appending part of a frame leaves no half frame to be
+    /// flushed.
     pub(crate) fn start_send<I, C: Encoder<I>>(
         &mut self,
         encoder: &mut C,
         item: I,
     ) -> Result<(), C::Error> {
-        encoder.encode(item, &mut self.buffer)
+        let before = self.buffer.len();
+        encoder.encode(item, &mut self.buffer).inspect_err(|_| {
+            self.buffer.truncate(before);
+        })
     }
 
     /// Writes the whole buffer, then flushes the I/O object.

@@ -181,3 +181,25 @@ fn framed_parts_keep_buffered_bytes() {
     block_on(SinkExt::<&[u8]>::flush(&mut framed)).unwrap();
     assert_eq!(framed.get_ref().written, b"\x00\x00\x00\x01q");
 }
+
+/// An encoder that fails after appending part of a frame leaves nothing
+/// of it in the write buffer: what is flushed is whole frames only.
+#[test]
+fn a_failed_encode_leaves_no_half_frame() {
+    struct HalfThenFail;
+    impl strata_codec::Encoder<&'static str> for HalfThenFail {
+        type Error = io::Error;
+        fn encode(&mut self, item: &'static str, dst: &mut bytes::BytesMut) -> io::Result<()> {
+            dst.extend_from_slice(item.as_bytes());
+            if item == "bad" {
+                return Err(io::Error::other("refused after appending"));
+            }
+            dst.extend_from_slice(b"\n");
+            Ok(())
+        }
+    }
+    let mut framed = FramedWrite::new(Mock::new(), HalfThenFail);
+    Pin::new(&mut framed).start_send("good").unwrap();
+    assert!(Pin::new(&mut framed).start_send("bad").is_err());
+    assert_eq!(&framed.write_buffer()[..], b"good\n");
+}

@@ -340,11 +340,8 @@ where
                 if let Some(resp) = final_response.take() {
                     match Pin::new(&mut framed).poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
-                            let before = framed.write_buffer().len();
                             if let Err(e) = Pin::new(&mut framed).start_send(resp) {
-                                // Close with what is buffered (no half
-                                // frame), as below.
-                                framed.write_buffer_mut().truncate(before);
+                                // Close with what is buffered, as below.
                                 outcome = Err(ConnectionError::Encode(Box::new(e)));
                             }
                         }
@@ -472,50 +469,50 @@ fn deliver<P, E, T, F>(
             match proto.service_error(err) {
                 ErrorAction::Respond(r) => r,
                 ErrorAction::RespondAndClose(r) => {
-                    close_after(read, in_flight, outcome, msg);
+                    close_after(
+                        read,
+                        in_flight,
+                        outcome,
+                        ConnectionError::Service(msg.into()),
+                    );
                     r
                 }
                 ErrorAction::Close => {
-                    close_after(read, in_flight, outcome, msg);
+                    close_after(
+                        read,
+                        in_flight,
+                        outcome,
+                        ConnectionError::Service(msg.into()),
+                    );
                     return;
                 }
             }
         }
     };
-    let before = framed.write_buffer().len();
-    if let Err(e) = Pin::new(&mut *framed).start_send(response) {
-        // No half-encoded frame goes out, whatever the encoder left.
-        framed.write_buffer_mut().truncate(before);
-        encode_failed(read, in_flight, outcome, Box::new(e));
+    if let Err(e) = Pin::new(framed).start_send(response) {
+        close_after(
+            read,
+            in_flight,
+            outcome,
+            ConnectionError::Encode(Box::new(e)),
+        );
     }
 }
 
-/// After a response the codec refused: stop reading, drop the requests
-/// after it, remember why. (Out of line: it keeps `deliver` small.)
+/// After a request that ends the connection (a closing service error, a
+/// response the codec refused): stop reading, drop the requests after it,
+/// remember why. (Out of line: it keeps `deliver` small.)
 #[cold]
 #[inline(never)]
-fn encode_failed<F: Future>(
-    read: &mut Read,
-    in_flight: &mut InFlight<F>,
-    outcome: &mut Result<(), ConnectionError>,
-    err: BoxError,
-) {
-    *read = Read::Closing;
-    in_flight.clear();
-    *outcome = Err(ConnectionError::Encode(err));
-}
-
-/// After a service error that closes the connection: stop reading, drop the
-/// requests after the failed one, remember why.
 fn close_after<F: Future>(
     read: &mut Read,
     in_flight: &mut InFlight<F>,
     outcome: &mut Result<(), ConnectionError>,
-    msg: String,
+    why: ConnectionError,
 ) {
     *read = Read::Closing;
     in_flight.clear();
-    *outcome = Err(ConnectionError::Service(msg.into()));
+    *outcome = Err(why);
 }
 
 /// A write (flush/close) failed: a vanished peer ends the connection
