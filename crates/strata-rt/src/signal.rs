@@ -16,11 +16,14 @@
 //!
 //! The first [`Signal`] of a kind installs a process-wide handler for it
 //! through `signal-hook-registry`, which chains to any handler installed
-//! before. The handler does only async-signal-safe things: it sets the
-//! kind's "pending" flag and writes one byte to a self-pipe. A small thread
+//! before. The handler does only async-signal-safe things: it bumps the
+//! kind's delivery count and writes one byte to a self-pipe. A small thread
 //! (`strata-signal`, started with the first handler) blocks reading that
-//! pipe; each time it wakes it turns every pending flag into a new
-//! *generation* of its kind and notifies all listeners of that kind.
+//! pipe; each time it wakes it publishes every count that moved and
+//! notifies all listeners of that kind. A listener remembers the delivery
+//! count (not the published one) at its creation, so a delivery that
+//! happened before it was created never completes its `recv`, however late
+//! the thread publishes it.
 //!
 //! Signals are process-wide while reactors belong to one worker of one
 //! runtime, so delivery does not go through a reactor: a [`Signal`] works on
@@ -45,7 +48,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use event_listener::{Event, EventListener};
@@ -104,17 +107,18 @@ impl SignalKind {
 /// Per-signal-number state, shared by the handler, the pipe thread and
 /// every listener.
 struct Slot {
-    /// Set by the handler (async-signal-safe), cleared by the pipe thread.
-    pending: AtomicBool,
-    /// Bumped once per batch of deliveries the pipe thread observed.
-    generation: AtomicU64,
+    /// Deliveries so far; bumped by the handler (async-signal-safe).
+    delivered: AtomicU64,
+    /// The value of `delivered` the pipe thread last published to
+    /// listeners; it trails `delivered` by at most one wake-up of the thread.
+    published: AtomicU64,
     event: Event,
 }
 
 static SLOTS: [Slot; MAX_SIGNAL] = [const {
     Slot {
-        pending: AtomicBool::new(false),
-        generation: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        published: AtomicU64::new(0),
         event: Event::new(),
     }
 }; MAX_SIGNAL];
@@ -165,9 +169,10 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
         }
     };
     let action = move || {
-        // Only async-signal-safe operations: an atomic store and write(2).
-        // A full pipe means a wake-up is already pending; the flag is set.
-        SLOTS[index].pending.store(true, Ordering::SeqCst);
+        // Only async-signal-safe operations: a lock-free atomic add and
+        // write(2). A full pipe means a wake-up is already pending, and the
+        // count is bumped before the byte, so that wake-up sees it.
+        SLOTS[index].delivered.fetch_add(1, Ordering::SeqCst);
         let byte = 1u8;
         // SAFETY: `fd` is the write end of a socket pair that is never
         // closed (it is leaked for the life of the process), and `byte` is
@@ -202,8 +207,9 @@ fn start_pipe_thread() -> io::Result<RawFd> {
                     }
                 }
                 for slot in &SLOTS {
-                    if slot.pending.swap(false, Ordering::SeqCst) {
-                        slot.generation.fetch_add(1, Ordering::SeqCst);
+                    let delivered = slot.delivered.load(Ordering::SeqCst);
+                    if slot.published.load(Ordering::SeqCst) != delivered {
+                        slot.published.store(delivered, Ordering::SeqCst);
                         slot.event.notify(usize::MAX);
                     }
                 }
@@ -239,7 +245,9 @@ impl Signal {
         Ok(Signal {
             kind,
             slot,
-            seen: slot.generation.load(Ordering::SeqCst),
+            // The handler's count, not the published one: a delivery the
+            // thread has not published yet happened before this listener.
+            seen: slot.delivered.load(Ordering::SeqCst),
             listener: None,
         })
     }
@@ -263,14 +271,15 @@ impl Signal {
     /// Polls for the next delivery; see [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            let generation = self.slot.generation.load(Ordering::SeqCst);
-            if generation != self.seen {
-                self.seen = generation;
+            // `published` may still be below `seen` right after creation.
+            let published = self.slot.published.load(Ordering::SeqCst);
+            if published > self.seen {
+                self.seen = published;
                 self.listener = None;
                 return Poll::Ready(());
             }
             match &mut self.listener {
-                // Listen first, then re-check the generation (loop), so a
+                // Listen first, then re-check the count (loop), so a
                 // notification between the two cannot be missed.
                 None => self.listener = Some(self.slot.event.listen()),
                 Some(l) => {

@@ -115,3 +115,36 @@ fn unhandleable_signals_are_refused() {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
 }
+
+#[test]
+fn a_delivery_before_creation_is_not_seen() {
+    deadline(60, || {
+        // SIGWINCH: ignored by default, and used by no other test here.
+        let kind = SignalKind::from_raw(libc::SIGWINCH);
+        let rt = rt(1);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for round in 0..50 {
+            let mut probe = Signal::new(kind).unwrap();
+            // `raise` runs the handler before it returns; the listener
+            // created right after must not count that delivery, although
+            // the signal thread publishes it only later.
+            raise(kind);
+            let mut late = Signal::new(kind).unwrap();
+            rt.block_on(async {
+                timeout(Duration::from_secs(10), probe.recv())
+                    .await
+                    .expect("the probe missed SIGWINCH");
+            });
+            assert!(
+                late.poll_recv(&mut cx).is_pending(),
+                "round {round}: a listener saw a delivery from before its creation"
+            );
+            raise(kind);
+            rt.block_on(async {
+                timeout(Duration::from_secs(10), late.recv())
+                    .await
+                    .expect("the listener missed a later SIGWINCH");
+            });
+        }
+    });
+}
