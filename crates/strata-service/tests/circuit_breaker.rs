@@ -290,3 +290,54 @@ fn the_failure_rate_counts_only_classified_failures() {
     }
     assert_eq!(breaker.state(), CircuitState::Open, "5 failures in 9 calls");
 }
+
+#[test]
+fn a_late_failure_from_before_the_outage_does_not_reopen_a_recovered_circuit() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    // Admitted while closed, still in flight through the outage.
+    let mut slow = pin!(svc.call(Step::FailAfter(Duration::from_secs(30), "late")));
+    assert!(poll_once(slow.as_mut()).is_pending());
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(OPEN);
+    assert!(block_on(svc.call(Step::Ok(1))).is_ok());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    clock.advance(Duration::from_secs(30));
+    assert!(matches!(
+        poll_once(slow.as_mut()),
+        std::task::Poll::Ready(Err(_))
+    ));
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "an outcome from before the recovery must not count"
+    );
+}
+
+#[test]
+fn a_panicking_backend_trips_the_breaker_and_a_panicking_probe_reopens_it() {
+    let (clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(2));
+    scripted::quiet_panics();
+    let panicking = || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            block_on(svc.call(Step::PanicInFuture))
+        }))
+        .is_err()
+    };
+    assert!(panicking());
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert!(panicking());
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(OPEN);
+    assert!(panicking(), "the probe panics");
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "a panicking probe is a failure"
+    );
+    assert!(
+        block_on(svc.call(Step::Ok(1)))
+            .unwrap_err()
+            .is::<CircuitOpen>()
+    );
+}

@@ -46,6 +46,9 @@ enum Phase {
 
 struct State {
     phase: Phase,
+    /// Bumped each time the circuit closes again, so that outcomes of
+    /// calls admitted in an earlier closed period are ignored.
+    epoch: u64,
     consecutive: u32,
     /// `a`: finished calls, `b`: failures (for [`Accrual::FailureRate`]).
     window: Window,
@@ -91,7 +94,7 @@ pub struct Breaker<C = SystemClock> {
 
 /// What the breaker says to a caller.
 pub(crate) enum Admit {
-    Call,
+    Call(u64),
     Probe,
     Refuse(Duration),
 }
@@ -114,6 +117,7 @@ impl<C: Clock> Breaker<C> {
         Breaker {
             state: Arc::new(Mutex::new(State {
                 phase: Phase::Closed,
+                epoch: 0,
                 consecutive: 0,
                 window: Window::new(window, clock.now()),
             })),
@@ -151,7 +155,7 @@ impl<C: Clock> Breaker<C> {
     pub(crate) fn admit(&self) -> Admit {
         let mut state = self.lock();
         match state.phase {
-            Phase::Closed => Admit::Call,
+            Phase::Closed => Admit::Call(state.epoch),
             Phase::Open { until, trips } => {
                 let now = self.clock.now();
                 if now < until {
@@ -183,7 +187,7 @@ impl<C: Clock> Breaker<C> {
     }
 
     /// Records the outcome of a call let through as `probe` or not.
-    pub(crate) fn record(&self, probe: bool, failed: bool) {
+    pub(crate) fn record(&self, probe: bool, epoch: u64, failed: bool) {
         let mut state = self.lock();
         match (state.phase, probe) {
             (Phase::HalfOpen { trips, .. }, true) => {
@@ -197,13 +201,14 @@ impl<C: Clock> Breaker<C> {
                     tracing::warn!(target: "strata_service::circuit", breaker = %self.name, trips = trips + 1, "probe failed; circuit open again");
                 } else {
                     state.phase = Phase::Closed;
+                    state.epoch = state.epoch.wrapping_add(1);
                     state.consecutive = 0;
                     state.window.clear();
                     drop(state);
                     tracing::info!(target: "strata_service::circuit", breaker = %self.name, "probe succeeded; circuit closed");
                 }
             }
-            (Phase::Closed, false) => {
+            (Phase::Closed, false) if state.epoch == epoch => {
                 let now = self.clock.now();
                 state.window.advance(now);
                 state.window.add_a();

@@ -18,7 +18,11 @@
 //! the errors it accepts, so that, say, a bad request (the backend is up
 //! and said no) leaves the circuit alone while timeouts open it; a
 //! closure over the whole `Result` can count responses too. The same
-//! classifier judges the half-open probe. The state lives in a
+//! classifier judges the half-open probe. A panic of the inner service
+//! counts as a failure; a call dropped before it finishes counts as
+//! nothing (a dropped probe lets the next caller probe). An outcome that
+//! arrives after the circuit has opened and closed again is ignored: it
+//! says nothing about the backend since its recovery. The state lives in a
 //! [`Breaker`], shared by every service built from one
 //! [`CircuitBreakerLayer`], across workers.
 //!
@@ -149,13 +153,29 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
     }
 }
 
-/// Frees the probe slot if a probe is dropped before it finishes.
-struct ProbeGuard<'a, C: Clock>(Option<&'a Breaker<C>>);
+/// Settles a call that ends without reporting: dropped (cancelled) or
+/// unwinding from a panic.
+struct CallGuard<'a, C: Clock> {
+    breaker: &'a Breaker<C>,
+    probe: bool,
+    epoch: u64,
+    /// While the inner service runs a panic is the backend's failure; while
+    /// our classifier runs it is not (the slot is only freed).
+    inner_running: bool,
+    armed: bool,
+}
 
-impl<C: Clock> Drop for ProbeGuard<'_, C> {
+impl<C: Clock> Drop for CallGuard<'_, C> {
     fn drop(&mut self) {
-        if let Some(breaker) = self.0 {
-            breaker.probe_cancelled();
+        if !self.armed {
+            return;
+        }
+        if self.inner_running && std::thread::panicking() {
+            // A backend that panics on every call must trip the breaker
+            // (and a panicking probe re-open it), not be probed forever.
+            self.breaker.record(self.probe, self.epoch, true);
+        } else if self.probe {
+            self.breaker.probe_cancelled();
         }
     }
 }
@@ -171,19 +191,26 @@ where
     type Error = S::Error;
 
     async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
-        let probe = match self.breaker.admit() {
-            Admit::Call => false,
-            Admit::Probe => true,
+        let (probe, epoch) = match self.breaker.admit() {
+            Admit::Call(epoch) => (false, epoch),
+            Admit::Probe => (true, 0),
             Admit::Refuse(after) => return Err(CircuitOpen::new(after).into()),
         };
-        let mut guard = ProbeGuard(probe.then_some(&self.breaker));
+        let mut guard = CallGuard {
+            breaker: &self.breaker,
+            probe,
+            epoch,
+            inner_running: true,
+            armed: true,
+        };
         let result = self.inner.call(req).await;
         // Classify while the guard is armed: a classifier that panics then
         // frees the probe slot instead of leaving the breaker half-open
         // with a probe that never reports.
+        guard.inner_running = false;
         let failed = self.classify.is_failure(&result);
-        guard.0 = None;
-        self.breaker.record(probe, failed);
+        guard.armed = false;
+        self.breaker.record(probe, epoch, failed);
         result
     }
 }

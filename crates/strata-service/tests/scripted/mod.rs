@@ -23,6 +23,8 @@ pub(crate) enum Step {
     Fail(&'static str),
     /// Sleep on the service's clock, then answer `Ok(n)`.
     Delay(Duration, u32),
+    /// Sleep on the service's clock, then fail with the message.
+    FailAfter(Duration, &'static str),
     /// Never answer.
     Pending,
     /// Panic inside `call`, before any future exists.
@@ -95,6 +97,11 @@ impl<C: Clock> Service<Step> for Scripted<C> {
                     let at = self.clock.now() + d;
                     self.clock.sleep_until(at).await;
                     Ok(n)
+                }
+                Step::FailAfter(d, msg) => {
+                    let at = self.clock.now() + d;
+                    self.clock.sleep_until(at).await;
+                    Err(msg.into())
                 }
                 Step::Pending => std::future::pending().await,
                 Step::PanicInCall => unreachable!(),
