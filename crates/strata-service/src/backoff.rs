@@ -69,10 +69,21 @@ impl Backoff {
 
     /// The delay before retry `attempt` (from 0) without jitter.
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
-        self.base
-            .checked_mul(factor)
-            .map_or(self.max, |d| d.min(self.max))
+        let base = self.base.as_nanos();
+        let nanos = if base == 0 {
+            0
+        } else if attempt >= 127 {
+            u128::MAX
+        } else {
+            base.saturating_mul(1u128 << attempt)
+        };
+        if nanos >= self.max.as_nanos() {
+            return self.max;
+        }
+        Duration::new(
+            (nanos / 1_000_000_000) as u64,
+            (nanos % 1_000_000_000) as u32,
+        )
     }
 
     /// The delay before retry `attempt` (from 0), jitter included.

@@ -122,3 +122,30 @@ fn clones_and_layered_services_share_one_bucket() {
     assert!(block_on(b.call(Step::Ok(0))).is_ok());
     assert!(block_on(a2.call(Step::Ok(0))).is_err());
 }
+
+#[test]
+fn a_burst_longer_than_u64_nanoseconds_still_counts_its_tokens() {
+    // One token a day, a burst of 300,000: (burst - 1) * interval is far
+    // beyond 584 years of nanoseconds.
+    let day = Duration::from_secs(86_400);
+    let bucket = TokenBucket::with_clock(Rate::new(1, day), 300_000, ManualClock::new());
+    let taken = (0..400_000).filter(|_| bucket.try_take()).count();
+    assert_eq!(taken, 300_000, "only the burst may go at once");
+
+    let slow = TokenBucket::with_clock(Rate::new(1, Duration::MAX), 2, ManualClock::new());
+    assert!(slow.try_take() && slow.try_take());
+    assert!(!slow.try_take(), "the burst of two is spent");
+}
+
+#[test]
+fn a_rate_faster_than_one_per_nanosecond_is_still_a_limit() {
+    for rate in [
+        Rate::per_second(2_000_000_000),
+        Rate::new(5, Duration::ZERO),
+    ] {
+        assert_eq!(rate.interval(), Duration::from_nanos(1));
+        let bucket = TokenBucket::with_clock(rate, 3, ManualClock::new());
+        let taken = (0..10).filter(|_| bucket.try_take()).count();
+        assert_eq!(taken, 3, "without time passing, only the burst goes");
+    }
+}

@@ -287,3 +287,14 @@ fn the_budget_refills_as_old_slots_leave_the_window() {
     clock.advance(Duration::from_secs(6)); // the first 10 deposits and the withdrawal age out
     assert_eq!(budget.balance(), 2);
 }
+
+#[test]
+fn backoff_keeps_doubling_up_to_its_cap_past_thirty_one_attempts() {
+    let b = Backoff::exponential(Duration::from_nanos(1), Duration::from_secs(10));
+    assert!(b.ceiling(32) > b.ceiling(31), "still below the cap");
+    assert_eq!(b.ceiling(33), Duration::from_nanos(1 << 33));
+    assert_eq!(b.ceiling(40), Duration::from_secs(10));
+    assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(10));
+    let zero = Backoff::exponential(Duration::ZERO, Duration::from_secs(10));
+    assert_eq!(zero.ceiling(u32::MAX), Duration::ZERO);
+}

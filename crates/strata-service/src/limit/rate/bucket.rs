@@ -5,14 +5,14 @@
 //! time" `tat`: the instant at which the bucket would be full again if
 //! nothing else arrived. A call at `now` may go at
 //! `max(tat, now) - (burst - 1) * interval`; taking its token pushes `tat`
-//! one interval further. The bucket is one atomic word (`tat` in
-//! nanoseconds since the bucket was made) updated by compare-and-swap, so
-//! taking a token never locks; integer arithmetic only, so tests under a
-//! manual clock are exact.
+//! one interval further. The bucket is that one number (`tat`, in
+//! nanoseconds since the bucket was made) behind a mutex held for a few
+//! instructions. It is 128 bits wide so that no rate and burst overflow it
+//! (`(burst - 1) * interval` alone can exceed 584 years); integer
+//! arithmetic only, so tests under a manual clock are exact.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
@@ -26,13 +26,17 @@ pub struct Rate {
 impl Rate {
     /// `n` tokens per `period`.
     ///
+    /// The interval between tokens is at least one nanosecond: a faster
+    /// rate (or a zero `period`) means one token per nanosecond, never an
+    /// unlimited bucket.
+    ///
     /// # Panics
     ///
     /// Panics if `n` is zero.
     pub fn new(n: u32, period: Duration) -> Rate {
         assert!(n > 0, "a rate needs at least one token per period");
         Rate {
-            interval: period / n,
+            interval: (period / n).max(Duration::from_nanos(1)),
         }
     }
 
@@ -65,18 +69,19 @@ struct Shared {
     /// The instant nanosecond 0 stands for.
     base: Instant,
     /// One token's time, in nanoseconds.
-    interval: u64,
+    interval: u128,
     /// `(burst - 1) * interval`: how far `tat` may run ahead of now.
-    tolerance: u64,
-    /// The theoretical arrival time, in nanoseconds since `base`.
-    tat: AtomicU64,
+    tolerance: u128,
+    /// The theoretical arrival time, in nanoseconds since `base`
+    /// (u128: `tolerance` alone may exceed u64 nanoseconds).
+    tat: Mutex<u128>,
 }
 
 /// What the bucket says to a caller.
 /// What a reservation left in the bucket: its theoretical arrival time
 /// right after the booking.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Booking(u64);
+pub(crate) struct Booking(u128);
 
 pub(crate) enum Decision {
     /// Go now.
@@ -98,13 +103,13 @@ impl TokenBucket {
 impl<C: Clock> TokenBucket<C> {
     /// A full bucket of `burst` tokens (at least one), on `clock`.
     pub fn with_clock(rate: Rate, burst: u32, clock: C) -> Self {
-        let interval = u64::try_from(rate.interval.as_nanos()).unwrap_or(u64::MAX);
+        let interval = rate.interval.as_nanos();
         TokenBucket {
             shared: Arc::new(Shared {
                 base: clock.now(),
                 interval,
-                tolerance: interval.saturating_mul(u64::from(burst.max(1) - 1)),
-                tat: AtomicU64::new(0),
+                tolerance: interval * u128::from(burst.max(1) - 1),
+                tat: Mutex::new(0),
             }),
             clock,
         }
@@ -122,35 +127,27 @@ impl<C: Clock> TokenBucket<C> {
     /// Takes a token now, or (with `wait`) reserves the next free one.
     pub(crate) fn decide(&self, wait: bool) -> Decision {
         let shared = &*self.shared;
-        let now = u64::try_from(
-            self.clock
-                .now()
-                .saturating_duration_since(shared.base)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX);
-        let mut tat = shared.tat.load(Ordering::Acquire);
-        loop {
-            let start = tat.max(now);
-            let go_at = start.saturating_sub(shared.tolerance);
-            if go_at > now && !wait {
-                return Decision::Refused(Duration::from_nanos(go_at - now));
-            }
-            let next = start.saturating_add(shared.interval);
-            match shared
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) if go_at <= now => return Decision::Go,
-                Ok(_) => {
-                    return Decision::GoAt(
-                        shared.base + Duration::from_nanos(go_at),
-                        Booking(next),
-                    );
-                }
-                Err(current) => tat = current,
-            }
+        let now = self
+            .clock
+            .now()
+            .saturating_duration_since(shared.base)
+            .as_nanos();
+        let mut tat = shared.tat.lock().unwrap_or_else(|e| e.into_inner());
+        let start = (*tat).max(now);
+        let go_at = start.saturating_sub(shared.tolerance);
+        if go_at > now && !wait {
+            return Decision::Refused(nanos(go_at - now));
         }
+        let next = start.saturating_add(shared.interval);
+        *tat = next;
+        if go_at <= now {
+            return Decision::Go;
+        }
+        let at = shared
+            .base
+            .checked_add(nanos(go_at))
+            .unwrap_or_else(|| shared.base + Duration::from_secs(86_400 * 365 * 30));
+        Decision::GoAt(at, Booking(next))
     }
 
     /// Gives back a token reserved by a caller that gave up waiting, if it
@@ -160,13 +157,16 @@ impl<C: Clock> TokenBucket<C> {
     /// then lost instead, which errs towards fewer calls, never more.
     pub(crate) fn refund(&self, booking: Booking) {
         let Booking(booked) = booking;
-        let _ = self.shared.tat.compare_exchange(
-            booked,
-            booked.saturating_sub(self.shared.interval),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let mut tat = self.shared.tat.lock().unwrap_or_else(|e| e.into_inner());
+        if *tat == booked {
+            *tat = booked.saturating_sub(self.shared.interval);
+        }
     }
+}
+
+fn nanos(n: u128) -> Duration {
+    let secs = u64::try_from(n / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (n % 1_000_000_000) as u32)
 }
 
 impl<C: fmt::Debug> fmt::Debug for TokenBucket<C> {
