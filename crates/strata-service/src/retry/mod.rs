@@ -6,7 +6,11 @@
 //! `max_retries` times, **if the [`RetryBudget`] allows**. The budget is
 //! what keeps retries from turning a backend's bad minute into an outage:
 //! however many retries each request may make, all requests together may
-//! retry only a share of their own number.
+//! retry only a share of their own number. A retry is charged to the
+//! budget when it is decided, before its backoff, so that a spent budget
+//! answers at once instead of after a delay; a request dropped during that
+//! backoff (an outer timeout, say) has still spent it, which errs towards
+//! fewer retries (Finagle and tower charge at the same point).
 //!
 //! By default Retry never sheds and never fails on its own: a request
 //! denied a retry (limit reached, budget spent, request not cloneable)
