@@ -21,7 +21,7 @@ pub enum Accrual {
         rate: f64,
         /// The fewest calls in the window for the rate to count.
         min_calls: u64,
-        /// How far back to look.
+        /// How far back to look (a zero window is taken as one second).
         window: Duration,
     },
 }
@@ -111,8 +111,8 @@ impl<C: Clock> Breaker<C> {
     /// A closed breaker on `clock`.
     pub fn with_clock(accrual: Accrual, clock: C) -> Self {
         let window = match accrual {
-            Accrual::FailureRate { window, .. } => window,
-            Accrual::ConsecutiveFailures(_) => Duration::from_secs(1),
+            Accrual::FailureRate { window, .. } if !window.is_zero() => window,
+            _ => Duration::from_secs(1),
         };
         Breaker {
             state: Arc::new(Mutex::new(State {

@@ -1,7 +1,8 @@
 //! A deadline per request.
 //!
-//! [`Timeout`] starts a timer when a call begins and fails the call with
-//! [`Elapsed`] if the inner service has not answered when it fires. The
+//! [`Timeout`] fails a call with [`Elapsed`] if the inner service has not
+//! answered within the duration (counted from the end of the call's first
+//! poll, see below). The
 //! inner call's future is then dropped, which cancels it (its own guards
 //! run: a permit goes back, a counter goes down).
 //!

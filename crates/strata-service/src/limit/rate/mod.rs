@@ -20,7 +20,9 @@ use bucket::{Booking, Decision};
 ///
 /// A waiting call reserves the next free token at once and sleeps until
 /// it is due, so waiters go in arrival order. If its future is dropped
-/// while it sleeps, the token is given back. Only a call that waits
+/// while it sleeps, the token is given back if no later call has booked
+/// one since (otherwise it is lost: the error is towards fewer calls,
+/// never more). Only a call that waits
 /// allocates (its sleep, boxed), so the future of a call that goes at once
 /// stays small. Waiting has no bound of its
 /// own: put a [`Timeout`](crate::timeout::Timeout) above the limit to
