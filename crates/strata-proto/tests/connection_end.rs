@@ -269,3 +269,58 @@ fn a_stop_completes_while_the_peer_keeps_sending() {
         });
     });
 }
+
+/// A service that panics in `call` itself (before any future exists) on
+/// `"boom"`, and answers anything else after `delay` on the first request.
+struct PanicsInCall;
+
+impl strata_service::Service<String> for PanicsInCall {
+    type Response = String;
+    type Error = std::io::Error;
+
+    fn call(&self, req: String) -> impl Future<Output = Result<String, std::io::Error>> {
+        assert!(req != "boom", "call asked to panic");
+        async move {
+            if req == "slow" {
+                strata_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(req)
+        }
+    }
+}
+
+/// Whether the handler panics in `call` or while its future runs, the
+/// responses to the requests before it are sent, then the connection ends
+/// with `Panicked`; the requests after it are not answered.
+#[test]
+fn a_panicking_request_ends_the_connection_after_the_responses_before_it() {
+    deadline(30, || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            strata_rt::spawn(async {
+                let (mut client, server) = connected_pair();
+                let conn = strata_rt::spawn_local(async move {
+                    serve_connection(server, &TestProto, PanicsInCall, &cfg(), std::future::pending())
+                        .await
+                });
+                client.write_all(b"slow\nfast\nboom\nafter\n").unwrap();
+                let ended = conn.await.unwrap();
+                client
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut got = Vec::new();
+                let _ = client.read_to_end(&mut got);
+                assert_eq!(String::from_utf8_lossy(&got), "slow\nfast\n");
+                assert!(
+                    matches!(&ended, Err(strata_proto::pipeline::ConnectionError::Panicked(msg)) if msg == "call asked to panic"),
+                    "{ended:?}"
+                );
+            })
+            .await
+            .unwrap()
+        });
+    });
+}

@@ -123,7 +123,62 @@ fn a_panicking_handler_closes_only_its_connection() {
         assert_eq!(bystander.round_trip("echo after").as_deref(), Some("after"));
         let mut newcomer = fx.connect();
         assert_eq!(newcomer.round_trip("echo new").as_deref(), Some("new"));
-        assert_eq!(fx.server.as_ref().unwrap().connections(), 2);
+        // The victim's connection lingers until its client closes too.
+        drop(victim);
+        wait_for_connections(&fx, 2);
+    });
+}
+
+fn wait_for_connections(fx: &Fixture, n: usize) {
+    let since = Instant::now();
+    while fx.server.as_ref().unwrap().connections() != n {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "still {} connections, expected {n}",
+            fx.server.as_ref().unwrap().connections()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A panicking request, pipelined behind others (one still running): the
+/// answers before it arrive, then the end of the stream.
+#[test]
+fn a_panicking_request_still_gets_the_answers_before_it_out() {
+    deadline(30, || {
+        let fx = Fixture::start(1, 100, cfg());
+        let mut c = fx.connect();
+        c.send(&["sleep 50 a", "echo b", "panic", "echo c"]);
+        assert_eq!(c.recv().as_deref(), Some("a"));
+        assert_eq!(c.recv().as_deref(), Some("b"));
+        assert_eq!(c.recv(), None);
+    });
+}
+
+/// A peer that resets while its request runs frees its connection slot at
+/// once, even if the request would never finish.
+#[test]
+fn a_reset_peer_with_a_request_in_flight_frees_its_slot() {
+    deadline(30, || {
+        let fx = Fixture::start(1, 1, cfg());
+        let mut s = std::net::TcpStream::connect(fx.addr()).unwrap();
+        s.write_all(b"gate never\n").unwrap();
+        let since = Instant::now();
+        while fx.stats.started.load(Ordering::SeqCst) < 1 {
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "request not started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s); // a reset
+        wait_for_connections(&fx, 0);
+        let mut c = fx.connect();
+        assert_eq!(c.round_trip("echo ok").as_deref(), Some("ok"));
+        fx.gate.open();
     });
 }
 

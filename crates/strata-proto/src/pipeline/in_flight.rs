@@ -6,18 +6,46 @@
 //! request, so a busy connection allocates a slot only when its in-flight
 //! count reaches a new high. An idle connection can release all boxes with
 //! [`InFlight::release_idle`].
+//!
+//! A future that panics while polled is dropped, and its panic becomes its
+//! output ([`Panicked`]), in its turn: the responses ahead of it still go
+//! out before the connection acts on it.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 type Slot<F> = Pin<Box<Option<F>>>;
 
+/// What a request's handler left instead of an output: the panic's text.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Panicked(pub(crate) String);
+
+impl Panicked {
+    /// Logs the panic and keeps its text.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn new(payload: &(dyn Any + Send)) -> Panicked {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".into());
+        tracing::error!(panic = %msg, "request handler panicked; the connection closes after the responses before it");
+        Panicked(msg)
+    }
+}
+
+/// A request's outcome: its future's output, or its panic.
+pub(crate) type Outcome<T> = Result<T, Panicked>;
+
 struct Entry<F: Future> {
     slot: Slot<F>,
-    /// The output, once the future finished (possibly ahead of its turn).
-    out: Option<F::Output>,
+    /// The outcome, once the future finished (possibly ahead of its turn).
+    out: Option<Outcome<F::Output>>,
 }
 
 /// Futures in request order; see the module docs.
@@ -43,20 +71,40 @@ impl<F: Future> InFlight<F> {
         self.queue.is_empty()
     }
 
-    /// Appends a future and polls it once right away: most responses are
-    /// ready on the first poll, which then costs no extra wake-up.
+    /// Makes a request's future (`call`) and polls it once right away:
+    /// most responses are ready on the first poll, which then costs no
+    /// extra wake-up.
     ///
-    /// Returns the output at once if the future finished on that poll and
-    /// nothing is queued ahead of it; otherwise it waits in the queue.
-    pub(crate) fn push(&mut self, fut: F, cx: &mut Context<'_>) -> Option<F::Output> {
+    /// Returns the outcome at once if the future finished on that poll (or
+    /// `call` or the poll panicked) and nothing is queued ahead of it;
+    /// otherwise it waits in the queue.
+    pub(crate) fn push(
+        &mut self,
+        call: impl FnOnce() -> F,
+        cx: &mut Context<'_>,
+    ) -> Option<Outcome<F::Output>> {
         // Run it in the spare slot, which it keeps only if it has to wait:
         // unfinished, or finished behind others still queued.
         if self.free.is_empty() {
             self.free.push(Box::pin(None));
         }
         let slot = self.free.last_mut().expect("a spare slot");
-        slot.set(Some(fut));
-        let out = poll_slot(slot, cx);
+        // One unwind guard for `call` and the first poll together.
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            slot.set(Some(call()));
+            slot.as_mut().as_pin_mut().expect("just set").poll(cx)
+        }));
+        let out = match polled {
+            Ok(Poll::Pending) => None,
+            Ok(Poll::Ready(v)) => {
+                slot.set(None);
+                Some(Ok(v))
+            }
+            Err(payload) => {
+                slot.set(None);
+                Some(Err(Panicked::new(&*payload)))
+            }
+        };
         if out.is_some() && self.queue.is_empty() {
             return out;
         }
@@ -66,7 +114,7 @@ impl<F: Future> InFlight<F> {
     }
 
     /// The next output in request order, polling unfinished futures first.
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcome<F::Output>>> {
         let Some(front) = self.queue.front_mut() else {
             return Poll::Ready(None);
         };
@@ -105,12 +153,14 @@ fn poll_entry<F: Future>(e: &mut Entry<F>, cx: &mut Context<'_>) {
     }
 }
 
-/// Polls the future in `slot`, if any; when it finishes, drops it in place
-/// (keeping the box) and returns its output.
-fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Option<F::Output> {
-    let out = match slot.as_mut().as_pin_mut()?.poll(cx) {
-        Poll::Ready(v) => v,
-        Poll::Pending => return None,
+/// Polls the future in `slot`, if any; when it finishes or panics, drops
+/// it in place (keeping the box) and returns its outcome.
+fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Option<Outcome<F::Output>> {
+    let fut = slot.as_mut().as_pin_mut()?;
+    let out = match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(Poll::Ready(v)) => Ok(v),
+        Ok(Poll::Pending) => return None,
+        Err(payload) => Err(Panicked::new(&*payload)),
     };
     slot.set(None);
     Some(out)
@@ -142,31 +192,73 @@ mod tests {
         let gates: Vec<_> = (0..3).map(|_| Rc::new(Cell::new(false))).collect();
         let mut q = InFlight::new();
         for (i, g) in gates.iter().enumerate() {
-            assert_eq!(q.push(Gate(g.clone(), i as u32), &mut cx), None);
+            assert_eq!(q.push(|| Gate(g.clone(), i as u32), &mut cx), None);
         }
         gates[2].set(true);
         gates[1].set(true);
         assert!(q.poll_next(&mut cx).is_pending());
         gates[0].set(true);
-        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(0)));
-        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(1)));
-        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(0))));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(1))));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(2))));
         assert_eq!(q.poll_next(&mut cx), Poll::Ready(None));
         // Boxes are recycled, not reallocated.
         assert_eq!(q.free.len(), 3);
         // Ready at once with nothing queued: handed straight back.
-        assert_eq!(q.push(Gate(gates[0].clone(), 9), &mut cx), Some(9));
+        assert_eq!(q.push(|| Gate(gates[0].clone(), 9), &mut cx), Some(Ok(9)));
         assert_eq!(q.free.len(), 3);
         assert!(q.is_empty());
         let closed = Rc::new(Cell::new(false));
-        assert_eq!(q.push(Gate(closed.clone(), 10), &mut cx), None);
+        assert_eq!(q.push(|| Gate(closed.clone(), 10), &mut cx), None);
         // Ready, but queued behind a pending one: it waits its turn.
-        assert_eq!(q.push(Gate(gates[0].clone(), 11), &mut cx), None);
+        assert_eq!(q.push(|| Gate(gates[0].clone(), 11), &mut cx), None);
         assert!(q.poll_next(&mut cx).is_pending());
         closed.set(true);
-        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(10)));
-        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(11)));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(10))));
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(11))));
         q.release_idle();
         assert!(q.free.is_empty());
+    }
+
+    /// A future that panics when its flag is set.
+    struct Bomb(Rc<Cell<bool>>);
+    impl Future for Bomb {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            assert!(!self.0.get(), "bomb went off");
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_panic_is_an_outcome_in_its_turn() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (first, fuse, last) = (
+            Rc::new(Cell::new(false)),
+            Rc::new(Cell::new(false)),
+            Rc::new(Cell::new(true)),
+        );
+        let mut q: InFlight<std::pin::Pin<Box<dyn Future<Output = u32>>>> = InFlight::new();
+        assert_eq!(q.push(|| Box::pin(Gate(first.clone(), 1)), &mut cx), None);
+        assert_eq!(q.push(|| Box::pin(Bomb(fuse.clone())), &mut cx), None);
+        assert_eq!(q.push(|| panic!("in call"), &mut cx), None);
+        assert_eq!(q.push(|| Box::pin(Gate(last, 3)), &mut cx), None);
+        fuse.set(true);
+        assert!(q.poll_next(&mut cx).is_pending(), "the head is not done");
+        first.set(true);
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(1))));
+        assert_eq!(
+            q.poll_next(&mut cx),
+            Poll::Ready(Some(Err(Panicked("bomb went off".into()))))
+        );
+        assert_eq!(
+            q.poll_next(&mut cx),
+            Poll::Ready(Some(Err(Panicked("in call".into()))))
+        );
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(Some(Ok(3))));
+        assert_eq!(
+            q.push(|| panic!("alone"), &mut cx),
+            Some(Err(Panicked("alone".into())))
+        );
     }
 }

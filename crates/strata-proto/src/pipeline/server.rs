@@ -30,7 +30,7 @@ use futures_sink::Sink;
 use strata_codec::Framed;
 use strata_service::{BoxError, Service};
 
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, Outcome, Panicked};
 use super::written::Counted;
 use super::{ErrorAction, ServerProto};
 use crate::config::ConnectionConfig;
@@ -49,6 +49,10 @@ pub enum ConnectionError {
     Encode(BoxError),
     /// The service failed a request and the protocol chose to close.
     Service(BoxError),
+    /// The service panicked on a request (in `call` or while its future
+    /// ran); the responses before it were sent, then the connection
+    /// closed. Holds the panic's message.
+    Panicked(String),
     /// The connection sat idle past the idle timeout.
     IdleTimeout,
     /// A request started arriving but was not complete within the read
@@ -107,6 +111,7 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Decode(e) => write!(f, "bad request: {e}"),
             ConnectionError::Encode(e) => write!(f, "cannot encode response: {e}"),
             ConnectionError::Service(e) => write!(f, "service error: {e}"),
+            ConnectionError::Panicked(msg) => write!(f, "request handler panicked: {msg}"),
             ConnectionError::IdleTimeout => f.write_str("idle timeout"),
             ConnectionError::ReadTimeout => {
                 f.write_str("request not completed within the read timeout")
@@ -206,7 +211,7 @@ where
                     // Over the high-water mark and the socket is full.
                     Poll::Pending => break,
                 }
-                let out: Result<P::Response, S::Error> = match in_flight.poll_next(cx) {
+                let out: Outcome<Result<P::Response, S::Error>> = match in_flight.poll_next(cx) {
                     Poll::Ready(Some(out)) => out,
                     Poll::Ready(None) | Poll::Pending => break,
                 };
@@ -275,10 +280,13 @@ where
                                 // comes through the codec too: no error
                                 // line for it, and it ends as the
                                 // disconnect it is, not as bad input.
+                                // Nobody is left to answer, so the requests
+                                // in flight are dropped at once: one that
+                                // never finishes must not hold the
+                                // connection (and its slot) open.
                                 Err(e) if find_io(&e).is_some_and(|io| reset(io.kind())) => {
-                                    read = Read::Failed;
-                                    outcome = Err(ConnectionError::Io(Box::new(e)));
-                                    break;
+                                    in_flight.clear();
+                                    return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
                                 }
                                 Err(e) => {
                                     read = Read::Failed;
@@ -289,7 +297,7 @@ where
                             };
                             // A response ready at once, with none queued
                             // ahead of it, goes straight to the write buffer.
-                            if let Some(out) = in_flight.push(service.call(req), cx) {
+                            if let Some(out) = in_flight.push(|| service.call(req), cx) {
                                 deliver(
                                     proto,
                                     &mut framed,
@@ -447,11 +455,16 @@ async fn linger<T: AsyncRead + Unpin>(io: &mut T, time: std::time::Duration) {
 ///
 /// A response the codec refuses ends the connection like a closing service
 /// error: the requests after it are dropped, the responses before it are
-/// still sent, and the connection ends with `ConnectionError::Encode`.
+/// still sent, and the connection ends with `ConnectionError::Encode`. A
+/// request whose handler panicked ends it the same way, with
+/// `ConnectionError::Panicked`.
+// Inlined into its two callers (the panic case made it just big enough to
+// be kept out of line, which cost a call and a move of every outcome).
+#[inline(always)]
 fn deliver<P, E, T, F>(
     proto: &P,
     framed: &mut Framed<T, P::Codec>,
-    out: Result<P::Response, E>,
+    out: Outcome<Result<P::Response, E>>,
     read: &mut Read,
     in_flight: &mut InFlight<F>,
     outcome: &mut Result<(), ConnectionError>,
@@ -461,6 +474,12 @@ fn deliver<P, E, T, F>(
     T: AsyncWrite + Unpin,
     F: Future,
 {
+    let out = match out {
+        Ok(out) => out,
+        Err(Panicked(msg)) => {
+            return close_after(read, in_flight, outcome, ConnectionError::Panicked(msg));
+        }
+    };
     let response = match out {
         Ok(resp) => resp,
         Err(err) => {

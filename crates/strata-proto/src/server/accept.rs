@@ -123,7 +123,9 @@ where
             shared.state.stopped(),
         );
         let mut conn = pin!(conn);
-        // A panicking handler ends this connection only: the panic is
+        // A panicking handler is caught by the dispatcher, which still
+        // sends the responses before it. A panic anywhere else in the
+        // connection (its codec, say) ends this connection only: it is
         // caught here, logged, and the socket closed by the drop.
         let result =
             poll_fn(
@@ -139,7 +141,7 @@ where
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection closed on error"),
             Err(panic) => {
                 let msg = panic_message(&*panic);
-                tracing::error!(%peer, panic = %msg, "handler panicked; connection closed");
+                tracing::error!(%peer, panic = %msg, "connection panicked; closed");
             }
         }
     });
