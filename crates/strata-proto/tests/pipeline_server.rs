@@ -452,3 +452,42 @@ fn a_connection_future_is_small() {
     let size = std::mem::size_of_val(&conn);
     assert!(size <= 1024, "serve_connection future is {size} bytes");
 }
+
+/// A client whose `connect` completed before the shutdown, and that sent
+/// a request, is answered: the listener takes the kernel's completed
+/// connections before it closes. (Before, every one of these was reset.)
+#[test]
+fn a_connection_completed_just_before_shutdown_is_answered() {
+    deadline(60, || {
+        for round in 0..10 {
+            let server = one_worker().start(|| Ok(Echo)).unwrap();
+            let mut s = TcpStream::connect(server.local_addr()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"x\n").unwrap();
+            assert!(server.shutdown(), "round {round}: shutdown timed out");
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            assert_eq!(got, b"x\n", "round {round}");
+        }
+    });
+}
+
+/// A second server on an address a running one holds fails to start,
+/// instead of quietly taking a share of its connections.
+#[test]
+fn a_second_server_on_a_busy_address_fails_to_start() {
+    deadline(30, || {
+        for threads in [1, 2] {
+            let first = one_worker().threads(threads).start(|| Ok(Echo)).unwrap();
+            let addr = first.local_addr();
+            let second = strata_proto::TcpServer::new(TestProto, addr)
+                .threads(threads)
+                .start(|| Ok(Echo));
+            match second {
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse),
+                Ok(_) => panic!("two servers listen on {addr} at once"),
+            }
+            assert!(first.shutdown());
+        }
+    });
+}

@@ -329,36 +329,45 @@ fn halves_work_from_different_tasks_and_reunite() {
 
 #[test]
 fn two_listeners_share_a_port_with_reuse_port() {
-    deadline(30, || {
-        let rt = rt(2);
-        rt.block_on(async {
-            let a = TcpListener::builder("127.0.0.1:0".parse().unwrap())
-                .reuse_port(true)
-                .bind()
-                .unwrap();
-            let addr = a.local_addr().unwrap();
-            let b = TcpListener::builder(addr).reuse_port(true).bind().unwrap();
-            let accepted = Arc::new(AtomicUsize::new(0));
-            for l in [a, b] {
-                let accepted = accepted.clone();
-                spawn(async move {
-                    loop {
-                        let (mut s, _) = l.accept().await.unwrap();
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                        spawn(async move {
-                            let _ = s.write_all(b"x").await;
-                        });
-                    }
-                });
-            }
-            for _ in 0..64 {
-                let mut c = TcpStream::connect(addr).await.unwrap();
-                let mut b = [0u8; 1];
-                c.read_exact(&mut b).await.unwrap();
-            }
-            assert_eq!(accepted.load(Ordering::SeqCst), 64);
+    // The first listener sets SO_REUSEPORT before or after its bind; either
+    // way the second joins it and the kernel spreads connections over both.
+    for after_bind in [false, true] {
+        deadline(30, move || {
+            let rt = rt(2);
+            rt.block_on(async move {
+                let a = TcpListener::builder("127.0.0.1:0".parse().unwrap())
+                    .reuse_port(true)
+                    .reuse_port_after_bind(after_bind)
+                    .bind()
+                    .unwrap();
+                let addr = a.local_addr().unwrap();
+                let b = TcpListener::builder(addr).reuse_port(true).bind().unwrap();
+                let accepted: [Arc<AtomicUsize>; 2] = Default::default();
+                for (l, accepted) in [a, b].into_iter().zip(accepted.clone()) {
+                    spawn(async move {
+                        loop {
+                            let (mut s, _) = l.accept().await.unwrap();
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            spawn(async move {
+                                let _ = s.write_all(b"x").await;
+                            });
+                        }
+                    });
+                }
+                for _ in 0..64 {
+                    let mut c = TcpStream::connect(addr).await.unwrap();
+                    let mut b = [0u8; 1];
+                    c.read_exact(&mut b).await.unwrap();
+                }
+                let counts = accepted.map(|n| n.load(Ordering::SeqCst));
+                assert_eq!(counts[0] + counts[1], 64);
+                assert!(
+                    counts.iter().all(|&n| n > 0),
+                    "after_bind {after_bind}: connections not spread: {counts:?}"
+                );
+            });
         });
-    });
+    }
 }
 
 #[test]

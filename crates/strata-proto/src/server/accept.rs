@@ -26,9 +26,13 @@ pub(crate) struct Shared<P, N> {
 }
 
 /// Accepts until the server stops; each connection runs in its own local
-/// task on this worker.
-pub(crate) async fn accept_loop<P, N>(listener: TcpListener, shared: Arc<Shared<P, N>>)
-where
+/// task on this worker. On the stop it first takes the connections the
+/// kernel had already completed (see [`drain_backlog`]).
+pub(crate) async fn accept_loop<P, N>(
+    listener: TcpListener,
+    shared: Arc<Shared<P, N>>,
+    backlog: u32,
+) where
     P: ServerProto,
     N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
     N::Service: Service<P::Request, Response = P::Response> + 'static,
@@ -48,7 +52,8 @@ where
             .await
         };
         let Some(accepted) = accepted else {
-            tracing::debug!("accept loop stopping");
+            let took = drain_backlog(&listener, &shared, backlog).await;
+            tracing::debug!(backlog_served = took, "accept loop stopping");
             return;
         };
         match accepted {
@@ -61,6 +66,48 @@ where
                     strata_rt::time::sleep(pause).await;
                 }
             }
+        }
+    }
+}
+
+/// On stop: the connections the kernel completed before it (their clients
+/// saw `connect` succeed and may have sent requests) are accepted and
+/// served like the others: they see the stop at once, answer what they
+/// received, and close, instead of being reset when the listener closes.
+/// Rounds of accepting, each after a fresh look at I/O, until one finds
+/// nothing; at most `cap` connections (the backlog's size), so that a flood
+/// arriving meanwhile cannot hold the shutdown open. Returns how many it
+/// took.
+async fn drain_backlog<P, N>(listener: &TcpListener, shared: &Arc<Shared<P, N>>, cap: u32) -> usize
+where
+    P: ServerProto,
+    N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
+    N::Service: Service<P::Request, Response = P::Response> + 'static,
+    <N::Service as Service<P::Request>>::Error: Into<BoxError>,
+{
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX).max(1);
+    let mut took = 0;
+    loop {
+        // The listener's readiness is only as fresh as the worker's last
+        // look at I/O; yielding puts this task after the next one.
+        strata_rt::yield_now().await;
+        let before = took;
+        poll_fn(|cx| {
+            while took < cap {
+                match listener.poll_accept(cx) {
+                    Poll::Ready(Ok((stream, peer))) => {
+                        took += 1;
+                        open(stream, peer, shared);
+                    }
+                    // Nothing (more) queued, or an accept error: done.
+                    Poll::Ready(Err(_)) | Poll::Pending => break,
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+        if took == before || took >= cap {
+            return took;
         }
     }
 }

@@ -6,7 +6,9 @@
 //! binds its own listener on the same address with `SO_REUSEPORT`, so the
 //! kernel spreads incoming connections over the workers and a connection
 //! lives its whole life on the worker that accepted it: no locks, no
-//! cross-thread hand-off, and services need not be `Send`.
+//! cross-thread hand-off, and services need not be `Send`. The first
+//! listener binds as if it were alone, so an address already in use (even
+//! by another strata server) is an error at start, not a silent share.
 //!
 //! # Limits
 //!
@@ -20,9 +22,11 @@
 //! # Graceful shutdown
 //!
 //! [`ServerHandle::shutdown`] (or SIGINT/SIGTERM in [`TcpServer::serve`]):
-//! the listeners close, so new connections are refused; every connection
-//! answers the requests it has already received, writes the responses,
-//! and closes; idle connections close at once. The server waits for that
+//! the listeners take the connections the kernel completed before the
+//! stop (up to the backlog's size) and close, so new connections are
+//! refused; every connection answers the requests it has already
+//! received, writes the responses, and closes; idle connections close at
+//! once. The server waits for that
 //! up to `shutdown_timeout` (default 30 s), then drops whatever is left.
 
 mod accept;
@@ -254,8 +258,13 @@ impl<P: ServerProto> TcpServer<P> {
         let (addr, backlog, threads) = (self.addr, self.backlog, self.threads);
         let handle = runtime.handle().clone();
         let local_addr = runtime.block_on(async move {
+            // The first listener binds as if alone, so that an address in
+            // use (by another server, or another instance of this one)
+            // fails here instead of quietly sharing its connections; the
+            // others join it.
             let first = TcpListener::builder(addr)
                 .reuse_port(true)
+                .reuse_port_after_bind(true)
                 .backlog(backlog)
                 .bind()?;
             // With port 0 the OS picked one; the other workers join it.
@@ -271,7 +280,13 @@ impl<P: ServerProto> TcpServer<P> {
             }
             for (w, listener) in listeners.into_iter().enumerate() {
                 let shared = shared.clone();
-                drop(handle.spawn_local_on(w, move || accept_loop(listener, shared)));
+                // Shutdown waits for the accept loops too (they serve the
+                // backlog on the stop).
+                let counted = shared.state.accept_loop_guard();
+                drop(handle.spawn_local_on(w, move || async move {
+                    let _counted = counted;
+                    accept_loop(listener, shared, backlog).await
+                }));
             }
             io::Result::Ok(bound)
         })?;

@@ -11,6 +11,10 @@ use strata_rt::sync::{Shutdown, Triggered};
 pub(crate) struct ServerState {
     shutdown: Shutdown,
     live: AtomicUsize,
+    /// Accept loops not yet ended (after the stop they may still open
+    /// connections from the backlog).
+    accepting: AtomicUsize,
+    /// Notified when `live` or `accepting` drops to zero.
     drained: Event,
     /// Connections turned away because of `max_connections` (for logs and
     /// tests).
@@ -50,20 +54,44 @@ impl ServerState {
         self.live.load(Ordering::Acquire)
     }
 
-    /// Blocks the calling thread until no connection is live or `deadline`.
-    /// Returns whether it drained.
+    /// Counts an accept loop until the guard is dropped (when the loop
+    /// ends, or its task is dropped).
+    pub(crate) fn accept_loop_guard(self: &std::sync::Arc<Self>) -> AcceptGuard {
+        self.accepting.fetch_add(1, Ordering::AcqRel);
+        AcceptGuard(self.clone())
+    }
+
+    /// No accept loop left and no connection live.
+    fn drained(&self) -> bool {
+        self.accepting.load(Ordering::Acquire) == 0 && self.live() == 0
+    }
+
+    /// Blocks the calling thread until every accept loop has ended and no
+    /// connection is live, or `deadline`. Returns whether it drained.
     pub(crate) fn wait_drained_blocking(&self, deadline: std::time::Instant) -> bool {
         loop {
-            if self.live() == 0 {
+            if self.drained() {
                 return true;
             }
             let listener = self.drained.listen();
-            if self.live() == 0 {
+            if self.drained() {
                 return true;
             }
             if listener.wait_deadline(deadline).is_none() {
-                return self.live() == 0;
+                return self.drained();
             }
+        }
+    }
+}
+
+/// Counts one running accept loop; see [`ServerState::accept_loop_guard`].
+#[derive(Debug)]
+pub(crate) struct AcceptGuard(std::sync::Arc<ServerState>);
+
+impl Drop for AcceptGuard {
+    fn drop(&mut self) {
+        if self.0.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify(usize::MAX);
         }
     }
 }

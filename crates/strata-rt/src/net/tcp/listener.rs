@@ -143,6 +143,7 @@ pub struct TcpListenerBuilder {
     addr: SocketAddr,
     reuse_address: bool,
     reuse_port: bool,
+    reuse_port_after_bind: bool,
     backlog: i32,
     only_v6: Option<bool>,
 }
@@ -153,6 +154,7 @@ impl TcpListenerBuilder {
             addr,
             reuse_address: true,
             reuse_port: false,
+            reuse_port_after_bind: false,
             backlog: 1024,
             only_v6: None,
         }
@@ -170,6 +172,41 @@ impl TcpListenerBuilder {
     /// connections over them.
     pub fn reuse_port(mut self, on: bool) -> Self {
         self.reuse_port = on;
+        self
+    }
+
+    /// With [`reuse_port`](Self::reuse_port): set `SO_REUSEPORT` after
+    /// `bind(2)` instead of before (default off). The bind then fails with
+    /// `AddrInUse` if any socket holds the address, even one that shares
+    /// its port, as it would without `SO_REUSEPORT`; listeners bound later
+    /// with `reuse_port` still join this one. For the first listener of a
+    /// group, so that two servers cannot silently split one port.
+    ///
+    /// ```
+    /// use strata_rt::net::TcpListener;
+    ///
+    /// strata_rt::run(async {
+    ///     let addr = "127.0.0.1:0".parse().unwrap();
+    ///     let first = TcpListener::builder(addr)
+    ///         .reuse_port(true)
+    ///         .reuse_port_after_bind(true)
+    ///         .bind()?;
+    ///     let addr = first.local_addr()?;
+    ///     // Another group's first listener cannot take the port...
+    ///     let rival = TcpListener::builder(addr)
+    ///         .reuse_port(true)
+    ///         .reuse_port_after_bind(true)
+    ///         .bind();
+    ///     assert_eq!(rival.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+    ///     // ...while this group's next listener joins it.
+    ///     let second = TcpListener::builder(addr).reuse_port(true).bind()?;
+    ///     assert_eq!(second.local_addr()?, addr);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn reuse_port_after_bind(mut self, on: bool) -> Self {
+        self.reuse_port_after_bind = on;
         self
     }
 
@@ -204,7 +241,7 @@ impl TcpListenerBuilder {
         )?;
         socket.set_reuse_address(self.reuse_address)?;
         #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-        if self.reuse_port {
+        if self.reuse_port && !self.reuse_port_after_bind {
             socket.set_reuse_port(true)?;
         }
         if let (Some(v6), SocketAddr::V6(_)) = (self.only_v6, self.addr) {
@@ -212,6 +249,12 @@ impl TcpListenerBuilder {
         }
         socket.set_nonblocking(true)?;
         socket.bind(&self.addr.into())?;
+        // Before `listen(2)`, which is when the kernel puts the socket in
+        // its port's group.
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+        if self.reuse_port && self.reuse_port_after_bind {
+            socket.set_reuse_port(true)?;
+        }
         socket.listen(self.backlog)?;
         let io = PollEvented::new(
             mio::net::TcpListener::from_std(socket.into()),
