@@ -255,6 +255,54 @@ fn sleep_reset_moves_the_deadline_both_ways() {
 }
 
 #[test]
+fn an_interval_s_first_tick_and_burst_catch_up_come_at_once() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            spawn(async {
+                let mut cx = Context::from_waker(Waker::noop());
+                for _ in 0..20 {
+                    let mut iv = time::interval(Duration::from_secs(1));
+                    assert!(iv.poll_tick(&mut cx).is_ready(), "first tick pending");
+                }
+                // Three periods behind: the overdue ticks are ready at once.
+                let p = Duration::from_millis(10);
+                let mut iv = interval_at(Instant::now(), p);
+                iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                assert!(iv.poll_tick(&mut cx).is_ready());
+                std::thread::sleep(p * 3);
+                for k in 1..=3 {
+                    assert!(iv.poll_tick(&mut cx).is_ready(), "overdue tick {k} pending");
+                }
+            })
+            .await
+            .unwrap()
+        });
+    });
+}
+
+#[test]
+fn an_interval_with_an_endless_period_never_ticks_again_and_never_panics() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            for behavior in [
+                MissedTickBehavior::Burst,
+                MissedTickBehavior::Delay,
+                MissedTickBehavior::Skip,
+            ] {
+                let mut iv = time::interval(Duration::MAX);
+                iv.set_missed_tick_behavior(behavior);
+                iv.tick().await;
+                assert!(timeout(Duration::from_millis(20), iv.tick()).await.is_err());
+                iv.reset();
+                assert!(timeout(Duration::from_millis(5), iv.tick()).await.is_err());
+            }
+        });
+    });
+}
+
+#[test]
 fn interval_missed_ticks_follow_the_chosen_behaviour() {
     deadline(60, || {
         let rt = rt(2);

@@ -107,25 +107,27 @@ impl Interval {
 
     /// Polls for the next tick; on `Ready`, the instant it was due.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
-        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
+        // Due already (e.g. the first tick of `interval`): complete at once
+        // instead of waiting for the wheel's next millisecond.
+        if Instant::now() < self.next && Pin::new(&mut self.sleep).poll(cx).is_pending() {
             return Poll::Pending;
         }
         let due = self.next;
         let now = Instant::now();
-        let on_time = due + self.period;
+        let on_time = add(due, self.period);
         self.next = if now < on_time {
             on_time
         } else {
             match self.missed {
                 MissedTickBehavior::Burst => on_time,
-                MissedTickBehavior::Delay => now + self.period,
+                MissedTickBehavior::Delay => add(now, self.period),
                 MissedTickBehavior::Skip => {
                     // The first point of the grid `due + k·period` after now.
                     let behind = now.duration_since(due).as_nanos();
                     let k = behind / self.period.as_nanos() + 1;
                     let k = u32::try_from(k).unwrap_or(u32::MAX);
                     due.checked_add(self.period.saturating_mul(k))
-                        .unwrap_or(now + self.period)
+                        .unwrap_or_else(|| add(now, self.period))
                 }
             }
         };
@@ -135,7 +137,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is due one period from now.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = super::deadline_after(self.period);
         self.sleep.reset(self.next);
     }
 
@@ -153,4 +155,9 @@ impl Interval {
     pub fn period(&self) -> Duration {
         self.period
     }
+}
+
+/// `t + d`, saturating at a far-away instant ("never").
+fn add(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(super::far_future)
 }
