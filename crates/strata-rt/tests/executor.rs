@@ -539,3 +539,100 @@ fn a_blocking_closure_can_spawn_onto_its_runtime() {
         assert_eq!(answer, 42);
     });
 }
+
+/// Panics when dropped (outside an unwind).
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("asked to panic when dropped");
+        }
+    }
+}
+
+#[test]
+fn a_future_that_panics_when_dropped_takes_down_neither_worker_nor_process() {
+    deadline(30, || {
+        let rt = rt(1);
+        let h = rt.handle().clone();
+        rt.block_on(async move {
+            // Aborted while pending: async-task drops the future.
+            let t = h.spawn(async {
+                let _g = PanicOnDrop;
+                std::future::pending::<()>().await
+            });
+            strata_rt::yield_now().await;
+            t.abort();
+            assert!(t.await.unwrap_err().is_cancelled());
+            assert_eq!(h.spawn(async { 7 }).await.unwrap(), 7);
+        });
+        // Pending at shutdown: dropped with the runtime.
+        drop(rt.handle().spawn(async {
+            let _g = PanicOnDrop;
+            std::future::pending::<()>().await
+        }));
+        drop(rt);
+    });
+}
+
+#[test]
+fn aborting_spawn_local_on_cancels_the_local_task() {
+    deadline(30, || {
+        let rt = rt(1);
+        let h = rt.handle().clone();
+        let (started, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (s, d) = (started.clone(), drops.clone());
+        rt.block_on(async move {
+            let jh = h.spawn_local_on(0, move || async move {
+                let _rc = Rc::new(());
+                let _count = DropCount(d);
+                s.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await
+            });
+            let pause = std::time::Duration::from_millis(1);
+            while started.load(Ordering::SeqCst) == 0 {
+                strata_rt::time::sleep(pause).await;
+            }
+            jh.abort();
+            assert!(jh.await.unwrap_err().is_cancelled());
+            // The local task is dropped on its worker, soon after.
+            for _ in 0..5000 {
+                if drops.load(Ordering::SeqCst) == 1 {
+                    return;
+                }
+                strata_rt::time::sleep(pause).await;
+            }
+            panic!("the local task still runs after its handle was aborted");
+        });
+    });
+}
+
+#[test]
+fn block_on_survives_a_future_that_parks_its_thread_inside_poll() {
+    // A wake arriving while the future itself parks (a std channel) used to
+    // be consumed by that park, and block_on then slept forever.
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut first = true;
+            std::future::poll_fn(|cx| {
+                if !first && woken.load(Ordering::SeqCst) {
+                    return std::task::Poll::Ready(());
+                }
+                first = false;
+                let (w, flag) = (cx.waker().clone(), woken.clone());
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    flag.store(true, Ordering::SeqCst);
+                    w.wake();
+                });
+                let (_tx, rx) = std::sync::mpsc::channel::<()>();
+                let _ = rx.recv_timeout(std::time::Duration::from_millis(100));
+                std::task::Poll::Pending
+            })
+            .await
+        });
+    });
+}

@@ -3,18 +3,25 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-struct ThreadWaker(Thread);
+struct ThreadWaker {
+    thread: Thread,
+    /// Set by every wake; the park token alone can be eaten by code that
+    /// parks inside `poll` (std channels, crossbeam, ...).
+    notified: AtomicBool,
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.notified.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 
@@ -24,7 +31,11 @@ impl Wake for ThreadWaker {
 /// thread through an ordinary `Waker`, so nothing here polls for events.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let inner = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(inner.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
         // No budget: this thread serves only this future (and it may run
@@ -34,6 +45,8 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         }
         // A wake that raced ahead of us left the park token set, so this
         // returns at once; spurious returns just poll again.
-        thread::park();
+        while !inner.notified.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
     }
 }

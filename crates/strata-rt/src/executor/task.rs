@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,8 +79,15 @@ pub(crate) fn discard(runnable: Runnable) {
 /// outlives its runtime, not even one whose wakers were all lost. The clone
 /// also keeps the cell alive while the task waits, so async-task never frees
 /// a pending task without dropping its future.
+///
+/// A panic while the user's future is dropped (an aborted task, a task
+/// dropped at shutdown, a destructor run after completion) is caught here
+/// and logged: async-task drops futures under an abort-on-panic guard, so
+/// it would otherwise end the whole process, as it would for any task on
+/// the runtime.
 pub(crate) struct TaskFuture<F> {
-    inner: F,
+    /// Dropped by hand, inside `catch_unwind` (see above).
+    inner: ManuallyDrop<F>,
     /// The unique id of the worker whose list this task joins; `None` for
     /// blocking-pool tasks, which are not tracked.
     worker_uid: Option<usize>,
@@ -90,7 +98,7 @@ pub(crate) struct TaskFuture<F> {
 impl<F> TaskFuture<F> {
     pub(crate) fn new(inner: F, worker_uid: Option<usize>) -> Self {
         TaskFuture {
-            inner,
+            inner: ManuallyDrop::new(inner),
             worker_uid,
             key: None,
         }
@@ -102,9 +110,10 @@ impl<F: Future> Future for TaskFuture<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `inner` is structurally pinned: it is never moved out of
-        // `self`, the `Drop` impl below touches only `worker_uid` and `key`,
-        // and `TaskFuture` implements `Unpin` only through auto-traits (so
-        // only when `F: Unpin`). `worker_uid` and `key` are never pinned.
+        // `self` (the `Drop` impl below drops it in place, which pinning
+        // allows), and `TaskFuture` implements `Unpin` only through
+        // auto-traits (so only when `F: Unpin`). `worker_uid` and `key` are
+        // never pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if this.key.is_none()
             && let Some(uid) = this.worker_uid
@@ -112,7 +121,7 @@ impl<F: Future> Future for TaskFuture<F> {
             this.key = context::with_worker_if(uid, |w| w.track(cx.waker().clone()));
         }
         // SAFETY: see above; `inner` is not moved, only re-pinned in place.
-        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let inner = unsafe { Pin::new_unchecked(&mut *this.inner) };
         let poll = || catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
         // A worker's task gets a budget; a blocking-pool closure (no
         // worker) runs unconstrained: its thread serves nothing else, and
@@ -134,6 +143,19 @@ impl<F> Drop for TaskFuture<F> {
     fn drop(&mut self) {
         if let (Some(uid), Some(key)) = (self.worker_uid, self.key) {
             context::with_worker_if(uid, |w| w.untrack(key));
+        }
+        // SAFETY: `inner` is dropped exactly once, here, in place (never
+        // moved, as pinning requires), and not used afterwards.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut self.inner)
+        }));
+        if let Err(panic) = dropped {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".into());
+            tracing::error!(panic = %msg, "strata: a task's future panicked while being dropped");
         }
     }
 }

@@ -256,7 +256,16 @@ impl Handle {
         F::Output: Send + 'static,
     {
         self.spawn_on(worker, async move {
-            match crate::spawn_local(make()).await {
+            // Aborting (or dropping at shutdown) this task must cancel the
+            // local one too, not detach it.
+            struct AbortOnDrop<T>(JoinHandle<T>);
+            impl<T> Drop for AbortOnDrop<T> {
+                fn drop(&mut self) {
+                    self.0.abort();
+                }
+            }
+            let mut local = AbortOnDrop(crate::spawn_local(make()));
+            match (&mut local.0).await {
                 Ok(v) => v,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 // The local task is cancelled only when its worker shuts
