@@ -529,3 +529,67 @@ fn a_task_whose_io_is_always_ready_still_lets_others_run() {
         });
     });
 }
+
+/// With transmit timestamps on, the socket's error queue makes epoll report
+/// EPOLLERR with EPOLLOUT, which mio calls "write closed". That bit stayed
+/// set, so a write blocked on a full send buffer was polled in a loop.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_blocked_write_on_a_socket_with_an_error_queue_waits_instead_of_spinning() {
+    use std::future::{Future, poll_fn};
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+    deadline(60, || {
+        let rt = rt(1);
+        let polls = rt.block_on(async {
+            spawn(async {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let std_c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let (peer, _) = l.accept().unwrap(); // never reads
+                // SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+                let val: libc::c_int = (1 << 1) | (1 << 4);
+                // SAFETY: a valid socket and a c_int option buffer of the
+                // length passed.
+                let rc = unsafe {
+                    libc::setsockopt(
+                        std_c.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_TIMESTAMPING,
+                        (&raw const val).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    )
+                };
+                assert_eq!(rc, 0);
+                let mut c = TcpStream::from_std(std_c).unwrap();
+                let chunk = vec![0u8; 64 * 1024];
+                let polls = AtomicUsize::new(0);
+                loop {
+                    let mut w = std::pin::pin!(c.write(&chunk));
+                    let r = strata_rt::time::timeout(
+                        Duration::from_millis(200),
+                        poll_fn(|cx| {
+                            polls.fetch_add(1, Ordering::Relaxed);
+                            w.as_mut().poll(cx)
+                        }),
+                    )
+                    .await;
+                    match r {
+                        Ok(n) => {
+                            n.unwrap();
+                            polls.store(0, Ordering::Relaxed);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                drop(peer);
+                polls.load(Ordering::Relaxed)
+            })
+            .await
+            .unwrap()
+        });
+        assert!(
+            polls <= 3,
+            "the waiting write was polled {polls} times in 200 ms"
+        );
+    });
+}

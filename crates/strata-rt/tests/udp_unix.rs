@@ -269,3 +269,148 @@ fn a_waker_that_drops_a_socket_does_not_stall_the_reactor() {
             .expect("the worker stopped after calling the waker");
     });
 }
+
+/// A waker that does nothing.
+struct Nop;
+impl std::task::Wake for Nop {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn cancelled_waits_do_not_pile_up_wakers_on_an_idle_shared_socket() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    deadline(30, || {
+        let rt = rt(1);
+        let sock = rt.block_on(async { UdpSocket::bind("127.0.0.1:0").unwrap() });
+        let mut buf = [0u8; 8];
+        // 10,000 tasks (distinct wakers) wait and give up; the first one
+        // stays the socket's resident waiter.
+        let mut wakers = Vec::new();
+        for _ in 0..10_000 {
+            let w = Arc::new(Nop);
+            let waker = Waker::from(w.clone());
+            {
+                let mut f = std::pin::pin!(sock.recv_from(&mut buf));
+                assert!(
+                    f.as_mut()
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_pending()
+                );
+            }
+            wakers.push(w);
+        }
+        let held = wakers.iter().filter(|w| Arc::strong_count(w) > 1).count();
+        assert!(held <= 1, "{held} wakers of cancelled waits are still held");
+    });
+}
+
+#[test]
+fn a_task_that_drops_one_of_two_waits_still_gets_the_other() {
+    use std::future::Future;
+    use std::task::Poll;
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            spawn(async {
+                let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+                let addr = sock.local_addr().unwrap();
+                // Another task waits first, so this task's waits queue.
+                let s = sock.clone();
+                let first = spawn(async move {
+                    let mut b = [0u8; 8];
+                    s.recv_from(&mut b).await.unwrap().0
+                });
+                strata_rt::yield_now().await;
+                let (mut b1, mut b2) = ([0u8; 8], [0u8; 8]);
+                let mut kept = std::pin::pin!(sock.recv_from(&mut b1));
+                let mut b2 = Some(&mut b2);
+                // One poll: both waits register, the second is dropped, and
+                // the kept one is not polled again until the task is woken.
+                let waiting = std::future::poll_fn(|cx| {
+                    if let Some(b2) = b2.take() {
+                        assert!(kept.as_mut().poll(cx).is_pending());
+                        let mut dropped = std::pin::pin!(sock.recv_from(b2));
+                        assert!(dropped.as_mut().poll(cx).is_pending());
+                        std::thread::spawn(move || {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                            peer.send_to(b"one", addr).unwrap();
+                            peer.send_to(b"two", addr).unwrap();
+                        });
+                        return Poll::Pending;
+                    }
+                    kept.as_mut().poll(cx)
+                });
+                let got = strata_rt::time::timeout(std::time::Duration::from_secs(10), waiting)
+                    .await
+                    .expect("the kept wait was never woken")
+                    .unwrap();
+                assert_eq!(got.0, 3);
+                first.await.unwrap();
+            })
+            .await
+            .unwrap()
+        });
+    });
+}
+
+#[test]
+fn a_waker_that_polls_its_socket_inline_does_not_deadlock_the_reactor() {
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Wake, Waker};
+    /// Polls the socket from inside `wake` (unusual, but allowed).
+    struct Inline {
+        sock: Arc<UdpSocket>,
+        got: Mutex<Option<std::sync::mpsc::Sender<usize>>>,
+    }
+    impl Wake for Inline {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let waker = Waker::from(self.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut n = 0;
+            loop {
+                let mut buf = [0u8; 16];
+                let mut f = std::pin::pin!(self.sock.recv_from(&mut buf));
+                match f.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(_)) => n += 1,
+                    _ => break,
+                }
+            }
+            if let Some(tx) = self.got.lock().unwrap().as_ref() {
+                let _ = tx.send(n);
+            }
+        }
+    }
+    deadline(30, || {
+        let rt = rt(1);
+        let sock = Arc::new(rt.block_on(async { UdpSocket::bind("127.0.0.1:0").unwrap() }));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let inline = Arc::new(Inline {
+            sock: sock.clone(),
+            got: Mutex::new(Some(tx)),
+        });
+        let waker = Waker::from(inline.clone());
+        let mut buf = [0u8; 16];
+        assert!(
+            sock.poll_recv_from(&mut Context::from_waker(&waker), &mut buf)
+                .is_pending()
+        );
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"hi", sock.local_addr().unwrap()).unwrap();
+        let Ok(n) = rx.recv_timeout(std::time::Duration::from_secs(5)) else {
+            std::mem::forget(rt); // its worker is deadlocked: joining would hang
+            panic!("the waker never finished: the worker deadlocked");
+        };
+        assert_eq!(n, 1);
+        let alive = rt.block_on(async {
+            strata_rt::time::timeout(std::time::Duration::from_secs(5), spawn(async { 7 })).await
+        });
+        assert!(matches!(alive, Ok(Ok(7))), "worker stalled");
+        inline.got.lock().unwrap().take();
+    });
+}

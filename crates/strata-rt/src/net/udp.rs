@@ -1,7 +1,6 @@
 //! `UdpSocket`: datagrams.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -88,7 +87,9 @@ impl UdpSocket {
     /// Cancel-safe: either the whole datagram was sent or none of it.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
         let target = each_addr(target, Ok)?;
-        poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
+        let io = &self.io;
+        io.wait(Direction::Write, |cx| self.poll_send_to(cx, buf, target))
+            .await
     }
 
     /// Polls to send one datagram to `target`.
@@ -109,7 +110,11 @@ impl UdpSocket {
     ///
     /// Cancel-safe: no datagram is lost if the future is dropped.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+        let io = &self.io;
+        io.wait(Direction::Read, |cx| {
+            io.poll_io(cx, Direction::Read, |s| s.recv_from(buf))
+        })
+        .await
     }
 
     /// Polls to receive one datagram.
@@ -127,7 +132,11 @@ impl UdpSocket {
     ///
     /// Cancel-safe.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(cx, Direction::Write, |s| s.send(buf))).await
+        let io = &self.io;
+        io.wait(Direction::Write, |cx| {
+            io.poll_io(cx, Direction::Write, |s| s.send(buf))
+        })
+        .await
     }
 
     /// Receives one datagram from the connected peer.
@@ -136,7 +145,11 @@ impl UdpSocket {
     ///
     /// Cancel-safe.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))).await
+        let io = &self.io;
+        io.wait(Direction::Read, |cx| {
+            io.poll_io(cx, Direction::Read, |s| s.recv(buf))
+        })
+        .await
     }
 
     /// The local address.

@@ -1,9 +1,10 @@
 //! `PollEvented`: a mio source bound to a reactor, with readiness-driven I/O.
 
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use mio::Interest;
 
@@ -73,6 +74,51 @@ impl<S: mio::event::Source> PollEvented<S> {
     /// Forgets readiness after the caller saw `WouldBlock` outside `poll_io`.
     pub(crate) fn clear_readiness(&self, ev: super::scheduled_io::ReadyEvent) {
         self.sched.clear_readiness(ev);
+    }
+
+    /// An `async fn` of a socket: `poll` (a `poll_*` method waiting on
+    /// `dir`) until it is ready. If the future is dropped while waiting, its
+    /// waker is withdrawn from the socket (see [`ScheduledIo::withdraw`]).
+    pub(crate) async fn wait<R>(
+        &self,
+        dir: Direction,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+    ) -> R {
+        struct Waiting<'a> {
+            sched: &'a ScheduledIo,
+            dir: Direction,
+            /// The waker of the last `Pending` poll, while waiting.
+            waker: Option<Waker>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                if let Some(w) = self.waker.take() {
+                    self.sched.withdraw(self.dir, &w);
+                }
+            }
+        }
+        let mut waiting = Waiting {
+            sched: &self.sched,
+            dir,
+            waker: None,
+        };
+        poll_fn(|cx| match poll(cx) {
+            Poll::Ready(r) => {
+                waiting.waker = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if !waiting
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    waiting.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Runs `op` when `dir` is ready, retrying after each `WouldBlock` until

@@ -86,7 +86,10 @@ impl Direction {
     fn clearable(self) -> usize {
         match self {
             Direction::Read => READABLE | ERROR,
-            Direction::Write => WRITABLE | ERROR,
+            // `WRITE_CLOSED` too: mio derives it from EPOLLOUT|EPOLLERR as
+            // well as from HUP, and a write that got `WouldBlock` proves the
+            // direction is not closed (a closed one fails with EPIPE).
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
 }
@@ -117,7 +120,11 @@ pub(crate) struct ScheduledIo {
 /// waiting now: a resident that has not waited since its last wake-up is
 /// never woken spuriously, and the next task to wait replaces it. Other
 /// tasks waiting at the same time as an armed resident (shared sockets)
-/// queue in the `more_*` lists, which each event takes and wakes.
+/// queue in the `more_*` lists, which each event takes and wakes. A wait
+/// that is cancelled while queued (an `async fn` of a socket dropped by a
+/// timeout, say) takes its waker back out
+/// ([`ScheduledIo::withdraw`]), so an idle shared socket does not collect
+/// the wakers of every task that gave up on it.
 #[derive(Debug, Default)]
 struct Waiters {
     read: Resident,
@@ -154,7 +161,18 @@ impl Waiters {
         }
     }
 
-    /// Wakes the armed resident in place and moves the others out.
+    /// Removes `waker`'s queued entries; whether there were any.
+    fn withdraw(&mut self, dir: Direction, waker: &Waker) -> bool {
+        let more = match dir {
+            Direction::Read => &mut self.more_readers,
+            Direction::Write => &mut self.more_writers,
+        };
+        let before = more.len();
+        more.retain(|w| !w.will_wake(waker));
+        more.len() != before
+    }
+
+    /// Hands the armed resident and the others to the caller, to wake.
     fn wake(&mut self, dir: Direction, to_wake: &mut Vec<Waker>) {
         let (resident, more) = match dir {
             Direction::Read => (&mut self.read, &mut self.more_readers),
@@ -162,8 +180,11 @@ impl Waiters {
         };
         if resident.armed {
             resident.armed = false;
+            // Woken by the caller after the lock is released: a waker is
+            // not ours to vet, and one that polls this socket inline would
+            // come back for this lock.
             if let Some(w) = &resident.waker {
-                w.wake_by_ref();
+                to_wake.push(w.clone());
             }
         }
         to_wake.append(more);
@@ -217,6 +238,19 @@ impl ScheduledIo {
             if write {
                 waiters.wake(Direction::Write, to_wake);
             }
+        }
+    }
+
+    /// A wait in `dir` by the task of `waker` was cancelled: forget its
+    /// queued registration. Entries are per task, not per wait, so another
+    /// wait of the same task on this direction may have relied on it; the
+    /// task is woken to register again if so (at worst one spurious poll).
+    /// The resident is left alone: it is one slot, and the next event or
+    /// waiter replaces it.
+    pub(crate) fn withdraw(&self, dir: Direction, waker: &Waker) {
+        let removed = self.waiters().withdraw(dir, waker);
+        if removed {
+            waker.wake_by_ref();
         }
     }
 
@@ -338,8 +372,10 @@ mod tests {
 
         let mut to_wake = Vec::new();
         io.set_readiness(Ready(READABLE), &mut to_wake);
-        // The only waiter is resident: woken in place, nothing handed out.
-        assert!(to_wake.is_empty());
+        // The only waiter is resident: handed out to be woken (outside the
+        // lock), and kept.
+        assert_eq!(to_wake.len(), 1);
+        to_wake.drain(..).for_each(Waker::wake);
         assert!(flag.0.load(Ordering::SeqCst));
 
         let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, Direction::Read) else {
@@ -380,7 +416,7 @@ mod tests {
                 .is_pending()
         );
         io.set_readiness(Ready(READABLE), &mut to_wake);
-        assert_eq!(to_wake.len(), 1);
+        assert_eq!(to_wake.len(), 2);
         to_wake.drain(..).for_each(Waker::wake);
         assert!(a.0.swap(false, Ordering::SeqCst));
         assert!(b.0.swap(false, Ordering::SeqCst));
@@ -398,15 +434,57 @@ mod tests {
             panic!("expected readiness")
         };
         io.clear_readiness(ev);
-        // B waits again: it replaces the idle resident A and is woken in place.
+        // B waits again: it replaces the idle resident A and is woken.
         assert!(
             io.poll_ready(&mut Context::from_waker(&wb), Direction::Read)
                 .is_pending()
         );
         io.set_readiness(Ready(READABLE), &mut to_wake);
-        assert!(to_wake.is_empty());
+        assert_eq!(to_wake.len(), 1);
+        to_wake.drain(..).for_each(Waker::wake);
         assert!(b.0.load(Ordering::SeqCst));
         assert!(!a.0.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_withdrawn_queued_waiter_is_forgotten_and_woken_once() {
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let (a, wa) = flag_waker();
+        let (b, wb) = flag_waker();
+        let mut to_wake = Vec::new();
+        assert!(
+            io.poll_ready(&mut Context::from_waker(&wa), Direction::Read)
+                .is_pending()
+        );
+        assert!(
+            io.poll_ready(&mut Context::from_waker(&wb), Direction::Read)
+                .is_pending()
+        );
+        // B gives up: its queued entry goes, and B is woken in case another
+        // of its waits relied on that entry.
+        io.withdraw(Direction::Read, &wb);
+        assert!(b.0.swap(false, Ordering::SeqCst));
+        io.withdraw(Direction::Read, &wb);
+        assert!(!b.0.load(Ordering::SeqCst), "nothing left to withdraw");
+        // The resident is left alone.
+        io.withdraw(Direction::Read, &wa);
+        assert!(!a.0.load(Ordering::SeqCst));
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        assert_eq!(to_wake.len(), 1, "only the resident is left");
+    }
+
+    #[test]
+    fn a_write_would_block_clears_a_write_closed_bit_from_an_error_event() {
+        // mio reports EPOLLOUT|EPOLLERR as write-closed; a WouldBlock proves
+        // the direction is open, so the bit must not stay set.
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let mut cx = Context::from_waker(Waker::noop());
+        io.set_readiness(Ready(WRITABLE | WRITE_CLOSED | ERROR), &mut Vec::new());
+        let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, Direction::Write) else {
+            panic!("expected readiness")
+        };
+        io.clear_readiness(ev);
+        assert!(io.poll_ready(&mut cx, Direction::Write).is_pending());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! `TcpListener`: accepting connections.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -92,7 +91,9 @@ impl TcpListener {
     /// Cancel-safe: dropping the future before it completes loses no
     /// connection (it stays in the kernel's queue).
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        self.io
+            .wait(Direction::Read, |cx| self.poll_accept(cx))
+            .await
     }
 
     /// Polls for a connection; see [`accept`](Self::accept).

@@ -176,7 +176,11 @@ impl TcpStream {
     ///
     /// Cancel-safe.
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.poll_ready(cx, Direction::Read).map_ok(|_| ())).await
+        let io = &self.io;
+        io.wait(Direction::Read, |cx| {
+            io.poll_ready(cx, Direction::Read).map_ok(|_| ())
+        })
+        .await
     }
 
     /// Waits until the socket may be writable.
@@ -185,7 +189,11 @@ impl TcpStream {
     ///
     /// Cancel-safe.
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.poll_ready(cx, Direction::Write).map_ok(|_| ())).await
+        let io = &self.io;
+        io.wait(Direction::Write, |cx| {
+            io.poll_ready(cx, Direction::Write).map_ok(|_| ())
+        })
+        .await
     }
 
     pub(crate) fn poll_read_priv(

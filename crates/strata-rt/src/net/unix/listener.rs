@@ -1,7 +1,6 @@
 //! `UnixListener`: accepting Unix domain connections.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::path::Path;
 use std::task::{Context, Poll, ready};
@@ -83,7 +82,9 @@ impl UnixListener {
     ///
     /// Cancel-safe.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        self.io
+            .wait(Direction::Read, |cx| self.poll_accept(cx))
+            .await
     }
 
     /// Polls for a connection.
