@@ -177,12 +177,18 @@ impl LengthDelimitedCodec {
 
     /// The longest data `encode` accepts: the limit, or what the length
     /// field can express, whichever is smaller.
-    fn encode_limit(&self) -> usize {
+    fn encode_limit(&self) -> Option<usize> {
         let cfg = &self.config;
         let field_max = u64::MAX >> (64 - 8 * cfg.length_field_length);
         let by_field = i128::from(field_max) + cfg.length_adjustment as i128;
-        let by_field = usize::try_from(by_field.max(0)).unwrap_or(usize::MAX);
-        by_field.min(cfg.max_frame_length)
+        if by_field < 0 {
+            // Not even an empty frame fits: its value `-adjustment` is
+            // over the field's maximum. Callers check `len > limit`, so
+            // report through `None`.
+            return None;
+        }
+        let by_field = usize::try_from(by_field).unwrap_or(usize::MAX);
+        Some(by_field.min(cfg.max_frame_length))
     }
 }
 
@@ -239,7 +245,11 @@ impl<B: AsRef<[u8]>> Encoder<B> for LengthDelimitedCodec {
 
     fn encode(&mut self, data: B, dst: &mut BytesMut) -> Result<(), Self::Error> {
         let data = data.as_ref();
-        let limit = self.encode_limit();
+        let Some(limit) = self.encode_limit() else {
+            return Err(LengthDelimitedCodecError::InvalidLength {
+                value: data.len() as i128 - self.config.length_adjustment as i128,
+            });
+        };
         if data.len() > limit {
             return Err(LengthDelimitedCodecError::FrameTooLarge {
                 length: data.len() as u64,

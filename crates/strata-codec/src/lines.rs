@@ -28,9 +28,10 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// counting its line ending: [`DEFAULT_MAX_LINE_LENGTH`] (8 KiB) unless set
 /// with [`with_max_length`](Self::with_max_length). A longer line is a
 /// [`LineTooLong`](LinesCodecError::LineTooLong) error as soon as more
-/// than that many bytes are buffered without a newline, so a peer that
-/// never sends one cannot make the buffer grow past the limit (plus one
-/// read). Use `usize::MAX` for no limit, only with trusted input.
+/// than that many bytes plus one are buffered without a newline (the one
+/// byte of slack is for a `\r` that may begin the line ending), so a peer
+/// that never sends one cannot make the buffer grow past the limit (plus
+/// one read). Use `usize::MAX` for no limit, only with trusted input.
 ///
 /// # Errors and what follows them
 ///
@@ -314,7 +315,7 @@ impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {
         // all 16 bytes, put the newline and cut back to the real length (a
         // fixed-size copy instead of a `memcpy` call).
         let w = word::load(line);
-        if word::contains(w, b'\n') {
+        if word::contains(w, b'\n') || line.last() == Some(&b'\r') {
             return Err(LinesCodecError::EmbeddedNewline);
         }
         let start = buf.len();
@@ -336,7 +337,7 @@ fn encode_long(line: &[u8], buf: &mut BytesMut) -> Result<(), LinesCodecError> {
     } else {
         memchr::memchr(b'\n', line).is_some()
     };
-    if newline {
+    if newline || line[n - 1] == b'\r' {
         return Err(LinesCodecError::EmbeddedNewline);
     }
     buf.reserve(n + 1);
@@ -372,7 +373,9 @@ pub enum LinesCodecError {
     },
     /// A line was not valid UTF-8.
     InvalidUtf8(str::Utf8Error),
-    /// A line to encode contained `\n`, which would have sent two lines.
+    /// A line to encode contained `\n`, which would have sent two lines,
+    /// or ended in `\r`, which the peer would have read as part of the
+    /// line ending (`"ab\r"` would arrive as `"ab"`).
     EmbeddedNewline,
     /// Reading or writing the underlying I/O object failed.
     Io(io::Error),
@@ -385,9 +388,9 @@ impl fmt::Display for LinesCodecError {
                 write!(f, "line too long: exceeds the limit of {limit} bytes")
             }
             LinesCodecError::InvalidUtf8(err) => write!(f, "line is not valid UTF-8: {err}"),
-            LinesCodecError::EmbeddedNewline => {
-                f.write_str("cannot encode a line that contains a newline character")
-            }
+            LinesCodecError::EmbeddedNewline => f.write_str(
+                "cannot encode a line that contains a newline or ends in a carriage return",
+            ),
             LinesCodecError::Io(err) => write!(f, "I/O error: {err}"),
         }
     }

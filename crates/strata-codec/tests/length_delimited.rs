@@ -208,3 +208,34 @@ fn field_width_over_8_panics() {
 fn num_skip_past_the_header_panics() {
     LengthDelimitedCodec::builder().num_skip(5).build();
 }
+
+#[test]
+fn encode_never_writes_a_length_the_field_cannot_hold() {
+    // Every frame needs a field value of at least 256: beyond one byte.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(1)
+        .length_adjustment(-256)
+        .build();
+    let mut buf = BytesMut::new();
+    let err = codec.encode(&b""[..], &mut buf).unwrap_err();
+    assert!(
+        matches!(err, LengthDelimitedCodecError::InvalidLength { value: 256 }),
+        "{err:?}"
+    );
+    assert!(buf.is_empty());
+    // Around the edge of the field, every encode that succeeds decodes back.
+    for adj in -20isize..=20 {
+        let mut codec = LengthDelimitedCodec::builder()
+            .length_field_length(1)
+            .length_adjustment(adj)
+            .build();
+        for len in 0..=300usize {
+            let data = vec![7u8; len];
+            let mut buf = BytesMut::new();
+            if codec.encode(&data[..], &mut buf).is_ok() {
+                let back = codec.decode(&mut buf).unwrap().expect("a whole frame");
+                assert_eq!(&back[..], &data[..], "adjustment {adj}, length {len}");
+            }
+        }
+    }
+}

@@ -244,3 +244,18 @@ fn io_errors_convert_and_display() {
     assert!(matches!(err, LinesCodecError::Io(_)));
     assert_eq!(err.to_string(), "I/O error: boom");
 }
+
+#[test]
+fn encode_rejects_a_line_ending_in_a_carriage_return() {
+    // "ab\r" would go out as "ab\r\n" and come back as "ab".
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::new();
+    for line in ["ab\r", "\r", "0123456789abcdef0123\r"] {
+        let err = codec.encode(line, &mut buf).unwrap_err();
+        assert!(matches!(err, LinesCodecError::EmbeddedNewline), "{line:?}");
+        assert!(buf.is_empty(), "nothing written for {line:?}");
+    }
+    // A `\r` inside a line is data, and round-trips.
+    codec.encode("a\rb", &mut buf).unwrap();
+    assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("a\rb"));
+}

@@ -15,8 +15,9 @@ pub enum LengthDelimitedCodecError {
         limit: usize,
     },
     /// A length field value gives a negative body length after the
-    /// adjustment (or, when encoding, the data is shorter than a negative
-    /// adjustment requires).
+    /// adjustment (or, when encoding, the value the length field would need
+    /// is out of its range: a positive adjustment larger than the data, or
+    /// a negative one beyond the field's maximum).
     InvalidLength {
         /// The length field value.
         value: i128,
