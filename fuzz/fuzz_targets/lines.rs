@@ -51,10 +51,7 @@ fuzz_target!(|data: &[u8]| {
 fn same(a: &Result<Option<String>, LinesCodecError>, b: &Result<Option<Line>, LinesCodecError>) {
     match (a, b) {
         (Ok(x), Ok(y)) => assert_eq!(x.as_deref(), y.as_ref().map(Line::as_str)),
-        (Err(x), Err(y)) => assert_eq!(
-            std::mem::discriminant(x),
-            std::mem::discriminant(y)
-        ),
+        (Err(x), Err(y)) => assert_eq!(std::mem::discriminant(x), std::mem::discriminant(y)),
         _ => panic!("String and Line decoding disagree: {a:?} vs {b:?}"),
     }
 }
