@@ -246,6 +246,9 @@ fn help_reads_well() {
         "--max-connections",
         "--max-line-length",
         "--idle-timeout",
+        "--read-timeout",
+        "--write-timeout",
+        "--shutdown-timeout",
     ] {
         assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
     }
@@ -255,6 +258,25 @@ fn help_reads_well() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a duration"));
+    // Zero threads, connections or bytes per line would serve nothing.
+    for flag in ["--threads", "--max-connections", "--max-line-length"] {
+        let zero = Command::new(env!("CARGO_BIN_EXE_line-server"))
+            .args([flag, "0"])
+            .output()
+            .unwrap();
+        assert_eq!(zero.status.code(), Some(2), "{flag} 0 was accepted");
+        assert!(String::from_utf8_lossy(&zero.stderr).contains("must be at least 1"));
+    }
+}
+
+#[test]
+fn an_unfinished_line_is_closed_after_the_read_timeout() {
+    let server = Server::start(&["--read-timeout", "200ms", "--idle-timeout", "1m"]);
+    let mut c = server.connect();
+    c.send(b"hello\nhel");
+    assert_eq!(c.line().as_deref(), Some("world\n"));
+    // The rest of the line never comes: the connection is closed.
+    assert_eq!(c.line(), None);
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn cli() -> Command {
             Arg::new("threads")
                 .long("threads")
                 .value_name("N")
-                .value_parser(value_parser!(usize))
+                .value_parser(at_least_one)
                 .help("Worker threads, each with its own listener [default: one per core]"),
         )
         .arg(
@@ -42,7 +42,7 @@ fn cli() -> Command {
                 .long("max-connections")
                 .value_name("N")
                 .default_value("10000")
-                .value_parser(value_parser!(usize))
+                .value_parser(at_least_one)
                 .help("Connections open at once; more are accepted and closed"),
         )
         .arg(
@@ -50,7 +50,7 @@ fn cli() -> Command {
                 .long("max-line-length")
                 .value_name("BYTES")
                 .default_value("8192")
-                .value_parser(value_parser!(usize))
+                .value_parser(at_least_one)
                 .help("Longest accepted line; a longer one gets `error: line too long`"),
         )
         .arg(
@@ -60,6 +60,14 @@ fn cli() -> Command {
                 .default_value("60s")
                 .value_parser(parse_duration)
                 .help("Close connections idle this long (e.g. 500ms, 30s, 2m; 0 = never)"),
+        )
+        .arg(
+            Arg::new("read-timeout")
+                .long("read-timeout")
+                .value_name("DURATION")
+                .default_value("30s")
+                .value_parser(parse_duration)
+                .help("Close connections that leave a line unfinished this long (0 = never)"),
         )
         .arg(
             Arg::new("write-timeout")
@@ -77,7 +85,7 @@ fn cli() -> Command {
                 .value_name("DURATION")
                 .default_value("30s")
                 .value_parser(parse_duration)
-                .help("How long a graceful shutdown waits for connections"),
+                .help("How long a graceful shutdown waits for connections (0 = drop them at once)"),
         )
         .arg(
             Arg::new("help")
@@ -89,12 +97,23 @@ fn cli() -> Command {
         .disable_help_flag(true)
 }
 
+/// A count that must be at least 1 (0 connections, threads or bytes per
+/// line would serve nothing).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     strata_line::init_logging();
     let m = cli().get_matches();
     let addr = *m.get_one::<SocketAddr>("addr").expect("has default");
     let idle = *m.get_one::<Duration>("idle-timeout").expect("has default");
     let write = *m.get_one::<Duration>("write-timeout").expect("has default");
+    let read = *m.get_one::<Duration>("read-timeout").expect("has default");
     let proto = LineProto::new().max_line_length(*m.get_one("max-line-length").expect("default"));
     let mut server = TcpServer::new(proto, addr)
         // Printed whatever RUST_LOG says, so that `nc` has somewhere to go.
@@ -107,6 +126,7 @@ fn main() -> ExitCode {
         .connection_config(
             ConnectionConfig::default()
                 .idle_timeout((!idle.is_zero()).then_some(idle))
+                .read_timeout((!read.is_zero()).then_some(read))
                 .write_timeout((!write.is_zero()).then_some(write)),
         );
     if let Some(n) = m.get_one::<usize>("threads") {
