@@ -17,8 +17,8 @@
 //!   batches with a high-water mark for backpressure, and idle connections
 //!   give their buffer memory back.
 //!
-//! The crate depends on no runtime, only on the `futures` traits and
-//! `bytes`, so it works over strata's sockets and any other.
+//! The crate depends on no runtime, only on the `futures` traits, `bytes`
+//! and `memchr`, so it works over strata's sockets and any other.
 //!
 //! # Codecs in the box
 //!
@@ -28,8 +28,10 @@
 //! | [`LengthDelimitedCodec`] | bytes after a 1- to 8-byte length header | 8 MiB per frame |
 //! | [`BytesCodec`] | whatever bytes arrived | one read |
 //!
-//! Every bound has a setter, and input over a bound is an error, never
-//! unbounded memory. Each codec's errors are an enum to match on.
+//! Input over a bound is an error, never unbounded memory. `LinesCodec`
+//! and `LengthDelimitedCodec` have a setter for their bound and an error
+//! enum to match on; `BytesCodec` takes one read at a time (its bound is
+//! [`Framed::set_read_window`]) and fails only with `io::Error`.
 //!
 //! # Example
 //!

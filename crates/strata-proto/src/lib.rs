@@ -5,7 +5,9 @@
 //!   connection, responses in request order, bounded at every step.
 //! * [`TcpServer`]: the classic shape — a protocol, an address,
 //!   `threads(n)`, `serve(|| Ok(service))` — with connection limits,
-//!   timeouts, per-connection isolation and graceful shutdown.
+//!   timeouts, per-connection isolation and graceful shutdown. Its docs
+//!   hold the design notes: one listener per worker, the limits and their
+//!   defaults, and what a graceful shutdown promises.
 
 mod config;
 mod deadline;

@@ -21,7 +21,6 @@
 //! # Example: an echo server
 //!
 //! ```no_run
-//! use futures_util::io::AsyncReadExt;
 //! use strata_rt::net::TcpListener;
 //!
 //! strata_rt::run(async {

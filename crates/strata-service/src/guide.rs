@@ -35,6 +35,7 @@
 //! ```
 //! use strata_service::Service;
 //!
+//! #[derive(Debug)]
 //! pub struct Journal<S> {
 //!     inner: S,
 //! }
@@ -73,6 +74,7 @@
 //! use std::rc::Rc;
 //! use strata_service::Service;
 //!
+//! #[derive(Debug)]
 //! pub struct Journal<S> {
 //!     inner: S,
 //!     log: Rc<RefCell<Vec<String>>>,
@@ -183,7 +185,7 @@
 //!     pub fn into_inner(self) -> S { self.inner }
 //! }
 //!
-//! #[derive(Clone, Default)]
+//! #[derive(Clone, Debug, Default)]
 //! pub struct JournalLayer {
 //!     log: Rc<RefCell<Vec<String>>>,
 //! }

@@ -3,7 +3,7 @@
 //!
 //! A [`Service`] is an asynchronous function from a request to a response,
 //! held in a value: what it accepts, what it answers, how it can fail, and
-//! the logic. It is the one trait an application writes against. Below it,
+//! the logic. It is the one trait an application writes against. Above it,
 //! strata's protocol layer turns frames into requests and calls the
 //! service; beside it, middleware wraps a service in another service to
 //! add behaviour (rewriting, logging, limits) without touching its code.

@@ -3,15 +3,16 @@
 //! ```text
 //!  application      your Service, middleware
 //!  ───────────────────────────────────────────────────────────────────
-//!  strata::service  Service, service_fn, Layer, ServiceBuilder, middleware
 //!  strata::proto    pipelined dispatch, TcpServer
+//!  strata::service  Service, service_fn, Layer, ServiceBuilder, middleware
 //!  strata::codec    Decoder / Encoder, Framed, LinesCodec, LengthDelimitedCodec
 //!  strata::rt       thread-per-core runtime, reactor, net, time, signal, sync
 //! ```
 //!
 //! Each layer is its own crate (`strata-rt`, `strata-codec`,
-//! `strata-service`, `strata-proto`) and depends only on the layers below
-//! it; this crate re-exports them under one name, with a [`prelude`]. New
+//! `strata-service`, `strata-proto`) and depends only on the layers drawn
+//! below it (the protocol layer serves `Service`s, so it sits above the
+//! service layer); this crate re-exports them under one name, with a [`prelude`]. New
 //! here? Read the [`guide`]: the classic line server, layer by layer.
 //!
 //! # A line server in a dozen lines

@@ -1,33 +1,4 @@
-//! `TcpServer`: a protocol, an address, N threads, and a service factory.
-//!
-//! # Threads and listeners
-//!
-//! The server starts its own runtime with `threads(n)` workers. Each worker
-//! binds its own listener on the same address with `SO_REUSEPORT`, so the
-//! kernel spreads incoming connections over the workers and a connection
-//! lives its whole life on the worker that accepted it: no locks, no
-//! cross-thread hand-off, and services need not be `Send`. The first
-//! listener binds as if it were alone, so an address already in use (even
-//! by another strata server) is an error at start, not a silent share.
-//!
-//! # Limits
-//!
-//! * `max_connections` (default 10 000): over it, a new connection is
-//!   accepted and closed at once, so the client learns immediately instead
-//!   of hanging in the kernel's backlog.
-//! * Per connection ([`ConnectionConfig`]): requests in flight, write
-//!   buffer, idle timeout, read (slowloris) timeout, write timeout (a
-//!   peer that stopped reading); the frame size bound lives in the codec.
-//!
-//! # Graceful shutdown
-//!
-//! [`ServerHandle::shutdown`] (or SIGINT/SIGTERM in [`TcpServer::serve`]):
-//! the listeners take the connections the kernel completed before the
-//! stop (up to the backlog's size) and close, so new connections are
-//! refused; every connection answers the requests it has already
-//! received, writes the responses, and closes; idle connections close at
-//! once. The server waits for that
-//! up to `shutdown_timeout` (default 30 s), then drops whatever is left.
+//! `TcpServer` and its handle; the design notes are on [`TcpServer`].
 
 mod accept;
 mod state;
@@ -53,7 +24,37 @@ use state::ServerState;
 /// How often the blocking `serve` logs the connection count (if changed).
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 
-/// A TCP server for a pipelined protocol; see the module docs above.
+/// A TCP server for a pipelined protocol: a protocol, an address, N
+/// threads, and a service factory.
+///
+/// # Threads and listeners
+///
+/// The server starts its own runtime with `threads(n)` workers. Each worker
+/// binds its own listener on the same address with `SO_REUSEPORT`, so the
+/// kernel spreads incoming connections over the workers and a connection
+/// lives its whole life on the worker that accepted it: no locks, no
+/// cross-thread hand-off, and services need not be `Send`. The first
+/// listener binds as if it were alone, so an address already in use (even
+/// by another strata server) is an error at start, not a silent share.
+///
+/// # Limits
+///
+/// * `max_connections` (default 10 000): over it, a new connection is
+///   accepted and closed at once, so the client learns immediately instead
+///   of hanging in the kernel's backlog.
+/// * Per connection ([`ConnectionConfig`]): requests in flight, write
+///   buffer, idle timeout, read (slowloris) timeout, write timeout (a
+///   peer that stopped reading); the frame size bound lives in the codec.
+///
+/// # Graceful shutdown
+///
+/// [`ServerHandle::shutdown`] (or SIGINT/SIGTERM in [`serve`](Self::serve)):
+/// the listeners take the connections the kernel completed before the
+/// stop (up to the backlog's size) and close, so new connections are
+/// refused; every connection answers the requests it has already
+/// received, writes the responses, and closes; idle connections close at
+/// once. The server waits for that
+/// up to `shutdown_timeout` (default 30 s), then drops whatever is left.
 ///
 /// # Examples
 ///
@@ -108,19 +109,22 @@ impl<P: ServerProto> TcpServer<P> {
         }
     }
 
-    /// Worker threads, each with its own listener (at least 1).
+    /// Worker threads, each with its own listener (at least 1; default:
+    /// one per core).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
         self
     }
 
-    /// Connections open at once over all workers (at least 1).
+    /// Connections open at once over all workers (at least 1; default
+    /// 10 000).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
     }
 
-    /// The listen backlog of each worker's listener.
+    /// The listen backlog of each worker's listener (default 1024; the
+    /// kernel caps it at `net.core.somaxconn`).
     pub fn backlog(mut self, n: u32) -> Self {
         self.backlog = n;
         self
@@ -132,7 +136,8 @@ impl<P: ServerProto> TcpServer<P> {
         self
     }
 
-    /// How long graceful shutdown waits for connections to finish.
+    /// How long graceful shutdown waits for connections to finish (default
+    /// 30 s).
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
         self.shutdown_timeout = t;
         self
@@ -171,7 +176,7 @@ impl<P: ServerProto> TcpServer<P> {
     }
 
     /// Serves until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully
-    /// (see the module docs) and returns.
+    /// (see [`TcpServer`]'s docs) and returns.
     ///
     /// The signal handlers are installed before the "listening" log line,
     /// so a signal sent after it is always handled gracefully.
