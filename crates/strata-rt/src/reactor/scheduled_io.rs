@@ -173,6 +173,8 @@ impl Waiters {
     }
 
     /// Hands the armed resident and the others to the caller, to wake.
+    // Inlined: called twice per event, and mostly finds nobody waiting.
+    #[inline(always)]
     fn wake(&mut self, dir: Direction, to_wake: &mut Vec<Waker>) {
         let (resident, more) = match dir {
             Direction::Read => (&mut self.read, &mut self.more_readers),
