@@ -126,3 +126,43 @@ fn reexported_channels_and_semaphore_work_across_workers() {
         });
     });
 }
+
+#[test]
+fn a_wait_woken_by_the_count_reaching_zero_completes_even_if_it_rose_again() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let group = WaitGroup::new();
+    let first = group.add();
+    let woken = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(woken.clone());
+    let mut wait = group.wait();
+    assert!(
+        Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    drop(first); // zero: the waiter is woken...
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    let _next = group.add(); // ...and a new member arrives before it runs
+    assert!(
+        Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready(),
+        "woken for the zero, yet still pending"
+    );
+    // A wait that starts now waits for the new member.
+    let mut later = group.wait();
+    assert!(
+        Pin::new(&mut later)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+}

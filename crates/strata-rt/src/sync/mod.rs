@@ -7,7 +7,7 @@
 //! | need | type | from |
 //! | --- | --- | --- |
 //! | one value, once | [`oneshot`] | `futures-channel` |
-//! | a queue of values (bounded or not) | [`mpsc`] | `futures-channel` |
+//! | a queue of values (bounded or not; see below) | [`mpsc`] | `futures-channel` |
 //! | async mutex / read-write lock | [`Mutex`], [`RwLock`] | `async-lock` |
 //! | limit concurrency | [`Semaphore`] | `async-lock` |
 //! | rendezvous of N tasks | [`Barrier`] | `async-lock` |
@@ -18,9 +18,22 @@
 //!
 //! Why these: `futures-channel` is the reference channel implementation of
 //! the futures project and needs no runtime; `async-lock` and
-//! `event-listener` (smol-rs) are small, allocation-light and fair, and
+//! `event-listener` (smol-rs) are small and allocation-light, and
 //! `async-lock` is built on `event-listener`, so both share one wake-up
 //! mechanism. None of them needs a strata runtime to work.
+//!
+//! Two properties of the re-exports to know:
+//!
+//! * A bounded [`mpsc::channel`]`(n)` holds up to `n` messages **plus one
+//!   per live sender**: every `Sender` clone has a guaranteed slot, and a
+//!   message sent by a clone that was then dropped stays queued. For a
+//!   strict bound with many senders, give each producer its own clone for
+//!   its whole life (not one per message), or bound with a [`Semaphore`].
+//! * Waiters are woken in the order they queued, but a lock or permit
+//!   released to the first waiter can still be taken by a `try_lock` /
+//!   `try_acquire` in between (barging); `Mutex` switches to strict
+//!   hand-off for a waiter starved for about half a millisecond, and
+//!   `Semaphore` makes no fairness promise beyond the wake-up order.
 //!
 //! The two strata types fill what is missing for a server's graceful
 //! shutdown, and are small compositions of an atomic and an [`Event`]:

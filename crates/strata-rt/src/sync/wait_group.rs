@@ -14,7 +14,9 @@ use event_listener::{Event, EventListener};
 ///
 /// A server adds a guard per connection and, at shutdown, waits for the
 /// count to reach zero. The count may rise again after reaching zero; a
-/// `wait` completes whenever it observes zero.
+/// `wait` completes once the count has been zero at any moment since the
+/// wait was first polled (or is zero when it is polled), even if a new
+/// guard was added before the waiting task ran.
 ///
 /// # Examples
 ///
@@ -42,6 +44,8 @@ pub struct WaitGroup {
 #[derive(Default)]
 struct Inner {
     count: AtomicUsize,
+    /// Bumped each time the count drops to zero.
+    zeros: AtomicUsize,
     event: Event,
 }
 
@@ -69,6 +73,7 @@ impl WaitGroup {
         AllDone {
             inner: self.inner.clone(),
             listener: None,
+            zeros: None,
         }
     }
 }
@@ -90,6 +95,7 @@ pub struct WaitGuard {
 impl Drop for WaitGuard {
     fn drop(&mut self) {
         if self.inner.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.inner.zeros.fetch_add(1, Ordering::SeqCst);
             self.inner.event.notify(usize::MAX);
         }
     }
@@ -110,6 +116,9 @@ impl fmt::Debug for WaitGuard {
 pub struct AllDone {
     inner: Arc<Inner>,
     listener: Option<EventListener>,
+    /// `Inner::zeros` when first polled: a later value means the count
+    /// reached zero since.
+    zeros: Option<usize>,
 }
 
 impl Future for AllDone {
@@ -117,8 +126,13 @@ impl Future for AllDone {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let start = *this
+            .zeros
+            .get_or_insert_with(|| this.inner.zeros.load(Ordering::SeqCst));
         loop {
-            if this.inner.count.load(Ordering::SeqCst) == 0 {
+            if this.inner.count.load(Ordering::SeqCst) == 0
+                || this.inner.zeros.load(Ordering::SeqCst) != start
+            {
                 this.listener = None;
                 return Poll::Ready(());
             }
