@@ -414,3 +414,49 @@ fn a_waker_that_polls_its_socket_inline_does_not_deadlock_the_reactor() {
         inline.got.lock().unwrap().take();
     });
 }
+
+/// A task that polls a socket's async fn from inside its own `poll`
+/// (creating and dropping the future each time, a common adapter pattern)
+/// while another task is the socket's resident waiter: its dropped calls
+/// withdraw their entries, and nothing wakes it over and over. (Dropping
+/// the call each time also drops its wait, as in tokio; the `poll_*`
+/// methods are the way to wait from a hand-written `poll`.)
+#[test]
+fn a_wait_created_and_dropped_per_poll_does_not_spin() {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            strata_rt::spawn(async {
+                let sock = Arc::new(strata_rt::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+                // R waits first: the resident.
+                let s = sock.clone();
+                let r = strata_rt::spawn(async move {
+                    let mut b = [0u8; 8];
+                    s.recv_from(&mut b).await.map(|x| x.0)
+                });
+                strata_rt::yield_now().await;
+                let polls = Arc::new(AtomicUsize::new(0));
+                let p = polls.clone();
+                let s = sock.clone();
+                let t = strata_rt::spawn(async move {
+                    std::future::poll_fn(|cx| {
+                        p.fetch_add(1, Ordering::SeqCst);
+                        let mut b = [0u8; 8];
+                        let f = std::pin::pin!(s.recv_from(&mut b));
+                        f.poll(cx).map(|r| r.map(|x| x.0))
+                    })
+                    .await
+                });
+                strata_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+                let n = polls.load(Ordering::SeqCst);
+                t.abort();
+                r.abort();
+                assert!(n < 10, "an idle waiter was polled {n} times in 200 ms");
+            })
+            .await
+            .unwrap()
+        });
+    });
+}

@@ -4,11 +4,11 @@ use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use mio::Interest;
 
-use super::scheduled_io::Ready;
+use super::scheduled_io::{Ready, WaitId};
 use super::{Direction, IoHandle, ScheduledIo};
 use crate::context;
 
@@ -77,8 +77,9 @@ impl<S: mio::event::Source> PollEvented<S> {
     }
 
     /// An `async fn` of a socket: `poll` (a `poll_*` method waiting on
-    /// `dir`) until it is ready. If the future is dropped while waiting, its
-    /// waker is withdrawn from the socket (see [`ScheduledIo::withdraw`]).
+    /// `dir`) until it is ready. The call has its own [`WaitId`]; if it is
+    /// dropped while waiting, its queued entry is withdrawn (see
+    /// [`ScheduledIo::withdraw`]).
     pub(crate) async fn wait<R>(
         &self,
         dir: Direction,
@@ -87,36 +88,27 @@ impl<S: mio::event::Source> PollEvented<S> {
         struct Waiting<'a> {
             sched: &'a ScheduledIo,
             dir: Direction,
-            /// The waker of the last `Pending` poll, while waiting.
-            waker: Option<Waker>,
+            id: WaitId,
+            /// The last poll returned `Pending`.
+            pending: bool,
         }
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                if let Some(w) = self.waker.take() {
-                    self.sched.withdraw(self.dir, &w);
+                if self.pending {
+                    self.sched.withdraw(self.dir, self.id);
                 }
             }
         }
         let mut waiting = Waiting {
             sched: &self.sched,
             dir,
-            waker: None,
+            id: WaitId::next(),
+            pending: false,
         };
-        poll_fn(|cx| match poll(cx) {
-            Poll::Ready(r) => {
-                waiting.waker = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                if !waiting
-                    .waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    waiting.waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+        poll_fn(|cx| {
+            let r = waiting.id.enter(|| poll(cx));
+            waiting.pending = r.is_pending();
+            r
         })
         .await
     }

@@ -20,9 +20,10 @@
 //! * tick: bumped by every event, so a clear based on stale information
 //!   never erases readiness that arrived after it.
 
+use std::cell::Cell;
 use std::io;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 const READABLE: usize = 1 << 0;
@@ -120,17 +121,77 @@ pub(crate) struct ScheduledIo {
 /// waiting now: a resident that has not waited since its last wake-up is
 /// never woken spuriously, and the next task to wait replaces it. Other
 /// tasks waiting at the same time as an armed resident (shared sockets)
-/// queue in the `more_*` lists, which each event takes and wakes. A wait
-/// that is cancelled while queued (an `async fn` of a socket dropped by a
-/// timeout, say) takes its waker back out
-/// ([`ScheduledIo::withdraw`]), so an idle shared socket does not collect
-/// the wakers of every task that gave up on it.
+/// queue in the `more_*` lists, which each event takes and wakes.
+///
+/// A queued entry made inside a socket's `async fn` carries that call's
+/// wait id ([`WaitId`]), and the call takes it back out if it is dropped
+/// while waiting ([`ScheduledIo::withdraw`]), so an idle shared socket
+/// does not collect the wakers of every task that gave up on it. Entries
+/// made by the `poll_*` methods have no id and are deduplicated by waker,
+/// as before.
 #[derive(Debug, Default)]
 struct Waiters {
     read: Resident,
     write: Resident,
-    more_readers: Vec<Waker>,
-    more_writers: Vec<Waker>,
+    more_readers: Vec<Queued>,
+    more_writers: Vec<Queued>,
+}
+
+/// A waiter queued behind an armed resident.
+#[derive(Debug)]
+struct Queued {
+    /// The `async fn` call that waits, or [`WaitId::NONE`] for a `poll_*`
+    /// caller.
+    wait: WaitId,
+    waker: Waker,
+}
+
+/// Identifies one waiting `async fn` call on a socket, so that it can
+/// withdraw its own queued entry (and only its own: one task may wait
+/// through several calls at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitId(u64);
+
+impl WaitId {
+    /// Not an `async fn` call.
+    pub(crate) const NONE: WaitId = WaitId(0);
+
+    /// A fresh id (unique in the process). Ids come from a per-thread
+    /// block, so taking one is not an atomic operation.
+    pub(crate) fn next() -> WaitId {
+        const BLOCK: u64 = 1 << 20;
+        static BLOCKS: AtomicU64 = AtomicU64::new(BLOCK);
+        thread_local! {
+            static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        IDS.with(|ids| {
+            let (mut next, mut end) = ids.get();
+            if next == end {
+                next = BLOCKS.fetch_add(BLOCK, Ordering::Relaxed);
+                end = next + BLOCK;
+            }
+            ids.set((next + 1, end));
+            WaitId(next)
+        })
+    }
+
+    /// The id of the `async fn` call being polled on this thread, if any.
+    fn current() -> WaitId {
+        CURRENT_WAIT.with(Cell::get)
+    }
+
+    /// Runs `f` (one poll of the call `self`) with `self` as the current
+    /// call, so that a registration inside it carries the id.
+    pub(crate) fn enter<R>(self, f: impl FnOnce() -> R) -> R {
+        let outer = CURRENT_WAIT.with(|c| c.replace(self));
+        let r = f();
+        CURRENT_WAIT.with(|c| c.set(outer));
+        r
+    }
+}
+
+thread_local! {
+    static CURRENT_WAIT: Cell<WaitId> = const { Cell::new(WaitId::NONE) };
 }
 
 #[derive(Debug, Default)]
@@ -149,8 +210,20 @@ impl Waiters {
         match &resident.waker {
             Some(w) if w.will_wake(waker) => resident.armed = true,
             Some(_) if resident.armed => {
-                if !more.iter().any(|w| w.will_wake(waker)) {
-                    more.push(waker.clone());
+                let wait = WaitId::current();
+                let entry = if wait == WaitId::NONE {
+                    more.iter_mut()
+                        .find(|q| q.wait == wait && q.waker.will_wake(waker))
+                } else {
+                    more.iter_mut().find(|q| q.wait == wait)
+                };
+                match entry {
+                    Some(q) if q.waker.will_wake(waker) => {}
+                    Some(q) => q.waker = waker.clone(),
+                    None => more.push(Queued {
+                        wait,
+                        waker: waker.clone(),
+                    }),
                 }
             }
             // Empty, or a resident that is not waiting: take its place.
@@ -161,15 +234,13 @@ impl Waiters {
         }
     }
 
-    /// Removes `waker`'s queued entries; whether there were any.
-    fn withdraw(&mut self, dir: Direction, waker: &Waker) -> bool {
+    /// Removes the queued entry of the call `wait`, if any.
+    fn withdraw(&mut self, dir: Direction, wait: WaitId) {
         let more = match dir {
             Direction::Read => &mut self.more_readers,
             Direction::Write => &mut self.more_writers,
         };
-        let before = more.len();
-        more.retain(|w| !w.will_wake(waker));
-        more.len() != before
+        more.retain(|q| q.wait != wait);
     }
 
     /// Hands the armed resident and the others to the caller, to wake.
@@ -189,7 +260,7 @@ impl Waiters {
                 to_wake.push(w.clone());
             }
         }
-        to_wake.append(more);
+        to_wake.extend(more.drain(..).map(|q| q.waker));
     }
 }
 
@@ -243,17 +314,12 @@ impl ScheduledIo {
         }
     }
 
-    /// A wait in `dir` by the task of `waker` was cancelled: forget its
-    /// queued registration. Entries are per task, not per wait, so another
-    /// wait of the same task on this direction may have relied on it; the
-    /// task is woken to register again if so (at worst one spurious poll).
-    /// The resident is left alone: it is one slot, and the next event or
-    /// waiter replaces it.
-    pub(crate) fn withdraw(&self, dir: Direction, waker: &Waker) {
-        let removed = self.waiters().withdraw(dir, waker);
-        if removed {
-            waker.wake_by_ref();
-        }
+    /// The `async fn` call `wait` stopped waiting in `dir` (it was
+    /// dropped): forget its queued entry. The resident is left alone: it
+    /// is one slot, shared by every wait of its task, and the next event
+    /// or waiter replaces it.
+    pub(crate) fn withdraw(&self, dir: Direction, wait: WaitId) {
+        self.waiters().withdraw(dir, wait);
     }
 
     /// Fails the source for good and moves all waiters into `to_wake`.
@@ -262,8 +328,8 @@ impl ScheduledIo {
         let mut w = self.waiters();
         to_wake.extend(w.read.waker.take());
         to_wake.extend(w.write.waker.take());
-        to_wake.append(&mut w.more_readers);
-        to_wake.append(&mut w.more_writers);
+        to_wake.extend(w.more_readers.drain(..).map(|q| q.waker));
+        to_wake.extend(w.more_writers.drain(..).map(|q| q.waker));
     }
 
     /// The source's event count; it changes with every event.
@@ -449,30 +515,29 @@ mod tests {
     }
 
     #[test]
-    fn a_withdrawn_queued_waiter_is_forgotten_and_woken_once() {
+    fn a_withdrawn_wait_takes_out_its_own_entry_only() {
         let io = ScheduledIo::new(1, Ready::EMPTY);
         let (a, wa) = flag_waker();
         let (b, wb) = flag_waker();
+        let (first, second) = (WaitId::next(), WaitId::next());
         let mut to_wake = Vec::new();
+        // A is the resident; B waits through two calls, queued.
         assert!(
             io.poll_ready(&mut Context::from_waker(&wa), Direction::Read)
                 .is_pending()
         );
-        assert!(
-            io.poll_ready(&mut Context::from_waker(&wb), Direction::Read)
-                .is_pending()
-        );
-        // B gives up: its queued entry goes, and B is woken in case another
-        // of its waits relied on that entry.
-        io.withdraw(Direction::Read, &wb);
-        assert!(b.0.swap(false, Ordering::SeqCst));
-        io.withdraw(Direction::Read, &wb);
-        assert!(!b.0.load(Ordering::SeqCst), "nothing left to withdraw");
-        // The resident is left alone.
-        io.withdraw(Direction::Read, &wa);
-        assert!(!a.0.load(Ordering::SeqCst));
+        for id in [first, second] {
+            let cx = &mut Context::from_waker(&wb);
+            assert!(id.enter(|| io.poll_ready(cx, Direction::Read)).is_pending());
+        }
+        // The first call is dropped: its entry goes, nobody is woken.
+        io.withdraw(Direction::Read, first);
+        assert!(!a.0.load(Ordering::SeqCst) && !b.0.load(Ordering::SeqCst));
+        // The second call still waits, and the event wakes both tasks.
         io.set_readiness(Ready(READABLE), &mut to_wake);
-        assert_eq!(to_wake.len(), 1, "only the resident is left");
+        assert_eq!(to_wake.len(), 2);
+        to_wake.drain(..).for_each(Waker::wake);
+        assert!(a.0.load(Ordering::SeqCst) && b.0.load(Ordering::SeqCst));
     }
 
     #[test]
