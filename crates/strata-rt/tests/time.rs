@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -651,5 +651,43 @@ fn many_sleepers_across_threads_all_wake() {
             }
         });
         assert_eq!(*woke.lock().unwrap(), 20_000);
+    });
+}
+
+/// A Burst interval whose loop body is slower than its period is always
+/// behind: every tick is "due already". It must still yield to the other
+/// tasks of its worker.
+#[test]
+fn a_burst_interval_that_cannot_keep_up_still_yields() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let other_ran = Arc::new(AtomicBool::new(false));
+            let starved_for = strata_rt::spawn({
+                let other_ran = other_ran.clone();
+                async move {
+                    let start = Instant::now();
+                    let mut iv = time::interval(Duration::from_millis(1));
+                    iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                    while start.elapsed() < Duration::from_millis(500) {
+                        iv.tick().await;
+                        if other_ran.load(Ordering::SeqCst) {
+                            return None;
+                        }
+                        let spin = Instant::now();
+                        while spin.elapsed() < Duration::from_millis(2) {}
+                    }
+                    Some(start.elapsed())
+                }
+            });
+            // Same worker (one worker): must get a turn while the other loops.
+            let o = other_ran.clone();
+            strata_rt::spawn(async move { o.store(true, Ordering::SeqCst) });
+            let r = starved_for.await.unwrap();
+            assert!(
+                r.is_none(),
+                "another task on the worker never ran for {r:?}"
+            );
+        });
     });
 }

@@ -109,8 +109,14 @@ impl Interval {
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         // Due already (e.g. the first tick of `interval`): complete at once
         // instead of waiting for the wheel's next millisecond.
-        if Instant::now() < self.next && Pin::new(&mut self.sleep).poll(cx).is_pending() {
-            return Poll::Pending;
+        if Instant::now() < self.next {
+            if Pin::new(&mut self.sleep).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        } else {
+            // Not through the wheel: spend budget, so that a loop that is
+            // always behind (Burst) still yields to its worker.
+            std::task::ready!(crate::executor::coop::poll_proceed(cx));
         }
         let due = self.next;
         let now = Instant::now();
