@@ -491,3 +491,44 @@ fn a_second_server_on_a_busy_address_fails_to_start() {
         }
     });
 }
+
+/// A server with no connection at all, shut down with a zero timeout,
+/// has nothing to drop: shutdown must report success (line-server exits 0).
+#[test]
+fn zero_timeout_shutdown_with_no_connections_reports_drained() {
+    deadline(30, || {
+        let mut fails = 0;
+        for _ in 0..20 {
+            let server = one_worker()
+                .threads(2)
+                .shutdown_timeout(Duration::ZERO)
+                .start(|| Ok(Echo))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            if !server.shutdown() {
+                fails += 1;
+            }
+        }
+        assert_eq!(
+            fails, 0,
+            "shutdown reported connections dropped with none open"
+        );
+    });
+}
+
+#[test]
+fn shutdown_with_no_connections_is_prompt() {
+    deadline(30, || {
+        for threads in [1, 2] {
+            let server = one_worker().threads(threads).start(|| Ok(Echo)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let t = Instant::now();
+            assert!(server.shutdown());
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+    });
+}

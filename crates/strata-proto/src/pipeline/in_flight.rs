@@ -96,12 +96,9 @@ impl<F: Future> InFlight<F> {
         }));
         let out = match polled {
             Ok(Poll::Pending) => None,
-            Ok(Poll::Ready(v)) => {
-                slot.set(None);
-                Some(Ok(v))
-            }
+            Ok(Poll::Ready(v)) => Some(drop_in_slot(slot).map(|()| v)),
             Err(payload) => {
-                slot.set(None);
+                let _ = drop_in_slot(slot);
                 Some(Err(Panicked::new(&*payload)))
             }
         };
@@ -162,8 +159,14 @@ fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Option<Outc
         Ok(Poll::Pending) => return None,
         Err(payload) => Err(Panicked::new(&*payload)),
     };
-    slot.set(None);
-    Some(out)
+    let dropped = drop_in_slot(slot);
+    Some(out.and_then(|v| dropped.map(|()| v)))
+}
+
+/// Drops the future in `slot` (the box is kept); a panic in its `Drop` is
+/// caught and becomes the request's outcome. The slot is `None` either way.
+fn drop_in_slot<F>(slot: &mut Slot<F>) -> Result<(), Panicked> {
+    catch_unwind(AssertUnwindSafe(|| slot.set(None))).map_err(|p| Panicked::new(&*p))
 }
 
 #[cfg(test)]
@@ -260,5 +263,33 @@ mod tests {
             q.push(|| panic!("alone"), &mut cx),
             Some(Err(Panicked("alone".into())))
         );
+    }
+
+    /// Panics when polled, and again when dropped.
+    struct DoubleBomb;
+    impl Future for DoubleBomb {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            panic!("poll bomb")
+        }
+    }
+    impl Drop for DoubleBomb {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("drop bomb");
+            }
+        }
+    }
+
+    #[test]
+    fn a_future_whose_drop_panics_after_its_poll_panicked_is_contained() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let gate = Rc::new(Cell::new(false));
+        let mut q: InFlight<std::pin::Pin<Box<dyn Future<Output = u32>>>> = InFlight::new();
+        assert_eq!(q.push(|| Box::pin(Gate(gate.clone(), 1)), &mut cx), None);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.push(|| Box::pin(DoubleBomb), &mut cx)
+        }));
+        assert!(r.is_ok(), "the drop panic escaped InFlight::push");
     }
 }

@@ -63,7 +63,17 @@ pub(crate) async fn accept_loop<P, N>(
             }
             Err(e) => {
                 if let Some(pause) = backoff.on_error(&e) {
-                    strata_rt::time::sleep(pause).await;
+                    // The pause ends early on the stop, which then drains
+                    // the backlog as usual (shutdown waits for this loop).
+                    let mut stopped = pin!(shared.state.stopped());
+                    let mut sleep = pin!(strata_rt::time::sleep(pause));
+                    poll_fn(|cx| {
+                        if stopped.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(());
+                        }
+                        sleep.as_mut().poll(cx)
+                    })
+                    .await;
                 }
             }
         }
@@ -86,27 +96,37 @@ where
     <N::Service as Service<P::Request>>::Error: Into<BoxError>,
 {
     let cap = usize::try_from(cap).unwrap_or(usize::MAX).max(1);
-    let mut took = 0;
+    // Connections taken, and accepts tried (failed ones count against the
+    // cap too, so that a stream of failures cannot hold the drain open).
+    let (mut took, mut tried) = (0, 0);
     loop {
         // The listener's readiness is only as fresh as the worker's last
         // look at I/O; yielding puts this task after the next one.
         strata_rt::yield_now().await;
-        let before = took;
+        let before = tried;
         poll_fn(|cx| {
-            while took < cap {
+            while tried < cap {
                 match listener.poll_accept(cx) {
                     Poll::Ready(Ok((stream, peer))) => {
+                        tried += 1;
                         took += 1;
                         open(stream, peer, shared);
                     }
-                    // Nothing (more) queued, or an accept error: done.
+                    // One connection's failure (aborted before we took
+                    // it): the rest of the queue is still there.
+                    Poll::Ready(Err(e))
+                        if e.raw_os_error().is_some_and(is_transient_per_connection) =>
+                    {
+                        tried += 1;
+                    }
+                    // Nothing (more) queued, or the listener failed: done.
                     Poll::Ready(Err(_)) | Poll::Pending => break,
                 }
             }
             Poll::Ready(())
         })
         .await;
-        if took == before || took >= cap {
+        if tried == before || tried >= cap {
             return took;
         }
     }
