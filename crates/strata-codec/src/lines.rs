@@ -16,6 +16,11 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// [`LinesCodec::new`], or as a [`Line`] that shares the read buffer from
 /// [`LinesCodec::shared`] (no allocation, no copy). Encoding takes anything
 /// that is [`AsRef<str>`] (`&str`, `String`, `Line`, ...) and appends `\n`.
+/// It refuses (with [`EmbeddedNewline`](LinesCodecError::EmbeddedNewline))
+/// a line that contains `\n` or ends in `\r`, which the peer could not read
+/// back as sent. Only one `\r` is taken off as part of a line ending, so
+/// `x\r\r\n` decodes to `"x\r"`: a server that echoes requests should
+/// expect that refusal for such input (it closes that connection only).
 ///
 /// ```text
 ///   on the wire:  h i \r \n  t h e r e \n  ! \n

@@ -341,3 +341,25 @@ fn a_panicking_backend_trips_the_breaker_and_a_panicking_probe_reopens_it() {
             .is::<CircuitOpen>()
     );
 }
+
+/// A call that is merely cancelled (dropped while pending) counts as
+/// nothing, even if the drop happens while some *other* code unwinds
+/// (a sibling future in the same task panicked).
+#[test]
+fn a_call_dropped_by_an_unrelated_panic_is_not_a_failure() {
+    let (_clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    scripted::quiet_panics();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut pending = Box::pin(svc.call(Step::Pending));
+        assert!(poll_once(pending.as_mut()).is_pending());
+        // The caller (not the backend) panics; `pending` is dropped while
+        // unwinding.
+        panic!("unrelated caller panic");
+    }));
+    assert!(r.is_err());
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "a cancelled call was counted as a backend failure"
+    );
+}

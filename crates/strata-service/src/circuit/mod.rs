@@ -203,7 +203,18 @@ where
             inner_running: true,
             armed: true,
         };
-        let result = self.inner.call(req).await;
+        // `inner_running` is true only while the inner service's code runs
+        // (its `call`, each poll of its future): a panic elsewhere that
+        // drops this future mid-call is a cancellation, not a failure.
+        let mut fut = std::pin::pin!(self.inner.call(req));
+        guard.inner_running = false;
+        let result = std::future::poll_fn(|cx| {
+            guard.inner_running = true;
+            let r = fut.as_mut().poll(cx);
+            guard.inner_running = false;
+            r
+        })
+        .await;
         // Classify while the guard is armed: a classifier that panics then
         // frees the probe slot instead of leaving the breaker half-open
         // with a probe that never reports.
