@@ -14,7 +14,8 @@ use crate::reactor::{Direction, PollEvented, Ready};
 ///
 /// Unconnected use: [`send_to`](Self::send_to) / [`recv_from`](Self::recv_from).
 /// After [`connect`](Self::connect): [`send`](Self::send) / [`recv`](Self::recv),
-/// and datagrams from other peers are filtered out by the OS.
+/// and the OS drops datagrams that arrive from other peers from then on
+/// (those already queued before `connect` are still received).
 ///
 /// All methods take `&self`, so an `Arc<UdpSocket>` can be shared by tasks.
 ///
