@@ -693,18 +693,25 @@ impl Timer {
     }
 
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut orphaned = false;
         if let Some(entry) = &self.entry {
             match entry.poll(cx.waker()) {
                 EntryPoll::Fired => return Poll::Ready(()),
                 EntryPoll::Pending => return Poll::Pending,
                 // Its runtime is gone: try the one we are polled in.
-                EntryPoll::ShutDown => self.entry = None,
+                EntryPoll::ShutDown => {
+                    self.entry = None;
+                    orphaned = true;
+                }
             }
         }
-        self.register(cx)
+        self.register(cx, orphaned)
     }
 
-    fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Registers with this thread's worker, or with a worker of the runtime
+    /// we are in; `orphaned`: the timer's own runtime has shut down (for
+    /// the panic message when there is no other).
+    fn register(&mut self, cx: &mut Context<'_>, orphaned: bool) -> Poll<()> {
         let tick = deadline_tick(self.deadline);
         if let Some(worker) = context::try_worker() {
             let (entry, linked, old_waker) =
@@ -724,6 +731,12 @@ impl Timer {
             return Poll::Pending;
         }
         let Some(handle) = context::try_handle() else {
+            if orphaned {
+                panic!(
+                    "strata: a timer was polled after the runtime that drives it shut down, \
+                     outside any other strata runtime; it can never fire."
+                );
+            }
             panic!(
                 "strata: a timer (`Sleep`, `timeout` or `Interval`) was polled outside a \
                  strata runtime; timers need a runtime to fire them. Poll it from a task \
