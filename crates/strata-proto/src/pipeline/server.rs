@@ -194,6 +194,12 @@ where
 
     let result = poll_fn(|cx| {
         polls += 1;
+        // Requests taken in this poll: at `MAX_REQUESTS_PER_POLL` the task
+        // yields (woken at once), so that a peer whose requests are always
+        // buffered cannot hold the worker (the runtime's I/O budget counts
+        // reads of up to 64 KiB, i.e. thousands of small requests each).
+        let mut taken = 0usize;
+        let mut yielded = false;
         // Graceful stop: answer every complete request received so far, in
         // our buffer or the kernel's, then read no more. Checked once per
         // wake-up; its waker stays registered.
@@ -240,7 +246,18 @@ where
                     Poll::Pending => false,
                 }
             {
-                let next = Pin::new(&mut framed).poll_next(cx);
+                // Enough requests for one poll: yield (woken at once), as a
+                // spent I/O budget would. To the stop logic below this is a
+                // `Pending` like any other.
+                let next = if taken >= MAX_REQUESTS_PER_POLL {
+                    if !yielded {
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                    }
+                    Poll::Pending
+                } else {
+                    Pin::new(&mut framed).poll_next(cx)
+                };
                 if stop_seen && next.is_pending() {
                     match stop_pending_in {
                         // Drained up to `WouldBlock` after a fresh look at
@@ -308,11 +325,13 @@ where
                                 );
                             }
                             timer.activity();
+                            taken += 1;
                             // Burst: the requests already buffered are taken
                             // right here, while there is room for them and
                             // their responses, without another round of
                             // `poll_ready` and the read state machine.
                             if read != Read::Open
+                                || taken >= MAX_REQUESTS_PER_POLL
                                 || in_flight.len() >= max_in_flight
                                 || framed.write_buffer().len() >= high_water_mark
                             {
@@ -426,6 +445,10 @@ where
     }
     result
 }
+
+/// Requests one poll of a connection takes before it yields to the
+/// worker's other tasks.
+const MAX_REQUESTS_PER_POLL: usize = 4096;
 
 /// Bytes and time a connection closed by the server spends draining.
 const LINGER_BYTES: usize = 256 * 1024;
