@@ -80,7 +80,10 @@ impl ConnectionConfig {
     /// the peer has taken no byte for this long: a peer that stopped
     /// reading would otherwise hold its connection (and its buffered
     /// responses) forever. A peer that reads, however slowly, is not
-    /// affected. `None` disables it.
+    /// affected: progress is any byte the socket accepts, and under
+    /// `TcpServer` on Linux also any byte the peer takes from the kernel's
+    /// send queue (a large send buffer is reported writable again only
+    /// after much of it has drained). `None` disables it.
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

@@ -68,8 +68,9 @@ pub(crate) struct ConnTimer {
     partial_since: Option<Instant>,
     write: Option<Duration>,
     /// Responses have waited since this instant, when this many bytes had
-    /// been written.
-    stall: Option<(Instant, u64)>,
+    /// been written and the kernel's send queue held this many (if the
+    /// transport can tell).
+    stall: Option<(Instant, u64, Option<u64>)>,
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
@@ -154,9 +155,10 @@ impl ConnTimer {
         cx: &mut Context<'_>,
         state: TimerState,
         output: Output,
+        unsent: impl FnMut() -> Option<u64>,
     ) -> Poll<TimerEvent> {
         if output.waiting && self.write.is_some() {
-            return self.poll_stalled(cx, state, output);
+            return self.poll_stalled(cx, state, output, unsent);
         }
         // The common path: no output waiting.
         self.stall = None;
@@ -176,27 +178,40 @@ impl ConnTimer {
     }
 
     /// `poll_expired` while responses wait for the socket: the write
-    /// timeout runs, restarted by any byte written.
+    /// timeout runs, restarted by any byte written, or by the peer taking
+    /// bytes from the kernel's send queue (`unsent`, if the transport can
+    /// tell): a large send buffer is reported writable again only once a
+    /// good part of it has drained, which a slow but steady reader can take
+    /// longer than the timeout to do.
     #[inline(never)]
     fn poll_stalled(
         &mut self,
         cx: &mut Context<'_>,
         state: TimerState,
         output: Output,
+        mut unsent: impl FnMut() -> Option<u64>,
     ) -> Poll<TimerEvent> {
         let now = Instant::now();
-        let since = match self.stall {
-            Some((since, written)) if written == output.written => since,
+        let (since, queued) = match self.stall {
+            Some((since, written, queued)) if written == output.written => (since, queued),
             _ => {
-                self.stall = Some((now, output.written));
-                now
+                let queued = unsent();
+                self.stall = Some((now, output.written, queued));
+                (now, queued)
             }
         };
-        let write_deadline = self.write.and_then(|t| since.checked_add(t));
+        let mut write_deadline = self.write.and_then(|t| since.checked_add(t));
         if let Some(t) = write_deadline
             && now >= t
         {
-            return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout));
+            match (queued, unsent()) {
+                // The peer took some: it reads, however slowly.
+                (Some(before), Some(now_queued)) if now_queued < before => {
+                    self.stall = Some((now, output.written, Some(now_queued)));
+                    write_deadline = self.write.and_then(|t| now.checked_add(t));
+                }
+                _ => return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout)),
+            }
         }
         let (timeout, release) = if state == TimerState::Busy {
             self.partial_since = None;

@@ -532,3 +532,51 @@ fn shutdown_with_no_connections_is_prompt() {
         }
     });
 }
+
+/// A peer that reads slowly but steadily keeps its connection past the
+/// write timeout, even when the kernel's send buffer has grown large (the
+/// socket is reported writable again only after a third of it drained,
+/// which here takes longer than the timeout): the server asks the kernel
+/// whether the peer is taking bytes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_slow_steady_reader_outlasts_the_write_timeout() {
+    /// Answers every request with 256 KiB.
+    struct Big;
+    impl strata_service::Service<String> for Big {
+        type Response = String;
+        type Error = std::io::Error;
+        fn call(&self, _: String) -> impl Future<Output = Result<String, std::io::Error>> {
+            std::future::ready(Ok("x".repeat(256 * 1024)))
+        }
+    }
+    deadline(120, || {
+        let server = one_worker()
+            .connection_config(cfg().write_timeout(Some(Duration::from_millis(300))))
+            .start(|| Ok(Big))
+            .unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // A small receive window, so that the answers wait in the server's
+        // send queue rather than in ours.
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        socket.connect(&server.local_addr().into()).unwrap();
+        let mut s: TcpStream = socket.into();
+        const ANSWERS: usize = 24;
+        s.write_all("big\n".repeat(ANSWERS).as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let want = ANSWERS * (256 * 1024 + 1);
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < want {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("after {got} of {want} bytes: {e}"),
+            }
+            // About 1.6 MB/s: steady, but slower than the server writes.
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        assert_eq!(got, want, "the connection was closed on a reading peer");
+    });
+}

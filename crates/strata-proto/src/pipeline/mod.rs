@@ -32,6 +32,7 @@ mod in_flight;
 mod server;
 mod written;
 
+pub(crate) use server::serve_tcp_connection;
 pub use server::{ConnectionError, serve_connection};
 
 use strata_codec::{Decoder, Encoder};

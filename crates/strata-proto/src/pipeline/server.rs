@@ -156,8 +156,52 @@ enum Read {
 /// [`ConnectionError`] says why the connection ended abnormally. A peer that
 /// disconnects while responses are being written ends the connection with
 /// `Ok(())`: there is nobody left to answer.
-pub async fn serve_connection<P, S, T, F>(
+///
+/// The write timeout counts the bytes `io` accepts. Over a strata
+/// [`TcpStream`](strata_rt::net::TcpStream), `TcpServer` also asks the
+/// kernel whether the peer is taking bytes (see
+/// [`ConnectionConfig::write_timeout`]); here no such question is asked.
+pub fn serve_connection<P, S, T, F>(
     io: T,
+    proto: &P,
+    service: S,
+    config: &ConnectionConfig,
+    stop: F,
+) -> impl Future<Output = Result<(), ConnectionError>>
+where
+    P: ServerProto,
+    S: Service<P::Request, Response = P::Response>,
+    S::Error: Into<BoxError>,
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+{
+    serve(io, |_| None, proto, service, config, stop)
+}
+
+/// [`serve_connection`] for a strata TCP stream: the write timeout also
+/// sees the peer draining the kernel's send queue.
+pub(crate) fn serve_tcp_connection<P, S, F>(
+    io: strata_rt::net::TcpStream,
+    proto: &P,
+    service: S,
+    config: &ConnectionConfig,
+    stop: F,
+) -> impl Future<Output = Result<(), ConnectionError>>
+where
+    P: ServerProto,
+    S: Service<P::Request, Response = P::Response>,
+    S::Error: Into<BoxError>,
+    F: Future<Output = ()>,
+{
+    let unsent = |s: &strata_rt::net::TcpStream| s.unsent_bytes().ok().map(|n| n as u64);
+    serve(io, unsent, proto, service, config, stop)
+}
+
+/// The connection loop; `unsent` reads the transport's send queue, if it
+/// can (for the write timeout).
+async fn serve<P, S, T, F>(
+    io: T,
+    unsent: fn(&T) -> Option<u64>,
     proto: &P,
     service: S,
     config: &ConnectionConfig,
@@ -401,7 +445,9 @@ where
             if read != Read::Open {
                 // Waiting for requests in flight, or for the peer to take
                 // the last responses: only the write timeout applies.
-                return match timer.poll_expired(cx, TimerState::Busy, output) {
+                return match timer.poll_expired(cx, TimerState::Busy, output, || {
+                    unsent(framed.get_ref().get_ref())
+                }) {
                     Poll::Ready(TimerEvent::Expired(err)) => Poll::Ready(Err(err)),
                     Poll::Ready(TimerEvent::ReleaseBuffers) | Poll::Pending => Poll::Pending,
                 };
@@ -417,7 +463,7 @@ where
                 (true, false) => TimerState::Partial,
                 (false, _) => TimerState::Busy,
             };
-            match timer.poll_expired(cx, state, output) {
+            match timer.poll_expired(cx, state, output, || unsent(framed.get_ref().get_ref())) {
                 Poll::Ready(TimerEvent::ReleaseBuffers) => {
                     in_flight.release_idle();
                     if framed.read_buffer().is_empty() {

@@ -25,6 +25,11 @@ impl<T> Counted<T> {
         self.written
     }
 
+    /// The wrapped transport.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.io
+    }
+
     fn count(&mut self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         if let Poll::Ready(Ok(n)) = r {
             self.written += n as u64;

@@ -14,7 +14,7 @@ use strata_service::{BoxError, ConnectionInfo, NewService, Service};
 
 use super::state::{ConnGuard, ServerState};
 use crate::ConnectionConfig;
-use crate::pipeline::{ServerProto, serve_connection};
+use crate::pipeline::{ServerProto, serve_tcp_connection};
 
 /// Everything an accept loop needs, shared by all workers.
 pub(crate) struct Shared<P, N> {
@@ -182,7 +182,7 @@ where
     strata_rt::spawn_local(async move {
         let _guard = guard;
         tracing::debug!(%peer, connections = shared.state.live(), "connection opened");
-        let conn = serve_connection(
+        let conn = serve_tcp_connection(
             stream,
             &shared.proto,
             service,

@@ -158,6 +158,39 @@ impl TcpStream {
         self.io.get_ref().nodelay()
     }
 
+    /// Bytes written to this socket that the peer has not acknowledged yet
+    /// (the kernel's send queue: `SIOCOUTQ`). A value that shrinks while no
+    /// new bytes are written means the peer is taking data.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` off Linux; otherwise the OS error of the `ioctl(2)`.
+    pub fn unsent_bytes(&self) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let mut queued: libc::c_int = 0;
+            // SAFETY: the descriptor is this open socket; SIOCOUTQ (the same
+            // request number as TIOCOUTQ) writes one `c_int` through the
+            // pointer, which points at `queued` for the whole call.
+            let rc = unsafe {
+                libc::ioctl(
+                    self.io.get_ref().as_raw_fd(),
+                    libc::TIOCOUTQ,
+                    &raw mut queued,
+                )
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(usize::try_from(queued).unwrap_or(0))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+
     /// Shuts down the read, write, or both directions (`shutdown(2)`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)
