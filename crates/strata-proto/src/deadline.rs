@@ -228,8 +228,10 @@ impl ConnTimer {
         }
     }
 
-    /// Keeps the sleep armed at or before `deadline`.
-    #[inline]
+    /// Keeps the sleep armed at or before `deadline`. The common case, a
+    /// sleep already armed early enough for this task, is inlined into
+    /// every poll of the connection; arming is not.
+    #[inline(always)]
     fn poll_sleep(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<TimerEvent> {
         if let Some(sleep) = &self.sleep
             && sleep.deadline() <= deadline
@@ -241,6 +243,12 @@ impl ConnTimer {
         {
             return Poll::Pending;
         }
+        self.arm_sleep(cx, deadline)
+    }
+
+    /// `poll_sleep` when the sleep must be (re)armed or has fired.
+    #[inline(never)]
+    fn arm_sleep(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<TimerEvent> {
         loop {
             let sleep = self
                 .sleep
