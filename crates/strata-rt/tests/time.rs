@@ -531,20 +531,24 @@ fn an_idle_runtime_with_a_timer_blocks_instead_of_spinning() {
     });
 }
 
+/// Polls `s` once (with a no-op waker), expecting a panic; its message.
+fn poll_panic_message(s: &mut time::Sleep) -> String {
+    let mut cx = Context::from_waker(Waker::noop());
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = Pin::new(s).poll(&mut cx);
+    }))
+    .unwrap_err();
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .expect("a string panic")
+}
+
 #[test]
 fn polling_a_timer_outside_a_runtime_panics_with_a_clear_message() {
     // Creating one is fine.
     let mut s = sleep(Duration::from_millis(1));
-    let mut cx = Context::from_waker(Waker::noop());
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = Pin::new(&mut s).poll(&mut cx);
-    }))
-    .unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap();
+    let msg = poll_panic_message(&mut s);
     assert!(msg.contains("outside a strata runtime"), "{msg}");
     assert!(msg.contains("timer"), "{msg}");
 }
@@ -582,16 +586,7 @@ fn timers_left_at_shutdown_do_not_hang_or_keep_tasks_alive() {
 
         // The survivor, polled outside any runtime: a clear panic, no hang.
         let mut s = pending;
-        let mut cx = Context::from_waker(Waker::noop());
-        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = Pin::new(&mut s).poll(&mut cx);
-        }))
-        .unwrap_err();
-        let msg = err
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap();
+        let msg = poll_panic_message(&mut s);
         assert!(
             msg.contains("shut down"),
             "the message says the runtime is gone: {msg}"
@@ -663,39 +658,45 @@ fn many_sleepers_across_threads_all_wake() {
     });
 }
 
-/// A Burst interval whose loop body is slower than its period is always
-/// behind: every tick is "due already". It must still yield to the other
-/// tasks of its worker.
+/// A Burst interval that is far behind has every tick "due already". Its
+/// loop must still yield to the other tasks of its worker, after a budget
+/// of ticks (counted, not timed).
 #[test]
 fn a_burst_interval_that_cannot_keep_up_still_yields() {
-    deadline(30, || {
+    deadline(60, || {
         let rt = rt(1);
         rt.block_on(async {
+            // Both tasks go to the one worker, the looping one first; the
+            // other only has to get a turn.
             let other_ran = Arc::new(AtomicBool::new(false));
-            let starved_for = strata_rt::spawn({
-                let other_ran = other_ran.clone();
-                async move {
-                    let start = Instant::now();
-                    let mut iv = time::interval(Duration::from_millis(1));
-                    iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
-                    while start.elapsed() < Duration::from_millis(500) {
-                        iv.tick().await;
-                        if other_ran.load(Ordering::SeqCst) {
-                            return None;
-                        }
-                        let spin = Instant::now();
-                        while spin.elapsed() < Duration::from_millis(2) {}
-                    }
-                    Some(start.elapsed())
+            let (ran, go) = (other_ran.clone(), Arc::new(AtomicBool::new(false)));
+            let start = go.clone();
+            let ticks_before_other = strata_rt::spawn(async move {
+                while !start.load(Ordering::SeqCst) {
+                    strata_rt::yield_now().await;
                 }
+                // An hour behind: 3.6 million ticks due at once.
+                let behind = Instant::now() - Duration::from_secs(3600);
+                let mut iv = interval_at(behind, Duration::from_millis(1));
+                iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                for n in 0..100_000u32 {
+                    iv.tick().await;
+                    if ran.load(Ordering::SeqCst) {
+                        return Some(n);
+                    }
+                }
+                None
             });
-            // Same worker (one worker): must get a turn while the other loops.
             let o = other_ran.clone();
-            strata_rt::spawn(async move { o.store(true, Ordering::SeqCst) });
-            let r = starved_for.await.unwrap();
+            strata_rt::spawn(async move {
+                go.store(true, Ordering::SeqCst);
+                strata_rt::yield_now().await;
+                o.store(true, Ordering::SeqCst);
+            });
+            let n = ticks_before_other.await.unwrap();
             assert!(
-                r.is_none(),
-                "another task on the worker never ran for {r:?}"
+                n.is_some_and(|n| n < 10_000),
+                "the other task got no turn during {n:?} ticks"
             );
         });
     });
