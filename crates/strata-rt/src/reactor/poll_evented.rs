@@ -106,7 +106,9 @@ impl<S: mio::event::Source> PollEvented<S> {
             pending: false,
         };
         poll_fn(|cx| {
-            let r = waiting.id.enter(|| poll(cx));
+            let waker = cx.waker();
+            let (data, vtable) = (waker.data(), waker.vtable());
+            let r = waiting.id.enter(data, vtable, || poll(cx));
             waiting.pending = r.is_pending();
             r
         })

@@ -175,24 +175,52 @@ impl WaitId {
         })
     }
 
-    /// The id of the `async fn` call being polled on this thread, if any.
+    /// The id of the `async fn` call being polled on this thread, if any
+    /// and if `waker` is the waker it was polled with (a waker run inside
+    /// that poll may poll another task's `poll_*` inline).
+    fn current_for(waker: &Waker) -> WaitId {
+        let (id, data, vtable) = CURRENT_WAIT.with(Cell::get);
+        if std::ptr::eq(data, waker.data()) && std::ptr::eq(vtable, waker.vtable()) {
+            id
+        } else {
+            WaitId::NONE
+        }
+    }
+
+    #[cfg(test)]
     fn current() -> WaitId {
-        CURRENT_WAIT.with(Cell::get)
+        CURRENT_WAIT.with(Cell::get).0
     }
 
     /// Runs `f` (one poll of the call `self`) with `self` as the current
     /// call, so that a registration inside it carries the id.
-    pub(crate) fn enter<R>(self, f: impl FnOnce() -> R) -> R {
-        let outer = CURRENT_WAIT.with(|c| c.replace(self));
-        let r = f();
-        CURRENT_WAIT.with(|c| c.set(outer));
-        r
+    /// `data` and `vtable` identify the waker the call is polled with.
+    pub(crate) fn enter<R>(
+        self,
+        data: *const (),
+        vtable: *const std::task::RawWakerVTable,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        // Restored on unwind too: a stale id would be picked up by every
+        // later `poll_*` registration on this thread.
+        struct Restore(CurrentWait);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT_WAIT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT_WAIT.with(|c| c.replace((self, data, vtable))));
+        f()
     }
 }
 
 thread_local! {
-    static CURRENT_WAIT: Cell<WaitId> = const { Cell::new(WaitId::NONE) };
+    static CURRENT_WAIT: Cell<CurrentWait> =
+        const { Cell::new((WaitId::NONE, std::ptr::null(), std::ptr::null())) };
 }
+
+/// The call being polled, and the waker it was polled with.
+type CurrentWait = (WaitId, *const (), *const std::task::RawWakerVTable);
 
 #[derive(Debug, Default)]
 struct Resident {
@@ -210,7 +238,7 @@ impl Waiters {
         match &resident.waker {
             Some(w) if w.will_wake(waker) => resident.armed = true,
             Some(_) if resident.armed => {
-                let wait = WaitId::current();
+                let wait = WaitId::current_for(waker);
                 let entry = if wait == WaitId::NONE {
                     more.iter_mut()
                         .find(|q| q.wait == wait && q.waker.will_wake(waker))
@@ -423,6 +451,11 @@ impl ScheduledIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `WaitId::enter` with the waker a call is polled with.
+    pub(super) fn enter_with<R>(id: WaitId, waker: &Waker, f: impl FnOnce() -> R) -> R {
+        id.enter(waker.data(), waker.vtable(), f)
+    }
     use std::sync::Arc;
     use std::task::Wake;
 
@@ -531,7 +564,7 @@ mod tests {
         );
         for id in [first, second] {
             let cx = &mut Context::from_waker(&wb);
-            assert!(id.enter(|| io.poll_ready(cx, Direction::Read)).is_pending());
+            assert!(enter_with(id, &wb, || io.poll_ready(cx, Direction::Read)).is_pending());
         }
         // The first call is dropped: its entry goes, nobody is woken.
         io.withdraw(Direction::Read, first);
@@ -575,5 +608,101 @@ mod tests {
             io.poll_ready(&mut cx, Direction::Write),
             Poll::Ready(Err(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod wait_id_tests {
+    use super::tests::enter_with;
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Wake;
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    fn flag_waker() -> (Arc<Flag>, Waker) {
+        let f = Arc::new(Flag(false.into()));
+        (f.clone(), Waker::from(f))
+    }
+
+    /// A poll of an async fn call that panics (caught by the task harness)
+    /// must not leave its id as the thread's current wait id: later
+    /// `poll_*` registrations of other tasks would carry it, be merged into
+    /// one entry (the last waker wins), and lose wake-ups.
+    #[test]
+    fn a_panicking_wait_poll_does_not_leak_its_id() {
+        let id = WaitId::next();
+        let _ =
+            std::panic::catch_unwind(|| enter_with(id, Waker::noop(), || panic!("poll panicked")));
+        assert_eq!(
+            WaitId::current(),
+            WaitId::NONE,
+            "stale wait id left on the thread"
+        );
+    }
+
+    /// Same, observed as a lost wake-up: after a caught panic, two tasks
+    /// waiting through `poll_*` behind an armed resident.
+    #[test]
+    fn after_a_panicking_wait_poll_poll_star_waiters_are_all_woken() {
+        let id = WaitId::next();
+        let _ =
+            std::panic::catch_unwind(|| enter_with(id, Waker::noop(), || panic!("poll panicked")));
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let (r, wr) = flag_waker();
+        let (a, wa) = flag_waker();
+        let (b, wb) = flag_waker();
+        for w in [&wr, &wa, &wb] {
+            assert!(
+                io.poll_ready(&mut Context::from_waker(w), Direction::Read)
+                    .is_pending()
+            );
+        }
+        let mut to_wake = Vec::new();
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        to_wake.drain(..).for_each(Waker::wake);
+        assert!(r.0.load(Ordering::SeqCst));
+        assert!(b.0.load(Ordering::SeqCst));
+        assert!(a.0.load(Ordering::SeqCst), "task A's wake-up was lost");
+    }
+
+    /// A waker run inside an async fn's poll (coop budget, deferred read)
+    /// that polls another task's `poll_*` inline registers with the outer
+    /// call's id; when the outer call is dropped its withdrawal takes the
+    /// inner task's entry with it.
+    #[test]
+    fn an_inline_poll_star_inside_a_wait_poll_is_not_withdrawn_with_it() {
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let (_r, wr) = flag_waker();
+        let (a, wa) = flag_waker();
+        let (_b, wb) = flag_waker();
+        assert!(
+            io.poll_ready(&mut Context::from_waker(&wr), Direction::Read)
+                .is_pending()
+        );
+        let outer = WaitId::next();
+        enter_with(outer, &wb, || {
+            // B's call registers (queued, id `outer`)...
+            assert!(
+                io.poll_ready(&mut Context::from_waker(&wb), Direction::Read)
+                    .is_pending()
+            );
+            // ...and, inside that poll, A's poll_* runs (an inline waker).
+            assert!(
+                io.poll_ready(&mut Context::from_waker(&wa), Direction::Read)
+                    .is_pending()
+            );
+        });
+        // B's call is dropped.
+        io.withdraw(Direction::Read, outer);
+        let mut to_wake = Vec::new();
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        to_wake.drain(..).for_each(Waker::wake);
+        assert!(a.0.load(Ordering::SeqCst), "task A's wake-up was lost");
     }
 }
