@@ -324,3 +324,42 @@ fn a_panicking_request_ends_the_connection_after_the_responses_before_it() {
         });
     });
 }
+
+/// A graceful stop answers every complete request received before it,
+/// however many: the per-poll request cap (for fairness between
+/// connections) must not pass for "nothing more to read".
+#[test]
+fn a_stop_answers_all_of_a_large_pipelined_batch() {
+    const N: usize = 12_000;
+    let got = deadline(30, move || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            strata_rt::spawn(async move {
+                let (mut client, server) = connected_pair();
+                let stop = Arc::new(Flag::default());
+                let stop2 = stop.clone();
+                let conn = strata_rt::spawn_local(async move {
+                    serve_connection(server, &TestProto, Echo, &cfg(), stop2.wait()).await
+                });
+                strata_rt::time::sleep(Duration::from_millis(50)).await;
+                // 24 KB of requests: in the server socket's buffer when
+                // `write` returns; the stop fires before the worker polls.
+                client.write_all("a\n".repeat(N).as_bytes()).unwrap();
+                stop.fire();
+                conn.await.unwrap().unwrap();
+                client
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut got = String::new();
+                client.read_to_string(&mut got).unwrap();
+                got.lines().count()
+            })
+            .await
+            .unwrap()
+        })
+    });
+    assert_eq!(got, N, "requests received before the stop went unanswered");
+}

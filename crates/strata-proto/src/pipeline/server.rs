@@ -238,10 +238,10 @@ where
 
     let result = poll_fn(|cx| {
         polls += 1;
-        // Requests taken in this poll: at `MAX_REQUESTS_PER_POLL` the task
-        // yields (woken at once), so that a peer whose requests are always
-        // buffered cannot hold the worker (the runtime's I/O budget counts
-        // reads of up to 64 KiB, i.e. thousands of small requests each).
+        // Requests taken in this poll: at `cap` the task yields (woken at
+        // once), so that a peer whose requests are always buffered cannot
+        // hold the worker (the runtime's I/O budget counts reads of up to
+        // 64 KiB, i.e. thousands of small requests each).
         let mut taken = 0usize;
         let mut yielded = false;
         // Graceful stop: answer every complete request received so far, in
@@ -250,6 +250,15 @@ where
         if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
             stop_seen = true;
         }
+        // Not after the stop: the stop logic below takes a `Pending` read
+        // for "drained", and a yield at the cap would pass for one, leaving
+        // requests received before the stop unanswered. (The I/O budget
+        // still bounds what a peer that keeps sending adds meanwhile.)
+        let cap = if stop_seen {
+            usize::MAX
+        } else {
+            MAX_REQUESTS_PER_POLL
+        };
         loop {
             let mut progress = false;
 
@@ -291,9 +300,8 @@ where
                 }
             {
                 // Enough requests for one poll: yield (woken at once), as a
-                // spent I/O budget would. To the stop logic below this is a
-                // `Pending` like any other.
-                let next = if taken >= MAX_REQUESTS_PER_POLL {
+                // spent I/O budget would.
+                let next = if taken >= cap {
                     if !yielded {
                         yielded = true;
                         cx.waker().wake_by_ref();
@@ -375,7 +383,7 @@ where
                             // their responses, without another round of
                             // `poll_ready` and the read state machine.
                             if read != Read::Open
-                                || taken >= MAX_REQUESTS_PER_POLL
+                                || taken >= cap
                                 || in_flight.len() >= max_in_flight
                                 || framed.write_buffer().len() >= high_water_mark
                             {
