@@ -271,7 +271,7 @@ fn a_stop_completes_while_the_peer_keeps_sending() {
 }
 
 /// A service that panics in `call` itself (before any future exists) on
-/// `"boom"`, and answers anything else after `delay` on the first request.
+/// `"boom"`, answers `"slow"` after 50 ms, and anything else at once.
 struct PanicsInCall;
 
 impl strata_service::Service<String> for PanicsInCall {
@@ -289,9 +289,11 @@ impl strata_service::Service<String> for PanicsInCall {
     }
 }
 
-/// Whether the handler panics in `call` or while its future runs, the
-/// responses to the requests before it are sent, then the connection ends
-/// with `Panicked`; the requests after it are not answered.
+/// A handler that panics in `call` (a panic while its future runs is
+/// `pipeline_server::a_panicking_request_still_gets_the_answers_before_it_out`):
+/// the responses to the requests before it are sent, one of them still
+/// running when the panic comes, then the connection ends with `Panicked`;
+/// the requests after it are not answered.
 #[test]
 fn a_panicking_request_ends_the_connection_after_the_responses_before_it() {
     deadline(30, || {

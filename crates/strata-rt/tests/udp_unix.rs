@@ -342,10 +342,20 @@ fn a_task_that_drops_one_of_two_waits_still_gets_the_other() {
                     }
                     kept.as_mut().poll(cx)
                 });
-                let got = strata_rt::time::timeout(std::time::Duration::from_secs(10), waiting)
-                    .await
-                    .expect("the kept wait was never woken")
-                    .unwrap();
+                // The deadline is checked first: a plain `timeout` polls the
+                // inner future on expiry and would find the datagram there.
+                let mut waiting = std::pin::pin!(waiting);
+                let mut limit =
+                    std::pin::pin!(strata_rt::time::sleep(std::time::Duration::from_secs(10)));
+                let got = std::future::poll_fn(|cx| {
+                    if limit.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    waiting.as_mut().poll(cx).map(Some)
+                })
+                .await
+                .expect("the kept wait was never woken")
+                .unwrap();
                 assert_eq!(got.0, 3);
                 first.await.unwrap();
             })
