@@ -68,9 +68,13 @@ pub(crate) struct ConnTimer {
     partial_since: Option<Instant>,
     write: Option<Duration>,
     /// Responses have waited since this instant, when this many bytes had
-    /// been written and the kernel's send queue held this many (if the
-    /// transport can tell).
-    stall: Option<(Instant, u64, Option<u64>)>,
+    /// been written.
+    stall: Option<(Instant, u64)>,
+    /// While responses wait: the kernel's send queue (if the transport can
+    /// tell) and the bytes written, when last sampled. Sampled once when
+    /// responses start waiting and again at each write deadline, not on
+    /// every write.
+    queue_mark: Option<(u64, u64)>,
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
@@ -90,6 +94,7 @@ impl ConnTimer {
             partial_since: None,
             write: cfg.write_timeout,
             stall: None,
+            queue_mark: None,
             holding: false,
             sleep: None,
             armed_for: None,
@@ -162,6 +167,7 @@ impl ConnTimer {
         }
         // The common path: no output waiting.
         self.stall = None;
+        self.queue_mark = None;
         if state == TimerState::Busy {
             self.partial_since = None;
             return Poll::Pending;
@@ -182,7 +188,10 @@ impl ConnTimer {
     /// bytes from the kernel's send queue (`unsent`, if the transport can
     /// tell): a large send buffer is reported writable again only once a
     /// good part of it has drained, which a slow but steady reader can take
-    /// longer than the timeout to do.
+    /// longer than the timeout to do. The queue is compared with its last
+    /// sample plus what was written since; as that sample may predate the
+    /// stall, a peer that stopped reading is closed after one or two
+    /// timeouts.
     #[inline(never)]
     fn poll_stalled(
         &mut self,
@@ -192,22 +201,27 @@ impl ConnTimer {
         mut unsent: impl FnMut() -> Option<u64>,
     ) -> Poll<TimerEvent> {
         let now = Instant::now();
-        let (since, queued) = match self.stall {
-            Some((since, written, queued)) if written == output.written => (since, queued),
+        let since = match self.stall {
+            Some((since, written)) if written == output.written => since,
             _ => {
-                let queued = unsent();
-                self.stall = Some((now, output.written, queued));
-                (now, queued)
+                self.stall = Some((now, output.written));
+                if self.queue_mark.is_none() {
+                    self.queue_mark = unsent().map(|q| (q, output.written));
+                }
+                now
             }
         };
         let mut write_deadline = self.write.and_then(|t| since.checked_add(t));
         if let Some(t) = write_deadline
             && now >= t
         {
-            match (queued, unsent()) {
-                // The peer took some: it reads, however slowly.
-                (Some(before), Some(now_queued)) if now_queued < before => {
-                    self.stall = Some((now, output.written, Some(now_queued)));
+            let queued = unsent();
+            match (self.queue_mark, queued) {
+                // Less queued than was, plus what we wrote since: the peer
+                // took some; it reads, however slowly.
+                (Some((before, written)), Some(q)) if q < before + (output.written - written) => {
+                    self.stall = Some((now, output.written));
+                    self.queue_mark = Some((q, output.written));
                     write_deadline = self.write.and_then(|t| now.checked_add(t));
                 }
                 _ => return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout)),
