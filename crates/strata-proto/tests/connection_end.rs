@@ -47,56 +47,58 @@ impl Flag {
     }
 }
 
+/// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
+/// inside it shares that worker) and returns its output.
+fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    let rt = strata_rt::Runtime::builder()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
+}
+
 /// Serves one connection on a one-worker runtime; optionally sends `slow`
 /// (answered once a gate opens) and waits; then, in one turn of the
 /// worker, writes `one` and `two`, opens the gate and fires the stop.
 /// Returns everything the client received.
 fn stop_right_after_two_requests(slow_first: bool) -> String {
     deadline(30, move || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            strata_rt::spawn(async move {
-                let (mut client, server) = connected_pair();
-                let stop = Arc::new(Flag::default());
-                let gate = Arc::new(Flag::default());
-                let (stop2, gate2) = (stop.clone(), gate.clone());
-                // The connection runs on this same worker.
-                let conn = strata_rt::spawn_local(async move {
-                    let svc = service_fn(move |req: String| {
-                        let gate = gate2.clone();
-                        async move {
-                            if req == "slow" {
-                                gate.wait().await;
-                            }
-                            Ok::<_, std::io::Error>(req)
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let stop = Arc::new(Flag::default());
+            let gate = Arc::new(Flag::default());
+            let (stop2, gate2) = (stop.clone(), gate.clone());
+            // The connection runs on this same worker.
+            let conn = strata_rt::spawn_local(async move {
+                let svc = service_fn(move |req: String| {
+                    let gate = gate2.clone();
+                    async move {
+                        if req == "slow" {
+                            gate.wait().await;
                         }
-                    });
-                    serve_connection(server, &TestProto, svc, &cfg(), stop2.wait()).await
+                        Ok::<_, std::io::Error>(req)
+                    }
                 });
-                if slow_first {
-                    client.write_all(b"slow\n").unwrap();
-                }
-                // Let the connection read to `WouldBlock` and wait.
-                strata_rt::time::sleep(Duration::from_millis(50)).await;
-                // On loopback the bytes are in the server socket's buffer
-                // when `write` returns; the stop fires before this worker
-                // polls for I/O again.
-                client.write_all(b"one\ntwo\n").unwrap();
-                gate.fire();
-                stop.fire();
-                conn.await.unwrap().unwrap();
-                client
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let mut got = String::new();
-                client.read_to_string(&mut got).unwrap();
-                got
-            })
-            .await
-            .unwrap()
+                serve_connection(server, &TestProto, svc, &cfg(), stop2.wait()).await
+            });
+            if slow_first {
+                client.write_all(b"slow\n").unwrap();
+            }
+            // Let the connection read to `WouldBlock` and wait.
+            strata_rt::time::sleep(Duration::from_millis(50)).await;
+            // On loopback the bytes are in the server socket's buffer
+            // when `write` returns; the stop fires before this worker
+            // polls for I/O again.
+            client.write_all(b"one\ntwo\n").unwrap();
+            gate.fire();
+            stop.fire();
+            conn.await.unwrap().unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = String::new();
+            client.read_to_string(&mut got).unwrap();
+            got
         })
     })
 }
@@ -119,27 +121,19 @@ fn a_stop_with_a_request_in_flight_still_answers_the_later_ones() {
 #[test]
 fn a_reset_mid_request_ends_as_a_disconnect() {
     deadline(30, || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        let ended = rt.block_on(async {
-            strata_rt::spawn(async {
-                let (client, server) = connected_pair();
-                let conn = strata_rt::spawn_local(async move {
-                    serve_connection(server, &TestProto, Echo, &cfg(), std::future::pending()).await
-                });
-                // Part of a request, then a reset (linger zero on close).
-                let mut client = client;
-                client.write_all(b"par").unwrap();
-                socket2::SockRef::from(&client)
-                    .set_linger(Some(Duration::ZERO))
-                    .unwrap();
-                drop(client);
-                conn.await.unwrap()
-            })
-            .await
-            .unwrap()
+        let ended = on_a_worker(async move {
+            let (client, server) = connected_pair();
+            let conn = strata_rt::spawn_local(async move {
+                serve_connection(server, &TestProto, Echo, &cfg(), std::future::pending()).await
+            });
+            // Part of a request, then a reset (linger zero on close).
+            let mut client = client;
+            client.write_all(b"par").unwrap();
+            socket2::SockRef::from(&client)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(client);
+            conn.await.unwrap()
         });
         match ended {
             Err(e) => assert!(e.is_disconnect(), "ended as {e:?}"),
@@ -193,29 +187,21 @@ fn a_truncated_last_frame_still_gets_the_error_line() {
     }
 
     deadline(30, || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        let (ended, got) = rt.block_on(async {
-            strata_rt::spawn(async {
-                let (mut client, server) = connected_pair();
-                let echo = service_fn(|req: [u8; 4]| async move { Ok::<_, std::io::Error>(req) });
-                let conn = strata_rt::spawn_local(async move {
-                    serve_connection(server, &FourProto, echo, &cfg(), std::future::pending()).await
-                });
-                client.write_all(b"abcdxy").unwrap();
-                client.shutdown(std::net::Shutdown::Write).unwrap();
-                let ended = conn.await.unwrap();
-                client
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let mut got = Vec::new();
-                let _ = client.read_to_end(&mut got);
-                (ended, got)
-            })
-            .await
-            .unwrap()
+        let (ended, got) = on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let echo = service_fn(|req: [u8; 4]| async move { Ok::<_, std::io::Error>(req) });
+            let conn = strata_rt::spawn_local(async move {
+                serve_connection(server, &FourProto, echo, &cfg(), std::future::pending()).await
+            });
+            client.write_all(b"abcdxy").unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            let ended = conn.await.unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got);
+            (ended, got)
         });
         assert_eq!(got, b"abcdBAD!");
         assert!(
@@ -231,41 +217,33 @@ fn a_truncated_last_frame_still_gets_the_error_line() {
 #[test]
 fn a_stop_completes_while_the_peer_keeps_sending() {
     deadline(30, || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            strata_rt::spawn(async {
-                let (client, server) = connected_pair();
-                let stop = Arc::new(Flag::default());
-                let stop2 = stop.clone();
-                let conn = strata_rt::spawn_local(async move {
-                    serve_connection(server, &TestProto, Echo, &cfg(), stop2.wait()).await
-                });
-                // Requests in a tight loop, answers drained, until the
-                // connection goes away.
-                let mut writer = client.try_clone().unwrap();
-                std::thread::spawn(move || {
-                    let batch = b"flood\n".repeat(1000);
-                    while writer.write_all(&batch).is_ok() {}
-                });
-                let mut reader = client;
-                std::thread::spawn(move || {
-                    let mut sink = [0u8; 65536];
-                    while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
-                });
-                strata_rt::time::sleep(Duration::from_millis(100)).await;
-                stop.fire();
-                let ended = strata_rt::time::timeout(Duration::from_secs(5), conn).await;
-                let result = ended.expect("the stop never completed").unwrap();
-                assert!(
-                    result.is_ok() || result.as_ref().is_err_and(|e| e.is_disconnect()),
-                    "{result:?}"
-                );
-            })
-            .await
-            .unwrap()
+        on_a_worker(async move {
+            let (client, server) = connected_pair();
+            let stop = Arc::new(Flag::default());
+            let stop2 = stop.clone();
+            let conn = strata_rt::spawn_local(async move {
+                serve_connection(server, &TestProto, Echo, &cfg(), stop2.wait()).await
+            });
+            // Requests in a tight loop, answers drained, until the
+            // connection goes away.
+            let mut writer = client.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let batch = b"flood\n".repeat(1000);
+                while writer.write_all(&batch).is_ok() {}
+            });
+            let mut reader = client;
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 65536];
+                while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+            });
+            strata_rt::time::sleep(Duration::from_millis(100)).await;
+            stop.fire();
+            let ended = strata_rt::time::timeout(Duration::from_secs(5), conn).await;
+            let result = ended.expect("the stop never completed").unwrap();
+            assert!(
+                result.is_ok() || result.as_ref().is_err_and(|e| e.is_disconnect()),
+                "{result:?}"
+            );
         });
     });
 }
@@ -297,32 +275,30 @@ impl strata_service::Service<String> for PanicsInCall {
 #[test]
 fn a_panicking_request_ends_the_connection_after_the_responses_before_it() {
     deadline(30, || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            strata_rt::spawn(async {
-                let (mut client, server) = connected_pair();
-                let conn = strata_rt::spawn_local(async move {
-                    serve_connection(server, &TestProto, PanicsInCall, &cfg(), std::future::pending())
-                        .await
-                });
-                client.write_all(b"slow\nfast\nboom\nafter\n").unwrap();
-                let ended = conn.await.unwrap();
-                client
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let mut got = Vec::new();
-                let _ = client.read_to_end(&mut got);
-                assert_eq!(String::from_utf8_lossy(&got), "slow\nfast\n");
-                assert!(
-                    matches!(&ended, Err(strata_proto::pipeline::ConnectionError::Panicked(msg)) if msg == "call asked to panic"),
-                    "{ended:?}"
-                );
-            })
-            .await
-            .unwrap()
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let conn = strata_rt::spawn_local(async move {
+                serve_connection(
+                    server,
+                    &TestProto,
+                    PanicsInCall,
+                    &cfg(),
+                    std::future::pending(),
+                )
+                .await
+            });
+            client.write_all(b"slow\nfast\nboom\nafter\n").unwrap();
+            let ended = conn.await.unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got);
+            assert_eq!(String::from_utf8_lossy(&got), "slow\nfast\n");
+            assert!(
+                matches!(&ended, Err(strata_proto::pipeline::ConnectionError::Panicked(msg)) if msg == "call asked to panic"),
+                "{ended:?}"
+            );
         });
     });
 }
@@ -334,33 +310,25 @@ fn a_panicking_request_ends_the_connection_after_the_responses_before_it() {
 fn a_stop_answers_all_of_a_large_pipelined_batch() {
     const N: usize = 12_000;
     let got = deadline(30, move || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            strata_rt::spawn(async move {
-                let (mut client, server) = connected_pair();
-                let stop = Arc::new(Flag::default());
-                let stop2 = stop.clone();
-                let conn = strata_rt::spawn_local(async move {
-                    serve_connection(server, &TestProto, Echo, &cfg(), stop2.wait()).await
-                });
-                strata_rt::time::sleep(Duration::from_millis(50)).await;
-                // 24 KB of requests: in the server socket's buffer when
-                // `write` returns; the stop fires before the worker polls.
-                client.write_all("a\n".repeat(N).as_bytes()).unwrap();
-                stop.fire();
-                conn.await.unwrap().unwrap();
-                client
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let mut got = String::new();
-                client.read_to_string(&mut got).unwrap();
-                got.lines().count()
-            })
-            .await
-            .unwrap()
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let stop = Arc::new(Flag::default());
+            let stop2 = stop.clone();
+            let conn = strata_rt::spawn_local(async move {
+                serve_connection(server, &TestProto, Echo, &cfg(), stop2.wait()).await
+            });
+            strata_rt::time::sleep(Duration::from_millis(50)).await;
+            // 24 KB of requests: in the server socket's buffer when
+            // `write` returns; the stop fires before the worker polls.
+            client.write_all("a\n".repeat(N).as_bytes()).unwrap();
+            stop.fire();
+            conn.await.unwrap().unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = String::new();
+            client.read_to_string(&mut got).unwrap();
+            got.lines().count()
         })
     });
     assert_eq!(got, N, "requests received before the stop went unanswered");

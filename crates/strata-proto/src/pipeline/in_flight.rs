@@ -29,11 +29,7 @@ impl Panicked {
     #[cold]
     #[inline(never)]
     pub(crate) fn new(payload: &(dyn Any + Send)) -> Panicked {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic".into());
+        let msg = crate::server::panic_message(payload);
         tracing::error!(panic = %msg, "request handler panicked; the connection closes after the responses before it");
         Panicked(msg)
     }

@@ -40,18 +40,7 @@ pub(crate) async fn accept_loop<P, N>(
 {
     let mut backoff = Backoff::new();
     loop {
-        let accepted = {
-            let mut stopped = pin!(shared.state.stopped());
-            let mut accept = pin!(listener.accept());
-            poll_fn(|cx| {
-                if stopped.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                accept.as_mut().poll(cx).map(Some)
-            })
-            .await
-        };
-        let Some(accepted) = accepted else {
+        let Some(accepted) = unless_stopped(&shared.state, listener.accept()).await else {
             let took = drain_backlog(&listener, &shared, backlog).await;
             tracing::debug!(backlog_served = took, "accept loop stopping");
             return;
@@ -65,19 +54,25 @@ pub(crate) async fn accept_loop<P, N>(
                 if let Some(pause) = backoff.on_error(&e) {
                     // The pause ends early on the stop, which then drains
                     // the backlog as usual (shutdown waits for this loop).
-                    let mut stopped = pin!(shared.state.stopped());
-                    let mut sleep = pin!(strata_rt::time::sleep(pause));
-                    poll_fn(|cx| {
-                        if stopped.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(());
-                        }
-                        sleep.as_mut().poll(cx)
-                    })
-                    .await;
+                    unless_stopped(&shared.state, strata_rt::time::sleep(pause)).await;
                 }
             }
         }
     }
+}
+
+/// `fut`'s output, or `None` once the server is stopping (the stop is
+/// checked first).
+async fn unless_stopped<T>(state: &ServerState, fut: impl Future<Output = T>) -> Option<T> {
+    let mut stopped = pin!(state.stopped());
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
 }
 
 /// On stop: the connections the kernel completed before it (their clients
@@ -272,7 +267,7 @@ fn is_transient_per_connection(errno: i32) -> bool {
 
 /// The text of a panic payload (`panic!` with a message gives a `&str` or
 /// a `String`).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

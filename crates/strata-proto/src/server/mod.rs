@@ -18,6 +18,7 @@ use strata_service::{BoxError, ConnectionInfo, NewService, Service};
 
 use crate::ConnectionConfig;
 use crate::pipeline::ServerProto;
+pub(crate) use accept::panic_message;
 use accept::{Shared, accept_loop};
 use state::ServerState;
 
