@@ -5,6 +5,9 @@
 //! arbitrary points. Errors must repeat forever (poisoning).
 #![no_main]
 
+#[path = "common/chunks.rs"]
+mod chunks;
+
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use strata_codec::{Decoder, LengthDelimitedCodec, LengthDelimitedCodecError};
@@ -137,18 +140,7 @@ fuzz_target!(|data: &[u8]| {
 
     let ncuts = usize::from(ncuts % 8).min(rest.len());
     let (cuts, input) = rest.split_at(ncuts);
-    let mut at: Vec<usize> = cuts
-        .iter()
-        .map(|&c| usize::from(c) % (input.len() + 1))
-        .collect();
-    at.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for end in at {
-        chunks.push(&input[start..end]);
-        start = end;
-    }
-    chunks.push(&input[start..]);
+    let chunks = chunks::cut(input, cuts);
 
     let mut buf = BytesMut::new();
     let mut rbuf = Vec::new();

@@ -7,6 +7,9 @@
 //! input was cut, and match a one-output-per-line model.
 #![no_main]
 
+#[path = "common/chunks.rs"]
+mod chunks;
+
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use strata_codec::{Decoder, Line, LinesCodec, LinesCodecError};
@@ -177,18 +180,7 @@ fuzz_target!(|data: &[u8]| {
         38 => usize::MAX,
         x => usize::from(x),
     };
-    let mut at: Vec<usize> = cuts
-        .iter()
-        .map(|&c| usize::from(c) % (input.len() + 1))
-        .collect();
-    at.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for end in at {
-        chunks.push(&input[start..end]);
-        start = end;
-    }
-    chunks.push(&input[start..]);
+    let chunks = chunks::cut(input, cuts);
     let cut_outs = run(max, &chunks);
     let whole_outs = run(max, &[input]);
     // Cutting changes nothing but the `None`s.
