@@ -190,12 +190,16 @@ impl JoinError {
             return None;
         };
         let p = p.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = p.downcast_ref::<&'static str>() {
-            Some((*s).to_owned())
-        } else {
-            p.downcast_ref::<String>().cloned()
-        }
+        payload_text(&**p)
     }
+}
+
+/// The message of a panic payload, if it has one (`panic!` with a message
+/// gives a `&str` or a `String`).
+pub(crate) fn payload_text(p: &(dyn Any + Send)) -> Option<String> {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
 }
 
 impl fmt::Display for JoinError {

@@ -150,11 +150,8 @@ impl<F> Drop for TaskFuture<F> {
             ManuallyDrop::drop(&mut self.inner)
         }));
         if let Err(panic) = dropped {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".into());
+            let msg =
+                super::join::payload_text(&*panic).unwrap_or_else(|| "non-string panic".into());
             tracing::error!(panic = %msg, "strata: a task's future panicked while being dropped");
         }
     }
