@@ -1,6 +1,7 @@
 //! [`Framed`]: one object that is both a stream of decoded frames and a
 //! sink of items to encode, over one I/O object.
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -311,6 +312,42 @@ impl<T, C: Decoder> Framed<T, C> {
     /// the error come from [`poll_next`](Stream::poll_next).
     pub fn try_decode_buffered(&mut self) -> Result<Option<C::Item>, C::Error> {
         self.read.try_decode(&mut self.codec)
+    }
+}
+
+impl<T: AsyncRead + Unpin, C> Framed<T, C> {
+    /// Reads from the I/O object into the read buffer, without decoding,
+    /// until the buffer holds `limit` bytes, the end of the stream is seen,
+    /// or the read would block (`Pending`, with the waker registered).
+    ///
+    /// A server that has stopped taking requests (its in-flight bound is
+    /// reached) uses this to keep noticing a peer that resets or goes away,
+    /// with its memory bounded by `limit`. The bytes read stay buffered for
+    /// later [`poll_next`](Stream::poll_next) calls; an end of stream seen
+    /// here is remembered, so `poll_next` decodes what is buffered (with
+    /// [`decode_eof`](Decoder::decode_eof) at the end) and then ends. Once
+    /// the buffer holds `limit` bytes nothing is read, and a reset is not
+    /// seen until reading resumes.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use futures_util::io::Cursor;
+    /// use strata_codec::{Framed, LinesCodec};
+    ///
+    /// futures_executor::block_on(async {
+    ///     let mut framed = Framed::new(Cursor::new(b"a\nb\nc\n".to_vec()), LinesCodec::new());
+    ///     std::future::poll_fn(|cx| framed.poll_read_ahead(cx, 4)).await.unwrap();
+    ///     assert_eq!(&framed.read_buffer()[..], b"a\nb\n");
+    ///     assert_eq!(framed.next().await.unwrap().unwrap(), "a");
+    /// });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A read error, returned here; the stream then ends (buffered bytes
+    /// are dropped), as after a read error in `poll_next`.
+    pub fn poll_read_ahead(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<()>> {
+        self.read.poll_read_ahead(&mut self.io, cx, limit)
     }
 }
 

@@ -235,6 +235,44 @@ impl ReadState {
         }
     }
 
+    /// Reads into the buffer, without decoding, until it holds at least
+    /// `limit` bytes, the end of the stream is seen (remembered: the next
+    /// `poll_next` decodes what is buffered, then ends), or reading would
+    /// block (`Pending`, the waker registered). A read error is returned
+    /// and ends the stream, as in `poll_next`.
+    pub(crate) fn poll_read_ahead<T: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+        limit: usize,
+    ) -> Poll<io::Result<()>> {
+        while matches!(self.phase, ReadPhase::Framing | ReadPhase::Reading)
+            && self.buffer.len() < limit
+        {
+            // At most up to the limit: this is memory nobody asked for yet.
+            let filled = self.buffer.len();
+            let room = self.window.min(limit - filled);
+            self.buffer.resize(filled + room, 0);
+            let result = read_retrying(io, cx, &mut self.buffer[filled..]);
+            let n = match &result {
+                Poll::Ready(Ok(n)) => (*n).min(room),
+                _ => 0,
+            };
+            self.buffer.truncate(filled + n);
+            match result {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => self.phase = ReadPhase::Draining,
+                Poll::Ready(Ok(_)) => self.phase = ReadPhase::Framing,
+                Poll::Ready(Err(err)) => {
+                    self.phase = ReadPhase::Failed;
+                    self.buffer = BytesMut::new();
+                    return Poll::Ready(Err(err));
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
     fn fail<I, E>(&mut self, err: E) -> Poll<Option<Result<I, E>>> {
         self.phase = ReadPhase::Failed;
         self.buffer = BytesMut::new();

@@ -44,7 +44,11 @@ impl Default for ConnectionConfig {
 
 impl ConnectionConfig {
     /// Requests of one connection that may run at once (at least 1). When
-    /// reached, the connection stops reading until a response is written.
+    /// reached, the connection takes no more requests until a response is
+    /// written. It still reads ahead, up to 4 KiB of buffered requests, so
+    /// that a peer that resets meanwhile is noticed at once: its requests
+    /// in flight are dropped and its connection ends. (A peer with more
+    /// than that buffered is noticed when reading resumes.)
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
         self

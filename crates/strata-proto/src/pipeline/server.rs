@@ -32,7 +32,7 @@ use strata_service::{BoxError, Service};
 
 use super::in_flight::{InFlight, Outcome, Panicked};
 use super::written::Counted;
-use super::{ErrorAction, ServerProto};
+use super::{DecodeError, ErrorAction, ServerProto};
 use crate::config::ConnectionConfig;
 use crate::deadline::{ConnTimer, Output, TimerEvent, TimerState};
 
@@ -402,6 +402,23 @@ where
                     }
                     Poll::Pending => {}
                 }
+            } else if read == Read::Open && in_flight.len() >= max_in_flight {
+                // 3. Full: no more requests for now, but a peer that resets
+                //    while its requests run (and never read the answers)
+                //    must still free its connection. Keep reading, up to a
+                //    small bound, to see it; the bytes wait in the buffer.
+                if let Poll::Ready(Err(e)) = framed.poll_read_ahead(cx, READ_AHEAD_LIMIT) {
+                    if reset(e.kind()) {
+                        in_flight.clear();
+                        return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
+                    }
+                    // Any other read error: as from `poll_next` above.
+                    let e: DecodeError<P> = e.into();
+                    read = Read::Failed;
+                    final_response = proto.decode_error(&e);
+                    outcome = Err(ConnectionError::Decode(Box::new(e)));
+                    progress = true;
+                }
             }
             if progress {
                 continue;
@@ -503,6 +520,11 @@ where
 /// Requests one poll of a connection takes before it yields to the
 /// worker's other tasks.
 const MAX_REQUESTS_PER_POLL: usize = 4096;
+
+/// Bytes a connection at its in-flight bound reads ahead (not decoding
+/// them), to notice a peer that resets meanwhile. One read window: a peer
+/// that has more than this buffered is noticed when reading resumes.
+const READ_AHEAD_LIMIT: usize = 4096;
 
 /// Bytes and time a connection closed by the server spends draining.
 const LINGER_BYTES: usize = 256 * 1024;
