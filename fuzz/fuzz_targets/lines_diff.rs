@@ -78,7 +78,9 @@ impl Reference {
             self.discarding = false;
             return Out::None;
         }
-        if buf.is_empty() {
+        // A lone `\r` is an unfinished line ending, not a line.
+        if buf.is_empty() || buf[..] == b"\r"[..] {
+            buf.clear();
             return Out::None;
         }
         let n = buf.len();

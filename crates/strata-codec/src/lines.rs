@@ -55,7 +55,9 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// A last line without a newline is still a line: `decode_eof` yields it
 /// (with a trailing `\r` removed), since tools like `printf` and many
 /// clients do not end their last line. It is checked like any other line.
-/// A line that was already reported too long yields nothing more.
+/// A lone `\r` left at the end is not a line (it would read as an empty
+/// one, which some protocols take for "end of headers"). A line that was
+/// already reported too long yields nothing more.
 ///
 /// # Cost
 ///
@@ -259,7 +261,11 @@ impl<L: FromLine> Decoder for LinesCodec<L> {
             self.discarding = false;
             return Ok(None);
         }
-        if buf.is_empty() {
+        // A lone `\r` is the start of a line ending the peer never
+        // finished, not an empty line (as in tokio-util).
+        if buf.is_empty() || buf[..] == b"\r"[..] {
+            buf.clear();
+            self.scanned = 0;
             return Ok(None);
         }
         let len = buf.len();

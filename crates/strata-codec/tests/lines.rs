@@ -140,6 +140,20 @@ fn final_unterminated_line_is_yielded_at_eof() {
 }
 
 #[test]
+fn a_lone_carriage_return_at_eof_is_not_a_line() {
+    for mut codec in [LinesCodec::new(), LinesCodec::with_max_length(1)] {
+        let mut buf = BytesMut::from("a\r\n\r");
+        assert_eq!(codec.decode_eof(&mut buf).unwrap().as_deref(), Some("a"));
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+    }
+    // `\r` before other bytes is still part of the last line.
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::from("\rx");
+    assert_eq!(codec.decode_eof(&mut buf).unwrap().as_deref(), Some("\rx"));
+}
+
+#[test]
 fn final_line_is_checked_at_eof() {
     let mut codec = LinesCodec::with_max_length(3);
     let mut long = BytesMut::from("abcd");

@@ -72,6 +72,9 @@ fn reference(max: usize, chunks: &[&[u8]]) -> Vec<Out> {
             if discarding {
                 buf.clear();
                 discarding = false;
+            } else if buf[..] == b"\r"[..] {
+                // An unfinished line ending, not a line.
+                buf.clear();
             } else if !buf.is_empty() {
                 let n = buf.len();
                 o = take(&mut buf, n, n);
