@@ -7,7 +7,12 @@
 //!
 //! Several tasks may wait on the same socket in the same direction (for
 //! example two tasks calling [`UdpSocket::recv_from`] on a shared socket);
-//! each readiness event wakes all of them.
+//! each readiness event wakes all of them. That holds for the `async fn`s
+//! (`recv_from`, `accept`, `TcpStream::readable`, ...). The `poll_*`
+//! methods and the `AsyncRead`/`AsyncWrite` impls keep, as in tokio, only
+//! the waker of the latest `poll_*` call per direction besides those: of
+//! two tasks polling one socket at once that way, only the one that polled
+//! last is woken, and a task that polled once and gave up holds nothing.
 //!
 //! Streams are read until `WouldBlock` before a reading task waits:
 //! readiness is cleared only by `WouldBlock`, never assumed from a short

@@ -126,9 +126,12 @@ pub(crate) struct ScheduledIo {
 /// A queued entry made inside a socket's `async fn` carries that call's
 /// wait id ([`WaitId`]), and the call takes it back out if it is dropped
 /// while waiting ([`ScheduledIo::withdraw`]), so an idle shared socket
-/// does not collect the wakers of every task that gave up on it. Entries
-/// made by the `poll_*` methods have no id and are deduplicated by waker,
-/// as before.
+/// does not collect the wakers of every task that gave up on it. The
+/// `poll_*` methods have no call to withdraw, so, as in tokio, only the
+/// latest `poll_*` waker per direction is kept (as the resident or as the
+/// one queued entry without an id): a `poll_*` caller that gave up leaves
+/// nothing behind, and of two tasks waiting through `poll_*` at once only
+/// the one that polled last is woken.
 #[derive(Debug, Default)]
 struct Waiters {
     read: Resident,
@@ -149,7 +152,7 @@ struct Queued {
 /// Identifies one waiting `async fn` call on a socket, so that it can
 /// withdraw its own queued entry (and only its own: one task may wait
 /// through several calls at once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct WaitId(u64);
 
 impl WaitId {
@@ -227,6 +230,9 @@ struct Resident {
     waker: Option<Waker>,
     /// The resident waits now (registered since its last wake-up).
     armed: bool,
+    /// The `async fn` call it took the place for, or [`WaitId::NONE`]
+    /// for a `poll_*` caller.
+    wait: WaitId,
 }
 
 impl Waiters {
@@ -239,12 +245,15 @@ impl Waiters {
             Some(w) if w.will_wake(waker) => resident.armed = true,
             Some(_) if resident.armed => {
                 let wait = WaitId::current_for(waker);
-                let entry = if wait == WaitId::NONE {
-                    more.iter_mut()
-                        .find(|q| q.wait == wait && q.waker.will_wake(waker))
-                } else {
-                    more.iter_mut().find(|q| q.wait == wait)
-                };
+                if wait == WaitId::NONE && resident.wait == WaitId::NONE {
+                    // Two `poll_*` callers: the latest one is woken (as
+                    // in tokio); one that gave up leaves nothing behind.
+                    resident.waker = Some(waker.clone());
+                    return;
+                }
+                // One entry per `async fn` call, and one for all `poll_*`
+                // callers (the latest).
+                let entry = more.iter_mut().find(|q| q.wait == wait);
                 match entry {
                     Some(q) if q.waker.will_wake(waker) => {}
                     Some(q) => q.waker = waker.clone(),
@@ -258,6 +267,7 @@ impl Waiters {
             _ => {
                 resident.waker = Some(waker.clone());
                 resident.armed = true;
+                resident.wait = WaitId::current_for(waker);
             }
         }
     }
@@ -510,14 +520,15 @@ mod tests {
         let (a, wa) = flag_waker();
         let (b, wb) = flag_waker();
         let mut to_wake = Vec::new();
-        // A waits (resident), B waits too (queued): one event wakes both.
+        // A waits (resident), B waits too in an `async fn` call (queued):
+        // one event wakes both.
         assert!(
             io.poll_ready(&mut Context::from_waker(&wa), Direction::Read)
                 .is_pending()
         );
+        let cx = &mut Context::from_waker(&wb);
         assert!(
-            io.poll_ready(&mut Context::from_waker(&wb), Direction::Read)
-                .is_pending()
+            enter_with(WaitId::next(), &wb, || io.poll_ready(cx, Direction::Read)).is_pending()
         );
         io.set_readiness(Ready(READABLE), &mut to_wake);
         assert_eq!(to_wake.len(), 2);
@@ -548,6 +559,38 @@ mod tests {
         to_wake.drain(..).for_each(Waker::wake);
         assert!(b.0.load(Ordering::SeqCst));
         assert!(!a.0.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn of_several_poll_star_waiters_only_the_latest_is_kept() {
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let (a, wa) = flag_waker();
+        let (b, wb) = flag_waker();
+        let (c, wc) = flag_waker();
+        let (d, wd) = flag_waker();
+        let mut to_wake = Vec::new();
+        // A and B poll (no call id): B replaces A as the resident.
+        for w in [&wa, &wb] {
+            assert!(
+                io.poll_ready(&mut Context::from_waker(w), Direction::Read)
+                    .is_pending()
+            );
+        }
+        // C waits in an `async fn` call (queued with its id), then D polls:
+        // D takes the one entry without an id.
+        let cx = &mut Context::from_waker(&wc);
+        assert!(
+            enter_with(WaitId::next(), &wc, || io.poll_ready(cx, Direction::Read)).is_pending()
+        );
+        assert!(
+            io.poll_ready(&mut Context::from_waker(&wd), Direction::Read)
+                .is_pending()
+        );
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        assert_eq!(to_wake.len(), 2);
+        to_wake.drain(..).for_each(Waker::wake);
+        assert!(!a.0.load(Ordering::SeqCst) && !b.0.load(Ordering::SeqCst));
+        assert!(c.0.load(Ordering::SeqCst) && d.0.load(Ordering::SeqCst));
     }
 
     #[test]
