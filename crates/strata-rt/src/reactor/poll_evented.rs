@@ -40,6 +40,31 @@ impl<S: mio::event::Source> PollEvented<S> {
         Self::with_handle(io, interest, ready, handle)
     }
 
+    /// Registers a socket `listener` accepted: like [`new`](Self::new), but
+    /// outside any runtime with the listener's own reactor instead of
+    /// panicking (the connection has left the kernel's queue already, and
+    /// a panic would lose it).
+    pub(crate) fn accepted(
+        io: S,
+        interest: Interest,
+        ready: Ready,
+        listener: &Arc<IoHandle>,
+    ) -> io::Result<Self> {
+        let handle = match context::try_worker() {
+            Some(w) => w.io_handle().clone(),
+            None => match context::try_handle() {
+                Some(h) => h.next_io_handle(),
+                None => listener.clone(),
+            },
+        };
+        Self::with_handle(io, interest, ready, handle)
+    }
+
+    /// The reactor this source is registered with.
+    pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
+        &self.handle
+    }
+
     pub(crate) fn with_handle(
         mut io: S,
         interest: Interest,
@@ -213,13 +238,25 @@ where
     }
 
     /// `AsyncWrite::poll_write_vectored` for a stream source.
+    ///
+    /// With `sendmsg` and `MSG_NOSIGNAL`, not `writev`: a write to a peer
+    /// that is gone must fail with `BrokenPipe`, as `poll_write` does, and
+    /// not also raise `SIGPIPE`, which kills a process that did not ignore
+    /// it (a library in a C or Python host, say).
     pub(crate) fn poll_write_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
+    ) -> Poll<io::Result<usize>>
+    where
+        S: std::os::fd::AsFd,
+    {
+        // Linux refuses more than 1,024 slices (`UIO_MAXIOV`); a shorter
+        // write is fine, as `writev` wrappers do it.
+        const MAX_SLICES: usize = 1024;
+        let bufs = &bufs[..bufs.len().min(MAX_SLICES)];
         self.poll_io(cx, Direction::Write, |s| {
-            io::Write::write_vectored(&mut &*s, bufs)
+            socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
         })
     }
 }

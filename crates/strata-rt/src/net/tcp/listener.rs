@@ -76,9 +76,9 @@ impl TcpListener {
 
     /// Accepts a connection.
     ///
-    /// The new stream is registered with the current worker (or, off a
-    /// worker, one chosen round-robin) and has `TCP_NODELAY` unset, as the
-    /// OS left it.
+    /// The new stream is registered with the current worker (off a worker,
+    /// one chosen round-robin; outside any runtime, the listener's own) and
+    /// has `TCP_NODELAY` unset, as the OS left it.
     ///
     /// # Errors
     ///
@@ -100,7 +100,7 @@ impl TcpListener {
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, addr) =
             std::task::ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
-        Poll::Ready(TcpStream::from_accepted(stream).map(|s| (s, addr)))
+        Poll::Ready(TcpStream::from_accepted(stream, self.io.io_handle()).map(|s| (s, addr)))
     }
 
     /// The address this listener is bound to.

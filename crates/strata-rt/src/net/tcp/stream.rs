@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use mio::Interest;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
-use crate::reactor::{Direction, PollEvented, Ready};
+use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
 /// A TCP connection.
 ///
@@ -106,15 +106,18 @@ impl TcpStream {
         Ok(stream)
     }
 
-    pub(crate) fn from_accepted(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+    pub(crate) fn from_accepted(
+        stream: mio::net::TcpStream,
+        listener: &Arc<IoHandle>,
+    ) -> io::Result<TcpStream> {
         // A just-accepted socket is almost always writable and, for
         // request/response protocols, often already readable: start
         // optimistic and let a `WouldBlock` correct it.
-        let io = PollEvented::new(
+        let io = PollEvented::accepted(
             stream,
             Interest::READABLE | Interest::WRITABLE,
             Ready::READ_WRITE,
-            "TcpListener::accept",
+            listener,
         )?;
         Ok(TcpStream { io })
     }

@@ -90,9 +90,7 @@ impl UnixListener {
     /// Polls for a connection.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         let (s, addr) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
-        Poll::Ready(
-            UnixStream::from_mio(s, Ready::READ_WRITE, "UnixListener::accept").map(|s| (s, addr)),
-        )
+        Poll::Ready(UnixStream::from_accepted(s, self.io.io_handle()).map(|s| (s, addr)))
     }
 
     /// The address this listener is bound to.

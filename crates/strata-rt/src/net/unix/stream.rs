@@ -5,12 +5,13 @@ use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::path::Path;
+use std::sync::Arc;
 use std::task::{Poll, ready};
 
 use mio::Interest;
 
 use super::SocketAddr;
-use crate::reactor::{Direction, PollEvented, Ready};
+use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
 /// A Unix domain stream connection; implements [`AsyncRead`](futures_io::AsyncRead) and
 /// [`AsyncWrite`](futures_io::AsyncWrite) (also for `&UnixStream`).
@@ -90,6 +91,20 @@ impl UnixStream {
         api: &str,
     ) -> io::Result<UnixStream> {
         let io = PollEvented::new(s, Interest::READABLE | Interest::WRITABLE, ready, api)?;
+        Ok(UnixStream { io })
+    }
+
+    /// Registers a stream a listener accepted (see `PollEvented::accepted`).
+    pub(super) fn from_accepted(
+        s: mio::net::UnixStream,
+        listener: &Arc<IoHandle>,
+    ) -> io::Result<UnixStream> {
+        let io = PollEvented::accepted(
+            s,
+            Interest::READABLE | Interest::WRITABLE,
+            Ready::READ_WRITE,
+            listener,
+        )?;
         Ok(UnixStream { io })
     }
 
