@@ -198,3 +198,34 @@ fn poll_star_waiters_that_gave_up_do_not_pile_up_on_an_idle_shared_socket() {
         assert!(held <= 1, "{held} wakers of abandoned polls are still held");
     });
 }
+
+/// Every socket type lends its descriptor, so options strata does not wrap
+/// can be set and read through `socket2`.
+#[test]
+fn sockets_lend_their_descriptor_for_other_options() {
+    use std::os::fd::AsRawFd;
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let linger = Some(Duration::from_secs(3));
+            socket2::SockRef::from(&c).set_linger(linger).unwrap();
+            assert_eq!(socket2::SockRef::from(&c).linger().unwrap(), linger);
+            socket2::SockRef::from(&l).set_ttl_v4(17).unwrap();
+            assert_eq!(
+                l.local_addr().unwrap(),
+                socket2::SockRef::from(&l)
+                    .local_addr()
+                    .unwrap()
+                    .as_socket()
+                    .unwrap()
+            );
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket2::SockRef::from(&u).set_broadcast(true).unwrap();
+            assert!(socket2::SockRef::from(&u).broadcast().unwrap());
+            let (a, _b) = UnixStream::pair().unwrap();
+            assert!(a.as_raw_fd() >= 0 && a.as_raw_fd() != c.as_raw_fd());
+        });
+    });
+}

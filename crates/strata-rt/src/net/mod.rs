@@ -14,6 +14,12 @@
 //! two tasks polling one socket at once that way, only the one that polled
 //! last is woken, and a task that polled once and gave up holds nothing.
 //!
+//! Addresses are taken as `ToSocketAddrs`, as in std. A host name (say
+//! `"localhost:80"`) is resolved with the system resolver, which blocks
+//! the calling thread, and on a worker every task on it; in a server,
+//! pass a `SocketAddr`, or resolve names in
+//! [`spawn_blocking`](crate::spawn_blocking) first.
+//!
 //! Streams are read until `WouldBlock` before a reading task waits:
 //! readiness is cleared only by `WouldBlock`, never assumed from a short
 //! read. After a short read, though, when other tasks are waiting on the
@@ -23,6 +29,26 @@
 //! read that follows mostly finds the peer's next bytes instead of
 //! `WouldBlock`. On a loaded line server this halves the number of `recv`
 //! calls.
+
+/// `AsFd` and `AsRawFd` for a socket type `$ty` with an `io:
+/// PollEvented<_>` field, so options this crate does not wrap can be set
+/// (through `socket2::SockRef`, for example). Do not read, write or close
+/// the descriptor through it: the reactor tracks its readiness.
+macro_rules! impl_as_fd {
+    ($($ty:ty),*) => {$(
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.io.get_ref().as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.io.get_ref().as_raw_fd()
+            }
+        }
+    )*};
+}
 
 /// `AsyncRead` and `AsyncWrite` for a stream type `$ty` (or `&$ty`) with
 /// an `io: PollEvented<_>` field and a `shutdown_write` method. Flushing is

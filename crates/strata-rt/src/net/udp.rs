@@ -83,6 +83,9 @@ impl UdpSocket {
 
     /// Sends one datagram to `target`; returns the bytes sent.
     ///
+    /// A host name is resolved with the blocking system resolver, on every
+    /// call (see the [module docs](crate::net)).
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: either the whole datagram was sent or none of it.
@@ -168,6 +171,8 @@ impl UdpSocket {
         self.io.get_ref().set_broadcast(on)
     }
 }
+
+impl_as_fd!(UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

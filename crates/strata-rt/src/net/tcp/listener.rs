@@ -114,6 +114,8 @@ impl TcpListener {
     }
 }
 
+impl_as_fd!(TcpListener);
+
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")

@@ -49,6 +49,9 @@ pub struct TcpStream {
 impl TcpStream {
     /// Opens a connection to `addr`, trying each resolved address in turn.
     ///
+    /// A host name is resolved with the blocking system resolver (see the
+    /// [module docs](crate::net)).
+    ///
     /// # Errors
     ///
     /// The OS error of the last attempt, for example `ConnectionRefused`
@@ -273,6 +276,8 @@ impl TcpStream {
         }
     }
 }
+
+impl_as_fd!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -99,6 +99,8 @@ impl UnixListener {
     }
 }
 
+impl_as_fd!(UnixListener);
+
 impl fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixListener")

@@ -131,6 +131,8 @@ impl UnixStream {
     }
 }
 
+impl_as_fd!(UnixStream);
+
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixStream")
