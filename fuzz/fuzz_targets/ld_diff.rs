@@ -1,8 +1,10 @@
 //! LengthDelimitedCodec against a plain reference of its documented
-//! behaviour, call by call (result and buffer), for layouts picked by the
-//! input (offset 0..3, width 1..8, either endianness, adjustment -9..+6,
-//! num_skip default or 0..header, small limits), cut into reads at
-//! arbitrary points. Errors must repeat forever (poisoning).
+//! behaviour (tokio-util's meaning of the settings: read the field, skip
+//! `num_skip` bytes, take `value + adjustment` bytes), call by call
+//! (result and buffer), for layouts picked by the input (offset 0..3,
+//! width 1..8, either endianness, adjustment -9..+6, num_skip default,
+//! 0..3 or header-1..header+2, small limits), cut into reads at arbitrary
+//! points. Errors must repeat forever (poisoning).
 #![no_main]
 
 #[path = "common/chunks.rs"]
@@ -45,7 +47,9 @@ impl Reference {
         }
         let c = &self.cfg;
         let hl = c.off + c.width;
-        if buf.len() < hl {
+        let skip = c.skip.unwrap_or(hl);
+        // The header, and all the skipped bytes, before anything is read.
+        if buf.len() < hl.max(skip) {
             return Out::None;
         }
         let field = &buf[c.off..hl];
@@ -59,22 +63,25 @@ impl Reference {
                 v = (v << 8) | u64::from(b);
             }
         }
-        let body = i128::from(v) + c.adj as i128;
-        if body < 0 {
-            self.poisoned = Some(Out::Invalid);
-            return Out::Invalid;
-        }
-        if body > c.max as i128 {
+        // The limit is on the value as read, before the adjustment.
+        if v > c.max as u64 {
             self.poisoned = Some(Out::TooLarge);
             return Out::TooLarge;
         }
-        let total = hl + body as usize;
-        if buf.len() < total {
+        let frame = i128::from(v) + c.adj as i128;
+        // The frame is the `frame` bytes after the skipped ones; it must
+        // not be negative, nor end inside its own header.
+        let end = skip as i128 + frame;
+        if frame < 0 || end < hl as i128 {
+            self.poisoned = Some(Out::Invalid);
+            return Out::Invalid;
+        }
+        let end = end as usize;
+        if buf.len() < end {
             return Out::None;
         }
-        let skip = c.skip.unwrap_or(hl);
-        let frame = buf[skip..total].to_vec();
-        buf.drain(..total);
+        let frame = buf[skip..end].to_vec();
+        buf.drain(..end);
         Out::Frame(frame)
     }
     fn decode_eof(&mut self, buf: &mut Vec<u8>) -> Out {
@@ -108,8 +115,9 @@ fuzz_target!(|data: &[u8]| {
     let hl = off + width;
     let skip = match (b >> 4) % 4 {
         0 | 1 => None,
-        2 => Some(0),
-        _ => Some(hl.min(usize::from(a >> 6) + 1)),
+        2 => Some(usize::from(a >> 6)),
+        // Around the header's end, past it included.
+        _ => Some(hl - 1 + usize::from(a >> 6)),
     };
     let max = [0usize, 1, 7, 8, 64, 255, 256, 1 << 20][usize::from(b >> 5) & 7];
     let cfg = Cfg {

@@ -1,7 +1,10 @@
 //! LengthDelimitedCodec on arbitrary bytes, with a layout picked by the
 //! first byte and the rest cut into two reads at a point picked by the
-//! second: never panics, never yields a frame over the limit, and every
-//! frame re-encodes to exactly the bytes it was decoded from.
+//! second: never panics, never yields a frame over the limit (the limit
+//! bounds the length field's value; the adjustments here are never
+//! positive, so it bounds the frame too), and every frame re-encodes to
+//! exactly the bytes it was decoded from (the layouts here have no offset
+//! and skip the whole header, where encoding is decoding's inverse).
 #![no_main]
 
 use bytes::BytesMut;

@@ -25,7 +25,7 @@
 //! | codec | frame | bound (default) |
 //! |---|---|---|
 //! | [`LinesCodec`] | a UTF-8 line ended by `\n` or `\r\n` | 8 KiB per line |
-//! | [`LengthDelimitedCodec`] | bytes after a 1- to 8-byte length header | 8 MiB per frame |
+//! | [`LengthDelimitedCodec`] | bytes after a 1- to 8-byte length header, laid out with tokio-util's settings | 8 MiB per length value |
 //! | [`BytesCodec`] | whatever bytes arrived | one read |
 //!
 //! Input over a bound is an error, never unbounded memory. `LinesCodec`

@@ -51,12 +51,29 @@ fn every_field_width_in_both_byte_orders() {
     }
 }
 
+fn decode_all(codec: &mut LengthDelimitedCodec, wire: &[u8]) -> Vec<BytesMut> {
+    let mut buf = BytesMut::from(wire);
+    let mut frames = Vec::new();
+    while let Some(frame) = codec.decode(&mut buf).unwrap() {
+        frames.push(frame);
+    }
+    assert!(buf.is_empty(), "{} bytes left over", buf.len());
+    frames
+}
+
 #[test]
-fn length_counting_its_own_field_with_the_header_kept() {
+fn length_counting_its_own_field() {
+    // Header dropped: the adjustment takes the 2 header bytes off.
     let mut codec = LengthDelimitedCodec::builder()
         .length_field_length(2)
         .little_endian()
         .length_adjustment(-2)
+        .build();
+    assert_eq!(&decode_one(&mut codec, b"\x05\x00abc")[..], b"abc");
+    // Header kept: nothing skipped, and the length already covers it.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .little_endian()
         .num_skip(0)
         .build();
     assert_eq!(&decode_one(&mut codec, b"\x05\x00abc")[..], b"\x05\x00abc");
@@ -64,9 +81,12 @@ fn length_counting_its_own_field_with_the_header_kept() {
 
 #[test]
 fn header_offset_before_the_length_field() {
+    // Keeping the type byte and the length: the frame starts at byte 0 and
+    // covers them, so the adjustment adds their 3 bytes.
     let mut codec = LengthDelimitedCodec::builder()
         .length_field_offset(1)
         .length_field_length(2)
+        .length_adjustment(3)
         .num_skip(0)
         .build();
     assert_eq!(
@@ -78,6 +98,200 @@ fn header_offset_before_the_length_field() {
         .length_field_length(2)
         .build();
     assert_eq!(&decode_one(&mut skip_header, b"\x07\x00\x02ok")[..], b"ok");
+    // Dropping just the type byte.
+    let mut skip_type = LengthDelimitedCodec::builder()
+        .length_field_offset(1)
+        .length_field_length(2)
+        .length_adjustment(2)
+        .num_skip(1)
+        .build();
+    assert_eq!(
+        &decode_one(&mut skip_type, b"\x07\x00\x02ok")[..],
+        b"\x00\x02ok"
+    );
+}
+
+/// The seven layouts of tokio-util 0.7's `length_delimited` module docs,
+/// with the same builder calls, decode to the frames those docs show.
+#[test]
+fn tokio_util_documented_layouts() {
+    let build = |offset: usize, width: usize, adjustment: isize, skip: Option<usize>| {
+        let mut builder = LengthDelimitedCodec::builder();
+        builder
+            .length_field_offset(offset)
+            .length_field_length(width)
+            .length_adjustment(adjustment);
+        if let Some(skip) = skip {
+            builder.num_skip(skip);
+        }
+        builder.build()
+    };
+    let cases: [(LengthDelimitedCodec, &[u8], &[u8]); 7] = [
+        // 1: a u16 length of the payload, head dropped.
+        (build(0, 2, 0, None), b"\x00\x0BHello world", b"Hello world"),
+        // 2: the same, head kept.
+        (
+            build(0, 2, 2, Some(0)),
+            b"\x00\x0BHello world",
+            b"\x00\x0BHello world",
+        ),
+        // 3: a u16 length of the whole frame, head dropped.
+        (
+            build(0, 2, -2, None),
+            b"\x00\x0DHello world",
+            b"Hello world",
+        ),
+        // 4: a 3-byte length, then 2 more head bytes; all kept.
+        (
+            build(0, 3, 5, Some(0)),
+            b"\x00\x00\x0B\xCA\xFEHello world",
+            b"\x00\x00\x0B\xCA\xFEHello world",
+        ),
+        // 5: hdr1, a u16 length of hdr2 + payload, hdr2; hdr2 kept.
+        (
+            build(1, 2, 1, Some(3)),
+            b"\xCA\x00\x0B\xFEHello world",
+            b"\xFEHello world",
+        ),
+        // 6: the same, the length counting the whole frame.
+        (
+            build(1, 2, -3, Some(3)),
+            b"\xCA\x00\x0F\xFEHello world",
+            b"\xFEHello world",
+        ),
+        // 7: a 3-byte length, one byte it does not count, skipped.
+        (
+            build(0, 3, 0, Some(4)),
+            b"\x00\x00\x0B\xFFHello world",
+            b"Hello world",
+        ),
+    ];
+    for (i, (mut codec, wire, frame)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            &decode_one(&mut codec, wire)[..],
+            frame,
+            "example {}",
+            i + 1
+        );
+    }
+    // Example 2 with a second frame behind the first.
+    let mut codec = build(0, 2, 2, Some(0));
+    assert_eq!(
+        decode_all(&mut codec, b"\x00\x0BHello world\x00\x02hi"),
+        [&b"\x00\x0BHello world"[..], b"\x00\x02hi"]
+    );
+}
+
+#[test]
+fn num_skip_past_the_header_drops_uncounted_bytes() {
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(1)
+        .num_skip(3)
+        .build();
+    let mut buf = BytesMut::new();
+    // The header is there, but not all the skipped bytes: nothing yet,
+    // and nothing consumed.
+    for byte in b"\x02xx" {
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(&[*byte]);
+    }
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert_eq!(&buf[..], b"\x02xx");
+    buf.extend_from_slice(b"hi\x00yy");
+    assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"hi");
+    // An empty frame still takes its skipped bytes.
+    assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"");
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn a_frame_must_not_end_inside_its_own_header() {
+    // With nothing skipped and no adjustment, the 4-byte length must
+    // count at least itself.
+    let layout = || {
+        LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .num_skip(0)
+            .build()
+    };
+    let mut codec = layout();
+    assert_eq!(
+        &decode_one(&mut codec, b"\x00\x00\x00\x04")[..],
+        b"\x00\x00\x00\x04"
+    );
+    for short in 0u8..4 {
+        let mut codec = layout();
+        let mut buf = BytesMut::from(&[0, 0, 0, short][..]);
+        assert!(
+            matches!(
+                codec.decode(&mut buf),
+                Err(LengthDelimitedCodecError::InvalidLength { value }) if value == i128::from(short)
+            ),
+            "value {short}"
+        );
+        assert_eq!(buf.len(), 4, "nothing consumed");
+    }
+    // Skipping part of the header: the frame must cover the rest of it.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_offset(1)
+        .length_field_length(1)
+        .length_adjustment(-1)
+        .num_skip(1)
+        .build();
+    assert!(matches!(
+        codec.decode(&mut BytesMut::from(&b"\x07\x01"[..])),
+        Err(LengthDelimitedCodecError::InvalidLength { value: 1 })
+    ));
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_offset(1)
+        .length_field_length(1)
+        .length_adjustment(-1)
+        .num_skip(1)
+        .build();
+    assert_eq!(&decode_one(&mut codec, b"\x07\x02")[..], b"\x02");
+}
+
+#[test]
+fn the_limit_applies_to_the_field_value_before_the_adjustment() {
+    // A positive adjustment: a value at the limit is accepted, and the
+    // frame is longer than the limit by the adjustment.
+    let layout = |adjustment: isize| {
+        LengthDelimitedCodec::builder()
+            .length_field_length(1)
+            .length_adjustment(adjustment)
+            .max_frame_length(4)
+            .build()
+    };
+    let mut codec = layout(2);
+    assert_eq!(decode_one(&mut codec, b"\x04abcdef").len(), 6);
+    let mut codec = layout(2);
+    assert!(matches!(
+        codec.decode(&mut BytesMut::from(&b"\x05"[..])),
+        Err(LengthDelimitedCodecError::FrameTooLarge {
+            length: 5,
+            limit: 4
+        })
+    ));
+    // A negative adjustment: the value is still what is compared.
+    let mut codec = layout(-2);
+    assert_eq!(decode_one(&mut codec, b"\x04ab").len(), 2);
+    let mut codec = layout(-2);
+    assert!(matches!(
+        codec.decode(&mut BytesMut::from(&b"\x05"[..])),
+        Err(LengthDelimitedCodecError::FrameTooLarge {
+            length: 5,
+            limit: 4
+        })
+    ));
+    // The largest value a field holds is accepted when the limit allows
+    // it, even with a negative adjustment.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(1)
+        .length_adjustment(-1)
+        .build();
+    let mut wire = vec![0xff];
+    wire.extend_from_slice(&[9; 254]);
+    assert_eq!(decode_one(&mut codec, &wire).len(), 254);
 }
 
 #[test]
@@ -128,6 +342,8 @@ fn over_long_header_is_an_error_before_the_body_is_buffered() {
 
 #[test]
 fn huge_header_values_are_rejected_without_overflow() {
+    // The value is within the limit, but value + adjustment is beyond
+    // usize.
     let mut codec = LengthDelimitedCodec::builder()
         .length_field_length(8)
         .length_adjustment(isize::MAX)
@@ -136,8 +352,27 @@ fn huge_header_values_are_rejected_without_overflow() {
     let mut buf = BytesMut::from(&[0xff; 8][..]);
     assert!(matches!(
         codec.decode(&mut buf),
-        Err(LengthDelimitedCodecError::FrameTooLarge { .. })
+        Err(LengthDelimitedCodecError::InvalidLength { .. })
     ));
+    // The frame fits in usize, but not with the skipped bytes in front.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(8)
+        .max_frame_length(usize::MAX)
+        .build();
+    let mut buf = BytesMut::from(&[0xff; 8][..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(LengthDelimitedCodecError::InvalidLength { .. })
+    ));
+    // Within usize: the codec waits, without reserving on the header's
+    // word.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(8)
+        .max_frame_length(usize::MAX)
+        .build();
+    let mut buf = BytesMut::from(&b"\x7f\xff\xff\xff\xff\xff\xff\xffabc"[..]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert!(buf.capacity() < 64);
 }
 
 #[test]
@@ -155,7 +390,12 @@ fn negative_adjusted_length_is_invalid() {
 
 #[test]
 fn eof_in_the_middle_of_a_frame_is_an_error() {
-    for wire in [&b"\x00\x00"[..], b"\x00\x00\x00\x05hel"] {
+    // A partial header, a header alone, a partial body.
+    for wire in [
+        &b"\x00\x00"[..],
+        b"\x00\x00\x00\x05",
+        b"\x00\x00\x00\x05hel",
+    ] {
         let mut codec = LengthDelimitedCodec::new();
         let mut buf = BytesMut::from(wire);
         let err = codec.decode_eof(&mut buf).unwrap_err();
@@ -204,9 +444,19 @@ fn field_width_over_8_panics() {
 }
 
 #[test]
-#[should_panic(expected = "num_skip")]
-fn num_skip_past_the_header_panics() {
-    LengthDelimitedCodec::builder().num_skip(5).build();
+fn encode_ignores_offset_and_num_skip() {
+    // Like tokio-util's encoder: the field (data length minus the
+    // adjustment), then the data; no bytes for the offset, whatever the
+    // skip.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_offset(3)
+        .length_field_length(2)
+        .length_adjustment(2)
+        .num_skip(0)
+        .build();
+    let mut buf = BytesMut::new();
+    codec.encode(&b"Hello world"[..], &mut buf).unwrap();
+    assert_eq!(&buf[..], b"\x00\x09Hello world");
 }
 
 #[test]

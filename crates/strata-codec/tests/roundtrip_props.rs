@@ -84,6 +84,88 @@ fn length_delimited_config() -> impl Strategy<Value = LengthDelimitedBuilder> {
     })
 }
 
+/// A length-delimited layout with a head around the length field: `offset`
+/// leading bytes, the field, `gap` bytes after it, then the payload. The
+/// field holds the payload's length, or the whole frame's.
+#[derive(Debug, Clone)]
+struct HeadLayout {
+    offset: usize,
+    width: usize,
+    big: bool,
+    gap: usize,
+    counts_whole_frame: bool,
+    /// Where the decoded frame starts: anywhere from the first byte to the
+    /// payload.
+    skip: usize,
+}
+
+impl HeadLayout {
+    fn head_len(&self) -> usize {
+        self.offset + self.width + self.gap
+    }
+
+    /// The builder that decodes each frame to its bytes from `skip` on:
+    /// the frame length is `head_len - skip + payload`.
+    fn builder(&self) -> LengthDelimitedBuilder {
+        let mut builder = LengthDelimitedCodec::builder();
+        let adjustment = if self.counts_whole_frame {
+            -(self.skip as isize)
+        } else {
+            (self.head_len() - self.skip) as isize
+        };
+        builder
+            .length_field_offset(self.offset)
+            .length_field_length(self.width)
+            .length_adjustment(adjustment)
+            .num_skip(self.skip);
+        if !self.big {
+            builder.little_endian();
+        }
+        builder
+    }
+
+    /// One frame on the wire.
+    fn frame(&self, payload: &[u8]) -> Vec<u8> {
+        let value = if self.counts_whole_frame {
+            self.head_len() + payload.len()
+        } else {
+            payload.len()
+        } as u64;
+        let mut field = value.to_be_bytes()[8 - self.width..].to_vec();
+        if !self.big {
+            field.reverse();
+        }
+        let mut wire = vec![0xa5; self.offset];
+        wire.extend_from_slice(&field);
+        wire.extend(std::iter::repeat_n(0x5a, self.gap));
+        wire.extend_from_slice(payload);
+        wire
+    }
+}
+
+fn head_layout() -> impl Strategy<Value = HeadLayout> {
+    (
+        0usize..4,
+        1usize..=8,
+        any::<bool>(),
+        0usize..4,
+        any::<bool>(),
+        any::<Index>(),
+    )
+        .prop_map(|(offset, width, big, gap, counts_whole_frame, skip)| {
+            let mut layout = HeadLayout {
+                offset,
+                width,
+                big,
+                gap,
+                counts_whole_frame,
+                skip: 0,
+            };
+            layout.skip = skip.index(layout.head_len() + 1);
+            layout
+        })
+}
+
 proptest! {
     #[test]
     fn lines_survive_any_cutting(
@@ -140,6 +222,31 @@ proptest! {
         prop_assert_eq!(&decoded, &frames);
         let decoded = decode_framed(config.build(), &chunks).unwrap();
         prop_assert_eq!(&decoded, &frames);
+    }
+
+    /// `num_skip` anywhere in the head (below, at or past the length
+    /// field), with the adjustment that goes with it: each frame decodes to
+    /// its own bytes from `num_skip` on, however the stream is cut.
+    #[test]
+    fn length_delimited_num_skip_anywhere_in_the_head(
+        layout in head_layout(),
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..100), 0..8),
+        points in prop::collection::vec(any::<Index>(), 0..12),
+    ) {
+        let frames: Vec<Vec<u8>> = payloads.iter().map(|p| layout.frame(p)).collect();
+        let expected: Vec<&[u8]> = frames.iter().map(|f| &f[layout.skip..]).collect();
+        let wire = frames.concat();
+        let chunks = cut(&wire, &points);
+        let decoded = decode_chunked(&mut layout.builder().build(), &chunks).unwrap();
+        prop_assert_eq!(&decoded, &expected);
+        let decoded = decode_framed(layout.builder().build(), &chunks).unwrap();
+        prop_assert_eq!(&decoded, &expected);
+        // With the head skipped and the field first, encoding the payloads
+        // gives the same wire.
+        if layout.offset == 0 && layout.gap == 0 && layout.skip == layout.head_len() {
+            let encoded = encode_all(&mut layout.builder().build(), &payloads);
+            prop_assert_eq!(&encoded[..], &wire[..]);
+        }
     }
 
     #[test]

@@ -6,20 +6,27 @@ use std::{error, fmt, io};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LengthDelimitedCodecError {
-    /// A frame's body is longer than the codec's limit (or, when encoding,
-    /// than its length field can express).
+    /// Over the limit. When decoding: the length field's value, before the
+    /// adjustment, is over the codec's `max_frame_length`. When encoding:
+    /// the data is longer than `max_frame_length`, or than what the length
+    /// field can express after the adjustment.
     FrameTooLarge {
-        /// The body length, in bytes.
+        /// The length field's value (decoding) or the data's length
+        /// (encoding).
         length: u64,
         /// The limit, in bytes.
         limit: usize,
     },
-    /// A length field value gives a negative body length after the
-    /// adjustment (or, when encoding, the value the length field would need
-    /// is out of its range: a positive adjustment larger than the data, or
-    /// a negative one beyond the field's maximum).
+    /// A length that gives no valid frame. When decoding: the length field
+    /// value plus the adjustment is negative or does not fit in memory, or
+    /// the frame would end inside its own header (possible only with
+    /// `num_skip` below the header length). When encoding: the value the
+    /// length field would need is out of its range (a positive adjustment
+    /// larger than the data, or a negative one beyond the field's
+    /// maximum).
     InvalidLength {
-        /// The length field value.
+        /// The length field value (when encoding, the one that would be
+        /// needed).
         value: i128,
     },
     /// The stream ended in the middle of a frame.
@@ -56,7 +63,7 @@ impl fmt::Display for LengthDelimitedCodecError {
             ),
             Self::InvalidLength { value } => write!(
                 f,
-                "invalid frame length: a length field of {value} gives no valid body length"
+                "invalid frame length: a length field of {value} gives no valid frame"
             ),
             Self::UnexpectedEof { buffered } => write!(
                 f,
