@@ -17,8 +17,6 @@
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -44,64 +42,115 @@ fn main() -> ExitCode {
     let addr = *m.get_one::<SocketAddr>("addr").expect("has default");
     let args: Option<Vec<String>> = m.get_many::<String>("lines").map(|v| v.cloned().collect());
     match run(addr, args) {
-        Ok(Outcome {
-            sent,
-            answered,
-            errors,
-        }) if answered == sent && errors == 0 => ExitCode::SUCCESS,
-        Ok(Outcome {
-            sent,
-            answered,
-            errors,
-        }) => {
-            if answered != sent {
-                eprintln!("line-client: {addr}: {answered} answers to {sent} requests");
-            }
-            if errors > 0 {
-                eprintln!("line-client: {addr}: {errors} answers were errors");
-            }
+        Ok(outcome) => outcome.report(addr),
+        // Our own output is gone (`line-client ... | head -1`): nobody is
+        // left to tell, as with any Unix filter.
+        Err(Failure::Stdout(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(Failure::Stdout(e)) => {
+            eprintln!("line-client: stdout: {e}");
             ExitCode::FAILURE
         }
-        Err(e) => {
+        Err(Failure::Server(e)) => {
             eprintln!("line-client: {addr}: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// What a run sent and got back.
-struct Outcome {
-    sent: u64,
-    answered: u64,
-    errors: u64,
+/// Why a run stopped early: the connection, or our own output.
+enum Failure {
+    Server(io::Error),
+    Stdout(io::Error),
 }
 
-fn run(addr: SocketAddr, args: Option<Vec<String>>) -> io::Result<Outcome> {
-    let stream = TcpStream::connect(addr)?;
-    let mut socket = stream.try_clone()?;
-    // Requests sent so far, and the final count once the writer is done.
-    let sent = Arc::new(AtomicU64::new(0));
+/// How the writer thread ended.
+enum Input {
+    /// Every request was sent; this many.
+    Sent(u64),
+    /// Stdin could not be read.
+    Unreadable(io::Error),
+    /// The server stopped taking requests (it closed) before the end of
+    /// the input.
+    Cut,
+}
+
+/// What a run sent and got back.
+struct Outcome {
+    input: Input,
+    answered: u64,
+    errors: u64,
+    /// The connection ended inside an answer (no newline after it).
+    cut_answer: bool,
+}
+
+impl Outcome {
+    /// Prints what went wrong, if anything; the exit code.
+    fn report(&self, addr: SocketAddr) -> ExitCode {
+        let mut ok = self.errors == 0 && !self.cut_answer;
+        if self.cut_answer {
+            eprintln!("line-client: {addr}: the connection closed in the middle of an answer");
+        }
+        match &self.input {
+            Input::Sent(sent) if *sent == self.answered => {}
+            Input::Sent(sent) => {
+                eprintln!(
+                    "line-client: {addr}: {} answers to {sent} requests",
+                    self.answered
+                );
+                ok = false;
+            }
+            Input::Unreadable(e) => {
+                eprintln!("line-client: stdin: {e}");
+                ok = false;
+            }
+            Input::Cut => {
+                eprintln!(
+                    "line-client: {addr}: the server closed the connection before the end of the \
+                     input ({} answers)",
+                    self.answered
+                );
+                ok = false;
+            }
+        }
+        if self.errors > 0 {
+            eprintln!("line-client: {addr}: {} answers were errors", self.errors);
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(addr: SocketAddr, args: Option<Vec<String>>) -> Result<Outcome, Failure> {
+    let stream = TcpStream::connect(addr).map_err(Failure::Server)?;
+    let mut socket = stream.try_clone().map_err(Failure::Server)?;
     let (done, finished) = mpsc::channel();
-    let counter = sent.clone();
     std::thread::spawn(move || {
-        // A server that closed early (after an error line) makes writes
-        // fail; its answers are still read below, so stop quietly.
-        let _ = match args {
-            Some(lines) => lines.iter().try_for_each(|l| {
+        let mut sent = 0u64;
+        let result = match args {
+            Some(lines) => lines.iter().try_for_each(|l| -> Result<(), Stop> {
                 // An argument with line breaks in it is several requests.
-                counter.fetch_add(1 + l.matches('\n').count() as u64, Ordering::Relaxed);
+                sent += 1 + l.matches('\n').count() as u64;
                 socket.write_all(l.as_bytes())?;
-                socket.write_all(b"\n")
+                Ok(socket.write_all(b"\n")?)
             }),
-            None => copy_lines(io::stdin().lock(), &mut socket, &counter),
+            None => copy_lines(io::stdin().lock(), &mut socket, &mut sent),
         };
         let _ = socket.shutdown(Shutdown::Write);
-        let _ = done.send(counter.load(Ordering::Relaxed));
+        let _ = done.send(match result {
+            Ok(()) => Input::Sent(sent),
+            Err(Stop::Input(e)) => Input::Unreadable(e),
+            // The server closed early (after an error line, say): its
+            // answers are still read below.
+            Err(Stop::Socket) => Input::Cut,
+        });
     });
     let mut out = io::stdout().lock();
     let mut reader = BufReader::new(stream);
     let mut answer = Vec::new();
-    let (mut answered, mut errors) = (0, 0);
+    let (mut answered, mut errors, mut cut_answer) = (0, 0, false);
     loop {
         answer.clear();
         match reader.read_until(b'\n', &mut answer) {
@@ -109,44 +158,62 @@ fn run(addr: SocketAddr, args: Option<Vec<String>>) -> io::Result<Outcome> {
             Ok(_) => {}
             // The server closed with a reset after its last answer.
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
-            Err(e) => return Err(e),
-        }
-        answered += 1;
-        if answer.starts_with(b"error:") {
-            errors += 1;
+            Err(e) => return Err(Failure::Server(e)),
         }
         if !answer.ends_with(b"\n") {
+            // Cut off: shown, but not an answer.
+            cut_answer = true;
             answer.push(b'\n');
+        } else {
+            answered += 1;
+            if answer.starts_with(b"error:") {
+                errors += 1;
+            }
         }
-        out.write_all(&answer)?;
+        out.write_all(&answer).map_err(Failure::Stdout)?;
     }
-    out.flush()?;
+    out.flush().map_err(Failure::Stdout)?;
     // The server closed. The writer has finished, or will as soon as its
     // next write fails; unless it waits on stdin (a terminal, a pipe kept
-    // open), which must not keep the client alive: then count what it sent.
-    let sent = finished
+    // open), which must not keep the client alive: then the server closed
+    // before the end of the input.
+    let input = finished
         .recv_timeout(Duration::from_millis(500))
-        .unwrap_or_else(|_| sent.load(Ordering::Relaxed));
+        .unwrap_or(Input::Cut);
     Ok(Outcome {
-        sent,
+        input,
         answered,
         errors,
+        cut_answer,
     })
+}
+
+/// Why the writer stopped early: stdin failed, or the socket did (the
+/// server closed; what it answered tells the rest).
+enum Stop {
+    Input(io::Error),
+    Socket,
+}
+
+impl From<io::Error> for Stop {
+    fn from(_: io::Error) -> Stop {
+        Stop::Socket
+    }
 }
 
 /// Sends each line of `input` as it is (a missing final newline added),
 /// counting them in `sent`.
-fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &AtomicU64) -> io::Result<()> {
+fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &mut u64) -> Result<(), Stop> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        if input.read_until(b'\n', &mut line).map_err(Stop::Input)? == 0 {
             return Ok(());
         }
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
-        sent.fetch_add(1, Ordering::Relaxed);
+        *sent += 1;
         socket.write_all(&line)?;
     }
 }
