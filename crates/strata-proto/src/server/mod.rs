@@ -185,9 +185,12 @@ impl<P: ServerProto> TcpServer<P> {
     /// # Errors
     ///
     /// Fails if the runtime cannot start, the address cannot be bound, or
-    /// the signal handlers cannot be installed; and with `TimedOut` if the
+    /// the signal handlers cannot be installed (a bind error names the
+    /// address, and keeps the OS's error kind); with `TimedOut` if the
     /// shutdown timeout passed before every connection finished (the rest
-    /// were dropped).
+    /// were dropped); and with `Interrupted` if a second SIGINT or SIGTERM
+    /// came during the graceful shutdown, which then drops the remaining
+    /// connections at once (an operator pressing Ctrl-C again).
     pub fn serve<N>(mut self, new_service: N) -> io::Result<()>
     where
         N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
@@ -232,14 +235,41 @@ impl<P: ServerProto> TcpServer<P> {
             Poll::Pending
         }));
         tracing::info!(signal = which, "signal received; shutting down gracefully");
-        if handle.shutdown() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
+        // As `ServerHandle::shutdown`, but a second signal cuts the wait
+        // short (an operator pressing Ctrl-C again): the remaining
+        // connections are dropped at once.
+        let mut handle = handle;
+        let deadline = handle.begin_shutdown().expect("running");
+        let runtime = handle.runtime.as_ref().expect("running");
+        let end = runtime.block_on(async {
+            let mut drained = std::pin::pin!(state.wait_drained());
+            let mut timeout = std::pin::pin!(strata_rt::time::sleep_until(deadline));
+            poll_fn(|cx| {
+                if drained.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Drain::Done);
+                }
+                if signals.0.poll_recv(cx).is_ready() || signals.1.poll_recv(cx).is_ready() {
+                    return Poll::Ready(Drain::Interrupted);
+                }
+                if timeout.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Drain::TimedOut);
+                }
+                Poll::Pending
+            })
+            .await
+        });
+        match handle.finish_shutdown(end) {
+            Drain::Done => Ok(()),
+            Drain::TimedOut => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the shutdown timeout passed before every connection finished; \
                  the rest were dropped",
-            ))
+            )),
+            Drain::Interrupted => Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "a second signal cut the graceful shutdown short; \
+                 the remaining connections were dropped",
+            )),
         }
     }
 
@@ -272,7 +302,8 @@ impl<P: ServerProto> TcpServer<P> {
                 .reuse_port(true)
                 .reuse_port_after_bind(true)
                 .backlog(backlog)
-                .bind()?;
+                .bind()
+                .map_err(|e| cannot_listen(addr, e))?;
             // With port 0 the OS picked one; the other workers join it.
             let bound = first.local_addr()?;
             let mut listeners = vec![first];
@@ -281,7 +312,8 @@ impl<P: ServerProto> TcpServer<P> {
                     TcpListener::builder(bound)
                         .reuse_port(true)
                         .backlog(backlog)
-                        .bind()?,
+                        .bind()
+                        .map_err(|e| cannot_listen(bound, e))?,
                 );
             }
             for (w, listener) in listeners.into_iter().enumerate() {
@@ -352,25 +384,61 @@ impl ServerHandle {
     }
 
     fn shutdown_inner(&mut self) -> bool {
-        let Some(runtime) = self.runtime.take() else {
+        let Some(deadline) = self.begin_shutdown() else {
             return true;
         };
+        let end = if self.state.wait_drained_blocking(deadline) {
+            Drain::Done
+        } else {
+            Drain::TimedOut
+        };
+        self.finish_shutdown(end) == Drain::Done
+    }
+
+    /// Stops accepting and asks the connections to finish; the deadline
+    /// for them, or `None` if the server was shut down already.
+    fn begin_shutdown(&mut self) -> Option<Instant> {
+        self.runtime.as_ref()?;
         tracing::info!(connections = self.state.live(), "shutting down");
         self.state.stop();
         // A timeout too long to add to an instant waits about thirty years.
-        let deadline = Instant::now()
-            .checked_add(self.shutdown_timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
-        let drained = self.state.wait_drained_blocking(deadline);
-        if !drained {
-            tracing::warn!(
+        Some(
+            Instant::now()
+                .checked_add(self.shutdown_timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30)),
+        )
+    }
+
+    /// Stops the runtime, dropping the connections still open (`end` says
+    /// why they are, if they are).
+    fn finish_shutdown(&mut self, end: Drain) -> Drain {
+        match end {
+            Drain::Done => {}
+            Drain::TimedOut => tracing::warn!(
                 connections = self.state.live(),
                 "shutdown timeout passed; dropping the remaining connections"
-            );
+            ),
+            Drain::Interrupted => tracing::warn!(
+                connections = self.state.live(),
+                "second signal; dropping the remaining connections"
+            ),
         }
-        drop(runtime);
-        drained
+        drop(self.runtime.take());
+        end
     }
+}
+
+/// A bind error that names the address (the OS's message does not).
+fn cannot_listen(addr: SocketAddr, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+}
+
+/// How the wait for connections to finish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    Done,
+    TimedOut,
+    Interrupted,
 }
 
 impl Drop for ServerHandle {

@@ -66,6 +66,20 @@ impl ServerState {
         self.accepting.load(Ordering::Acquire) == 0 && self.live() == 0
     }
 
+    /// Waits until every accept loop has ended and no connection is live.
+    pub(crate) async fn wait_drained(&self) {
+        loop {
+            if self.drained() {
+                return;
+            }
+            let listener = self.drained.listen();
+            if self.drained() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// Blocks the calling thread until every accept loop has ended and no
     /// connection is live, or `deadline`. Returns whether it drained.
     pub(crate) fn wait_drained_blocking(&self, deadline: std::time::Instant) -> bool {
