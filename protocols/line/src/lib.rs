@@ -160,20 +160,34 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-/// Sends `tracing` output to stderr; the level comes from `RUST_LOG`
-/// (`error`, `warn`, `info` (default), `debug`, `trace`).
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` in the usual
+/// syntax: a level (`error`, `warn`, `info`, `debug`, `trace`) and/or
+/// `target=level` directives, comma-separated (`info,strata_proto=debug`).
+/// Targets not named log at `info` unless a level is given. A value that
+/// cannot be parsed is reported (as a warning) and `info` is used.
 pub fn init_logging() {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let (filter, not_understood) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match v.parse::<Targets>() {
+            Ok(t) if t.default_level().is_none() => (t.with_default(LevelFilter::INFO), None),
+            Ok(t) => (t, None),
+            Err(e) => (Targets::new().with_default(LevelFilter::INFO), Some((v, e))),
+        },
+        _ => (Targets::new().with_default(LevelFilter::INFO), None),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .with_target(false)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
         .try_init();
+    if let Some((value, e)) = not_understood {
+        tracing::warn!("RUST_LOG={value:?} not understood ({e}); logging at info");
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ fn cli() -> Command {
         .after_help(
             "Try it:  nc localhost 12345\n\
              Logs go to stderr; set RUST_LOG=debug for one line per connection.\n\
-             Ctrl-C or SIGTERM stops accepting, answers what was received, then exits.",
+             Ctrl-C or SIGTERM stops accepting, answers what was received, then exits;\n\
+             a second one drops the connections still open.",
         )
         .arg(
             Arg::new("addr")

@@ -1,0 +1,379 @@
+//! The real `line-server` and `line-client` binaries, used the way an
+//! operator or a newcomer uses them. Each test states the behaviour a user
+//! should get (the first seven failed before their fixes).
+//!
+//! No test has a timing threshold: waits are watchdogs against hangs only
+//! (the expected outcome happens in milliseconds; the watchdog is tens of
+//! seconds, against shutdown timeouts of an hour).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_line-server");
+const CLIENT: &str = env!("CARGO_BIN_EXE_line-client");
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        Server::start_env(extra, &[])
+    }
+
+    fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(SERVER)
+            .args(["--addr", "127.0.0.1:0", "--threads", "2"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("line-server starts");
+        // The address comes on stdout whatever RUST_LOG says.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("line-server: listening on ")
+            .unwrap_or_else(|| panic!("printed {first:?}"))
+            .parse()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            addr,
+            log: rx,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) with the pid of our own child.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Waits for a log line containing `needle` (up to 30 s).
+    fn wait_log(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.log.recv_timeout(Duration::from_secs(30)) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    seen.push(l);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Waits for the process to exit, for at most `secs` seconds; `None`
+    /// if it was still running (it is then killed).
+    fn wait_exit(&mut self, secs: u64) -> Option<ExitStatus> {
+        for _ in 0..secs * 20 {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `line-client` with a watchdog; returns (status, stdout, stderr).
+fn run_client(
+    addr: SocketAddr,
+    args: &[&str],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> (ExitStatus, Vec<u8>, String) {
+    let child = Command::new(CLIENT)
+        .args(["--addr", &addr.to_string()])
+        .args(args)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-client starts");
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+            // SAFETY: kill(2) with the pid of our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    (
+        out.status,
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// line-client
+// ---------------------------------------------------------------------------
+
+/// `line-client < somedir` (or any stdin that fails to read: EIO, a
+/// directory, ...) says so and exits 1, as the README promises ("it exits
+/// 1 if an answer is missing or an error"). It used to exit 0 in silence.
+#[test]
+fn line_client_fails_when_stdin_cannot_be_read() {
+    let server = Server::start(&[]);
+    let dir = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let (status, out, err) = run_client(server.addr, &[], Stdio::from(dir), Stdio::piped());
+    assert_eq!(out, b"");
+    assert!(
+        !status.success(),
+        "stdin could not be read (EISDIR) yet line-client exited {status}, stderr {err:?}"
+    );
+}
+
+/// A server that hangs up while the client still has input to send (here
+/// the idle timeout; equally a SIGTERM of the server, or a restart): the
+/// client prints the answers so far and exits 1, since the rest of the
+/// input was never sent. It used to exit 0, so `producer | line-client &&
+/// echo ok` said ok.
+#[test]
+fn line_client_fails_when_the_server_hangs_up_before_the_input_ends() {
+    let server = Server::start(&["--idle-timeout", "200ms"]);
+    let mut child = Command::new(CLIENT)
+        .args(["--addr", &server.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"hello\n").unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first, "world\n");
+    // The next request is not ready yet (a slow producer); the server idles
+    // the connection out meanwhile. Wait (watchdog only) for the client to
+    // exit, keeping stdin open.
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+            // SAFETY: kill(2) with the pid of our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let status = child.wait().unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    // The rest of the input has nowhere to go.
+    let lost = input.write_all(b"hello\n").and_then(|()| input.flush());
+    assert!(lost.is_err(), "the client exited but still reads stdin?");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        !status.success(),
+        "input was left unsent (the server closed first) yet line-client exited {status}, \
+         stderr {err:?}"
+    );
+}
+
+/// An answer cut off by the connection closing (a server killed mid-write,
+/// or one whose shutdown timeout dropped the connection) is not an answer:
+/// exit 1. It used to be printed like one, with exit 0.
+#[test]
+fn line_client_does_not_count_a_truncated_answer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut req = String::new();
+        r.read_line(&mut req).unwrap();
+        assert_eq!(req, "hello\n");
+        // Half an answer, then the connection ends.
+        (&s).write_all(b"wor").unwrap();
+    });
+    let (status, out, err) = run_client(addr, &["hello"], Stdio::null(), Stdio::piped());
+    fake.join().unwrap();
+    assert!(
+        !status.success(),
+        "a truncated answer passed for a complete one: exit {status}, printed {:?}, stderr {err:?}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+/// Failing to write its *own* stdout (a full disk here) is reported as
+/// such, not as if the server connection had failed (it used to read
+/// `line-client: 127.0.0.1:PORT: No space left on device`).
+#[test]
+fn line_client_does_not_blame_the_server_for_its_stdout() {
+    let server = Server::start(&[]);
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let (status, _, err) = run_client(server.addr, &["hello"], Stdio::null(), Stdio::from(full));
+    assert!(!status.success());
+    assert!(
+        err.contains("stdout") || err.contains("output"),
+        "the stdout error reads as a server error: {err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// line-server
+// ---------------------------------------------------------------------------
+
+/// An operator whose graceful shutdown is stuck (a peer that does not read
+/// its answers) presses Ctrl-C again, or systemd/a script sends SIGTERM
+/// again: the remaining connections are dropped and the server exits 1.
+/// It used to ignore the second signal and sit out the whole
+/// --shutdown-timeout.
+#[test]
+fn a_second_ctrl_c_during_a_stuck_shutdown_is_not_ignored() {
+    let mut server = Server::start(&["--shutdown-timeout", "1h", "--write-timeout", "0"]);
+    let hog = server.connect();
+    hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Answers that fill every buffer on the way; never read.
+    let batch = b"hello\n".repeat(100_000);
+    while (&hog).write_all(&batch).is_ok() {}
+    server.signal(libc::SIGINT);
+    server.wait_log("shutting down connections=1");
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit(30);
+    let logs: Vec<String> = server.log.try_iter().collect();
+    assert!(
+        status.is_some(),
+        "a second SIGINT was ignored: still waiting out a 1 h shutdown timeout; logs {logs:#?}"
+    );
+    assert!(!status.unwrap().success());
+}
+
+/// `RUST_LOG=strata_proto=debug` or `RUST_LOG=info,strata_proto=debug`
+/// (the syntax every tracing/env_logger program accepts) works. It used to
+/// be replaced by `info` in silence.
+#[test]
+fn a_rust_log_directive_is_not_silently_ignored() {
+    let mut server = Server::start_env(&[], &[("RUST_LOG", "info,strata_proto=debug")]);
+    let mut c = server.connect();
+    c.write_all(b"hello\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(c.try_clone().unwrap())
+        .read_line(&mut answer)
+        .unwrap();
+    assert_eq!(answer, "world\n");
+    drop(c);
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(30).expect("exits");
+    assert!(status.success());
+    let logs: Vec<String> = server.log.try_iter().collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("connection opened") || l.contains("RUST_LOG")),
+        "RUST_LOG=info,strata_proto=debug: neither debug lines nor a warning: {logs:#?}"
+    );
+}
+
+/// Starting a second instance on a port in use: exit 1, and the message
+/// names the address (it used to be only `Address already in use`).
+#[test]
+fn a_port_in_use_error_names_the_address() {
+    // Another program (or a forgotten instance) holds the port.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(SERVER)
+        .args(["--addr", &addr, "--threads", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr {err:?}");
+    assert!(
+        err.contains(&addr),
+        "the bind error does not say which address: {err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Sound: kept as regression checks (these pass).
+// ---------------------------------------------------------------------------
+
+/// A client that sends a large pipelined batch and half-closes gets every
+/// answer, then EOF.
+#[test]
+fn half_close_after_a_big_batch_gets_every_answer() {
+    let server = Server::start(&[]);
+    let s = server.connect();
+    let mut w = s.try_clone().unwrap();
+    let n = 200_000;
+    let writer = std::thread::spawn(move || {
+        w.write_all(&b"hello\r\n".repeat(n)).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut all = Vec::new();
+    (&s).read_to_end(&mut all).unwrap();
+    writer.join().unwrap();
+    assert_eq!(all.len(), n * 6);
+    assert!(all.chunks(6).all(|a| a == b"world\n"));
+}
+
+/// SIGTERM with an idle connection and one holding half a line: both are
+/// closed (the answered request first), the exit is clean.
+#[test]
+fn sigterm_closes_idle_and_partial_connections() {
+    let mut server = Server::start(&[]);
+    let idle = server.connect();
+    let partial = server.connect();
+    (&partial).write_all(b"hello\nhel").unwrap();
+    let mut r = BufReader::new(partial.try_clone().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l, "world\n");
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(30).expect("exits");
+    assert!(status.success());
+    let mut rest = Vec::new();
+    (&idle).read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    rest.clear();
+    let _ = r.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
