@@ -16,6 +16,10 @@ pub enum Accrual {
     ConsecutiveFailures(u32),
     /// When, over the last `window`, at least `min_calls` calls finished
     /// and at least `rate` (0.0 to 1.0) of them failed.
+    ///
+    /// The window is kept in ten slots of `window / 10`, and the oldest
+    /// slot is dropped whole: calls between 0.9 and 1.0 × `window` old
+    /// may already be forgotten (the count never includes older ones).
     FailureRate {
         /// The share of failures that trips the breaker.
         rate: f64,

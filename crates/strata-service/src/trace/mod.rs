@@ -2,9 +2,10 @@
 //!
 //! [`Trace`] opens a `debug`-level span named `request` for each call,
 //! with the fields `service` (the name given to the layer), `latency_us`
-//! and `outcome` (`ok`, `error` or `cancelled`), enters it whenever the
-//! call's future is polled (so everything the inner service logs is
-//! inside it), and ends it with one event carrying the outcome, and the
+//! and `outcome` (`ok`, `error` or `cancelled`), enters it for the inner
+//! service's `call` and whenever the call's future is polled (so
+//! everything the inner service logs is inside it), and ends it with one
+//! event carrying the outcome, and the
 //! error's `Display` text on failure. It neither waits nor sheds.
 //!
 //! When no subscriber wants the span, the layer costs one cached check
@@ -101,7 +102,12 @@ where
             start: Instant::now(),
             done: false,
         };
-        let result = self.inner.call(req).instrument(span.clone()).await;
+        // The inner `call` runs inside the span too: what a service logs
+        // before its future exists (a `service_fn` closure's body, a
+        // `map_request`) belongs to the request as much as what it logs
+        // while polled.
+        let future = span.in_scope(|| self.inner.call(req));
+        let result = future.instrument(span.clone()).await;
         let _entered = span.enter();
         match &result {
             Ok(_) => {
