@@ -7,7 +7,7 @@
 //! | need | type | from |
 //! | --- | --- | --- |
 //! | one value, once | [`oneshot`] | `futures-channel` |
-//! | a queue of values (bounded or not; see below) | [`mpsc`] | `futures-channel` |
+//! | a queue of values (bounded or not; see below) | [`mpsc`] | `futures-channel`, receivers wrapped |
 //! | async mutex / read-write lock | [`Mutex`], [`RwLock`] | `async-lock` |
 //! | limit concurrency | [`Semaphore`] | `async-lock` |
 //! | rendezvous of N tasks | [`Barrier`] | `async-lock` |
@@ -22,8 +22,14 @@
 //! `async-lock` is built on `event-listener`, so both share one wake-up
 //! mechanism. None of them needs a strata runtime to work.
 //!
-//! Two properties of the re-exports to know:
+//! Properties of the re-exports to know:
 //!
+//! * The [`mpsc`] receivers are wrapped so that every message taken spends
+//!   the task's cooperative budget (as tokio's channels do): a task
+//!   draining a queue that never runs dry still lets its worker run other
+//!   tasks, timers and I/O every 128 messages. The other types here do not
+//!   spend it; a loop that takes an always-free lock or permit over and
+//!   over should call [`yield_now`](crate::yield_now) now and then.
 //! * A bounded [`mpsc::channel`]`(n)` holds up to `n` messages **plus one
 //!   per live sender**: every `Sender` clone has a guaranteed slot, and a
 //!   message sent by a clone that was then dropped stays queued. For a
@@ -63,6 +69,7 @@
 //! });
 //! ```
 
+pub mod mpsc;
 mod shutdown;
 mod wait_group;
 
@@ -71,6 +78,6 @@ pub use async_lock::{
     RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphoreGuard, SemaphoreGuardArc,
 };
 pub use event_listener::{Event, EventListener};
-pub use futures_channel::{mpsc, oneshot};
+pub use futures_channel::oneshot;
 pub use shutdown::{Shutdown, Triggered};
 pub use wait_group::{AllDone, WaitGroup, WaitGuard};

@@ -33,7 +33,14 @@ pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(super::deadline_after(duration))
 }
 
-/// Waits until `deadline`. A deadline in the past completes on first poll.
+/// Waits until `deadline`.
+///
+/// A deadline in the past completes without waiting, but not always on the
+/// first poll: the timer wheel reads the clock only once per worker turn
+/// while it holds timers (never while it holds none), so a deadline that is
+/// past now but not as of the wheel's last reading fires at the worker's
+/// next turn, and a sleep first polled off a worker (in `block_on`, say)
+/// always completes through its worker. tokio's wheel behaves the same.
 ///
 /// # Panics
 ///
