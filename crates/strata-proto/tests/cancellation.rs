@@ -144,41 +144,51 @@ fn no_timeouts(max_in_flight: usize) -> ConnectionConfig {
         .write_timeout(None)
 }
 
-/// Drives `serve_connection` by hand with a counting waker. Returns the
-/// connection's outcome (None if it is still pending after `polls` polls
-/// following the reset) and the number of live service futures.
-fn reset_while_in_flight(max_in_flight: usize, requests: &[u8]) -> (Option<bool>, usize, usize) {
+/// The connection's outcome as seen by a poll.
+type Polled = Poll<Result<(), strata_proto::pipeline::ConnectionError>>;
+
+/// Serves `svc` to a fresh in-memory peer with `max_in_flight` and no
+/// timeouts, inside a one-worker runtime; `f` gets the peer and a function
+/// that polls the connection once (with a counting waker).
+fn by_hand<S, R>(
+    svc: S,
+    max_in_flight: usize,
+    f: impl FnOnce(&Mock, &mut dyn FnMut() -> Polled) -> R,
+) -> R
+where
+    S: Service<String, Response = String, Error = io::Error>,
+{
     let rt = strata_rt::Runtime::builder()
         .worker_threads(1)
         .build()
         .unwrap();
     rt.block_on(async {
         let mock = Mock::default();
-        let stuck = Stuck::default();
         let cfg = no_timeouts(max_in_flight);
-        let conn = serve_connection(
-            mock.clone(),
-            &TestProto,
-            stuck.clone(),
-            &cfg,
-            std::future::pending(),
-        );
+        let conn = serve_connection(mock.clone(), &TestProto, svc, &cfg, std::future::pending());
         let mut conn = pin!(conn);
-        let wake = Arc::new(CountWake::default());
-        let waker = Waker::from(wake.clone());
+        let waker = Waker::from(Arc::new(CountWake::default()));
         let mut cx = Context::from_waker(&waker);
+        f(&mock, &mut || conn.as_mut().poll(&mut cx))
+    })
+}
+
+/// Sends `requests` to a service that never answers, then resets. Returns
+/// the connection's outcome within 16 polls after the reset (`None`: still
+/// pending; `Some(true)`: ended as a disconnect), the calls started and the
+/// call futures still alive.
+fn reset_while_in_flight(max_in_flight: usize, requests: &[u8]) -> (Option<bool>, usize, usize) {
+    let stuck = Stuck::default();
+    by_hand(stuck.clone(), max_in_flight, |mock, poll| {
         mock.send(requests);
-        assert!(conn.as_mut().poll(&mut cx).is_pending());
+        assert!(poll().is_pending());
         let started = stuck.0.borrow().0;
         // The peer resets the connection.
         mock.reset();
-        let mut result = None;
-        for _ in 0..16 {
-            if let Poll::Ready(r) = conn.as_mut().poll(&mut cx) {
-                result = Some(r.map_or_else(|e| e.is_disconnect(), |()| true));
-                break;
-            }
-        }
+        let result = (0..16).find_map(|_| match poll() {
+            Poll::Ready(r) => Some(r.map_or_else(|e| e.is_disconnect(), |()| true)),
+            Poll::Pending => None,
+        });
         let live = stuck.0.borrow().1;
         (result, started, live)
     })
@@ -246,29 +256,13 @@ impl Service<String> for Held {
 /// sending while its request is stuck gets at most a few KiB read.
 #[test]
 fn reading_ahead_at_the_in_flight_bound_is_bounded() {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mock = Mock::default();
-        let cfg = no_timeouts(1);
-        let conn = serve_connection(
-            mock.clone(),
-            &TestProto,
-            Stuck::default(),
-            &cfg,
-            std::future::pending(),
-        );
-        let mut conn = pin!(conn);
-        let waker = Waker::from(Arc::new(CountWake::default()));
-        let mut cx = Context::from_waker(&waker);
+    by_hand(Stuck::default(), 1, |mock, poll| {
         mock.send(b"a\n");
-        assert!(conn.as_mut().poll(&mut cx).is_pending());
+        assert!(poll().is_pending());
         let more = b"x\n".repeat(50_000);
         mock.send(&more);
         for _ in 0..20 {
-            assert!(conn.as_mut().poll(&mut cx).is_pending());
+            assert!(poll().is_pending());
         }
         let left = mock.0.borrow().incoming.len();
         assert!(
@@ -285,42 +279,23 @@ fn reading_ahead_at_the_in_flight_bound_is_bounded() {
 /// connection ends cleanly.
 #[test]
 fn an_end_of_stream_read_ahead_still_answers_the_buffered_requests() {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mock = Mock::default();
-        let held = Held::default();
-        let cfg = no_timeouts(1);
-        let conn = serve_connection(
-            mock.clone(),
-            &TestProto,
-            held.clone(),
-            &cfg,
-            std::future::pending(),
-        );
-        let mut conn = pin!(conn);
-        let waker = Waker::from(Arc::new(CountWake::default()));
-        let mut cx = Context::from_waker(&waker);
+    let held = Held::default();
+    by_hand(held.clone(), 1, |mock, poll| {
         mock.send(b"a\n");
-        assert!(conn.as_mut().poll(&mut cx).is_pending());
+        assert!(poll().is_pending());
         mock.send(b"b\nc\n");
         mock.0.borrow_mut().eof = true;
-        assert!(conn.as_mut().poll(&mut cx).is_pending());
+        assert!(poll().is_pending());
         let reads = mock.0.borrow().reads;
         assert!(mock.0.borrow().incoming.is_empty(), "nothing read ahead");
         // Further polls read no more: the end of stream is remembered.
-        assert!(conn.as_mut().poll(&mut cx).is_pending());
+        assert!(poll().is_pending());
         assert_eq!(mock.0.borrow().reads, reads);
         held.release();
-        let mut done = None;
-        for _ in 0..16 {
-            if let Poll::Ready(r) = conn.as_mut().poll(&mut cx) {
-                done = Some(r);
-                break;
-            }
-        }
+        let done = (0..16).find_map(|_| match poll() {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        });
         assert!(
             matches!(done, Some(Ok(()))),
             "connection did not end cleanly: {done:?}"

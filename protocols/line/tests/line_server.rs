@@ -2,81 +2,13 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
+mod support;
 
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_line-server"))
-            .args(["--addr", "127.0.0.1:0", "--threads", "2"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("line-server starts");
-        Server::from_child(child)
-    }
-
-    /// Wraps a started server and waits for its "listening" log line.
-    fn from_child(mut child: Child) -> Server {
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("server logs that it listens");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        Server {
-            child,
-            addr,
-            log: rx,
-        }
-    }
-
-    fn connect(&self) -> Conn {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Conn {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        }
-    }
-
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        // SAFETY: kill(2) with a pid we own and a valid signal number.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        let status = self.child.wait().unwrap();
-        // Every line, up to the end of the server's stderr.
-        let logs = self.log.iter().collect();
-        (status, logs)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Server, output_within};
 
 struct Conn {
     w: TcpStream,
@@ -84,6 +16,14 @@ struct Conn {
 }
 
 impl Conn {
+    fn to(server: &Server) -> Conn {
+        let s = server.stream();
+        Conn {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
     fn send(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).unwrap();
     }
@@ -102,7 +42,7 @@ impl Conn {
 #[test]
 fn hello_gets_world_and_anything_else_idk() {
     let server = Server::start(&[]);
-    let mut c = server.connect();
+    let mut c = Conn::to(&server);
     c.send(b"hello\n");
     assert_eq!(c.line().as_deref(), Some("world\n"));
     c.send(b"hi\n");
@@ -118,7 +58,7 @@ fn hello_gets_world_and_anything_else_idk() {
 #[test]
 fn ten_thousand_pipelined_requests_come_back_in_order() {
     let server = Server::start(&[]);
-    let mut c = server.connect();
+    let mut c = Conn::to(&server);
     let mut batch = Vec::new();
     for i in 0..10_000 {
         batch.extend_from_slice(if i % 3 == 0 { b"hello\n" } else { b"nope\n" });
@@ -135,8 +75,8 @@ fn ten_thousand_pipelined_requests_come_back_in_order() {
 #[test]
 fn an_over_long_line_gets_an_error_and_only_that_connection_closes() {
     let server = Server::start(&["--max-line-length", "100"]);
-    let mut bystander = server.connect();
-    let mut c = server.connect();
+    let mut bystander = Conn::to(&server);
+    let mut c = Conn::to(&server);
     // One write: the server may close as soon as it has seen too much.
     let mut batch = b"hello\n".to_vec();
     batch.extend_from_slice(&[b'a'; 5000]);
@@ -152,11 +92,11 @@ fn an_over_long_line_gets_an_error_and_only_that_connection_closes() {
 #[test]
 fn invalid_utf8_gets_an_error_and_the_connection_closes() {
     let server = Server::start(&[]);
-    let mut c = server.connect();
+    let mut c = Conn::to(&server);
     c.send(b"hel\xc3\x28lo\n");
     assert_eq!(c.line().as_deref(), Some("error: invalid UTF-8\n"));
     assert_eq!(c.line(), None);
-    let mut d = server.connect();
+    let mut d = Conn::to(&server);
     d.send(b"hello\n");
     assert_eq!(d.line().as_deref(), Some("world\n"));
 }
@@ -193,7 +133,7 @@ fn many_concurrent_clients() {
 fn sigterm_answers_requests_in_flight_and_exits_cleanly() {
     let server = Server::start(&[]);
     let addr = server.addr;
-    let mut conns: Vec<Conn> = (0..8).map(|_| server.connect()).collect();
+    let mut conns: Vec<Conn> = (0..8).map(|_| Conn::to(&server)).collect();
     // Each connection sends a pipelined batch; once the first answer of
     // each arrived, the batch was received, so all of it must be answered.
     let n = 2000;
@@ -272,7 +212,7 @@ fn help_reads_well() {
 #[test]
 fn an_unfinished_line_is_closed_after_the_read_timeout() {
     let server = Server::start(&["--read-timeout", "200ms", "--idle-timeout", "1m"]);
-    let mut c = server.connect();
+    let mut c = Conn::to(&server);
     c.send(b"hello\nhel");
     assert_eq!(c.line().as_deref(), Some("world\n"));
     // The rest of the line never comes: the connection is closed.
@@ -320,7 +260,7 @@ fn a_connection_flood_past_the_fd_limit_is_survived() {
     // ... and serve again once the flood is gone.
     let start = std::time::Instant::now();
     loop {
-        let mut c = server.connect();
+        let mut c = Conn::to(&server);
         c.send(b"hello\n");
         if c.line().as_deref() == Some("world\n") {
             break;
@@ -342,11 +282,11 @@ fn a_connection_flood_past_the_fd_limit_is_survived() {
 #[test]
 fn clients_that_vanish_mid_request_do_not_disturb_others() {
     let server = Server::start(&[]);
-    let mut steady = server.connect();
+    let mut steady = Conn::to(&server);
     for round in 0..50 {
         // Send a pipelined batch and vanish without reading (the kernel
         // resets the connection because answers arrive unread).
-        let mut c = server.connect();
+        let mut c = Conn::to(&server);
         c.send(&b"hello\n".repeat(200));
         if round % 2 == 0 {
             c.send(b"hel");
@@ -383,17 +323,7 @@ fn client_with(server: &Server, args: &[&str], stdin: Vec<u8>, hold: bool) -> (b
         }
     });
     // A client that hangs is killed after a minute (and then fails).
-    let pid = child.id() as libc::pid_t;
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) with the pid of our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = done.send(());
-    watchdog.join().unwrap();
+    let out = output_within(child, 60);
     drop(release);
     feeder.join().unwrap();
     (out.status.success(), out.stdout)
@@ -416,7 +346,7 @@ fn line_client_sends_its_arguments() {
 #[test]
 fn line_client_fails_on_a_missing_answer() {
     let server = Server::start(&["--max-connections", "1"]);
-    let mut kept = server.connect();
+    let mut kept = Conn::to(&server);
     kept.send(b"hello\n");
     assert_eq!(kept.line().as_deref(), Some("world\n"));
     let (ok, out) = client(&server, &["hello"], Vec::new());
@@ -510,7 +440,7 @@ fn the_address_is_printed_even_with_quiet_logs() {
 #[test]
 fn a_shutdown_that_drops_connections_exits_non_zero() {
     let server = Server::start(&["--shutdown-timeout", "300ms", "--write-timeout", "0"]);
-    let mut hog = server.connect();
+    let mut hog = Conn::to(&server);
     hog.w
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -545,7 +475,7 @@ fn the_server_serves_with_an_unwritable_stdout() {
         server.child.try_wait().unwrap().is_none(),
         "the server exited"
     );
-    let mut c = server.connect();
+    let mut c = Conn::to(&server);
     c.send(b"hello\n");
     assert_eq!(c.line().as_deref(), Some("world\n"));
 }
@@ -554,10 +484,10 @@ fn the_server_serves_with_an_unwritable_stdout() {
 #[test]
 fn the_first_rejected_connection_is_logged() {
     let server = Server::start(&["--max-connections", "1"]);
-    let mut kept = server.connect();
+    let mut kept = Conn::to(&server);
     kept.send(b"hello\n");
     assert_eq!(kept.line().as_deref(), Some("world\n"));
-    let mut turned_away = server.connect();
+    let mut turned_away = Conn::to(&server);
     assert_eq!(turned_away.line(), None);
     let (_, logs) = server.terminate();
     assert!(

@@ -7,112 +7,14 @@
 //! seconds, against shutdown timeouts of an hour).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const SERVER: &str = env!("CARGO_BIN_EXE_line-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_line-client");
+mod support;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        Server::start_env(extra, &[])
-    }
-
-    fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(SERVER)
-            .args(["--addr", "127.0.0.1:0", "--threads", "2"])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("line-server starts");
-        // The address comes on stdout whatever RUST_LOG says.
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("line-server: listening on ")
-            .unwrap_or_else(|| panic!("printed {first:?}"))
-            .parse()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            addr,
-            log: rx,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) with the pid of our own child.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(rc, 0);
-    }
-
-    /// Waits for a log line containing `needle` (up to 30 s).
-    fn wait_log(&self, needle: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            match self.log.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) => {
-                    let hit = l.contains(needle);
-                    seen.push(l);
-                    if hit {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no log line with {needle:?}; saw {seen:#?}"),
-            }
-        }
-    }
-
-    /// Waits for the process to exit, for at most `secs` seconds; `None`
-    /// if it was still running (it is then killed).
-    fn wait_exit(&mut self, secs: u64) -> Option<ExitStatus> {
-        for _ in 0..secs * 20 {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{CLIENT, SERVER, Server, output_within};
 
 /// Runs `line-client` with a watchdog; returns (status, stdout, stderr).
 fn run_client(
@@ -129,17 +31,7 @@ fn run_client(
         .stderr(Stdio::piped())
         .spawn()
         .expect("line-client starts");
-    let pid = child.id() as libc::pid_t;
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) with the pid of our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = done.send(());
-    watchdog.join().unwrap();
+    let out = output_within(child, 60);
     (
         out.status,
         out.stdout,
@@ -270,7 +162,7 @@ fn line_client_does_not_blame_the_server_for_its_stdout() {
 #[test]
 fn a_second_ctrl_c_during_a_stuck_shutdown_is_not_ignored() {
     let mut server = Server::start(&["--shutdown-timeout", "1h", "--write-timeout", "0"]);
-    let hog = server.connect();
+    let hog = server.stream();
     hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     // Answers that fill every buffer on the way; never read.
     let batch = b"hello\n".repeat(100_000);
@@ -293,7 +185,7 @@ fn a_second_ctrl_c_during_a_stuck_shutdown_is_not_ignored() {
 #[test]
 fn a_rust_log_directive_is_not_silently_ignored() {
     let mut server = Server::start_env(&[], &[("RUST_LOG", "info,strata_proto=debug")]);
-    let mut c = server.connect();
+    let mut c = server.stream();
     c.write_all(b"hello\n").unwrap();
     let mut answer = String::new();
     BufReader::new(c.try_clone().unwrap())
@@ -341,7 +233,7 @@ fn a_port_in_use_error_names_the_address() {
 #[test]
 fn half_close_after_a_big_batch_gets_every_answer() {
     let server = Server::start(&[]);
-    let s = server.connect();
+    let s = server.stream();
     let mut w = s.try_clone().unwrap();
     let n = 200_000;
     let writer = std::thread::spawn(move || {
@@ -360,8 +252,8 @@ fn half_close_after_a_big_batch_gets_every_answer() {
 #[test]
 fn sigterm_closes_idle_and_partial_connections() {
     let mut server = Server::start(&[]);
-    let idle = server.connect();
-    let partial = server.connect();
+    let idle = server.stream();
+    let partial = server.stream();
     (&partial).write_all(b"hello\nhel").unwrap();
     let mut r = BufReader::new(partial.try_clone().unwrap());
     let mut l = String::new();
