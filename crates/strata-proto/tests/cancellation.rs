@@ -195,7 +195,8 @@ fn reset_while_in_flight(max_in_flight: usize, requests: &[u8]) -> (Option<bool>
 }
 
 /// Control: with room left in flight, a reset is seen and the stuck
-/// request is dropped (as `a_reset_peer_with_a_request_in_flight_frees_its_slot` checks over a socket).
+/// request is dropped (`a_reset_peer_with_a_request_in_flight_frees_its_slot` in
+/// pipeline_server.rs checks both cases over a socket).
 #[test]
 fn reset_with_room_in_flight_ends_the_connection() {
     let (result, started, live) = reset_while_in_flight(2, b"a\n");
@@ -310,7 +311,7 @@ fn an_end_of_stream_read_ahead_still_answers_the_buffered_requests() {
 use std::io::Write as _;
 use std::time::Instant;
 
-use support::{Fixture, deadline};
+use support::deadline;
 
 /// A thread-safe service whose calls never finish; counts started and live.
 #[derive(Clone, Default)]
@@ -333,53 +334,6 @@ impl Service<String> for StuckSync {
         std::future::pending::<()>().await;
         unreachable!()
     }
-}
-
-/// Hang detector only (not a performance bound): the state is permanent
-/// when the bug is present.
-fn wait_for_connections(fx: &Fixture, n: usize) -> Result<(), usize> {
-    let since = Instant::now();
-    loop {
-        let now = fx.server.as_ref().unwrap().connections();
-        if now == n {
-            return Ok(());
-        }
-        if since.elapsed() > Duration::from_secs(10) {
-            return Err(now);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn reset_peer_with_stuck_request(max_in_flight: usize) -> Result<(), usize> {
-    let fx = Fixture::start(1, 1, support::cfg().max_in_flight(max_in_flight));
-    let mut s = std::net::TcpStream::connect(fx.addr()).unwrap();
-    s.write_all(b"gate never\n").unwrap();
-    let since = Instant::now();
-    while fx.stats.started.load(Ordering::SeqCst) < 1 {
-        assert!(
-            since.elapsed() < Duration::from_secs(10),
-            "request not started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    socket2::SockRef::from(&s)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(s); // a reset
-    let r = wait_for_connections(&fx, 0);
-    fx.gate.open();
-    r
-}
-
-/// The same over a real socket: `max_in_flight(1)`, one request that
-/// never finishes, the peer resets: the connection slot is freed (it used
-/// to be held for good, and with `max_connections(1)` the server then
-/// refused everyone).
-#[test]
-fn tcp_reset_peer_with_in_flight_full_frees_its_slot() {
-    let r = deadline(60, || reset_peer_with_stuck_request(1));
-    assert_eq!(r, Ok(()), "connection slot still held after the peer reset");
 }
 
 /// Graceful shutdown with a request that never finishes: shutdown gives up

@@ -156,11 +156,19 @@ fn a_panicking_request_still_gets_the_answers_before_it_out() {
 }
 
 /// A peer that resets while its request runs frees its connection slot at
-/// once, even if the request would never finish.
+/// once, even if the request would never finish: with room for more
+/// requests, and with its in-flight bound reached (the connection then
+/// reads ahead to see the reset; it used to hold the slot for good).
 #[test]
 fn a_reset_peer_with_a_request_in_flight_frees_its_slot() {
-    deadline(30, || {
-        let fx = Fixture::start(1, 1, cfg());
+    for max_in_flight in [64, 1] {
+        reset_peer_with_a_request_in_flight(max_in_flight);
+    }
+}
+
+fn reset_peer_with_a_request_in_flight(max_in_flight: usize) {
+    deadline(30, move || {
+        let fx = Fixture::start(1, 1, cfg().max_in_flight(max_in_flight));
         let mut s = std::net::TcpStream::connect(fx.addr()).unwrap();
         s.write_all(b"gate never\n").unwrap();
         let since = Instant::now();
