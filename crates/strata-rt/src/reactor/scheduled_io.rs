@@ -242,7 +242,15 @@ impl Waiters {
             Direction::Write => (&mut self.write, &mut self.more_writers),
         };
         match &resident.waker {
-            Some(w) if w.will_wake(waker) => resident.armed = true,
+            Some(w) if w.will_wake(waker) => {
+                resident.armed = true;
+                // The same task may wait through an `async fn` now where it
+                // polled before: it must not then count as a `poll_*`
+                // waiter, which the next `poll_*` caller would replace.
+                if resident.wait == WaitId::NONE {
+                    resident.wait = WaitId::current_for(waker);
+                }
+            }
             Some(_) if resident.armed => {
                 let wait = WaitId::current_for(waker);
                 if wait == WaitId::NONE && resident.wait == WaitId::NONE {
@@ -591,6 +599,35 @@ mod tests {
         to_wake.drain(..).for_each(Waker::wake);
         assert!(!a.0.load(Ordering::SeqCst) && !b.0.load(Ordering::SeqCst));
         assert!(c.0.load(Ordering::SeqCst) && d.0.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_resident_now_in_an_async_fn_is_not_replaced_by_a_poll_star_caller() {
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let (a, wa) = flag_waker();
+        let (b, wb) = flag_waker();
+        let mut to_wake = Vec::new();
+        // A polls (no id), then waits again in an `async fn` call.
+        assert!(
+            io.poll_ready(&mut Context::from_waker(&wa), Direction::Read)
+                .is_pending()
+        );
+        let cx = &mut Context::from_waker(&wa);
+        assert!(
+            enter_with(WaitId::next(), &wa, || io.poll_ready(cx, Direction::Read)).is_pending()
+        );
+        // B polls once: it must not take A's place.
+        assert!(
+            io.poll_ready(&mut Context::from_waker(&wb), Direction::Read)
+                .is_pending()
+        );
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        to_wake.drain(..).for_each(Waker::wake);
+        assert!(
+            a.0.load(Ordering::SeqCst),
+            "the async fn waiter lost its wake-up"
+        );
+        assert!(b.0.load(Ordering::SeqCst));
     }
 
     #[test]
