@@ -175,17 +175,21 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
 {
-    serve(io, |_| None, proto, service, config, stop)
+    serve(io, |_| None, proto, service, config, stop, || Some(()))
 }
 
 /// [`serve_connection`] for a strata TCP stream: the write timeout also
-/// sees the peer draining the kernel's send queue.
-pub(crate) fn serve_tcp_connection<P, S, F>(
+/// sees the peer draining the kernel's send queue. `closed` is called when
+/// the connection has written its last byte and shut down its write side
+/// (not when the peer closed first); it returns a guard to hold while the
+/// socket drains what the peer still sends, or `None` to skip that.
+pub(crate) fn serve_tcp_connection<P, S, F, G>(
     io: strata_rt::net::TcpStream,
     proto: &P,
     service: S,
     config: &ConnectionConfig,
     stop: F,
+    closed: impl FnOnce() -> Option<G>,
 ) -> impl Future<Output = Result<(), ConnectionError>>
 where
     P: ServerProto,
@@ -194,18 +198,19 @@ where
     F: Future<Output = ()>,
 {
     let unsent = |s: &strata_rt::net::TcpStream| s.unsent_bytes().ok().map(|n| n as u64);
-    serve(io, unsent, proto, service, config, stop)
+    serve(io, unsent, proto, service, config, stop, closed)
 }
 
 /// The connection loop; `unsent` reads the transport's send queue, if it
-/// can (for the write timeout).
-async fn serve<P, S, T, F>(
+/// can (for the write timeout); `closed` as in [`serve_tcp_connection`].
+async fn serve<P, S, T, F, G>(
     io: T,
     unsent: fn(&T) -> Option<u64>,
     proto: &P,
     service: S,
     config: &ConnectionConfig,
     stop: F,
+    closed: impl FnOnce() -> Option<G>,
 ) -> Result<(), ConnectionError>
 where
     P: ServerProto,
@@ -509,10 +514,13 @@ where
     // reset, which can destroy our last responses before the peer reads
     // them. After a graceful stop the socket was drained just before, so a
     // short linger suffices and idle connections do not hold up shutdown.
-    match read {
-        Read::Failed | Read::Closing => linger(framed.get_mut(), LINGER_TIME).await,
-        Read::Stopped => linger(framed.get_mut(), LINGER_TIME / 10).await,
-        Read::Open | Read::Eof => {}
+    let time = match read {
+        Read::Failed | Read::Closing => LINGER_TIME,
+        Read::Stopped => LINGER_TIME / 10,
+        Read::Open | Read::Eof => return result,
+    };
+    if let Some(_lingering) = closed() {
+        linger(framed.get_mut(), time).await;
     }
     result
 }

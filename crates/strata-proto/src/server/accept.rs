@@ -175,14 +175,19 @@ where
     };
     let shared = shared.clone();
     strata_rt::spawn_local(async move {
-        let _guard = guard;
         tracing::debug!(%peer, connections = shared.state.live(), "connection opened");
+        // Once the server has closed the connection, its slot is free for
+        // the next client while the socket drains (a bounded number of
+        // sockets linger; beyond that they close at once).
+        let (state, max) = (&shared.state, shared.max_connections);
+        let closed = move || state.linger(guard, max);
         let conn = serve_tcp_connection(
             stream,
             &shared.proto,
             service,
             &shared.conn,
             shared.state.stopped(),
+            closed,
         );
         let mut conn = pin!(conn);
         // A panicking handler is caught by the dispatcher, which still

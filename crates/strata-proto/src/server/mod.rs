@@ -119,6 +119,12 @@ impl<P: ServerProto> TcpServer<P> {
 
     /// Connections open at once over all workers (at least 1; default
     /// 10 000).
+    ///
+    /// A connection the server closed (after an error line, say) frees its
+    /// place at once, though its socket may drain what the peer still
+    /// sends for up to a second, so that the peer reads the last answer
+    /// rather than a reset. At most `n` sockets drain so at a time; past
+    /// that they close at once. Graceful shutdown waits for them too.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
@@ -364,7 +370,9 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// Connections open right now.
+    /// Connections open right now (not counting those the server has
+    /// closed and that only drain; see
+    /// [`TcpServer::max_connections`]).
     pub fn connections(&self) -> usize {
         self.state.live()
     }
@@ -379,6 +387,12 @@ impl ServerHandle {
     /// Graceful shutdown: stop accepting, let connections answer what they
     /// received and close, wait up to the shutdown timeout, then stop the
     /// runtime. Returns `true` if every connection finished in time.
+    ///
+    /// It blocks the calling thread, except on one of the server's own
+    /// workers (a handler that stops its own server): waiting there would
+    /// stall the connections it waits for, so it only starts the shutdown,
+    /// which a helper thread finishes (and logs), and returns `true`.
+    /// Dropping the handle does the same.
     pub fn shutdown(mut self) -> bool {
         self.shutdown_inner()
     }
@@ -387,6 +401,38 @@ impl ServerHandle {
         let Some(deadline) = self.begin_shutdown() else {
             return true;
         };
+        let own_worker = self
+            .runtime
+            .as_ref()
+            .is_some_and(|rt| rt.handle().is_worker_thread());
+        if own_worker {
+            // Called by one of the server's own tasks (a handler that stops
+            // its server): waiting here would stall the connections this
+            // worker must finish. A helper thread waits and stops the
+            // runtime instead.
+            let mut rest = ServerHandle {
+                runtime: self.runtime.take(),
+                state: self.state.clone(),
+                local_addr: self.local_addr,
+                shutdown_timeout: self.shutdown_timeout,
+            };
+            let waiter = std::thread::Builder::new()
+                .name("strata-server-stop".into())
+                .spawn(move || {
+                    let end = if rest.state.wait_drained_blocking(deadline) {
+                        Drain::Done
+                    } else {
+                        Drain::TimedOut
+                    };
+                    rest.finish_shutdown(end);
+                });
+            if let Err(e) = waiter {
+                // No thread: stop without waiting (the runtime, dropped on
+                // its own worker, does not join it either).
+                tracing::warn!(error = %e, "no thread to finish the shutdown; stopping at once");
+            }
+            return true;
+        }
         let end = if self.state.wait_drained_blocking(deadline) {
             Drain::Done
         } else {

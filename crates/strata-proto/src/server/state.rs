@@ -1,5 +1,5 @@
-//! Server-wide state shared by every worker: the stop signal and the count
-//! of live connections, each with a way to wait for it.
+//! Server-wide state shared by every worker: the stop signal and the
+//! counts of live and lingering connections, with a way to wait for them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,7 +14,11 @@ pub(crate) struct ServerState {
     /// Accept loops not yet ended (after the stop they may still open
     /// connections from the backlog).
     accepting: AtomicUsize,
-    /// Notified when `live` or `accepting` drops to zero.
+    /// Connections the server closed that still drain what their peer
+    /// sends (for up to a second); they no longer count as `live`, but
+    /// shutdown waits for them.
+    lingering: AtomicUsize,
+    /// Notified when `live`, `accepting` or `lingering` drops to zero.
     drained: Event,
     /// Connections turned away because of `max_connections` (for logs and
     /// tests).
@@ -61,9 +65,29 @@ impl ServerState {
         AcceptGuard(self.clone())
     }
 
-    /// No accept loop left and no connection live.
+    /// Moves a connection the server has closed from `live` to
+    /// `lingering`, unless `max` already linger (then it closes at once);
+    /// the guard ends the lingering. The live slot is freed either way.
+    pub(crate) fn linger(
+        self: &std::sync::Arc<Self>,
+        live: ConnGuard,
+        max: usize,
+    ) -> Option<LingerGuard> {
+        let admitted = self
+            .lingering
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
+                (cur < max).then_some(cur + 1)
+            })
+            .is_ok();
+        drop(live);
+        admitted.then(|| LingerGuard(self.clone()))
+    }
+
+    /// No accept loop left, no connection live or lingering.
     fn drained(&self) -> bool {
-        self.accepting.load(Ordering::Acquire) == 0 && self.live() == 0
+        self.accepting.load(Ordering::Acquire) == 0
+            && self.live() == 0
+            && self.lingering.load(Ordering::Acquire) == 0
     }
 
     /// Waits until every accept loop has ended and no connection is live.
@@ -107,6 +131,18 @@ pub(crate) struct AcceptGuard(std::sync::Arc<ServerState>);
 impl Drop for AcceptGuard {
     fn drop(&mut self) {
         if self.0.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify(usize::MAX);
+        }
+    }
+}
+
+/// Counts one lingering connection; see [`ServerState::linger`].
+#[derive(Debug)]
+pub(crate) struct LingerGuard(std::sync::Arc<ServerState>);
+
+impl Drop for LingerGuard {
+    fn drop(&mut self) {
+        if self.0.lingering.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.drained.notify(usize::MAX);
         }
     }

@@ -94,14 +94,7 @@ impl Drop for Runtime {
         }
         self.handle.inner.blocking.shutdown();
         // Joining from one of our own workers would wait for ourselves.
-        let on_own_worker = context::try_worker().is_some_and(|w| {
-            self.handle
-                .inner
-                .workers
-                .iter()
-                .any(|s| Arc::ptr_eq(s, w.shared()))
-        });
-        if on_own_worker {
+        if self.handle.is_worker_thread() {
             tracing::warn!("strata: runtime dropped on one of its own workers; not joining");
             return;
         }
@@ -165,6 +158,19 @@ impl Handle {
     /// The handle of the runtime this thread is inside, if any.
     pub fn try_current() -> Option<Handle> {
         context::try_handle()
+    }
+
+    /// Whether the calling thread is one of this runtime's workers: where
+    /// waiting for the runtime's own tasks (or dropping it) would wait for
+    /// the thread doing the waiting. (`false` on its blocking-pool threads
+    /// and in `block_on`.)
+    pub fn is_worker_thread(&self) -> bool {
+        context::try_worker().is_some_and(|w| {
+            self.inner
+                .workers
+                .iter()
+                .any(|s| Arc::ptr_eq(s, w.shared()))
+        })
     }
 
     /// Spawns a `Send` future on this runtime: on the current worker if the
