@@ -4,6 +4,31 @@
 //! It is a single-threaded `mio` loop with no runtime of its own, so the
 //! servers it compares are all driven by exactly the same client, and it
 //! costs little CPU per request (see `client_cpu` in the result).
+//!
+//! # What the response check catches
+//!
+//! Every complete response must equal the expected bytes, and a connection
+//! may never hold more complete responses than requests it has written and
+//! not yet seen answered: either is `InvalidData`, never a panic. The load
+//! is closed-loop, though (each answer sends the next request), so until
+//! the deadline a connection always has D requests outstanding, and an
+//! unsolicited response that arrives in a read bringing no more than D
+//! complete responses in all is indistinguishable from an answer: it is
+//! taken for the oldest request's, and every later answer is matched one
+//! request late (their latencies are misattributed). Such a surplus is
+//! caught
+//!
+//! * at once, if one read brings more complete responses than requests
+//!   outstanding on the connection (say a burst of unsolicited lines, or
+//!   two answers to one request at D=1);
+//! * otherwise at the final drain: after the deadline no request is sent,
+//!   each connection must receive exactly its outstanding count, and any
+//!   byte beyond that (read with the last expected response, or arriving
+//!   within [`SETTLE`] after the last connection finished) fails the run.
+//!
+//! Not caught: a surplus that arrives later than [`SETTLE`] after the
+//! final drain, and a server that swallows one request and answers another
+//! twice (the counts agree).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -123,6 +148,17 @@ pub struct LoadResult {
     pub client_cpu: Duration,
 }
 
+/// How long the final drain keeps listening, once every connection has
+/// received its last expected response, for bytes nobody asked for.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+fn surplus(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the server sent more responses than requests: {what}"),
+    )
+}
+
 struct Conn {
     stream: TcpStream,
     out: Vec<u8>,
@@ -138,6 +174,39 @@ impl Conn {
     fn queue_request(&mut self, req: &[u8], now: Instant) {
         self.out.extend_from_slice(req);
         self.sent_at.push_back(now);
+    }
+
+    /// Requests written in full and not answered yet: the most complete
+    /// responses the connection can hold. Requests still (even partly) in
+    /// the output buffer have not reached the server.
+    fn answerable(&self, request_len: usize) -> Option<usize> {
+        let unsent = (self.out.len() - self.out_pos).div_ceil(request_len);
+        self.sent_at.len().checked_sub(unsent)
+    }
+
+    /// Reads everything the socket holds into `inbuf`; `Ok(false)` when
+    /// the server closed the connection.
+    fn read_all(&mut self, readbuf: &mut [u8]) -> io::Result<bool> {
+        loop {
+            match self.stream.read(readbuf) {
+                Ok(0) => return Ok(false),
+                // A short read took everything queued. The load
+                // generator (unlike strata, whose design forbids it)
+                // does not read again to see `WouldBlock`: on Linux
+                // an edge-triggered epoll reports every later
+                // arrival as a new event, so nothing is missed, and
+                // the saved system call keeps the generator from
+                // becoming the bottleneck at one request in flight.
+                Ok(n) if n < readbuf.len() => {
+                    self.inbuf.extend_from_slice(&readbuf[..n]);
+                    return Ok(true);
+                }
+                Ok(n) => self.inbuf.extend_from_slice(&readbuf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -167,13 +236,21 @@ fn record(hist: &mut Histogram<u64>, t: Instant, run: Option<(Instant, u64)>) {
 ///
 /// # Errors
 ///
-/// Connection failures, a closed connection, or a response that differs from
-/// `spec.response` (reported as `InvalidData`).
+/// Connection failures, a closed connection, a response that differs from
+/// `spec.response`, or more responses than requests (both reported as
+/// `InvalidData`; see the module documentation for what the count check
+/// can and cannot see); an empty request or response is `InvalidInput`.
 pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
     assert!(
         spec.addr.ip().is_loopback(),
         "load tests only target loopback"
     );
+    if spec.request.is_empty() || spec.response.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty request or response",
+        ));
+    }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = Vec::with_capacity(spec.conns);
@@ -225,33 +302,25 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if ev.is_readable() {
-                loop {
-                    match c.stream.read(&mut readbuf) {
-                        Ok(0) => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "server closed a connection",
-                            ));
-                        }
-                        // A short read took everything queued. The load
-                        // generator (unlike strata, whose design forbids it)
-                        // does not read again to see `WouldBlock`: on Linux
-                        // an edge-triggered epoll reports every later
-                        // arrival as a new event, so nothing is missed, and
-                        // the saved system call keeps the generator from
-                        // becoming the bottleneck at one request in flight.
-                        Ok(n) if n < readbuf.len() => {
-                            c.inbuf.extend_from_slice(&readbuf[..n]);
-                            break;
-                        }
-                        Ok(n) => c.inbuf.extend_from_slice(&readbuf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
+                if !c.read_all(&mut readbuf)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed a connection",
+                    ));
                 }
                 let complete = c.inbuf.len() / resp.len();
                 if complete > 0 {
+                    // Checked before anything is queued below: requests
+                    // queued now cannot have been answered yet.
+                    let answerable = c
+                        .answerable(spec.request.len())
+                        .ok_or_else(|| surplus("more queued than sent"))?;
+                    if complete > answerable {
+                        return Err(surplus(&format!(
+                            "{complete} complete responses on a connection \
+                             with {answerable} requests outstanding"
+                        )));
+                    }
                     let t = Instant::now();
                     // Requests sent in one batch share their send time, and
                     // their responses here share `t`: record each run of
@@ -265,7 +334,10 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
                                 format!("unexpected response {:?}", String::from_utf8_lossy(got)),
                             ));
                         }
-                        let sent = c.sent_at.pop_front().expect("response without request");
+                        let sent = c
+                            .sent_at
+                            .pop_front()
+                            .ok_or_else(|| surplus("response without request"))?;
                         run = match run {
                             Some((at, n)) if at == sent => Some((at, n + 1)),
                             other => {
@@ -277,7 +349,9 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
                         if issuing {
                             c.queue_request(&spec.request, t);
                         } else {
-                            outstanding -= 1;
+                            outstanding = outstanding
+                                .checked_sub(1)
+                                .ok_or_else(|| surplus("beyond the final count"))?;
                         }
                     }
                     record(&mut hist, t, run);
@@ -292,10 +366,51 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
     let elapsed = start.elapsed();
     let cpu1 = crate::report::process_cpu();
     meter.finish();
+    settle(&mut poll, &mut events, &mut conns, &mut readbuf)?;
     Ok(LoadResult {
         responses,
         elapsed,
         latency_us: hist,
         client_cpu: (cpu1.0 + cpu1.1).saturating_sub(cpu0.0 + cpu0.1),
     })
+}
+
+/// The end of the final drain: every connection has received exactly its
+/// outstanding count, so any byte still buffered, or arriving within
+/// [`SETTLE`], is a response nobody asked for.
+fn settle(
+    poll: &mut Poll,
+    events: &mut Events,
+    conns: &mut [Conn],
+    readbuf: &mut [u8],
+) -> io::Result<()> {
+    let check = |c: &Conn| {
+        if c.inbuf.is_empty() {
+            Ok(())
+        } else {
+            Err(surplus(&format!(
+                "{} bytes after the last expected response",
+                c.inbuf.len()
+            )))
+        }
+    };
+    for c in conns.iter() {
+        check(c)?;
+    }
+    let end = Instant::now() + SETTLE;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        poll.poll(events, Some(end - now))?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if ev.is_readable() {
+                // A close is no surplus: only bytes are.
+                c.read_all(readbuf)?;
+                check(c)?;
+            }
+        }
+    }
 }
