@@ -14,7 +14,10 @@
 //! Servers are run interleaved, each round starting with the next one
 //! (A B C, B C A, C A B ...). The table reports the
 //! median requests/s, median p50/p99 latency, the server's own CPU time
-//! per request (user and system, from `/proc/<pid>/stat`), and how busy the
+//! per request (user, system, and the two together, from
+//! `/proc/<pid>/stat`: the kernel measures a process's run time exactly
+//! but splits it into user and system by sampling at clock ticks, so the
+//! sum is the column to compare, the split a rough guide), and how busy the
 //! server and the load generator were (CPU time over wall time; the side
 //! near 100 % is the bottleneck; in pinned mode each has one core).
 //! Under each table, the first server's rate over each other server's is
@@ -171,6 +174,8 @@ fn main() {
                     row.p99.push(r.latency_us.value_at_quantile(0.99) as f64);
                     row.user.push(u1.saturating_sub(u0).as_secs_f64() * 1e6 / n);
                     row.sys.push(s1.saturating_sub(s0).as_secs_f64() * 1e6 / n);
+                    row.cpu
+                        .push((u1 + s1).saturating_sub(u0 + s0).as_secs_f64() * 1e6 / n);
                     row.client
                         .push(r.client_cpu.as_secs_f64() / r.elapsed.as_secs_f64());
                     let server_cpu = (u1 + s1).saturating_sub(u0 + s0);
@@ -182,7 +187,7 @@ fn main() {
                 "## {mode} ({workers} server worker{}), C={conns}, D={depth}",
                 if workers == 1 { "" } else { "s" }
             );
-            print_rows(&rows);
+            print!("{}", table(&rows));
             print_paired(&rows);
             println!();
         }
@@ -214,6 +219,8 @@ struct Row {
     p99: Vec<f64>,
     user: Vec<f64>,
     sys: Vec<f64>,
+    /// User and system together, per request.
+    cpu: Vec<f64>,
     client: Vec<f64>,
     server: Vec<f64>,
 }
@@ -227,6 +234,7 @@ impl Row {
             p99: vec![],
             user: vec![],
             sys: vec![],
+            cpu: vec![],
             client: vec![],
             server: vec![],
         }
@@ -237,7 +245,9 @@ fn median(v: &[f64]) -> f64 {
     strata_bench::report::median(v.iter().copied())
 }
 
-fn print_rows(rows: &[Row]) {
+/// The table of medians, one row per server, and the note under it.
+fn table(rows: &[Row]) -> String {
+    use std::fmt::Write as _;
     let of = |name: &str| {
         rows.iter()
             .find(|r| r.name == name)
@@ -246,17 +256,19 @@ fn print_rows(rows: &[Row]) {
     let tokio = of("tokio");
     let batch = of("tokio-batch");
     let mio = of("mio");
-    println!(
-        "| server | req/s | vs tokio | vs tokio-batch | vs mio | p50 us | p99 us | user us/req | sys us/req | spread | server cpu | client cpu |"
+    let mut out = String::new();
+    out.push_str(
+        "| server | req/s | vs tokio | vs tokio-batch | vs mio | p50 us | p99 us | user us/req | sys us/req | user+sys us/req | spread | server cpu | client cpu |\n",
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let m = median(&r.rate);
         let lo = r.rate.iter().cloned().fold(f64::INFINITY, f64::min) / m;
         let hi = r.rate.iter().cloned().fold(0.0, f64::max) / m;
         let ratio = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", m / b));
-        println!(
-            "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% | {:.0}% |",
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}-{:.2} | {:.0}% | {:.0}% |",
             r.name,
             m,
             ratio(tokio),
@@ -266,12 +278,19 @@ fn print_rows(rows: &[Row]) {
             median(&r.p99),
             median(&r.user),
             median(&r.sys),
+            median(&r.cpu),
             lo,
             hi,
             100.0 * median(&r.server),
             100.0 * median(&r.client)
         );
     }
+    out.push_str(
+        "\nCPU per request: user+sys is the server's measured run time; the kernel \
+         splits it into user and sys by sampling at clock ticks, so compare servers \
+         on user+sys and read the split as a rough guide.\n",
+    );
+    out
 }
 
 /// The first server's rate over each other server's, round by round
@@ -423,5 +442,44 @@ fn raise_fd_limit(want: u64) {
         lim.rlim_cur = target;
         // SAFETY: raising the soft limit up to the hard limit is allowed.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, rate: f64, user: f64, sys: f64) -> Row {
+        let mut r = Row::new(name);
+        r.rate = vec![rate, rate];
+        r.p50 = vec![100.0, 100.0];
+        r.p99 = vec![200.0, 200.0];
+        // The sum is taken per run, then its median: not the sum of the
+        // medians of the two parts.
+        r.user = vec![user, user + 0.5];
+        r.sys = vec![sys + 0.5, sys];
+        r.cpu = vec![user + sys + 0.5, user + sys + 0.5];
+        r.server = vec![0.5, 0.5];
+        r.client = vec![0.25, 0.25];
+        r
+    }
+
+    #[test]
+    fn the_table_has_the_user_plus_sys_column_and_the_note() {
+        let t = table(&[
+            row("strata", 2000.0, 1.0, 0.25),
+            row("tokio", 1000.0, 2.0, 1.0),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        let cells = |l: &str| l.matches('|').count();
+        assert!(lines[0].contains("| user us/req | sys us/req | user+sys us/req | spread |"));
+        assert_eq!(cells(lines[0]), cells(lines[1]));
+        assert_eq!(cells(lines[0]), cells(lines[2]));
+        assert_eq!(
+            lines[2],
+            "| strata | 2000 | 2.00x | - | - | 100 | 200 | 1.250 | 0.500 | 1.750 | 1.00-1.00 | 50% | 25% |"
+        );
+        assert!(lines[3].contains("| 2.250 | 1.250 | 3.500 |"));
+        assert!(t.contains("sampling at clock ticks") && t.contains("compare servers on user+sys"));
     }
 }
