@@ -81,3 +81,73 @@ pub fn spread(samples: &[Sample]) -> (f64, f64) {
     let max = samples.iter().map(Sample::rate).fold(0.0, f64::max);
     (min / m, max / m)
 }
+
+/// The side that runs `k`-th in round `rep` of `n` sides: each round
+/// starts with the next side (A B C, B C A, C A B, ...), so that none
+/// always runs first, or always right after the same one.
+pub fn rotated(rep: usize, k: usize, n: usize) -> usize {
+    (rep + k) % n
+}
+
+/// `first`'s rate over each other side's, round by round (each round ran
+/// every side once, back to back, so the machine's drift between rounds
+/// cancels out): the median and range of the per-round ratios, and in how
+/// many rounds `first` came out ahead. `None` for fewer than two rounds or
+/// no other side.
+///
+/// `first` and `others` are (name, rate per round), the rates in round
+/// order.
+pub fn per_round(first: (&str, &[f64]), others: &[(&str, &[f64])]) -> Option<String> {
+    let (name, rates) = first;
+    if others.is_empty() || rates.len() < 2 {
+        return None;
+    }
+    let parts: Vec<String> = others
+        .iter()
+        .map(|(other, theirs)| {
+            let ratios: Vec<f64> = rates.iter().zip(*theirs).map(|(a, b)| a / b).collect();
+            let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().cloned().fold(0.0, f64::max);
+            let ahead = ratios.iter().filter(|&&r| r > 1.0).count();
+            format!(
+                "vs {other} {:.2}x ({lo:.2}-{hi:.2}, ahead in {ahead}/{})",
+                median(ratios.iter().copied()),
+                ratios.len()
+            )
+        })
+        .collect();
+    Some(format!("{name} per round: {}", parts.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_starts_each_round_with_the_next_side() {
+        let order = |rep| (0..3).map(|k| rotated(rep, k, 3)).collect::<Vec<_>>();
+        assert_eq!(order(0), [0, 1, 2]);
+        assert_eq!(order(1), [1, 2, 0]);
+        assert_eq!(order(2), [2, 0, 1]);
+        assert_eq!(order(3), [0, 1, 2]);
+        assert_eq!(
+            (0..4).map(|rep| rotated(rep, 0, 2)).collect::<Vec<_>>(),
+            [0, 1, 0, 1]
+        );
+    }
+
+    #[test]
+    fn per_round_ratios() {
+        let a = [110.0, 90.0, 120.0, 100.0];
+        let b = [100.0, 100.0, 100.0, 80.0];
+        let c = [55.0, 45.0, 60.0, 50.0];
+        let line = per_round(("a", &a), &[("b", &b), ("c", &c)]).expect("four rounds");
+        // Ratios to b: 1.1, 0.9, 1.2, 1.25; median (1.1 + 1.2) / 2.
+        assert_eq!(
+            line,
+            "a per round: vs b 1.15x (0.90-1.25, ahead in 3/4); vs c 2.00x (2.00-2.00, ahead in 4/4)"
+        );
+        assert_eq!(per_round(("a", &a[..1]), &[("b", &b[..1])]), None);
+        assert_eq!(per_round(("a", &a), &[]), None);
+    }
+}

@@ -29,6 +29,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use strata_bench::loadgen::{self, LoadSpec, Progress};
+use strata_bench::report;
 use strata_bench::server_proc::{self, ServerProc};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -154,7 +155,7 @@ fn main() {
                 // Each round starts with the next server, so that none is
                 // always the first run (or always follows the same one).
                 for k in 0..n {
-                    let row = &mut rows[(rep + k) % n];
+                    let row = &mut rows[report::rotated(rep, k, n)];
                     let server = start(&row.name, workers, pinned);
                     let spec = LoadSpec {
                         addr: server.addr,
@@ -188,7 +189,15 @@ fn main() {
                 if workers == 1 { "" } else { "s" }
             );
             print!("{}", table(&rows));
-            print_paired(&rows);
+            if let Some((first, others)) = rows.split_first() {
+                let others: Vec<(&str, &[f64])> = others
+                    .iter()
+                    .map(|r| (r.name.as_str(), &r.rate[..]))
+                    .collect();
+                if let Some(line) = report::per_round((&first.name, &first.rate), &others) {
+                    println!("\n{line}");
+                }
+            }
             println!();
         }
     }
@@ -291,38 +300,6 @@ fn table(rows: &[Row]) -> String {
          on user+sys and read the split as a rough guide.\n",
     );
     out
-}
-
-/// The first server's rate over each other server's, round by round
-/// (each round runs every server once, back to back), so that the machine
-/// drifting between rounds cancels out: median and range of the per-round
-/// ratios, and in how many rounds the first server came out ahead.
-fn print_paired(rows: &[Row]) {
-    let Some((first, others)) = rows.split_first() else {
-        return;
-    };
-    if others.is_empty() || first.rate.len() < 2 {
-        return;
-    }
-    let parts: Vec<String> = others
-        .iter()
-        .map(|o| {
-            let ratios: Vec<f64> = first.rate.iter().zip(&o.rate).map(|(a, b)| a / b).collect();
-            let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
-            let hi = ratios.iter().cloned().fold(0.0, f64::max);
-            let ahead = ratios.iter().filter(|&&r| r > 1.0).count();
-            format!(
-                "vs {} {:.2}x ({:.2}-{:.2}, ahead in {}/{})",
-                o.name,
-                median(&ratios),
-                lo,
-                hi,
-                ahead,
-                ratios.len()
-            )
-        })
-        .collect();
-    println!("\n{} per round: {}", first.name, parts.join("; "));
 }
 
 fn start(name: &str, workers: usize, pinned: bool) -> ServerProc {

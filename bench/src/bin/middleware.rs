@@ -20,8 +20,9 @@
 //! * `concurrent`: N calls in batches of 256 started together and joined
 //!   with the same `join_all` on both sides.
 //!
-//! Runs alternate strata and tower (A B A B ...) after a warm-up of each;
-//! medians of 7.
+//! Each repetition runs the four (strata bare, tower bare, strata stack,
+//! tower stack) back to back, starting with the next one each time (A B C
+//! D, B C D A, ...), after a warm-up of each side; medians of 7.
 //!
 //! ```text
 //! cargo run --release -p strata-bench --bin middleware [-- --reps 7 --calls 1000000]
@@ -335,19 +336,23 @@ fn main() {
         tower_run(&tokio, calls / 10, true, concurrent);
 
         let (mut sb, mut tb, mut ss, mut ts) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..reps {
-            sb.push(report::measure(|| {
-                strata_run(&strata, calls, false, concurrent)
-            }));
-            tb.push(report::measure(|| {
-                tower_run(&tokio, calls, false, concurrent)
-            }));
-            ss.push(report::measure(|| {
-                strata_run(&strata, calls, true, concurrent)
-            }));
-            ts.push(report::measure(|| {
-                tower_run(&tokio, calls, true, concurrent)
-            }));
+        for rep in 0..reps {
+            for k in 0..4 {
+                match report::rotated(rep, k, 4) {
+                    0 => sb.push(report::measure(|| {
+                        strata_run(&strata, calls, false, concurrent)
+                    })),
+                    1 => tb.push(report::measure(|| {
+                        tower_run(&tokio, calls, false, concurrent)
+                    })),
+                    2 => ss.push(report::measure(|| {
+                        strata_run(&strata, calls, true, concurrent)
+                    })),
+                    _ => ts.push(report::measure(|| {
+                        tower_run(&tokio, calls, true, concurrent)
+                    })),
+                }
+            }
         }
         let (sb_ns, tb_ns, ss_ns, ts_ns) = (
             ns_per_call(&sb),

@@ -5,8 +5,11 @@
 //! * `echo`: a TCP echo server in a child process, driven by the shared
 //!   load generator over loopback with 64 connections.
 //!
-//! Runs alternate strata and tokio (A B A B ...) so drift on a noisy
-//! machine hits both alike.
+//! Runs alternate, each round starting with the other side (strata tokio,
+//! tokio strata, ...), so drift on a noisy machine hits both alike and
+//! neither always runs first. Under each table, strata's rate over tokio's
+//! is also given round by round (median, range, rounds ahead), which
+//! cancels the machine's drift between rounds.
 //!
 //! ```text
 //! cargo run --release -p strata-bench --bin rt -- spawn [--reps 7] [--tasks 100000] [--workers 2]
@@ -93,9 +96,14 @@ fn spawn_bench(args: &[String]) {
     spawn_strata(&srt, tasks);
     spawn_tokio(&trt, tasks);
     let (mut s, mut t) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        s.push(report::measure(|| spawn_strata(&srt, tasks)));
-        t.push(report::measure(|| spawn_tokio(&trt, tasks)));
+    for rep in 0..reps {
+        for k in 0..2 {
+            if report::rotated(rep, k, 2) == 0 {
+                s.push(report::measure(|| spawn_strata(&srt, tasks)));
+            } else {
+                t.push(report::measure(|| spawn_tokio(&trt, tasks)));
+            }
+        }
     }
     println!("spawn-and-join: {tasks} tasks per run, {workers} workers, {reps} runs each (median)");
     print_table(&[("strata", &s), ("tokio", &t)], "tasks/s");
@@ -214,8 +222,11 @@ fn echo_bench(args: &[String]) {
         ("strata", Vec::new(), Vec::new()),
         ("tokio", Vec::new(), Vec::new()),
     ];
+    let n = results.len();
     for rep in 0..reps {
-        for (name, samples, p99s) in results.iter_mut() {
+        // Each round starts with the next server.
+        for k in 0..n {
+            let (name, samples, p99s) = &mut results[report::rotated(rep, k, n)];
             let server = ServerProc::start(
                 &[
                     "serve".into(),
@@ -272,6 +283,8 @@ fn echo_bench(args: &[String]) {
     }
 }
 
+/// The table of medians (the last row is the base of `vs tokio`), then the
+/// first row's rate over the others' round by round.
 fn print_table(rows: &[(&str, &Vec<Sample>)], unit: &str) {
     let base = report::median_rate(rows.last().expect("rows").1);
     println!(
@@ -294,5 +307,15 @@ fn print_table(rows: &[(&str, &Vec<Sample>)], unit: &str) {
             lo,
             hi
         );
+    }
+    let rates: Vec<(&str, Vec<f64>)> = rows
+        .iter()
+        .map(|(name, samples)| (*name, samples.iter().map(Sample::rate).collect()))
+        .collect();
+    if let Some(((first, theirs), others)) = rates.split_first() {
+        let others: Vec<(&str, &[f64])> = others.iter().map(|(n, r)| (*n, &r[..])).collect();
+        if let Some(line) = report::per_round((first, theirs), &others) {
+            println!("{line}");
+        }
     }
 }

@@ -9,8 +9,9 @@
 //! under `perf record` or `valgrind --tool=callgrind`.
 //!
 //! Three workloads, each run on a 2-worker runtime of both kinds,
-//! interleaved (strata, tokio, strata, tokio, ...) so that machine noise
-//! hits both alike; the table shows medians and their ratio.
+//! interleaved, each repetition starting with the other side (strata
+//! tokio, tokio strata, ...), so that machine noise hits both alike and
+//! neither always runs first; the table shows medians and their ratio.
 //!
 //! * `cancel-each`: 1,000,000 times: create a 60 s sleep, poll it once (so
 //!   it registers with the timer wheel), drop it. The request-timeout
@@ -218,9 +219,14 @@ fn main() {
         s();
         t();
         let (mut ss, mut ts) = (Vec::new(), Vec::new());
-        for _ in 0..REPS {
-            ss.push(measure(s));
-            ts.push(measure(t));
+        for rep in 0..REPS {
+            for k in 0..2 {
+                if strata_bench::report::rotated(rep, k, 2) == 0 {
+                    ss.push(measure(s));
+                } else {
+                    ts.push(measure(t));
+                }
+            }
         }
         let rate = |x: &Sample| x.rate() / 1e6;
         let wall_ms = |x: &Sample| x.wall.as_secs_f64() * 1e3;
