@@ -6,6 +6,8 @@
 //!       [--only SUBSTRING]
 //! ```
 //!
+//! Unknown flags and values that do not parse are errors (exit status 2).
+//!
 //! Cases, each for `LinesCodec` and `LengthDelimitedCodec` (plus one for
 //! strata's `LinesCodec::shared`, decoding into `Line`, against tokio-util's
 //! `String` lines):
@@ -33,6 +35,7 @@
 use std::hint::black_box;
 
 use bytes::BytesMut;
+use strata_bench::args::{ArgError, Args};
 use strata_bench::report::{Sample, measure, median_rate, spread};
 
 /// Lines are at most this long; both codecs are given the same limit.
@@ -42,13 +45,14 @@ const CHUNK: usize = 4 * 1024;
 /// Encoded bytes are dropped ("flushed") once this many are buffered.
 const FLUSH_AT: usize = 64 * 1024;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const USAGE: &str = "\
+codec benchmark: strata-codec against tokio-util's codecs
+
+usage:
+  codec [--reps 15] [--lines 1000000] [--frames 200000] [--only SUBSTRING]
+      --only runs just the cases whose name contains SUBSTRING
+
+Unknown flags and values that do not parse are errors (exit status 2).";
 
 /// A small deterministic PRNG (xorshift64*), so every run sees the same input.
 struct Rng(u64);
@@ -251,13 +255,36 @@ fn pair(
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let reps: usize = arg(&args, "--reps", 15).max(1);
-    let line_count: usize = arg(&args, "--lines", 1_000_000);
-    let frame_count: usize = arg(&args, "--frames", 200_000);
+/// The names of the cases, in the table's order of the `cases` array.
+const NAMES: [&str; 7] = [
+    "lines: decode, whole buffer",
+    "lines: decode, 4 KiB chunks",
+    "lines: encode",
+    "length-delimited: decode, whole buffer",
+    "length-delimited: decode, 4 KiB chunks",
+    "length-delimited: encode",
+    "lines: decode as shared Line, 4 KiB chunks",
+];
+
+/// `--reps`, `--lines`, `--frames` and `--only`, checked.
+fn options(mut args: Args) -> Result<(usize, usize, usize, String), ArgError> {
+    let reps: usize = args.at_least("--reps", 15, 1)?;
+    let line_count: usize = args.at_least("--lines", 1_000_000, 1)?;
+    let frame_count: usize = args.at_least("--frames", 200_000, 1)?;
     // Only the cases whose name contains this (for profiling one case).
-    let only: String = arg(&args, "--only", String::new());
+    let only: String = args.value("--only", String::new())?;
+    if !NAMES.iter().any(|n| n.contains(&only)) {
+        return Err(ArgError::new(format!(
+            "--only: no case name contains {only:?}"
+        )));
+    }
+    args.finish()?;
+    Ok((reps, line_count, frame_count, only))
+}
+
+fn main() {
+    let (reps, line_count, frame_count, only) =
+        options(Args::from_env(USAGE)).unwrap_or_else(|e| e.exit(USAGE));
 
     let lines = lines_workload(line_count);
     let frames = length_delimited_workload(frame_count);
@@ -277,16 +304,7 @@ fn main() {
         frames.wire.len()
     );
 
-    let names = [
-        "lines: decode, whole buffer",
-        "lines: decode, 4 KiB chunks",
-        "lines: encode",
-        "length-delimited: decode, whole buffer",
-        "length-delimited: decode, 4 KiB chunks",
-        "length-delimited: encode",
-        "lines: decode as shared Line, 4 KiB chunks",
-    ];
-    let mut cases: Vec<Case> = names
+    let mut cases: Vec<Case> = NAMES
         .iter()
         .enumerate()
         .map(|(i, &name)| Case {

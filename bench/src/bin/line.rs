@@ -25,112 +25,107 @@
 //! the machine's drift between rounds.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use strata_bench::args::{ArgError, Args};
 use strata_bench::loadgen::{self, LoadSpec, Progress};
 use strata_bench::report;
 use strata_bench::server_proc::{self, ServerProc};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn num<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    arg(args, name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn list(args: &[String], name: &str, default: &str) -> Vec<String> {
-    arg(args, name)
-        .unwrap_or_else(|| default.to_string())
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
 
 const USAGE: &str = "\
 line server benchmark: strata against tokio and a hand-written mio server
 
 usage:
   line [--secs 5] [--reps 3] [--conns 64] [--depths 1,16] [--modes pinned,shared]
-       [--idle 10000] [--servers strata,tokio,tokio-batch,mio]
+       [--idle 10000] [--servers strata,tokio,tokio-batch,mio] [--progress|--quiet]
       run the side-by-side benchmark and print the tables
   line serve strata|tokio|tokio-batch|mio [--workers 1]
       run one server on a free port of 127.0.0.1 and print its address
-  line load ADDR [--conns 64] [--depth 16] [--secs 5]
+  line load ADDR [--conns 64] [--depth 16] [--secs 5] [--progress|--quiet]
       drive a server started separately (for profiling)
 
-A progress line (seconds, requests/s over the last second, responses)
-shows on standard error while the load runs, when that is a terminal;
---progress prints it anyway, --quiet never.";
+--secs takes fractions (0.5). A progress line (seconds, requests/s over
+the last second, responses) shows on standard error while the load runs,
+when that is a terminal; --progress prints it anyway, --quiet never.
+Unknown flags and values that do not parse are errors (exit status 2).";
 
 /// The live progress line: on a terminal unless `--quiet`, always with
 /// `--progress` (a line per second when not on a terminal).
-fn progress(args: &[String]) -> Progress {
-    if args.iter().any(|a| a == "--progress") {
+fn progress(args: &mut Args) -> Result<Progress, ArgError> {
+    let (on, off) = (args.flag("--progress")?, args.flag("--quiet")?);
+    Ok(if on {
         Progress::Live
-    } else if args.iter().any(|a| a == "--quiet") {
+    } else if off {
         Progress::Off
     } else {
         Progress::on_terminal()
-    }
+    })
 }
 
-/// Prints the usage and exits with status 2 (a command-line mistake).
-fn usage_error(msg: &str) -> ! {
-    eprintln!("error: {msg}\n\n{USAGE}");
-    std::process::exit(2);
-}
+const SERVERS: [&str; 4] = ["strata", "tokio", "tokio-batch", "mio"];
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return;
+    let mut args = Args::from_env(USAGE);
+    let result = match args.positional().as_deref() {
+        Some("serve") => serve(args),
+        Some("load") => load(args),
+        Some(other) => Err(ArgError::new(format!(
+            "unknown command {other:?}: `serve`, `load`, or flags only"
+        ))),
+        None => bench(args),
+    };
+    if let Err(e) = result {
+        e.exit(USAGE);
     }
-    if args.first().map(String::as_str) == Some("serve") {
-        return serve(&args);
+}
+
+/// Load only, against a server started separately (for profiling):
+/// `line load ADDR [--conns 64] [--depth 16] [--secs 5]`.
+fn load(mut args: Args) -> Result<(), ArgError> {
+    let addr: SocketAddr = args
+        .positional()
+        .ok_or_else(|| ArgError::new("`load` needs a server address, like 127.0.0.1:12345"))?
+        .parse()
+        .map_err(|e| ArgError::new(format!("`load`: bad server address: {e}")))?;
+    if !addr.ip().is_loopback() {
+        return Err(ArgError::new("`load` only targets loopback addresses"));
     }
-    if args.first().map(String::as_str) == Some("load") {
-        // Load only, against a server started separately (for profiling):
-        // line load ADDR [--conns 64] [--depth 16] [--secs 5]
-        let spec = LoadSpec {
-            addr: args.get(1).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
-                usage_error("`load` needs a server address, like 127.0.0.1:12345")
-            }),
-            conns: num(&args, "--conns", 64),
-            depth: num(&args, "--depth", 16),
-            request: b"hello\n".to_vec(),
-            response: b"world\n".to_vec(),
-            duration: Duration::from_secs(num(&args, "--secs", 5)),
-            progress: progress(&args),
-        };
-        let r = loadgen::run(&spec).expect("load run");
-        println!(
-            "{} responses, {:.0} req/s, p50 {} us, p99 {} us",
-            r.responses,
-            r.responses as f64 / r.elapsed.as_secs_f64(),
-            r.latency_us.value_at_quantile(0.5),
-            r.latency_us.value_at_quantile(0.99)
-        );
-        return;
+    let spec = LoadSpec {
+        addr,
+        conns: args.at_least("--conns", 64, 1)?,
+        depth: args.at_least("--depth", 16, 1)?,
+        request: b"hello\n".to_vec(),
+        response: b"world\n".to_vec(),
+        duration: args.secs("--secs", 5.0)?,
+        progress: progress(&mut args)?,
+    };
+    args.finish()?;
+    let r = loadgen::run(&spec).expect("load run");
+    println!(
+        "{} responses, {:.0} req/s, p50 {} us, p99 {} us",
+        r.responses,
+        r.responses as f64 / r.elapsed.as_secs_f64(),
+        r.latency_us.value_at_quantile(0.5),
+        r.latency_us.value_at_quantile(0.99)
+    );
+    Ok(())
+}
+
+fn bench(mut args: Args) -> Result<(), ArgError> {
+    let duration = args.secs("--secs", 5.0)?;
+    let reps: usize = args.at_least("--reps", 3, 1)?;
+    let conns: usize = args.at_least("--conns", 64, 1)?;
+    let idle: usize = args.value("--idle", 10_000)?;
+    let depths: Vec<usize> = args.list("--depths", "1,16")?;
+    if depths.contains(&0) {
+        return Err(ArgError::new("--depths: a depth must be at least 1"));
     }
-    let secs: u64 = num(&args, "--secs", 5);
-    let reps: usize = num(&args, "--reps", 3);
-    let conns: usize = num(&args, "--conns", 64);
-    let idle: usize = num(&args, "--idle", 10_000);
-    let depths: Vec<usize> = list(&args, "--depths", "1,16")
-        .iter()
-        .filter_map(|d| d.parse().ok())
-        .collect();
-    let modes = list(&args, "--modes", "pinned,shared");
-    let servers = list(&args, "--servers", "strata,tokio,tokio-batch,mio");
+    let modes = args.choices("--modes", "pinned,shared", &["pinned", "shared"])?;
+    let servers = args.choices("--servers", &SERVERS.join(","), &SERVERS)?;
+    let progress = progress(&mut args)?;
+    args.finish()?;
+    let secs = duration.as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     raise_fd_limit((idle as u64) * 2 + 1000);
 
@@ -163,8 +158,8 @@ fn main() {
                         depth,
                         request: b"hello\n".to_vec(),
                         response: b"world\n".to_vec(),
-                        duration: Duration::from_secs(secs),
-                        progress: progress(&args),
+                        duration,
+                        progress,
                     };
                     let (u0, s0) = server.cpu();
                     let r = loadgen::run(&spec).expect("load run");
@@ -219,6 +214,7 @@ fn main() {
             }
         }
     }
+    Ok(())
 }
 
 struct Row {
@@ -315,20 +311,26 @@ fn start(name: &str, workers: usize, pinned: bool) -> ServerProc {
     .unwrap_or_else(|e| panic!("start {name}: {e}"))
 }
 
-fn serve(args: &[String]) {
-    server_proc::pin_from_env();
-    let workers: usize = num(args, "--workers", 1);
-    let result = match args.get(1).map(String::as_str) {
-        Some("strata") => serve_strata(workers),
-        Some("tokio") => strata_bench::tokio_line::serve(workers),
-        Some("tokio-batch") => strata_bench::tokio_line::serve_batched(workers),
-        Some("mio") => strata_bench::mio_line::serve(workers),
-        other => usage_error(&format!(
-            "unknown server {:?}; use strata, tokio, tokio-batch or mio",
-            other.unwrap_or("")
-        )),
+fn serve(mut args: Args) -> Result<(), ArgError> {
+    let name = args.positional();
+    let workers: usize = args.at_least("--workers", 1, 1)?;
+    args.finish()?;
+    let serve = match name.as_deref() {
+        Some("strata") => serve_strata,
+        Some("tokio") => strata_bench::tokio_line::serve,
+        Some("tokio-batch") => strata_bench::tokio_line::serve_batched,
+        Some("mio") => strata_bench::mio_line::serve,
+        other => {
+            return Err(ArgError::new(format!(
+                "unknown server {:?}; use {}",
+                other.unwrap_or(""),
+                SERVERS.join(", ")
+            )));
+        }
     };
-    result.expect("server");
+    server_proc::pin_from_env();
+    serve(workers).expect("server");
+    Ok(())
 }
 
 fn serve_strata(workers: usize) -> std::io::Result<()> {

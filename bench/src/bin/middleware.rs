@@ -27,6 +27,8 @@
 //! ```text
 //! cargo run --release -p strata-bench --bin middleware [-- --reps 7 --calls 1000000]
 //! ```
+//!
+//! Unknown flags and values that do not parse are errors (exit status 2).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName};
+use strata_bench::args::{ArgError, Args};
 use strata_bench::report::{self, Sample};
 use strata_service::limit::Rate;
 use strata_service::{BoxError, ServiceBuilder, service_fn};
@@ -46,12 +49,20 @@ const BATCH: usize = 256;
 const TIMEOUT: Duration = Duration::from_secs(1);
 const LIMIT: usize = 4096;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+const USAGE: &str = "\
+middleware overhead: strata-service against tower
+
+usage:
+  middleware [--reps 7] [--calls 1000000]
+
+Unknown flags and values that do not parse are errors (exit status 2).";
+
+/// `--reps` and `--calls`, checked.
+fn options(mut args: Args) -> Result<(usize, u64), ArgError> {
+    let reps = args.at_least("--reps", 7, 1)?;
+    let calls = args.at_least("--calls", 1_000_000, 1)?;
+    args.finish()?;
+    Ok((reps, calls))
 }
 
 // ------------------------------------------------------------ recorder
@@ -311,9 +322,7 @@ fn ns_per_call(samples: &[Sample]) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let reps: usize = arg(&args, "--reps", 7);
-    let calls: u64 = arg(&args, "--calls", 1_000_000);
+    let (reps, calls) = options(Args::from_env(USAGE)).unwrap_or_else(|e| e.exit(USAGE));
 
     metrics::set_global_recorder(CheapRecorder).expect("no recorder yet");
     let strata = strata_rt::Runtime::builder()

@@ -15,32 +15,42 @@
 //! cargo run --release -p strata-bench --bin rt -- spawn [--reps 7] [--tasks 100000] [--workers 2]
 //! cargo run --release -p strata-bench --bin rt -- echo  [--reps 3] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
 //! ```
-
-use std::time::Duration;
+//!
+//! Unknown flags and values that do not parse are errors (exit status 2).
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use strata_bench::args::{ArgError, Args};
 use strata_bench::loadgen::{self, LoadSpec, Progress};
 use strata_bench::report::{self, Sample};
 use strata_bench::server_proc::{self, ServerProc};
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const USAGE: &str = "\
+runtime benchmarks: strata against tokio
+
+usage:
+  rt spawn [--reps 7] [--tasks 100000] [--workers 2]
+      spawn-and-join throughput, both runtimes in this process
+  rt echo [--reps 3] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
+      a TCP echo server in a child process, driven over loopback
+  rt serve echo-strata|echo-tokio [--workers 1]
+      run one echo server on a free port of 127.0.0.1 and print its address
+
+--secs takes fractions (0.5). Unknown flags and values that do not parse
+are errors (exit status 2).";
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("spawn") => spawn_bench(&args),
-        Some("echo") => echo_bench(&args),
-        Some("serve") => serve(&args),
-        _ => {
-            eprintln!("usage: rt spawn|echo [options]   (see the source header)");
-            std::process::exit(2);
-        }
+    let mut args = Args::from_env(USAGE);
+    let result = match args.positional().as_deref() {
+        Some("spawn") => spawn_bench(args),
+        Some("echo") => echo_bench(args),
+        Some("serve") => serve(args),
+        Some(other) => Err(ArgError::new(format!(
+            "unknown command {other:?}; use spawn, echo or serve"
+        ))),
+        None => Err(ArgError::new("a command is needed: spawn, echo or serve")),
+    };
+    if let Err(e) = result {
+        e.exit(USAGE);
     }
 }
 
@@ -80,10 +90,11 @@ fn spawn_tokio(rt: &tokio::runtime::Runtime, tasks: u64) -> u64 {
     })
 }
 
-fn spawn_bench(args: &[String]) {
-    let reps: usize = arg(args, "--reps", 7);
-    let tasks: u64 = arg(args, "--tasks", 100_000);
-    let workers: usize = arg(args, "--workers", 2);
+fn spawn_bench(mut args: Args) -> Result<(), ArgError> {
+    let reps: usize = args.at_least("--reps", 7, 1)?;
+    let tasks: u64 = args.at_least("--tasks", 100_000, 1)?;
+    let workers: usize = args.at_least("--workers", 2, 1)?;
+    args.finish()?;
     let srt = strata_rt::Runtime::builder()
         .worker_threads(workers)
         .build()
@@ -107,19 +118,27 @@ fn spawn_bench(args: &[String]) {
     }
     println!("spawn-and-join: {tasks} tasks per run, {workers} workers, {reps} runs each (median)");
     print_table(&[("strata", &s), ("tokio", &t)], "tasks/s");
+    Ok(())
 }
 
 // ---------------------------------------------------------------- echo
 
-fn serve(args: &[String]) {
+fn serve(mut args: Args) -> Result<(), ArgError> {
+    let which = args.positional().unwrap_or_default();
+    let workers: usize = args.at_least("--workers", 1, 1)?;
+    args.finish()?;
+    let serve = match which.as_str() {
+        "echo-strata" => serve_strata,
+        "echo-tokio" => serve_tokio,
+        _ => {
+            return Err(ArgError::new(format!(
+                "unknown server {which:?}; use echo-strata or echo-tokio"
+            )));
+        }
+    };
     server_proc::pin_from_env();
-    let which = args.get(1).map(String::as_str).unwrap_or("");
-    let workers: usize = arg(args, "--workers", 1);
-    match which {
-        "echo-strata" => serve_strata(workers),
-        "echo-tokio" => serve_tokio(workers),
-        _ => panic!("unknown server {which}"),
-    }
+    serve(workers);
+    Ok(())
 }
 
 fn serve_strata(workers: usize) {
@@ -205,12 +224,14 @@ fn serve_tokio(workers: usize) {
     })
 }
 
-fn echo_bench(args: &[String]) {
-    let reps: usize = arg(args, "--reps", 3);
-    let secs: u64 = arg(args, "--secs", 10);
-    let conns: usize = arg(args, "--conns", 64);
-    let workers: usize = arg(args, "--workers", 1);
-    let pin = !args.iter().any(|a| a == "--no-pin");
+fn echo_bench(mut args: Args) -> Result<(), ArgError> {
+    let reps: usize = args.at_least("--reps", 3, 1)?;
+    let duration = args.secs("--secs", 10.0)?;
+    let conns: usize = args.at_least("--conns", 64, 1)?;
+    let workers: usize = args.at_least("--workers", 1, 1)?;
+    let pin = !args.flag("--no-pin")?;
+    args.finish()?;
+    let secs = duration.as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = pin && cores >= 2;
     if pin {
@@ -243,7 +264,7 @@ fn echo_bench(args: &[String]) {
                 depth: 1,
                 request: msg.clone(),
                 response: msg.clone(),
-                duration: Duration::from_secs(secs),
+                duration,
                 progress: Progress::on_terminal(),
             };
             let (u0, s0) = server.cpu();
@@ -281,6 +302,7 @@ fn echo_bench(args: &[String]) {
             strata_bench::report::median(p99s.iter().map(|&p| p as f64))
         );
     }
+    Ok(())
 }
 
 /// The table of medians (the last row is the base of `vs tokio`), then the

@@ -6,7 +6,8 @@
 //!
 //! With a side named, only that side runs (a warm-up, then the usual
 //! repetitions) and prints its median: for profiling one runtime, e.g.
-//! under `perf record` or `valgrind --tool=callgrind`.
+//! under `perf record` or `valgrind --tool=callgrind`. A prefix that names
+//! no benchmark, another side, or any flag is an error (exit status 2).
 //!
 //! Three workloads, each run on a 2-worker runtime of both kinds,
 //! interleaved, each repetition starting with the other side (strata
@@ -29,7 +30,39 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use strata_bench::args::{ArgError, Args};
 use strata_bench::report::{Sample, measure};
+
+const USAGE: &str = "\
+timers: strata against tokio
+
+usage:
+  timers [NAME-PREFIX [strata|tokio]]
+      the benchmarks whose name starts with NAME-PREFIX (cancel-each,
+      insert-all, fire-100k; all by default); with a side, only that side";
+
+const NAMES: [&str; 3] = ["cancel-each 1M", "insert-all 1M", "fire-100k"];
+
+/// The name prefix and the side, checked.
+fn options(mut args: Args) -> Result<(String, Option<String>), ArgError> {
+    let only = args.positional().unwrap_or_default();
+    let side = args.positional();
+    args.finish()?;
+    if !NAMES.iter().any(|n| n.starts_with(&only)) {
+        return Err(ArgError::new(format!(
+            "no benchmark name starts with {only:?}"
+        )));
+    }
+    if let Some(side) = side.as_deref()
+        && side != "strata"
+        && side != "tokio"
+    {
+        return Err(ArgError::new(format!(
+            "unknown side {side:?}: use `strata` or `tokio`"
+        )));
+    }
+    Ok((only, side))
+}
 
 const REPS: usize = 7;
 const CANCEL_N: u64 = 1_000_000;
@@ -162,6 +195,9 @@ fn cpu_ms(s: &Sample) -> f64 {
 }
 
 fn main() {
+    // An optional argument picks benchmarks by name prefix, a second one a
+    // single side (for profiling).
+    let (only, side) = options(Args::from_env(USAGE)).unwrap_or_else(|e| e.exit(USAGE));
     let srt = strata_rt();
     let trt = tokio_rt();
     type Bench<'a> = (
@@ -171,25 +207,21 @@ fn main() {
     );
     let benches: Vec<Bench<'_>> = vec![
         (
-            "cancel-each 1M",
+            NAMES[0],
             Box::new(|| strata_cancel_each(&srt)),
             Box::new(|| tokio_cancel_each(&trt)),
         ),
         (
-            "insert-all 1M",
+            NAMES[1],
             Box::new(|| strata_insert_all(&srt)),
             Box::new(|| tokio_insert_all(&trt)),
         ),
         (
-            "fire-100k",
+            NAMES[2],
             Box::new(|| strata_fire(&srt)),
             Box::new(|| tokio_fire(&trt)),
         ),
     ];
-    // An optional argument picks benchmarks by name prefix, a second one a
-    // single side (for profiling).
-    let only = std::env::args().nth(1).unwrap_or_default();
-    let side = std::env::args().nth(2);
     if side.is_none() {
         println!("timers: strata vs tokio, 2 workers each, {REPS} interleaved repetitions");
         println!();
@@ -200,11 +232,7 @@ fn main() {
     }
     for (name, s, t) in benches.iter().filter(|b| b.0.starts_with(&only)) {
         if let Some(side) = &side {
-            let f = match side.as_str() {
-                "strata" => s,
-                "tokio" => t,
-                other => panic!("unknown side {other:?}: use `strata` or `tokio`"),
-            };
+            let f = if side == "strata" { s } else { t };
             f();
             let xs: Vec<Sample> = (0..REPS).map(|_| measure(f)).collect();
             let wall = stats(&xs, |x| x.wall.as_secs_f64() * 1e3);
