@@ -4,7 +4,7 @@
 //! argument; the child prints `listening <addr>` once bound, and the parent
 //! reads the child's CPU time from `/proc/<pid>/stat`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,7 +19,9 @@ pub struct ServerProc {
 
 impl ServerProc {
     /// Starts `current_exe args...`, optionally pinned to `cpu` with
-    /// `taskset`-like affinity, and waits for its `listening` line.
+    /// `taskset`-like affinity, and waits for its `listening` line. A
+    /// child that cannot pin itself exits with an error rather than serve
+    /// unpinned.
     pub fn start(args: &[String], cpu: Option<usize>) -> std::io::Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
@@ -27,12 +29,19 @@ impl ServerProc {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(cpu) = cpu {
-            cmd.env("STRATA_BENCH_PIN_CPU", cpu.to_string());
+            cmd.env(PIN_VAR, cpu.to_string());
         }
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
+        if line.is_empty() {
+            let _ = child.kill();
+            let status = child.wait()?;
+            return Err(io::Error::other(format!(
+                "the server exited before listening ({status}); its error is above"
+            )));
+        }
         let addr = line
             .trim()
             .strip_prefix("listening ")
@@ -76,28 +85,148 @@ fn proc_cpu(pid: u32) -> Option<(Duration, Duration)> {
     Some((d(utime), d(stime)))
 }
 
-/// Pins the calling thread to `cpu` if `STRATA_BENCH_PIN_CPU` (for server
-/// children) or the given override asks for it. Threads spawned afterwards
-/// inherit the mask.
-pub fn pin_from_env() {
-    if let Some(cpu) = std::env::var("STRATA_BENCH_PIN_CPU")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        pin_to(cpu);
+/// The environment variable that asks a server child to pin itself.
+const PIN_VAR: &str = "STRATA_BENCH_PIN_CPU";
+
+/// Pins the calling thread to the CPU that `STRATA_BENCH_PIN_CPU` names,
+/// if it is set (the parent sets it for server children). Threads spawned
+/// afterwards inherit the mask.
+///
+/// # Errors
+///
+/// A value that is not a CPU number, or a failed `sched_setaffinity`: a
+/// child asked to pin must not run unpinned under a pinned label.
+pub fn pin_from_env() -> io::Result<()> {
+    match pin_request(std::env::var(PIN_VAR).ok().as_deref())? {
+        Some(cpu) => pin_to(cpu),
+        None => Ok(()),
     }
 }
 
+/// The CPU a `STRATA_BENCH_PIN_CPU` value asks for.
+fn pin_request(value: Option<&str>) -> io::Result<Option<usize>> {
+    value
+        .map(|v| {
+            v.parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{PIN_VAR}={v:?} is not a CPU number"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The CPUs the calling thread may run on (`sched_getaffinity`), in
+/// increasing order. Called before any pinning, that is the process's
+/// own mask, which may be any subset of the machine's CPUs (`taskset`,
+/// cgroups), not necessarily `0..cores`.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is writable and passed with its exact size; 0 means
+    // the calling thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, inside the set.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Where the pinned layout puts the server and the load generator: the
+/// first and the last of the `allowed` CPUs, or why it cannot (fewer than
+/// two CPUs allowed).
+pub fn pin_plan(allowed: &[usize]) -> Result<(usize, usize), String> {
+    match allowed {
+        [server, .., client] => Ok((*server, *client)),
+        _ => Err(format!(
+            "{} CPU allowed ({:?}), two needed",
+            allowed.len(),
+            allowed
+        )),
+    }
+}
+
+/// Sets up the pinned layout: pins the calling thread (the load
+/// generator) to the client CPU of [`pin_plan`] and returns (server CPU,
+/// client CPU); or says why it could not (fewer than two CPUs allowed, or
+/// `sched_setaffinity` failed), in which case nothing was pinned.
+pub fn pin_layout(allowed: &[usize]) -> Result<(usize, usize), String> {
+    let (server, client) = pin_plan(allowed)?;
+    pin_to(client).map_err(|e| e.to_string())?;
+    Ok((server, client))
+}
+
 /// Pins the calling thread (and threads it spawns later) to one CPU.
-pub fn pin_to(cpu: usize) {
-    // SAFETY: `set` is a plain bitmask initialised by CPU_ZERO/CPU_SET and
-    // passed with its exact size; 0 means the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            eprintln!("warning: could not pin to cpu {cpu}");
+pub fn pin_to(cpu: usize) -> io::Result<()> {
+    set_affinity(&[cpu])
+}
+
+/// Lets the calling thread (and threads it spawns later) run on `cpus`,
+/// for instance the [`allowed_cpus`] read before pinning, to undo it.
+pub fn set_affinity(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("CPU {cpu} is beyond the affinity mask"),
+            ));
         }
+        // SAFETY: `cpu` is below CPU_SETSIZE, inside the set.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a plain bitmask passed with its exact size; 0 means
+    // the calling thread.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("sched_setaffinity to CPUs {cpus:?}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_uses_the_allowed_cpus_or_says_why_not() {
+        assert_eq!(pin_plan(&[0, 1]), Ok((0, 1)));
+        assert_eq!(pin_plan(&[2, 5, 7]), Ok((2, 7)));
+        let why = pin_plan(&[3]).unwrap_err();
+        assert!(why.contains("1 CPU allowed ([3])"), "{why}");
+        assert!(pin_plan(&[]).is_err());
+    }
+
+    #[test]
+    fn pin_requests() {
+        assert_eq!(pin_request(None).unwrap(), None);
+        assert_eq!(pin_request(Some("3")).unwrap(), Some(3));
+        assert!(pin_request(Some("last")).is_err());
+    }
+
+    #[test]
+    fn pinning_a_thread_narrows_its_mask_and_can_be_undone() {
+        // On a thread of its own, so the test harness's threads keep
+        // their masks.
+        std::thread::spawn(|| {
+            let allowed = allowed_cpus().expect("sched_getaffinity");
+            assert!(!allowed.is_empty());
+            let cpu = *allowed.last().unwrap();
+            pin_to(cpu).expect("pin to an allowed CPU");
+            assert_eq!(allowed_cpus().unwrap(), [cpu]);
+            set_affinity(&allowed).expect("restore");
+            assert_eq!(allowed_cpus().unwrap(), allowed);
+            assert!(pin_to(libc::CPU_SETSIZE as usize).is_err());
+        })
+        .join()
+        .unwrap();
     }
 }

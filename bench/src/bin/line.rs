@@ -6,8 +6,11 @@
 //!       [--depths 1,16] [--modes pinned,shared] [--idle 10000] [--servers strata,tokio,tokio-batch,mio]
 //! ```
 //!
-//! * pinned: each server runs one worker pinned to CPU 0, the load
-//!   generator runs on the last CPU;
+//! * pinned: each server runs one worker pinned to the first CPU the
+//!   process may use (`sched_getaffinity`), the load generator runs on the
+//!   last; with fewer than two such CPUs, or if pinning fails, the table
+//!   header says `pinned requested, not possible: <why>` and the run is
+//!   unpinned (one server worker);
 //! * shared: servers use one worker per core and share the cores with the
 //!   load generator.
 //!
@@ -135,14 +138,30 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
         "load: {conns} connections, `hello\\n` -> `world\\n`, every response checked, \
          {secs} s per run, {reps} runs per server (interleaved), medians shown\n"
     );
+    // The process's own CPUs, read before any pinning.
+    let allowed = server_proc::allowed_cpus().expect("sched_getaffinity");
     for mode in &modes {
-        let pinned = mode == "pinned" && cores >= 2;
-        let workers = if pinned { 1 } else { cores };
-        if pinned {
-            server_proc::pin_to(cores - 1);
-        } else {
-            unpin(cores);
+        let layout = (mode == "pinned").then(|| server_proc::pin_layout(&allowed));
+        if !matches!(layout, Some(Ok(_))) {
+            unpin(&allowed);
         }
+        let workers = if mode == "pinned" { 1 } else { cores };
+        let server_pin = match layout {
+            Some(Ok((server, _))) => Some(server),
+            _ => None,
+        };
+        let label = match &layout {
+            Some(Ok((server, client))) => {
+                format!("pinned (1 server worker on CPU {server}, load generator on CPU {client})")
+            }
+            Some(Err(why)) => {
+                format!("pinned requested, not possible: {why}; unpinned, 1 server worker")
+            }
+            None => format!(
+                "{mode} ({workers} server worker{})",
+                if workers == 1 { "" } else { "s" }
+            ),
+        };
         for &depth in &depths {
             let mut rows: Vec<Row> = servers.iter().map(|s| Row::new(s)).collect();
             let n = rows.len();
@@ -151,7 +170,7 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
                 // always the first run (or always follows the same one).
                 for k in 0..n {
                     let row = &mut rows[report::rotated(rep, k, n)];
-                    let server = start(&row.name, workers, pinned);
+                    let server = start(&row.name, workers, server_pin);
                     let spec = LoadSpec {
                         addr: server.addr,
                         conns,
@@ -179,10 +198,7 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
                         .push(server_cpu.as_secs_f64() / r.elapsed.as_secs_f64());
                 }
             }
-            println!(
-                "## {mode} ({workers} server worker{}), C={conns}, D={depth}",
-                if workers == 1 { "" } else { "s" }
-            );
+            println!("## {label}, C={conns}, D={depth}");
             print!("{}", table(&rows));
             if let Some((first, others)) = rows.split_first() {
                 let others: Vec<(&str, &[f64])> = others
@@ -197,12 +213,12 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
         }
     }
     if idle > 0 {
-        unpin(cores);
+        unpin(&allowed);
         println!("## memory: {idle} idle connections after one round trip each");
         println!("| server | RSS before | RSS after | per connection |");
         println!("|---|---:|---:|---:|");
         for name in &servers {
-            let server = start(name, 1, false);
+            let server = start(name, 1, None);
             match idle_memory(&server, idle) {
                 Ok((before, after)) => println!(
                     "| {name} | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
@@ -298,7 +314,7 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
-fn start(name: &str, workers: usize, pinned: bool) -> ServerProc {
+fn start(name: &str, workers: usize, cpu: Option<usize>) -> ServerProc {
     ServerProc::start(
         &[
             "serve".into(),
@@ -306,7 +322,7 @@ fn start(name: &str, workers: usize, pinned: bool) -> ServerProc {
             "--workers".into(),
             workers.to_string(),
         ],
-        pinned.then_some(0),
+        cpu,
     )
     .unwrap_or_else(|e| panic!("start {name}: {e}"))
 }
@@ -328,7 +344,10 @@ fn serve(mut args: Args) -> Result<(), ArgError> {
             )));
         }
     };
-    server_proc::pin_from_env();
+    if let Err(e) = server_proc::pin_from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     serve(workers).expect("server");
     Ok(())
 }
@@ -392,17 +411,10 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn unpin(cores: usize) {
-    // SAFETY: `set` is a plain bitmask built with CPU_ZERO/CPU_SET and passed
-    // with its exact size; 0 means the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        for c in 0..cores {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+/// Lets this thread run on all the process's CPUs again.
+fn unpin(allowed: &[usize]) {
+    server_proc::set_affinity(allowed)
+        .unwrap_or_else(|e| panic!("restore the CPU mask for an unpinned run: {e}"));
 }
 
 // `rlim_t` is `u64` on some targets and not on others.

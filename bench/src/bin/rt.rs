@@ -136,7 +136,10 @@ fn serve(mut args: Args) -> Result<(), ArgError> {
             )));
         }
     };
-    server_proc::pin_from_env();
+    if let Err(e) = server_proc::pin_from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     serve(workers);
     Ok(())
 }
@@ -232,12 +235,17 @@ fn echo_bench(mut args: Args) -> Result<(), ArgError> {
     let pin = !args.flag("--no-pin")?;
     args.finish()?;
     let secs = duration.as_secs_f64();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pin = pin && cores >= 2;
-    if pin {
-        // Load generator on the last CPU, servers on CPU 0.
-        server_proc::pin_to(cores - 1);
-    }
+    // Servers on the first CPU the process may use, the load generator on
+    // the last, if there are two and pinning works.
+    let layout = pin.then(|| {
+        server_proc::allowed_cpus()
+            .map_err(|e| format!("sched_getaffinity: {e}"))
+            .and_then(|allowed| server_proc::pin_layout(&allowed))
+    });
+    let server_pin = match layout {
+        Some(Ok((server, _))) => Some(server),
+        _ => None,
+    };
     let msg: Vec<u8> = (0..64u8).collect();
     let mut results: Vec<(&str, Vec<Sample>, Vec<u64>)> = vec![
         ("strata", Vec::new(), Vec::new()),
@@ -255,7 +263,7 @@ fn echo_bench(mut args: Args) -> Result<(), ArgError> {
                     "--workers".into(),
                     workers.to_string(),
                 ],
-                pin.then_some(0),
+                server_pin,
             )
             .expect("start server");
             let spec = LoadSpec {
@@ -288,10 +296,11 @@ fn echo_bench(mut args: Args) -> Result<(), ArgError> {
     println!(
         "tcp echo: {conns} connections, 64-byte messages, one in flight each, {secs} s runs, \
          server {workers} worker(s), {}",
-        if pin {
-            "pinned (server cpu 0, client last cpu)"
-        } else {
-            "unpinned"
+        match &layout {
+            Some(Ok((server, client))) =>
+                format!("pinned (server cpu {server}, client cpu {client})"),
+            Some(Err(why)) => format!("pinned requested, not possible: {why}; unpinned"),
+            None => "unpinned".to_string(),
         }
     );
     let rows: Vec<(&str, &Vec<Sample>)> = results.iter().map(|(n, s, _)| (*n, s)).collect();
