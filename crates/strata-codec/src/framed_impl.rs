@@ -260,7 +260,14 @@ impl ReadState {
             };
             self.buffer.truncate(filled + n);
             match result {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.release_idle && self.buffer.is_empty() {
+                        // Nothing buffered, nothing to read: hold no memory,
+                        // as `poll_read` does.
+                        self.buffer = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(0)) => self.phase = ReadPhase::Draining,
                 Poll::Ready(Ok(_)) => self.phase = ReadPhase::Framing,
                 Poll::Ready(Err(err)) => {

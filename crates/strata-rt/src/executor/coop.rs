@@ -60,3 +60,24 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
         }
     })
 }
+
+/// Polls `op` if a unit is left, and spends one only if `op` made
+/// progress (`Ready`); with none left, wakes the task and returns
+/// `Pending` without polling. For sources whose `Pending` or end costs
+/// nothing (a channel with nothing queued), so that a task polling many
+/// idle ones does not run out of budget and spin.
+#[inline]
+pub(crate) fn poll_spend_if_ready<T>(
+    cx: &mut Context<'_>,
+    op: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    if BUDGET.with(Cell::get) == 0 {
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
+    }
+    let out = op(cx);
+    if out.is_ready() {
+        BUDGET.with(|b| b.set(b.get().saturating_sub(1)));
+    }
+    out
+}

@@ -253,7 +253,10 @@ where
     {
         // Linux refuses more than 1,024 slices (`UIO_MAXIOV`); a shorter
         // write is fine, as `writev` wrappers do it.
+        // Empty slices first: skipped, or 1,024 of them would hide the data
+        // and the write would report `Ok(0)` (a writer that takes nothing).
         const MAX_SLICES: usize = 1024;
+        let bufs = &bufs[bufs.iter().take_while(|b| b.is_empty()).count()..];
         let bufs = &bufs[..bufs.len().min(MAX_SLICES)];
         self.poll_io(cx, Direction::Write, |s| {
             socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)

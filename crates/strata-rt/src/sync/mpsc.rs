@@ -4,7 +4,9 @@
 //! The senders, the errors and the queueing are `futures-channel`'s own
 //! (re-exported). The receivers are thin wrappers: each message taken by
 //! `next()` or `recv()` spends one unit of the task's budget, as a socket
-//! read does, so a task draining a queue that never runs dry yields to the
+//! read does (a poll that finds nothing spends nothing; with no unit left
+//! the receiver yields before looking), so a task draining a queue that
+//! never runs dry yields to the
 //! rest of its worker (other tasks, timers, sockets, shutdown) every 128
 //! messages instead of holding it until the queue is empty. Outside a
 //! worker's task (in `block_on`) there is no budget. `try_recv` never
@@ -103,8 +105,9 @@ macro_rules! receiver {
             type Item = T;
 
             fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-                ready!(coop::poll_proceed(cx));
-                Pin::new(&mut self.inner).poll_next(cx)
+                // A poll that finds nothing spends nothing: a task waiting
+                // on many idle receivers must not run out and spin.
+                coop::poll_spend_if_ready(cx, |cx| Pin::new(&mut self.inner).poll_next(cx))
             }
 
             fn size_hint(&self) -> (usize, Option<usize>) {
