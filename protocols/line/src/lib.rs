@@ -169,13 +169,17 @@ pub fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
+    let info = || Targets::new().with_default(LevelFilter::INFO);
     let (filter, not_understood) = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => match v.parse::<Targets>() {
             Ok(t) if t.default_level().is_none() => (t.with_default(LevelFilter::INFO), None),
             Ok(t) => (t, None),
-            Err(e) => (Targets::new().with_default(LevelFilter::INFO), Some((v, e))),
+            Err(e) => (info(), Some(format!("RUST_LOG={v:?} not understood ({e})"))),
         },
-        _ => (Targets::new().with_default(LevelFilter::INFO), None),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            (info(), Some(format!("RUST_LOG={v:?} is not UTF-8")))
+        }
+        _ => (info(), None),
     };
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
@@ -185,8 +189,8 @@ pub fn init_logging() {
         .with(fmt)
         .with(filter)
         .try_init();
-    if let Some((value, e)) = not_understood {
-        tracing::warn!("RUST_LOG={value:?} not understood ({e}); logging at info");
+    if let Some(why) = not_understood {
+        tracing::warn!("{why}; logging at info");
     }
 }
 

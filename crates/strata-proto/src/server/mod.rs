@@ -196,7 +196,10 @@ impl<P: ServerProto> TcpServer<P> {
     /// shutdown timeout passed before every connection finished (the rest
     /// were dropped); and with `Interrupted` if a second SIGINT or SIGTERM
     /// came during the graceful shutdown, which then drops the remaining
-    /// connections at once (an operator pressing Ctrl-C again).
+    /// connections at once (an operator pressing Ctrl-C again). A signal
+    /// within 250 ms of the first is taken for the same one delivered
+    /// twice (some supervisors signal the process and its group) and only
+    /// logged; signals that arrive together may also be merged into one.
     pub fn serve<N>(mut self, new_service: N) -> io::Result<()>
     where
         N: NewService<ConnectionInfo, Error = io::Error> + Send + Sync + 'static,
@@ -247,6 +250,7 @@ impl<P: ServerProto> TcpServer<P> {
         let mut handle = handle;
         let deadline = handle.begin_shutdown().expect("running");
         let runtime = handle.runtime.as_ref().expect("running");
+        let first_signal = Instant::now();
         let end = runtime.block_on(async {
             let mut drained = std::pin::pin!(state.wait_drained());
             let mut timeout = std::pin::pin!(strata_rt::time::sleep_until(deadline));
@@ -254,11 +258,22 @@ impl<P: ServerProto> TcpServer<P> {
                 if drained.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Drain::Done);
                 }
-                if signals.0.poll_recv(cx).is_ready() || signals.1.poll_recv(cx).is_ready() {
-                    return Poll::Ready(Drain::Interrupted);
+                while signals.0.poll_recv(cx).is_ready() || signals.1.poll_recv(cx).is_ready() {
+                    if first_signal.elapsed() >= REPEAT_GAP {
+                        return Poll::Ready(Drain::Interrupted);
+                    }
+                    // The first one again: some supervisors (coreutils
+                    // `timeout`, say) signal the process and its group.
+                    tracing::info!("signal repeated at once; ignored (send another to stop now)");
                 }
                 if timeout.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Drain::TimedOut);
+                    // Sockets that only drain (the server closed them) are
+                    // not connections dropped.
+                    return Poll::Ready(if state.live() == 0 {
+                        Drain::Done
+                    } else {
+                        Drain::TimedOut
+                    });
                 }
                 Poll::Pending
             })
@@ -410,25 +425,23 @@ impl ServerHandle {
             // its server): waiting here would stall the connections this
             // worker must finish. A helper thread waits and stops the
             // runtime instead.
-            let mut rest = ServerHandle {
-                runtime: self.runtime.take(),
-                state: self.state.clone(),
-                local_addr: self.local_addr,
-                shutdown_timeout: self.shutdown_timeout,
-            };
+            // (The runtime and state only, not a handle: were the thread
+            // refused, dropping a handle here would start all this again.)
+            let (runtime, state) = (self.runtime.take(), self.state.clone());
             let waiter = std::thread::Builder::new()
                 .name("strata-server-stop".into())
                 .spawn(move || {
-                    let end = if rest.state.wait_drained_blocking(deadline) {
+                    let end = if state.wait_drained_blocking(deadline) {
                         Drain::Done
                     } else {
                         Drain::TimedOut
                     };
-                    rest.finish_shutdown(end);
+                    stop_runtime(runtime, &state, end);
                 });
             if let Err(e) = waiter {
-                // No thread: stop without waiting (the runtime, dropped on
-                // its own worker, does not join it either).
+                // No thread: the closure, and with it the runtime, is
+                // dropped here, without waiting (a runtime dropped on its
+                // own worker does not join it either).
                 tracing::warn!(error = %e, "no thread to finish the shutdown; stopping at once");
             }
             return true;
@@ -458,21 +471,32 @@ impl ServerHandle {
     /// Stops the runtime, dropping the connections still open (`end` says
     /// why they are, if they are).
     fn finish_shutdown(&mut self, end: Drain) -> Drain {
-        match end {
-            Drain::Done => {}
-            Drain::TimedOut => tracing::warn!(
-                connections = self.state.live(),
-                "shutdown timeout passed; dropping the remaining connections"
-            ),
-            Drain::Interrupted => tracing::warn!(
-                connections = self.state.live(),
-                "second signal; dropping the remaining connections"
-            ),
-        }
-        drop(self.runtime.take());
+        stop_runtime(self.runtime.take(), &self.state, end);
         end
     }
 }
+
+/// Drops the server's runtime (and with it the connections still open;
+/// `end` says why there are any, for the log).
+fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain) {
+    match end {
+        Drain::Done => {}
+        Drain::TimedOut => tracing::warn!(
+            connections = state.live(),
+            "shutdown timeout passed; dropping the remaining connections"
+        ),
+        Drain::Interrupted => tracing::warn!(
+            connections = state.live(),
+            "second signal; dropping the remaining connections"
+        ),
+    }
+    drop(runtime);
+}
+
+/// How soon after the first stop signal another one counts as "stop now":
+/// sooner, it is taken for the same signal delivered twice (to the process
+/// and to its group).
+const REPEAT_GAP: Duration = Duration::from_millis(250);
 
 /// A bind error that names the address (the OS's message does not).
 fn cannot_listen(addr: SocketAddr, e: io::Error) -> io::Error {

@@ -18,8 +18,10 @@ pub const CLIENT: &str = env!("CARGO_BIN_EXE_line-client");
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
-    /// Its stderr, line by line.
+    /// Its stderr, line by line, after the "listening" line.
     pub log: mpsc::Receiver<String>,
+    /// Its stderr up to and including the "listening" line.
+    pub startup: Vec<String>,
 }
 
 impl Server {
@@ -30,6 +32,15 @@ impl Server {
 
     /// [`start`](Self::start) with environment variables.
     pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let env: Vec<_> = env
+            .iter()
+            .map(|&(k, v)| (k, std::ffi::OsStr::new(v)))
+            .collect();
+        Server::start_env_os(extra, &env)
+    }
+
+    /// [`start_env`](Self::start_env) with values that need not be UTF-8.
+    pub fn start_env_os(extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let child = Command::new(SERVER)
             .args(["--addr", "127.0.0.1:0", "--threads", "2"])
             .args(extra)
@@ -54,18 +65,25 @@ impl Server {
                 }
             }
         });
+        let mut startup = Vec::new();
         let addr = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("server logs that it listens");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            let addr = line
+                .split("addr=")
+                .nth(1)
+                .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap());
+            startup.push(line);
+            if let Some(addr) = addr {
+                break addr;
             }
         };
         Server {
             child,
             addr,
             log: rx,
+            startup,
         }
     }
 
