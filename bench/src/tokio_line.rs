@@ -6,7 +6,8 @@
 //!   requests arrived together.
 //! * `tokio-batch`: the socket split with `TcpStream::into_split`, a
 //!   `FramedRead` over the read half, a `FramedWrite` over the write half,
-//!   and `requests.map(respond).forward(responses)`. `Forward` feeds
+//!   and `requests.scan(..)` (answer each line; end after a bad one's
+//!   error line) `.forward(responses)`. `Forward` feeds
 //!   responses while the request stream is ready, without flushing, and
 //!   flushes once it is pending (nothing buffered, the socket drained), so
 //!   a pipelined batch is answered with one `write`, as strata and the mio

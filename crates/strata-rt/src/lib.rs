@@ -42,7 +42,8 @@
 //!
 //! Runtime-only APIs (spawning, creating sockets, polling a timer) called
 //! outside a runtime panic with a message naming the API, instead of
-//! hanging.
+//! hanging. (Accepting is not one: a stream accepted outside any runtime
+//! joins its listener's reactor, so that no connection is lost.)
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

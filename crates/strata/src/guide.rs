@@ -77,7 +77,9 @@
 //! a thread-per-core runtime: one worker per core, each with its own
 //! listener, connections bounded in number, in requests in flight, in
 //! idle time and in time to send a request. `serve` returns after Ctrl-C
-//! or SIGTERM, once the requests already received are answered.
+//! or SIGTERM, once the requests already received are answered; it
+//! returns an error if it had to drop connections instead (the shutdown
+//! timeout passed, or a second signal asked it to stop at once).
 //!
 //! ```no_run
 //! # use strata::codec::LinesCodec;

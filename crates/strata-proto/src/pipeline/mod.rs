@@ -17,9 +17,11 @@
 //! # Backpressure
 //!
 //! Nothing here is unbounded: when `max_in_flight` requests are running the
-//! connection stops reading (the kernel's buffer fills and TCP slows the
-//! client down), and when the write buffer passes its high-water mark the
-//! connection stops taking finished responses until the socket drains.
+//! connection takes no more requests, reading ahead only up to 4 KiB
+//! without decoding (to notice a peer that resets; then the kernel's buffer
+//! fills and TCP slows the client down), and when the write buffer passes
+//! its high-water mark the connection stops taking finished responses
+//! until the socket drains.
 //!
 //! # Flushing
 //!

@@ -1,7 +1,8 @@
 //! Async sockets: TCP, UDP and Unix domain.
 //!
 //! Each socket is registered with one worker's reactor (the current worker
-//! when created on one, else one chosen round-robin) and can then be used
+//! when created on one, else one chosen round-robin; a stream accepted
+//! outside any runtime joins its listener's reactor) and can then be used
 //! from any task on any thread. Streams implement `futures_io::AsyncRead`
 //! and `AsyncWrite`, so any runtime-agnostic async crate works on them.
 //!

@@ -19,9 +19,10 @@ fn cli() -> Command {
         .about("Newline-delimited requests: `hello` answers `world`, anything else answers `idk`.")
         .after_help(
             "Try it:  nc localhost 12345\n\
-             Logs go to stderr; set RUST_LOG=debug for one line per connection.\n\
+             Logs go to stderr; RUST_LOG=debug adds a line as each connection opens and\n\
+             closes (directives work too: RUST_LOG=info,strata_proto=debug).\n\
              Ctrl-C or SIGTERM stops accepting, answers what was received, then exits;\n\
-             a second one drops the connections still open.",
+             another one, at least 250 ms later, drops the connections still open.",
         )
         .arg(
             Arg::new("addr")
