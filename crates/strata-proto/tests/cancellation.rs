@@ -7,18 +7,18 @@ mod support;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use futures_io::{AsyncRead, AsyncWrite};
 use strata_proto::ConnectionConfig;
 use strata_proto::pipeline::serve_connection;
 use strata_service::Service;
 use support::TestProto;
+use support::memory::{Memory as Mock, one_worker_runtime};
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]
@@ -29,84 +29,6 @@ impl Wake for CountWake {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// What the in-memory peer does next.
-#[derive(Default)]
-struct Peer {
-    incoming: Vec<u8>,
-    /// Reads fail with this once `incoming` is empty.
-    error: Option<io::ErrorKind>,
-    eof: bool,
-    reads: usize,
-    written: Vec<u8>,
-    read_waker: Option<Waker>,
-}
-
-#[derive(Clone, Default)]
-struct Mock(Rc<RefCell<Peer>>);
-
-impl Mock {
-    fn send(&self, b: &[u8]) {
-        let mut p = self.0.borrow_mut();
-        p.incoming.extend_from_slice(b);
-        if let Some(w) = p.read_waker.take() {
-            w.wake();
-        }
-    }
-    fn reset(&self) {
-        let mut p = self.0.borrow_mut();
-        p.error = Some(io::ErrorKind::ConnectionReset);
-        if let Some(w) = p.read_waker.take() {
-            w.wake();
-        }
-    }
-}
-
-impl AsyncRead for Mock {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut p = self.0.borrow_mut();
-        p.reads += 1;
-        if !p.incoming.is_empty() {
-            let n = buf.len().min(p.incoming.len());
-            buf[..n].copy_from_slice(&p.incoming[..n]);
-            p.incoming.drain(..n);
-            return Poll::Ready(Ok(n));
-        }
-        if let Some(kind) = p.error {
-            return Poll::Ready(Err(io::Error::from(kind)));
-        }
-        if p.eof {
-            return Poll::Ready(Ok(0));
-        }
-        p.read_waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl AsyncWrite for Mock {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut p = self.0.borrow_mut();
-        if let Some(kind) = p.error {
-            return Poll::Ready(Err(io::Error::from(kind)));
-        }
-        p.written.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -158,10 +80,7 @@ fn by_hand<S, R>(
 where
     S: Service<String, Response = String, Error = io::Error>,
 {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
+    let rt = one_worker_runtime();
     rt.block_on(async {
         let mock = Mock::default();
         let cfg = no_timeouts(max_in_flight);
@@ -368,10 +287,7 @@ fn shutdown_timeout_drops_stuck_calls() {
 /// stuck drops every call future; spurious polls start nothing twice.
 #[test]
 fn dropping_the_connection_future_drops_every_call() {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
+    let rt = one_worker_runtime();
     rt.block_on(async {
         let mock = Mock::default();
         let stuck = Stuck::default();
@@ -404,10 +320,7 @@ fn dropping_the_connection_future_drops_every_call() {
 #[test]
 fn aborting_a_connection_task_drops_its_calls() {
     deadline(60, || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let rt = one_worker_runtime();
         let live = rt.block_on(async {
             strata_rt::spawn(async {
                 let (mut client, server) = support::connected_pair();

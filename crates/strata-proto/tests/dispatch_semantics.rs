@@ -7,17 +7,17 @@ mod support;
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures_io::{AsyncRead, AsyncWrite};
 use strata_proto::ConnectionConfig;
 use strata_proto::pipeline::serve_connection;
 use strata_service::service_fn;
+use support::memory::{Memory as Mock, one_worker_runtime};
 use support::{Client, Echo, Fixture, TestProto, deadline, one_worker};
 
 fn no_timeouts() -> ConnectionConfig {
@@ -27,89 +27,12 @@ fn no_timeouts() -> ConnectionConfig {
         .write_timeout(None)
 }
 
-// ---------------------------------------------------------------------
-// An in-memory transport that records every write call.
-
-#[derive(Default)]
-struct Peer {
-    incoming: Vec<u8>,
-    eof: bool,
-    written: Vec<u8>,
-    writes: usize,
-    closed: bool,
-    read_waker: Option<Waker>,
-}
-
-#[derive(Clone, Default)]
-struct Mock(Rc<RefCell<Peer>>);
-
-impl Mock {
-    fn send(&self, b: &[u8]) {
-        let mut p = self.0.borrow_mut();
-        p.incoming.extend_from_slice(b);
-        if let Some(w) = p.read_waker.take() {
-            w.wake();
-        }
-    }
-    fn written(&self) -> String {
-        String::from_utf8(self.0.borrow().written.clone()).unwrap()
-    }
-}
-
-impl AsyncRead for Mock {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut p = self.0.borrow_mut();
-        if !p.incoming.is_empty() {
-            let n = buf.len().min(p.incoming.len());
-            buf[..n].copy_from_slice(&p.incoming[..n]);
-            p.incoming.drain(..n);
-            return Poll::Ready(Ok(n));
-        }
-        if p.eof {
-            return Poll::Ready(Ok(0));
-        }
-        p.read_waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl AsyncWrite for Mock {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut p = self.0.borrow_mut();
-        p.writes += 1;
-        p.written.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.borrow_mut().closed = true;
-        Poll::Ready(Ok(()))
-    }
-}
-
-fn rt1() -> strata_rt::Runtime {
-    strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap()
-}
-
 /// Flushing docs: "A client that sends 16 requests in one packet gets 16
 /// responses in one write(2)."
 #[test]
 fn sixteen_requests_in_one_packet_get_one_write() {
     deadline(30, || {
-        rt1().block_on(async {
+        one_worker_runtime().block_on(async {
             let mock = Mock::default();
             let mut batch = String::new();
             for i in 0..16 {
@@ -314,7 +237,7 @@ fn unix_serve(
 ) -> (String, String) {
     let (c, s) = std::os::unix::net::UnixStream::pair().unwrap();
     let t = std::thread::spawn(move || client(c));
-    let res = rt1().block_on(async move {
+    let res = one_worker_runtime().block_on(async move {
         let s = strata_rt::net::UnixStream::from_std(s).unwrap();
         let stop = async move {
             match stop_after {
@@ -452,7 +375,7 @@ impl Gated {
 }
 
 fn quiet_after(cfg: ConnectionConfig, input: &[u8]) -> usize {
-    rt1().block_on(async {
+    one_worker_runtime().block_on(async {
         let mock = Mock::default();
         let svc = Gated::default();
         let mut conn = pin!(serve_connection(
@@ -516,7 +439,7 @@ fn a_waiting_connection_does_not_wake_itself() {
 #[test]
 fn responses_are_visible_as_soon_as_they_are_in_order() {
     deadline(30, || {
-        rt1().block_on(async {
+        one_worker_runtime().block_on(async {
             for max in [1usize, 64] {
                 let mock = Mock::default();
                 let svc = Gated::default();
@@ -547,7 +470,7 @@ fn responses_are_visible_as_soon_as_they_are_in_order() {
 #[test]
 fn a_stop_at_the_bound_answers_everything_received() {
     deadline(30, || {
-        rt1().block_on(async {
+        one_worker_runtime().block_on(async {
             let mock = Mock::default();
             let svc = Gated::default();
             let cfg = no_timeouts().max_in_flight(1);

@@ -4,6 +4,8 @@
 //! `fail` (service error) and `panic`.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod memory;
+
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
