@@ -216,7 +216,7 @@ fn a_truncated_last_frame_still_gets_the_error_line() {
 /// took, and ends.
 #[test]
 fn a_stop_completes_while_the_peer_keeps_sending() {
-    deadline(30, || {
+    deadline(90, || {
         on_a_worker(async move {
             let (client, server) = connected_pair();
             let stop = Arc::new(Flag::default());
@@ -238,7 +238,11 @@ fn a_stop_completes_while_the_peer_keeps_sending() {
             });
             strata_rt::time::sleep(Duration::from_millis(100)).await;
             stop.fire();
-            let ended = strata_rt::time::timeout(Duration::from_secs(5), conn).await;
+            // A hang guard, not a bound: after the stop the connection may
+            // still answer up to one I/O budget of reads (megabytes of
+            // requests), which takes seconds in a debug build on a loaded
+            // machine (5 s here once timed out in CI).
+            let ended = strata_rt::time::timeout(Duration::from_secs(60), conn).await;
             let result = ended.expect("the stop never completed").unwrap();
             assert!(
                 result.is_ok() || result.as_ref().is_err_and(|e| e.is_disconnect()),
