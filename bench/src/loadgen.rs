@@ -303,6 +303,14 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadResult> {
             let c = &mut conns[ev.token().0];
             if ev.is_readable() {
                 if !c.read_all(&mut readbuf)? {
+                    // After the deadline, a connection with every answer in
+                    // and nothing partial is one the server may close (the
+                    // settle step below accepts the same); before it, or
+                    // with answers owed, a close is an error.
+                    if !issuing && c.sent_at.is_empty() && c.inbuf.is_empty() {
+                        let _ = poll.registry().deregister(&mut c.stream);
+                        continue;
+                    }
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "server closed a connection",

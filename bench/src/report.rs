@@ -84,7 +84,10 @@ pub fn spread(samples: &[Sample]) -> (f64, f64) {
 
 /// The side that runs `k`-th in round `rep` of `n` sides: each round
 /// starts with the next side (A B C, B C A, C A B, ...), so that none
-/// always runs first, or always right after the same one.
+/// always runs first (given at least `n` rounds). The cyclic order stays:
+/// a side follows the same one in every round where it is not first, so
+/// a carry-over from one run to the next (sockets in TIME_WAIT, caches)
+/// is not balanced out.
 pub fn rotated(rep: usize, k: usize, n: usize) -> usize {
     (rep + k) % n
 }

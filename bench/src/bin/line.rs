@@ -15,7 +15,8 @@
 //!   load generator.
 //!
 //! Servers are run interleaved, each round starting with the next one
-//! (A B C, B C A, C A B ...). The table reports the
+//! (A B C, B C A, C A B ...; the cyclic order itself stays, so each server
+//! follows the same one whenever it is not first). The table reports the
 //! median requests/s, median p50/p99 latency, the server's own CPU time
 //! per request (user, system, and the two together, from
 //! `/proc/<pid>/stat`: the kernel measures a process's run time exactly
