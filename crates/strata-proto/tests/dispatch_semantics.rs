@@ -156,17 +156,31 @@ fn a_handler_can_shut_down_its_own_server() {
     deadline(60, || {
         let slot: Arc<Mutex<Option<strata_proto::ServerHandle>>> = Arc::default();
         let result: Arc<Mutex<Option<bool>>> = Arc::default();
-        let (slot2, result2) = (slot.clone(), result.clone());
+        // Set when a task that runs until the runtime stops is dropped:
+        // proof the shutdown went all the way.
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let (slot2, result2, stopped2) = (slot.clone(), result.clone(), stopped.clone());
         let server = one_worker()
             .shutdown_timeout(Duration::from_secs(3))
             .start(move || {
-                let (slot, result) = (slot2.clone(), result2.clone());
+                let (slot, result, stopped) = (slot2.clone(), result2.clone(), stopped2.clone());
                 Ok(service_fn(move |req: String| {
-                    let (slot, result) = (slot.clone(), result.clone());
+                    let (slot, result, stopped) = (slot.clone(), result.clone(), stopped.clone());
                     async move {
                         if req == "quit"
                             && let Some(h) = slot.lock().unwrap().take()
                         {
+                            struct OnDrop(Arc<AtomicUsize>);
+                            impl Drop for OnDrop {
+                                fn drop(&mut self) {
+                                    self.0.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                            let guard = OnDrop(stopped);
+                            drop(strata_rt::spawn(async move {
+                                let _guard = guard;
+                                std::future::pending::<()>().await;
+                            }));
                             *result.lock().unwrap() = Some(h.shutdown());
                         }
                         Ok::<_, io::Error>(format!("ok {req}"))
@@ -187,6 +201,11 @@ fn a_handler_can_shut_down_its_own_server() {
             "the quit request got no answer"
         );
         assert!(drained, "shutdown from a handler reported a timeout");
+        // (Panics, naming it, if the runtime never stops.)
+        wait_until(
+            "the runtime stopped after a shutdown from a handler",
+            || stopped.load(Ordering::SeqCst) == 1,
+        );
     })
 }
 
