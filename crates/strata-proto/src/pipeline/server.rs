@@ -350,22 +350,15 @@ where
                         loop {
                             let req = match item {
                                 Ok(req) => req,
-                                // A connection torn down mid-read (a reset)
-                                // comes through the codec too: no error
-                                // line for it, and it ends as the
-                                // disconnect it is, not as bad input.
-                                // Nobody is left to answer, so the requests
-                                // in flight are dropped at once: one that
-                                // never finishes must not hold the
-                                // connection (and its slot) open.
-                                Err(e) if find_io(&e).is_some_and(|io| reset(io.kind())) => {
-                                    in_flight.clear();
-                                    return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
-                                }
                                 Err(e) => {
-                                    read = Read::Failed;
-                                    final_response = proto.decode_error(&e);
-                                    outcome = Err(ConnectionError::Decode(Box::new(e)));
+                                    let failed = read_failed(proto, e, &mut in_flight);
+                                    match failed {
+                                        ReadFailed::TornDown(end) => return Poll::Ready(Err(end)),
+                                        ReadFailed::Bad(answer, why) => {
+                                            (read, final_response) = (Read::Failed, answer);
+                                            outcome = Err(why);
+                                        }
+                                    }
                                     break;
                                 }
                             };
@@ -413,15 +406,14 @@ where
                 //    must still free its connection. Keep reading, up to a
                 //    small bound, to see it; the bytes wait in the buffer.
                 if let Poll::Ready(Err(e)) = framed.poll_read_ahead(cx, READ_AHEAD_LIMIT) {
-                    if reset(e.kind()) {
-                        in_flight.clear();
-                        return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
+                    // As a read error from `poll_next` above.
+                    match read_failed(proto, e.into(), &mut in_flight) {
+                        ReadFailed::TornDown(end) => return Poll::Ready(Err(end)),
+                        ReadFailed::Bad(answer, why) => {
+                            (read, final_response) = (Read::Failed, answer);
+                            outcome = Err(why);
+                        }
                     }
-                    // Any other read error: as from `poll_next` above.
-                    let e: DecodeError<P> = e.into();
-                    read = Read::Failed;
-                    final_response = proto.decode_error(&e);
-                    outcome = Err(ConnectionError::Decode(Box::new(e)));
                     progress = true;
                 }
             }
@@ -639,6 +631,34 @@ fn close_after<F: Future>(
     *read = Read::Closing;
     in_flight.clear();
     *outcome = Err(why);
+}
+
+/// What a read or decode error does to the connection.
+enum ReadFailed<R> {
+    /// The connection was torn down (a reset): it ends at once.
+    TornDown(ConnectionError),
+    /// Bad input: reading stops; the protocol's answer to it, if any, goes
+    /// after the requests in flight, and this is why the connection ends.
+    Bad(Option<R>, ConnectionError),
+}
+
+/// Sorts a read or decode error. A connection torn down mid-read (a reset)
+/// comes through the codec too: no error line for it, and it ends as the
+/// disconnect it is, not as bad input. Nobody is left to answer, so the
+/// requests in flight are dropped at once: one that never finishes must
+/// not hold the connection (and its slot) open. (Out of line: rare.)
+#[cold]
+#[inline(never)]
+fn read_failed<P: ServerProto, F: Future>(
+    proto: &P,
+    e: DecodeError<P>,
+    in_flight: &mut InFlight<F>,
+) -> ReadFailed<P::Response> {
+    if find_io(&e).is_some_and(|io| reset(io.kind())) {
+        in_flight.clear();
+        return ReadFailed::TornDown(ConnectionError::Io(Box::new(e)));
+    }
+    ReadFailed::Bad(proto.decode_error(&e), ConnectionError::Decode(Box::new(e)))
 }
 
 /// A write (flush/close) failed: a vanished peer ends the connection

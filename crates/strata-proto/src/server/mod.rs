@@ -430,14 +430,7 @@ impl ServerHandle {
             let (runtime, state) = (self.runtime.take(), self.state.clone());
             let waiter = std::thread::Builder::new()
                 .name("strata-server-stop".into())
-                .spawn(move || {
-                    let end = if state.wait_drained_blocking(deadline) {
-                        Drain::Done
-                    } else {
-                        Drain::TimedOut
-                    };
-                    stop_runtime(runtime, &state, end);
-                });
+                .spawn(move || stop_runtime(runtime, &state, drain_by(&state, deadline)));
             if let Err(e) = waiter {
                 // No thread: the closure, and with it the runtime, is
                 // dropped here, without waiting (a runtime dropped on its
@@ -446,11 +439,7 @@ impl ServerHandle {
             }
             return true;
         }
-        let end = if self.state.wait_drained_blocking(deadline) {
-            Drain::Done
-        } else {
-            Drain::TimedOut
-        };
+        let end = drain_by(&self.state, deadline);
         self.finish_shutdown(end) == Drain::Done
     }
 
@@ -473,6 +462,15 @@ impl ServerHandle {
     fn finish_shutdown(&mut self, end: Drain) -> Drain {
         stop_runtime(self.runtime.take(), &self.state, end);
         end
+    }
+}
+
+/// Blocks until the connections have finished, or `deadline`.
+fn drain_by(state: &ServerState, deadline: Instant) -> Drain {
+    if state.wait_drained_blocking(deadline) {
+        Drain::Done
+    } else {
+        Drain::TimedOut
     }
 }
 

@@ -237,10 +237,7 @@ struct Resident {
 
 impl Waiters {
     fn register(&mut self, dir: Direction, waker: &Waker) {
-        let (resident, more) = match dir {
-            Direction::Read => (&mut self.read, &mut self.more_readers),
-            Direction::Write => (&mut self.write, &mut self.more_writers),
-        };
+        let (resident, more) = self.of(dir);
         match &resident.waker {
             Some(w) if w.will_wake(waker) => {
                 resident.armed = true;
@@ -282,21 +279,23 @@ impl Waiters {
 
     /// Removes the queued entry of the call `wait`, if any.
     fn withdraw(&mut self, dir: Direction, wait: WaitId) {
-        let more = match dir {
-            Direction::Read => &mut self.more_readers,
-            Direction::Write => &mut self.more_writers,
-        };
-        more.retain(|q| q.wait != wait);
+        self.of(dir).1.retain(|q| q.wait != wait);
+    }
+
+    /// The resident and the queue of one direction.
+    #[inline(always)]
+    fn of(&mut self, dir: Direction) -> (&mut Resident, &mut Vec<Queued>) {
+        match dir {
+            Direction::Read => (&mut self.read, &mut self.more_readers),
+            Direction::Write => (&mut self.write, &mut self.more_writers),
+        }
     }
 
     /// Hands the armed resident and the others to the caller, to wake.
     // Inlined: called twice per event, and mostly finds nobody waiting.
     #[inline(always)]
     fn wake(&mut self, dir: Direction, to_wake: &mut Vec<Waker>) {
-        let (resident, more) = match dir {
-            Direction::Read => (&mut self.read, &mut self.more_readers),
-            Direction::Write => (&mut self.write, &mut self.more_writers),
-        };
+        let (resident, more) = self.of(dir);
         if resident.armed {
             resident.armed = false;
             // Woken by the caller after the lock is released: a waker is
