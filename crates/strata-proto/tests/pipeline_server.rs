@@ -8,6 +8,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -586,5 +587,55 @@ fn a_slow_steady_reader_outlasts_the_write_timeout() {
             std::thread::sleep(Duration::from_millis(40));
         }
         assert_eq!(got, want, "the connection was closed on a reading peer");
+    });
+}
+
+/// A blocking closure a handler started is waited for when the server
+/// stops, but only until the shutdown deadline: one that finishes in time
+/// has finished when `shutdown` returns, one that does not cannot hold the
+/// shutdown past the deadline.
+#[test]
+fn shutdown_waits_for_blocking_closures_until_its_deadline() {
+    use strata_service::service_fn;
+    deadline(60, || {
+        for stuck in [false, true] {
+            let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+            let (s, f, r) = (started.clone(), finished.clone(), release_rx.clone());
+            let server = one_worker()
+                .shutdown_timeout(Duration::from_millis(if stuck { 300 } else { 20_000 }))
+                .start(move || {
+                    let (s, f, r) = (s.clone(), f.clone(), r.clone());
+                    Ok::<_, std::io::Error>(service_fn(move |req: String| {
+                        let (s, f, r) = (s.clone(), f.clone(), r.clone());
+                        strata_rt::spawn_blocking(move || {
+                            s.store(true, Ordering::SeqCst);
+                            if stuck {
+                                // Until the test releases it, after `shutdown`.
+                                let _ = r.lock().unwrap().recv();
+                            } else {
+                                // Still running when the connection closes.
+                                std::thread::sleep(Duration::from_millis(300));
+                            }
+                            f.store(true, Ordering::SeqCst);
+                        });
+                        async move { Ok::<_, std::io::Error>(req) }
+                    }))
+                })
+                .unwrap();
+            let mut c = Client::connect(server.local_addr());
+            assert_eq!(c.round_trip("go").as_deref(), Some("go"));
+            drop(c);
+            // Running (not queued, which a stop cancels) when the stop comes.
+            while !started.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            server.shutdown();
+            // Waited for in time, or left behind at the deadline.
+            assert_eq!(finished.load(Ordering::SeqCst), !stuck, "stuck: {stuck}");
+            drop(release_tx);
+        }
     });
 }

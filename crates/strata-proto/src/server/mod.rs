@@ -279,7 +279,7 @@ impl<P: ServerProto> TcpServer<P> {
             })
             .await
         });
-        match handle.finish_shutdown(end) {
+        match handle.finish_shutdown(end, deadline) {
             Drain::Done => Ok(()),
             Drain::TimedOut => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -430,7 +430,7 @@ impl ServerHandle {
             let (runtime, state) = (self.runtime.take(), self.state.clone());
             let waiter = std::thread::Builder::new()
                 .name("strata-server-stop".into())
-                .spawn(move || stop_runtime(runtime, &state, drain_by(&state, deadline)));
+                .spawn(move || stop_runtime(runtime, &state, drain_by(&state, deadline), deadline));
             if let Err(e) = waiter {
                 // No thread: the closure, and with it the runtime, is
                 // dropped here, without waiting (a runtime dropped on its
@@ -440,7 +440,7 @@ impl ServerHandle {
             return true;
         }
         let end = drain_by(&self.state, deadline);
-        self.finish_shutdown(end) == Drain::Done
+        self.finish_shutdown(end, deadline) == Drain::Done
     }
 
     /// Stops accepting and asks the connections to finish; the deadline
@@ -459,8 +459,8 @@ impl ServerHandle {
 
     /// Stops the runtime, dropping the connections still open (`end` says
     /// why they are, if they are).
-    fn finish_shutdown(&mut self, end: Drain) -> Drain {
-        stop_runtime(self.runtime.take(), &self.state, end);
+    fn finish_shutdown(&mut self, end: Drain, deadline: Instant) -> Drain {
+        stop_runtime(self.runtime.take(), &self.state, end, deadline);
         end
     }
 }
@@ -474,9 +474,12 @@ fn drain_by(state: &ServerState, deadline: Instant) -> Drain {
     }
 }
 
-/// Drops the server's runtime (and with it the connections still open;
-/// `end` says why there are any, for the log).
-fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain) {
+/// Stops the server's runtime, dropping the connections still open (`end`
+/// says why there are any, for the log). Blocking closures the handlers
+/// started may run until the shutdown `deadline` (not past it: the rest
+/// finish unobserved on their threads); after a timeout or a second
+/// signal, nothing more is waited for.
+fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadline: Instant) {
     match end {
         Drain::Done => {}
         Drain::TimedOut => tracing::warn!(
@@ -488,7 +491,14 @@ fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain) {
             "second signal; dropping the remaining connections"
         ),
     }
-    drop(runtime);
+    let Some(runtime) = runtime else { return };
+    match end {
+        // (The runtime logs any blocking closure it leaves running.)
+        Drain::Done => {
+            runtime.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        Drain::TimedOut | Drain::Interrupted => runtime.shutdown_background(),
+    }
 }
 
 /// How soon after the first stop signal another one counts as "stop now":

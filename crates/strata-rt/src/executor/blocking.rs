@@ -9,12 +9,15 @@
 //! and abort (which skips a closure that has not started).
 //!
 //! At runtime shutdown the queue is closed and cleared (queued closures are
-//! cancelled); closures already running are left to finish on their detached
-//! threads, since a thread blocked in a system call cannot be interrupted.
+//! cancelled), and the runtime waits for the closures already running, as
+//! tokio's does: a thread blocked in a system call cannot be interrupted,
+//! and leaving it behind could lose the work it was doing (a file being
+//! written). `Runtime::shutdown_timeout` bounds that wait.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::join::JoinHandle;
 use super::task::{self, Runnable, TaskFuture, TaskMeta};
@@ -30,6 +33,8 @@ pub(crate) struct BlockingPool {
 struct Inner {
     state: Mutex<State>,
     condvar: Condvar,
+    /// Signalled when a thread exits, for [`BlockingPool::wait_stopped`].
+    exited: Condvar,
     max_threads: usize,
     keep_alive: Duration,
     thread_name: String,
@@ -59,6 +64,7 @@ impl BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 condvar: Condvar::new(),
+                exited: Condvar::new(),
                 max_threads: max_threads.max(1),
                 keep_alive,
                 thread_name,
@@ -84,8 +90,9 @@ impl BlockingPool {
         JoinHandle::new(task, waker)
     }
 
-    /// Closes the queue and drops what is still queued.
-    pub(crate) fn shutdown(&self) {
+    /// Closes the queue and drops what is still queued; closures already
+    /// running go on, and idle threads exit.
+    pub(crate) fn close(&self) {
         let queued = {
             let mut s = self.inner.lock();
             s.shutdown = true;
@@ -94,6 +101,39 @@ impl BlockingPool {
         self.inner.condvar.notify_all();
         drop(queued);
     }
+
+    /// After [`close`](Self::close): waits until every pool thread has
+    /// exited (the running closures have returned), or until `deadline`.
+    /// Returns how many closures were still running then.
+    ///
+    /// On one of the pool's own threads it does not wait, since that
+    /// thread's closure is the one calling.
+    pub(crate) fn wait_stopped(&self, deadline: Option<Instant>) -> usize {
+        let own_thread = CURRENT_POOL.get() == Arc::as_ptr(&self.inner) as usize;
+        let mut s = self.inner.lock();
+        while s.threads > 0 && !own_thread {
+            s = match deadline {
+                None => self.inner.exited.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.inner
+                        .exited
+                        .wait_timeout(s, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        s.threads
+    }
+}
+
+thread_local! {
+    /// The pool this thread belongs to (the address of its `Inner`), or 0.
+    static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
 }
 
 impl Inner {
@@ -135,11 +175,13 @@ impl Inner {
                     }
                 };
                 drop(orphans);
+                self.exited.notify_all();
             }
         }
     }
 
     fn thread_main(self: Arc<Self>) {
+        CURRENT_POOL.set(Arc::as_ptr(&self) as usize);
         let mut s = self.lock();
         loop {
             if let Some(r) = s.queue.pop_front() {
@@ -171,5 +213,7 @@ impl Inner {
             }
         }
         s.threads -= 1;
+        drop(s);
+        self.exited.notify_all();
     }
 }

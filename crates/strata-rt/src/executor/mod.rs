@@ -126,6 +126,10 @@ where
 /// [`JoinHandle::abort`] cancels a closure that has not started yet; one that
 /// is running runs to completion.
 ///
+/// When the runtime stops, closures still queued are cancelled, and the
+/// runtime waits for the running ones (without a limit when it is dropped;
+/// see [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout)).
+///
 /// The closure runs inside its runtime: it may [`spawn`] tasks, create
 /// sockets, or drive a future with
 /// [`Runtime::block_on`](crate::Runtime::block_on).

@@ -6,6 +6,14 @@
 //! from any task on any thread. Streams implement `futures_io::AsyncRead`
 //! and `AsyncWrite`, so any runtime-agnostic async crate works on them.
 //!
+//! Only that worker delivers the socket's readiness, though: while it is
+//! busy (a task that blocks it, or a long run of tasks) a task waiting on
+//! the socket from another worker is not woken, even if its own worker is
+//! idle; tokio, where any idle worker drives I/O, would wake it. Create a
+//! socket on the worker whose tasks use it, which is what happens when a
+//! task creates it ([`Handle::spawn_on`](crate::runtime::Handle::spawn_on)
+//! picks the worker).
+//!
 //! Several tasks may wait on the same socket in the same direction (for
 //! example two tasks calling [`UdpSocket::recv_from`] on a shared socket);
 //! each readiness event wakes all of them. That holds for the `async fn`s

@@ -129,6 +129,7 @@ impl Builder {
         let mut runtime = Runtime {
             handle: handle.clone(),
             threads: Vec::with_capacity(n),
+            stopped: false,
         };
         for (i, (shared, reactor)) in workers.into_iter().zip(reactors).enumerate() {
             let worker = Worker::new(shared, reactor, handle.clone());

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle as ThreadHandle;
+use std::time::{Duration, Instant};
 
 use crate::context;
 use crate::executor::JoinHandle;
@@ -20,7 +21,11 @@ use crate::reactor::IoHandle;
 /// reactor and run queues, plus a pool for blocking calls.
 ///
 /// Tasks stay on the worker that spawned them. Dropping the runtime stops
-/// the workers, drops the tasks that are left, and joins the threads.
+/// the workers, drops the tasks that are left, and joins the threads. It
+/// also cancels the [`spawn_blocking`](crate::spawn_blocking) closures
+/// that have not started and waits for those that are running, however
+/// long they take, as tokio's runtime does;
+/// [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that wait.
 ///
 /// # Examples
 ///
@@ -36,6 +41,8 @@ use crate::reactor::IoHandle;
 pub struct Runtime {
     handle: Handle,
     threads: Vec<ThreadHandle<()>>,
+    /// Set once the workers and the blocking pool have been told to stop.
+    stopped: bool,
 }
 
 impl Runtime {
@@ -83,26 +90,87 @@ impl Runtime {
         crate::executor::block_on::block_on(future)
     }
 
-    /// Stops the runtime; the same as dropping it.
+    /// Stops the runtime; the same as dropping it (which waits for
+    /// running blocking closures without a limit).
     pub fn shutdown(self) {}
-}
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
+    /// Stops the runtime like dropping it, but waits at most `timeout` for
+    /// [`spawn_blocking`](crate::spawn_blocking) closures that are still
+    /// running; those left then finish on their own threads, unobserved
+    /// (and end with the process if it exits first).
+    ///
+    /// Returns `true` if none was left running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = strata_rt::Runtime::new().unwrap();
+    /// rt.handle().spawn_blocking(|| std::thread::sleep(Duration::from_millis(10)));
+    /// // Waits for the sleep (well within the limit).
+    /// assert!(rt.shutdown_timeout(Duration::from_secs(10)));
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        // An unrepresentable deadline is as good as none.
+        self.stop(deadline.map_or(BlockingWait::Forever, BlockingWait::Until))
+    }
+
+    /// Stops the runtime without waiting for running blocking closures:
+    /// `shutdown_timeout` with no time. Workers are still stopped and
+    /// joined.
+    pub fn shutdown_background(mut self) {
+        self.stop(BlockingWait::Until(Instant::now()));
+    }
+
+    /// Stops the workers and the blocking pool (once; later calls do
+    /// nothing), waiting for running blocking closures as `wait` says.
+    /// Returns `true` if none was left running.
+    fn stop(&mut self, wait: BlockingWait) -> bool {
+        if std::mem::replace(&mut self.stopped, true) {
+            return true;
+        }
         for w in self.handle.inner.workers.iter() {
             w.request_shutdown();
         }
-        self.handle.inner.blocking.shutdown();
+        let blocking = &self.handle.inner.blocking;
+        blocking.close();
         // Joining from one of our own workers would wait for ourselves.
         if self.handle.is_worker_thread() {
             tracing::warn!("strata: runtime dropped on one of its own workers; not joining");
-            return;
+            return false;
         }
         for t in self.threads.drain(..) {
             if t.join().is_err() {
                 tracing::error!("strata: a worker thread panicked");
             }
         }
+        let running = blocking.wait_stopped(match wait {
+            BlockingWait::Forever => None,
+            BlockingWait::Until(deadline) => Some(deadline),
+        });
+        if running > 0 {
+            tracing::warn!(
+                running,
+                "strata: runtime stopped with blocking closures still running; \
+                 they finish on their own threads"
+            );
+        }
+        running == 0
+    }
+}
+
+/// How long stopping a runtime waits for running blocking closures.
+#[derive(Clone, Copy)]
+enum BlockingWait {
+    Forever,
+    Until(Instant),
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop(BlockingWait::Forever);
     }
 }
 

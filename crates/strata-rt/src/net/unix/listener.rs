@@ -45,6 +45,10 @@ pub struct UnixListener {
 impl UnixListener {
     /// Creates the socket file at `path` and listens on it.
     ///
+    /// On Linux and Android, a `path` starting with a NUL byte (`"\0name"`)
+    /// binds `name` in the abstract namespace instead: no file is created,
+    /// and the name is gone when the socket closes.
+    ///
     /// # Errors
     ///
     /// The OS error, for example `AddrInUse` if the file exists.
@@ -54,7 +58,7 @@ impl UnixListener {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        let l = mio::net::UnixListener::bind(path)?;
+        let l = mio::net::UnixListener::bind_addr(&super::socket_addr(path.as_ref())?)?;
         let io = PollEvented::new(l, Interest::READABLE, Ready::EMPTY, "UnixListener::bind")?;
         Ok(UnixListener { io })
     }

@@ -6,5 +6,28 @@ mod stream;
 pub use listener::UnixListener;
 pub use stream::UnixStream;
 
-/// The address of a Unix domain socket (a path, or unnamed).
+use std::io;
+use std::path::Path;
+
+/// The address of a Unix domain socket (a path, an abstract name on
+/// Linux, or unnamed).
 pub type SocketAddr = std::os::unix::net::SocketAddr;
+
+/// The socket address `path` names. On Linux and Android a path that
+/// starts with a NUL byte names a socket in the abstract namespace (the
+/// bytes after the NUL, no file), as in tokio; elsewhere such a path is
+/// refused, as any path with a NUL byte is.
+fn socket_addr(path: &Path) -> io::Result<SocketAddr> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(name) = path.as_os_str().as_bytes().strip_prefix(b"\0") {
+            #[cfg(target_os = "android")]
+            use std::os::android::net::SocketAddrExt;
+            #[cfg(target_os = "linux")]
+            use std::os::linux::net::SocketAddrExt;
+            return SocketAddr::from_abstract_name(name);
+        }
+    }
+    SocketAddr::from_pathname(path)
+}

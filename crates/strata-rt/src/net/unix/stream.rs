@@ -20,7 +20,9 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
-    /// Connects to the socket at `path`.
+    /// Connects to the socket at `path` (on Linux and Android, a `path`
+    /// starting with a NUL byte names an abstract socket, as in
+    /// [`UnixListener::bind`](super::UnixListener::bind)).
     ///
     /// # Errors
     ///
@@ -33,16 +35,18 @@ impl UnixStream {
     ///
     /// Panics outside a strata runtime.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let s = mio::net::UnixStream::connect(path).map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    "the listener's backlog is full",
-                )
-            } else {
-                e
-            }
-        })?;
+        let s = mio::net::UnixStream::connect_addr(&super::socket_addr(path.as_ref())?).map_err(
+            |e| {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        "the listener's backlog is full",
+                    )
+                } else {
+                    e
+                }
+            },
+        )?;
         let stream = Self::from_mio(s, Ready::EMPTY, "UnixStream::connect")?;
         poll_fn(|cx| {
             ready!(stream.io.poll_ready(cx, Direction::Write))?;
