@@ -170,14 +170,16 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     };
     let action = move || {
         // Only async-signal-safe operations: a lock-free atomic add and
-        // write(2). A full pipe means a wake-up is already pending, and the
+        // send(2). A full pipe means a wake-up is already pending, and the
         // count is bumped before the byte, so that wake-up sees it.
+        // `MSG_NOSIGNAL`: were the reading thread gone, a plain write would
+        // raise SIGPIPE, fatal where it is not ignored (a C host).
         SLOTS[index].delivered.fetch_add(1, Ordering::SeqCst);
         let byte = 1u8;
         // SAFETY: `fd` is the write end of a socket pair that is never
         // closed (it is leaked for the life of the process), and `byte` is
         // a valid one-byte buffer for the duration of the call.
-        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+        unsafe { libc::send(fd, (&raw const byte).cast(), 1, libc::MSG_NOSIGNAL) };
     };
     // SAFETY: `action` is async-signal-safe (see above): it neither
     // allocates nor locks, and touches only a static atomic and a raw fd.

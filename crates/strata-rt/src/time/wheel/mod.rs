@@ -84,6 +84,7 @@ mod tests;
 
 use std::cell::Cell;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 
 /// Bits of a tick per level.
@@ -278,6 +279,10 @@ impl<T: Linked> Wheel<T> {
 
     /// Hands every node whose deadline is `<= now` to `fire`, unlinked, in
     /// deadline order (at tick resolution), and moves the clock to `now`.
+    ///
+    /// Should `fire` unwind, the nodes of the slot being emptied that it
+    /// had not been given yet are unlinked and forgotten (never handed out;
+    /// the caller still owns them), and the rest of the wheel stays intact.
     pub(crate) fn advance(&mut self, now: u64, mut fire: impl FnMut(NonNull<T>)) {
         while let Some(exp) = self.next_expiration() {
             if exp.deadline > now {
@@ -290,21 +295,21 @@ impl<T: Linked> Wheel<T> {
     }
 
     /// Unlinks every node and hands it to `f`, in no particular order.
+    ///
+    /// Each node is unlinked before `f` sees it, so should `f` unwind, the
+    /// wheel still holds exactly the nodes not handed out.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(NonNull<T>)) {
-        for level in &mut self.levels {
-            level.occupied = 0;
-            for head in &mut level.heads {
-                let mut cur = head.take();
-                while let Some(node) = cur {
-                    // SAFETY: linked, hence alive (insert's contract).
-                    let l = unsafe { links(node) };
-                    cur = l.next.get();
-                    l.level.set(UNLINKED);
+        for level in 0..LEVELS {
+            for slot in 0..SLOTS {
+                while let Some(node) = self.levels[level].heads[slot] {
+                    // SAFETY: linked here, hence alive (insert's contract),
+                    // and its neighbours too.
+                    unsafe { self.unlink(links(node)) };
+                    self.len -= 1;
                     f(node);
                 }
             }
         }
-        self.len = 0;
     }
 
     fn next_expiration(&self) -> Option<Expiration> {
@@ -336,6 +341,11 @@ impl<T: Linked> Wheel<T> {
     }
 
     /// Empties the slot of `exp`: due nodes go to `fire`, others cascade.
+    ///
+    /// The slot's list is detached first (a node cascading off the top
+    /// level can land in the same slot again). Should `fire` unwind, the
+    /// nodes left in the detached list are unlinked for good, so that none
+    /// keeps links into a list it is no longer in.
     fn process(&mut self, exp: Expiration, fire: &mut impl FnMut(NonNull<T>)) {
         let level = &mut self.levels[exp.level];
         let mut cur = level.heads[exp.slot].take();
@@ -347,11 +357,26 @@ impl<T: Linked> Wheel<T> {
             if l.when.get() <= exp.deadline {
                 l.level.set(UNLINKED);
                 self.len -= 1;
-                fire(node);
+                let fired = panic::catch_unwind(AssertUnwindSafe(|| fire(node)));
+                if let Err(panic) = fired {
+                    self.forget(cur);
+                    panic::resume_unwind(panic);
+                }
             } else {
                 // SAFETY: as above; it stays counted as linked.
                 unsafe { self.link(node) };
             }
+        }
+    }
+
+    /// Marks the nodes of a detached list, from `cur` on, unlinked.
+    fn forget(&mut self, mut cur: Option<NonNull<T>>) {
+        while let Some(node) = cur {
+            // SAFETY: still counted as linked here, hence alive.
+            let l = unsafe { links(node) };
+            cur = l.next.get();
+            l.level.set(UNLINKED);
+            self.len -= 1;
         }
     }
 

@@ -308,3 +308,54 @@ fn drain_empties_everything() {
     assert_eq!(w.next_wakeup(), None);
     assert!(fire(&mut w, 10_000_000).is_empty());
 }
+
+/// A `fire` that unwinds must not leave nodes of the slot it was emptying
+/// linked to nodes it already handed out: such a node could never come
+/// back, and removing it would write through its stale links (found by an
+/// audit: `remove` then cut a list the handed-out node had joined since).
+#[test]
+fn a_panicking_fire_leaves_no_stale_links() {
+    let mut w = Wheel::new(0);
+    let a = w.insert(5, 1).unwrap();
+    let b = w.insert(5, 2).unwrap(); // the slot's head, handed out first
+    w.insert(700, 3).unwrap();
+    let fired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.advance(10, |v| panic!("fire panics on {v}"))
+    }));
+    assert!(fired.is_err());
+    // `a`, not handed out, was unlinked and forgotten; the rest is intact.
+    // SAFETY: test nodes live until their wheel drops.
+    assert!(!unsafe { a.as_ref() }.links.is_linked());
+    assert_eq!(w.len(), 1);
+    // `b` is free to join a list again; removing `a` touches nothing.
+    assert!(w.reinsert(20, b));
+    assert_eq!(w.remove(a), None);
+    assert_eq!(fire(&mut w, 1_000), vec![2, 3]);
+    assert!(w.is_empty());
+}
+
+/// A `drain` callback that unwinds leaves the wheel holding exactly the
+/// nodes it had not handed out yet.
+#[test]
+fn a_panicking_drain_keeps_the_rest() {
+    let mut w = Wheel::new(0);
+    for d in [5, 6, 500, 50_000] {
+        w.insert(d, d).unwrap();
+    }
+    let mut seen = Vec::new();
+    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.wheel.drain(|k| {
+            seen.push(value(k));
+            if seen.len() == 2 {
+                panic!("drain callback panics");
+            }
+        })
+    }));
+    assert!(drained.is_err());
+    assert_eq!(w.len(), 2);
+    let mut rest = w.drain();
+    rest.extend(seen);
+    rest.sort_unstable();
+    assert_eq!(rest, vec![5, 6, 500, 50_000]);
+    assert!(w.is_empty());
+}
