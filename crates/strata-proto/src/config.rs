@@ -97,7 +97,11 @@ impl ConnectionConfig {
     /// affected: progress is any byte the socket accepts, and under
     /// `TcpServer` on Linux also any byte the peer takes from the kernel's
     /// send queue (a large send buffer is reported writable again only
-    /// after much of it has drained). `None` disables it.
+    /// after much of it has drained). Where the kernel's send queue can be
+    /// read (TCP on Linux), responses left only there also count as
+    /// waiting: a connection otherwise idle checks that queue once, when
+    /// it frees its buffers after about 100 ms idle, and is closed if the
+    /// peer then takes none of them for this long. `None` disables it.
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

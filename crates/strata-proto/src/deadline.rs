@@ -14,7 +14,10 @@
 //!
 //! The write timeout runs whatever the connection is doing, but only while
 //! responses wait for the socket (a peer that does not read): its clock is
-//! read only then, and restarts whenever a byte was written.
+//! read only then, and restarts whenever a byte was written. Responses the
+//! socket took may still sit in the kernel's send queue, the peer's window
+//! being full; an idle connection looks at that queue once, when it frees
+//! its buffers, and if it is not empty the write timeout watches it drain.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +78,9 @@ pub(crate) struct ConnTimer {
     /// responses start waiting and again at each write deadline, not on
     /// every write.
     queue_mark: Option<(u64, u64)>,
+    /// Idle with responses left in the kernel's send queue: since when,
+    /// and how many bytes were queued then.
+    kernel_queue: Option<(Instant, u64)>,
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
@@ -95,6 +101,7 @@ impl ConnTimer {
             write: cfg.write_timeout,
             stall: None,
             queue_mark: None,
+            kernel_queue: None,
             holding: false,
             sleep: None,
             armed_for: None,
@@ -115,6 +122,7 @@ impl ConnTimer {
         &mut self,
         now: Instant,
         state: TimerState,
+        unsent: impl FnMut() -> Option<u64>,
     ) -> Result<(Option<Instant>, Option<Instant>), TimerEvent> {
         if self.active {
             // Activity counts from the end of the batch it was part of.
@@ -122,6 +130,7 @@ impl ConnTimer {
             self.holding = true;
             self.last_activity = now;
             self.partial_since = None;
+            self.kernel_queue = None;
         }
         let idle = state == TimerState::Idle;
         let timeout = if idle {
@@ -137,8 +146,13 @@ impl ConnTimer {
             && now >= r
         {
             self.holding = false;
+            self.watch_kernel_queue(now, unsent);
             return Err(TimerEvent::ReleaseBuffers);
         }
+        let timeout = match self.kernel_queue {
+            None => timeout,
+            Some(_) => earliest(timeout, self.poll_kernel_queue(now, unsent)?),
+        };
         if let Some(t) = timeout
             && now >= t
         {
@@ -149,6 +163,50 @@ impl ConnTimer {
             }));
         }
         Ok((timeout, release))
+    }
+
+    /// On freeing an idle connection's buffers: starts watching the
+    /// kernel's send queue if responses are left in it (one `unsent` call
+    /// per idle period, so none on a busy connection).
+    #[inline(never)]
+    fn watch_kernel_queue(&mut self, now: Instant, mut unsent: impl FnMut() -> Option<u64>) {
+        if self.write.is_some()
+            && let Some(queued) = unsent().filter(|&q| q > 0)
+        {
+            self.kernel_queue = Some((now, queued));
+        }
+    }
+
+    /// While an idle connection's responses sit in the kernel's send
+    /// queue: the write timeout's deadline, restarted whenever the peer
+    /// took some (nothing is written meanwhile, so the queue only
+    /// shrinks), or `WriteTimeout` once a whole timeout passed without.
+    #[inline(never)]
+    fn poll_kernel_queue(
+        &mut self,
+        now: Instant,
+        mut unsent: impl FnMut() -> Option<u64>,
+    ) -> Result<Option<Instant>, TimerEvent> {
+        let Some((since, queued)) = self.kernel_queue else {
+            return Ok(None);
+        };
+        let Some(deadline) = self.write.and_then(|t| since.checked_add(t)) else {
+            return Ok(None);
+        };
+        if now < deadline {
+            return Ok(Some(deadline));
+        }
+        match unsent() {
+            Some(0) | None => {
+                self.kernel_queue = None;
+                Ok(None)
+            }
+            Some(q) if q < queued => {
+                self.kernel_queue = Some((now, q));
+                Ok(self.write.and_then(|t| now.checked_add(t)))
+            }
+            Some(_) => Err(TimerEvent::Expired(ConnectionError::WriteTimeout)),
+        }
     }
 
     /// `Ready(event)` when the connection must act (free its buffers, or
@@ -173,7 +231,7 @@ impl ConnTimer {
             return Poll::Pending;
         }
         let now = Instant::now();
-        let (timeout, release) = match self.poll_quiet(now, state) {
+        let (timeout, release) = match self.poll_quiet(now, state, unsent) {
             Ok(deadlines) => deadlines,
             Err(event) => return Poll::Ready(event),
         };
@@ -231,7 +289,7 @@ impl ConnTimer {
             self.partial_since = None;
             (None, None)
         } else {
-            match self.poll_quiet(now, state) {
+            match self.poll_quiet(now, state, unsent) {
                 Ok(deadlines) => deadlines,
                 Err(event) => return Poll::Ready(event),
             }

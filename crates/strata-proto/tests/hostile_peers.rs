@@ -1,0 +1,269 @@
+//! TcpServer and pipelined dispatch under hostile or unusual peers (from a
+//! review; the first test was its finding). Real TCP on 127.0.0.1; every
+//! wait is a hang guard, not a bound.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use strata_proto::ServerHandle;
+use support::*;
+
+/// Polls `f` every 20 ms until it holds; fails after `secs` (hang guard).
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn quiet() -> strata_proto::ConnectionConfig {
+    cfg()
+        .idle_timeout(None)
+        .read_timeout(None)
+        .write_timeout(None)
+}
+
+/// A client socket with a tiny receive buffer, so that the server's answers
+/// back up into the server's kernel send queue.
+fn small_window_client(addr: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(1).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s.into()
+}
+
+/// The write timeout also covers answers that all fit in the kernel's send
+/// queue (the peer's window is full, the connection's buffer empty): it
+/// used to count that as idle, so with the idle timeout off a peer that
+/// never read held its connection, and kernel memory, forever.
+#[test]
+fn a_peer_that_never_reads_answers_queued_in_the_kernel_hits_the_write_timeout() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(quiet().write_timeout(Some(Duration::from_millis(200))))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        // 100 answers of 51 bytes: more than the peer's window, far less
+        // than the server's send buffer.
+        let batch = format!("{}\n", "x".repeat(50)).repeat(100);
+        hog.write_all(batch.as_bytes()).unwrap();
+        eventually(10, "the connection opened", || server.connections() == 1);
+        // The peer never reads. Hang guard: 40 write timeouts.
+        let t = Instant::now();
+        while server.connections() > 0 && t.elapsed() < Duration::from_secs(8) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let open = server.connections();
+        // Part of the answers never reached the peer: they sit in the
+        // server's kernel send queue (the peer's window is full).
+        let mut at_peer: libc::c_int = 0;
+        // SAFETY: FIONREAD on an open socket writes one c_int.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&hog),
+                libc::FIONREAD,
+                &raw mut at_peer,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert!(
+            (at_peer as usize) < batch.len(),
+            "all answers reached the peer: {at_peer}"
+        );
+        // Afterwards, read everything: the answers were all queued (none
+        // lost), proving they sat in the server's kernel queue.
+        hog.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = hog.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), batch.len(), "answers queued for the peer");
+        assert_eq!(
+            open, 0,
+            "a peer that took none of its queued answers for 40 write timeouts is still connected"
+        );
+        drop(hog);
+        assert!(server.shutdown());
+    });
+}
+
+/// The other side of it: a peer that takes its kernel-queued answers
+/// slowly, but steadily, keeps its connection.
+#[test]
+fn a_slow_steady_reader_of_kernel_queued_answers_is_not_cut_off() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(quiet().write_timeout(Some(Duration::from_millis(800))))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut slow = small_window_client(server.local_addr());
+        let batch = format!("{}\n", "x".repeat(50)).repeat(200);
+        slow.write_all(batch.as_bytes()).unwrap();
+        eventually(10, "the connection opened", || server.connections() == 1);
+        // About 4 KB/s, in 200-byte reads: several write timeouts long.
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 200];
+        while got.len() < batch.len() {
+            let n = slow.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {} of {} bytes", got.len(), batch.len());
+            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(got, batch.as_bytes());
+        assert_eq!(server.connections(), 1);
+        drop(slow);
+        assert!(server.shutdown());
+    });
+}
+
+/// A peer that resets while its answers are blocked on a full socket frees
+/// its slot (no timeouts configured to do it instead).
+#[test]
+fn a_reset_while_answers_are_blocked_frees_the_slot() {
+    deadline(60, || {
+        let server = one_worker()
+            .max_connections(1)
+            .connection_config(quiet())
+            .start(|| Ok(Echo))
+            .unwrap();
+        let hog = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        hog.connect(&server.local_addr().into()).unwrap();
+        let mut w: TcpStream = hog.try_clone().unwrap().into();
+        w.set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let batch = format!("echo {}\n", "x".repeat(50)).repeat(1000);
+        // Write until every buffer on the way is full.
+        while w.write_all(batch.as_bytes()).is_ok() {}
+        assert_eq!(server.connections(), 1);
+        hog.set_linger(Some(Duration::ZERO)).unwrap();
+        drop((hog, w));
+        eventually(20, "the reset connection freed its slot", || {
+            server.connections() == 0
+        });
+        let mut next = Client::connect(server.local_addr());
+        assert_eq!(next.round_trip("next").as_deref(), Some("next"));
+        drop(next);
+        assert!(server.shutdown());
+    });
+}
+
+/// A graceful stop while a peer's answers are blocked (it is not reading
+/// yet): once it reads, it gets every answer to what it sent before the
+/// stop, then EOF; shutdown reports success.
+#[test]
+fn a_stop_while_answers_are_blocked_answers_everything_sent_before() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(quiet())
+            .shutdown_timeout(Duration::from_secs(30))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let addr = server.local_addr();
+        let mut c = small_window_client(addr);
+        const N: usize = 2000;
+        let batch = format!("echo {}\n", "y".repeat(50)).repeat(N);
+        c.write_all(batch.as_bytes()).unwrap();
+        let mut first = [0u8; 1];
+        c.read_exact(&mut first).unwrap();
+        let stopper = std::thread::spawn(move || server.shutdown());
+        // The stop has begun once new connections are refused.
+        eventually(20, "new connections refused", || {
+            TcpStream::connect(addr).is_err()
+        });
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        assert_eq!(
+            rest.len() + 1,
+            N * 56,
+            "answers to requests sent before the stop"
+        );
+        assert!(
+            stopper.join().unwrap(),
+            "shutdown reported dropped connections"
+        );
+    });
+}
+
+/// The idle timeout does not cut a request that takes longer than it.
+#[test]
+fn a_request_longer_than_the_idle_timeout_is_answered() {
+    deadline(60, || {
+        let fx = Fixture::start(
+            1,
+            10,
+            quiet().idle_timeout(Some(Duration::from_millis(100))),
+        );
+        let mut c = fx.connect();
+        assert_eq!(c.round_trip("sleep 600 slow").as_deref(), Some("slow"));
+        assert_eq!(c.round_trip("echo again").as_deref(), Some("again"));
+    });
+}
+
+/// Slowloris: a partial request trickled one byte at a time is closed by
+/// the read timeout (bytes arriving do not restart it).
+#[test]
+fn a_trickled_partial_request_hits_the_read_timeout() {
+    deadline(60, || {
+        let fx = Fixture::start(
+            1,
+            10,
+            quiet().read_timeout(Some(Duration::from_millis(300))),
+        );
+        let mut s = TcpStream::connect(fx.addr()).unwrap();
+        let mut sent = 0;
+        // 60 bytes (under the 64-byte line limit) over ~3 s, ten timeouts.
+        while sent < 60 {
+            if s.write_all(b"e").is_err() {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let srv = fx.server.as_ref().unwrap();
+        eventually(20, "the trickling connection closed", || {
+            srv.connections() == 0
+        });
+        assert!(
+            sent < 60,
+            "the server read every trickled byte ({sent}) without closing"
+        );
+    });
+}
+
+/// A ServerHandle can be shared with other threads (status polling) and
+/// moved to the thread that stops the server.
+#[test]
+fn a_server_handle_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<ServerHandle>();
+    let fx = Fixture::start(2, 10, cfg());
+    let h = std::sync::Arc::new(fx);
+    let ts: Vec<_> = (0..4)
+        .map(|_| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                let mut c = h.connect();
+                assert_eq!(c.round_trip("echo z").as_deref(), Some("z"));
+                h.server.as_ref().unwrap().connections()
+            })
+        })
+        .collect();
+    for t in ts {
+        assert!(t.join().unwrap() >= 1);
+    }
+    let _ = h.stats.started.load(Ordering::SeqCst);
+}
