@@ -337,3 +337,78 @@ fn a_stop_answers_all_of_a_large_pipelined_batch() {
     });
     assert_eq!(got, N, "requests received before the stop went unanswered");
 }
+
+/// A transport that spends much of the task's I/O budget on every read and
+/// reads one 4-byte request at a time, so that draining what arrived
+/// before a stop takes several polls, each ended by a spent budget.
+struct BudgetHungry(strata_rt::net::TcpStream);
+
+impl futures_io::AsyncRead for BudgetHungry {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        for _ in 0..40 {
+            std::task::ready!(strata_rt::coop::poll_proceed(cx));
+        }
+        let n = buf.len().min(4);
+        std::pin::Pin::new(&mut self.0).poll_read(cx, &mut buf[..n])
+    }
+}
+
+impl futures_io::AsyncWrite for BudgetHungry {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// After a stop, a read that says `Pending` because the task's budget is
+/// spent is no proof that everything received was read: the requests
+/// still in the kernel's buffer are answered too (the connection used to
+/// stop reading at the second such `Pending`).
+#[test]
+fn a_stop_answers_requests_whose_reading_outlasts_the_budget() {
+    let got = deadline(30, || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let stop = Arc::new(Flag::default());
+            let stop2 = stop.clone();
+            let conn = strata_rt::spawn_local(async move {
+                let io = BudgetHungry(server);
+                serve_connection(io, &TestProto, Echo, &cfg(), stop2.wait()).await
+            });
+            strata_rt::time::sleep(Duration::from_millis(50)).await;
+            // In one turn of the worker: 50 requests, then the stop.
+            let requests: String = (0..50).map(|i| format!("r{i:02}\n")).collect();
+            client.write_all(requests.as_bytes()).unwrap();
+            stop.fire();
+            conn.await.unwrap().unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = String::new();
+            client.read_to_string(&mut got).unwrap();
+            (requests, got)
+        })
+    });
+    assert_eq!(got.1, got.0);
+}

@@ -51,6 +51,48 @@ mod context;
 mod executor;
 pub mod net;
 mod reactor;
+
+/// The cooperative budget, for I/O sources built outside this crate.
+///
+/// Each task poll may complete a bounded number of I/O operations (128)
+/// before the runtime's sockets, timers and channels return `Pending`
+/// (waking the task, so it runs again after the others): a source that is
+/// always ready cannot hold its worker. A transport of your own (an
+/// in-memory pipe, a wrapper that does work per read) joins in by calling
+/// [`poll_proceed`](coop::poll_proceed) before each operation; code that
+/// must tell "the source is empty" from "the budget is spent" asks
+/// [`has_budget_remaining`](coop::has_budget_remaining).
+///
+/// # Examples
+///
+/// ```
+/// use std::future::poll_fn;
+/// use std::task::Poll;
+///
+/// let polls = strata_rt::run(async {
+///     strata_rt::spawn(async {
+///         // A source that is always ready, drained in one loop.
+///         let (mut done, mut polls) = (0, 0);
+///         poll_fn(|cx| {
+///             polls += 1;
+///             while done < 1_000 {
+///                 std::task::ready!(strata_rt::coop::poll_proceed(cx));
+///                 done += 1;
+///             }
+///             Poll::Ready(())
+///         })
+///         .await;
+///         polls
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// // The task yielded each time its budget ran out.
+/// assert!(polls >= 1_000 / 128);
+/// ```
+pub mod coop {
+    pub use crate::executor::coop::{has_budget_remaining, poll_proceed};
+}
 pub mod runtime;
 pub mod signal;
 pub mod sync;

@@ -161,6 +161,12 @@ enum Read {
 /// [`TcpStream`](strata_rt::net::TcpStream), `TcpServer` also asks the
 /// kernel whether the peer is taking bytes (see
 /// [`ConnectionConfig::write_timeout`]); here no such question is asked.
+///
+/// Likewise, after `stop`, `TcpServer` asks the kernel how much had
+/// arrived and reads exactly that much more; here, with no one to ask, a
+/// connection reads on while `io` has data, but at most 16 MiB more (a
+/// bound against a peer that never stops sending), before it stops
+/// reading.
 pub fn serve_connection<P, S, T, F>(
     io: T,
     proto: &P,
@@ -175,7 +181,16 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
 {
-    serve(io, |_| None, proto, service, config, stop, || Some(()))
+    serve(
+        io,
+        |_| None,
+        |_| None,
+        proto,
+        service,
+        config,
+        stop,
+        || Some(()),
+    )
 }
 
 /// [`serve_connection`] for a strata TCP stream: the write timeout also
@@ -198,14 +213,26 @@ where
     F: Future<Output = ()>,
 {
     let unsent = |s: &strata_rt::net::TcpStream| s.unsent_bytes().ok().map(|n| n as u64);
-    serve(io, unsent, proto, service, config, stop, closed)
+    let unread = |s: &strata_rt::net::TcpStream| s.unread_bytes().ok().map(|n| n as u64);
+    serve(io, unsent, unread, proto, service, config, stop, closed)
 }
 
-/// The connection loop; `unsent` reads the transport's send queue, if it
-/// can (for the write timeout); `closed` as in [`serve_tcp_connection`].
+/// After a graceful stop, how much a connection whose transport cannot
+/// tell what it holds (`unread` gives `None`) reads on through `Pending`s
+/// that only say its I/O budget is spent: more than a kernel's receive
+/// queue holds by default, but a bound against a peer that never stops
+/// sending.
+const STOP_READ_LIMIT: u64 = 16 << 20;
+
+/// The connection loop; `unsent` and `unread` read the transport's send
+/// and receive queues, if it can (for the write timeout, and for what a
+/// graceful stop must still read); `closed` as in
+/// [`serve_tcp_connection`].
+#[allow(clippy::too_many_arguments)]
 async fn serve<P, S, T, F, G>(
     io: T,
     unsent: fn(&T) -> Option<u64>,
+    unread: fn(&T) -> Option<u64>,
     proto: &P,
     service: S,
     config: &ConnectionConfig,
@@ -232,6 +259,9 @@ where
     // read once more in a later poll, after the worker's next look at I/O.
     let mut polls: u64 = 0;
     let mut stop_pending_in: Option<u64> = None;
+    // After the stop: the read count up to which everything had arrived
+    // before it (our buffer holds the rest).
+    let mut read_owed = 0u64;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark().max(1);
     let service = &service;
@@ -254,6 +284,8 @@ where
         // wake-up; its waker stays registered.
         if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
             stop_seen = true;
+            let io = framed.get_ref();
+            read_owed = io.read() + unread(io.get_ref()).unwrap_or(STOP_READ_LIMIT);
         }
         // Not after the stop: the stop logic below takes a `Pending` read
         // for "drained", and a yield at the cap would pass for one, leaving
@@ -315,7 +347,15 @@ where
                 } else {
                     Pin::new(&mut framed).poll_next(cx)
                 };
-                if stop_seen && next.is_pending() {
+                if stop_seen
+                    && next.is_pending()
+                    && !strata_rt::coop::has_budget_remaining()
+                    && framed.get_ref().read() < read_owed
+                {
+                    // The task's I/O budget, not the socket, said `Pending`
+                    // (and woke the task), with bytes received before the
+                    // stop still unread: read on in the next poll.
+                } else if stop_seen && next.is_pending() {
                     match stop_pending_in {
                         // Drained up to `WouldBlock` after a fresh look at
                         // I/O: whatever comes later was sent after shutdown

@@ -1,6 +1,7 @@
-//! An I/O wrapper that counts the bytes written through it, so that the
-//! write timeout can tell a peer that reads slowly (the count moves) from
-//! one that stopped reading (it does not).
+//! An I/O wrapper that counts the bytes written and read through it: the
+//! write timeout tells a peer that reads slowly (the count moves) from one
+//! that stopped reading (it does not), and a graceful stop knows when it
+//! has read what had arrived before it.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::pin::Pin;
@@ -8,16 +9,26 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-/// `io`, plus the number of bytes written through it so far.
+/// `io`, plus the number of bytes written and read through it so far.
 #[derive(Debug)]
 pub(crate) struct Counted<T> {
     io: T,
     written: u64,
+    read: u64,
 }
 
 impl<T> Counted<T> {
     pub(crate) fn new(io: T) -> Self {
-        Counted { io, written: 0 }
+        Counted {
+            io,
+            written: 0,
+            read: 0,
+        }
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn read(&self) -> u64 {
+        self.read
     }
 
     /// Bytes written so far.
@@ -45,7 +56,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.read += n as u64;
+        }
+        r
     }
 
     #[inline]
@@ -54,7 +69,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_read_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_read_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.read += n as u64;
+        }
+        r
     }
 }
 

@@ -48,7 +48,7 @@ fn with<R>(budget: u32, f: impl FnOnce() -> R) -> R {
 /// Spends one unit, or, with none left, wakes the task and returns
 /// `Pending` so that it yields.
 #[inline]
-pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     BUDGET.with(|b| {
         let left = b.get();
         if left == 0 {
@@ -59,6 +59,14 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     })
+}
+
+/// Whether the current task may still complete I/O in this poll: `false`
+/// once its budget is spent (every socket operation then returns `Pending`
+/// until the task has yielded). Always `true` outside a task poll.
+#[inline]
+pub fn has_budget_remaining() -> bool {
+    BUDGET.with(Cell::get) > 0
 }
 
 /// Polls `op` if a unit is left, and spends one only if `op` made

@@ -164,6 +164,32 @@ impl TcpStream {
         self.io.get_ref().nodelay()
     }
 
+    /// Bytes the peer sent that wait in the kernel's receive queue, not yet
+    /// read (`FIONREAD`): what a read could take right now, whether or not
+    /// the reactor has reported it yet.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the `ioctl(2)`.
+    pub fn unread_bytes(&self) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: the descriptor is this open socket; FIONREAD writes one
+        // `c_int` through the pointer, which points at `queued` for the
+        // whole call.
+        let rc = unsafe {
+            libc::ioctl(
+                self.io.get_ref().as_raw_fd(),
+                libc::FIONREAD,
+                &raw mut queued,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(usize::try_from(queued).unwrap_or(0))
+    }
+
     /// Bytes written to this socket that the peer has not acknowledged yet
     /// (the kernel's send queue: `SIOCOUTQ`). A value that shrinks while no
     /// new bytes are written means the peer is taking data.
