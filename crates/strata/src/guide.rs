@@ -1,5 +1,5 @@
 //! A guided tour: the line server of the classic example, built layer by
-//! layer, then hardened with middleware.
+//! layer, then hardened with middleware, and a client to talk to it.
 //!
 //! The protocol: newline-delimited requests; `hello` answers `world`,
 //! anything else answers `idk`. Each step below adds one layer.
@@ -34,7 +34,8 @@
 //!
 //! ```
 //! use strata::codec::{LinesCodec, LinesCodecError};
-//! use strata::proto::pipeline::ServerProto;
+//! use strata::proto::pipeline::{ErrorAction, ServerProto};
+//! use strata::service::BoxError;
 //!
 //! struct LineProto;
 //!
@@ -51,6 +52,14 @@
 //!     // the connection closes.
 //!     fn decode_error(&self, err: &LinesCodecError) -> Option<String> {
 //!         Some(format!("error: {err}"))
+//!     }
+//!
+//!     // A request the service fails (step 5: too busy, too slow) gets an
+//!     // error line in its place, and the connection carries on. Without
+//!     // this method the connection closes instead, after the answers
+//!     // before the failed request, and the client is told nothing.
+//!     fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+//!         ErrorAction::Respond(format!("error: {err}"))
 //!     }
 //! }
 //! ```
@@ -164,6 +173,52 @@
 //! ```
 //!
 //! Each layer's failure is its own small error type, converted into the
-//! service's error with `From`, so callers can match on what went wrong.
+//! service's error with `From`, so callers can match on what went wrong
+//! (each also converts into `std::io::Error`, for a service that fails
+//! with that). What the client sees of a failure is the protocol's call:
+//! step 2's `service_error` answers it with an error line.
+//!
+//! # 6. A client
+//!
+//! The same layers make a client: a [`TcpStream`](crate::rt::net::TcpStream)
+//! in a [`Framed`](crate::codec::Framed), driven with the extension traits
+//! in [`strata::io`](crate::io) (`feed` and `send` to write frames, `next`
+//! to read them). Here against the server of step 4, started in the
+//! background with `start` on a free port:
+//!
+//! ```
+//! # use strata::codec::LinesCodec;
+//! # use strata::proto::pipeline::ServerProto;
+//! # struct LineProto;
+//! # impl ServerProto for LineProto {
+//! #     type Request = String;
+//! #     type Response = String;
+//! #     type Codec = LinesCodec;
+//! #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+//! # }
+//! use strata::io::{SinkExt, StreamExt};
+//! use strata::prelude::*;
+//!
+//! let hello = service_fn(|line: String| async move {
+//!     Ok::<_, std::io::Error>(if line == "hello" { "world" } else { "idk" }.to_string())
+//! });
+//! let server = TcpServer::new(LineProto, "127.0.0.1:0".parse()?)
+//!     .threads(1)
+//!     .start(move || Ok(hello.clone()))?;
+//! let addr = server.local_addr();
+//!
+//! strata::run(async move {
+//!     let mut conn = Framed::new(TcpStream::connect(addr).await?, LinesCodec::new());
+//!     // Pipelined: `feed` only buffers, `send` buffers and flushes, so
+//!     // both requests leave in one write; the answers come in order.
+//!     conn.feed("hello").await?;
+//!     conn.send("who?").await?;
+//!     assert_eq!(conn.next().await.transpose()?.as_deref(), Some("world"));
+//!     assert_eq!(conn.next().await.transpose()?.as_deref(), Some("idk"));
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! server.shutdown();
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! [`LinesCodec`]: crate::codec::LinesCodec

@@ -65,11 +65,17 @@ pub mod proto {
     pub use strata_proto::*;
 }
 
-/// The runtime-agnostic I/O and stream traits strata's types implement.
+/// The runtime-agnostic I/O and stream traits strata's types implement,
+/// and the extension traits (from `futures-util`) that give them `async`
+/// methods: `read`/`write_all` on sockets, `next` on a
+/// [`Framed`](crate::codec::Framed) stream of frames, `feed`/`send` on it
+/// as a sink (see the [guide](crate::guide#6-a-client)).
 pub mod io {
     pub use futures_core::Stream;
     pub use futures_io::{AsyncRead, AsyncWrite};
     pub use futures_sink::Sink;
+    pub use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    pub use futures_util::{SinkExt, StreamExt};
 }
 
 pub use bytes;
@@ -82,4 +88,8 @@ pub mod prelude {
     pub use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
     pub use strata_rt::{Runtime, spawn, spawn_local};
     pub use strata_service::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+    // The extension traits only, for their methods (`as _`: their names
+    // stay free).
+    pub use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    pub use futures_util::{SinkExt as _, StreamExt as _};
 }

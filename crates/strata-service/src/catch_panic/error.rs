@@ -1,11 +1,17 @@
 use std::any::Any;
 use std::fmt;
+use std::io;
 
 /// The inner service panicked while handling the request; see
 /// [`CatchPanic`](super::CatchPanic).
 ///
 /// It keeps the panic's message when the payload was a string (as with
 /// `panic!("...")`, `unwrap` and `expect`).
+///
+/// It converts into an [`io::Error`] of kind
+/// [`Other`](io::ErrorKind::Other) (as [`Elapsed`](crate::timeout::Elapsed)
+/// does, of kind `TimedOut`), so a service failing with `io::Error` can
+/// take this layer as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Panicked {
     message: Option<String>,
@@ -36,3 +42,9 @@ impl fmt::Display for Panicked {
 }
 
 impl std::error::Error for Panicked {}
+
+impl From<Panicked> for io::Error {
+    fn from(e: Panicked) -> io::Error {
+        io::Error::other(e)
+    }
+}

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
 /// A call was refused because the circuit is open; see
@@ -6,6 +7,11 @@ use std::time::Duration;
 ///
 /// Nothing was sent to the inner service. It says how long until the
 /// breaker lets a probe through (zero while a probe is already out).
+///
+/// It converts into an [`io::Error`] of kind
+/// [`Other`](io::ErrorKind::Other) (as [`Elapsed`](crate::timeout::Elapsed)
+/// does, of kind `TimedOut`), so a service failing with `io::Error` can
+/// take this layer as it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CircuitOpen {
     retry_after: Duration,
@@ -29,3 +35,9 @@ impl fmt::Display for CircuitOpen {
 }
 
 impl std::error::Error for CircuitOpen {}
+
+impl From<CircuitOpen> for io::Error {
+    fn from(e: CircuitOpen) -> io::Error {
+        io::Error::other(e)
+    }
+}

@@ -20,6 +20,11 @@
 //! counts from the end of that first poll. The first poll itself runs
 //! without yielding and could not be interrupted anyway.
 //!
+//! This differs from tower's `Timeout`, whose clock starts when `call`
+//! is made: a call that blocks for 200 ms in its first poll, yields once
+//! and then answers fails a 50 ms tower timeout, but succeeds here. Code that blocks should move that work to
+//! `strata_rt::spawn_blocking`, which a timeout then does bound.
+//!
 //! ```
 //! use std::time::Duration;
 //! use strata_service::timeout::{Elapsed, Timeout};

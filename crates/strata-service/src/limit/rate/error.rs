@@ -1,4 +1,5 @@
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
 /// A call was refused by a [`RateLimit`](super::RateLimit) that rejects
@@ -6,6 +7,11 @@ use std::time::Duration;
 ///
 /// It says how long until a token is free, which a protocol can pass on
 /// (an HTTP `Retry-After`, say).
+///
+/// It converts into an [`io::Error`] of kind
+/// [`Other`](io::ErrorKind::Other) (as [`Elapsed`](crate::timeout::Elapsed)
+/// does, of kind `TimedOut`), so a service failing with `io::Error` can
+/// take this layer as it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimited {
     retry_after: Duration,
@@ -29,3 +35,9 @@ impl fmt::Display for RateLimited {
 }
 
 impl std::error::Error for RateLimited {}
+
+impl From<RateLimited> for io::Error {
+    fn from(e: RateLimited) -> io::Error {
+        io::Error::other(e)
+    }
+}
