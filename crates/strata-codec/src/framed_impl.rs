@@ -112,6 +112,10 @@ pub(crate) struct ReadState {
     window: usize,
     /// The smallest window, also the first one.
     min_window: usize,
+    /// The most bytes the buffer has held since it was last freed: a lower
+    /// bound on its allocation, which `capacity` no longer shows once
+    /// decoded frames were split off its front.
+    peak: usize,
     release_idle: bool,
 }
 
@@ -126,6 +130,7 @@ impl ReadState {
             phase: ReadPhase::Framing,
             window: DEFAULT_READ_WINDOW,
             min_window: DEFAULT_READ_WINDOW,
+            peak: 0,
             release_idle: true,
         }
     }
@@ -289,8 +294,12 @@ impl ReadState {
     /// After a frame was taken: free the buffer if it is empty and large.
     #[inline]
     fn after_frame(&mut self) {
-        if self.release_idle && self.buffer.is_empty() && self.buffer.capacity() >= LARGE_BUFFER {
+        if self.release_idle
+            && self.buffer.is_empty()
+            && self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER
+        {
             self.buffer = BytesMut::new();
+            self.peak = 0;
         }
     }
 
@@ -300,7 +309,8 @@ impl ReadState {
     /// a read may fill it. When nothing is buffered (the common case: the
     /// previous frames were all decoded), the read goes into this thread's
     /// scratch buffer, initialised once, and only the bytes that arrived are
-    /// copied into the frame buffer: an idle connection holds no buffer, and
+    /// copied into the frame buffer (and then zeroed in the scratch buffer,
+    /// which the next read on the thread may be another connection's): an idle connection holds no buffer, and
     /// a small request costs a small allocation instead of zeroing a whole
     /// window. When part of a frame is buffered, the window after it is
     /// zeroed and read into directly; the adaptive window keeps that cost in
@@ -324,7 +334,11 @@ impl ReadState {
                 }
                 let result = read_retrying(io, cx, &mut scratch[..window]);
                 if let Poll::Ready(Ok(n)) = result {
-                    buffer.extend_from_slice(&scratch[..n.min(window)]);
+                    let read = &mut scratch[..n.min(window)];
+                    buffer.extend_from_slice(read);
+                    // The next reader on this thread, maybe another
+                    // connection's, must not be handed these bytes.
+                    read.fill(0);
                 }
                 Some(result)
             })
@@ -350,12 +364,14 @@ impl ReadState {
                 if self.release_idle && self.buffer.is_empty() && self.buffer.capacity() > 0 {
                     // Idle: nothing buffered, nothing to read. Hold no memory.
                     self.buffer = BytesMut::new();
+                    self.peak = 0;
                 }
                 Poll::Pending
             }
             Poll::Ready(Ok(n)) => {
                 let n = n.min(self.window);
                 self.adapt_window(n);
+                self.peak = self.peak.max(self.buffer.len());
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
