@@ -350,7 +350,7 @@ impl futures_io::AsyncRead for BudgetHungry {
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
         for _ in 0..40 {
-            std::task::ready!(strata_rt::coop::poll_proceed(cx));
+            std::task::ready!(strata_rt::coop::poll_proceed(cx)).made_progress();
         }
         let n = buf.len().min(4);
         std::pin::Pin::new(&mut self.0).poll_read(cx, &mut buf[..n])

@@ -57,10 +57,11 @@ mod reactor;
 /// Each task poll may complete a bounded number of I/O operations (128)
 /// before the runtime's sockets, timers and channels return `Pending`
 /// (waking the task, so it runs again after the others): a source that is
-/// always ready cannot hold its worker. A transport of your own (an
-/// in-memory pipe, a wrapper that does work per read) joins in by calling
-/// [`poll_proceed`](coop::poll_proceed) before each operation; code that
-/// must tell "the source is empty" from "the budget is spent" asks
+/// always ready cannot hold its worker. Only operations that make progress
+/// count; one that finds nothing to do (`WouldBlock`) gives its unit back.
+/// A transport of your own (an in-memory pipe, a wrapper that does work
+/// per read) joins in through [`poll_proceed`](coop::poll_proceed); code
+/// that must tell "the source is empty" from "the budget is spent" asks
 /// [`has_budget_remaining`](coop::has_budget_remaining).
 ///
 /// # Examples
@@ -76,8 +77,9 @@ mod reactor;
 ///         poll_fn(|cx| {
 ///             polls += 1;
 ///             while done < 1_000 {
-///                 std::task::ready!(strata_rt::coop::poll_proceed(cx));
-///                 done += 1;
+///                 let unit = std::task::ready!(strata_rt::coop::poll_proceed(cx));
+///                 done += 1; // the operation itself
+///                 unit.made_progress();
 ///             }
 ///             Poll::Ready(())
 ///         })
@@ -91,7 +93,7 @@ mod reactor;
 /// assert!(polls >= 1_000 / 128);
 /// ```
 pub mod coop {
-    pub use crate::executor::coop::{has_budget_remaining, poll_proceed};
+    pub use crate::executor::coop::{RestoreOnPending, has_budget_remaining, poll_proceed};
 }
 pub mod runtime;
 pub mod signal;

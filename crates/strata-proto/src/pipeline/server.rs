@@ -352,9 +352,12 @@ where
                     && !strata_rt::coop::has_budget_remaining()
                     && framed.get_ref().read() < read_owed
                 {
-                    // The task's I/O budget, not the socket, said `Pending`
-                    // (and woke the task), with bytes received before the
-                    // stop still unread: read on in the next poll.
+                    // The task's I/O budget, not the socket, said `Pending`,
+                    // with bytes received before the stop still unread:
+                    // read on in the next poll. (Woken here too: a
+                    // transport that spends a unit on a read that finds
+                    // nothing, and so spends the last one, wakes nobody.)
+                    cx.waker().wake_by_ref();
                 } else if stop_seen && next.is_pending() {
                     match stop_pending_in {
                         // Drained up to `WouldBlock` after a fresh look at

@@ -144,7 +144,10 @@ impl<P: ServerProto> TcpServer<P> {
     }
 
     /// How long graceful shutdown waits for connections to finish (default
-    /// 30 s).
+    /// 30 s). Blocking closures the handlers started
+    /// ([`spawn_blocking`](strata_rt::spawn_blocking)) are waited for too,
+    /// within the same deadline, once the connections are done; those still
+    /// running then are left to finish on their own threads.
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
         self.shutdown_timeout = t;
         self

@@ -106,12 +106,12 @@ impl BlockingPool {
     /// exited (the running closures have returned), or until `deadline`.
     /// Returns how many closures were still running then.
     ///
-    /// On one of the pool's own threads it does not wait, since that
-    /// thread's closure is the one calling.
+    /// On one of the pool's own threads it waits for the others: that
+    /// thread's closure is the one calling, and is not counted.
     pub(crate) fn wait_stopped(&self, deadline: Option<Instant>) -> usize {
-        let own_thread = CURRENT_POOL.get() == Arc::as_ptr(&self.inner) as usize;
+        let own = usize::from(CURRENT_POOL.get() == Arc::as_ptr(&self.inner) as usize);
         let mut s = self.inner.lock();
-        while s.threads > 0 && !own_thread {
+        while s.threads > own {
             s = match deadline {
                 None => self.inner.exited.wait(s).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
@@ -127,7 +127,7 @@ impl BlockingPool {
                 }
             };
         }
-        s.threads
+        s.threads - own
     }
 }
 

@@ -46,9 +46,10 @@ fn with<R>(budget: u32, f: impl FnOnce() -> R) -> R {
 }
 
 /// Spends one unit, or, with none left, wakes the task and returns
-/// `Pending` so that it yields.
+/// `Pending` so that it yields. An operation that then finds nothing to do
+/// (`WouldBlock`) gives the unit back with [`refund`].
 #[inline]
-pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+pub(crate) fn poll_spend(cx: &mut Context<'_>) -> Poll<()> {
     BUDGET.with(|b| {
         let left = b.get();
         if left == 0 {
@@ -59,6 +60,52 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     })
+}
+
+/// Gives back the unit an operation spent when it found nothing to do, so
+/// that only operations that made progress count (as in tokio): a read
+/// that found its socket empty cannot be what spends a task's last unit.
+#[inline]
+pub(crate) fn refund() {
+    BUDGET.with(|b| b.set(b.get().saturating_add(1)));
+}
+
+/// Lets an operation of an I/O source proceed if the current task's budget
+/// has a unit left, spending it; with none left, wakes the task and returns
+/// `Pending`, so that it yields and runs again after the tasks queued
+/// behind it.
+///
+/// The unit is given back when the returned guard is dropped, unless the
+/// operation made progress ([`RestoreOnPending::made_progress`]): a source
+/// that found nothing to do (it returns `Pending`) costs nothing.
+#[inline]
+pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
+    poll_spend(cx).map(|()| RestoreOnPending {
+        restore: Cell::new(true),
+    })
+}
+
+/// The unit [`poll_proceed`] spent, given back on drop unless the
+/// operation made progress.
+#[derive(Debug)]
+#[must_use = "dropped at once, the guard gives the unit back"]
+pub struct RestoreOnPending {
+    restore: Cell<bool>,
+}
+
+impl RestoreOnPending {
+    /// The operation made progress: keep the unit spent.
+    pub fn made_progress(&self) {
+        self.restore.set(false);
+    }
+}
+
+impl Drop for RestoreOnPending {
+    fn drop(&mut self) {
+        if self.restore.get() {
+            refund();
+        }
+    }
 }
 
 /// Whether the current task may still complete I/O in this poll: `false`

@@ -416,7 +416,7 @@ impl ScheduledIo {
         if cur & SHUTDOWN == 0 && cur & dir.mask() != 0 {
             // Ready: the caller will do I/O; that spends budget, so a task
             // cannot loop on always-ready I/O without yielding.
-            std::task::ready!(crate::executor::coop::poll_proceed(cx));
+            std::task::ready!(crate::executor::coop::poll_spend(cx));
             return Poll::Ready(Ok(ReadyEvent {
                 tick: cur >> TICK_SHIFT,
                 direction: dir,
@@ -433,7 +433,7 @@ impl ScheduledIo {
         dir: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
         if let Some(r) = self.check(dir) {
-            std::task::ready!(crate::executor::coop::poll_proceed(cx));
+            std::task::ready!(crate::executor::coop::poll_spend(cx));
             return Poll::Ready(r);
         }
         self.waiters().register(dir, cx.waker());
@@ -442,7 +442,7 @@ impl ScheduledIo {
         // after registering closes the gap.
         match self.check(dir) {
             Some(r) => {
-                std::task::ready!(crate::executor::coop::poll_proceed(cx));
+                std::task::ready!(crate::executor::coop::poll_spend(cx));
                 Poll::Ready(r)
             }
             None => Poll::Pending,
@@ -450,8 +450,11 @@ impl ScheduledIo {
     }
 
     /// After a `WouldBlock`: forget the readiness `ev` reported, unless a
-    /// newer event has arrived since.
+    /// newer event has arrived since, and give back the budget unit the
+    /// `poll_ready` that reported it spent (the operation made no
+    /// progress).
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        crate::executor::coop::refund();
         let clear = ev.direction.clearable();
         let _ = self
             .readiness

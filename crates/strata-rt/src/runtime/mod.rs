@@ -24,8 +24,11 @@ use crate::reactor::IoHandle;
 /// the workers, drops the tasks that are left, and joins the threads. It
 /// also cancels the [`spawn_blocking`](crate::spawn_blocking) closures
 /// that have not started and waits for those that are running, however
-/// long they take, as tokio's runtime does;
-/// [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that wait.
+/// long they take, as tokio's runtime does (except while the thread is
+/// panicking); [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that
+/// wait. Dropped inside one of its own blocking closures, it waits for the
+/// others; dropped on one of its own workers, it cannot join them and
+/// waits for nothing.
 ///
 /// # Examples
 ///
@@ -170,7 +173,14 @@ enum BlockingWait {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.stop(BlockingWait::Forever);
+        // While unwinding, waiting for a closure that may never return
+        // (blocked on stdin, say) would swallow the panic: as in tokio,
+        // do not wait then.
+        self.stop(if std::thread::panicking() {
+            BlockingWait::Until(Instant::now())
+        } else {
+            BlockingWait::Forever
+        });
     }
 }
 

@@ -116,7 +116,7 @@ impl Interval {
         } else {
             // Not through the wheel: spend budget, so that a loop that is
             // always behind (Burst) still yields to its worker.
-            std::task::ready!(crate::executor::coop::poll_proceed(cx));
+            std::task::ready!(crate::executor::coop::poll_spend(cx));
         }
         let due = self.next;
         let now = Instant::now();
