@@ -613,8 +613,10 @@ fn shutdown_waits_for_blocking_closures_until_its_deadline() {
                         strata_rt::spawn_blocking(move || {
                             s.store(true, Ordering::SeqCst);
                             if stuck {
-                                // Until the test releases it, after `shutdown`.
-                                let _ = r.lock().unwrap().recv();
+                                // Until the test releases it after `shutdown`,
+                                // or 10 s (a shutdown that wrongly waited would
+                                // return only then, and see `finished` set).
+                                let _ = r.lock().unwrap().recv_timeout(Duration::from_secs(10));
                             } else {
                                 // Still running when the connection closes.
                                 std::thread::sleep(Duration::from_millis(300));

@@ -56,9 +56,20 @@ fn unix_abstract_names_bind_and_connect() {
     deadline(30, || {
         let rt = rt(1);
         rt.block_on(async {
-            let name = format!("\0strata-review-abstract-{}", std::process::id());
+            let bare = format!("strata-review-abstract-{}", std::process::id());
+            let name = format!("\0{bare}");
             let listener = UnixListener::bind(&name)
                 .unwrap_or_else(|e| panic!("bind to an abstract name failed: {e:?}"));
+            // The name is the bytes after the NUL (std agrees), and no file
+            // was created.
+            {
+                use std::os::linux::net::SocketAddrExt;
+                let addr =
+                    std::os::unix::net::SocketAddr::from_abstract_name(bare.as_bytes()).unwrap();
+                std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+                let _ = listener.accept().await.unwrap();
+            }
+            assert!(!std::path::Path::new(&bare).exists());
             let mut client = UnixStream::connect(&name)
                 .await
                 .unwrap_or_else(|e| panic!("connect to an abstract name failed: {e:?}"));
@@ -111,9 +122,15 @@ fn shutdown_timeout_and_background_bound_the_wait_for_blocking_closures() {
                 .unwrap();
             let (started_tx, started_rx) = mpsc::channel::<()>();
             let (go_tx, go_rx) = mpsc::channel::<()>();
+            let done = Arc::new(AtomicBool::new(false));
+            let d = done.clone();
             let running = rt.handle().spawn_blocking(move || {
                 started_tx.send(()).unwrap();
-                go_rx.recv().unwrap();
+                // Released by the test, or after 10 s by itself: a stop
+                // that wrongly waited would return only then, and see
+                // `done` set.
+                let _ = go_rx.recv_timeout(Duration::from_secs(10));
+                d.store(true, Ordering::SeqCst);
                 5
             });
             let queued = rt.handle().spawn_blocking(|| 6);
@@ -123,6 +140,10 @@ fn shutdown_timeout_and_background_bound_the_wait_for_blocking_closures() {
             } else {
                 assert!(!rt.shutdown_timeout(Duration::from_millis(50)));
             }
+            assert!(
+                !done.load(Ordering::SeqCst),
+                "the stop waited for the closure (background: {background})"
+            );
             // Still running (blocked on `go`), and its result still arrives.
             go_tx.send(()).unwrap();
             assert_eq!(plain_block_on(running).unwrap(), 5);

@@ -593,3 +593,29 @@ fn a_blocked_write_on_a_socket_with_an_error_queue_waits_instead_of_spinning() {
         );
     });
 }
+
+/// `unread_bytes` reports what waits in the kernel's receive queue (what
+/// a graceful stop must still read), and `unsent_bytes` what the peer has
+/// not acknowledged.
+#[test]
+fn unread_bytes_counts_the_receive_queue() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            assert_eq!(server.unread_bytes().unwrap(), 0);
+            client.write_all(&[7; 1000]).unwrap();
+            // Loopback delivers at once; poll only as a guard.
+            while server.unread_bytes().unwrap() < 1000 {
+                strata_rt::yield_now().await;
+            }
+            assert_eq!(server.unread_bytes().unwrap(), 1000);
+            let mut buf = [0; 400];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(server.unread_bytes().unwrap(), 600);
+            assert_eq!(server.unsent_bytes().unwrap(), 0);
+        });
+    });
+}

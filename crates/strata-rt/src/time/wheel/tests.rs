@@ -316,6 +316,8 @@ fn drain_empties_everything() {
 #[test]
 fn a_panicking_fire_leaves_no_stale_links() {
     let mut w = Wheel::new(0);
+    let a0 = w.insert(5, 10).unwrap();
+    let a1 = w.insert(5, 11).unwrap();
     let a = w.insert(5, 1).unwrap();
     let b = w.insert(5, 2).unwrap(); // the slot's head, handed out first
     w.insert(700, 3).unwrap();
@@ -323,9 +325,12 @@ fn a_panicking_fire_leaves_no_stale_links() {
         w.advance(10, |v| panic!("fire panics on {v}"))
     }));
     assert!(fired.is_err());
-    // `a`, not handed out, was unlinked and forgotten; the rest is intact.
-    // SAFETY: test nodes live until their wheel drops.
-    assert!(!unsafe { a.as_ref() }.links.is_linked());
+    // The slot's other nodes, not handed out, were unlinked and forgotten;
+    // the rest is intact.
+    for k in [a, a0, a1] {
+        // SAFETY: test nodes live until their wheel drops.
+        assert!(!unsafe { k.as_ref() }.links.is_linked());
+    }
     assert_eq!(w.len(), 1);
     // `b` is free to join a list again; removing `a` touches nothing.
     assert!(w.reinsert(20, b));
