@@ -184,3 +184,25 @@ pub async fn yield_now() {
     })
     .await
 }
+
+/// Wakes `waker`, containing a panic from it (or from its drop).
+///
+/// The reactor and the timer driver wake wakers that are not the
+/// runtime's own: a future polled by another executor leaves that
+/// executor's waker with the socket or timer. One that panics must not
+/// unwind through the worker's loop, which would end the worker thread
+/// and leave every task, socket and timer on it waiting forever. The
+/// panic is logged and the worker carries on.
+pub(crate) fn wake_contained(waker: std::task::Waker) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake())) {
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(not a string)");
+        tracing::error!(
+            panic = message,
+            "strata: a waker panicked; the worker carries on"
+        );
+    }
+}

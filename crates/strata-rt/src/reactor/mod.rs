@@ -193,7 +193,7 @@ impl Reactor {
             io.set_readiness(ready, &mut self.to_wake);
         }
         for waker in self.to_wake.drain(..) {
-            waker.wake();
+            crate::executor::wake_contained(waker);
         }
         Ok(())
     }
@@ -210,7 +210,7 @@ impl Reactor {
             io.shutdown(&mut self.to_wake);
         }
         for waker in self.to_wake.drain(..) {
-            waker.wake();
+            crate::executor::wake_contained(waker);
         }
     }
 }

@@ -655,7 +655,7 @@ pub(crate) fn shut_down(driver: &RefCell<Driver>, remote: &Remote) {
 fn finish_all(entries: &mut Vec<Arc<Entry>>, to: u64) {
     for e in entries.drain(..) {
         if let Some(w) = e.finish(to) {
-            w.wake();
+            crate::executor::wake_contained(w);
         }
     }
 }
