@@ -820,8 +820,11 @@ impl Timer {
             // still queued, and the worker will skip it as cancelled.
             return;
         }
-        // Elsewhere. A refused op means the owner is gone, and its wheel
-        // with it.
+        // Elsewhere: the owner frees the slot at its next turn, which may
+        // be as late as this timer's deadline; the waker (and the task it
+        // keeps alive) goes now. A refused op means the owner is gone, and
+        // its wheel with it.
+        drop(entry.take_waker());
         let owner = entry.owner.clone();
         drop(owner.push_timer_op(Op::Cancel(entry)));
     }

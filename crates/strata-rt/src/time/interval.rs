@@ -128,11 +128,16 @@ impl Interval {
                 MissedTickBehavior::Burst => on_time,
                 MissedTickBehavior::Delay => add(now, self.period),
                 MissedTickBehavior::Skip => {
-                    // The first point of the grid `due + k·period` after now.
+                    // The first point of the grid `due + k·period` after now
+                    // (in nanoseconds: `k` can pass `u32::MAX` with a tiny
+                    // period, which `Duration::mul` cannot take).
+                    let period = self.period.as_nanos();
                     let behind = now.duration_since(due).as_nanos();
-                    let k = behind / self.period.as_nanos() + 1;
-                    let k = u32::try_from(k).unwrap_or(u32::MAX);
-                    due.checked_add(self.period.saturating_mul(k))
+                    let ahead = (behind / period + 1) * period;
+                    u64::try_from(ahead / 1_000_000_000)
+                        .ok()
+                        .map(|secs| Duration::new(secs, (ahead % 1_000_000_000) as u32))
+                        .and_then(|d| due.checked_add(d))
                         .unwrap_or_else(|| add(now, self.period))
                 }
             }

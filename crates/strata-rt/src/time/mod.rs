@@ -24,8 +24,13 @@
 //! polled on (or a worker chosen round-robin when polled on another thread
 //! inside the runtime, such as the one running
 //! [`Runtime::block_on`](crate::Runtime::block_on)), and keeps firing from
-//! there wherever its future moves. Dropping a timer removes it from the
-//! wheel at once. A registered timer's shared state is one small
+//! there wherever its future moves. Dropping a timer on its worker removes
+//! it from the wheel at once; dropped elsewhere, it lets go of its waker at
+//! once and leaves the wheel at that worker's next turn. Timers with the
+//! same deadline fire in no particular order (tokio's neither promises
+//! one). Completing a timer spends a unit of the task's
+//! [cooperative budget](crate::coop), so a loop of timers that are ready
+//! at once still yields. A registered timer's shared state is one small
 //! allocation, which the wheel links in place (no side table), recycled by
 //! the worker when the timer is cancelled there.
 //!

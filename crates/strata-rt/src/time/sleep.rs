@@ -55,7 +55,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 ///
 /// `Sleep` is `Unpin`, `Send` and `Sync`; it may be moved to and awaited on
 /// any thread or worker, and still fires. Dropping it cancels the timer and
-/// frees its slot at once.
+/// lets go of the waker at once; dropped off its worker's thread, the
+/// timer's slot is freed at that worker's next turn.
 ///
 /// # Cancel safety
 ///
@@ -105,7 +106,15 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().timer.poll_fired(cx)
+        // A completion spends a unit of the task's budget, as any source's
+        // does: a loop over sleeps that are ready at once (past deadlines,
+        // a completed sleep polled again) still yields to its worker.
+        let unit = std::task::ready!(crate::executor::coop::poll_proceed(cx));
+        let fired = self.get_mut().timer.poll_fired(cx);
+        if fired.is_ready() {
+            unit.made_progress();
+        }
+        fired
     }
 }
 
