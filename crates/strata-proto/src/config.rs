@@ -101,7 +101,10 @@ impl ConnectionConfig {
     /// read (TCP on Linux), responses left only there also count as
     /// waiting: a connection otherwise idle checks that queue once, when
     /// it frees its buffers after about 100 ms idle, and is closed if the
-    /// peer then takes none of them for this long. `None` disables it.
+    /// peer then takes none of them for this long. The queue is looked at
+    /// every quarter of this timeout, so a peer is closed between one and
+    /// one and a quarter timeouts after it took its last byte. `None`
+    /// disables it.
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

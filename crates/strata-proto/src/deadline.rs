@@ -74,13 +74,13 @@ pub(crate) struct ConnTimer {
     /// been written.
     stall: Option<(Instant, u64)>,
     /// While responses wait: the kernel's send queue (if the transport can
-    /// tell) and the bytes written, when last sampled. Sampled once when
-    /// responses start waiting and again at each write deadline, not on
-    /// every write.
-    queue_mark: Option<(u64, u64)>,
-    /// Idle with responses left in the kernel's send queue: since when,
-    /// and how many bytes were queued then.
-    kernel_queue: Option<(Instant, u64)>,
+    /// tell), the bytes written, and when, at the last sample. Sampled when
+    /// responses start waiting and then every quarter of the write
+    /// timeout, not on every write.
+    queue_mark: Option<QueueMark>,
+    /// Idle with responses left in the kernel's send queue: since when the
+    /// peer has been seen to take none, and the last sample.
+    kernel_queue: Option<(Instant, QueueMark)>,
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
@@ -173,40 +173,50 @@ impl ConnTimer {
         if self.write.is_some()
             && let Some(queued) = unsent().filter(|&q| q > 0)
         {
-            self.kernel_queue = Some((now, queued));
+            let mark = QueueMark {
+                queued,
+                written: 0,
+                at: now,
+            };
+            self.kernel_queue = Some((now, mark));
         }
     }
 
     /// While an idle connection's responses sit in the kernel's send
-    /// queue: the write timeout's deadline, restarted whenever the peer
-    /// took some (nothing is written meanwhile, so the queue only
-    /// shrinks), or `WriteTimeout` once a whole timeout passed without.
+    /// queue: the next time to look (a sample due, or the write timeout's
+    /// deadline), or `WriteTimeout` once a whole timeout passed in which
+    /// the peer was not seen to take any. Nothing is written meanwhile, so
+    /// the queue can only shrink.
     #[inline(never)]
     fn poll_kernel_queue(
         &mut self,
         now: Instant,
         mut unsent: impl FnMut() -> Option<u64>,
     ) -> Result<Option<Instant>, TimerEvent> {
-        let Some((since, queued)) = self.kernel_queue else {
+        let (Some((mut since, mut mark)), Some(timeout)) = (self.kernel_queue, self.write) else {
             return Ok(None);
         };
-        let Some(deadline) = self.write.and_then(|t| since.checked_add(t)) else {
-            return Ok(None);
-        };
-        if now < deadline {
-            return Ok(Some(deadline));
-        }
-        match unsent() {
-            Some(0) | None => {
-                self.kernel_queue = None;
-                Ok(None)
+        if mark.next_sample(timeout).is_some_and(|t| now >= t) {
+            match mark.resample(now, 0, &mut unsent) {
+                Some(_) if mark.queued == 0 => {
+                    // All taken: nothing left to watch.
+                    self.kernel_queue = None;
+                    return Ok(None);
+                }
+                Some(true) => since = now,
+                Some(false) => {}
+                None => {
+                    self.kernel_queue = None;
+                    return Ok(None);
+                }
             }
-            Some(q) if q < queued => {
-                self.kernel_queue = Some((now, q));
-                Ok(self.write.and_then(|t| now.checked_add(t)))
-            }
-            Some(_) => Err(TimerEvent::Expired(ConnectionError::WriteTimeout)),
+            self.kernel_queue = Some((since, mark));
         }
+        let deadline = since.checked_add(timeout);
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(TimerEvent::Expired(ConnectionError::WriteTimeout));
+        }
+        Ok(earliest(deadline, mark.next_sample(timeout)))
     }
 
     /// `Ready(event)` when the connection must act (free its buffers, or
@@ -246,10 +256,10 @@ impl ConnTimer {
     /// bytes from the kernel's send queue (`unsent`, if the transport can
     /// tell): a large send buffer is reported writable again only once a
     /// good part of it has drained, which a slow but steady reader can take
-    /// longer than the timeout to do. The queue is compared with its last
-    /// sample plus what was written since; as that sample may predate the
-    /// stall, a peer that stopped reading is closed after one or two
-    /// timeouts.
+    /// longer than the timeout to do. The queue is sampled every quarter
+    /// timeout and compared with the previous sample plus what was written
+    /// since; a peer that stopped reading is closed between one and one and
+    /// a quarter timeouts after it took its last byte.
     #[inline(never)]
     fn poll_stalled(
         &mut self,
@@ -259,32 +269,41 @@ impl ConnTimer {
         mut unsent: impl FnMut() -> Option<u64>,
     ) -> Poll<TimerEvent> {
         let now = Instant::now();
-        let since = match self.stall {
+        let Some(timeout) = self.write else {
+            return Poll::Pending;
+        };
+        let mut since = match self.stall {
             Some((since, written)) if written == output.written => since,
             _ => {
-                self.stall = Some((now, output.written));
+                // A byte written (or the first wait): the clock restarts.
                 if self.queue_mark.is_none() {
-                    self.queue_mark = unsent().map(|q| (q, output.written));
+                    self.queue_mark = unsent().map(|queued| QueueMark {
+                        queued,
+                        written: output.written,
+                        at: now,
+                    });
                 }
                 now
             }
         };
-        let mut write_deadline = self.write.and_then(|t| since.checked_add(t));
-        if let Some(t) = write_deadline
-            && now >= t
+        if let Some(mark) = &mut self.queue_mark
+            && mark.next_sample(timeout).is_some_and(|t| now >= t)
         {
-            let queued = unsent();
-            match (self.queue_mark, queued) {
-                // Less queued than was, plus what we wrote since: the peer
-                // took some; it reads, however slowly.
-                (Some((before, written)), Some(q)) if q < before + (output.written - written) => {
-                    self.stall = Some((now, output.written));
-                    self.queue_mark = Some((q, output.written));
-                    write_deadline = self.write.and_then(|t| now.checked_add(t));
-                }
-                _ => return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout)),
+            match mark.resample(now, output.written, &mut unsent) {
+                Some(true) => since = now,
+                Some(false) => {}
+                None => self.queue_mark = None,
             }
         }
+        self.stall = Some((since, output.written));
+        let write_deadline = since.checked_add(timeout);
+        if write_deadline.is_some_and(|d| now >= d) {
+            return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout));
+        }
+        let write_deadline = earliest(
+            write_deadline,
+            self.queue_mark.and_then(|m| m.next_sample(timeout)),
+        );
         let (timeout, release) = if state == TimerState::Busy {
             self.partial_since = None;
             (None, None)
@@ -351,6 +370,46 @@ impl ConnTimer {
                 }
             }
         }
+    }
+}
+
+/// A sample of the kernel's send queue, to tell whether the peer took
+/// bytes from it since.
+#[derive(Debug, Clone, Copy)]
+struct QueueMark {
+    /// Bytes queued.
+    queued: u64,
+    /// Bytes the connection had written by then.
+    written: u64,
+    /// When the sample was taken.
+    at: Instant,
+}
+
+impl QueueMark {
+    /// The next sample is due a quarter of the write timeout after this
+    /// one: a peer that stops reading is then closed between one and one
+    /// and a quarter timeouts after it took its last byte.
+    fn next_sample(&self, timeout: Duration) -> Option<Instant> {
+        self.at.checked_add(timeout / 4)
+    }
+
+    /// Samples the queue again at `now`, `written` bytes written; whether
+    /// the peer took any since this sample (the queue holds less than it
+    /// did plus what was written since). `None` if it cannot be read now.
+    fn resample(
+        &mut self,
+        now: Instant,
+        written: u64,
+        unsent: &mut impl FnMut() -> Option<u64>,
+    ) -> Option<bool> {
+        let queued = unsent()?;
+        let took = queued < self.queued + (written - self.written);
+        *self = QueueMark {
+            queued,
+            written,
+            at: now,
+        };
+        Some(took)
     }
 }
 
