@@ -102,9 +102,10 @@ impl ConnectionConfig {
     /// waiting: a connection otherwise idle checks that queue once, when
     /// it frees its buffers after about 100 ms idle, and is closed if the
     /// peer then takes none of them for this long. The queue is looked at
-    /// every quarter of this timeout, so a peer is closed between one and
-    /// one and a quarter timeouts after it took its last byte. `None`
-    /// disables it.
+    /// every quarter of this timeout, so a connection is closed between
+    /// one and one and a quarter timeouts after its last progress (a byte
+    /// the socket accepted or the peer took; for an idle connection, at
+    /// the earliest when it freed its buffers). `None` disables it.
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

@@ -259,7 +259,8 @@ impl ConnTimer {
     /// longer than the timeout to do. The queue is sampled every quarter
     /// timeout and compared with the previous sample plus what was written
     /// since; a peer that stopped reading is closed between one and one and
-    /// a quarter timeouts after it took its last byte.
+    /// a quarter timeouts after the last progress seen (a byte written, or
+    /// taken from the queue).
     #[inline(never)]
     fn poll_stalled(
         &mut self,
@@ -388,7 +389,7 @@ struct QueueMark {
 impl QueueMark {
     /// The next sample is due a quarter of the write timeout after this
     /// one: a peer that stops reading is then closed between one and one
-    /// and a quarter timeouts after it took its last byte.
+    /// and a quarter timeouts after the last progress seen.
     fn next_sample(&self, timeout: Duration) -> Option<Instant> {
         self.at.checked_add(timeout / 4)
     }

@@ -115,6 +115,9 @@
 //!
 //! A service whose error is `Infallible` or a foreign type wraps it first
 //! (`map_err` at the bottom of the stack, into your enum or `BoxError`).
+//! `std::io::Error` needs no wrapping: every leaf error converts into it
+//! (kind `TimedOut` for [`Elapsed`](timeout::Elapsed), `Other` for the
+//! rest).
 //!
 //! ## Time: the [`clock`]
 //!

@@ -14,6 +14,7 @@ use strata_service::circuit::CircuitOpen;
 use strata_service::limit::PermitPool;
 use strata_service::limit::RateLimited;
 use strata_service::load_shed::Overloaded;
+use strata_service::retry::BudgetExhausted;
 use strata_service::timeout::Elapsed;
 use strata_service::{Service, ServiceBuilder, service_fn};
 
@@ -26,6 +27,7 @@ fn every_layer_error_converts_into_io_error() {
     converts_into_io_error::<CircuitOpen>();
     converts_into_io_error::<Panicked>();
     converts_into_io_error::<Elapsed>();
+    converts_into_io_error::<BudgetExhausted>();
 }
 
 #[test]

@@ -163,7 +163,7 @@ enum Read {
 /// [`ConnectionConfig::write_timeout`]); here no such question is asked.
 ///
 /// Likewise, after `stop`, `TcpServer` asks the kernel how much had
-/// arrived and reads exactly that much more; here, with no one to ask, a
+/// arrived and reads at least that much more; here, with no one to ask, a
 /// connection reads on while `io` has data, but at most 16 MiB more (a
 /// bound against a peer that never stops sending), before it stops
 /// reading.

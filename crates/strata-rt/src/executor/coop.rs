@@ -6,8 +6,10 @@
 //! return `Pending`, and its worker would run nothing else: no other task,
 //! no reactor poll, no shutdown. Each task poll starts with
 //! [`TASK_BUDGET`] units; every readiness check that lets an operation
-//! proceed spends one; at zero the check returns `Pending` after waking the
-//! task, which is then polled again after the tasks queued behind it.
+//! proceed spends one, given back if the operation then finds nothing to
+//! do (`WouldBlock`: see [`refund`]); at zero the check returns `Pending`
+//! after waking the task, which is then polled again after the tasks
+//! queued behind it.
 //!
 //! Outside task polls (the thread running `block_on`) the budget is
 //! unlimited.

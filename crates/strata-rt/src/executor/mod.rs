@@ -127,8 +127,9 @@ where
 /// is running runs to completion.
 ///
 /// When the runtime stops, closures still queued are cancelled, and the
-/// runtime waits for the running ones (without a limit when it is dropped;
-/// see [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout)).
+/// runtime waits for the running ones (without a limit when it is dropped,
+/// except while its thread is panicking; see
+/// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout)).
 ///
 /// The closure runs inside its runtime: it may [`spawn`] tasks, create
 /// sockets, or drive a future with

@@ -25,7 +25,7 @@ use crate::reactor::IoHandle;
 /// also cancels the [`spawn_blocking`](crate::spawn_blocking) closures
 /// that have not started and waits for those that are running, however
 /// long they take, as tokio's runtime does (except while the thread is
-/// panicking); [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that
+/// panicking, where strata does not wait); [`shutdown_timeout`](Runtime::shutdown_timeout) bounds that
 /// wait. Dropped inside one of its own blocking closures, it waits for the
 /// others; dropped on one of its own workers, it cannot join them and
 /// waits for nothing.
@@ -102,7 +102,9 @@ impl Runtime {
     /// running; those left then finish on their own threads, unobserved
     /// (and end with the process if it exits first).
     ///
-    /// Returns `true` if none was left running.
+    /// Returns `true` if none was left running. Called on one of the
+    /// runtime's own workers it can neither join them nor wait, and
+    /// returns `false` at once.
     ///
     /// # Examples
     ///
@@ -122,7 +124,7 @@ impl Runtime {
 
     /// Stops the runtime without waiting for running blocking closures:
     /// `shutdown_timeout` with no time. Workers are still stopped and
-    /// joined.
+    /// joined (except from one of them, as for `shutdown_timeout`).
     pub fn shutdown_background(mut self) {
         self.stop(BlockingWait::Until(Instant::now()));
     }
@@ -174,8 +176,8 @@ enum BlockingWait {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // While unwinding, waiting for a closure that may never return
-        // (blocked on stdin, say) would swallow the panic: as in tokio,
-        // do not wait then.
+        // (blocked on stdin, say) would swallow the panic: do not wait
+        // then (tokio skips the wait only inside an async context).
         self.stop(if std::thread::panicking() {
             BlockingWait::Until(Instant::now())
         } else {

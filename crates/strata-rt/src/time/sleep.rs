@@ -72,7 +72,8 @@ impl Sleep {
         self.timer.deadline()
     }
 
-    /// `true` once the timer has fired (and a poll would return `Ready`).
+    /// `true` once the timer has fired (and a poll would return `Ready`,
+    /// unless the task's budget is spent).
     pub fn is_elapsed(&self) -> bool {
         self.timer.is_fired()
     }

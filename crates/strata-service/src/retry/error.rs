@@ -1,4 +1,5 @@
 use std::fmt;
+use std::io;
 
 /// A retry was refused because the [`RetryBudget`](super::RetryBudget) is
 /// spent; returned only by a [`Retry`](super::Retry) built with
@@ -8,7 +9,9 @@ use std::fmt;
 /// the message of the last attempt's error (none if the last attempt
 /// succeeded with a response the policy wanted to retry). Convert it into
 /// your error type with a `From` impl (see
-/// [the error scheme](crate#errors-one-type-per-stack)).
+/// [the error scheme](crate#errors-one-type-per-stack)); it also converts
+/// into an [`io::Error`] of kind [`Other`](io::ErrorKind::Other), as every
+/// layer's error does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetExhausted {
     attempts: u32,
@@ -52,3 +55,9 @@ impl fmt::Display for BudgetExhausted {
 }
 
 impl std::error::Error for BudgetExhausted {}
+
+impl From<BudgetExhausted> for io::Error {
+    fn from(e: BudgetExhausted) -> io::Error {
+        io::Error::other(e)
+    }
+}

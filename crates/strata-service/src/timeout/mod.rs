@@ -21,8 +21,9 @@
 //! without yielding and could not be interrupted anyway.
 //!
 //! This differs from tower's `Timeout`, whose clock starts when `call`
-//! is made: a call that blocks for 200 ms in its first poll, yields once
-//! and then answers fails a 50 ms tower timeout, but succeeds here. Code that blocks should move that work to
+//! is made: a call that blocks for 200 ms in its first poll and then
+//! waits 10 ms for its answer fails a 50 ms tower timeout, but succeeds
+//! here. Code that blocks should move that work to
 //! `strata_rt::spawn_blocking`, which a timeout then does bound.
 //!
 //! ```
