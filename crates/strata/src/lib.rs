@@ -88,8 +88,10 @@ pub mod prelude {
     pub use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
     pub use strata_rt::{Runtime, spawn, spawn_local};
     pub use strata_service::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
-    // The extension traits only, for their methods (`as _`: their names
-    // stay free).
-    pub use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // The stream and sink extension traits, for their methods (`as _`:
+    // their names stay free). Not the I/O ones: `Vec<u8>` and `&[u8]`
+    // implement both std's and the async I/O traits, so `write_all` or
+    // `read_exact` on them would become ambiguous in sync code; import
+    // `strata::io::{AsyncReadExt, AsyncWriteExt}` where needed.
     pub use futures_util::{SinkExt as _, StreamExt as _};
 }

@@ -1,8 +1,10 @@
-//! `use strata::prelude::*` alone is enough to write a client and a raw
-//! server: the extension traits' methods (`send`, `next`, `read_exact`,
-//! `write_all`) come with it. Real TCP on 127.0.0.1.
+//! `use strata::prelude::*` brings the stream and sink methods (`send`,
+//! `next`) for a framed client; the socket's `read_exact`/`write_all` come
+//! from `strata::io` (not the prelude, where they would clash with std's
+//! on `Vec<u8>` and `&[u8]`). Real TCP on 127.0.0.1.
 
 use strata::codec::LinesCodec;
+use strata::io::{AsyncReadExt, AsyncWriteExt};
 use strata::prelude::*;
 
 #[test]

@@ -102,6 +102,11 @@ impl BlockingPool {
         drop(queued);
     }
 
+    /// Whether the calling thread is one of this pool's.
+    pub(crate) fn is_own_thread(&self) -> bool {
+        CURRENT_POOL.get() == Arc::as_ptr(&self.inner) as usize
+    }
+
     /// After [`close`](Self::close): waits until every pool thread has
     /// exited (the running closures have returned), or until `deadline`.
     /// Returns how many closures were still running then.
@@ -109,7 +114,7 @@ impl BlockingPool {
     /// On one of the pool's own threads it waits for the others: that
     /// thread's closure is the one calling, and is not counted.
     pub(crate) fn wait_stopped(&self, deadline: Option<Instant>) -> usize {
-        let own = usize::from(CURRENT_POOL.get() == Arc::as_ptr(&self.inner) as usize);
+        let own = usize::from(self.is_own_thread());
         let mut s = self.inner.lock();
         while s.threads > own {
             s = match deadline {

@@ -15,6 +15,7 @@
 //! unlimited.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 /// I/O operations a task may complete in one poll.
@@ -84,15 +85,20 @@ pub(crate) fn refund() {
 pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
     poll_spend(cx).map(|()| RestoreOnPending {
         restore: Cell::new(true),
+        _thread: PhantomData,
     })
 }
 
 /// The unit [`poll_proceed`] spent, given back on drop unless the
 /// operation made progress.
+///
+/// Not `Send` (as tokio's): the budget it gives back is its thread's, so
+/// it must be dropped where it was taken.
 #[derive(Debug)]
 #[must_use = "dropped at once, the guard gives the unit back"]
 pub struct RestoreOnPending {
     restore: Cell<bool>,
+    _thread: PhantomData<*const ()>,
 }
 
 impl RestoreOnPending {

@@ -454,9 +454,8 @@ impl ScheduledIo {
     /// `poll_ready` that reported it spent (the operation made no
     /// progress).
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        crate::executor::coop::refund();
         let clear = ev.direction.clearable();
-        let _ = self
+        let cleared = self
             .readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 if cur >> TICK_SHIFT == ev.tick && cur & clear != 0 {
@@ -464,7 +463,15 @@ impl ScheduledIo {
                 } else {
                     None
                 }
-            });
+            })
+            .is_ok_and(|prev| (prev & !clear) & ev.direction.mask() == 0);
+        // Only if the direction is now waiting: with a sticky bit left (a
+        // closed read side that still says `WouldBlock`), the caller's
+        // retry loop would otherwise never run out of budget and hold the
+        // worker forever; spent, the budget makes it yield, as in tokio.
+        if cleared {
+            crate::executor::coop::refund();
+        }
     }
 }
 

@@ -97,12 +97,14 @@ impl Runtime {
     /// running blocking closures without a limit).
     pub fn shutdown(self) {}
 
-    /// Stops the runtime like dropping it, but waits at most `timeout` for
+    /// Stops the runtime like dropping it, but waits at most `timeout` in
+    /// all: for the workers to stop (a task that blocks its worker keeps
+    /// it busy past the stop) and for
     /// [`spawn_blocking`](crate::spawn_blocking) closures that are still
-    /// running; those left then finish on their own threads, unobserved
-    /// (and end with the process if it exits first).
+    /// running. What is left then finishes on its own threads, unobserved
+    /// (and ends with the process if it exits first).
     ///
-    /// Returns `true` if none was left running. Called on one of the
+    /// Returns `true` if nothing was left running. Called on one of the
     /// runtime's own workers it can neither join them nor wait, and
     /// returns `false` at once.
     ///
@@ -122,9 +124,11 @@ impl Runtime {
         self.stop(deadline.map_or(BlockingWait::Forever, BlockingWait::Until))
     }
 
-    /// Stops the runtime without waiting for running blocking closures:
-    /// `shutdown_timeout` with no time. Workers are still stopped and
-    /// joined (except from one of them, as for `shutdown_timeout`).
+    /// Stops the runtime without waiting: `shutdown_timeout` with no
+    /// time. The workers are told to stop and do so on their own threads
+    /// (dropping their tasks) while the caller goes on; running blocking
+    /// closures finish on theirs. Useful where blocking is not allowed,
+    /// such as inside another runtime's task.
     pub fn shutdown_background(mut self) {
         self.stop(BlockingWait::Until(Instant::now()));
     }
@@ -146,9 +150,36 @@ impl Runtime {
             tracing::warn!("strata: runtime dropped on one of its own workers; not joining");
             return false;
         }
-        for t in self.threads.drain(..) {
-            if t.join().is_err() {
-                tracing::error!("strata: a worker thread panicked");
+        let mut detached = 0;
+        match wait {
+            BlockingWait::Forever => {
+                for t in self.threads.drain(..) {
+                    if t.join().is_err() {
+                        tracing::error!("strata: a worker thread panicked");
+                    }
+                }
+            }
+            BlockingWait::Until(deadline) => {
+                // A task that blocks its worker keeps that worker from
+                // stopping; wait for it only until the deadline, then
+                // leave it to stop on its own (it has been told to).
+                while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                for t in self.threads.drain(..) {
+                    if !t.is_finished() {
+                        detached += 1;
+                    } else if t.join().is_err() {
+                        tracing::error!("strata: a worker thread panicked");
+                    }
+                }
+                if detached > 0 {
+                    tracing::warn!(
+                        workers = detached,
+                        "strata: runtime stopped with workers still busy (a task blocking \
+                         them); they stop on their own"
+                    );
+                }
             }
         }
         let running = blocking.wait_stopped(match wait {
@@ -162,11 +193,12 @@ impl Runtime {
                  they finish on their own threads"
             );
         }
-        running == 0
+        running == 0 && detached == 0
     }
 }
 
-/// How long stopping a runtime waits for running blocking closures.
+/// How long stopping a runtime waits for its workers and for running
+/// blocking closures.
 #[derive(Clone, Copy)]
 enum BlockingWait {
     Forever,
@@ -251,6 +283,14 @@ impl Handle {
                 .iter()
                 .any(|s| Arc::ptr_eq(s, w.shared()))
         })
+    }
+
+    /// Whether the calling thread is one of this runtime's blocking-pool
+    /// threads (running a [`spawn_blocking`](crate::spawn_blocking)
+    /// closure): where waiting for the runtime's tasks can wait for a task
+    /// that awaits this very closure.
+    pub fn is_blocking_thread(&self) -> bool {
+        self.inner.blocking.is_own_thread()
     }
 
     /// Spawns a `Send` future on this runtime: on the current worker if the

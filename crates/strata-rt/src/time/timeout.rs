@@ -86,10 +86,22 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let had_budget = crate::executor::coop::has_budget_remaining();
         if let Poll::Ready(v) = this.future.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        match Pin::new(this.sleep).poll(cx) {
+        // A completing sleep spends budget. If the inner future spent the
+        // last of it in this poll, it must not keep its own deadline from
+        // firing: the sleep is then polled without a budget (as in tokio).
+        // Otherwise (spent before this poll), the sleep waits its turn, so
+        // a loop of expired timeouts still yields.
+        let sleep = Pin::new(this.sleep);
+        let fired = if had_budget && !crate::executor::coop::has_budget_remaining() {
+            crate::executor::coop::unconstrained(|| sleep.poll(cx))
+        } else {
+            sleep.poll(cx)
+        };
+        match fired {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed::new())),
             Poll::Pending => Poll::Pending,
         }
