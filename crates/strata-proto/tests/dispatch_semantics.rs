@@ -209,6 +209,53 @@ fn a_handler_can_shut_down_its_own_server() {
     })
 }
 
+/// The same from a blocking closure the handler awaits: the closure is on
+/// one of the server's blocking-pool threads, and the connection waits for
+/// it. `shutdown` used to block there, waiting for that connection, for
+/// the whole shutdown timeout, then dropped it unanswered (found by a
+/// lifecycle soak).
+#[test]
+fn a_blocking_closure_a_handler_awaits_can_shut_down_the_server() {
+    deadline(60, || {
+        let slot: Arc<Mutex<Option<strata_proto::ServerHandle>>> = Arc::default();
+        let result: Arc<Mutex<Option<bool>>> = Arc::default();
+        let (slot2, result2) = (slot.clone(), result.clone());
+        let server = one_worker()
+            .shutdown_timeout(Duration::from_secs(20))
+            .start(move || {
+                let (slot, result) = (slot2.clone(), result2.clone());
+                Ok(service_fn(move |req: String| {
+                    let (slot, result) = (slot.clone(), result.clone());
+                    async move {
+                        if req == "quit" {
+                            strata_rt::spawn_blocking(move || {
+                                if let Some(h) = slot.lock().unwrap().take() {
+                                    *result.lock().unwrap() = Some(h.shutdown());
+                                }
+                            })
+                            .await
+                            .unwrap();
+                        }
+                        Ok::<_, io::Error>(format!("ok {req}"))
+                    }
+                }))
+            })
+            .unwrap();
+        let addr = server.local_addr();
+        *slot.lock().unwrap() = Some(server);
+        let mut c = Client::connect(addr);
+        c.send(&["quit"]);
+        // Answered (not dropped at the end of a 20 s timeout), and the
+        // shutdown reported a clean drain.
+        assert_eq!(c.recv().as_deref(), Some("ok quit"));
+        wait_until("shutdown returned", || result.lock().unwrap().is_some());
+        assert!(
+            result.lock().unwrap().unwrap(),
+            "shutdown from a blocking closure reported a timeout"
+        );
+    })
+}
+
 // ---------------------------------------------------------------------
 // Order and completeness.
 

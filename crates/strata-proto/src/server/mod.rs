@@ -407,7 +407,8 @@ impl ServerHandle {
     /// runtime. Returns `true` if every connection finished in time.
     ///
     /// It blocks the calling thread, except on one of the server's own
-    /// workers (a handler that stops its own server): waiting there would
+    /// workers or blocking-pool threads (a handler, or a blocking closure a
+    /// handler awaits, that stops its own server): waiting there would
     /// stall the connections it waits for, so it only starts the shutdown,
     /// which a helper thread finishes (and logs), and returns `true`.
     /// Dropping the handle does the same.
@@ -419,10 +420,12 @@ impl ServerHandle {
         let Some(deadline) = self.begin_shutdown() else {
             return true;
         };
+        // A blocking closure of the server's counts too: a handler may be
+        // awaiting it, and would wait for the shutdown waiting for it.
         let own_worker = self
             .runtime
             .as_ref()
-            .is_some_and(|rt| rt.handle().is_worker_thread());
+            .is_some_and(|rt| rt.handle().is_worker_thread() || rt.handle().is_blocking_thread());
         if own_worker {
             // Called by one of the server's own tasks (a handler that stops
             // its server): waiting here would stall the connections this
@@ -481,7 +484,8 @@ fn drain_by(state: &ServerState, deadline: Instant) -> Drain {
 /// says why there are any, for the log). Blocking closures the handlers
 /// started may run until the shutdown `deadline` (not past it: the rest
 /// finish unobserved on their threads); after a timeout or a second
-/// signal, nothing more is waited for.
+/// signal, only the workers are waited for, while they drop what is left
+/// (at most [`STOP_GRACE`], should a handler block one).
 fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadline: Instant) {
     match end {
         Drain::Done => {}
@@ -500,9 +504,16 @@ fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadl
         Drain::Done => {
             runtime.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
         }
-        Drain::TimedOut | Drain::Interrupted => runtime.shutdown_background(),
+        Drain::TimedOut | Drain::Interrupted => {
+            runtime.shutdown_timeout(STOP_GRACE);
+        }
     }
 }
+
+/// After a shutdown that gave up on its connections: how long the workers
+/// get to drop them (normally a few milliseconds), so that the calls and
+/// sockets are gone when `shutdown` returns.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// How soon after the first stop signal another one counts as "stop now":
 /// sooner, it is taken for the same signal delivered twice (to the process
