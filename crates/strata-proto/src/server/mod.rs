@@ -482,8 +482,9 @@ fn drain_by(state: &ServerState, deadline: Instant) -> Drain {
 
 /// Stops the server's runtime, dropping the connections still open (`end`
 /// says why there are any, for the log). Blocking closures the handlers
-/// started may run until the shutdown `deadline` (not past it: the rest
-/// finish unobserved on their threads); after a timeout or a second
+/// started may run until the shutdown `deadline` (or [`STOP_GRACE`], if
+/// that is later; the rest finish unobserved on their threads); after a
+/// timeout or a second
 /// signal, only the workers are waited for, while they drop what is left
 /// (at most [`STOP_GRACE`], should a handler block one).
 fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadline: Instant) {
@@ -501,8 +502,12 @@ fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadl
     let Some(runtime) = runtime else { return };
     match end {
         // (The runtime logs any blocking closure it leaves running.)
+        // The workers get at least `STOP_GRACE` to drop their tasks, even
+        // from a drain that ended at the deadline, so that they are gone
+        // when `shutdown` returns `true`.
         Drain::Done => {
-            runtime.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
+            let left = deadline.saturating_duration_since(Instant::now());
+            runtime.shutdown_timeout(left.max(STOP_GRACE));
         }
         Drain::TimedOut | Drain::Interrupted => {
             runtime.shutdown_timeout(STOP_GRACE);

@@ -121,7 +121,8 @@ impl Runtime {
     pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         // An unrepresentable deadline is as good as none.
-        self.stop(deadline.map_or(BlockingWait::Forever, BlockingWait::Until))
+        let wait = deadline.map_or(BlockingWait::Forever, BlockingWait::Until);
+        self.stop(wait, wait)
     }
 
     /// Stops the runtime without waiting: `shutdown_timeout` with no
@@ -130,13 +131,15 @@ impl Runtime {
     /// closures finish on theirs. Useful where blocking is not allowed,
     /// such as inside another runtime's task.
     pub fn shutdown_background(mut self) {
-        self.stop(BlockingWait::Until(Instant::now()));
+        let now = BlockingWait::Until(Instant::now());
+        self.stop(now, now);
     }
 
     /// Stops the workers and the blocking pool (once; later calls do
-    /// nothing), waiting for running blocking closures as `wait` says.
-    /// Returns `true` if none was left running.
-    fn stop(&mut self, wait: BlockingWait) -> bool {
+    /// nothing), waiting for the workers as `workers` says and for running
+    /// blocking closures as `wait` says. Returns `true` if nothing was left
+    /// running.
+    fn stop(&mut self, workers: BlockingWait, wait: BlockingWait) -> bool {
         if std::mem::replace(&mut self.stopped, true) {
             return true;
         }
@@ -151,7 +154,7 @@ impl Runtime {
             return false;
         }
         let mut detached = 0;
-        match wait {
+        match workers {
             BlockingWait::Forever => {
                 for t in self.threads.drain(..) {
                     if t.join().is_err() {
@@ -210,11 +213,14 @@ impl Drop for Runtime {
         // While unwinding, waiting for a closure that may never return
         // (blocked on stdin, say) would swallow the panic: do not wait
         // then (tokio skips the wait only inside an async context).
-        self.stop(if std::thread::panicking() {
+        // The workers are joined either way: their tasks are dropped by
+        // the time the drop returns.
+        let blocking = if std::thread::panicking() {
             BlockingWait::Until(Instant::now())
         } else {
             BlockingWait::Forever
-        });
+        };
+        self.stop(BlockingWait::Forever, blocking);
     }
 }
 
