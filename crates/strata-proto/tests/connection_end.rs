@@ -5,47 +5,14 @@
 
 mod support;
 
-use std::future::poll_fn;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use strata_proto::pipeline::serve_connection;
 use strata_service::service_fn;
-use support::{Echo, TestProto, cfg, connected_pair, deadline};
-
-/// A one-shot signal the test fires by hand (a stop, a gate).
-#[derive(Default)]
-struct Flag {
-    fired: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Flag {
-    fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
-        if let Some(w) = self.waker.lock().unwrap().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.fired.load(Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            *self.waker.lock().unwrap() = Some(cx.waker().clone());
-            if self.fired.load(Ordering::SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
+use support::{Echo, Flag, TestProto, cfg, connected_pair, deadline};
 
 /// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
 /// inside it shares that worker) and returns its output.

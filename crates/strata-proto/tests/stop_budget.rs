@@ -8,19 +8,17 @@
 
 mod support;
 
-use std::future::poll_fn;
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use strata_codec::{LinesCodec, LinesCodecError};
 use strata_proto::pipeline::serve_connection;
 use strata_proto::pipeline::{ErrorAction, ServerProto};
 use strata_service::BoxError;
-use support::{Echo, cfg, connected_pair, deadline};
+use support::{Echo, Flag, cfg, connected_pair, deadline};
 
 /// Lines of up to 1 KiB.
 struct LongLines;
@@ -40,36 +38,6 @@ impl ServerProto for LongLines {
 
     fn service_error(&self, err: BoxError) -> ErrorAction<String> {
         ErrorAction::Respond(format!("failed: {err}"))
-    }
-}
-
-#[derive(Default)]
-struct Flag {
-    fired: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Flag {
-    fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
-        if let Some(w) = self.waker.lock().unwrap().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.fired.load(Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            *self.waker.lock().unwrap() = Some(cx.waker().clone());
-            if self.fired.load(Ordering::SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
     }
 }
 

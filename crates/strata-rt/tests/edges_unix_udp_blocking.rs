@@ -14,7 +14,7 @@ use strata_rt::net::{UdpSocket, UnixListener, UnixStream};
 use strata_rt::signal::{Signal, SignalKind};
 use strata_rt::time::timeout;
 use strata_rt::{Runtime, spawn, spawn_blocking};
-use support::{deadline, rt};
+use support::{deadline, plain_block_on, rt};
 
 fn tmp_dir(tag: &str) -> std::path::PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -26,25 +26,6 @@ fn tmp_dir(tag: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A minimal executor with no runtime at all.
-fn plain_block_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
 }
 
 /// As in tokio, a path starting with a NUL byte names a Linux abstract

@@ -4,36 +4,15 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::io::{AsyncRead, AsyncWriteExt};
 use strata_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
-use support::{deadline, rt};
-
-/// A minimal executor for a thread that is in no strata runtime (what
-/// `futures::executor::block_on` does).
-fn plain_block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let mut f = std::pin::pin!(f);
-    let w = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&w);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
+use support::{deadline, plain_block_on, rt};
 
 /// A socket "can then be used from any task on any thread": `accept` too,
 /// from a thread outside any runtime. It used to take the connection off

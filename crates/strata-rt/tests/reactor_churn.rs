@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
-use support::{Rng, deadline, rt};
+use support::{Rng, deadline, plain_block_on, rt};
 
 /// Live heap bytes, to look for per-socket leaks.
 struct Counting;
@@ -43,25 +43,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// A minimal executor for a thread in no strata runtime.
-fn plain_block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let mut f = std::pin::pin!(f);
-    let w = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&w);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
 }
 
 /// Polls `f` once with `waker`.

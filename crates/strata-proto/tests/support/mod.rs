@@ -254,3 +254,36 @@ pub fn connected_pair() -> (std::net::TcpStream, strata_rt::net::TcpStream) {
         strata_rt::net::TcpStream::from_std(accepted).unwrap(),
     )
 }
+
+/// A one-shot signal the test fires by hand (a stop, a gate).
+#[derive(Default)]
+pub struct Flag {
+    fired: std::sync::atomic::AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Flag {
+    /// Fires it, waking the task waiting on it.
+    pub fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+
+    /// Completes once it has fired.
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.fired.load(Ordering::SeqCst) {
+                return std::task::Poll::Ready(());
+            }
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            if self.fired.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}

@@ -91,3 +91,26 @@ pub fn rt(n: usize) -> strata_rt::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// A minimal executor for a thread that is in no strata runtime (what
+/// `futures::executor::block_on` does): polls `f`, parking between polls
+/// until woken (or 50 ms, a guard against a lost wake-up hanging a test).
+pub fn plain_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut f = std::pin::pin!(f);
+    let w = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&w);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
