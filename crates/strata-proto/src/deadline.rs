@@ -70,17 +70,11 @@ pub(crate) struct ConnTimer {
     active: bool,
     partial_since: Option<Instant>,
     write: Option<Duration>,
-    /// Responses have waited since this instant, when this many bytes had
-    /// been written.
-    stall: Option<(Instant, u64)>,
-    /// While responses wait: the kernel's send queue (if the transport can
-    /// tell), the bytes written, and when, at the last sample. Sampled when
-    /// responses start waiting and then every quarter of the write
-    /// timeout, not on every write.
-    queue_mark: Option<QueueMark>,
-    /// Idle with responses left in the kernel's send queue: since when the
-    /// peer has been seen to take none, and the last sample.
-    kernel_queue: Option<(Instant, QueueMark)>,
+    /// While responses wait for the socket: the write timeout's clock.
+    stall: Option<WriteWatch>,
+    /// Idle with responses left in the kernel's send queue: the write
+    /// timeout's clock, watching that queue drain.
+    kernel_queue: Option<WriteWatch>,
     /// Buffers may be held (activity since the last release).
     holding: bool,
     sleep: Option<Sleep>,
@@ -100,7 +94,6 @@ impl ConnTimer {
             partial_since: None,
             write: cfg.write_timeout,
             stall: None,
-            queue_mark: None,
             kernel_queue: None,
             holding: false,
             sleep: None,
@@ -173,50 +166,30 @@ impl ConnTimer {
         if self.write.is_some()
             && let Some(queued) = unsent().filter(|&q| q > 0)
         {
-            let mark = QueueMark {
-                queued,
-                written: 0,
-                at: now,
-            };
-            self.kernel_queue = Some((now, mark));
+            self.kernel_queue = Some(WriteWatch::new(now, 0, Some(queued)));
         }
     }
 
     /// While an idle connection's responses sit in the kernel's send
-    /// queue: the next time to look (a sample due, or the write timeout's
-    /// deadline), or `WriteTimeout` once a whole timeout passed in which
-    /// the peer was not seen to take any. Nothing is written meanwhile, so
-    /// the queue can only shrink.
+    /// queue: the next time to look, or `WriteTimeout` once a whole timeout
+    /// passed in which the peer was not seen to take any. Nothing is
+    /// written meanwhile; the watch ends when the queue is empty (or can no
+    /// longer be read).
     #[inline(never)]
     fn poll_kernel_queue(
         &mut self,
         now: Instant,
         mut unsent: impl FnMut() -> Option<u64>,
     ) -> Result<Option<Instant>, TimerEvent> {
-        let (Some((mut since, mut mark)), Some(timeout)) = (self.kernel_queue, self.write) else {
+        let (Some(watch), Some(timeout)) = (&mut self.kernel_queue, self.write) else {
             return Ok(None);
         };
-        if mark.next_sample(timeout).is_some_and(|t| now >= t) {
-            match mark.resample(now, 0, &mut unsent) {
-                Some(_) if mark.queued == 0 => {
-                    // All taken: nothing left to watch.
-                    self.kernel_queue = None;
-                    return Ok(None);
-                }
-                Some(true) => since = now,
-                Some(false) => {}
-                None => {
-                    self.kernel_queue = None;
-                    return Ok(None);
-                }
-            }
-            self.kernel_queue = Some((since, mark));
+        let next = watch.poll(now, 0, timeout, &mut unsent)?;
+        if watch.mark.is_none_or(|m| m.queued == 0) {
+            self.kernel_queue = None;
+            return Ok(None);
         }
-        let deadline = since.checked_add(timeout);
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(TimerEvent::Expired(ConnectionError::WriteTimeout));
-        }
-        Ok(earliest(deadline, mark.next_sample(timeout)))
+        Ok(next)
     }
 
     /// `Ready(event)` when the connection must act (free its buffers, or
@@ -235,7 +208,6 @@ impl ConnTimer {
         }
         // The common path: no output waiting.
         self.stall = None;
-        self.queue_mark = None;
         if state == TimerState::Busy {
             self.partial_since = None;
             return Poll::Pending;
@@ -273,38 +245,13 @@ impl ConnTimer {
         let Some(timeout) = self.write else {
             return Poll::Pending;
         };
-        let mut since = match self.stall {
-            Some((since, written)) if written == output.written => since,
-            _ => {
-                // A byte written (or the first wait): the clock restarts.
-                if self.queue_mark.is_none() {
-                    self.queue_mark = unsent().map(|queued| QueueMark {
-                        queued,
-                        written: output.written,
-                        at: now,
-                    });
-                }
-                now
-            }
+        let watch = self
+            .stall
+            .get_or_insert_with(|| WriteWatch::new(now, output.written, unsent()));
+        let write_deadline = match watch.poll(now, output.written, timeout, &mut unsent) {
+            Ok(next) => next,
+            Err(event) => return Poll::Ready(event),
         };
-        if let Some(mark) = &mut self.queue_mark
-            && mark.next_sample(timeout).is_some_and(|t| now >= t)
-        {
-            match mark.resample(now, output.written, &mut unsent) {
-                Some(true) => since = now,
-                Some(false) => {}
-                None => self.queue_mark = None,
-            }
-        }
-        self.stall = Some((since, output.written));
-        let write_deadline = since.checked_add(timeout);
-        if write_deadline.is_some_and(|d| now >= d) {
-            return Poll::Ready(TimerEvent::Expired(ConnectionError::WriteTimeout));
-        }
-        let write_deadline = earliest(
-            write_deadline,
-            self.queue_mark.and_then(|m| m.next_sample(timeout)),
-        );
         let (timeout, release) = if state == TimerState::Busy {
             self.partial_since = None;
             (None, None)
@@ -371,6 +318,65 @@ impl ConnTimer {
                 }
             }
         }
+    }
+}
+
+/// The write timeout's clock: since when no progress has been seen (a
+/// byte written, or taken by the peer from the kernel's send queue), the
+/// bytes written by then, and the last sample of that queue (`None` if the
+/// transport cannot tell).
+#[derive(Debug, Clone, Copy)]
+struct WriteWatch {
+    since: Instant,
+    written: u64,
+    mark: Option<QueueMark>,
+}
+
+impl WriteWatch {
+    fn new(now: Instant, written: u64, queued: Option<u64>) -> Self {
+        WriteWatch {
+            since: now,
+            written,
+            mark: queued.map(|queued| QueueMark {
+                queued,
+                written,
+                at: now,
+            }),
+        }
+    }
+
+    /// Notes the progress seen by `now` (`written` bytes written so far;
+    /// the queue is sampled when a sample is due) and returns the next
+    /// time to look, or `WriteTimeout` once a whole timeout passed
+    /// without progress.
+    fn poll(
+        &mut self,
+        now: Instant,
+        written: u64,
+        timeout: Duration,
+        unsent: &mut impl FnMut() -> Option<u64>,
+    ) -> Result<Option<Instant>, TimerEvent> {
+        if written != self.written {
+            self.since = now;
+            self.written = written;
+        }
+        if let Some(mark) = &mut self.mark
+            && mark.next_sample(timeout).is_some_and(|t| now >= t)
+        {
+            match mark.resample(now, written, unsent) {
+                Some(true) => self.since = now,
+                Some(false) => {}
+                None => self.mark = None,
+            }
+        }
+        let deadline = self.since.checked_add(timeout);
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(TimerEvent::Expired(ConnectionError::WriteTimeout));
+        }
+        Ok(earliest(
+            deadline,
+            self.mark.and_then(|m| m.next_sample(timeout)),
+        ))
     }
 }
 

@@ -181,16 +181,9 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
 {
-    serve(
-        io,
-        |_| None,
-        |_| None,
-        proto,
-        service,
-        config,
-        stop,
-        || Some(()),
-    )
+    serve(io, Queues::UNKNOWN, proto, service, config, stop, || {
+        Some(())
+    })
 }
 
 /// [`serve_connection`] for a strata TCP stream: the write timeout also
@@ -212,27 +205,42 @@ where
     S::Error: Into<BoxError>,
     F: Future<Output = ()>,
 {
-    let unsent = |s: &strata_rt::net::TcpStream| s.unsent_bytes().ok().map(|n| n as u64);
-    let unread = |s: &strata_rt::net::TcpStream| s.unread_bytes().ok().map(|n| n as u64);
-    serve(io, unsent, unread, proto, service, config, stop, closed)
+    let queues = Queues {
+        unsent: |s: &strata_rt::net::TcpStream| s.unsent_bytes().ok().map(|n| n as u64),
+        unread: |s: &strata_rt::net::TcpStream| s.unread_bytes().ok().map(|n| n as u64),
+    };
+    serve(io, queues, proto, service, config, stop, closed)
+}
+
+/// What a transport can tell of its kernel queues, in bytes: what it has
+/// sent that the peer has not taken (for the write timeout) and what the
+/// peer sent that was not read yet (for what a graceful stop must still
+/// read); `None` where it cannot tell.
+struct Queues<T> {
+    unsent: fn(&T) -> Option<u64>,
+    unread: fn(&T) -> Option<u64>,
+}
+
+impl<T> Queues<T> {
+    /// A transport that can tell neither.
+    const UNKNOWN: Queues<T> = Queues {
+        unsent: |_| None,
+        unread: |_| None,
+    };
 }
 
 /// After a graceful stop, how much a connection whose transport cannot
-/// tell what it holds (`unread` gives `None`) reads on through `Pending`s
+/// tell what it holds (`Queues::unread` gives `None`) reads on through `Pending`s
 /// that only say its I/O budget is spent: more than a kernel's receive
 /// queue holds by default, but a bound against a peer that never stops
 /// sending.
 const STOP_READ_LIMIT: u64 = 16 << 20;
 
-/// The connection loop; `unsent` and `unread` read the transport's send
-/// and receive queues, if it can (for the write timeout, and for what a
-/// graceful stop must still read); `closed` as in
-/// [`serve_tcp_connection`].
-#[allow(clippy::too_many_arguments)]
+/// The connection loop; `queues` reads the transport's kernel queues, if
+/// it can; `closed` as in [`serve_tcp_connection`].
 async fn serve<P, S, T, F, G>(
     io: T,
-    unsent: fn(&T) -> Option<u64>,
-    unread: fn(&T) -> Option<u64>,
+    queues: Queues<T>,
     proto: &P,
     service: S,
     config: &ConnectionConfig,
@@ -285,7 +293,7 @@ where
         if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
             stop_seen = true;
             let io = framed.get_ref();
-            read_owed = io.read() + unread(io.get_ref()).unwrap_or(STOP_READ_LIMIT);
+            read_owed = io.read() + (queues.unread)(io.get_ref()).unwrap_or(STOP_READ_LIMIT);
         }
         // Not after the stop: the stop logic below takes a `Pending` read
         // for "drained", and a yield at the cap would pass for one, leaving
@@ -347,36 +355,37 @@ where
                 } else {
                     Pin::new(&mut framed).poll_next(cx)
                 };
-                if stop_seen
-                    && next.is_pending()
-                    && !strata_rt::coop::has_budget_remaining()
-                    && framed.get_ref().read() < read_owed
-                {
-                    // The task's I/O budget, not the socket, said `Pending`,
-                    // with bytes received before the stop still unread:
-                    // read on in the next poll. (Woken here too: a
-                    // transport that spends a unit on a read that finds
-                    // nothing, and so spends the last one, wakes nobody.)
-                    cx.waker().wake_by_ref();
-                } else if stop_seen && next.is_pending() {
-                    match stop_pending_in {
-                        // Drained up to `WouldBlock` after a fresh look at
-                        // I/O: whatever comes later was sent after shutdown
-                        // began.
-                        Some(first) if first < polls => {
-                            read = Read::Stopped;
-                            progress = true;
-                        }
-                        // This poll asked for a fresh look already (its
-                        // loop came round again): wait for it.
-                        Some(_) => {}
-                        // Not proof of `WouldBlock`: the worker may not
-                        // have polled for I/O since bytes arrived, and the
-                        // I/O budget or the deferred read also say
-                        // `Pending`. Look again once it has.
-                        None => {
-                            stop_pending_in = Some(polls);
-                            cx.waker().wake_by_ref();
+                if stop_seen && next.is_pending() {
+                    if !strata_rt::coop::has_budget_remaining()
+                        && framed.get_ref().read() < read_owed
+                    {
+                        // The task's I/O budget, not the socket, said
+                        // `Pending`, with bytes received before the stop
+                        // still unread: read on in the next poll. (Woken
+                        // here too: a transport that spends a unit on a
+                        // read that finds nothing, and so spends the last
+                        // one, wakes nobody.)
+                        cx.waker().wake_by_ref();
+                    } else {
+                        match stop_pending_in {
+                            // Drained up to `WouldBlock` after a fresh look at
+                            // I/O: whatever comes later was sent after shutdown
+                            // began.
+                            Some(first) if first < polls => {
+                                read = Read::Stopped;
+                                progress = true;
+                            }
+                            // This poll asked for a fresh look already (its
+                            // loop came round again): wait for it.
+                            Some(_) => {}
+                            // Not proof of `WouldBlock`: the worker may not
+                            // have polled for I/O since bytes arrived, and the
+                            // I/O budget or the deferred read also say
+                            // `Pending`. Look again once it has.
+                            None => {
+                                stop_pending_in = Some(polls);
+                                cx.waker().wake_by_ref();
+                            }
                         }
                     }
                 } else if next.is_ready() && stop_pending_in.is_some_and(|first| first == polls) {
@@ -511,7 +520,7 @@ where
                 // Waiting for requests in flight, or for the peer to take
                 // the last responses: only the write timeout applies.
                 return match timer.poll_expired(cx, TimerState::Busy, output, || {
-                    unsent(framed.get_ref().get_ref())
+                    (queues.unsent)(framed.get_ref().get_ref())
                 }) {
                     Poll::Ready(TimerEvent::Expired(err)) => Poll::Ready(Err(err)),
                     Poll::Ready(TimerEvent::ReleaseBuffers) | Poll::Pending => Poll::Pending,
@@ -528,7 +537,9 @@ where
                 (true, false) => TimerState::Partial,
                 (false, _) => TimerState::Busy,
             };
-            match timer.poll_expired(cx, state, output, || unsent(framed.get_ref().get_ref())) {
+            match timer.poll_expired(cx, state, output, || {
+                (queues.unsent)(framed.get_ref().get_ref())
+            }) {
                 Poll::Ready(TimerEvent::ReleaseBuffers) => {
                     in_flight.release_idle();
                     if framed.read_buffer().is_empty() {

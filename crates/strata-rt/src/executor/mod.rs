@@ -196,13 +196,9 @@ pub async fn yield_now() {
 /// panic is logged and the worker carries on.
 pub(crate) fn wake_contained(waker: std::task::Waker) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake())) {
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(not a string)");
+        let message = join::payload_text(&*payload);
         tracing::error!(
-            panic = message,
+            panic = message.as_deref().unwrap_or("(not a string)"),
             "strata: a waker panicked; the worker carries on"
         );
     }
