@@ -118,6 +118,7 @@ macro_rules! impl_async_io {
 }
 
 mod addr;
+mod queued;
 pub mod tcp;
 mod udp;
 #[cfg(unix)]

@@ -4,12 +4,14 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use mio::Interest;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use crate::net::queued::{Queue, queued_bytes};
 use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
 /// A TCP connection.
@@ -172,22 +174,7 @@ impl TcpStream {
     ///
     /// The OS error of the `ioctl(2)`.
     pub fn unread_bytes(&self) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        let mut queued: libc::c_int = 0;
-        // SAFETY: the descriptor is this open socket; FIONREAD writes one
-        // `c_int` through the pointer, which points at `queued` for the
-        // whole call.
-        let rc = unsafe {
-            libc::ioctl(
-                self.io.get_ref().as_raw_fd(),
-                libc::FIONREAD,
-                &raw mut queued,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(usize::try_from(queued).unwrap_or(0))
+        queued_bytes(self.io.get_ref().as_fd(), Queue::Receive)
     }
 
     /// Bytes written to this socket that the peer has not acknowledged yet
@@ -198,29 +185,7 @@ impl TcpStream {
     ///
     /// `Unsupported` off Linux; otherwise the OS error of the `ioctl(2)`.
     pub fn unsent_bytes(&self) -> io::Result<usize> {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let mut queued: libc::c_int = 0;
-            // SAFETY: the descriptor is this open socket; SIOCOUTQ (the same
-            // request number as TIOCOUTQ) writes one `c_int` through the
-            // pointer, which points at `queued` for the whole call.
-            let rc = unsafe {
-                libc::ioctl(
-                    self.io.get_ref().as_raw_fd(),
-                    libc::TIOCOUTQ,
-                    &raw mut queued,
-                )
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(usize::try_from(queued).unwrap_or(0))
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            Err(io::Error::from(io::ErrorKind::Unsupported))
-        }
+        queued_bytes(self.io.get_ref().as_fd(), Queue::Send)
     }
 
     /// Shuts down the read, write, or both directions (`shutdown(2)`).
