@@ -619,3 +619,48 @@ fn unread_bytes_counts_the_receive_queue() {
         });
     });
 }
+
+/// The owned halves report the same kernel queues as the whole stream:
+/// the read half what waits unread, the write half what the peer has not
+/// acknowledged, falling to 0 once the peer reads it all.
+#[test]
+fn split_halves_report_unread_and_unsent_bytes() {
+    deadline(60, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let (mut r, mut w) = server.into_split();
+            assert_eq!(r.unread_bytes().unwrap(), 0);
+            assert_eq!(w.unsent_bytes().unwrap(), 0);
+
+            peer.write_all(&[3; 1500]).unwrap();
+            // Loopback delivers at once; poll only as a guard.
+            while r.unread_bytes().unwrap() < 1500 {
+                strata_rt::yield_now().await;
+            }
+            assert_eq!(r.unread_bytes().unwrap(), 1500);
+            let mut buf = [0; 500];
+            r.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, [3; 500]);
+            assert_eq!(r.unread_bytes().unwrap(), 1000);
+
+            // The peer does not read: the send queue fills and stays.
+            let written = support::fill_send_queue(&mut w, |w| w.unsent_bytes().unwrap()).await;
+            let unsent = w.unsent_bytes().unwrap();
+            assert!(unsent > 0 && unsent <= written, "{unsent} of {written}");
+            // Drain the peer (plain blocking reads on this thread: the
+            // kernel moves the queued bytes with no help from the runtime).
+            let mut got = vec![0; written];
+            peer.read_exact(&mut got).unwrap();
+            assert!(got.iter().all(|&b| b == 0x5a));
+            while w.unsent_bytes().unwrap() > 0 {
+                strata_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            assert_eq!(w.unsent_bytes().unwrap(), 0);
+            // The read half still sees its own queue.
+            assert_eq!(r.unread_bytes().unwrap(), 1000);
+        });
+    });
+}

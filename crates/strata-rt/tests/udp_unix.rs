@@ -470,3 +470,45 @@ fn a_wait_created_and_dropped_per_poll_does_not_spin() {
         });
     });
 }
+
+/// `UnixStream::unread_bytes` counts exactly the bytes waiting unread;
+/// `unsent_bytes` is positive while the peer leaves written bytes unread
+/// and falls to 0 once it has read them all.
+#[test]
+fn unix_stream_reports_unread_and_unsent_bytes() {
+    deadline(60, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            assert_eq!(b.unread_bytes().unwrap(), 0);
+            assert_eq!(a.unsent_bytes().unwrap(), 0);
+
+            a.write_all(&[9; 1500]).await.unwrap();
+            // A Unix socket delivers at once; poll only as a guard.
+            while b.unread_bytes().unwrap() < 1500 {
+                strata_rt::yield_now().await;
+            }
+            assert_eq!(b.unread_bytes().unwrap(), 1500);
+            let mut buf = [0; 500];
+            b.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, [9; 500]);
+            assert_eq!(b.unread_bytes().unwrap(), 1000);
+            let mut rest = [0; 1000];
+            b.read_exact(&mut rest).await.unwrap();
+            assert_eq!(b.unread_bytes().unwrap(), 0);
+
+            // `b` does not read: `a`'s bytes stay queued.
+            let written = support::fill_send_queue(&mut a, |a| a.unsent_bytes().unwrap()).await;
+            assert!(a.unsent_bytes().unwrap() > 0);
+            assert_eq!(b.unread_bytes().unwrap(), written);
+            let mut got = vec![0; written];
+            b.read_exact(&mut got).await.unwrap();
+            assert!(got.iter().all(|&x| x == 0x5a));
+            while a.unsent_bytes().unwrap() > 0 {
+                strata_rt::yield_now().await;
+            }
+            assert_eq!(a.unsent_bytes().unwrap(), 0);
+            assert_eq!(b.unread_bytes().unwrap(), 0);
+        });
+    });
+}

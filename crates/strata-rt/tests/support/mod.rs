@@ -114,3 +114,24 @@ pub fn plain_block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park_timeout(Duration::from_millis(50));
     }
 }
+
+/// Writes `0x5a` bytes through `w` until a write would block and the
+/// kernel's send queue (read through `unsent`) holds bytes; returns the
+/// bytes written. The peer must not be reading.
+pub async fn fill_send_queue<W: futures_util::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    unsent: impl Fn(&W) -> usize,
+) -> usize {
+    use futures_util::FutureExt;
+    use futures_util::io::AsyncWriteExt;
+    let chunk = vec![0x5a; 64 * 1024];
+    let mut written = 0;
+    loop {
+        // One poll: `None` means the write would block.
+        match w.write(&chunk).now_or_never() {
+            Some(n) => written += n.unwrap(),
+            None if unsent(w) > 0 => return written,
+            None => strata_rt::yield_now().await,
+        }
+    }
+}

@@ -62,6 +62,17 @@ impl OwnedReadHalf {
         self.stream.local_addr()
     }
 
+    /// Bytes the peer sent that wait in the kernel's receive queue, not yet
+    /// read (`FIONREAD`): what a read could take right now, whether or not
+    /// the reactor has reported it yet. See [`TcpStream::unread_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the `ioctl(2)`.
+    pub fn unread_bytes(&self) -> io::Result<usize> {
+        self.stream.unread_bytes()
+    }
+
     /// Puts the two halves of one stream back together.
     ///
     /// # Errors
@@ -89,6 +100,18 @@ impl OwnedWriteHalf {
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.stream.local_addr()
+    }
+
+    /// Bytes written to this socket that the peer has not acknowledged yet
+    /// (the kernel's send queue: `SIOCOUTQ`). A value that shrinks while no
+    /// new bytes are written means the peer is taking data. See
+    /// [`TcpStream::unsent_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` off Linux; otherwise the OS error of the `ioctl(2)`.
+    pub fn unsent_bytes(&self) -> io::Result<usize> {
+        self.stream.unsent_bytes()
     }
 
     /// Drops the half without shutting down the write direction.

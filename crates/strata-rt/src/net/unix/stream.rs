@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::task::{Poll, ready};
@@ -11,6 +12,7 @@ use std::task::{Poll, ready};
 use mio::Interest;
 
 use super::SocketAddr;
+use crate::net::queued::{Queue, queued_bytes};
 use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
 /// A Unix domain stream connection; implements [`AsyncRead`](futures_io::AsyncRead) and
@@ -120,6 +122,31 @@ impl UnixStream {
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()
+    }
+
+    /// Bytes the peer sent that wait in the kernel's receive queue, not yet
+    /// read (`FIONREAD`): what a read could take right now, whether or not
+    /// the reactor has reported it yet.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the `ioctl(2)`.
+    pub fn unread_bytes(&self) -> io::Result<usize> {
+        queued_bytes(self.io.get_ref().as_fd(), Queue::Receive)
+    }
+
+    /// Bytes written to this socket that the peer has not read yet
+    /// (`SIOCOUTQ`). Unlike TCP's, the count is of the kernel memory those
+    /// bytes are charged as, bookkeeping included, so it can exceed the
+    /// bytes written; it is 0 once the peer has read everything. A value
+    /// that shrinks while no new bytes are written means the peer is
+    /// reading.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` off Linux; otherwise the OS error of the `ioctl(2)`.
+    pub fn unsent_bytes(&self) -> io::Result<usize> {
+        queued_bytes(self.io.get_ref().as_fd(), Queue::Send)
     }
 
     /// Shuts down the read, write, or both directions.
