@@ -378,6 +378,7 @@ where
         this.write.poll_ready(&mut this.io, cx)
     }
 
+    #[inline(always)]
     fn start_send(self: Pin<&mut Self>, item: I) -> Result<(), Self::Error> {
         let this = self.get_mut();
         this.write.start_send(&mut this.codec, item)

@@ -468,6 +468,10 @@ impl WriteState {
     /// Encodes `item` into the buffer, all or nothing: an encoder that
     /// fails after appending part of a frame leaves no half frame to be
     /// flushed.
+    // Always inlined, like `Framed::start_send`: left to the inliner, a
+    // busy caller keeps it (and the encoder) out of line, and the call
+    // costs about as much as encoding a short frame.
+    #[inline(always)]
     pub(crate) fn start_send<I, C: Encoder<I>>(
         &mut self,
         encoder: &mut C,
