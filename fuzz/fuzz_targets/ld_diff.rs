@@ -48,8 +48,9 @@ impl Reference {
         let c = &self.cfg;
         let hl = c.off + c.width;
         let skip = c.skip.unwrap_or(hl);
-        // The header, and all the skipped bytes, before anything is read.
-        if buf.len() < hl.max(skip) {
+        // The header before anything is read (the skipped bytes are waited
+        // for with the frame, below).
+        if buf.len() < hl {
             return Out::None;
         }
         let field = &buf[c.off..hl];

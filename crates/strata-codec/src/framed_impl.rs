@@ -72,6 +72,11 @@ const MAX_READ_WINDOW: usize = 64 * 1024;
 /// so one big frame does not leave a big buffer behind.
 const LARGE_BUFFER: usize = 256 * 1024;
 
+/// Fewer bytes than this left waiting in a large buffer are moved to a
+/// buffer of their own size (at most a quarter of `LARGE_BUFFER`, copied
+/// once per large frame).
+const SMALL_REMAINDER: usize = LARGE_BUFFER / 4;
+
 thread_local! {
     /// Initialised memory that reads land in when the frame buffer is empty;
     /// see `ReadState::poll_read`. At most `MAX_READ_WINDOW` (or a larger
@@ -194,7 +199,9 @@ impl ReadState {
                 Ok(None)
             }
             Err(err) => {
+                // As `fail`: the stream ends and holds none of the bytes.
                 self.phase = ReadPhase::Failed;
+                self.buffer = BytesMut::new();
                 Err(err)
             }
         }
@@ -266,10 +273,9 @@ impl ReadState {
             self.buffer.truncate(filled + n);
             match result {
                 Poll::Pending => {
-                    if self.release_idle && self.buffer.is_empty() {
-                        // Nothing buffered, nothing to read: hold no memory,
-                        // as `poll_read` does.
-                        self.buffer = BytesMut::new();
+                    if self.release_idle {
+                        // As `poll_read` does.
+                        self.release_while_waiting();
                     }
                     return Poll::Pending;
                 }
@@ -361,10 +367,8 @@ impl ReadState {
         };
         match result {
             Poll::Pending => {
-                if self.release_idle && self.buffer.is_empty() && self.buffer.capacity() > 0 {
-                    // Idle: nothing buffered, nothing to read. Hold no memory.
-                    self.buffer = BytesMut::new();
-                    self.peak = 0;
+                if self.release_idle {
+                    self.release_while_waiting();
                 }
                 Poll::Pending
             }
@@ -375,6 +379,24 @@ impl ReadState {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+        }
+    }
+
+    /// Nothing more to read for now. Nothing buffered: hold no memory. A
+    /// few bytes left after a large frame (the start of the next one):
+    /// keep them in a buffer of their size, not in the large frame's
+    /// allocation, which the buffer would otherwise reuse while it waits.
+    fn release_while_waiting(&mut self) {
+        if self.buffer.is_empty() {
+            if self.buffer.capacity() > 0 {
+                self.buffer = BytesMut::new();
+                self.peak = 0;
+            }
+        } else if self.buffer.len() < SMALL_REMAINDER
+            && self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER
+        {
+            self.buffer = BytesMut::from(&self.buffer[..]);
+            self.peak = self.buffer.len();
         }
     }
 

@@ -36,8 +36,7 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// The *header* is the `length_field_offset` bytes before the length field
 /// plus the field itself. For each frame, counting from its first byte:
 ///
-/// 1. Wait until the header is there, and `num_skip` bytes if that is
-///    more.
+/// 1. Wait until the header is there.
 /// 2. Read the length field, `length_field_length` bytes at
 ///    `length_field_offset`, as an unsigned integer: the value `L`.
 /// 3. If `L` is over `max_frame_length`, fail with
@@ -46,9 +45,10 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// 4. The frame length is `N = L + length_adjustment`. If that is
 ///    negative or does not fit in a `usize`, fail with
 ///    [`InvalidLength`](LengthDelimitedCodecError::InvalidLength).
-/// 5. Skip `num_skip` bytes from the first byte of the frame; the decoded
-///    frame is the `N` bytes that follow. The next frame starts right
-///    after them, at `num_skip + N`.
+/// 5. Wait until `num_skip + N` bytes are there. Skip `num_skip` bytes
+///    from the first byte of the frame; the decoded frame is the `N` bytes
+///    that follow. The next frame starts right after them, at
+///    `num_skip + N`.
 /// 6. If `num_skip + N` is shorter than the header (possible only with
 ///    `num_skip` below the header length), the next frame would start
 ///    inside this one's header: fail with
@@ -199,11 +199,18 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// value `L` as read, before the adjustment, as in tokio-util. A decoded
 /// frame is therefore at most `max_frame_length + length_adjustment`
 /// bytes, and one frame takes at most `num_skip` more than that off the
-/// buffer. The check is made on the header, before any of the frame is
-/// buffered, and the codec never reserves memory on the header's word:
-/// the buffer grows only with bytes that actually arrive. A value over
-/// the limit is a [`FrameTooLarge`](LengthDelimitedCodecError::FrameTooLarge)
-/// error.
+/// buffer. The check is made as soon as the header is there, before any
+/// more of the frame is buffered, and the codec never reserves memory on
+/// the header's word: the buffer grows only with bytes that actually
+/// arrive. A value over the limit is a
+/// [`FrameTooLarge`](LengthDelimitedCodecError::FrameTooLarge) error.
+///
+/// So the bytes buffered for one frame are bounded by the settings: the
+/// header (`length_field_offset + length_field_length`), or `num_skip`
+/// plus `max_frame_length + length_adjustment` once the header is read.
+/// The layout settings are the protocol's, not a peer's, but they bound
+/// memory too: a `length_field_offset` of a gigabyte buffers a gigabyte
+/// before the limit can apply.
 ///
 /// # Errors and what follows them
 ///
@@ -244,7 +251,7 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 ///
 /// All deliberate. The differential tests (`tests/ld_vs_tokio_util.rs`)
 /// check that on the settings and streams they generate, strata and
-/// tokio-util 0.7 part only in the first four ways:
+/// tokio-util 0.7 part only in the first five ways:
 ///
 /// - **A frame must cover its own header.** When `num_skip + N` is
 ///   smaller than the header (step 6 above), tokio-util yields the short
@@ -266,6 +273,12 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 ///   lost.
 ///   strata keeps them until the frame is complete and reports
 ///   [`UnexpectedEof`](LengthDelimitedCodecError::UnexpectedEof).
+/// - **The header is checked as soon as it is there.** With `num_skip`
+///   past the header, tokio-util waits for all the skipped bytes before
+///   it reads the length; strata reads it at once, so a value over the
+///   limit (or an invalid one) is an error before the skipped bytes are
+///   buffered. A stream that ends inside them after such a header ends
+///   with that error, where tokio-util reports the early end.
 /// - **No unrepresentable field.** When even empty data needs a field
 ///   value over the field's maximum (a negative adjustment beyond it),
 ///   tokio-util writes that value cut to the field's width; strata refuses
@@ -318,9 +331,6 @@ pub struct LengthDelimitedCodec {
     header_len: usize,
     /// The bytes dropped from the front of each frame.
     skip: usize,
-    /// The bytes needed before a header is read: the header, or `skip` if
-    /// that is more.
-    head_len: usize,
     /// What the frame being received takes off the buffer (its skipped
     /// bytes, then the frame), once its header has been read.
     frame_len: Option<usize>,
@@ -357,10 +367,13 @@ impl LengthDelimitedCodec {
     /// `None` if the head is not all there yet.
     fn decode_header(&self, buf: &BytesMut) -> Result<Option<usize>, HeaderError> {
         let cfg = &self.config;
-        if buf.len() < self.head_len {
+        // Only the header: the frame's length, and so its check against
+        // the limit, must not wait for skipped bytes after it (`decode`
+        // waits for those, as part of the frame).
+        if buf.len() < self.header_len {
             return Ok(None);
         }
-        // `header_len <= head_len <= buf.len()`, so the field is in `buf`.
+        // `header_len <= buf.len()`, so the field is in `buf`.
         let mut field = &buf[cfg.length_field_offset..self.header_len];
         let value = if cfg.big_endian {
             field.get_uint(cfg.length_field_length)
@@ -602,19 +615,29 @@ impl LengthDelimitedBuilder {
         self
     }
 
-    /// Builds the codec. Every combination of settings is accepted.
+    /// Builds the codec.
+    ///
+    /// # Panics
+    ///
+    /// If `length_field_offset + length_field_length` overflows `usize`:
+    /// such a header could never arrive, and the codec would buffer its
+    /// input forever without an error.
     pub fn build(&self) -> LengthDelimitedCodec {
-        // A header longer than memory can never arrive; saturating keeps
-        // such a codec waiting instead of overflowing.
         let header_len = self
             .length_field_offset
-            .saturating_add(self.length_field_length);
+            .checked_add(self.length_field_length)
+            .unwrap_or_else(|| {
+                panic!(
+                    "LengthDelimitedCodec: length_field_offset ({}) + length_field_length ({}) \
+                     overflows usize",
+                    self.length_field_offset, self.length_field_length
+                )
+            });
         let skip = self.num_skip.unwrap_or(header_len);
         LengthDelimitedCodec {
             config: self.clone(),
             header_len,
             skip,
-            head_len: header_len.max(skip),
             frame_len: None,
             poisoned: None,
         }

@@ -166,8 +166,8 @@ fn length_delimited_edges() {
         .build();
     let mut buf = BytesMut::from(&b"\x02XYhi\x03"[..]);
     assert_eq!(&c.decode(&mut buf).unwrap().unwrap()[..], b"hi");
-    assert!(matches!(c.decode(&mut buf), Ok(None)));
-    buf.extend_from_slice(b"ZZ");
+    // The header alone is enough for the check: no wait for the skipped
+    // bytes after it.
     assert!(matches!(
         c.decode(&mut buf),
         Err(E::FrameTooLarge {
