@@ -352,10 +352,25 @@ where
                         cx.waker().wake_by_ref();
                     }
                     Poll::Pending
+                } else if stop_seen && framed.get_ref().read() >= read_owed {
+                    // Everything owed since the stop is read: answer what
+                    // is buffered, read no more. (Only a `Pending` read
+                    // would stop reading otherwise, and a transport that
+                    // is always ready never gives one.)
+                    match framed.try_decode_buffered() {
+                        Ok(None) => {
+                            read = Read::Stopped;
+                            progress = true;
+                            Poll::Ready(None)
+                        }
+                        item => Poll::Ready(item.transpose()),
+                    }
                 } else {
                     Pin::new(&mut framed).poll_next(cx)
                 };
-                if stop_seen && next.is_pending() {
+                if read == Read::Stopped {
+                    // Just stopped, above.
+                } else if stop_seen && next.is_pending() {
                     if !strata_rt::coop::has_budget_remaining()
                         && framed.get_ref().read() < read_owed
                     {
@@ -446,6 +461,7 @@ where
                             };
                         }
                     }
+                    Poll::Ready(None) if read == Read::Stopped => {}
                     Poll::Ready(None) => {
                         read = Read::Eof;
                         progress = true;
