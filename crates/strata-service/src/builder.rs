@@ -170,6 +170,10 @@ impl<L> ServiceBuilder<L> {
 
     /// Adds a [`ConcurrencyLimit`](crate::limit::ConcurrencyLimit) of
     /// `max` calls, one limit per service built.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0: every call would wait forever.
     pub fn concurrency_limit(self, max: usize) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, L>> {
         self.layer(ConcurrencyLimitLayer::new(max))
     }

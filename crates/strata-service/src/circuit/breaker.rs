@@ -12,10 +12,15 @@ use crate::window::Window;
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Accrual {
-    /// After this many failures in a row.
+    /// After this many failures in a row (0 is taken as 1).
     ConsecutiveFailures(u32),
     /// When, over the last `window`, at least `min_calls` calls finished
-    /// and at least `rate` (0.0 to 1.0) of them failed.
+    /// and at least `rate` (0.0 to 1.0) of them failed, and at least one
+    /// did.
+    ///
+    /// A `rate` outside 0.0 to 1.0 is clamped to it, and NaN is taken as
+    /// 1.0 (open only when every call fails): a misconfigured breaker
+    /// still opens when its service is down.
     ///
     /// The window is kept in ten slots of `window / 10`, and the oldest
     /// slot is dropped whole: calls between 0.9 and 1.0 × `window` old
@@ -253,8 +258,13 @@ impl<C: Clock> Breaker<C> {
             Accrual::FailureRate {
                 rate, min_calls, ..
             } => {
+                let rate = if rate.is_nan() {
+                    1.0
+                } else {
+                    rate.clamp(0.0, 1.0)
+                };
                 let (calls, failures) = state.window.sums();
-                calls >= min_calls.max(1) && failures as f64 >= rate * calls as f64
+                calls >= min_calls.max(1) && failures > 0 && failures as f64 >= rate * calls as f64
             }
         }
     }

@@ -20,7 +20,15 @@ enum Kind {
 
 impl ConcurrencyLimitLayer {
     /// Each wrapped service gets its own limit of `max` calls.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0: every call would wait forever.
     pub const fn new(max: usize) -> Self {
+        assert!(
+            max > 0,
+            "ConcurrencyLimitLayer: a concurrency limit of 0 would make every call wait forever"
+        );
         ConcurrencyLimitLayer {
             kind: Kind::Each(max),
         }

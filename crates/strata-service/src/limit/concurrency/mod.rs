@@ -49,7 +49,16 @@ pub struct ConcurrencyLimit<S> {
 
 impl<S> ConcurrencyLimit<S> {
     /// Wraps `inner` with a limit of its own of `max` calls at once.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0: every call would wait forever. (A shared
+    /// [`PermitPool`] may have 0 permits; see [`with_pool`](Self::with_pool).)
     pub fn new(inner: S, max: usize) -> Self {
+        assert!(
+            max > 0,
+            "ConcurrencyLimit: a concurrency limit of 0 would make every call wait forever"
+        );
         ConcurrencyLimit::with_pool(inner, PermitPool::new(max))
     }
 
