@@ -205,7 +205,7 @@ fn help_reads_well() {
             .output()
             .unwrap();
         assert_eq!(zero.status.code(), Some(2), "{flag} 0 was accepted");
-        assert!(String::from_utf8_lossy(&zero.stderr).contains("must be at least 1"));
+        assert!(String::from_utf8_lossy(&zero.stderr).contains("must be from 1 to"));
     }
 }
 

@@ -1,6 +1,6 @@
 //! The real `line-server` and `line-client` binaries, used the way an
 //! operator or a newcomer uses them. Each test states the behaviour a user
-//! should get (the first seven failed before their fixes).
+//! should get (the first eight failed before their fixes).
 //!
 //! No test has a timing threshold: waits are watchdogs against hangs only
 //! (the expected outcome happens in milliseconds; the watchdog is tens of
@@ -322,6 +322,33 @@ fn a_port_in_use_error_names_the_address() {
         err.contains(&addr),
         "the bind error does not say which address: {err:?}"
     );
+}
+
+/// Counts are bounded above as well as below: `--max-line-length
+/// 18446744073709551615` used to start a server that buffered a peer's
+/// line however long it grew.
+#[test]
+fn counts_over_their_ceiling_are_refused() {
+    let huge = usize::MAX.to_string();
+    for (flag, value) in [
+        ("--max-line-length", "16777217"),
+        ("--max-line-length", huge.as_str()),
+        ("--max-connections", "1048577"),
+        ("--threads", "1025"),
+        ("--threads", "0"),
+    ] {
+        let out = Command::new(SERVER)
+            .args(["--addr", "127.0.0.1:0", flag, value])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: stderr {err:?}");
+        assert!(
+            err.contains(flag) && err.contains("must be from 1 to"),
+            "{flag} {value}: the refusal does not name the option and its range: {err:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -36,24 +36,24 @@ fn cli() -> Command {
             Arg::new("threads")
                 .long("threads")
                 .value_name("N")
-                .value_parser(at_least_one)
-                .help("Worker threads, each with its own listener [default: one per core]"),
+                .value_parser(|s: &str| count(s, MAX_THREADS))
+                .help("Worker threads (1 to 1024), each with its own listener [default: one per core]"),
         )
         .arg(
             Arg::new("max-connections")
                 .long("max-connections")
                 .value_name("N")
                 .default_value("10000")
-                .value_parser(at_least_one)
-                .help("Connections open at once; more are accepted and closed"),
+                .value_parser(|s: &str| count(s, MAX_CONNECTIONS))
+                .help("Connections open at once (1 to 1048576); more are accepted and closed"),
         )
         .arg(
             Arg::new("max-line-length")
                 .long("max-line-length")
                 .value_name("BYTES")
                 .default_value("8192")
-                .value_parser(at_least_one)
-                .help("Longest accepted line; a longer one gets `error: line too long`"),
+                .value_parser(|s: &str| count(s, MAX_LINE_LENGTH))
+                .help("Longest accepted line (1 to 16777216); a longer one gets `error: line too long`"),
         )
         .arg(
             Arg::new("idle-timeout")
@@ -99,12 +99,19 @@ fn cli() -> Command {
         .disable_help_flag(true)
 }
 
-/// A count that must be at least 1 (0 connections, threads or bytes per
-/// line would serve nothing).
-fn at_least_one(s: &str) -> Result<usize, String> {
+/// Upper bounds of the counts: a typo or "just make it big" must not turn
+/// a limit off (a line limit of `usize::MAX` lets one peer's unfinished
+/// line take all memory).
+const MAX_THREADS: usize = 1024;
+const MAX_CONNECTIONS: usize = 1 << 20;
+const MAX_LINE_LENGTH: usize = 16 << 20;
+
+/// A count from 1 (0 connections, threads or bytes per line would serve
+/// nothing) to `max`.
+fn count(s: &str, max: usize) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be from 1 to {max}")),
         Err(e) => Err(e.to_string()),
     }
 }
