@@ -242,8 +242,8 @@ impl<T, C> Framed<T, C> {
         self.write.buffer_mut()
     }
 
-    /// Sets the high-water mark of the write buffer (default 64 KiB); see
-    /// [Writing](Self#writing).
+    /// Sets the high-water mark of the write buffer (default 64 KiB; 0 is
+    /// taken as 1); see [Writing](Self#writing).
     pub fn set_high_water_mark(&mut self, bytes: usize) {
         self.write.set_high_water_mark(bytes);
     }

@@ -443,7 +443,7 @@ impl WriteState {
     }
 
     pub(crate) fn set_high_water_mark(&mut self, bytes: usize) {
-        self.high_water_mark = bytes;
+        self.high_water_mark = bytes.max(1);
     }
 
     pub(crate) fn high_water_mark(&self) -> usize {
@@ -468,7 +468,7 @@ impl WriteState {
     {
         // Checked before every frame: the common under-the-mark case is
         // inlined, the writing loop is not.
-        if self.buffer.len() < self.high_water_mark.max(1) {
+        if self.buffer.len() < self.high_water_mark {
             return Poll::Ready(Ok(()));
         }
         self.poll_drain_to_mark(io, cx)
@@ -481,7 +481,7 @@ impl WriteState {
         T: AsyncWrite + Unpin,
         E: From<io::Error>,
     {
-        while self.buffer.len() >= self.high_water_mark.max(1) {
+        while self.buffer.len() >= self.high_water_mark {
             ready!(self.poll_write_once(io, cx))?;
         }
         Poll::Ready(Ok(()))

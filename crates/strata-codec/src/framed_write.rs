@@ -100,7 +100,8 @@ impl<T, E> FramedWrite<T, E> {
         self.state.buffer_mut()
     }
 
-    /// Sets the high-water mark of the write buffer (default 64 KiB).
+    /// Sets the high-water mark of the write buffer (default 64 KiB; 0 is
+    /// taken as 1).
     ///
     /// `poll_ready` writes to the I/O object while the buffer holds at least
     /// this many bytes. See [`Framed`](crate::Framed#writing).

@@ -30,8 +30,9 @@
 //!
 //! Input over a bound is an error, never unbounded memory. `LinesCodec`
 //! and `LengthDelimitedCodec` have a setter for their bound and an error
-//! enum to match on; `BytesCodec` takes one read at a time (its bound is
-//! [`Framed::set_read_window`]) and fails only with `io::Error`.
+//! enum to match on; `BytesCodec` takes one read at a time (at most the
+//! larger of 64 KiB and [`Framed::set_read_window`]'s size: the read
+//! window grows while reads fill it) and fails only with `io::Error`.
 //!
 //! # Example
 //!

@@ -203,3 +203,15 @@ fn a_failed_encode_leaves_no_half_frame() {
     assert!(Pin::new(&mut framed).start_send("bad").is_err());
     assert_eq!(&framed.write_buffer()[..], b"good\n");
 }
+
+/// A high-water mark of 0 is taken as 1, and the getter says so (it
+/// reported 0 while 1 was used).
+#[test]
+fn a_zero_high_water_mark_is_one() {
+    let mut framed = Framed::new(Mock::new(), LinesCodec::new());
+    framed.set_high_water_mark(0);
+    assert_eq!(framed.high_water_mark(), 1);
+    let mut write = FramedWrite::new(Mock::new(), BytesCodec::new());
+    write.set_high_water_mark(0);
+    assert_eq!(write.high_water_mark(), 1);
+}

@@ -7,6 +7,11 @@ use std::time::Duration;
 /// Every bound has a default chosen to be safe for an internet-facing
 /// server; raise them deliberately.
 ///
+/// A timeout of `None` never fires. `Some(Duration::ZERO)` is a timeout
+/// like any other and fires at its first check, so a connection closes
+/// as soon as the condition holds (the line server's `0` on its command
+/// line means `None`).
+///
 /// # Examples
 ///
 /// ```

@@ -6,7 +6,8 @@
 //!   OS thread owning a `mio::Poll`, a local run queue and a remote queue.
 //!   Tasks stay on the worker that spawned them.
 //! * [`spawn`] runs `Send` futures, [`spawn_local`] runs `!Send` futures on
-//!   the current worker, [`spawn_blocking`] runs closures on a bounded pool.
+//!   the current worker, [`spawn_blocking`] runs closures on a pool of
+//!   bounded size (its queue is not bounded).
 //!   Each returns a [`JoinHandle`] that yields the output, the panic, or the
 //!   cancellation.
 //! * [`net`] has the sockets: TCP, UDP and Unix domain, implementing the

@@ -271,7 +271,7 @@ where
     // before it (our buffer holds the rest).
     let mut read_owed = 0u64;
     let max_in_flight = config.max_in_flight.max(1);
-    let high_water_mark = framed.high_water_mark().max(1);
+    let high_water_mark = framed.high_water_mark();
     let service = &service;
     let mut in_flight = InFlight::new();
     let mut read = Read::Open;

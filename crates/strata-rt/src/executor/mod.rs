@@ -121,7 +121,10 @@ where
 /// [`Builder::max_blocking_threads`](crate::runtime::Builder::max_blocking_threads)
 /// threads and shrinks again when threads stay idle for
 /// [`Builder::blocking_keep_alive`](crate::runtime::Builder::blocking_keep_alive).
-/// When all threads are busy, further closures wait in a queue.
+/// When all threads are busy, further closures wait in a queue. The
+/// threads are bounded, the queue is not (as in tokio): a caller that
+/// can submit faster than the pool works must bound itself (a bounded
+/// [`mpsc`](crate::sync::mpsc) channel in front, say).
 ///
 /// [`JoinHandle::abort`] cancels a closure that has not started yet; one that
 /// is running runs to completion.
