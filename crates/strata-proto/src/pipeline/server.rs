@@ -294,6 +294,9 @@ where
             stop_seen = true;
             let io = framed.get_ref();
             read_owed = io.read() + (queues.unread)(io.get_ref()).unwrap_or(STOP_READ_LIMIT);
+            // A transport that is always ready never says `Pending`, which
+            // ends reading below: past what is owed, the count says it.
+            framed.get_mut().stop_reading_at(read_owed);
         }
         // Not after the stop: the stop logic below takes a `Pending` read
         // for "drained", and a yield at the cap would pass for one, leaving
@@ -352,25 +355,10 @@ where
                         cx.waker().wake_by_ref();
                     }
                     Poll::Pending
-                } else if stop_seen && framed.get_ref().read() >= read_owed {
-                    // Everything owed since the stop is read: answer what
-                    // is buffered, read no more. (Only a `Pending` read
-                    // would stop reading otherwise, and a transport that
-                    // is always ready never gives one.)
-                    match framed.try_decode_buffered() {
-                        Ok(None) => {
-                            read = Read::Stopped;
-                            progress = true;
-                            Poll::Ready(None)
-                        }
-                        item => Poll::Ready(item.transpose()),
-                    }
                 } else {
                     Pin::new(&mut framed).poll_next(cx)
                 };
-                if read == Read::Stopped {
-                    // Just stopped, above.
-                } else if stop_seen && next.is_pending() {
+                if stop_seen && next.is_pending() {
                     if !strata_rt::coop::has_budget_remaining()
                         && framed.get_ref().read() < read_owed
                     {
@@ -461,7 +449,6 @@ where
                             };
                         }
                     }
-                    Poll::Ready(None) if read == Read::Stopped => {}
                     Poll::Ready(None) => {
                         read = Read::Eof;
                         progress = true;
