@@ -99,7 +99,9 @@ use crate::{Decoder, Encoder};
 ///   while reads fill it, up to 64 KiB.
 /// - When a read finds nothing to read (`Pending`) and no undecoded bytes
 ///   are buffered, the read buffer is freed. A large read buffer (256 KiB
-///   or more) is also freed as soon as decoding empties it.
+///   or more) is also freed as soon as decoding empties it, and when a
+///   read finds nothing with only a few bytes (under 64 KiB, the start of
+///   the next frame) left in it, they move to a buffer of their own size.
 /// - After a complete flush the write buffer is freed.
 ///
 /// Frames that a codec splits off the read buffer without copying (those
@@ -310,6 +312,7 @@ impl<T, C: Decoder> Framed<T, C> {
     ///
     /// Returns the decoder's error; the stream then ends, as it would had
     /// the error come from [`poll_next`](Stream::poll_next).
+    #[inline(always)]
     pub fn try_decode_buffered(&mut self) -> Result<Option<C::Item>, C::Error> {
         self.read.try_decode(&mut self.codec)
     }

@@ -1,7 +1,7 @@
 //! An I/O wrapper that counts the bytes written and read through it: the
 //! write timeout tells a peer that reads slowly (the count moves) from one
 //! that stopped reading (it does not), and a graceful stop knows when it
-//! has read what had arrived before it, and reads no further.
+//! has read what had arrived before it.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::pin::Pin;
@@ -15,8 +15,6 @@ pub(crate) struct Counted<T> {
     io: T,
     written: u64,
     read: u64,
-    /// Reads say `Pending` once `read` reaches this (see `stop_reading_at`).
-    read_limit: u64,
 }
 
 impl<T> Counted<T> {
@@ -25,16 +23,7 @@ impl<T> Counted<T> {
             io,
             written: 0,
             read: 0,
-            read_limit: u64::MAX,
         }
-    }
-
-    /// Once `read` bytes have been read, reads say `Pending` (without a
-    /// waker: the caller wakes itself) instead of reading on. After a
-    /// graceful stop, the bytes owed are read and no more, even from a
-    /// transport that is always ready and would never say `Pending`.
-    pub(crate) fn stop_reading_at(&mut self, read: u64) {
-        self.read_limit = read;
     }
 
     /// Bytes read so far.
@@ -67,9 +56,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.read >= self.read_limit {
-            return Poll::Pending;
-        }
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             self.read += n as u64;
@@ -83,9 +69,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.read >= self.read_limit {
-            return Poll::Pending;
-        }
         let r = Pin::new(&mut self.io).poll_read_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r {
             self.read += n as u64;
