@@ -73,7 +73,8 @@ impl Reference {
         // The frame is the `frame` bytes after the skipped ones; it must
         // not be negative, nor end inside its own header.
         let end = skip as i128 + frame;
-        if frame < 0 || end < hl as i128 {
+        // ... nor need more than any buffer can hold.
+        if frame < 0 || end < hl as i128 || end > isize::MAX as i128 {
             self.poisoned = Some(Out::Invalid);
             return Out::Invalid;
         }

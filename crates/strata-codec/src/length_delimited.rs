@@ -13,6 +13,10 @@ pub use error::LengthDelimitedCodecError;
 /// [`max_frame_length`](LengthDelimitedBuilder::max_frame_length): 8 MiB.
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 
+/// The most bytes a buffer can hold (an allocation is at most
+/// `isize::MAX` bytes): a frame or header that needs more can never arrive.
+const MAX_BUFFERED: usize = isize::MAX as usize;
+
 /// A codec for frames that announce their length in a header.
 ///
 /// Decoding yields each frame as a [`BytesMut`], by default without its
@@ -43,7 +47,8 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 ///    [`FrameTooLarge`](LengthDelimitedCodecError::FrameTooLarge). The
 ///    limit applies to `L` as read, before the adjustment.
 /// 4. The frame length is `N = L + length_adjustment`. If that is
-///    negative or does not fit in a `usize`, fail with
+///    negative, or if `num_skip + N` is more than a buffer can hold
+///    (`isize::MAX` bytes), fail with
 ///    [`InvalidLength`](LengthDelimitedCodecError::InvalidLength).
 /// 5. Wait until `num_skip + N` bytes are there. Skip `num_skip` bytes
 ///    from the first byte of the frame; the decoded frame is the `N` bytes
@@ -286,8 +291,9 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// - **No reservation on the header's word, and no overflow.** tokio-util
 ///   reserves room for the whole announced frame when it reads a header;
 ///   strata lets the buffer grow with the bytes that arrive. A frame whose
-///   `num_skip + N` does not fit in a `usize` is an
-///   [`InvalidLength`](LengthDelimitedCodecError::InvalidLength) error.
+///   `num_skip + N` is more than a buffer can hold (`isize::MAX` bytes)
+///   is an [`InvalidLength`](LengthDelimitedCodecError::InvalidLength)
+///   error.
 ///
 /// Errors are typed ([`LengthDelimitedCodecError`]) where tokio-util
 /// returns `io::Error`, and stick (see above).
@@ -388,7 +394,12 @@ impl LengthDelimitedCodec {
         // Exact in i128: both terms are at most 64 bits wide.
         let frame = i128::from(value) + cfg.length_adjustment as i128;
         let frame = usize::try_from(frame).map_err(|_| invalid)?;
-        let taken = self.skip.checked_add(frame).ok_or(invalid)?;
+        // Past `isize::MAX` no buffer could ever hold the frame.
+        let taken = self
+            .skip
+            .checked_add(frame)
+            .filter(|&n| n <= MAX_BUFFERED)
+            .ok_or(invalid)?;
         if taken < self.header_len {
             // The next frame would start inside this one's header (and
             // with `taken == 0`, nothing would ever be consumed).
@@ -619,21 +630,27 @@ impl LengthDelimitedBuilder {
     ///
     /// # Panics
     ///
-    /// If `length_field_offset + length_field_length` overflows `usize`:
-    /// such a header could never arrive, and the codec would buffer its
+    /// If the header (`length_field_offset + length_field_length`) or
+    /// `num_skip` is over `isize::MAX` bytes: no buffer can hold that
+    /// much, so no frame could ever arrive, and the codec would buffer its
     /// input forever without an error.
     pub fn build(&self) -> LengthDelimitedCodec {
         let header_len = self
             .length_field_offset
             .checked_add(self.length_field_length)
+            .filter(|&n| n <= MAX_BUFFERED)
             .unwrap_or_else(|| {
                 panic!(
-                    "LengthDelimitedCodec: length_field_offset ({}) + length_field_length ({}) \
-                     overflows usize",
+                    "LengthDelimitedCodec: a header of length_field_offset ({}) + \
+                     length_field_length ({}) bytes can never be buffered",
                     self.length_field_offset, self.length_field_length
                 )
             });
         let skip = self.num_skip.unwrap_or(header_len);
+        assert!(
+            skip <= MAX_BUFFERED,
+            "LengthDelimitedCodec: num_skip ({skip}) bytes can never be buffered"
+        );
         LengthDelimitedCodec {
             config: self.clone(),
             header_len,

@@ -138,10 +138,10 @@ fn idle_connection_does_not_keep_a_large_frames_allocation() {
     );
 }
 
-/// A header that could never arrive (`length_field_offset + length`
-/// overflows) is refused at build time with a clear panic, and a
-/// `num_skip` of `usize::MAX` fails on the first header instead of
-/// buffering the peer's bytes forever with `Ok(None)`.
+/// A header or skip that could never arrive (`length_field_offset +
+/// length` overflows, a `num_skip` of `usize::MAX`) is refused at build
+/// time with a clear panic, instead of a codec that buffers the peer's
+/// bytes forever with `Ok(None)`.
 #[test]
 fn a_layout_that_can_never_decode_is_rejected_or_errors() {
     let mut silent = Vec::new();
@@ -248,4 +248,32 @@ fn try_decode_buffered_error_drops_the_buffer_like_poll_next() {
         (0, 0),
         "after try_decode_buffered's error the read buffer still holds the peer's bytes"
     );
+}
+
+/// The same with headers within the limit (L = 0): the frame would be
+/// `usize::MAX` bytes long with its skipped bytes, so the setting is
+/// refused when the codec is built (a review found the test above passing
+/// only because its 0xff headers were over the limit).
+#[test]
+#[should_panic(expected = "num_skip (18446744073709551615) bytes can never be buffered")]
+fn num_skip_past_what_a_buffer_holds_is_refused() {
+    let _ = LengthDelimitedCodec::builder()
+        .num_skip(usize::MAX)
+        .max_frame_length(16)
+        .build();
+}
+
+/// A header announcing a frame that, with its skipped bytes, needs more
+/// than a buffer can hold is an error at once, not an endless wait.
+#[test]
+fn a_frame_larger_than_any_buffer_is_invalid() {
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(8)
+        .max_frame_length(usize::MAX)
+        .build();
+    let mut buf = BytesMut::from(&(isize::MAX as u64).to_be_bytes()[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(LengthDelimitedCodecError::InvalidLength { .. })
+    ));
 }
