@@ -61,16 +61,16 @@ fn failure_rate_above_one_is_clamped() {
 }
 
 /// A rate of 0 (or below) opens at the first failure once enough calls
-/// finished, but not while every call succeeds: before, `0 >= 0.0 * calls`
-/// opened a breaker in front of a healthy service.
+/// finished; a success never opens the circuit.
 #[test]
-fn failure_rate_zero_needs_a_failure() {
+fn failure_rate_zero_opens_at_a_failure() {
     assert_eq!(state_after(rate(0.0), 100, |_| false), CircuitState::Closed);
     assert_eq!(
         state_after(rate(-1.0), 100, |_| false),
         CircuitState::Closed
     );
     assert!(is_open(state_after(rate(0.0), 100, |i| i == 50)));
+    assert!(is_open(state_after(rate(-1.0), 100, |i| i == 50)));
 }
 
 #[test]

@@ -14,9 +14,10 @@ use crate::window::Window;
 pub enum Accrual {
     /// After this many failures in a row (0 is taken as 1).
     ConsecutiveFailures(u32),
-    /// When, over the last `window`, at least `min_calls` calls finished
-    /// and at least `rate` (0.0 to 1.0) of them failed, and at least one
-    /// did.
+    /// When a call fails and, over the last `window`, at least `min_calls`
+    /// calls finished and at least `rate` (0.0 to 1.0) of them failed. (As
+    /// in Finagle's failure accrual, only a failure is checked: a success
+    /// never opens the circuit.)
     ///
     /// A `rate` outside 0.0 to 1.0 is clamped to it, and NaN is taken as
     /// 1.0 (open only when every call fails): a misconfigured breaker
@@ -264,7 +265,7 @@ impl<C: Clock> Breaker<C> {
                     rate.clamp(0.0, 1.0)
                 };
                 let (calls, failures) = state.window.sums();
-                calls >= min_calls.max(1) && failures > 0 && failures as f64 >= rate * calls as f64
+                calls >= min_calls.max(1) && failures as f64 >= rate * calls as f64
             }
         }
     }
