@@ -139,7 +139,15 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     let index = usize::try_from(signum)
         .ok()
         .filter(|&i| i > 0 && i < MAX_SIGNAL)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid signal number"))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "invalid signal number {signum} (valid: 1 to {})",
+                    MAX_SIGNAL - 1
+                ),
+            )
+        })?;
     if [
         libc::SIGKILL,
         libc::SIGSTOP,
@@ -152,7 +160,7 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("strata: signal {signum} cannot be listened for"),
+            format!("signal {signum} cannot be listened for"),
         ));
     }
     let slot = &SLOTS[index];

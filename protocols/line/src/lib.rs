@@ -121,6 +121,30 @@ impl Service<Line> for HelloWorld {
     }
 }
 
+/// Parses a listening or connecting address, `IP:PORT`, with a message
+/// that says so when given a host name (which is not resolved).
+///
+/// # Errors
+///
+/// A message saying what was expected.
+///
+/// # Examples
+///
+/// ```
+/// use strata_line::parse_addr;
+///
+/// assert_eq!(parse_addr("127.0.0.1:12345").unwrap().port(), 12345);
+/// assert!(parse_addr("localhost:12345").unwrap_err().contains("host names"));
+/// ```
+pub fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "`{s}` is not IP:PORT (for example 127.0.0.1:12345 or [::1]:12345; \
+             host names such as localhost are not resolved)"
+        )
+    })
+}
+
 /// Parses a human duration: `500ms`, `30s`, `2m`, `1h`, or a bare number
 /// of seconds. `0` means zero.
 ///
@@ -143,9 +167,17 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return Err(format!("`{s}` is not a duration; try 500ms, 30s, 2m or 1h"));
+    }
+    if unit.starts_with('.') {
+        return Err(format!(
+            "`{s}`: fractions are not supported; use a smaller unit (500ms, not 0.5s)"
+        ));
+    }
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration; try 500ms, 30s, 2m or 1h"))?;
+        .map_err(|_| format!("`{s}` is too large a duration"))?;
     let d = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),

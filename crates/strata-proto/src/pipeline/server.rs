@@ -107,7 +107,8 @@ fn find_io<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Err
 impl fmt::Display for ConnectionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectionError::Io(e) => write!(f, "i/o error: {e}"),
+            // The codecs' I/O errors say "I/O error" themselves.
+            ConnectionError::Io(e) => write!(f, "{e}"),
             ConnectionError::Decode(e) => write!(f, "bad request: {e}"),
             ConnectionError::Encode(e) => write!(f, "cannot encode response: {e}"),
             ConnectionError::Service(e) => write!(f, "service error: {e}"),

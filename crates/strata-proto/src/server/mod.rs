@@ -282,17 +282,27 @@ impl<P: ServerProto> TcpServer<P> {
             })
             .await
         });
+        let (left, timeout) = (state.live(), handle.shutdown_timeout);
+        let connections = if left == 1 {
+            "connection"
+        } else {
+            "connections"
+        };
         match handle.finish_shutdown(end, deadline) {
             Drain::Done => Ok(()),
             Drain::TimedOut => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "the shutdown timeout passed before every connection finished; \
-                 the rest were dropped",
+                format!(
+                    "the shutdown timeout ({timeout:?}) passed before every connection \
+                     finished; {left} {connections} dropped"
+                ),
             )),
             Drain::Interrupted => Err(io::Error::new(
                 io::ErrorKind::Interrupted,
-                "a second signal cut the graceful shutdown short; \
-                 the remaining connections were dropped",
+                format!(
+                    "a second signal cut the graceful shutdown short; \
+                     {left} {connections} dropped"
+                ),
             )),
         }
     }

@@ -30,7 +30,12 @@ impl CircuitOpen {
 
 impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "circuit open; retry after {:?}", self.retry_after)
+        if self.retry_after.is_zero() {
+            // Half-open: the next call may go through once the probe is back.
+            f.write_str("circuit half-open; a probe call is in flight")
+        } else {
+            write!(f, "circuit open; retry after {:?}", self.retry_after)
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use clap::{Arg, ArgAction, Command, value_parser};
+use clap::{Arg, ArgAction, Command};
 
 fn main() -> ExitCode {
     let m = Command::new("line-client")
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
                 .long("addr")
                 .value_name("IP:PORT")
                 .default_value("127.0.0.1:12345")
-                .value_parser(value_parser!(SocketAddr))
+                .value_parser(strata_line::parse_addr)
                 .help("Server address"),
         )
         .arg(

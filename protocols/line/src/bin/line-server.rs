@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Arg, ArgAction, Command, value_parser};
+use clap::{Arg, ArgAction, Command};
 use strata_line::{HelloWorld, LineProto, parse_duration};
 use strata_proto::{ConnectionConfig, TcpServer};
 
@@ -29,7 +29,7 @@ fn cli() -> Command {
                 .long("addr")
                 .value_name("IP:PORT")
                 .default_value("127.0.0.1:12345")
-                .value_parser(value_parser!(SocketAddr))
+                .value_parser(strata_line::parse_addr)
                 .help("Address to listen on"),
         )
         .arg(

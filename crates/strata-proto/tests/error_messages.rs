@@ -1,0 +1,62 @@
+//! Error messages a user of `serve_connection` / `TcpServer` sees: an I/O
+//! failure says "I/O error" once, not once per layer.
+
+mod support;
+
+use std::io;
+
+use strata_codec::LinesCodecError;
+use strata_proto::ConnectionConfig;
+use strata_proto::pipeline::{ConnectionError, serve_connection};
+use support::memory::{Memory as Mock, one_worker_runtime};
+use support::{Echo, TestProto, deadline};
+
+fn no_timeouts() -> ConnectionConfig {
+    ConnectionConfig::default()
+        .idle_timeout(None)
+        .read_timeout(None)
+        .write_timeout(None)
+}
+
+/// Runs one connection over a mock peer set up by `setup` to its end.
+fn run(
+    setup: impl FnOnce(&Mock) + Send + 'static,
+    cfg: ConnectionConfig,
+) -> Result<(), ConnectionError> {
+    deadline(30, move || {
+        let mock = Mock::default();
+        setup(&mock);
+        one_worker_runtime().block_on(async move {
+            serve_connection(mock, &TestProto, Echo, &cfg, std::future::pending()).await
+        })
+    })
+}
+
+/// A reset while reading: the message says "I/O error" twice (the
+/// dispatcher's "i/o error: " around the codec's "I/O error: "), in two
+/// spellings.
+#[test]
+fn a_reset_while_reading_says_io_error_once() {
+    let err = run(|m| m.reset(), no_timeouts()).expect_err("the read was reset");
+    let msg = err.to_string();
+    assert_eq!(
+        msg.to_ascii_lowercase().matches("i/o error").count(),
+        1,
+        "{msg:?}"
+    );
+}
+
+/// The same stutter, built directly: the dispatcher's I/O variant wraps the
+/// codec's error, which already says "I/O error".
+#[test]
+fn io_variant_around_a_codec_io_error_says_io_error_once() {
+    let e = ConnectionError::Io(Box::new(LinesCodecError::Io(io::Error::from(
+        io::ErrorKind::ConnectionReset,
+    ))));
+    let msg = e.to_string();
+    assert_eq!(
+        msg.to_ascii_lowercase().matches("i/o error").count(),
+        1,
+        "{msg:?}"
+    );
+}
