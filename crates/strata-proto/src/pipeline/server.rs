@@ -271,6 +271,8 @@ where
     // After the stop: the read count up to which everything had arrived
     // before it (our buffer holds the rest).
     let mut read_owed = 0u64;
+    // After the stop: bytes read past `read_owed`, dropped or answered.
+    let mut unowed = 0u64;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark();
     let service = &service;
@@ -473,7 +475,8 @@ where
                 // 3. Full: no more requests for now, but a peer that resets
                 //    while its requests run (and never read the answers)
                 //    must still free its connection. Keep reading, up to a
-                //    small bound, to see it; the bytes wait in the buffer.
+                //    small bound, to see it; the bytes wait in the buffer
+                //    (after a stop, only those owed).
                 if let Poll::Ready(Err(e)) = framed.poll_read_ahead(cx, READ_AHEAD_LIMIT) {
                     // As a read error from `poll_next` above.
                     match read_failed(proto, e.into(), &mut in_flight) {
@@ -484,6 +487,11 @@ where
                         }
                     }
                     progress = true;
+                }
+                if stop_seen {
+                    // Bytes past those owed were sent after the stop: they
+                    // were read only to see a reset, and are not requests.
+                    drop_unowed(&mut framed, read_owed, &mut unowed);
                 }
             }
             if progress {
@@ -686,6 +694,20 @@ fn deliver<P, E, T, F>(
             ConnectionError::Encode(Box::new(e)),
         );
     }
+}
+
+/// After a stop, at the in-flight bound: drops from the read buffer the
+/// bytes read past `owed` that are still there (`unowed` counts those
+/// already accounted for), so that reading on to see a reset does not
+/// queue requests sent after the stop.
+#[cold]
+#[inline(never)]
+fn drop_unowed<T, C>(framed: &mut Framed<Counted<T>, C>, owed: u64, unowed: &mut u64) {
+    let over = framed.get_ref().read().saturating_sub(owed + *unowed);
+    let buf = framed.read_buffer_mut();
+    let cut = usize::try_from(over).unwrap_or(usize::MAX).min(buf.len());
+    buf.truncate(buf.len() - cut);
+    *unowed += over;
 }
 
 /// After a stop, once everything owed is read: the next request already

@@ -1,0 +1,140 @@
+//! After a stop, a connection at its in-flight bound reads on only to see
+//! a reset: requests sent after the stop are not queued, and the bytes
+//! read stay within what is owed. Waits are hang guards only; assertions
+//! count bytes, never time.
+
+mod support;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use strata_proto::pipeline::serve_connection;
+use strata_service::Service;
+use support::{TestProto, cfg, deadline};
+
+/// 64-byte requests (TestProto's line limit is 64).
+const REQUEST: &[u8; 64] = b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+
+/// A peer that never stops sending whole requests (always ready); end of
+/// stream after `cap` bytes, a hang guard only.
+struct Firehose {
+    read: Arc<AtomicU64>,
+    cap: u64,
+}
+
+impl futures_io::AsyncRead for Firehose {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let done = self.read.load(Ordering::Relaxed);
+        if done >= self.cap {
+            return Poll::Ready(Ok(0));
+        }
+        let n = (buf.len() / REQUEST.len()) * REQUEST.len();
+        let n = n.min((self.cap - done) as usize);
+        for chunk in buf[..n].chunks_mut(REQUEST.len()) {
+            chunk.copy_from_slice(REQUEST);
+        }
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl futures_io::AsyncWrite for Firehose {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Echoes, but not at once: each call is `Pending` three times (waking itself),
+/// so that with `max_in_flight(1)` the connection sits at its in-flight
+/// bound after every request.
+#[derive(Clone)]
+struct YieldingEcho {
+    served: Arc<AtomicU64>,
+}
+
+impl Service<String> for YieldingEcho {
+    type Response = String;
+    type Error = std::io::Error;
+
+    async fn call(&self, req: String) -> Result<String, std::io::Error> {
+        let mut pendings = 0;
+        std::future::poll_fn(|cx| {
+            if pendings == 3 {
+                Poll::Ready(())
+            } else {
+                pendings += 1;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+        .await;
+        self.served.fetch_add(1, Ordering::Relaxed);
+        Ok(req)
+    }
+}
+
+/// `serve_connection`: after a stop, with no kernel to ask, it reads "at
+/// most 16 MiB more". A connection at its in-flight bound reads ahead
+/// (step 3, to see a reset); after the bytes owed, the new branch then
+/// decodes and answers what that read-ahead buffered, the bound is reached
+/// again, step 3 reads again... so a peer that keeps sending to a service
+/// that is not instant is read (and answered) without end.
+#[test]
+fn after_stop_at_the_in_flight_bound_reads_stop_at_what_is_owed() {
+    const LIMIT: u64 = 16 << 20;
+    const GUARD: u64 = 20 << 20;
+    let read = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
+    let (counted, svc) = (
+        read.clone(),
+        YieldingEcho {
+            served: served.clone(),
+        },
+    );
+    let result = deadline(600, move || {
+        let rt = support::memory::one_worker_runtime();
+        let task = rt.handle().spawn(async move {
+            let io = Firehose {
+                read: counted,
+                cap: GUARD,
+            };
+            serve_connection(
+                io,
+                &TestProto,
+                svc,
+                &cfg().max_in_flight(1),
+                std::future::ready(()),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        });
+        rt.block_on(task).expect("the connection task completes")
+    });
+    let total = read.load(Ordering::Relaxed);
+    let served = served.load(Ordering::Relaxed);
+    assert!(
+        total <= LIMIT + (1 << 20),
+        "after the stop, at its in-flight bound, serve_connection read {total} bytes \
+         ({} MiB) and answered {served} requests from a peer that never stops sending \
+         (documented: at most 16 MiB more); it stopped only at the test's end of stream \
+         at {} MiB (result: {result:?})",
+        total >> 20,
+        GUARD >> 20
+    );
+}
