@@ -167,7 +167,9 @@ enum Read {
 /// arrived and reads at least that much more; here, with no one to ask, a
 /// connection reads on while `io` has data, but at most 16 MiB more (a
 /// bound against a peer that never stops sending), before it stops
-/// reading.
+/// reading requests. (While requests still run at the
+/// [in-flight bound](ConnectionConfig::max_in_flight), it goes on reading
+/// and dropping what the peer sends after that, to notice a reset.)
 pub fn serve_connection<P, S, T, F>(
     io: T,
     proto: &P,
@@ -271,8 +273,6 @@ where
     // After the stop: the read count up to which everything had arrived
     // before it (our buffer holds the rest).
     let mut read_owed = 0u64;
-    // After the stop: bytes read past `read_owed`, dropped or answered.
-    let mut unowed = 0u64;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark();
     let service = &service;
@@ -475,9 +475,15 @@ where
                 // 3. Full: no more requests for now, but a peer that resets
                 //    while its requests run (and never read the answers)
                 //    must still free its connection. Keep reading, up to a
-                //    small bound, to see it; the bytes wait in the buffer
-                //    (after a stop, only those owed).
-                if let Poll::Ready(Err(e)) = framed.poll_read_ahead(cx, READ_AHEAD_LIMIT) {
+                //    small bound, to see it; the bytes wait in the buffer.
+                //    After a stop, past the bytes owed, what arrives was
+                //    sent after it: read only to see a reset, and drop it.
+                let ahead = if stop_seen && framed.get_ref().read() >= read_owed {
+                    poll_discard(framed.get_mut(), cx)
+                } else {
+                    framed.poll_read_ahead(cx, READ_AHEAD_LIMIT)
+                };
+                if let Poll::Ready(Err(e)) = ahead {
                     // As a read error from `poll_next` above.
                     match read_failed(proto, e.into(), &mut in_flight) {
                         ReadFailed::TornDown(end) => return Poll::Ready(Err(end)),
@@ -487,11 +493,6 @@ where
                         }
                     }
                     progress = true;
-                }
-                if stop_seen {
-                    // Bytes past those owed were sent after the stop: they
-                    // were read only to see a reset, and are not requests.
-                    drop_unowed(&mut framed, read_owed, &mut unowed);
                 }
             }
             if progress {
@@ -696,18 +697,31 @@ fn deliver<P, E, T, F>(
     }
 }
 
-/// After a stop, at the in-flight bound: drops from the read buffer the
-/// bytes read past `owed` that are still there (`unowed` counts those
-/// already accounted for), so that reading on to see a reset does not
-/// queue requests sent after the stop.
+/// Reads and drops what `io` has, up to `READ_AHEAD_LIMIT` bytes a call
+/// (then it yields, woken at once). After a stop, at the in-flight bound,
+/// past the bytes owed: only a reset matters, and the bytes never reach
+/// the frame buffer, where a cut request could pass for a whole one at
+/// the end of the stream. An end of stream is `Ok` (and changes nothing).
 #[cold]
 #[inline(never)]
-fn drop_unowed<T, C>(framed: &mut Framed<Counted<T>, C>, owed: u64, unowed: &mut u64) {
-    let over = framed.get_ref().read().saturating_sub(owed + *unowed);
-    let buf = framed.read_buffer_mut();
-    let cut = usize::try_from(over).unwrap_or(usize::MAX).min(buf.len());
-    buf.truncate(buf.len() - cut);
-    *unowed += over;
+fn poll_discard<T: AsyncRead + Unpin>(
+    io: &mut T,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<io::Result<()>> {
+    let mut scratch = [0u8; 1024];
+    let mut taken = 0;
+    while taken < READ_AHEAD_LIMIT {
+        match Pin::new(&mut *io).poll_read(cx, &mut scratch) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+            Poll::Ready(Ok(n)) => taken += n,
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    // No `Pending`, so no waker is registered with `io`: look again soon.
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 /// After a stop, once everything owed is read: the next request already
