@@ -1,7 +1,7 @@
 //! After a stop, a connection at its in-flight bound reads on only to see
-//! a reset: requests sent after the stop are not queued, and the bytes
-//! read stay within what is owed. Waits are hang guards only; assertions
-//! count bytes, never time.
+//! a reset: requests sent after the stop are not queued, and reading
+//! stays bounded. Waits are hang guards only; assertions count bytes,
+//! never time.
 
 mod support;
 

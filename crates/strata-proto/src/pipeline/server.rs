@@ -169,7 +169,8 @@ enum Read {
 /// bound against a peer that never stops sending), before it stops
 /// reading requests. (While requests still run at the
 /// [in-flight bound](ConnectionConfig::max_in_flight), it goes on reading
-/// and dropping what the peer sends after that, to notice a reset.)
+/// and dropping what the peer sends after that, up to 16 MiB more, to
+/// notice a reset.)
 pub fn serve_connection<P, S, T, F>(
     io: T,
     proto: &P,
@@ -476,12 +477,21 @@ where
                 //    while its requests run (and never read the answers)
                 //    must still free its connection. Keep reading, up to a
                 //    small bound, to see it; the bytes wait in the buffer.
-                //    After a stop, past the bytes owed, what arrives was
-                //    sent after it: read only to see a reset, and drop it.
-                let ahead = if stop_seen && framed.get_ref().read() >= read_owed {
+                //    After a stop, only up to the bytes owed; past them what
+                //    arrives was sent after it: read (up to a bound) only
+                //    to see a reset, and drop it.
+                let read_so_far = framed.get_ref().read();
+                let ahead = if !stop_seen {
+                    framed.poll_read_ahead(cx, READ_AHEAD_LIMIT)
+                } else if read_so_far < read_owed {
+                    let owed = usize::try_from(read_owed - read_so_far).unwrap_or(usize::MAX);
+                    let limit = framed.read_buffer().len().saturating_add(owed);
+                    framed.poll_read_ahead(cx, READ_AHEAD_LIMIT.min(limit))
+                } else if read_so_far - read_owed < STOP_READ_LIMIT {
                     poll_discard(framed.get_mut(), cx)
                 } else {
-                    framed.poll_read_ahead(cx, READ_AHEAD_LIMIT)
+                    // Enough dropped: wait for the requests still running.
+                    Poll::Ready(Ok(()))
                 };
                 if let Poll::Ready(Err(e)) = ahead {
                     // As a read error from `poll_next` above.
@@ -699,9 +709,11 @@ fn deliver<P, E, T, F>(
 
 /// Reads and drops what `io` has, up to `READ_AHEAD_LIMIT` bytes a call
 /// (then it yields, woken at once). After a stop, at the in-flight bound,
-/// past the bytes owed: only a reset matters, and the bytes never reach
-/// the frame buffer, where a cut request could pass for a whole one at
-/// the end of the stream. An end of stream is `Ok` (and changes nothing).
+/// past the bytes owed: only a reset matters (it is the one error
+/// returned), and the bytes never reach the frame buffer, where a cut
+/// request could pass for a whole one at the end of the stream. An end of
+/// stream or another error is `Ok` and changes nothing: what comes after
+/// the bytes owed is not a request, so it cannot be a bad one.
 #[cold]
 #[inline(never)]
 fn poll_discard<T: AsyncRead + Unpin>(
@@ -711,11 +723,13 @@ fn poll_discard<T: AsyncRead + Unpin>(
     let mut scratch = [0u8; 1024];
     let mut taken = 0;
     while taken < READ_AHEAD_LIMIT {
-        match Pin::new(&mut *io).poll_read(cx, &mut scratch) {
+        let room = scratch.len().min(READ_AHEAD_LIMIT - taken);
+        match Pin::new(&mut *io).poll_read(cx, &mut scratch[..room]) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
             Poll::Ready(Ok(n)) => taken += n,
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) if reset(e.kind()) => return Poll::Ready(Err(e)),
+            Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
             Poll::Pending => return Poll::Pending,
         }
     }
