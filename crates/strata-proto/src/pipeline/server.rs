@@ -486,7 +486,36 @@ where
                 } else if read_so_far < read_owed {
                     let owed = usize::try_from(read_owed - read_so_far).unwrap_or(usize::MAX);
                     let limit = framed.read_buffer().len().saturating_add(owed);
-                    framed.poll_read_ahead(cx, READ_AHEAD_LIMIT.min(limit))
+                    match framed.poll_read_ahead(cx, READ_AHEAD_LIMIT.min(limit)) {
+                        // Everything owed is read: go on reading (and
+                        // dropping) to see a reset; stopping here would
+                        // leave no waker with the transport.
+                        Poll::Ready(Ok(())) if framed.get_ref().read() >= read_owed => {
+                            poll_discard(framed.get_mut(), cx)
+                        }
+                        // As in step 2: drained once a read says `Pending`
+                        // after a fresh look at I/O (and not for want of
+                        // budget); what comes later was sent after the
+                        // stop, however much was owed.
+                        Poll::Pending if !strata_rt::coop::has_budget_remaining() => {
+                            cx.waker().wake_by_ref();
+                            Poll::Pending
+                        }
+                        Poll::Pending => {
+                            match stop_pending_in {
+                                Some(first) if first < polls => {
+                                    read_owed = framed.get_ref().read();
+                                }
+                                Some(_) => {}
+                                None => {
+                                    stop_pending_in = Some(polls);
+                                    cx.waker().wake_by_ref();
+                                }
+                            }
+                            Poll::Pending
+                        }
+                        other => other,
+                    }
                 } else if read_so_far - read_owed < STOP_READ_LIMIT {
                     poll_discard(framed.get_mut(), cx)
                 } else {
