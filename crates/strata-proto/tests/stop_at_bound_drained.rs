@@ -200,7 +200,11 @@ fn late_requests(max_in_flight: usize) -> (Vec<String>, String, Option<bool>) {
 #[test]
 fn control_with_room_in_flight_requests_sent_after_the_stop_are_not_answered() {
     let (called, written, result) = late_requests(2);
-    assert_eq!(called, ["wait 1"], "written: {written:?}, result {result:?}");
+    assert_eq!(
+        called,
+        ["wait 1"],
+        "written: {written:?}, result {result:?}"
+    );
     assert_eq!(written, "wait 1\n");
 }
 
