@@ -170,7 +170,13 @@ enum Read {
 /// reading requests. (While requests still run at the
 /// [in-flight bound](ConnectionConfig::max_in_flight), it goes on reading
 /// and dropping what the peer sends after that, up to 16 MiB more, to
-/// notice a reset.)
+/// notice a reset.) Without the kernel's count, "everything that had
+/// arrived" is judged by a read that finds nothing after the worker's
+/// next look at I/O. That look may not cover this transport: under
+/// `Runtime::block_on` there is none, and a look that returns as many
+/// events as the runtime's `event_capacity` may leave this one for the
+/// next. A request that arrived just before the stop can then go
+/// unanswered. `TcpServer` has the count and is not affected.
 pub fn serve_connection<P, S, T, F>(
     io: T,
     proto: &P,
@@ -274,6 +280,10 @@ where
     // After the stop: the read count up to which everything had arrived
     // before it (our buffer holds the rest).
     let mut read_owed = 0u64;
+    // Whether `read_owed` is the kernel's count (then every byte of it will
+    // be reported readable: a `Pending` before it is only the reactor not
+    // having said so yet) or a bound.
+    let mut owed_exact = false;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark();
     let service = &service;
@@ -297,7 +307,9 @@ where
         if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
             stop_seen = true;
             let io = framed.get_ref();
-            read_owed = io.read() + (queues.unread)(io.get_ref()).unwrap_or(STOP_READ_LIMIT);
+            let unread = (queues.unread)(io.get_ref());
+            owed_exact = unread.is_some();
+            read_owed = io.read() + unread.unwrap_or(STOP_READ_LIMIT);
         }
         // Not after the stop: the stop logic below takes a `Pending` read
         // for "drained", and a yield at the cap would pass for one, leaving
@@ -385,6 +397,10 @@ where
                         // read that finds nothing, and so spends the last
                         // one, wakes nobody.)
                         cx.waker().wake_by_ref();
+                    } else if owed_exact && framed.get_ref().read() < read_owed {
+                        // The kernel counted these bytes before the stop:
+                        // they will be reported readable (the read left its
+                        // waker), however long the reactor takes to look.
                     } else {
                         match stop_pending_in {
                             // Drained up to `WouldBlock` after a fresh look at
@@ -501,6 +517,8 @@ where
                             cx.waker().wake_by_ref();
                             Poll::Pending
                         }
+                        // Counted by the kernel: they will come (as in step 2).
+                        Poll::Pending if owed_exact => Poll::Pending,
                         Poll::Pending => {
                             match stop_pending_in {
                                 Some(first) if first < polls => {
