@@ -5,60 +5,17 @@
 
 mod support;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use strata_proto::pipeline::serve_connection;
 use strata_service::Service;
+use support::firehose::Firehose;
 use support::{TestProto, cfg, deadline};
 
 /// 64-byte requests (TestProto's line limit is 64).
 const REQUEST: &[u8; 64] = b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
-
-/// A peer that never stops sending whole requests (always ready); end of
-/// stream after `cap` bytes, a hang guard only.
-struct Firehose {
-    read: Arc<AtomicU64>,
-    cap: u64,
-}
-
-impl futures_io::AsyncRead for Firehose {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let done = self.read.load(Ordering::Relaxed);
-        if done >= self.cap {
-            return Poll::Ready(Ok(0));
-        }
-        let n = (buf.len() / REQUEST.len()) * REQUEST.len();
-        let n = n.min((self.cap - done) as usize);
-        for chunk in buf[..n].chunks_mut(REQUEST.len()) {
-            chunk.copy_from_slice(REQUEST);
-        }
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl futures_io::AsyncWrite for Firehose {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// Echoes, but not at once: each call is `Pending` three times (waking itself),
 /// so that with `max_in_flight(1)` the connection sits at its in-flight
@@ -99,21 +56,14 @@ impl Service<String> for YieldingEcho {
 fn after_stop_at_the_in_flight_bound_reads_stop_at_what_is_owed() {
     const LIMIT: u64 = 16 << 20;
     const GUARD: u64 = 20 << 20;
-    let read = Arc::new(AtomicU64::new(0));
+    let (io, read) = Firehose::new(REQUEST, GUARD);
     let served = Arc::new(AtomicU64::new(0));
-    let (counted, svc) = (
-        read.clone(),
-        YieldingEcho {
-            served: served.clone(),
-        },
-    );
+    let svc = YieldingEcho {
+        served: served.clone(),
+    };
     let result = deadline(600, move || {
         let rt = support::memory::one_worker_runtime();
         let task = rt.handle().spawn(async move {
-            let io = Firehose {
-                read: counted,
-                cap: GUARD,
-            };
             serve_connection(
                 io,
                 &TestProto,

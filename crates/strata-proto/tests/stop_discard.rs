@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use strata_proto::TcpServer;
 use strata_proto::pipeline::serve_connection;
 use strata_service::Service;
+use support::firehose::Firehose;
 use support::{Client, TestProto, cfg, deadline};
 
 /// `STOP_READ_LIMIT`: with a transport that cannot tell what it holds and
@@ -372,52 +373,6 @@ fn over_tcp_a_flood_at_the_bound_after_the_stop_neither_blocks_others_nor_the_sh
     });
 }
 
-/// A peer that never stops sending (always ready); end of stream after
-/// `cap` bytes, a hang guard only.
-struct Endless {
-    read: Arc<AtomicU64>,
-    cap: u64,
-}
-
-impl futures_io::AsyncRead for Endless {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let done = self.read.load(Ordering::Relaxed);
-        if done >= self.cap {
-            return Poll::Ready(Ok(0));
-        }
-        let n = (buf.len() as u64).min(self.cap - done) as usize;
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = if (done as usize + i) % 64 == 63 {
-                b'\n'
-            } else {
-                b'x'
-            };
-        }
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl futures_io::AsyncWrite for Endless {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// Echoes at once, but never finishes a request called once everything
 /// owed has been read.
 #[derive(Clone)]
@@ -441,19 +396,17 @@ impl Service<String> for HangAfterOwed {
 /// a poll without end; `serve_connection` has no shutdown timeout of its
 /// own). The assertion is that it stops reading on its own (before the
 /// hang guard's end of stream at 256 MiB).
+const LINE_OF_X: &[u8] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+
 #[test]
 fn serve_connection_after_a_stop_at_the_bound_stops_reading_an_endless_peer() {
     const CAP: u64 = 256 << 20;
-    let read = Arc::new(AtomicU64::new(0));
-    let counted = read.clone();
+    // 64-byte lines: 63 `x` and a newline.
+    let (io, read) = Firehose::new(LINE_OF_X, CAP);
     let svc = HangAfterOwed(read.clone());
     let result = deadline(120, move || {
         let rt = support::memory::one_worker_runtime();
         let task = rt.handle().spawn(async move {
-            let io = Endless {
-                read: counted,
-                cap: CAP,
-            };
             let config = cfg().max_in_flight(1);
             let serve = serve_connection(io, &TestProto, svc, &config, std::future::ready(()));
             // Hang guard only.
