@@ -32,6 +32,7 @@
 
 mod in_flight;
 mod server;
+mod stop;
 mod written;
 
 pub(crate) use server::serve_tcp_connection;

@@ -31,6 +31,7 @@ use strata_codec::Framed;
 use strata_service::{BoxError, Service};
 
 use super::in_flight::{InFlight, Outcome, Panicked};
+use super::stop::StopRead;
 use super::written::Counted;
 use super::{DecodeError, ErrorAction, ServerProto};
 use crate::config::ConnectionConfig;
@@ -271,19 +272,10 @@ where
     // Buffers are freed by the idle timer below, not after every batch.
     framed.set_release_idle_buffers(false);
     let mut stop = std::pin::pin!(stop);
-    let mut stop_seen = false;
-    // Polls of this connection so far, and (after the stop) the poll in
-    // which a read first said `Pending`: the task woke itself then, to
-    // read once more in a later poll, after the worker's next look at I/O.
+    // After the stop: what is owed, and when reading is done.
+    let mut stopped: Option<StopRead> = None;
+    // Polls of this connection so far.
     let mut polls: u64 = 0;
-    let mut stop_pending_in: Option<u64> = None;
-    // After the stop: the read count up to which everything had arrived
-    // before it (our buffer holds the rest).
-    let mut read_owed = 0u64;
-    // Whether `read_owed` is the kernel's count (then every byte of it will
-    // be reported readable: a `Pending` before it is only the reactor not
-    // having said so yet) or a bound.
-    let mut owed_exact = false;
     let max_in_flight = config.max_in_flight.max(1);
     let high_water_mark = framed.high_water_mark();
     let service = &service;
@@ -304,18 +296,16 @@ where
         // Graceful stop: answer every complete request received so far, in
         // our buffer or the kernel's, then read no more. Checked once per
         // wake-up; its waker stays registered.
-        if read == Read::Open && !stop_seen && stop.as_mut().poll(cx).is_ready() {
-            stop_seen = true;
+        if read == Read::Open && stopped.is_none() && stop.as_mut().poll(cx).is_ready() {
             let io = framed.get_ref();
             let unread = (queues.unread)(io.get_ref());
-            owed_exact = unread.is_some();
-            read_owed = io.read() + unread.unwrap_or(STOP_READ_LIMIT);
+            stopped = Some(StopRead::new(io.read(), unread, STOP_READ_LIMIT));
         }
         // Not after the stop: the stop logic below takes a `Pending` read
         // for "drained", and a yield at the cap would pass for one, leaving
         // requests received before the stop unanswered. (The I/O budget
         // still bounds what a peer that keeps sending adds meanwhile.)
-        let cap = if stop_seen {
+        let cap = if stopped.is_some() {
             usize::MAX
         } else {
             MAX_REQUESTS_PER_POLL
@@ -368,7 +358,10 @@ where
                         cx.waker().wake_by_ref();
                     }
                     Poll::Pending
-                } else if stop_seen && framed.get_ref().read() >= read_owed {
+                } else if stopped
+                    .as_ref()
+                    .is_some_and(|s| framed.get_ref().read() >= s.owed())
+                {
                     // Everything owed since the stop is read: answer what
                     // is buffered, read no more. (Only a `Pending` read
                     // would stop reading otherwise, and a transport that
@@ -386,49 +379,17 @@ where
                 };
                 if read == Read::Stopped {
                     // Just stopped, above.
-                } else if stop_seen && next.is_pending() {
-                    if !strata_rt::coop::has_budget_remaining()
-                        && framed.get_ref().read() < read_owed
-                    {
-                        // The task's I/O budget, not the socket, said
-                        // `Pending`, with bytes received before the stop
-                        // still unread: read on in the next poll. (Woken
-                        // here too: a transport that spends a unit on a
-                        // read that finds nothing, and so spends the last
-                        // one, wakes nobody.)
-                        cx.waker().wake_by_ref();
-                    } else if owed_exact && framed.get_ref().read() < read_owed {
-                        // The kernel counted these bytes before the stop:
-                        // they will be reported readable (the read left its
-                        // waker), however long the reactor takes to look.
-                    } else {
-                        match stop_pending_in {
-                            // Drained up to `WouldBlock` after a fresh look at
-                            // I/O: whatever comes later was sent after shutdown
-                            // began.
-                            Some(first) if first < polls => {
-                                read = Read::Stopped;
-                                progress = true;
-                            }
-                            // This poll asked for a fresh look already (its
-                            // loop came round again): wait for it.
-                            Some(_) => {}
-                            // Not proof of `WouldBlock`: the worker may not
-                            // have polled for I/O since bytes arrived, and the
-                            // I/O budget or the deferred read also say
-                            // `Pending`. Look again once it has.
-                            None => {
-                                stop_pending_in = Some(polls);
-                                cx.waker().wake_by_ref();
-                            }
+                } else if let Some(s) = stopped.as_mut() {
+                    // A `Pending` comes before the bytes owed (at them, the
+                    // branch above reads no more).
+                    if next.is_pending() {
+                        if s.drained(polls, cx) {
+                            read = Read::Stopped;
+                            progress = true;
                         }
+                    } else {
+                        s.read_more(polls);
                     }
-                } else if next.is_ready() && stop_pending_in.is_some_and(|first| first == polls) {
-                    // More to read in the poll that asked for the fresh
-                    // look: that look is still to come. (Once it came, the
-                    // next `Pending` stops reading however much a peer
-                    // that keeps sending adds meanwhile.)
-                    stop_pending_in = None;
                 }
                 match next {
                     Poll::Ready(Some(first)) => {
@@ -493,52 +454,10 @@ where
                 //    while its requests run (and never read the answers)
                 //    must still free its connection. Keep reading, up to a
                 //    small bound, to see it; the bytes wait in the buffer.
-                //    After a stop, only up to the bytes owed; past them what
-                //    arrives was sent after it: read (up to a bound) only
-                //    to see a reset, and drop it.
-                let read_so_far = framed.get_ref().read();
-                let ahead = if !stop_seen {
-                    framed.poll_read_ahead(cx, READ_AHEAD_LIMIT)
-                } else if read_so_far < read_owed {
-                    let owed = usize::try_from(read_owed - read_so_far).unwrap_or(usize::MAX);
-                    let limit = framed.read_buffer().len().saturating_add(owed);
-                    match framed.poll_read_ahead(cx, READ_AHEAD_LIMIT.min(limit)) {
-                        // Everything owed is read: go on reading (and
-                        // dropping) to see a reset; stopping here would
-                        // leave no waker with the transport.
-                        Poll::Ready(Ok(())) if framed.get_ref().read() >= read_owed => {
-                            poll_discard(framed.get_mut(), cx)
-                        }
-                        // As in step 2: drained once a read says `Pending`
-                        // after a fresh look at I/O (and not for want of
-                        // budget); what comes later was sent after the
-                        // stop, however much was owed.
-                        Poll::Pending if !strata_rt::coop::has_budget_remaining() => {
-                            cx.waker().wake_by_ref();
-                            Poll::Pending
-                        }
-                        // Counted by the kernel: they will come (as in step 2).
-                        Poll::Pending if owed_exact => Poll::Pending,
-                        Poll::Pending => {
-                            match stop_pending_in {
-                                Some(first) if first < polls => {
-                                    read_owed = framed.get_ref().read();
-                                }
-                                Some(_) => {}
-                                None => {
-                                    stop_pending_in = Some(polls);
-                                    cx.waker().wake_by_ref();
-                                }
-                            }
-                            Poll::Pending
-                        }
-                        other => other,
-                    }
-                } else if read_so_far - read_owed < STOP_READ_LIMIT {
-                    poll_discard(framed.get_mut(), cx)
-                } else {
-                    // Enough dropped: wait for the requests still running.
-                    Poll::Ready(Ok(()))
+                //    After a stop, see `poll_read_ahead_stopped`.
+                let ahead = match stopped.as_mut() {
+                    None => framed.poll_read_ahead(cx, READ_AHEAD_LIMIT),
+                    Some(s) => poll_read_ahead_stopped(&mut framed, s, polls, cx),
                 };
                 if let Poll::Ready(Err(e)) = ahead {
                     // As a read error from `poll_next` above.
@@ -751,6 +670,47 @@ fn deliver<P, E, T, F>(
             outcome,
             ConnectionError::Encode(Box::new(e)),
         );
+    }
+}
+
+/// Step 3's read-ahead after a stop: up to the bytes owed; past them, what
+/// arrives was sent after it: read (up to a bound) only to see a reset,
+/// and drop it.
+#[cold]
+#[inline(never)]
+fn poll_read_ahead_stopped<T, C>(
+    framed: &mut Framed<Counted<T>, C>,
+    stopped: &mut StopRead,
+    polls: u64,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<io::Result<()>>
+where
+    T: AsyncRead + Unpin,
+{
+    let read = framed.get_ref().read();
+    if read < stopped.owed() {
+        let owed = usize::try_from(stopped.owed() - read).unwrap_or(usize::MAX);
+        let limit = framed.read_buffer().len().saturating_add(owed);
+        match framed.poll_read_ahead(cx, READ_AHEAD_LIMIT.min(limit)) {
+            // Everything owed is read: go on to see a reset (stopping here
+            // would leave no waker with the transport).
+            Poll::Ready(Ok(())) if framed.get_ref().read() >= stopped.owed() => {}
+            Poll::Pending => {
+                // As in step 2; once drained, what comes was sent after
+                // the stop, however much was owed.
+                if stopped.drained(polls, cx) {
+                    stopped.settle(framed.get_ref().read());
+                }
+                return Poll::Pending;
+            }
+            other => return other,
+        }
+    }
+    if framed.get_ref().read() - stopped.owed() < STOP_READ_LIMIT {
+        poll_discard(framed.get_mut(), cx)
+    } else {
+        // Enough dropped: wait for the requests still running.
+        Poll::Ready(Ok(()))
     }
 }
 
