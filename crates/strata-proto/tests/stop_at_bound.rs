@@ -7,12 +7,11 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 
 use strata_proto::pipeline::serve_connection;
 use strata_service::Service;
 use support::firehose::Firehose;
-use support::{TestProto, cfg, deadline};
+use support::{TestProto, cfg, deadline, not_instant};
 
 /// 64-byte requests (TestProto's line limit is 64).
 const REQUEST: &[u8; 64] = b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
@@ -30,17 +29,7 @@ impl Service<String> for YieldingEcho {
     type Error = std::io::Error;
 
     async fn call(&self, req: String) -> Result<String, std::io::Error> {
-        let mut pendings = 0;
-        std::future::poll_fn(|cx| {
-            if pendings == 3 {
-                Poll::Ready(())
-            } else {
-                pendings += 1;
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await;
+        not_instant().await;
         self.served.fetch_add(1, Ordering::Relaxed);
         Ok(req)
     }

@@ -15,7 +15,7 @@ use bytes::{BufMut, BytesMut};
 use strata_codec::LengthDelimitedCodec;
 use strata_proto::pipeline::{ServerProto, serve_connection};
 use strata_service::Service;
-use support::{TestProto, cfg, deadline};
+use support::{TestProto, cfg, deadline, line, not_instant};
 
 /// What a transport with no kernel to ask owes after a stop
 /// (`STOP_READ_LIMIT`): the stop fires at once, so `read_owed` is this.
@@ -58,22 +58,6 @@ impl futures_io::AsyncWrite for Script {
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-/// Pending three times (waking itself) before it answers, so that with
-/// `max_in_flight(1)` the connection sits at its bound after each request.
-async fn not_instant() {
-    let mut pendings = 0;
-    std::future::poll_fn(|cx| {
-        if pendings == 3 {
-            Poll::Ready(())
-        } else {
-            pendings += 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Echoes (not at once) and records every request that is not one of
@@ -130,13 +114,6 @@ where
     });
     let odd = odd.lock().unwrap().clone();
     (result, odd)
-}
-
-fn line(prefix: &str, fill: u8, len: usize) -> Vec<u8> {
-    let mut l = prefix.as_bytes().to_vec();
-    l.resize(len - 1, fill);
-    l.push(b'\n');
-    l
 }
 
 /// LinesCodec: the peer sends whole lines, the last one straddling what is

@@ -18,26 +18,11 @@ use strata_proto::TcpServer;
 use strata_proto::pipeline::serve_connection;
 use strata_service::Service;
 use support::firehose::Firehose;
-use support::{Client, TestProto, cfg, deadline};
+use support::{Client, TestProto, cfg, deadline, line, not_instant};
 
 /// `STOP_READ_LIMIT`: with a transport that cannot tell what it holds and
 /// a stop that fires at once, the bytes owed are exactly this.
 const OWED: usize = 16 << 20;
-
-/// Pending three times (waking itself) before it is done.
-async fn not_instant() {
-    let mut pendings = 0;
-    std::future::poll_fn(|cx| {
-        if pendings == 3 {
-            Poll::Ready(())
-        } else {
-            pendings += 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
 
 /// A peer that has sent `data` (always ready, reads filled as far as
 /// asked); after it, `end`: end of stream (`None`) or this error.
@@ -100,13 +85,6 @@ impl futures_io::AsyncWrite for Script {
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-fn line(prefix: &str, fill: u8, len: usize) -> Vec<u8> {
-    let mut l = prefix.as_bytes().to_vec();
-    l.resize(len - 1, fill);
-    l.push(b'\n');
-    l
 }
 
 /// Echo that is never instant; records empty requests.

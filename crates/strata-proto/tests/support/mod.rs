@@ -288,3 +288,28 @@ impl Flag {
         .await
     }
 }
+
+/// Pending three times (waking itself) before it is done: a service that
+/// awaits it is never instant, so that with `max_in_flight(1)` a
+/// connection sits at its in-flight bound after each request.
+pub async fn not_instant() {
+    let mut pendings = 0;
+    std::future::poll_fn(|cx| {
+        if pendings == 3 {
+            std::task::Poll::Ready(())
+        } else {
+            pendings += 1;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A request line of `len` bytes with its newline: `prefix`, then `fill`.
+pub fn line(prefix: &str, fill: u8, len: usize) -> Vec<u8> {
+    let mut l = prefix.as_bytes().to_vec();
+    l.resize(len - 1, fill);
+    l.push(b'\n');
+    l
+}
