@@ -114,7 +114,11 @@ use crate::{Decoder, Encoder};
 /// no heap memory of its own. Call
 /// [`set_release_idle_buffers(false)`](Self::set_release_idle_buffers) to
 /// keep the buffers instead, which saves an allocation per read and per
-/// flush on busy connections at the cost of holding their memory.
+/// flush on busy connections at the cost of holding their memory. Large
+/// buffers (256 KiB or more) are still freed as above, and a few bytes
+/// left after a large frame still move to a buffer of their own: a busy
+/// connection may never go idle, and one large frame should not pin its
+/// memory for the rest of the connection's life.
 ///
 /// # Splitting
 ///

@@ -48,7 +48,7 @@
 //! is freed; the write buffer is freed after a complete flush. So an idle
 //! connection holds no buffer memory at all. Both releases can be turned
 //! off with `set_release_idle_buffers(false)`, trading memory for fewer
-//! allocations.
+//! allocations; buffers of `LARGE_BUFFER` or more are released either way.
 
 use std::io;
 use std::pin::Pin;
@@ -68,8 +68,9 @@ pub(crate) const DEFAULT_READ_WINDOW: usize = 4 * 1024;
 /// Largest read window; reads that keep filling the window grow it to this.
 const MAX_READ_WINDOW: usize = 64 * 1024;
 
-/// A read buffer this large that becomes empty is freed even while busy,
-/// so one big frame does not leave a big buffer behind.
+/// A buffer this large that becomes empty is freed even while busy, and
+/// even with idle releases off, so one big frame does not leave a big
+/// buffer behind.
 const LARGE_BUFFER: usize = 256 * 1024;
 
 /// Fewer bytes than this left waiting in a large buffer are moved to a
@@ -278,10 +279,8 @@ impl ReadState {
             self.buffer.truncate(filled + n);
             match result {
                 Poll::Pending => {
-                    if self.release_idle {
-                        // As `poll_read` does.
-                        self.release_while_waiting();
-                    }
+                    // As `poll_read` does.
+                    self.release_while_waiting();
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(0)) => self.phase = ReadPhase::Draining,
@@ -305,10 +304,9 @@ impl ReadState {
     /// After a frame was taken: free the buffer if it is empty and large.
     #[inline]
     fn after_frame(&mut self) {
-        if self.release_idle
-            && self.buffer.is_empty()
-            && self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER
-        {
+        // Not tied to `release_idle`: that keeps small buffers for reuse,
+        // and a busy connection may never be idle.
+        if self.buffer.is_empty() && self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER {
             self.buffer = BytesMut::new();
             self.peak = 0;
         }
@@ -372,9 +370,7 @@ impl ReadState {
         };
         match result {
             Poll::Pending => {
-                if self.release_idle {
-                    self.release_while_waiting();
-                }
+                self.release_while_waiting();
                 Poll::Pending
             }
             Poll::Ready(Ok(n)) => {
@@ -391,9 +387,13 @@ impl ReadState {
     /// few bytes left after a large frame (the start of the next one):
     /// keep them in a buffer of their size, not in the large frame's
     /// allocation, which the buffer would otherwise reuse while it waits.
+    ///
+    /// With idle releases off only a large buffer is released.
     fn release_while_waiting(&mut self) {
         if self.buffer.is_empty() {
-            if self.buffer.capacity() > 0 {
+            if self.buffer.capacity() > 0
+                && (self.release_idle || self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER)
+            {
                 self.buffer = BytesMut::new();
                 self.peak = 0;
             }
@@ -524,7 +524,8 @@ impl WriteState {
             ready!(self.poll_write_once(io, cx))?;
         }
         ready!(Pin::new(&mut *io).poll_flush(cx))?;
-        if self.release_idle && self.buffer.capacity() > 0 {
+        let capacity = self.buffer.capacity();
+        if capacity > 0 && (self.release_idle || capacity >= LARGE_BUFFER) {
             self.buffer = BytesMut::new();
         }
         Poll::Ready(Ok(()))

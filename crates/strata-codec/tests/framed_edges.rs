@@ -102,6 +102,19 @@ impl futures_io::AsyncRead for BigThenSmall {
 /// while the connection stayed busy.
 #[test]
 fn large_line_buffer_is_released_once_emptied_while_busy() {
+    large_line_buffer_released(true);
+}
+
+/// The same with idle releases turned off, as the pipelined server does
+/// (it frees small buffers on its idle timer instead): a busy connection
+/// never goes idle, so one large line must not pin its allocation for the
+/// rest of the connection's life. Only small buffers are kept.
+#[test]
+fn large_line_buffer_is_released_even_with_idle_releases_off() {
+    large_line_buffer_released(false);
+}
+
+fn large_line_buffer_released(release_idle: bool) {
     let len = 400_000;
     // Warm the thread-local scratch buffer so it is not counted.
     let mut warm = FramedRead::new(Mock::new().read(vec![b'z'; 70_000]), LinesCodec::new());
@@ -112,6 +125,7 @@ fn large_line_buffer_is_released_once_emptied_while_busy() {
         BigThenSmall { big: len, pos: 0 },
         LinesCodec::with_max_length(1 << 20),
     );
+    framed.set_release_idle_buffers(release_idle);
     let line = block_on(framed.next()).unwrap().unwrap();
     assert_eq!(line.len(), len);
     drop(line);
@@ -121,8 +135,8 @@ fn large_line_buffer_is_released_once_emptied_while_busy() {
     let held = live() - before;
     assert!(
         held < 256 * 1024,
-        "after one 400 kB line, the busy FramedRead still holds {held} heap bytes \
-         (read_buffer().capacity() = {})",
+        "after one 400 kB line, the busy FramedRead (idle releases {release_idle}) \
+         still holds {held} heap bytes (read_buffer().capacity() = {})",
         framed.read_buffer().capacity()
     );
 }

@@ -134,12 +134,16 @@ fn close_flushes_then_closes() {
     assert!(framed.get_ref().closed);
 }
 
-fn big_item_flushed(release: bool) -> FramedWrite<Mock, BytesCodec> {
+fn item_flushed(release: bool, size: usize) -> FramedWrite<Mock, BytesCodec> {
     let mut framed = FramedWrite::new(Mock::new(), BytesCodec::new());
     framed.set_release_idle_buffers(release);
-    block_on(framed.send(vec![9u8; 100 * 1024])).unwrap();
-    assert_eq!(framed.get_ref().written.len(), 100 * 1024);
+    block_on(framed.send(vec![9u8; size])).unwrap();
+    assert_eq!(framed.get_ref().written.len(), size);
     framed
+}
+
+fn big_item_flushed(release: bool) -> FramedWrite<Mock, BytesCodec> {
+    item_flushed(release, 100 * 1024)
 }
 
 #[test]
@@ -150,6 +154,13 @@ fn write_buffer_is_released_after_a_complete_flush() {
 #[test]
 fn write_buffer_is_kept_when_release_is_off() {
     assert!(big_item_flushed(false).write_buffer().capacity() > 0);
+}
+
+/// With releases off only small buffers are kept for reuse: one large
+/// response must not pin its allocation on a connection that stays busy.
+#[test]
+fn large_write_buffer_is_released_even_when_release_is_off() {
+    assert_eq!(item_flushed(false, 1 << 20).write_buffer().capacity(), 0);
 }
 
 #[test]

@@ -101,6 +101,17 @@ impl futures_io::AsyncRead for BigFrameThenQuiet {
 /// moves such a small remainder into a buffer of its own.
 #[test]
 fn idle_connection_does_not_keep_a_large_frames_allocation() {
+    large_frames_allocation_released_while_waiting(true);
+}
+
+/// The same with idle releases off (the pipelined server's setting): only
+/// small buffers are kept for reuse, never a large frame's.
+#[test]
+fn large_frames_allocation_is_released_while_waiting_with_idle_releases_off() {
+    large_frames_allocation_released_while_waiting(false);
+}
+
+fn large_frames_allocation_released_while_waiting(release_idle: bool) {
     // Warm up the thread-local scratch buffer and block_on's own state.
     let mut warm = FramedRead::new(
         Mock::new().read(b"\x00\x00\x00\x03abc"),
@@ -121,6 +132,7 @@ fn idle_connection_does_not_keep_a_large_frames_allocation() {
             .max_frame_length(2 << 20)
             .build(),
     );
+    framed.set_release_idle_buffers(release_idle);
     let frame = block_on(framed.next()).unwrap().unwrap();
     assert_eq!(frame.len(), body);
     drop(frame); // the application is done with it
@@ -133,7 +145,8 @@ fn idle_connection_does_not_keep_a_large_frames_allocation() {
     let held = live() - before;
     assert!(
         held < 256 * 1024,
-        "an idle FramedRead with 1 byte buffered still holds {held} heap bytes \
+        "an idle FramedRead (idle releases {release_idle}) with 1 byte buffered \
+         still holds {held} heap bytes \
          after a {body}-byte frame was decoded and dropped"
     );
 }
