@@ -149,10 +149,15 @@ impl ConnTimer {
         if let Some(t) = timeout
             && now >= t
         {
+            // (Only a timeout that is set gives a deadline that passes.)
             return Err(TimerEvent::Expired(if idle {
-                ConnectionError::IdleTimeout
+                ConnectionError::IdleTimeout {
+                    timeout: self.idle.unwrap_or_default(),
+                }
             } else {
-                ConnectionError::ReadTimeout
+                ConnectionError::ReadTimeout {
+                    timeout: self.read.unwrap_or_default(),
+                }
             }));
         }
         Ok((timeout, release))
@@ -371,7 +376,9 @@ impl WriteWatch {
         }
         let deadline = self.since.checked_add(timeout);
         if deadline.is_some_and(|d| now >= d) {
-            return Err(TimerEvent::Expired(ConnectionError::WriteTimeout));
+            return Err(TimerEvent::Expired(ConnectionError::WriteTimeout {
+                timeout,
+            }));
         }
         Ok(earliest(
             deadline,

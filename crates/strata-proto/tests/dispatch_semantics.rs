@@ -356,7 +356,10 @@ fn unix_idle_timeout_and_graceful_stop() {
             },
             None,
         );
-        assert_eq!((res.as_str(), got.as_str()), ("IdleTimeout", ""));
+        assert_eq!(
+            (res.as_str(), got.as_str()),
+            ("IdleTimeout { timeout: 200ms }", "")
+        );
         let (res, got) = unix_serve(
             no_timeouts(),
             |mut c| {

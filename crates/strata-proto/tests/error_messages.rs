@@ -4,6 +4,7 @@
 mod support;
 
 use std::io;
+use std::time::Duration;
 
 use strata_codec::LinesCodecError;
 use strata_proto::ConnectionConfig;
@@ -59,4 +60,30 @@ fn io_variant_around_a_codec_io_error_says_io_error_once() {
         1,
         "{msg:?}"
     );
+}
+
+/// A timeout error names the timeout that passed, so a log line says
+/// which setting to look at and what it was.
+#[test]
+fn timeout_errors_name_their_duration() {
+    let err = run(
+        |_| {},
+        no_timeouts().idle_timeout(Some(Duration::from_millis(150))),
+    )
+    .expect_err("the quiet connection timed out");
+    assert_eq!(err.to_string(), "idle timeout: no request for 150ms");
+
+    let timeout = Duration::from_millis(2500);
+    for (err, want) in [
+        (
+            ConnectionError::ReadTimeout { timeout },
+            "request not completed within the read timeout of 2.5s",
+        ),
+        (
+            ConnectionError::WriteTimeout { timeout },
+            "the peer took no response bytes within the write timeout of 2.5s",
+        ),
+    ] {
+        assert_eq!(err.to_string(), want);
+    }
 }

@@ -22,6 +22,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -55,13 +56,22 @@ pub enum ConnectionError {
     /// closed. Holds the panic's message.
     Panicked(String),
     /// The connection sat idle past the idle timeout.
-    IdleTimeout,
+    IdleTimeout {
+        /// The idle timeout that passed.
+        timeout: Duration,
+    },
     /// A request started arriving but was not complete within the read
     /// timeout (a slow or stalled peer).
-    ReadTimeout,
+    ReadTimeout {
+        /// The read timeout that passed.
+        timeout: Duration,
+    },
     /// Responses waited to be written and the peer took none of their
     /// bytes within the write timeout (it stopped reading).
-    WriteTimeout,
+    WriteTimeout {
+        /// The write timeout that passed.
+        timeout: Duration,
+    },
 }
 
 impl ConnectionError {
@@ -114,13 +124,17 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Encode(e) => write!(f, "cannot encode response: {e}"),
             ConnectionError::Service(e) => write!(f, "service error: {e}"),
             ConnectionError::Panicked(msg) => write!(f, "request handler panicked: {msg}"),
-            ConnectionError::IdleTimeout => f.write_str("idle timeout"),
-            ConnectionError::ReadTimeout => {
-                f.write_str("request not completed within the read timeout")
+            ConnectionError::IdleTimeout { timeout } => {
+                write!(f, "idle timeout: no request for {timeout:?}")
             }
-            ConnectionError::WriteTimeout => {
-                f.write_str("the peer took no response bytes within the write timeout")
-            }
+            ConnectionError::ReadTimeout { timeout } => write!(
+                f,
+                "request not completed within the read timeout of {timeout:?}"
+            ),
+            ConnectionError::WriteTimeout { timeout } => write!(
+                f,
+                "the peer took no response bytes within the write timeout of {timeout:?}"
+            ),
         }
     }
 }
