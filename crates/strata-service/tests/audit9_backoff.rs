@@ -40,8 +40,8 @@ fn a_constant_never_backoff_with_jitter_does_not_panic() {
 /// caller's future.
 #[test]
 fn retry_with_a_never_backoff_backs_off_instead_of_panicking() {
-    use std::pin::pin;
     use std::future::Future;
+    use std::pin::pin;
     use std::task::Context;
 
     use strata_service::clock::ManualClock;
@@ -56,7 +56,9 @@ fn retry_with_a_never_backoff_backs_off_instead_of_panicking() {
     let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut call = pin!(svc.call(1));
         let waker = futures_util::task::noop_waker();
-        call.as_mut().poll(&mut Context::from_waker(&waker)).is_pending()
+        call.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
     }));
     assert!(
         matches!(polled, Ok(true)),

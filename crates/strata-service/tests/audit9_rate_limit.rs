@@ -31,7 +31,10 @@ fn timed_out_waiters_do_not_starve_the_service_under_twofold_overload() {
     let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
     let inner = Scripted::new(clock.clone());
     let svc = ServiceBuilder::new()
-        .layer(TimeoutLayer::with_clock(Duration::from_secs(1), clock.clone()))
+        .layer(TimeoutLayer::with_clock(
+            Duration::from_secs(1),
+            clock.clone(),
+        ))
         .layer(RateLimitLayer::with_bucket(bucket))
         .service(inner.clone());
 
