@@ -92,7 +92,10 @@ impl Backoff {
         if self.jitter == 0.0 || ceiling.is_zero() {
             return ceiling;
         }
-        ceiling.mul_f64(1.0 - self.jitter * random_unit())
+        // `mul_f64` panics when the product rounds past `Duration::MAX`,
+        // which a ceiling of `Duration::MAX` and a factor of 1.0 do.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * (1.0 - self.jitter * random_unit()))
+            .map_or(ceiling, |d| d.min(ceiling))
     }
 }
 

@@ -84,11 +84,11 @@ fn a_waiter_that_gives_up_returns_its_token() {
     assert!(bucket.try_take(), "the reserved token came back");
 }
 
-/// A waiter that gives up after others booked behind it does not hand its
-/// slot to a newcomer: that slot's time is already the next waiter's, and
-/// two calls would then go at once.
+/// A waiter that gives up after others booked behind it leaves a hole:
+/// the next waiting call takes that slot (its time, not the next
+/// waiter's), so no slot holds two calls and none is lost.
 #[test]
-fn a_waiter_that_gives_up_behind_others_never_doubles_a_slot() {
+fn a_waiter_that_gives_up_behind_others_leaves_its_slot_to_the_next() {
     let clock = ManualClock::new();
     let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
     let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
@@ -98,14 +98,40 @@ fn a_waiter_that_gives_up_behind_others_never_doubles_a_slot() {
     assert!(poll_once(a.as_mut()).is_pending());
     assert!(poll_once(b.as_mut()).is_pending());
     drop(a);
-    let mut c = Box::pin(svc.call(Step::Ok(3)));
+    let mut c = Box::pin(svc.call(Step::Ok(3))); // a's slot: 100 ms
+    let mut d = Box::pin(svc.call(Step::Ok(4))); // after b: 300 ms
     assert!(poll_once(c.as_mut()).is_pending());
-    clock.advance(2 * TENTH);
+    assert!(poll_once(d.as_mut()).is_pending());
+    clock.advance(TENTH);
+    assert!(matches!(poll_once(c.as_mut()), Poll::Ready(Ok(3))));
+    assert!(poll_once(b.as_mut()).is_pending(), "b went in c's slot");
+    clock.advance(TENTH);
     assert!(matches!(poll_once(b.as_mut()), Poll::Ready(Ok(2))));
-    assert!(
-        poll_once(c.as_mut()).is_pending(),
-        "the newcomer went in the same slot as the waiter ahead of it"
-    );
+    assert!(poll_once(d.as_mut()).is_pending(), "d went in b's slot");
+    assert!(!bucket.try_take(), "a token beyond the booked ones");
+    clock.advance(TENTH);
+    assert!(matches!(poll_once(d.as_mut()), Poll::Ready(Ok(4))));
+}
+
+/// A slot given up and not taken before it is due is lost, not handed to
+/// a later call: taken late it would crowd the slots after it.
+#[test]
+fn a_given_up_slot_that_passes_is_not_taken_late() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
+    assert!(bucket.try_take());
+    let mut a = Box::pin(svc.call(Step::Ok(1))); // 100 ms
+    let mut b = Box::pin(svc.call(Step::Ok(2))); // 200 ms
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
+    drop(a);
+    clock.advance(TENTH + TENTH / 2); // a's slot has passed
+    let mut c = Box::pin(svc.call(Step::Ok(3)));
+    assert!(poll_once(c.as_mut()).is_pending(), "c took the passed slot");
+    clock.advance(TENTH / 2);
+    assert!(matches!(poll_once(b.as_mut()), Poll::Ready(Ok(2))));
+    assert!(poll_once(c.as_mut()).is_pending(), "c went in b's slot");
     clock.advance(TENTH);
     assert!(matches!(poll_once(c.as_mut()), Poll::Ready(Ok(3))));
 }
@@ -147,5 +173,200 @@ fn a_rate_faster_than_one_per_nanosecond_is_still_a_limit() {
         let bucket = TokenBucket::with_clock(rate, 3, ManualClock::new());
         let taken = (0..10).filter(|_| bucket.try_take()).count();
         assert_eq!(taken, 3, "without time passing, only the burst goes");
+    }
+}
+
+/// When the last booked waiter gives up, the bucket moves back over it
+/// and over the holes right before it: that time is free again.
+#[test]
+fn given_up_slots_at_the_end_free_the_bucket() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
+    assert!(bucket.try_take());
+    let mut a = Box::pin(svc.call(Step::Ok(1))); // 100 ms
+    let mut b = Box::pin(svc.call(Step::Ok(2))); // 200 ms
+    let mut c = Box::pin(svc.call(Step::Ok(3))); // 300 ms
+    for f in [&mut a, &mut b, &mut c] {
+        assert!(poll_once(f.as_mut()).is_pending());
+    }
+    drop(b); // a hole behind a
+    drop(c); // the last: the bucket moves back over c and b
+    clock.advance(TENTH);
+    assert!(matches!(poll_once(a.as_mut()), Poll::Ready(Ok(1))));
+    clock.advance(TENTH);
+    assert!(bucket.try_take(), "the slot at 200 ms is free again");
+    assert!(!bucket.try_take());
+}
+
+/// Waiters that arrive and give up at random never get calls through
+/// closer together than the rate allows: with a burst of one, no two calls
+/// less than an interval apart (less the 1 ms the clock moves per step).
+/// A slot given up and taken late by another waiter would show as two
+/// calls close together. Many seeds, a manual clock.
+#[test]
+fn random_waiters_and_give_ups_never_exceed_the_rate() {
+    let tick = Duration::from_millis(1);
+    for seed in 1..=100u64 {
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let clock = ManualClock::new();
+        let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+        let inner = Scripted::new(clock.clone());
+        let svc = RateLimit::with_bucket(inner.clone(), bucket);
+        let mut waiting = Vec::new();
+        let mut last_call: Option<Duration> = None;
+        let mut now = Duration::ZERO;
+        for n in 0..3_000 {
+            match next() % 64 {
+                0..=2 => waiting.push(Box::pin(svc.call(Step::Ok(n)))),
+                3..=5 if !waiting.is_empty() => {
+                    let i = (next() % waiting.len() as u64) as usize;
+                    drop(waiting.swap_remove(i));
+                }
+                _ => {}
+            }
+            let before = inner.counts.calls();
+            waiting.retain_mut(|f| poll_once(f.as_mut()).is_pending());
+            let made = inner.counts.calls() - before;
+            assert!(made <= 1, "seed {seed}: {made} calls at {now:?}");
+            if made == 1 {
+                if let Some(last) = last_call {
+                    assert!(
+                        now - last >= TENTH - tick,
+                        "seed {seed}: calls at {last:?} and {now:?}"
+                    );
+                }
+                last_call = Some(now);
+            }
+            clock.advance(tick);
+            now += tick;
+        }
+        assert!(
+            inner.counts.calls() > 10,
+            "seed {seed}: the test made few calls"
+        );
+    }
+}
+
+// A waiting `RateLimit` under a `Timeout`, the documented way to bound
+// its wait. Every waiter books the next slot; when waiters that booked
+// before others time out, their slots must go to later callers. When they
+// were simply lost, the booked time ran away from the clock under an
+// overload, every newcomer was booked further out than its timeout, and
+// the inner service got no call at all although the limit allows ten a
+// second.
+mod under_a_timeout {
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::time::Duration;
+
+    use super::scripted::{Scripted, Step, poll_once};
+    use strata_service::clock::ManualClock;
+    use strata_service::limit::{Rate, RateLimitLayer, TokenBucket};
+    use strata_service::timeout::TimeoutLayer;
+    use strata_service::{BoxError, Service, ServiceBuilder};
+
+    type Call<'a> = Pin<Box<dyn Future<Output = Result<u32, BoxError>> + 'a>>;
+
+    #[test]
+    fn timed_out_waiters_do_not_starve_the_service_under_twofold_overload() {
+        let clock = ManualClock::new();
+        // 10 calls a second, no burst.
+        let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+        let inner = Scripted::new(clock.clone());
+        let svc = ServiceBuilder::new()
+            .layer(TimeoutLayer::with_clock(
+                Duration::from_secs(1),
+                clock.clone(),
+            ))
+            .layer(RateLimitLayer::with_bucket(bucket))
+            .service(inner.clone());
+
+        // 20 callers a second, each giving up after 1 s: twice the rate.
+        let tick = Duration::from_millis(50);
+        let mut pending: VecDeque<Call<'_>> = VecDeque::new();
+        let mut calls_at_5s = 0;
+        let mut timed_out = 0;
+        for n in 0..200 {
+            if n == 100 {
+                calls_at_5s = inner.counts.calls();
+            }
+            let mut call: Call<'_> = Box::pin(svc.call(Step::Ok(n)));
+            if poll_once(call.as_mut()).is_pending() {
+                pending.push_back(call);
+            }
+            clock.advance(tick);
+            let mut still = VecDeque::new();
+            for mut call in pending.drain(..) {
+                match poll_once(call.as_mut()) {
+                    std::task::Poll::Pending => still.push_back(call),
+                    std::task::Poll::Ready(Ok(_)) => {}
+                    std::task::Poll::Ready(Err(_)) => timed_out += 1,
+                }
+            }
+            pending = still;
+        }
+        let served_in_last_5s = inner.counts.calls() - calls_at_5s;
+        // A limiter of 10/s should serve about 50 calls in these 5 seconds
+        // (the callers are there all the time). Ask for 40.
+        assert!(
+            served_in_last_5s >= 40,
+            "the limit allows 10 calls/s, but the inner service got {served_in_last_5s} \
+         calls in the last 5 s ({} in all; {timed_out} callers timed out)",
+            inner.counts.calls()
+        );
+    }
+}
+
+// `Rate::new(n, period)` rounds `period / n` up to whole nanoseconds:
+// truncated, a rate whose interval is not a whole number of nanoseconds
+// let more than `n` tokens per `period` through.
+mod rounding {
+    use std::time::Duration;
+
+    use strata_service::clock::ManualClock;
+    use strata_service::limit::{Rate, TokenBucket};
+
+    /// Takes every token the bucket gives while the clock moves one
+    /// nanosecond at a time for `span`.
+    fn tokens_over(rate: Rate, span_ns: u64) -> u64 {
+        let clock = ManualClock::new();
+        let bucket = TokenBucket::with_clock(rate, 1, clock.clone());
+        let mut taken = 0;
+        for _ in 0..span_ns {
+            while bucket.try_take() {
+                taken += 1;
+            }
+            clock.advance(Duration::from_nanos(1));
+        }
+        taken
+    }
+
+    /// 600 million a second is slower than one per nanosecond, so it is not
+    /// clamped by the docs; over 3 µs it allows 1 800 tokens (plus the burst
+    /// of one).
+    #[test]
+    fn six_hundred_million_per_second_is_not_one_per_nanosecond() {
+        let rate = Rate::per_second(600_000_000);
+        let taken = tokens_over(rate, 3_000);
+        assert!(
+            taken <= 1_800 + 1,
+            "{taken} tokens in 3 µs at 600 M/s (interval {:?})",
+            rate.interval()
+        );
+    }
+
+    /// Two tokens per three nanoseconds: over 3 µs, 2 000 (plus the burst).
+    #[test]
+    fn two_per_three_nanoseconds_is_not_three() {
+        let taken = tokens_over(Rate::new(2, Duration::from_nanos(3)), 3_000);
+        assert!(taken <= 2_000 + 1, "{taken} tokens in 3 µs at 2 per 3 ns");
     }
 }

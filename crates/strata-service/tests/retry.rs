@@ -298,3 +298,101 @@ fn backoff_keeps_doubling_up_to_its_cap_past_thirty_one_attempts() {
     let zero = Backoff::exponential(Duration::ZERO, Duration::from_secs(10));
     assert_eq!(zero.ceiling(u32::MAX), Duration::ZERO);
 }
+
+// `Backoff::delay` at the top of the `Duration` range. A jittered delay
+// computed as `ceiling.mul_f64(factor)` panicked whenever the factor was
+// exactly 1.0 and the ceiling `Duration::MAX` (whose f64 seconds round up
+// past the largest `Duration`): always with a jitter below about 5e-17,
+// and with any jitter when the random draw was 0.
+mod backoff_at_duration_max {
+    use std::time::Duration;
+
+    use strata_service::backoff::Backoff;
+
+    /// An uncapped exponential backoff with a jitter small enough that the
+    /// jittered factor rounds to 1.0: the delay must be the ceiling, not a
+    /// panic.
+    #[test]
+    fn an_uncapped_backoff_with_a_tiny_jitter_does_not_panic() {
+        let b = Backoff::exponential(Duration::from_millis(10), Duration::MAX).jitter(1e-17);
+        assert_eq!(b.ceiling(100), Duration::MAX);
+        let delay = std::panic::catch_unwind(|| b.delay(100));
+        assert!(
+            delay.is_ok(),
+            "Backoff::delay panicked for a ceiling of Duration::MAX"
+        );
+        assert!(delay.unwrap() <= Duration::MAX);
+    }
+
+    /// The same with a constant delay of `Duration::MAX` ("never"), which the
+    /// crate otherwise handles (deadlines saturate at thirty years).
+    #[test]
+    fn a_constant_never_backoff_with_jitter_does_not_panic() {
+        let b = Backoff::constant(Duration::MAX).jitter(1e-17);
+        let delay = std::panic::catch_unwind(|| b.delay(0));
+        assert!(delay.is_ok(), "Backoff::delay panicked for Duration::MAX");
+    }
+
+    /// Through `Retry`: a failed attempt with such a backoff should back off
+    /// (for "ever", under the crate's thirty-year cap), not panic inside the
+    /// caller's future.
+    #[test]
+    fn retry_with_a_never_backoff_backs_off_instead_of_panicking() {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::task::Context;
+
+        use strata_service::clock::ManualClock;
+        use strata_service::retry::{Retry, RetryBudget, on_error};
+        use strata_service::{BoxError, Service, service_fn};
+
+        let clock = ManualClock::new();
+        let budget = RetryBudget::with_clock(Duration::from_secs(10), 100, 1.0, clock);
+        let down = service_fn(|_: u32| async { Err::<u32, _>(BoxError::from("down")) });
+        let svc = Retry::with_budget(down, on_error(|_: &BoxError| true), budget)
+            .backoff(Backoff::constant(Duration::MAX).jitter(1e-17));
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut call = pin!(svc.call(1));
+            let waker = futures_util::task::noop_waker();
+            call.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        }));
+        assert!(
+            matches!(polled, Ok(true)),
+            "the call should be backing off; it panicked"
+        );
+    }
+}
+
+// The retry budget's floor with a window shorter than a second. The
+// floor is kept as `min_per_second * ttl` whole retries per window, so a
+// `ttl` under a second (5 a second over 100 ms) rounded it down to none
+// and a quiet client never retried. Such a `ttl` is now taken as one
+// second, the shortest Finagle accepts.
+mod budget_floor {
+    use std::time::Duration;
+
+    use strata_service::clock::ManualClock;
+    use strata_service::retry::RetryBudget;
+
+    #[test]
+    fn a_floor_of_five_per_second_over_a_100ms_window_allows_retries() {
+        let clock = ManualClock::new();
+        // No share of requests: only the floor of 5 retries a second.
+        let budget = RetryBudget::with_clock(Duration::from_millis(100), 5, 0.0, clock.clone());
+        let mut retries = 0;
+        // Ten seconds, one retry asked for every 10 ms.
+        for _ in 0..1_000 {
+            if budget.withdraw() {
+                retries += 1;
+            }
+            clock.advance(Duration::from_millis(10));
+        }
+        // 5 a second for 10 s: about 50. Ask for half.
+        assert!(
+            retries >= 25,
+            "a floor of 5 retries/s allowed {retries} retries in 10 s"
+        );
+    }
+}

@@ -45,7 +45,8 @@ struct Shared {
 
 impl RetryBudget {
     /// A budget over a `ttl` window allowing `min_per_second` retries per
-    /// second plus `ratio` retries per request, on the system clock.
+    /// second plus `ratio` retries per request, on the system clock. A
+    /// `ttl` under one second is taken as one second.
     pub fn new(ttl: Duration, min_per_second: u32, ratio: f64) -> Self {
         RetryBudget::with_clock(ttl, min_per_second, ratio, SystemClock)
     }
@@ -59,14 +60,12 @@ impl Default for RetryBudget {
 }
 
 impl<C: Clock> RetryBudget<C> {
-    /// As [`new`](RetryBudget::new), on `clock`. A zero `ttl` is taken as
-    /// one second.
+    /// As [`new`](RetryBudget::new), on `clock`. A `ttl` under one second
+    /// is taken as one second (Finagle refuses one): the floor is kept as
+    /// `min_per_second * ttl` whole retries per window, which a shorter
+    /// window could round down to none.
     pub fn with_clock(ttl: Duration, min_per_second: u32, ratio: f64, clock: C) -> Self {
-        let ttl = if ttl.is_zero() {
-            Duration::from_secs(1)
-        } else {
-            ttl
-        };
+        let ttl = ttl.max(Duration::from_secs(1));
         let ratio = if ratio.is_nan() { 0.0 } else { ratio.max(0.0) };
         RetryBudget {
             shared: Arc::new(Shared {

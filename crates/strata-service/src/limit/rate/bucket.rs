@@ -11,6 +11,7 @@
 //! (`(burst - 1) * interval` alone can exceed 584 years); integer
 //! arithmetic only, so tests under a manual clock are exact.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,17 +27,19 @@ pub struct Rate {
 impl Rate {
     /// `n` tokens per `period`.
     ///
-    /// The interval between tokens is at least one nanosecond: a faster
-    /// rate (or a zero `period`) means one token per nanosecond, never an
-    /// unlimited bucket.
+    /// The interval between tokens is `period / n` rounded up to a whole
+    /// nanosecond (never more than `n` tokens per `period`), and at least
+    /// one nanosecond: a faster rate (or a zero `period`) means one token
+    /// per nanosecond, never an unlimited bucket.
     ///
     /// # Panics
     ///
     /// Panics if `n` is zero.
     pub fn new(n: u32, period: Duration) -> Rate {
         assert!(n > 0, "a rate needs at least one token per period");
+        let interval = period.as_nanos().div_ceil(u128::from(n)).max(1);
         Rate {
-            interval: (period / n).max(Duration::from_nanos(1)),
+            interval: nanos(interval),
         }
     }
 
@@ -72,9 +75,21 @@ struct Shared {
     interval: u128,
     /// `(burst - 1) * interval`: how far `tat` may run ahead of now.
     tolerance: u128,
+    state: Mutex<State>,
+}
+
+/// Given-up reservations remembered for reuse, at most; past this many
+/// a given-up token is lost (fewer calls, never more).
+const MAX_HOLES: usize = 4096;
+
+struct State {
     /// The theoretical arrival time, in nanoseconds since `base`
     /// (u128: `tolerance` alone may exceed u64 nanoseconds).
-    tat: Mutex<u128>,
+    tat: u128,
+    /// Reservations given up before they were due, by the `tat` their
+    /// booking left (a slot's start is `hole - interval - tolerance`): the
+    /// next waiting call takes the earliest that is not yet due.
+    holes: BTreeSet<u128>,
 }
 
 /// What the bucket says to a caller.
@@ -109,7 +124,10 @@ impl<C: Clock> TokenBucket<C> {
                 base: clock.now(),
                 interval,
                 tolerance: interval * u128::from(burst.max(1) - 1),
-                tat: Mutex::new(0),
+                state: Mutex::new(State {
+                    tat: 0,
+                    holes: BTreeSet::new(),
+                }),
             }),
             clock,
         }
@@ -132,35 +150,73 @@ impl<C: Clock> TokenBucket<C> {
             .now()
             .saturating_duration_since(shared.base)
             .as_nanos();
-        let mut tat = shared.tat.lock().unwrap_or_else(|e| e.into_inner());
-        let start = (*tat).max(now);
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if wait && !state.holes.is_empty() {
+            // A slot given up earlier and not yet due comes first (it is
+            // before every slot the bucket would book now). One already
+            // due is gone: taken late, it could crowd the slots after it.
+            while let Some(&hole) = state.holes.first() {
+                let go_at = shared.slot_start(hole);
+                state.holes.pop_first();
+                if go_at >= now {
+                    return shared.reserved(go_at, now, hole);
+                }
+            }
+        }
+        let start = state.tat.max(now);
         let go_at = start.saturating_sub(shared.tolerance);
         if go_at > now && !wait {
             return Decision::Refused(nanos(go_at - now));
         }
         let next = start.saturating_add(shared.interval);
-        *tat = next;
+        state.tat = next;
+        shared.reserved(go_at, now, next)
+    }
+
+    /// Gives back a token reserved by a caller that gave up waiting. The
+    /// last one booked moves the bucket back; one that others booked
+    /// after is kept as a hole for the next waiting call to take (moving
+    /// the bucket back would hand a later caller a start time that a
+    /// waiting caller already holds: two calls in one slot). Past
+    /// `MAX_HOLES` holes the token is lost, which errs towards fewer
+    /// calls, never more.
+    pub(crate) fn refund(&self, booking: Booking) {
+        let Booking(booked) = booking;
+        let shared = &*self.shared;
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.tat == booked {
+            state.tat = booked.saturating_sub(shared.interval);
+            // Holes now at the end are free time too.
+            while let Some(&last) = state.holes.last()
+                && last == state.tat
+            {
+                state.holes.pop_last();
+                state.tat = last.saturating_sub(shared.interval);
+            }
+        } else if state.holes.len() < MAX_HOLES {
+            state.holes.insert(booked);
+        }
+    }
+}
+
+impl Shared {
+    /// When the slot whose booking left `tat` may start.
+    fn slot_start(&self, tat: u128) -> u128 {
+        tat.saturating_sub(self.interval)
+            .saturating_sub(self.tolerance)
+    }
+
+    /// The decision for a slot starting at `go_at` (nanoseconds), booked
+    /// as `booking`.
+    fn reserved(&self, go_at: u128, now: u128, booking: u128) -> Decision {
         if go_at <= now {
             return Decision::Go;
         }
-        let at = shared
+        let at = self
             .base
             .checked_add(nanos(go_at))
-            .unwrap_or_else(|| shared.base + Duration::from_secs(86_400 * 365 * 30));
-        Decision::GoAt(at, Booking(next))
-    }
-
-    /// Gives back a token reserved by a caller that gave up waiting, if it
-    /// is still the last one booked. Once someone booked after it, moving
-    /// the bucket back would hand a later caller a start time that a
-    /// waiting caller already holds (two calls in one slot); the token is
-    /// then lost instead, which errs towards fewer calls, never more.
-    pub(crate) fn refund(&self, booking: Booking) {
-        let Booking(booked) = booking;
-        let mut tat = self.shared.tat.lock().unwrap_or_else(|e| e.into_inner());
-        if *tat == booked {
-            *tat = booked.saturating_sub(self.shared.interval);
-        }
+            .unwrap_or_else(|| self.base + Duration::from_secs(86_400 * 365 * 30));
+        Decision::GoAt(at, Booking(booking))
     }
 }
 

@@ -20,13 +20,15 @@ use bucket::{Booking, Decision};
 ///
 /// A waiting call reserves the next free token at once and sleeps until
 /// it is due, so waiters go in arrival order. If its future is dropped
-/// while it sleeps, the token is given back if no later call has booked
-/// one since (otherwise it is lost: the error is towards fewer calls,
-/// never more). Only a call that waits
-/// allocates (its sleep, boxed), so the future of a call that goes at once
-/// stays small. Waiting has no bound of its
-/// own: put a [`Timeout`](crate::timeout::Timeout) above the limit to
-/// bound it.
+/// while it sleeps (a [`Timeout`](crate::timeout::Timeout) above gave
+/// up, say), its token is given back: the next call to wait takes that
+/// slot if it is not yet due, ahead of the waiters booked after it, so
+/// callers that give up do not push everyone else further out. A slot
+/// that comes due with no one in it is lost (the error is towards fewer
+/// calls, never more), as are given-up slots beyond the 4,096 the bucket
+/// remembers. Only a call that waits allocates (its sleep, boxed), so the
+/// future of a call that goes at once stays small. Waiting has no bound
+/// of its own: put a `Timeout` above the limit to bound it.
 ///
 /// The bucket is a [`TokenBucket`], shared by clones of the service and by
 /// every service a [`RateLimitLayer`] makes, across workers.
