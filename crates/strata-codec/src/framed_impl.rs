@@ -419,6 +419,14 @@ impl ReadState {
 pub(crate) struct WriteState {
     buffer: BytesMut,
     high_water_mark: usize,
+    /// `poll_ready` is ready at once while the buffer is shorter than
+    /// this: the mark, or half the mark plus one while a drain that
+    /// partial writes started is not finished (see `after_partial_write`).
+    accept_below: usize,
+    /// Bytes written by partial writes since the buffer was last emptied
+    /// or compacted: the written part still in front of it, which
+    /// `BytesMut` does not show. 0 when not known (after `buffer_mut`).
+    front: usize,
     release_idle: bool,
 }
 
@@ -431,6 +439,8 @@ impl WriteState {
         WriteState {
             buffer,
             high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            accept_below: DEFAULT_HIGH_WATER_MARK,
+            front: 0,
             release_idle: true,
         }
     }
@@ -440,6 +450,10 @@ impl WriteState {
     }
 
     pub(crate) fn buffer_mut(&mut self) -> &mut BytesMut {
+        // The caller may replace or reshape the buffer: forget what was
+        // written in front of it (never compact on a stale count).
+        self.front = 0;
+        self.accept_below = self.high_water_mark;
         &mut self.buffer
     }
 
@@ -449,6 +463,7 @@ impl WriteState {
 
     pub(crate) fn set_high_water_mark(&mut self, bytes: usize) {
         self.high_water_mark = bytes.max(1);
+        self.accept_below = self.high_water_mark;
     }
 
     pub(crate) fn high_water_mark(&self) -> usize {
@@ -473,20 +488,22 @@ impl WriteState {
     {
         // Checked before every frame: the common under-the-mark case is
         // inlined, the writing loop is not.
-        if self.buffer.len() < self.high_water_mark {
+        if self.buffer.len() < self.accept_below {
             return Poll::Ready(Ok(()));
         }
         self.poll_drain_to_mark(io, cx)
     }
 
-    /// Writes until the buffer is under the high-water mark.
+    /// Writes until the buffer is under the mark again: a writer that
+    /// takes part of the buffer per call is written to until the buffer
+    /// holds at most half the mark (see `after_partial_write`).
     #[inline(never)]
     fn poll_drain_to_mark<T, E>(&mut self, io: &mut T, cx: &mut Context<'_>) -> Poll<Result<(), E>>
     where
         T: AsyncWrite + Unpin,
         E: From<io::Error>,
     {
-        while self.buffer.len() >= self.high_water_mark {
+        while self.buffer.len() >= self.accept_below {
             ready!(self.poll_write_once(io, cx))?;
         }
         Poll::Ready(Ok(()))
@@ -566,9 +583,57 @@ impl WriteState {
         if n >= self.buffer.len() {
             // Keeps the whole allocation for reuse, unlike `advance`.
             self.buffer.clear();
+            if self.front > 0 {
+                self.reuse_front();
+            }
         } else {
             self.buffer.advance(n);
+            self.front = self.front.saturating_add(n);
+            self.after_partial_write();
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// After a write that took part of the buffer, which only moved the
+    /// buffer's start.
+    ///
+    /// Left there, the written part in front is reused only once it is at
+    /// least as long as the rest (`BytesMut::reserve` then moves the rest
+    /// to the front); short of that, an item that does not fit behind
+    /// doubles the whole allocation, written part included, and a writer
+    /// that keeps taking part of the buffer (a slow peer, a TLS stream's
+    /// 16 KiB records) could take it to four times the mark. So no item is
+    /// taken until the buffer holds at most half the mark (a low-water
+    /// mark) and no more than the written part, and then the rest moves
+    /// to the front: a copy of at most half the mark per half the mark
+    /// written. Items are thus only ever added to a buffer that starts at
+    /// its allocation's start, which grows as it would with a writer that
+    /// takes everything.
+    #[cold]
+    fn after_partial_write(&mut self) {
+        let low_water_mark = self.high_water_mark / 2;
+        let len = self.buffer.len();
+        if len > low_water_mark {
+            self.accept_below = low_water_mark + 1;
+        } else if self.front < len {
+            // Ready once written down to the written part's length.
+            self.accept_below = self.front;
+        } else {
+            self.reuse_front();
+        }
+    }
+
+    /// Moves the bytes left (maybe none: `clear` keeps the written part
+    /// in front too) to the start of the allocation. The written part in
+    /// front must be at least as long as they are: asked for one byte more
+    /// than the space behind them, `reserve` then moves them there instead
+    /// of allocating.
+    #[cold]
+    fn reuse_front(&mut self) {
+        debug_assert!(self.front >= self.buffer.len() && self.front > 0);
+        let behind = self.buffer.capacity() - self.buffer.len();
+        self.buffer.reserve(behind + 1);
+        self.front = 0;
+        self.accept_below = self.high_water_mark;
     }
 }

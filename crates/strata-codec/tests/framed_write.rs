@@ -65,21 +65,60 @@ fn backpressure_at_the_high_water_mark() {
     assert_eq!(framed.get_ref().written, b"abcdabcdabcdabc");
 }
 
+/// Over the mark with a writer that takes part of the buffer per call,
+/// `poll_ready` writes down to half the mark (not just under the mark),
+/// and the bytes left move to the front of the allocation.
 #[test]
 fn poll_ready_keeps_writing_while_over_the_mark() {
     let mock = Mock::new()
         .write_accept(4)
         .write_accept(4)
         .write_accept(4)
-        .write_accept(1);
+        .write_accept(1)
+        .write_accept(4);
     let mut framed = FramedWrite::new(mock, BytesCodec::new());
     framed.set_high_water_mark(8);
     Pin::new(&mut framed).start_send(&[1u8; 20][..]).unwrap();
+    let capacity = framed.write_buffer().capacity();
     let mut cx = noop_cx();
     assert!(Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
-    // 20 -> 16 -> 12 -> 8 (still at the mark) -> 7.
+    // 20 -> 16 -> 12 -> 8 (at the mark) -> 7 (under it, over half) -> 3.
+    assert_eq!(framed.write_buffer().len(), 3);
+    assert_eq!(framed.get_ref().write_calls, 5);
+    assert_eq!(
+        framed.write_buffer().capacity(),
+        capacity,
+        "the 3 bytes left moved to the front of the allocation"
+    );
+}
+
+/// A flush that stops part way (the writer is full) leaves more unwritten
+/// than written: `poll_ready` writes until the written part is at least as
+/// long as the rest before taking an item, so items never go behind a
+/// written part that the buffer could not reuse.
+#[test]
+fn poll_ready_after_a_partial_flush_writes_until_the_rest_can_move() {
+    let mock = Mock::new()
+        .write_accept(2)
+        .write_pending()
+        .write_accept(1)
+        .write_pending()
+        .write_accept(2)
+        .write_pending();
+    let mut framed = FramedWrite::new(mock, BytesCodec::new());
+    framed.set_high_water_mark(64);
+    Pin::new(&mut framed).start_send(&[7u8; 10][..]).unwrap();
+    let mut cx = noop_cx();
+    // The flush writes 2 of 10, then the writer is full.
+    assert!(Sink::<&[u8]>::poll_flush(Pin::new(&mut framed), &mut cx).is_pending());
+    assert_eq!(framed.write_buffer().len(), 8);
+    // 2 written, 8 left: not ready until written down to the written
+    // part (3 written, 7 left: still not).
+    assert!(Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx).is_pending());
     assert_eq!(framed.write_buffer().len(), 7);
-    assert_eq!(framed.get_ref().write_calls, 4);
+    assert!(Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
+    assert_eq!(framed.write_buffer().len(), 5);
+    assert_eq!(framed.get_ref().written, [7u8; 5]);
 }
 
 #[test]
