@@ -35,6 +35,13 @@
 //!   message sent by a clone that was then dropped stays queued. For a
 //!   strict bound with many senders, give each producer its own clone for
 //!   its whole life (not one per message), or bound with a [`Semaphore`].
+//! * A [`mpsc::Sender`]'s `send` future (from `SinkExt`) is not
+//!   cancel-safe the way tokio's is: it queues the message and then may
+//!   wait (`Pending`) for the channel to drain below its bound, and
+//!   dropping it then does not take the message back, so a `send` that
+//!   lost a race against a timeout may still be delivered. `SinkExt::feed`
+//!   completes as soon as the message is queued (a dropped `feed` did not
+//!   send), and `try_send` queues the message or hands it back.
 //! * Waiters are woken in the order they queued, but a lock or permit
 //!   released to the first waiter can still be taken by a `try_lock` /
 //!   `try_acquire` in between (barging); `Mutex` switches to strict

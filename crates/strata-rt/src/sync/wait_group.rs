@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use event_listener::{Event, EventListener};
@@ -43,10 +43,25 @@ pub struct WaitGroup {
 
 #[derive(Default)]
 struct Inner {
-    count: AtomicUsize,
-    /// Bumped each time the count drops to zero.
-    zeros: AtomicUsize,
+    /// The count of live guards (low 32 bits) and the number of times it
+    /// dropped to zero (high 32 bits, wrapping), in one word so that a
+    /// drop to zero and its record are one step: a `wait` first polled
+    /// between them would otherwise take a zero from before it began for
+    /// one since.
+    state: AtomicU64,
     event: Event,
+}
+
+const ONE: u64 = 1;
+const COUNT_MASK: u64 = (1 << 32) - 1;
+const ZERO_STEP: u64 = 1 << 32;
+
+fn count_of(state: u64) -> usize {
+    (state & COUNT_MASK) as usize
+}
+
+fn zeros_of(state: u64) -> u64 {
+    state >> 32
 }
 
 impl WaitGroup {
@@ -57,7 +72,12 @@ impl WaitGroup {
 
     /// Adds one to the count; the returned guard subtracts it when dropped.
     pub fn add(&self) -> WaitGuard {
-        self.inner.count.fetch_add(1, Ordering::SeqCst);
+        let before = self.inner.state.fetch_add(ONE, Ordering::SeqCst);
+        if count_of(before) as u64 == COUNT_MASK {
+            // The carry went into the zero count: undo, and refuse.
+            self.inner.state.fetch_sub(ONE, Ordering::SeqCst);
+            panic!("WaitGroup::add: more than {COUNT_MASK} live guards");
+        }
         WaitGuard {
             inner: self.inner.clone(),
         }
@@ -65,7 +85,7 @@ impl WaitGroup {
 
     /// The number of live guards.
     pub fn count(&self) -> usize {
-        self.inner.count.load(Ordering::SeqCst)
+        count_of(self.inner.state.load(Ordering::SeqCst))
     }
 
     /// Completes once the count is zero.
@@ -94,8 +114,22 @@ pub struct WaitGuard {
 
 impl Drop for WaitGuard {
     fn drop(&mut self) {
-        if self.inner.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.inner.zeros.fetch_add(1, Ordering::SeqCst);
+        let dropped = |state: u64| {
+            Some(if count_of(state) == 1 {
+                // To zero: one more drop to zero, in the same step.
+                (state - ONE).wrapping_add(ZERO_STEP)
+            } else {
+                state - ONE
+            })
+        };
+        let Ok(before) = self
+            .inner
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, dropped)
+        else {
+            unreachable!("the update always applies");
+        };
+        if count_of(before) == 1 {
             self.inner.event.notify(usize::MAX);
         }
     }
@@ -116,9 +150,9 @@ impl fmt::Debug for WaitGuard {
 pub struct AllDone {
     inner: Arc<Inner>,
     listener: Option<EventListener>,
-    /// `Inner::zeros` when first polled: a later value means the count
+    /// The zero count (`Inner::state`) when first polled: a later value means the count
     /// reached zero since.
-    zeros: Option<usize>,
+    zeros: Option<u64>,
 }
 
 impl Future for AllDone {
@@ -128,11 +162,10 @@ impl Future for AllDone {
         let this = self.get_mut();
         let start = *this
             .zeros
-            .get_or_insert_with(|| this.inner.zeros.load(Ordering::SeqCst));
+            .get_or_insert_with(|| zeros_of(this.inner.state.load(Ordering::SeqCst)));
         loop {
-            if this.inner.count.load(Ordering::SeqCst) == 0
-                || this.inner.zeros.load(Ordering::SeqCst) != start
-            {
+            let state = this.inner.state.load(Ordering::SeqCst);
+            if count_of(state) == 0 || zeros_of(state) != start {
                 this.listener = None;
                 return Poll::Ready(());
             }
@@ -153,7 +186,7 @@ impl Future for AllDone {
 impl fmt::Debug for AllDone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AllDone")
-            .field("count", &self.inner.count.load(Ordering::SeqCst))
+            .field("count", &count_of(self.inner.state.load(Ordering::SeqCst)))
             .finish()
     }
 }
