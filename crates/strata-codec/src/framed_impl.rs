@@ -463,7 +463,12 @@ impl WriteState {
 
     pub(crate) fn set_high_water_mark(&mut self, bytes: usize) {
         self.high_water_mark = bytes.max(1);
-        self.accept_below = self.high_water_mark;
+        if self.front == 0 {
+            self.accept_below = self.high_water_mark;
+        } else {
+            // Part of the buffer was written: the same rules, new mark.
+            self.after_partial_write();
+        }
     }
 
     pub(crate) fn high_water_mark(&self) -> usize {
