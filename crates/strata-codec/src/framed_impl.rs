@@ -280,7 +280,7 @@ impl ReadState {
             match result {
                 Poll::Pending => {
                     // As `poll_read` does.
-                    self.release_while_waiting();
+                    self.maybe_release_while_waiting();
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(0)) => self.phase = ReadPhase::Draining,
@@ -370,7 +370,7 @@ impl ReadState {
         };
         match result {
             Poll::Pending => {
-                self.release_while_waiting();
+                self.maybe_release_while_waiting();
                 Poll::Pending
             }
             Poll::Ready(Ok(n)) => {
@@ -380,6 +380,16 @@ impl ReadState {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+        }
+    }
+
+    /// `release_while_waiting` if it may have anything to do: with idle
+    /// releases off (a busy server) only a large buffer is released, and
+    /// that test is inlined where a read found nothing.
+    #[inline(always)]
+    fn maybe_release_while_waiting(&mut self) {
+        if self.release_idle || self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER {
+            self.release_while_waiting();
         }
     }
 
