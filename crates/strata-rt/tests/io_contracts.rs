@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::io::IoSlice;
+use std::io::{IoSlice, IoSliceMut};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
-use futures_util::io::{AsyncRead, AsyncWriteExt};
+use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use strata_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use support::{deadline, plain_block_on, rt};
 
@@ -205,6 +205,70 @@ fn sockets_lend_their_descriptor_for_other_options() {
             assert!(socket2::SockRef::from(&u).broadcast().unwrap());
             let (a, _b) = UnixStream::pair().unwrap();
             assert!(a.as_raw_fd() >= 0 && a.as_raw_fd() != c.as_raw_fd());
+        });
+    });
+}
+
+/// `readv` takes at most 1,024 slices, as `writev` does: a vectored read
+/// whose first 1,024 buffers are empty must skip them, not read nothing
+/// and return `Ok(0)`, which every reader takes for end of stream
+/// (futures-io's default `poll_read_vectored` reads into the first
+/// non-empty buffer).
+#[test]
+fn vectored_read_with_many_leading_empty_buffers_is_not_a_false_eof() {
+    deadline(10, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let (mut s, _) = l.accept().await.unwrap();
+            c.write_all(b"hello").await.unwrap();
+            while s.unread_bytes().unwrap() < 5 {
+                strata_rt::yield_now().await;
+            }
+
+            let mut empties: Vec<[u8; 0]> = vec![[]; 1024];
+            let mut data = [0u8; 16];
+            let n = {
+                let mut bufs: Vec<IoSliceMut<'_>> =
+                    empties.iter_mut().map(|e| IoSliceMut::new(e)).collect();
+                bufs.push(IoSliceMut::new(&mut data));
+                s.read_vectored(&mut bufs).await.unwrap()
+            };
+            assert_eq!(
+                n, 5,
+                "read_vectored returned {n} with 5 bytes waiting: a false end of stream"
+            );
+            assert_eq!(&data[..5], b"hello");
+        });
+    });
+}
+
+/// The same false end of stream through a `UnixStream`, whose vectored
+/// read goes through `readv(2)` with the same 1,024-buffer cap.
+#[test]
+fn unix_vectored_read_with_many_leading_empty_buffers_is_not_a_false_eof() {
+    deadline(10, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(b"world").await.unwrap();
+            while b.unread_bytes().unwrap() < 5 {
+                strata_rt::yield_now().await;
+            }
+            let mut empties: Vec<[u8; 0]> = vec![[]; 1024];
+            let mut data = [0u8; 16];
+            let n = {
+                let mut bufs: Vec<IoSliceMut<'_>> =
+                    empties.iter_mut().map(|e| IoSliceMut::new(e)).collect();
+                bufs.push(IoSliceMut::new(&mut data));
+                b.read_vectored(&mut bufs).await.unwrap()
+            };
+            assert_eq!(
+                n, 5,
+                "UnixStream read_vectored returned {n} with 5 bytes waiting: a false end of stream"
+            );
+            assert_eq!(&data[..5], b"world");
         });
     });
 }

@@ -12,6 +12,9 @@ use super::scheduled_io::{Ready, WaitId};
 use super::{Direction, IoHandle, ScheduledIo};
 use crate::context;
 
+/// Linux's limit on the slices of one `readv`/`writev` (`UIO_MAXIOV`).
+const MAX_SLICES: usize = 1024;
+
 /// A mio source registered with one worker's reactor.
 ///
 /// Dropping it deregisters the source and closes it.
@@ -195,6 +198,13 @@ where
         cx: &mut Context<'_>,
         bufs: &mut [io::IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
+        // As for writes: `readv` takes at most 1,024 slices, so empty ones
+        // first are skipped, or 1,024 of them would make the read return
+        // `Ok(0)`, which every reader takes for the end of the stream.
+        let skip = bufs.iter().take_while(|b| b.is_empty()).count();
+        let bufs = &mut bufs[skip..];
+        let count = bufs.len().min(MAX_SLICES);
+        let bufs = &mut bufs[..count];
         let want = bufs.iter().map(|b| b.len()).sum();
         self.poll_stream_read(cx, want, |s| io::Read::read_vectored(&mut &*s, bufs))
     }
@@ -255,7 +265,6 @@ where
         // write is fine, as `writev` wrappers do it.
         // Empty slices first: skipped, or 1,024 of them would hide the data
         // and the write would report `Ok(0)` (a writer that takes nothing).
-        const MAX_SLICES: usize = 1024;
         let bufs = &bufs[bufs.iter().take_while(|b| b.is_empty()).count()..];
         let bufs = &bufs[..bufs.len().min(MAX_SLICES)];
         self.poll_io(cx, Direction::Write, |s| {
