@@ -142,6 +142,7 @@ mod connection;
 mod either;
 mod error;
 mod ext;
+mod inner_panic;
 mod layer;
 mod map_err;
 mod map_request;

@@ -134,7 +134,7 @@ impl<C: Clock> Breaker<C> {
             accrual,
             backoff: Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60))
                 .jitter(0.2),
-            name: Arc::from("circuit"),
+            name: Arc::from(super::error::UNNAMED),
             clock,
         }
     }
@@ -146,7 +146,8 @@ impl<C: Clock> Breaker<C> {
         self
     }
 
-    /// Names the breaker in its log lines (say, the backend's name).
+    /// Names the breaker in its log lines and in its [`CircuitOpen`](super::CircuitOpen)
+    /// refusals (say, the backend's name).
     pub fn name(mut self, name: &str) -> Self {
         self.name = Arc::from(name);
         self
@@ -160,6 +161,11 @@ impl<C: Clock> Breaker<C> {
             Phase::Open { .. } => CircuitState::Open,
             Phase::HalfOpen { .. } => CircuitState::HalfOpen,
         }
+    }
+
+    /// The refusal for a call while open (`retry_after` to the probe).
+    pub(crate) fn refusal(&self, retry_after: Duration) -> super::CircuitOpen {
+        super::CircuitOpen::new(retry_after, self.name.clone())
     }
 
     pub(crate) fn admit(&self) -> Admit {
@@ -265,7 +271,10 @@ impl<C: Clock> Breaker<C> {
                     rate.clamp(0.0, 1.0)
                 };
                 let (calls, failures) = state.window.sums();
-                calls >= min_calls.max(1) && failures as f64 >= rate * calls as f64
+                // The share, not `rate * calls`: 0.55 * 100.0 rounds up to
+                // 55.000000000000007, so 55 failures of 100 would not trip a
+                // rate of 0.55, while 55.0 / 100.0 rounds to 0.55 itself.
+                calls >= min_calls.max(1) && failures as f64 / calls as f64 >= rate
             }
         }
     }

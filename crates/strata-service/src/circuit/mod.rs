@@ -170,7 +170,7 @@ impl<C: Clock> Drop for CallGuard<'_, C> {
         if !self.armed {
             return;
         }
-        if self.inner_running && std::thread::panicking() {
+        if crate::inner_panic::inner_panicked(self.inner_running) {
             // A backend that panics on every call must trip the breaker
             // (and a panicking probe re-open it), not be probed forever.
             self.breaker.record(self.probe, self.epoch, true);
@@ -194,7 +194,7 @@ where
         let (probe, epoch) = match self.breaker.admit() {
             Admit::Call(epoch) => (false, epoch),
             Admit::Probe => (true, 0),
-            Admit::Refuse(after) => return Err(CircuitOpen::new(after).into()),
+            Admit::Refuse(after) => return Err(self.breaker.refusal(after).into()),
         };
         let mut guard = CallGuard {
             breaker: &self.breaker,
@@ -206,15 +206,8 @@ where
         // `inner_running` is true only while the inner service's code runs
         // (its `call`, each poll of its future): a panic elsewhere that
         // drops this future mid-call is a cancellation, not a failure.
-        let mut fut = std::pin::pin!(self.inner.call(req));
-        guard.inner_running = false;
-        let result = std::future::poll_fn(|cx| {
-            guard.inner_running = true;
-            let r = fut.as_mut().poll(cx);
-            guard.inner_running = false;
-            r
-        })
-        .await;
+        let result =
+            crate::inner_panic::run_inner(&mut guard.inner_running, || self.inner.call(req)).await;
         // Classify while the guard is armed: a classifier that panics then
         // frees the probe slot instead of leaving the breaker half-open
         // with a probe that never reports.

@@ -12,7 +12,8 @@
 //! | [`DURATION`] `strata_service_duration_seconds` | histogram | time to an outcome, in seconds |
 //!
 //! A call dropped before it finishes leaves the in-flight gauge (a guard
-//! sees to that) but records no duration. The layer neither waits nor
+//! sees to that) but records no duration; one whose inner service
+//! panicked also counts as an error (the panic goes on unwinding). The layer neither waits nor
 //! sheds.
 //!
 //! The facade sends the numbers to whichever recorder the application
@@ -81,12 +82,21 @@ impl<S> Metrics<S> {
     }
 }
 
-/// Lowers the in-flight gauge when the call ends or is dropped.
-struct InFlight<'a>(&'a Gauge);
+/// Lowers the in-flight gauge when the call ends or is dropped, and
+/// counts an error if the inner service panicked.
+struct InFlight<'a> {
+    gauge: &'a Gauge,
+    errors: &'a Counter,
+    /// True while the inner service's code runs (see `inner_panic`).
+    inner_running: bool,
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        self.gauge.decrement(1.0);
+        if crate::inner_panic::inner_panicked(self.inner_running) {
+            self.errors.increment(1);
+        }
     }
 }
 
@@ -100,9 +110,15 @@ where
     async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
         self.requests.increment(1);
         self.in_flight.increment(1.0);
-        let _in_flight = InFlight(&self.in_flight);
+        let mut in_flight = InFlight {
+            gauge: &self.in_flight,
+            errors: &self.errors,
+            inner_running: false,
+        };
         let start = Instant::now();
-        let result = self.inner.call(req).await;
+        let result =
+            crate::inner_panic::run_inner(&mut in_flight.inner_running, || self.inner.call(req))
+                .await;
         self.duration.record(start.elapsed().as_secs_f64());
         if result.is_err() {
             self.errors.increment(1);

@@ -2,7 +2,7 @@
 //!
 //! [`Trace`] opens a `debug`-level span named `request` for each call,
 //! with the fields `service` (the name given to the layer), `latency_us`
-//! and `outcome` (`ok`, `error` or `cancelled`), enters it for the inner
+//! and `outcome` (`ok`, `error`, `panicked` or `cancelled`), enters it for the inner
 //! service's `call` and whenever the call's future is polled (so
 //! everything the inner service logs is inside it), and ends it with one
 //! event carrying the outcome, and the
@@ -52,11 +52,14 @@ impl<S> Trace<S> {
     }
 }
 
-/// Records `outcome = cancelled` if the call is dropped before it ends.
+/// Records `outcome = cancelled` if the call is dropped before it ends,
+/// or `panicked` if the inner service panicked.
 struct Finish {
     span: tracing::Span,
     start: Instant,
     done: bool,
+    /// True while the inner service's code runs (see `inner_panic`).
+    inner_running: bool,
 }
 
 impl Finish {
@@ -70,7 +73,12 @@ impl Finish {
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+        } else if crate::inner_panic::inner_panicked(self.inner_running) {
+            self.record("panicked");
+            self.span
+                .in_scope(|| tracing::error!(target: "strata_service::trace", "panicked"));
+        } else {
             self.record("cancelled");
             self.span
                 .in_scope(|| tracing::debug!(target: "strata_service::trace", "cancelled"));
@@ -101,13 +109,16 @@ where
             span: span.clone(),
             start: Instant::now(),
             done: false,
+            inner_running: false,
         };
         // The inner `call` runs inside the span too: what a service logs
         // before its future exists (a `service_fn` closure's body, a
         // `map_request`) belongs to the request as much as what it logs
         // while polled.
-        let future = span.in_scope(|| self.inner.call(req));
-        let result = future.instrument(span.clone()).await;
+        let call = || span.in_scope(|| self.inner.call(req));
+        let result = crate::inner_panic::run_inner(&mut finish.inner_running, call)
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         match &result {
             Ok(_) => {

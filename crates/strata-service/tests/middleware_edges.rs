@@ -1,6 +1,7 @@
-//! Audit 9 of the middleware (circuit breaker, metrics, trace): each test
-//! shows a defect and fails on the code it was written against. Time is a
-//! `ManualClock` or counted by hand; nothing depends on the wall clock.
+//! Edges of the circuit breaker, metrics and trace layers: a failure rate
+//! exactly at the threshold, the breaker's name in its refusals, and a
+//! panicking inner service. Time is a `ManualClock` or counted by hand;
+//! nothing depends on the wall clock.
 
 mod recorder;
 mod scripted;
@@ -25,11 +26,11 @@ use tracing::{Event, Metadata, Subscriber};
 
 // --- CircuitBreaker: failure-rate accrual at its threshold ---------------
 
-/// `Accrual::FailureRate` promises to open when "at least `rate` of [the
-/// calls] failed". 55 failures out of 100 calls is exactly a rate of 0.55,
-/// but the check `failures >= rate * calls` compares against the rounded
-/// product `0.55 * 100.0 == 55.00000000000001` and stays closed. (Also
-/// 0.07, 0.14, 0.28 and 0.56 over 100 calls, and their multiples.)
+/// `Accrual::FailureRate` opens when "at least `rate` of [the calls]
+/// failed". 55 failures out of 100 calls is exactly a rate of 0.55; a
+/// check against the product `rate * calls` compared with the rounded
+/// `0.55 * 100.0 == 55.00000000000001` and stayed closed (so did 0.07,
+/// 0.14, 0.28 and 0.56 over 100 calls, and their multiples).
 #[test]
 fn a_failure_rate_exactly_at_the_threshold_opens_the_circuit() {
     for (rate, failures) in [(0.55, 55), (0.07, 7)] {
@@ -61,10 +62,9 @@ fn a_failure_rate_exactly_at_the_threshold_opens_the_circuit() {
 
 // --- CircuitBreaker: which circuit is open? -----------------------------
 
-/// A breaker is named "in its log lines (say, the backend's name)", but
-/// the error a caller gets does not carry the name: a client talking to
-/// several backends through one error type reads only "circuit open;
-/// retry after 5s" and cannot tell which backend is being refused.
+/// A named breaker's refusal carries its name: a client talking to
+/// several backends through one error type must be able to tell which
+/// one refused it, not read only "circuit open; retry after 5s".
 #[test]
 fn a_circuit_open_error_names_the_breaker() {
     let clock = ManualClock::new();
@@ -121,12 +121,11 @@ impl Subscriber for Outcomes {
     fn exit(&self, _: &Id) {}
 }
 
-/// `Trace` records `outcome = cancelled` for a call whose inner service
-/// panicked: its `Finish` guard treats every unfinished drop as a
-/// cancellation, without checking `std::thread::panicking()` as the
-/// circuit breaker's guard does. strata's pipelined server catches a
-/// request's panic and closes the connection, so a handler crash shows in
-/// the trace as if the client had gone away.
+/// `Trace` records `outcome = panicked`, not `cancelled`, for a call whose
+/// inner service panicked (it used to take every unfinished drop for a
+/// cancellation). strata's pipelined server catches a request's panic and
+/// closes the connection; a handler crash must not show in the trace as
+/// if the client had gone away.
 #[test]
 fn a_panicking_call_is_not_traced_as_cancelled() {
     quiet_panics();
@@ -148,11 +147,10 @@ fn a_panicking_call_is_not_traced_as_cancelled() {
     );
 }
 
-/// `Metrics` counts a call whose inner service panicked in
-/// `requests_total` but neither in `errors_total` nor in the duration
-/// histogram, exactly like a cancelled call: an error rate computed as
-/// errors / requests counts the crash as a success. (The circuit breaker
-/// in the same crate counts a panic as a failure.)
+/// `Metrics` counts a call whose inner service panicked as an error (it
+/// used to count it only in `requests_total`, like a cancelled call, so an
+/// error rate computed as errors / requests took the crash for a success).
+/// The circuit breaker in the same crate counts a panic as a failure too.
 #[test]
 fn a_panicking_call_counts_as_an_error_in_metrics() {
     quiet_panics();
