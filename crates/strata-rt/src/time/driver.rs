@@ -757,7 +757,9 @@ impl Timer {
 
     /// Sets a new deadline. A pending or fired registration on this thread's
     /// worker is moved in place; otherwise it is cancelled, and its waker is
-    /// woken so that the next poll registers the new deadline.
+    /// woken so that the next poll registers the new deadline, except on a
+    /// thread outside any runtime, where the new deadline is registered
+    /// with the same worker at once.
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         let Some(entry) = &self.entry else { return };
@@ -790,7 +792,20 @@ impl Timer {
             }
             None => {
                 let waker = entry.take_waker();
+                let owner = entry.owner.clone();
                 self.cancel();
+                if context::try_handle().is_none() && context::try_worker().is_none() {
+                    // On a thread outside any runtime the next poll could
+                    // not register: register the new deadline with the
+                    // same worker now (if it still runs), handing it the
+                    // waker, as a `Sleep` keeps working wherever it moves.
+                    let noop = Waker::noop();
+                    let fresh = Entry::new(tick, waker.as_ref().unwrap_or(noop), owner.clone());
+                    if owner.push_timer_op(Op::Register(fresh.clone())).is_ok() {
+                        self.entry = Some(fresh);
+                        return;
+                    }
+                }
                 if let Some(w) = waker {
                     w.wake();
                 }

@@ -13,8 +13,9 @@ use super::sleep::{Sleep, sleep_until};
 ///
 /// # Panics
 ///
-/// Panics if `period` is zero. Polling a tick outside a strata runtime
-/// panics.
+/// Panics if `period` is zero. Polling the first tick outside a strata
+/// runtime panics; an interval that has ticked in one keeps ticking
+/// wherever it is moved, while that runtime runs.
 ///
 /// # Examples
 ///

@@ -53,8 +53,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 
 /// The future of [`sleep`] and [`sleep_until`].
 ///
-/// `Sleep` is `Unpin`, `Send` and `Sync`; it may be moved to and awaited on
-/// any thread or worker, and still fires. Dropping it cancels the timer and
+/// `Sleep` is `Unpin`, `Send` and `Sync`; once polled in a runtime it may
+/// be moved to and awaited (and [`reset`](Sleep::reset)) on any thread or
+/// worker, even one outside any runtime, and still fires while that
+/// runtime runs. Dropping it cancels the timer and
 /// lets go of the waker at once; dropped off its worker's thread, the
 /// timer's slot is freed at that worker's next turn.
 ///

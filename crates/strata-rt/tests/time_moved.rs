@@ -1,0 +1,105 @@
+//! Timers moved out of the runtime: a `Sleep` or `Interval` registered in
+//! a task keeps working when reset and awaited on a plain thread, as a
+//! tokio `Sleep` does. No wall-clock thresholds: only "not early"
+//! (Instant comparisons) and a generous hang guard.
+// The tests hand registered timers (futures) out of tasks on purpose.
+#![allow(clippy::unwrap_used, clippy::async_yields_async)]
+
+mod support;
+
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use strata_rt::spawn;
+use strata_rt::time::{interval, sleep};
+use support::{deadline, rt};
+
+/// Polls `f` once with the current task's context.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
+}
+
+struct Unparker(Thread);
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives `f` on the calling thread, which is in no runtime.
+fn plain_block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let waker = Waker::from(Arc::new(Unparker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// A `Sleep` registered (polled) by a task, then moved to a plain thread
+/// while its runtime lives on, reset there and awaited. An off-owner
+/// `reset` used to drop the registration, and the next poll, finding no
+/// runtime on the thread, panicked "polled outside a strata runtime".
+#[test]
+fn a_registered_sleep_reset_on_a_plain_thread_still_fires() {
+    deadline(20, || {
+        let rt = rt(1);
+        let s = rt.block_on(async {
+            spawn(async {
+                let mut s = sleep(Duration::from_secs(3600));
+                assert!(poll_once(&mut s).await.is_pending());
+                s
+            })
+            .await
+            .unwrap()
+        });
+        let r = std::thread::spawn(move || {
+            let mut s = s;
+            let target = Instant::now() + Duration::from_millis(20);
+            s.reset(target);
+            plain_block_on(&mut s);
+            Instant::now() >= target
+        })
+        .join();
+        let not_early = r.expect("reset + await on a plain thread panicked");
+        assert!(not_early);
+        drop(rt);
+    });
+}
+
+/// The same through `Interval`, whose every tick ends with
+/// `sleep.reset(next)`: created and ticked in a task, it keeps ticking
+/// when driven from a plain thread (tokio's does).
+#[test]
+fn an_interval_ticked_in_a_task_keeps_ticking_on_a_plain_thread() {
+    deadline(20, || {
+        let rt = rt(1);
+        let iv = rt.block_on(async {
+            spawn(async {
+                let mut iv = interval(Duration::from_millis(5));
+                iv.tick().await;
+                iv.tick().await;
+                iv
+            })
+            .await
+            .unwrap()
+        });
+        let r = std::thread::spawn(move || {
+            let mut iv = iv;
+            for _ in 0..3 {
+                let due = plain_block_on(iv.tick());
+                assert!(Instant::now() >= due);
+            }
+        })
+        .join();
+        assert!(r.is_ok(), "ticking on a plain thread panicked");
+        drop(rt);
+    });
+}
