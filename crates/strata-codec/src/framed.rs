@@ -69,12 +69,13 @@ use crate::{Decoder, Encoder};
 /// buffer is under the mark again, and returns `Pending` if the I/O object
 /// cannot take more. When the I/O object takes only part of the buffer per
 /// write (a slow peer, a TLS stream's records), it writes on down to half
-/// the mark, and after a flush that stopped part way it writes until at
-/// least as much was written as is left; the bytes left then move to the
-/// front of the allocation, so it is reused instead of grown. The mark
+/// the mark (a low-water mark), and the bytes left then move to the front
+/// of the allocation, so that it is reused instead of grown. The mark
 /// bounds the buffer's contents to the mark plus one item; its allocation
 /// can reach twice that, since the buffer grows by doubling (64 KiB of
-/// responses and one more make a 128 KiB buffer).
+/// responses and one more make a 128 KiB buffer), and less than three
+/// times the mark plus two items when items are added after a flush that
+/// stopped part way, before the next drain moves what it left.
 ///
 /// [`poll_flush`](Sink::poll_flush) writes the whole buffer with plain
 /// `poll_write` calls (the buffer is one contiguous slice, so a vectored

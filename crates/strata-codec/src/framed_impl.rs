@@ -490,7 +490,8 @@ impl WriteState {
     }
 
     /// Ready while the buffer is under the high-water mark; at or over it,
-    /// writes until it is under again.
+    /// writes until it is under again (to half the mark if the writer takes
+    /// part of the buffer per write: see `after_partial_write`).
     #[inline]
     pub(crate) fn poll_ready<T, E>(
         &mut self,
@@ -617,13 +618,21 @@ impl WriteState {
     /// to the front); short of that, an item that does not fit behind
     /// doubles the whole allocation, written part included, and a writer
     /// that keeps taking part of the buffer (a slow peer, a TLS stream's
-    /// 16 KiB records) could take it to four times the mark. So no item is
-    /// taken until the buffer holds at most half the mark (a low-water
-    /// mark) and no more than the written part, and then the rest moves
-    /// to the front: a copy of at most half the mark per half the mark
-    /// written. Items are thus only ever added to a buffer that starts at
-    /// its allocation's start, which grows as it would with a writer that
-    /// takes everything.
+    /// 16 KiB records) could take it to four times the mark. So:
+    ///
+    /// - over half the mark, no item is taken until the buffer is written
+    ///   down to half the mark (a low-water mark: this happens in a drain
+    ///   that started at the mark, or in a flush);
+    /// - at half the mark or less, once the written part is at least as
+    ///   long as the rest, the rest moves to the front: a copy of at most
+    ///   half the mark per half the mark written. After a drain from the
+    ///   mark it always is.
+    ///
+    /// Only a flush that stopped part way with more left than written
+    /// leaves the rest where it is; items are then taken as usual (ready
+    /// under the mark), and the next drain moves the rest. Until then an
+    /// item that does not fit can grow the allocation, to less than three
+    /// times the mark plus two items.
     #[cold]
     fn after_partial_write(&mut self) {
         let low_water_mark = self.high_water_mark / 2;
@@ -631,8 +640,7 @@ impl WriteState {
         if len > low_water_mark {
             self.accept_below = low_water_mark + 1;
         } else if self.front < len {
-            // Ready once written down to the written part's length.
-            self.accept_below = self.front;
+            self.accept_below = self.high_water_mark;
         } else {
             self.reuse_front();
         }

@@ -104,7 +104,8 @@ impl<T, E> FramedWrite<T, E> {
     /// taken as 1).
     ///
     /// `poll_ready` writes to the I/O object while the buffer holds at least
-    /// this many bytes. See [`Framed`](crate::Framed#writing).
+    /// this many bytes (and, once the I/O object took only part of the
+    /// buffer, on down to half of it). See [`Framed`](crate::Framed#writing).
     pub fn set_high_water_mark(&mut self, bytes: usize) {
         self.state.set_high_water_mark(bytes);
     }

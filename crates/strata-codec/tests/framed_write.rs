@@ -92,19 +92,13 @@ fn poll_ready_keeps_writing_while_over_the_mark() {
     );
 }
 
-/// A flush that stops part way (the writer is full) leaves more unwritten
-/// than written: `poll_ready` writes until the written part is at least as
-/// long as the rest before taking an item, so items never go behind a
-/// written part that the buffer could not reuse.
+/// A flush that stops part way (the writer is full) with more left than
+/// written: `poll_ready` stays ready at once under the mark, and the bytes
+/// left move to the front once a later write leaves the written part at
+/// least as long as them.
 #[test]
-fn poll_ready_after_a_partial_flush_writes_until_the_rest_can_move() {
-    let mock = Mock::new()
-        .write_accept(2)
-        .write_pending()
-        .write_accept(1)
-        .write_pending()
-        .write_accept(2)
-        .write_pending();
+fn poll_ready_after_a_partial_flush_is_ready_under_the_mark() {
+    let mock = Mock::new().write_accept(2).write_pending().write_accept(12);
     let mut framed = FramedWrite::new(mock, BytesCodec::new());
     framed.set_high_water_mark(64);
     Pin::new(&mut framed).start_send(&[7u8; 10][..]).unwrap();
@@ -112,13 +106,19 @@ fn poll_ready_after_a_partial_flush_writes_until_the_rest_can_move() {
     // The flush writes 2 of 10, then the writer is full.
     assert!(Sink::<&[u8]>::poll_flush(Pin::new(&mut framed), &mut cx).is_pending());
     assert_eq!(framed.write_buffer().len(), 8);
-    // 2 written, 8 left: not ready until written down to the written
-    // part (3 written, 7 left: still not).
-    assert!(Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx).is_pending());
-    assert_eq!(framed.write_buffer().len(), 7);
+    let calls = framed.get_ref().write_calls;
     assert!(Sink::<&[u8]>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
-    assert_eq!(framed.write_buffer().len(), 5);
-    assert_eq!(framed.get_ref().written, [7u8; 5]);
+    assert_eq!(
+        framed.get_ref().write_calls,
+        calls,
+        "no write under the mark"
+    );
+    Pin::new(&mut framed).start_send(&[8u8; 10][..]).unwrap();
+    // 12 of 18 written: 14 in front, 6 left, which move to the front.
+    assert!(Sink::<&[u8]>::poll_flush(Pin::new(&mut framed), &mut cx).is_ready());
+    let mut expected = vec![7u8; 10];
+    expected.extend([8u8; 10]);
+    assert_eq!(framed.get_ref().written, expected);
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //! without decoding (to notice a peer that resets; then the kernel's buffer
 //! fills and TCP slows the client down), and when the write buffer passes
 //! its high-water mark the connection stops taking finished responses
-//! until the socket drains.
+//! until the socket drains (to half the mark, if the socket takes part of
+//! the buffer at a time).
 //!
 //! # Flushing
 //!
