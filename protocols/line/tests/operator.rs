@@ -259,6 +259,36 @@ fn sockets_that_only_drain_are_not_connections_dropped() {
     );
 }
 
+/// The same with a second signal instead of the timeout: with only a
+/// socket left that the server had closed, the operator's second Ctrl-C
+/// stops it at once, and nothing was dropped (it used to exit 1 with "a
+/// second signal cut the graceful shutdown short; 0 connections
+/// dropped").
+#[test]
+fn a_second_signal_with_only_draining_sockets_is_a_clean_exit() {
+    let mut server = Server::start(&["--max-line-length", "8", "--shutdown-timeout", "20s"]);
+    let mut s = server.stream();
+    s.write_all(b"this line is too long\nmore").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap(); // the error line, then EOF
+    assert!(
+        got.starts_with(b"error:"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // The server has closed; `s` stays open, so the socket drains (1 s).
+    server.signal(libc::SIGTERM);
+    // Past the window in which a repeat counts as the same signal.
+    std::thread::sleep(Duration::from_millis(400));
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(30).expect("line-server exits");
+    drop(s);
+    assert!(
+        status.success(),
+        "exit {status} with no connection left to drop"
+    );
+}
+
 /// A `RUST_LOG` that is not UTF-8 is reported, like one that does not
 /// parse (it used to be ignored in silence).
 #[test]

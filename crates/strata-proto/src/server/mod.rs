@@ -289,7 +289,11 @@ impl<P: ServerProto> TcpServer<P> {
             "connections"
         };
         match handle.finish_shutdown(end, deadline) {
+            // A second signal with only sockets left that the server had
+            // closed (draining the peer's last bytes, as at the timeout):
+            // stopped at once, and no connection was dropped.
             Drain::Done => Ok(()),
+            Drain::Interrupted if left == 0 => Ok(()),
             Drain::TimedOut => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -504,6 +508,9 @@ fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadl
             connections = state.live(),
             "shutdown timeout passed; dropping the remaining connections"
         ),
+        Drain::Interrupted if state.live() == 0 => {
+            tracing::info!("second signal; stopping at once (no connection left)");
+        }
         Drain::Interrupted => tracing::warn!(
             connections = state.live(),
             "second signal; dropping the remaining connections"
