@@ -71,6 +71,14 @@ pub(crate) fn try_handle() -> Option<Handle> {
         .flatten()
 }
 
+/// Whether this thread is inside a runtime (a worker, or `block_on`);
+/// unlike `try_handle`, without cloning the handle.
+pub(crate) fn in_runtime() -> bool {
+    CONTEXT
+        .try_with(|c| c.borrow().handle.is_some())
+        .unwrap_or(false)
+}
+
 /// The runtime this thread is inside; panics naming `api` otherwise.
 #[track_caller]
 pub(crate) fn handle(api: &str) -> Handle {

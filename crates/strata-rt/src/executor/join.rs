@@ -5,10 +5,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
-use super::task::{Panic, TaskMeta};
+use super::task::{Panic, TaskMeta, TaskOutput};
+use crate::context;
 
 /// An owned permission to await a spawned task's output, or to abort it.
 ///
@@ -27,7 +28,7 @@ use super::task::{Panic, TaskMeta};
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    task: Option<async_task::FallibleTask<Result<T, Panic>, TaskMeta>>,
+    task: Option<async_task::FallibleTask<TaskOutput<T>, TaskMeta>>,
     /// The task's metadata, inside the task allocation.
     ///
     /// INVARIANT: valid for as long as `waker` lives, i.e. as long as `self`
@@ -38,11 +39,36 @@ pub struct JoinHandle<T> {
     /// then dropped by its worker) even while it waits on I/O. It also keeps
     /// the task allocation, and so `meta`, alive.
     waker: Waker,
+    /// When polled outside any strata runtime (by another executor): the
+    /// waker handed to the task in place of that executor's, and it.
+    foreign: Option<(Arc<Contained>, Waker)>,
+}
+
+/// Passes a wake-up on to another executor's waker, containing a panic:
+/// async-task wakes the handle's waker under its abort-on-panic guard, so
+/// a waker that panics would otherwise end the whole process. (Strata's
+/// own wakers, used inside a runtime, are handed over as they are.)
+struct Contained(Mutex<Waker>);
+
+impl Wake for Contained {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waker = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        super::wake_contained(waker);
+    }
 }
 
 // SAFETY: `JoinHandle` is a `FallibleTask` (Send when its output is), a
-// `Waker` (Send + Sync) and a pointer to `TaskMeta`, which is only read
-// through `&` and is `Sync` (atomics and a plain bool).
+// `Waker` and an optional `Arc<Contained>` with its `Waker` (all Send +
+// Sync), and a pointer to `TaskMeta`, which is only read through `&` and is
+// `Sync` (atomics and a plain bool).
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 // SAFETY: through `&JoinHandle` only `abort` and `is_finished` are reachable:
 // an atomic store on `TaskMeta`, `Waker::wake_by_ref`, and
@@ -50,12 +76,34 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Result<T, Panic>, TaskMeta>, waker: Waker) -> Self {
+    pub(crate) fn new(task: async_task::Task<TaskOutput<T>, TaskMeta>, waker: Waker) -> Self {
         let meta = NonNull::from(task.metadata());
         JoinHandle {
             task: Some(task.fallible()),
             meta,
             waker,
+            foreign: None,
+        }
+    }
+
+    /// The waker to hand the task for a poll with `cx` from outside any
+    /// runtime: a `Contained` forwarding to `cx`'s waker.
+    #[cold]
+    fn foreign_waker(&mut self, cx: &Context<'_>) -> Waker {
+        match &self.foreign {
+            Some((contained, waker)) => {
+                let mut current = contained.0.lock().unwrap_or_else(PoisonError::into_inner);
+                if !current.will_wake(cx.waker()) {
+                    *current = cx.waker().clone();
+                }
+                waker.clone()
+            }
+            None => {
+                let contained = Arc::new(Contained(Mutex::new(cx.waker().clone())));
+                let waker = Waker::from(contained.clone());
+                self.foreign = Some((contained, waker.clone()));
+                waker
+            }
         }
     }
 
@@ -109,12 +157,23 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(task) = self.task.as_mut() else {
+        if self.task.is_none() {
             panic!("strata: JoinHandle polled after it returned its result");
+        }
+        let foreign = if context::in_runtime() {
+            None
+        } else {
+            Some(self.foreign_waker(cx))
         };
-        let out = std::task::ready!(Pin::new(task).poll(cx));
+        let Some(task) = self.task.as_mut() else {
+            unreachable!("checked above");
+        };
+        let out = match &foreign {
+            None => std::task::ready!(Pin::new(task).poll(cx)),
+            Some(waker) => std::task::ready!(Pin::new(task).poll(&mut Context::from_waker(waker))),
+        };
         self.task = None;
-        Poll::Ready(match out {
+        Poll::Ready(match out.map(TaskOutput::into_result) {
             Some(Ok(v)) => Ok(v),
             Some(Err(panic)) => Err(JoinError::panicked(panic)),
             None => Err(JoinError::cancelled()),

@@ -105,8 +105,41 @@ impl<F> TaskFuture<F> {
     }
 }
 
+/// A task's result (its output or its panic) as the task cell holds it.
+///
+/// Dropping it catches and logs a panic, as `TaskFuture` does for the
+/// future: async-task drops the result of a task whose handle was dropped
+/// (a detached task) under its abort-on-panic guard, so an output whose
+/// destructor panics would otherwise end the whole process.
+pub(crate) struct TaskOutput<T>(Option<Result<T, Panic>>);
+
+impl<T> TaskOutput<T> {
+    /// The result, for the `JoinHandle` that awaited it.
+    pub(crate) fn into_result(mut self) -> Result<T, Panic> {
+        match self.0.take() {
+            Some(result) => result,
+            None => unreachable!("a task's result is taken once"),
+        }
+    }
+}
+
+impl<T> Drop for TaskOutput<T> {
+    fn drop(&mut self) {
+        let Some(result) = self.0.take() else { return };
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
+            let msg =
+                super::join::payload_text(&*panic).unwrap_or_else(|| "non-string panic".into());
+            tracing::error!(panic = %msg, "strata: a task's output panicked while being dropped");
+            // A payload whose own destructor panics is left, not dropped.
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+                std::mem::forget(again);
+            }
+        }
+    }
+}
+
 impl<F: Future> Future for TaskFuture<F> {
-    type Output = Result<F::Output, Panic>;
+    type Output = TaskOutput<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `inner` is structurally pinned: it is never moved out of
@@ -133,8 +166,8 @@ impl<F: Future> Future for TaskFuture<F> {
         };
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
+            Ok(Poll::Ready(v)) => Poll::Ready(TaskOutput(Some(Ok(v)))),
+            Err(panic) => Poll::Ready(TaskOutput(Some(Err(panic)))),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Handle, Inner, Runtime, WeakHandle};
+use super::{Handle, Inner, NextWorker, Runtime, WeakHandle};
 use crate::executor::blocking::BlockingPool;
 use crate::executor::worker::{Worker, WorkerShared};
 use crate::reactor::Reactor;
@@ -117,7 +117,7 @@ impl Builder {
         let handle = Handle {
             inner: Arc::new_cyclic(|runtime| Inner {
                 workers: workers.clone().into_boxed_slice(),
-                next: AtomicUsize::new(0),
+                next: NextWorker::default(),
                 blocking: BlockingPool::new(
                     self.max_blocking_threads,
                     self.blocking_keep_alive,

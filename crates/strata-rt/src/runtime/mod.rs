@@ -258,8 +258,17 @@ impl fmt::Debug for WeakHandle {
 
 struct Inner {
     workers: Box<[Arc<WorkerShared>]>,
-    next: AtomicUsize,
+    next: NextWorker,
     blocking: BlockingPool,
+}
+
+/// Round-robin counts for placing work that starts off-worker, one per
+/// kind (see `Handle::next_io_handle` for why they are apart).
+#[derive(Default)]
+pub(crate) struct NextWorker {
+    spawn: AtomicUsize,
+    io: AtomicUsize,
+    timer: AtomicUsize,
 }
 
 impl Handle {
@@ -411,15 +420,31 @@ impl Handle {
         self.inner.workers.iter().any(|s| Arc::ptr_eq(s, w))
     }
 
-    /// The next worker, round-robin (also used to place timers polled off-worker).
+    /// The worker for a task spawned off-worker, round-robin.
     pub(crate) fn next_worker(&self) -> &Arc<WorkerShared> {
-        let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        &self.inner.workers[n % self.inner.workers.len()]
+        self.pick(&self.inner.next.spawn)
+    }
+
+    /// The worker for a timer polled off-worker, round-robin.
+    pub(crate) fn next_timer_worker(&self) -> &Arc<WorkerShared> {
+        self.pick(&self.inner.next.timer)
     }
 
     /// A reactor to register a new I/O source with, chosen round-robin.
+    ///
+    /// Its own count, apart from spawning's: in the usual loop that
+    /// accepts off-worker (in `block_on`) and spawns a task per stream,
+    /// the two counts move together, so stream `i` and its task land on
+    /// the same worker and the tasks spread. One shared count moved twice
+    /// per connection, and with two workers put every task on one worker
+    /// and every stream on the other.
     pub(crate) fn next_io_handle(&self) -> Arc<IoHandle> {
-        self.next_worker().io_handle().clone()
+        self.pick(&self.inner.next.io).io_handle().clone()
+    }
+
+    fn pick(&self, count: &AtomicUsize) -> &Arc<WorkerShared> {
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        &self.inner.workers[n % self.inner.workers.len()]
     }
 }
 

@@ -743,7 +743,7 @@ impl Timer {
                  or from a future passed to `Runtime::block_on` / `strata_rt::run`."
             );
         };
-        let owner = handle.next_worker().clone();
+        let owner = handle.next_timer_worker().clone();
         let entry = Entry::new(tick, cx.waker(), owner.clone());
         if owner.push_timer_op(Op::Register(entry.clone())).is_err() {
             panic!(

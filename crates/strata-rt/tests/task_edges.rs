@@ -1,0 +1,246 @@
+//! The executor around a task's completion and placement: an output whose
+//! destructor panics, a foreign executor's waker that panics, and tasks
+//! spawned off-worker spreading over the workers. No wall-clock
+//! thresholds: `deadline` is a hang guard.
+//!
+//! Two tests run their scenario in a child process (this test binary
+//! re-executed with `STRATA_TEST_CHILD` set): what they check is that the
+//! process survives, which an `abort()` would not.
+
+mod support;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
+
+use strata_rt::net::TcpListener;
+use strata_rt::{spawn, yield_now};
+use support::{deadline, rt};
+
+const CHILD_ENV: &str = "STRATA_TEST_CHILD";
+
+/// In the parent: re-runs test `name` alone in a child process and fails
+/// unless the child exits successfully. In the child (`STRATA_TEST_CHILD` names
+/// this test): returns `true`, and the caller runs the scenario.
+fn in_child(name: &str) -> bool {
+    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("re-run the test binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr: String = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(12)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        out.status.success(),
+        "the scenario took the process down ({}); child stderr:\n{stderr}",
+        out.status
+    );
+    // The child must really have run the test (not filtered it out).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 passed"),
+        "child did not run {name}:\n{stdout}"
+    );
+    false
+}
+
+/// Panics when dropped (the way a guard that checks an invariant on drop
+/// does); the panic is the task's, not the worker's.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("audit9: PanicsOnDrop dropped");
+    }
+}
+
+/// Checks that the runtime's only worker still runs tasks.
+fn worker_still_runs(rt: &strata_rt::Runtime) {
+    let v = rt.block_on(async { spawn(async { 7 }).await.unwrap() });
+    assert_eq!(v, 7);
+}
+
+// ---------------------------------------------------------------------------
+// A detached task whose output panics when dropped.
+//
+// Dropping the JoinHandle detaches the task; when it then completes, its
+// output is dropped by the worker, which async-task does under an
+// abort-on-panic guard: the output's drop must be caught as the future's
+// is (it used to abort the process). tokio catches it too
+// (`Harness::complete`).
+
+#[test]
+fn detached_task_output_that_panics_on_drop_does_not_abort_the_process() {
+    const NAME: &str = "detached_task_output_that_panics_on_drop_does_not_abort_the_process";
+    if !in_child(NAME) {
+        return;
+    }
+    deadline(20, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let go = Arc::new(AtomicBool::new(false));
+            let g = go.clone();
+            let handle = spawn(async move {
+                while !g.load(Ordering::Acquire) {
+                    yield_now().await;
+                }
+                PanicsOnDrop
+            });
+            // Detach before it completes: the worker drops the output.
+            drop(handle);
+            go.store(true, Ordering::Release);
+        });
+        worker_still_runs(&rt);
+        // The same for a blocking closure: the pool thread drops the output.
+        rt.block_on(async {
+            let go = Arc::new(AtomicBool::new(false));
+            let g = go.clone();
+            drop(strata_rt::spawn_blocking(move || {
+                while !g.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+                PanicsOnDrop
+            }));
+            go.store(true, Ordering::Release);
+            // Let the closure finish (and drop its output) before the
+            // runtime goes: it must not take the process with it.
+            for _ in 0..200 {
+                strata_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        worker_still_runs(&rt);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// A JoinHandle awaited under a foreign executor's waker that panics when
+// woken. async-task wakes the handle's awaiter under an abort-on-panic
+// guard; the crate's policy (`wake_contained`, used by the reactor and the
+// timer driver) is that a foreign waker's panic is contained and logged
+// (it used to abort the process when the task completed or was aborted);
+// tokio catches it too.
+
+struct PanickingWaker;
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("audit9: a foreign executor's waker panicked");
+    }
+}
+
+#[test]
+fn join_handle_awaiter_waker_that_panics_does_not_abort_the_process() {
+    const NAME: &str = "join_handle_awaiter_waker_that_panics_does_not_abort_the_process";
+    if !in_child(NAME) {
+        return;
+    }
+    deadline(20, || {
+        let rt = rt(1);
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let mut handle = rt.handle().spawn(async move {
+            while !g.load(Ordering::Acquire) {
+                yield_now().await;
+            }
+            3
+        });
+        // Poll the handle once from this thread (no runtime needed) with a
+        // waker of "another executor" that panics when woken.
+        let waker = Waker::from(Arc::new(PanickingWaker));
+        let mut cx = Context::from_waker(&waker);
+        assert!(std::pin::Pin::new(&mut handle).poll(&mut cx).is_pending());
+        // The task completes on the worker, which wakes that waker.
+        go.store(true, Ordering::Release);
+        while !handle.is_finished() {
+            std::thread::yield_now();
+        }
+        worker_still_runs(&rt);
+        // The output is still there for a poll with a sane waker.
+        assert_eq!(support::plain_block_on(handle).unwrap(), 3);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// `spawn` from `block_on` spreads tasks over the workers, also when the
+// caller creates a socket or polls a timer between spawns. One round-robin
+// count shared by spawning, socket and timer registration moved twice per
+// connection in the ordinary accept loop in `block_on` (accept registers
+// the stream, then spawn), and with two workers put every connection task
+// on the same worker; a `sleep` per job did the same.
+
+fn worker_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_owned()
+}
+
+#[test]
+fn accept_loop_in_block_on_spreads_connection_tasks_over_workers() {
+    deadline(20, || {
+        let rt = rt(2);
+        let names = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let clients = std::thread::spawn(move || {
+                (0..8)
+                    .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                    .collect::<Vec<_>>()
+            });
+            let mut handles = Vec::new();
+            for _ in 0..8 {
+                let (stream, _) = listener.accept().await.unwrap();
+                handles.push(spawn(async move {
+                    drop(stream);
+                    worker_name()
+                }));
+            }
+            let mut names = HashSet::new();
+            for h in handles {
+                names.insert(h.await.unwrap());
+            }
+            drop(clients.join().unwrap());
+            names
+        });
+        assert_eq!(
+            names.len(),
+            2,
+            "8 connection tasks spawned from block_on all ran on {names:?}"
+        );
+    });
+}
+
+#[test]
+fn spawn_after_a_timer_in_block_on_spreads_tasks_over_workers() {
+    deadline(20, || {
+        let rt = rt(2);
+        let names = rt.block_on(async {
+            let mut handles = Vec::new();
+            for _ in 0..8 {
+                // A paced producer: one short sleep per job.
+                strata_rt::time::sleep(Duration::from_millis(1)).await;
+                handles.push(spawn(async { worker_name() }));
+            }
+            let mut names = HashSet::new();
+            for h in handles {
+                names.insert(h.await.unwrap());
+            }
+            names
+        });
+        assert_eq!(
+            names.len(),
+            2,
+            "8 tasks spawned from block_on all ran on {names:?}"
+        );
+    });
+}
