@@ -40,6 +40,10 @@
 //!   no longer happens, even after every `Signal` is dropped. This is the
 //!   usual trade-off of Rust signal libraries: removing a handler safely is
 //!   not possible in general.
+//! * Across `fork`: the handlers stay installed in a child process, but
+//!   the reading thread does not come along; the child's first
+//!   [`Signal::new`] starts one of its own (with a pipe of its own), so
+//!   create the child's listeners in the child.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -48,7 +52,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use event_listener::{Event, EventListener};
@@ -123,16 +127,24 @@ static SLOTS: [Slot; MAX_SIGNAL] = [const {
     }
 }; MAX_SIGNAL];
 
-/// Which signals have a handler, and the pipe's write end (set once).
+/// Which signals have a handler, and which process started the pipe
+/// thread.
 struct Registry {
     installed: [bool; MAX_SIGNAL],
-    pipe: Option<RawFd>,
+    /// The process whose `strata-signal` thread reads `PIPE`: a child
+    /// forked later has the handlers but not the thread, and starts its own.
+    pipe_pid: Option<u32>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     installed: [false; MAX_SIGNAL],
-    pipe: None,
+    pipe_pid: None,
 });
+
+/// The write end of the self-pipe the handlers write to (-1: none yet).
+/// An atomic, read by the handler, so that a forked child can point the
+/// inherited handlers at a pipe of its own.
+static PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// Installs the handler for `signum` once per process.
 fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
@@ -165,17 +177,16 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     }
     let slot = &SLOTS[index];
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if reg.pipe_pid != Some(pid) {
+        // The first listener of this process (which may be a child forked
+        // after its parent listened: the thread did not come along).
+        PIPE.store(start_pipe_thread()?, Ordering::SeqCst);
+        reg.pipe_pid = Some(pid);
+    }
     if reg.installed[index] {
         return Ok(slot);
     }
-    let fd = match reg.pipe {
-        Some(fd) => fd,
-        None => {
-            let fd = start_pipe_thread()?;
-            reg.pipe = Some(fd);
-            fd
-        }
-    };
     let action = move || {
         // Only async-signal-safe operations: a lock-free atomic add and
         // send(2). A full pipe means a wake-up is already pending, and the
@@ -183,15 +194,23 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
         // `MSG_NOSIGNAL`: were the reading thread gone, a plain write would
         // raise SIGPIPE, fatal where it is not ignored (a C host).
         SLOTS[index].delivered.fetch_add(1, Ordering::SeqCst);
+        let fd = PIPE.load(Ordering::SeqCst);
         let byte = 1u8;
         // SAFETY: `fd` is the write end of a socket pair that is never
-        // closed (it is leaked for the life of the process), and `byte` is
-        // a valid one-byte buffer for the duration of the call.
+        // closed (each is leaked for the life of the process), and `byte`
+        // is a valid one-byte buffer for the duration of the call.
         unsafe { libc::send(fd, (&raw const byte).cast(), 1, libc::MSG_NOSIGNAL) };
     };
     // SAFETY: `action` is async-signal-safe (see above): it neither
-    // allocates nor locks, and touches only a static atomic and a raw fd.
-    unsafe { signal_hook_registry::register(signum, action) }?;
+    // allocates nor locks, and touches only static atomics and a raw fd.
+    unsafe { signal_hook_registry::register(signum, action) }.map_err(|e| {
+        // The kernel's refusal (say, of a signal the C library keeps for
+        // itself) would otherwise name neither the signal nor the call.
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen for signal {signum}: sigaction refused it: {e}"),
+        )
+    })?;
     reg.installed[index] = true;
     Ok(slot)
 }
