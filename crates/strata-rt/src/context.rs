@@ -71,11 +71,11 @@ pub(crate) fn try_handle() -> Option<Handle> {
         .flatten()
 }
 
-/// Whether this thread is inside a runtime (a worker, or `block_on`);
-/// unlike `try_handle`, without cloning the handle.
-pub(crate) fn in_runtime() -> bool {
+/// Whether this thread is a worker thread; unlike `try_worker`, without
+/// cloning the worker's handle.
+pub(crate) fn on_worker() -> bool {
     CONTEXT
-        .try_with(|c| c.borrow().handle.is_some())
+        .try_with(|c| c.borrow().worker.is_some())
         .unwrap_or(false)
 }
 

@@ -199,7 +199,9 @@ impl<P: ServerProto> TcpServer<P> {
     /// shutdown timeout passed before every connection finished (the rest
     /// were dropped); and with `Interrupted` if a second SIGINT or SIGTERM
     /// came during the graceful shutdown, which then drops the remaining
-    /// connections at once (an operator pressing Ctrl-C again). A signal
+    /// connections at once (an operator pressing Ctrl-C again; with none
+    /// left, only sockets the server had closed and was draining, it
+    /// stops at once and returns `Ok`, as at the timeout). A signal
     /// within 250 ms of the first is taken for the same one delivered
     /// twice (some supervisors signal the process and its group) and only
     /// logged; signals that arrive together may also be merged into one.

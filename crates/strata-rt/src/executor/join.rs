@@ -39,15 +39,16 @@ pub struct JoinHandle<T> {
     /// then dropped by its worker) even while it waits on I/O. It also keeps
     /// the task allocation, and so `meta`, alive.
     waker: Waker,
-    /// When polled outside any strata runtime (by another executor): the
-    /// waker handed to the task in place of that executor's, and it.
+    /// When polled off strata's workers (by another executor, on the
+    /// `block_on` thread, on a blocking thread): the waker handed to the
+    /// task in place of the caller's, and it.
     foreign: Option<(Arc<Contained>, Waker)>,
 }
 
 /// Passes a wake-up on to another executor's waker, containing a panic:
 /// async-task wakes the handle's waker under its abort-on-panic guard, so
-/// a waker that panics would otherwise end the whole process. (Strata's
-/// own wakers, used inside a runtime, are handed over as they are.)
+/// a waker that panics would otherwise end the whole process. (A task
+/// polling the handle on a worker hands over its own waker as it is.)
 struct Contained(Mutex<Waker>);
 
 impl Wake for Contained {
@@ -86,8 +87,8 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    /// The waker to hand the task for a poll with `cx` from outside any
-    /// runtime: a `Contained` forwarding to `cx`'s waker.
+    /// The waker to hand the task for a poll with `cx` off strata's
+    /// workers: a `Contained` forwarding to `cx`'s waker.
     #[cold]
     fn foreign_waker(&mut self, cx: &Context<'_>) -> Waker {
         match &self.foreign {
@@ -160,7 +161,7 @@ impl<T> Future for JoinHandle<T> {
         if self.task.is_none() {
             panic!("strata: JoinHandle polled after it returned its result");
         }
-        let foreign = if context::in_runtime() {
+        let foreign = if context::on_worker() {
             None
         } else {
             Some(self.foreign_waker(cx))

@@ -262,12 +262,12 @@ struct Inner {
     blocking: BlockingPool,
 }
 
-/// Round-robin counts for placing work that starts off-worker, one per
-/// kind (see `Handle::next_io_handle` for why they are apart).
+/// Round-robin counts for placing work that starts off-worker: tasks
+/// (which new I/O sources follow, see `Handle::next_io_handle`) and
+/// timers.
 #[derive(Default)]
 pub(crate) struct NextWorker {
     spawn: AtomicUsize,
-    io: AtomicUsize,
     timer: AtomicUsize,
 }
 
@@ -430,16 +430,22 @@ impl Handle {
         self.pick(&self.inner.next.timer)
     }
 
-    /// A reactor to register a new I/O source with, chosen round-robin.
+    /// A reactor to register a new I/O source with, off-worker: the one
+    /// of the worker the next off-worker `spawn` goes to, without moving
+    /// that count.
     ///
-    /// Its own count, apart from spawning's: in the usual loop that
-    /// accepts off-worker (in `block_on`) and spawns a task per stream,
-    /// the two counts move together, so stream `i` and its task land on
-    /// the same worker and the tasks spread. One shared count moved twice
-    /// per connection, and with two workers put every task on one worker
-    /// and every stream on the other.
+    /// In the usual loop that accepts off-worker (in `block_on`) and
+    /// spawns a task per stream, stream `i` and its task so land on the
+    /// same worker (the listener, bound before, does not shift them), and
+    /// the tasks spread. With one count shared by both, moved twice per
+    /// connection, two workers got every task on one and every stream on
+    /// the other; with a count of their own, the listener put each stream
+    /// on the other worker from its task.
     pub(crate) fn next_io_handle(&self) -> Arc<IoHandle> {
-        self.pick(&self.inner.next.io).io_handle().clone()
+        let n = self.inner.next.spawn.load(Ordering::Relaxed);
+        self.inner.workers[n % self.inner.workers.len()]
+            .io_handle()
+            .clone()
     }
 
     fn pick(&self, count: &AtomicUsize) -> &Arc<WorkerShared> {
