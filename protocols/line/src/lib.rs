@@ -178,11 +178,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("`{s}` is too large a duration"))?;
+    let too_large = || format!("`{s}` is too large a duration");
     let d = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60).ok_or_else(too_large)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(too_large)?),
         other => {
             return Err(format!(
                 "unknown unit `{other}` in `{s}`; use ms, s, m or h"
@@ -203,7 +204,11 @@ pub fn init_logging() {
     use tracing_subscriber::prelude::*;
     let info = || Targets::new().with_default(LevelFilter::INFO);
     let (filter, not_understood) = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => match v.parse::<Targets>() {
+        // Spaces around directives and empty ones (`debug,`, `info, x=debug`)
+        // are left out, as env_logger and tracing's EnvFilter do; parsed as
+        // they are, an empty directive meant "errors only" and a spaced
+        // target matched nothing.
+        Ok(v) if !v.trim().is_empty() => match tidy_directives(&v).parse::<Targets>() {
             Ok(t) if t.default_level().is_none() => (t.with_default(LevelFilter::INFO), None),
             Ok(t) => (t, None),
             Err(e) => (info(), Some(format!("RUST_LOG={v:?} not understood ({e})"))),
@@ -224,6 +229,16 @@ pub fn init_logging() {
     if let Some(why) = not_understood {
         tracing::warn!("{why}; logging at info");
     }
+}
+
+/// `RUST_LOG` with each comma-separated directive trimmed, and empty ones
+/// dropped.
+fn tidy_directives(v: &str) -> String {
+    v.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -8,15 +8,19 @@
 //!
 //! Requests are pipelined: a thread writes them while the answers are
 //! printed in order as they arrive, so any amount of input streams through
-//! without either side waiting on the other. Stdin lines are sent as they
-//! are, bytes and all (invalid UTF-8 included: the server says what it
-//! makes of it). The exit code is 0 only if every request got an answer
+//! without either side waiting on the other. Stdin is sent as it comes, in
+//! pieces, bytes and all (a line still unfinished is not held back, and
+//! invalid UTF-8 goes too: the server says what it makes of it). A server
+//! that owes answers and sends nothing for `--timeout` (30 s by default) is
+//! given up on. The exit code is 0 only if every request got an answer
 //! and none of the answers is an `error: ...` line. For load generation use
 //! the bench harness (`cargo run --release -p strata-bench --bin line`).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -34,14 +38,27 @@ fn main() -> ExitCode {
                 .help("Server address"),
         )
         .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("DURATION")
+                .default_value("30s")
+                .value_parser(strata_line::parse_duration)
+                .help(
+                    "Give up when the server owes answers and sends nothing for this long \
+                     (also the connect timeout; 0 waits forever)",
+                ),
+        )
+        .arg(
             Arg::new("lines")
                 .action(ArgAction::Append)
                 .help("Requests to send; read from stdin when none are given"),
         )
         .get_matches();
     let addr = *m.get_one::<SocketAddr>("addr").expect("has default");
+    let timeout = *m.get_one::<Duration>("timeout").expect("has default");
+    let timeout = (!timeout.is_zero()).then_some(timeout);
     let args: Option<Vec<String>> = m.get_many::<String>("lines").map(|v| v.cloned().collect());
-    match run(addr, args) {
+    match run(addr, timeout, args) {
         Ok(outcome) => outcome.report(addr),
         // Our own output is gone (`line-client ... | head -1`): nobody is
         // left to tell, as with any Unix filter.
@@ -54,13 +71,19 @@ fn main() -> ExitCode {
             eprintln!("line-client: {addr}: {e}");
             ExitCode::FAILURE
         }
+        Err(Failure::Silent(t)) => {
+            eprintln!("line-client: {addr}: no answer within {t:?}; giving up");
+            ExitCode::FAILURE
+        }
     }
 }
 
-/// Why a run stopped early: the connection, or our own output.
+/// Why a run stopped early: the connection, our own output, or a server
+/// that owed answers and sent nothing for the timeout.
 enum Failure {
     Server(io::Error),
     Stdout(io::Error),
+    Silent(Duration),
 }
 
 /// How the writer thread ended.
@@ -123,22 +146,37 @@ impl Outcome {
     }
 }
 
-fn run(addr: SocketAddr, args: Option<Vec<String>>) -> Result<Outcome, Failure> {
-    let stream = TcpStream::connect(addr).map_err(Failure::Server)?;
+fn run(
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+    args: Option<Vec<String>>,
+) -> Result<Outcome, Failure> {
+    let stream = match timeout {
+        Some(t) => TcpStream::connect_timeout(&addr, t),
+        None => TcpStream::connect(addr),
+    }
+    .map_err(Failure::Server)?;
+    stream.set_read_timeout(timeout).map_err(Failure::Server)?;
     let mut socket = stream.try_clone().map_err(Failure::Server)?;
+    // Requests written so far, for telling a silent server (answers owed)
+    // from a quiet one (none owed: the user has not typed anything yet).
+    let sent = Arc::new(AtomicU64::new(0));
+    let writer_sent = sent.clone();
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut sent = 0u64;
+        let sent = &*writer_sent;
         let result = match args {
             Some(lines) => lines.iter().try_for_each(|l| -> Result<(), Stop> {
-                // An argument with line breaks in it is several requests.
-                sent += 1 + l.matches('\n').count() as u64;
                 socket.write_all(l.as_bytes())?;
-                Ok(socket.write_all(b"\n")?)
+                socket.write_all(b"\n")?;
+                // An argument with line breaks in it is several requests.
+                sent.fetch_add(1 + l.matches('\n').count() as u64, Ordering::SeqCst);
+                Ok(())
             }),
-            None => copy_lines(io::stdin().lock(), &mut socket, &mut sent),
+            None => copy_input(io::stdin().lock(), &mut socket, sent),
         };
         let _ = socket.shutdown(Shutdown::Write);
+        let sent = sent.load(Ordering::SeqCst);
         let _ = done.send(match result {
             Ok(()) => Input::Sent(sent),
             Err(Stop::Input(e)) => Input::Unreadable(e),
@@ -152,13 +190,28 @@ fn run(addr: SocketAddr, args: Option<Vec<String>>) -> Result<Outcome, Failure> 
     let mut answer = Vec::new();
     let (mut answered, mut errors, mut cut_answer) = (0, 0, false);
     loop {
-        answer.clear();
-        match reader.read_until(b'\n', &mut answer) {
-            Ok(0) => break,
-            Ok(_) => {}
+        // `answer` may hold the start of an answer from before a timeout.
+        let ended = match reader.read_until(b'\n', &mut answer) {
+            Ok(0) => true,
+            Ok(_) => false,
             // The server closed with a reset after its last answer.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => true,
+            // The read timeout: give up only if answers are owed.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if sent.load(Ordering::SeqCst) > answered {
+                    return Err(Failure::Silent(timeout.unwrap_or_default()));
+                }
+                continue;
+            }
             Err(e) => return Err(Failure::Server(e)),
+        };
+        if answer.is_empty() {
+            break;
         }
         if !answer.ends_with(b"\n") {
             // Cut off: shown, but not an answer.
@@ -171,6 +224,10 @@ fn run(addr: SocketAddr, args: Option<Vec<String>>) -> Result<Outcome, Failure> 
             }
         }
         out.write_all(&answer).map_err(Failure::Stdout)?;
+        answer.clear();
+        if ended {
+            break;
+        }
     }
     out.flush().map_err(Failure::Stdout)?;
     // The server closed. The writer has finished, or will as soon as its
@@ -201,19 +258,28 @@ impl From<io::Error> for Stop {
     }
 }
 
-/// Sends each line of `input` as it is (a missing final newline added),
-/// counting them in `sent`.
-fn copy_lines(mut input: impl BufRead, socket: &mut TcpStream, sent: &mut u64) -> Result<(), Stop> {
-    let mut line = Vec::new();
+/// Sends `input` as it comes, in pieces (a line still unfinished is not
+/// held back), adding a final newline if it lacks one; counts the lines
+/// sent in `sent`.
+fn copy_input(
+    mut input: impl BufRead,
+    socket: &mut TcpStream,
+    sent: &AtomicU64,
+) -> Result<(), Stop> {
+    let mut last = b'\n';
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line).map_err(Stop::Input)? == 0 {
-            return Ok(());
-        }
-        if !line.ends_with(b"\n") {
-            line.push(b'\n');
-        }
-        *sent += 1;
-        socket.write_all(&line)?;
+        let chunk = input.fill_buf().map_err(Stop::Input)?;
+        let Some(&end) = chunk.last() else { break };
+        socket.write_all(chunk)?;
+        let lines = chunk.iter().filter(|&&b| b == b'\n').count();
+        sent.fetch_add(lines as u64, Ordering::SeqCst);
+        last = end;
+        let n = chunk.len();
+        input.consume(n);
     }
+    if last != b'\n' {
+        socket.write_all(b"\n")?;
+        sent.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(())
 }

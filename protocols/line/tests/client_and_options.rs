@@ -1,0 +1,192 @@
+//! `line-client` against silent servers and unfinished input, `RUST_LOG`
+//! in the forms env_logger accepts, and `parse_duration` at its limits.
+//!
+//! No timing thresholds: waits are watchdogs against hangs (tens of
+//! seconds, where the expected outcome takes milliseconds).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+mod support;
+
+use support::{CLIENT, SERVER, Server, output_within};
+
+/// `line-client` against a server that accepts the connection and then
+/// never answers (a hung or stopped process) gives up after `--timeout`
+/// and exits 1 (it used to wait forever, with no option to stop it).
+#[test]
+fn line_client_gives_up_on_a_server_that_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts, holds the connection open, never reads or writes.
+    let (stop, stopped) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let _ = stopped.recv();
+        drop(conn);
+    });
+    let child = Command::new(CLIENT)
+        .args(["--addr", &addr.to_string(), "--timeout", "300ms", "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-client starts");
+    // Watchdog: killed (status without a code) if still waiting after 60 s.
+    let out = output_within(child, 60);
+    drop(stop);
+    holder.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "line-client did not give up on a silent server (killed by the watchdog: {:?})",
+        out.status
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no answer within 300ms"), "{err}");
+}
+
+/// The timeout counts only while answers are owed: a user who has not
+/// typed anything yet is not given up on.
+#[test]
+fn line_client_waits_for_input_past_the_timeout() {
+    let server = Server::start(&[]);
+    let mut child = Command::new(CLIENT)
+        .args(["--addr", &server.addr.to_string(), "--timeout", "200ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-client starts");
+    let mut input = child.stdin.take().unwrap();
+    // Several timeouts' worth of nothing, then a request.
+    std::thread::sleep(Duration::from_millis(800));
+    input.write_all(b"hello\n").unwrap();
+    drop(input);
+    let out = output_within(child, 60);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// `line-client` sends stdin as it comes: a long line that has not ended
+/// yet (a binary file, `< /dev/zero`, a producer still writing) reaches the
+/// server, which refuses it after 8 KiB with `error: line too long`. (It
+/// used to buffer each line whole first: nothing was sent, and the
+/// client's memory grew with the line.)
+#[test]
+fn line_client_streams_a_long_unfinished_line() {
+    let server = Server::start(&[]);
+    let mut child = Command::new(CLIENT)
+        .args(["--addr", &server.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("line-client starts");
+    let mut input = child.stdin.take().unwrap();
+    let (release, released) = mpsc::channel::<()>();
+    // 1 MiB of one line, no newline; stdin stays open.
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&vec![b'x'; 1 << 20]);
+        let _ = released.recv();
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Watchdog: the answer comes in milliseconds once the bytes are sent.
+    let first = lines.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(release);
+    feeder.join().unwrap();
+    assert_eq!(
+        first.ok().as_deref(),
+        Some("error: line too long"),
+        "the unfinished 1 MiB line was never sent to the server"
+    );
+}
+
+/// A `line-server` started with `RUST_LOG`; after one `hello` on one
+/// connection and a SIGTERM, everything it wrote to stderr.
+fn server_log_with(rust_log: &str) -> String {
+    let mut child = Command::new(SERVER)
+        .args(["--addr", "127.0.0.1:0", "--threads", "1"])
+        .env("RUST_LOG", rust_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-server starts");
+    // The address from the stdout line, printed whatever RUST_LOG says.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("line-server: listening on ")
+        .unwrap_or_else(|| panic!("startup line: {line:?}"))
+        .parse()
+        .unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(b"hello\n").unwrap();
+    let mut answer = [0u8; 6];
+    c.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"world\n");
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200)); // let "closed" be logged
+    // SAFETY: kill(2) with the pid of our own child.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = output_within(child, 60);
+    assert!(out.status.success(), "{:?}", out.status);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `RUST_LOG=debug,` (a trailing comma, as left by scripts that join
+/// directives) logs at debug: the empty directive is skipped, as env_logger
+/// and tracing's EnvFilter do (it used to parse as "default level ERROR",
+/// silencing even the `listening` line, with no warning).
+#[test]
+fn rust_log_with_a_trailing_comma_is_not_turned_into_errors_only() {
+    let log = server_log_with("debug,");
+    assert!(
+        log.contains("connection opened") || log.contains("RUST_LOG"),
+        "RUST_LOG=\"debug,\": neither debug lines nor a warning:\n{log}"
+    );
+}
+
+/// `RUST_LOG="info, strata_proto=debug"` (a space after the comma) works:
+/// directives are trimmed, as env_logger does (the target used to be
+/// ` strata_proto`, which matched nothing, in silence).
+#[test]
+fn rust_log_with_a_space_after_the_comma_is_not_silently_ignored() {
+    let log = server_log_with("info, strata_proto=debug");
+    assert!(
+        log.contains("connection opened") || log.contains("RUST_LOG"),
+        "RUST_LOG=\"info, strata_proto=debug\": neither debug lines nor a warning:\n{log}"
+    );
+}
+
+/// `parse_duration` calls `18446744073709551616` "too large a duration",
+/// and so `18446744073709551615h`, which is larger still (it used to be
+/// capped at u64::MAX seconds, a value other than the one written).
+#[test]
+fn parse_duration_refuses_a_unit_overflow_instead_of_capping_it() {
+    for s in ["18446744073709551615h", "307445734561825861m"] {
+        let got = strata_line::parse_duration(s);
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains("too large")),
+            "parse_duration({s:?}) = {got:?}, not a `too large` error"
+        );
+    }
+}
