@@ -43,7 +43,9 @@
 //! * Across `fork`: the handlers stay installed in a child process, but
 //!   the reading thread does not come along; the child's first
 //!   [`Signal::new`] starts one of its own (with a pipe of its own), so
-//!   create the child's listeners in the child.
+//!   create the child's listeners in the child. As with any `fork` of a
+//!   threaded process, fork while no other thread is creating a `Signal`:
+//!   a lock it held would stay locked in the child.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -175,6 +177,15 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
             format!("signal {signum} cannot be listened for"),
         ));
     }
+    // The C library keeps the first real-time signals (32 and 33 with
+    // glibc) for itself; sigaction would refuse them with a bare EINVAL.
+    #[cfg(target_os = "linux")]
+    if (32..libc::SIGRTMIN()).contains(&signum) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal {signum} is reserved by the C library and cannot be listened for"),
+        ));
+    }
     let slot = &SLOTS[index];
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let pid = std::process::id();
@@ -203,14 +214,7 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     };
     // SAFETY: `action` is async-signal-safe (see above): it neither
     // allocates nor locks, and touches only static atomics and a raw fd.
-    unsafe { signal_hook_registry::register(signum, action) }.map_err(|e| {
-        // The kernel's refusal (say, of a signal the C library keeps for
-        // itself) would otherwise name neither the signal nor the call.
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen for signal {signum}: sigaction refused it: {e}"),
-        )
-    })?;
+    unsafe { signal_hook_registry::register(signum, action) }?;
     reg.installed[index] = true;
     Ok(slot)
 }

@@ -190,3 +190,50 @@ fn parse_duration_refuses_a_unit_overflow_instead_of_capping_it() {
         );
     }
 }
+
+/// A server that reads one request, sends the start of an answer, and
+/// then hangs (keeps the connection open, sends nothing more).
+fn half_answering_server() -> (
+    std::net::SocketAddr,
+    mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        (&conn).write_all(b"wor").unwrap();
+        let _ = stopped.recv();
+    });
+    (addr, stop, t)
+}
+
+/// The part of an answer that came before the server went silent is
+/// shown when the client gives up (it used to be dropped).
+#[test]
+fn a_partial_answer_is_shown_when_the_client_gives_up() {
+    let (addr, stop, server) = half_answering_server();
+    let child = Command::new(CLIENT)
+        .args(["--addr", &addr.to_string(), "--timeout", "300ms", "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-client starts");
+    // Watchdog only.
+    let out = output_within(child, 60);
+    drop(stop);
+    server.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no answer within"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "wor\n",
+        "the part of the answer the server sent before going silent was dropped"
+    );
+}

@@ -32,7 +32,8 @@ pub(crate) struct PollEvented<S: mio::event::Source> {
 
 impl<S: mio::event::Source> PollEvented<S> {
     /// Registers `io` with the current worker's reactor, or, off a worker,
-    /// with one chosen round-robin. `api` names the caller in the panic
+    /// with that of the worker the next off-worker spawn goes to (see
+    /// `Handle::next_io_handle`). `api` names the caller in the panic
     /// message when there is no runtime.
     #[track_caller]
     pub(crate) fn new(io: S, interest: Interest, ready: Ready, api: &str) -> io::Result<Self> {

@@ -204,6 +204,13 @@ fn run(
                 ) =>
             {
                 if sent.load(Ordering::SeqCst) > answered {
+                    // Show what came of the answer, as when the connection
+                    // closes in the middle of one.
+                    if !answer.is_empty() {
+                        answer.push(b'\n');
+                        out.write_all(&answer).map_err(Failure::Stdout)?;
+                    }
+                    out.flush().map_err(Failure::Stdout)?;
                     return Err(Failure::Silent(timeout.unwrap_or_default()));
                 }
                 continue;
