@@ -3,9 +3,10 @@
 //! Each socket is registered with one worker's reactor and can then be
 //! used from any task on any thread. Created on a worker, it joins that
 //! worker; created off the workers (in `block_on`), it joins the worker
-//! that the next task spawned from there goes to, so that a loop that
-//! accepts (or connects) and then spawns the task for the stream puts
-//! each stream on its task's worker. Sockets created off the workers with
+//! that the runtime's next task spawned off the workers goes to (from any
+//! thread), so that a loop that accepts (or connects) and then spawns the
+//! task for the stream puts each stream on its task's worker, unless
+//! another thread spawns in between. Sockets created off the workers with
 //! no spawn between them share one worker. A stream accepted outside any
 //! runtime joins its listener's reactor. Streams implement `futures_io::AsyncRead`
 //! and `AsyncWrite`, so any runtime-agnostic async crate works on them.

@@ -32,7 +32,8 @@ pub(crate) struct PollEvented<S: mio::event::Source> {
 
 impl<S: mio::event::Source> PollEvented<S> {
     /// Registers `io` with the current worker's reactor, or, off a worker,
-    /// with that of the worker the next off-worker spawn goes to (see
+    /// with that of the worker the runtime's next off-worker spawn (from
+    /// any thread) goes to (see
     /// `Handle::next_io_handle`). `api` names the caller in the panic
     /// message when there is no runtime.
     #[track_caller]

@@ -77,8 +77,8 @@ impl TcpListener {
     /// Accepts a connection.
     ///
     /// The new stream is registered with the current worker (off a worker,
-    /// the one the next spawned task goes to; outside any runtime, the
-    /// listener's own: see [the module docs](crate::net)) and
+    /// the one the runtime's next off-worker spawn goes to; outside any
+    /// runtime, the listener's own: see [the module docs](crate::net)) and
     /// has `TCP_NODELAY` unset, as the OS left it.
     ///
     /// # Errors
