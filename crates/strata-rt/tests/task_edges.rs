@@ -11,6 +11,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,6 +171,46 @@ fn join_handle_awaiter_waker_that_panics_does_not_abort_the_process() {
         worker_still_runs(&rt);
         // The output is still there for a poll with a sane waker.
         assert_eq!(support::plain_block_on(handle).unwrap(), 3);
+    });
+}
+
+/// The same from a blocking-pool thread: another executor, run in a
+/// `spawn_blocking` closure, polls the handle with its own waker, which
+/// panics when woken (blocking threads counted as inside the runtime and
+/// got no forwarding waker, so the process aborted).
+#[test]
+fn panicking_foreign_waker_on_a_blocking_thread_does_not_abort() {
+    const NAME: &str = "panicking_foreign_waker_on_a_blocking_thread_does_not_abort";
+    if !in_child(NAME) {
+        return;
+    }
+    deadline(20, || {
+        let rt = rt(1);
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let mut handle = rt.handle().spawn(async move {
+            while !g.load(Ordering::Acquire) {
+                strata_rt::yield_now().await;
+            }
+            5
+        });
+        // Another executor, run from a blocking closure, polls the handle
+        // once with its own waker, which panics when woken.
+        let polled = rt.block_on(rt.handle().spawn_blocking(move || {
+            let waker = Waker::from(Arc::new(PanickingWaker));
+            let pending = Pin::new(&mut handle)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending();
+            (pending, handle)
+        }));
+        let (pending, handle) = polled.unwrap();
+        assert!(pending);
+        // The task completes on the worker, which wakes that waker.
+        go.store(true, Ordering::Release);
+        while !handle.is_finished() {
+            std::thread::yield_now();
+        }
+        worker_still_runs(&rt);
     });
 }
 
