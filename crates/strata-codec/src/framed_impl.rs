@@ -398,12 +398,11 @@ impl ReadState {
     /// keep them in a buffer of their size, not in the large frame's
     /// allocation, which the buffer would otherwise reuse while it waits.
     ///
-    /// With idle releases off only a large buffer is released.
+    /// Called by `maybe_release_while_waiting` only (with idle releases off,
+    /// only for a large buffer).
     fn release_while_waiting(&mut self) {
         if self.buffer.is_empty() {
-            if self.buffer.capacity() > 0
-                && (self.release_idle || self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER)
-            {
+            if self.buffer.capacity() > 0 {
                 self.buffer = BytesMut::new();
                 self.peak = 0;
             }

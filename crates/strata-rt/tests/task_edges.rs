@@ -19,7 +19,7 @@ use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use strata_rt::net::TcpListener;
-use strata_rt::{spawn, yield_now};
+use strata_rt::{JoinHandle, spawn, yield_now};
 use support::{deadline, rt};
 
 const CHILD_ENV: &str = "STRATA_TEST_CHILD";
@@ -134,11 +134,33 @@ fn detached_task_output_that_panics_on_drop_does_not_abort_the_process() {
 // (it used to abort the process when the task completed or was aborted);
 // tokio catches it too.
 
+/// A task that yields until `go` is set, then returns `v`.
+fn held_task(rt: &strata_rt::Runtime, v: u32) -> (Arc<AtomicBool>, JoinHandle<u32>) {
+    let go = Arc::new(AtomicBool::new(false));
+    let g = go.clone();
+    let handle = rt.handle().spawn(async move {
+        while !g.load(Ordering::Acquire) {
+            yield_now().await;
+        }
+        v
+    });
+    (go, handle)
+}
+
+/// Lets a `held_task` finish (its worker then wakes whatever waits on its
+/// handle) and waits until it has.
+fn release(go: &AtomicBool, handle: &JoinHandle<u32>) {
+    go.store(true, Ordering::Release);
+    while !handle.is_finished() {
+        std::thread::yield_now();
+    }
+}
+
 struct PanickingWaker;
 
 impl Wake for PanickingWaker {
     fn wake(self: Arc<Self>) {
-        panic!("audit9: a foreign executor's waker panicked");
+        panic!("a foreign executor's waker panicked");
     }
 }
 
@@ -150,24 +172,13 @@ fn join_handle_awaiter_waker_that_panics_does_not_abort_the_process() {
     }
     deadline(20, || {
         let rt = rt(1);
-        let go = Arc::new(AtomicBool::new(false));
-        let g = go.clone();
-        let mut handle = rt.handle().spawn(async move {
-            while !g.load(Ordering::Acquire) {
-                yield_now().await;
-            }
-            3
-        });
+        let (go, mut handle) = held_task(&rt, 3);
         // Poll the handle once from this thread (no runtime needed) with a
         // waker of "another executor" that panics when woken.
         let waker = Waker::from(Arc::new(PanickingWaker));
         let mut cx = Context::from_waker(&waker);
         assert!(std::pin::Pin::new(&mut handle).poll(&mut cx).is_pending());
-        // The task completes on the worker, which wakes that waker.
-        go.store(true, Ordering::Release);
-        while !handle.is_finished() {
-            std::thread::yield_now();
-        }
+        release(&go, &handle);
         worker_still_runs(&rt);
         // The output is still there for a poll with a sane waker.
         assert_eq!(support::plain_block_on(handle).unwrap(), 3);
@@ -186,14 +197,7 @@ fn panicking_foreign_waker_on_a_blocking_thread_does_not_abort() {
     }
     deadline(20, || {
         let rt = rt(1);
-        let go = Arc::new(AtomicBool::new(false));
-        let g = go.clone();
-        let mut handle = rt.handle().spawn(async move {
-            while !g.load(Ordering::Acquire) {
-                strata_rt::yield_now().await;
-            }
-            5
-        });
+        let (go, mut handle) = held_task(&rt, 5);
         // Another executor, run from a blocking closure, polls the handle
         // once with its own waker, which panics when woken.
         let polled = rt.block_on(rt.handle().spawn_blocking(move || {
@@ -205,11 +209,7 @@ fn panicking_foreign_waker_on_a_blocking_thread_does_not_abort() {
         }));
         let (pending, handle) = polled.unwrap();
         assert!(pending);
-        // The task completes on the worker, which wakes that waker.
-        go.store(true, Ordering::Release);
-        while !handle.is_finished() {
-            std::thread::yield_now();
-        }
+        release(&go, &handle);
         worker_still_runs(&rt);
     });
 }

@@ -1,18 +1,18 @@
-//! `line-client` against silent servers and unfinished input, `RUST_LOG`
-//! in the forms env_logger accepts, and `parse_duration` at its limits.
+//! `line-client` against silent servers and unfinished input, and
+//! `parse_duration` at its limits.
 //!
 //! No timing thresholds: waits are watchdogs against hangs (tens of
 //! seconds, where the expected outcome takes milliseconds).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 mod support;
 
-use support::{CLIENT, SERVER, Server, output_within};
+use support::{CLIENT, Server, output_within};
 
 /// `line-client` against a server that accepts the connection and then
 /// never answers (a hung or stopped process) gives up after `--timeout`
@@ -112,68 +112,6 @@ fn line_client_streams_a_long_unfinished_line() {
         first.ok().as_deref(),
         Some("error: line too long"),
         "the unfinished 1 MiB line was never sent to the server"
-    );
-}
-
-/// A `line-server` started with `RUST_LOG`; after one `hello` on one
-/// connection and a SIGTERM, everything it wrote to stderr.
-fn server_log_with(rust_log: &str) -> String {
-    let mut child = Command::new(SERVER)
-        .args(["--addr", "127.0.0.1:0", "--threads", "1"])
-        .env("RUST_LOG", rust_log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("line-server starts");
-    // The address from the stdout line, printed whatever RUST_LOG says.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("line-server: listening on ")
-        .unwrap_or_else(|| panic!("startup line: {line:?}"))
-        .parse()
-        .unwrap();
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    c.write_all(b"hello\n").unwrap();
-    let mut answer = [0u8; 6];
-    c.read_exact(&mut answer).unwrap();
-    assert_eq!(&answer, b"world\n");
-    drop(c);
-    std::thread::sleep(Duration::from_millis(200)); // let "closed" be logged
-    // SAFETY: kill(2) with the pid of our own child.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    let out = output_within(child, 60);
-    assert!(out.status.success(), "{:?}", out.status);
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `RUST_LOG=debug,` (a trailing comma, as left by scripts that join
-/// directives) logs at debug: the empty directive is skipped, as env_logger
-/// and tracing's EnvFilter do (it used to parse as "default level ERROR",
-/// silencing even the `listening` line, with no warning).
-#[test]
-fn rust_log_with_a_trailing_comma_is_not_turned_into_errors_only() {
-    let log = server_log_with("debug,");
-    assert!(
-        log.contains("connection opened") || log.contains("RUST_LOG"),
-        "RUST_LOG=\"debug,\": neither debug lines nor a warning:\n{log}"
-    );
-}
-
-/// `RUST_LOG="info, strata_proto=debug"` (a space after the comma) works:
-/// directives are trimmed, as env_logger does (the target used to be
-/// ` strata_proto`, which matched nothing, in silence).
-#[test]
-fn rust_log_with_a_space_after_the_comma_is_not_silently_ignored() {
-    let log = server_log_with("info, strata_proto=debug");
-    assert!(
-        log.contains("connection opened") || log.contains("RUST_LOG"),
-        "RUST_LOG=\"info, strata_proto=debug\": neither debug lines nor a warning:\n{log}"
     );
 }
 
