@@ -277,6 +277,8 @@ impl ReadState {
                 _ => 0,
             };
             self.buffer.truncate(filled + n);
+            // As `poll_read` does: what a large buffer is judged by.
+            self.peak = self.peak.max(self.buffer.len());
             match result {
                 Poll::Pending => {
                     // As `poll_read` does.
@@ -402,10 +404,11 @@ impl ReadState {
     /// only for a large buffer).
     fn release_while_waiting(&mut self) {
         if self.buffer.is_empty() {
-            if self.buffer.capacity() > 0 {
-                self.buffer = BytesMut::new();
-                self.peak = 0;
-            }
+            // Even with a `capacity()` of 0: a buffer that decoding emptied
+            // exactly (the frames were split off its front) still owns the
+            // allocation they were cut from. A new one costs nothing.
+            self.buffer = BytesMut::new();
+            self.peak = 0;
         } else if self.buffer.len() < SMALL_REMAINDER
             && self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER
         {

@@ -1,0 +1,244 @@
+//! What an idle framed reader holds on the heap, counted by a per-thread
+//! counting allocator: a buffer that decoding emptied exactly (the frames
+//! were split off its front, leaving a `capacity()` of 0) still owns the
+//! allocation they were cut from, and a buffer filled by `poll_read_ahead`
+//! is judged large by what it held, as one filled by reads is.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use strata_codec::{BytesCodec, Framed, FramedRead, LengthDelimitedCodec};
+
+// ---------------------------------------------------------------------
+// A per-thread heap counter (as in ld_limits.rs and framed_edges.rs).
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn bump(delta: isize) {
+    let _ = LIVE.try_with(|l| l.set(l.get() + delta));
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator; the
+// counting beside it does not allocate (a thread-local `Cell`).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump(layout.size() as isize);
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        bump(-(layout.size() as isize));
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+        bump(new as isize - layout.size() as isize);
+        // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
+        unsafe { System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+/// A peer that sends `total` bytes of back-to-back length-delimited frames
+/// (4-byte big-endian header, `frame - 4` zero bytes each), then goes
+/// quiet (`Pending`, connection open). Generated on the fly: no heap.
+struct FramesThenQuiet {
+    frame: usize,
+    total: usize,
+    pos: usize,
+}
+
+impl futures_io::AsyncRead for FramesThenQuiet {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.pos == this.total {
+            return Poll::Pending;
+        }
+        let header = ((this.frame - 4) as u32).to_be_bytes();
+        let mut n = 0;
+        while n < buf.len() && this.pos < this.total {
+            let at = this.pos % this.frame;
+            buf[n] = if at < 4 { header[at] } else { 0 };
+            this.pos += 1;
+            n += 1;
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+fn warm_scratch() {
+    // The thread-local scratch buffer of the read path, grown once.
+    let mut warm = FramedRead::new(
+        FramesThenQuiet {
+            frame: 70_000,
+            total: 70_000,
+            pos: 0,
+        },
+        LengthDelimitedCodec::new(),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    while let Poll::Ready(Some(f)) = Pin::new(&mut warm).poll_next(&mut cx) {
+        drop(f);
+    }
+    drop(warm);
+}
+
+/// `Framed` docs (Memory): "When a read finds nothing to read (`Pending`)
+/// and no undecoded bytes are buffered, the read buffer is freed ... an
+/// idle `Framed` ... holds ... no heap memory of its own."
+///
+/// A read into the empty buffer allocates exactly the bytes that arrived;
+/// when they are whole frames, `split_to` leaves an empty buffer whose
+/// `capacity()` is 0 but which still owns the whole allocation (the frames
+/// were views into it). The idle release frees it all the same.
+#[test]
+fn idle_reader_frees_a_buffer_that_decoding_emptied_exactly() {
+    warm_scratch();
+    for frame in [64usize, 1000, 4096] {
+        let before = live();
+        let mut r = FramedRead::new(
+            FramesThenQuiet {
+                frame,
+                total: frame,
+                pos: 0,
+            },
+            LengthDelimitedCodec::new(),
+        );
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut r).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(f))) => assert_eq!(f.len(), frame - 4),
+            other => panic!("{other:?}"),
+        }
+        // The application is done with the frame; the peer goes quiet.
+        assert!(Pin::new(&mut r).poll_next(&mut cx).is_pending());
+        assert!(r.read_buffer().is_empty());
+        let held = live() - before;
+        assert!(
+            held == 0,
+            "an idle FramedRead with nothing buffered still holds {held} heap bytes \
+             (read_buffer().capacity() = {}) after one {frame}-byte frame",
+            r.read_buffer().capacity()
+        );
+    }
+}
+
+/// `BytesCodec` hands out each read as a view of the buffer (`split`), so
+/// after every read the emptied buffer has `capacity()` 0 while owning
+/// the read's allocation; an idle connection must not pin its last read.
+#[test]
+fn idle_bytes_codec_reader_holds_no_heap() {
+    warm_scratch();
+    let before = live();
+    let mut r = FramedRead::new(
+        FramesThenQuiet {
+            frame: 3000,
+            total: 3000,
+            pos: 0,
+        },
+        BytesCodec::new(),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut r).poll_next(&mut cx) {
+        Poll::Ready(Some(Ok(f))) => assert_eq!(f.len(), 3000),
+        other => panic!("{other:?}"),
+    }
+    assert!(Pin::new(&mut r).poll_next(&mut cx).is_pending());
+    let held = live() - before;
+    assert!(
+        held == 0,
+        "an idle FramedRead<_, BytesCodec> still holds {held} heap bytes \
+         (read_buffer().capacity() = {})",
+        r.read_buffer().capacity()
+    );
+}
+
+/// With idle releases on and the emptied buffer's `capacity()` above 0,
+/// the idle release frees it.
+#[test]
+fn read_ahead_buffer_with_room_left_is_freed_when_idle() {
+    let (held, capacity) = held_after_read_ahead(900 * 1024, true);
+    assert!(held < 256 * 1024, "{held} {capacity}");
+}
+
+/// Reads 'total' bytes of 1 KiB frames with `poll_read_ahead`, decodes and
+/// drops them all, lets the peer go quiet (`Pending`), and returns the heap
+/// bytes the idle `Framed` still holds.
+fn held_after_read_ahead(total: usize, release_idle: bool) -> (isize, usize) {
+    warm_scratch();
+    let before = live();
+    let mut f = Framed::new(
+        FramesThenQuiet {
+            frame: 1024,
+            total,
+            pos: 0,
+        },
+        LengthDelimitedCodec::new(),
+    );
+    f.set_release_idle_buffers(release_idle);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(f.poll_read_ahead(&mut cx, total).is_ready());
+    assert_eq!(f.read_buffer().len(), total);
+    let mut frames = 0;
+    loop {
+        match Pin::new(&mut f).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                assert_eq!(frame.len(), 1020);
+                frames += 1;
+            }
+            Poll::Pending => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(frames, total / 1024);
+    assert!(f.read_buffer().is_empty());
+    (live() - before, f.read_buffer().capacity())
+}
+
+/// The same with a large buffer filled by `poll_read_ahead`, default
+/// settings: 1 MiB of small frames read ahead (the buffer grows by
+/// doubling to exactly 1 MiB), all decoded and dropped, then the peer goes
+/// quiet: the idle release frees the whole 1 MiB allocation.
+#[test]
+fn read_ahead_buffer_filled_exactly_is_freed_when_idle() {
+    let (held, capacity) = held_after_read_ahead(1 << 20, true);
+    assert!(
+        held < 256 * 1024,
+        "an idle Framed with nothing buffered still holds {held} heap bytes \
+         (read_buffer().capacity() = {capacity}) after 1 MiB was read ahead and decoded"
+    );
+}
+
+/// With idle releases off, `Framed` docs: "Large buffers (256 KiB or more)
+/// are still freed as above", and "A large read buffer (256 KiB or more) is
+/// also freed as soon as decoding empties it". 900 KiB read ahead (a 1 MiB
+/// allocation), decoded, dropped: the buffer is judged by what it held
+/// (`poll_read_ahead` records it, as reads do), not by the emptied
+/// buffer's `capacity()` (124 KiB left behind the decoded bytes).
+#[test]
+fn read_ahead_large_buffer_is_freed_with_idle_releases_off() {
+    let (held, capacity) = held_after_read_ahead(900 * 1024, false);
+    assert!(
+        held < 256 * 1024,
+        "idle releases off: an idle Framed with nothing buffered still holds {held} heap \
+         bytes (read_buffer().capacity() = {capacity}) after 900 KiB was read ahead and \
+         decoded"
+    );
+}
