@@ -241,8 +241,26 @@ fn abstract_name_edges() {
     });
 }
 
-/// An empty abstract name ("\0") is refused: the kernel would bind a
-/// random name instead, which `connect("\0")` could not reach.
+/// The empty path is refused: std encodes it as an address of the family
+/// alone, on which Linux binds a random abstract name (autobind), and
+/// `bind` would create no file and listen where no one could find it.
+#[test]
+fn an_empty_unix_path_is_refused() {
+    let rt = one_worker();
+    rt.block_on(async {
+        match UnixListener::bind("") {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e:?}"),
+            Ok(l) => panic!("bind(\"\") listened at {:?}", l.local_addr()),
+        }
+        let err = UnixStream::connect("").await.expect_err("connected");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    });
+}
+
+/// An empty abstract name (`"\0"`) is refused: mio passes it to the
+/// kernel with the length of an address of the family alone, and the
+/// kernel binds a random name instead, which `connect("\0")` could not
+/// reach. (std's own `bind_addr` keeps the NUL and binds the empty name.)
 #[test]
 fn an_empty_abstract_name_is_refused() {
     let rt = one_worker();

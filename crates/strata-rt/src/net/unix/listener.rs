@@ -51,7 +51,9 @@ impl UnixListener {
     ///
     /// # Errors
     ///
-    /// The OS error, for example `AddrInUse` if the file exists.
+    /// The OS error, for example `AddrInUse` if the file exists;
+    /// `InvalidInput` for an empty `path` or an empty abstract name
+    /// (`"\0"`), on which the kernel would bind a random name instead.
     ///
     /// # Panics
     ///

@@ -32,6 +32,7 @@ impl UnixStream {
     /// listener whose backlog is full refuses at once (the OS answers a
     /// non-blocking connect with `EAGAIN`): that is `ConnectionRefused`
     /// too, saying so, rather than a `WouldBlock` no caller should see.
+    /// `InvalidInput` for an empty `path` or an empty abstract name.
     ///
     /// # Panics
     ///
