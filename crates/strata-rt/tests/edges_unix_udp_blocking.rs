@@ -222,9 +222,10 @@ fn udp_socket_shared_by_tasks_on_several_workers_and_moved_between_runtimes() {
             }
         });
         assert_eq!(got.load(Ordering::SeqCst), 100);
-        // The socket's reactor is r1's: once r1 is gone, it fails, not hangs.
-        drop(r1);
-        let e = r2.block_on(async {
+        // Created under r1, first polled on r2's workers: the socket's
+        // reactor is r2's. Once r2 is gone, it fails, not hangs.
+        drop(r2);
+        let e = r1.block_on(async {
             let mut buf = [0u8; 8];
             timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
                 .await

@@ -1,23 +1,29 @@
 //! Async sockets: TCP, UDP and Unix domain.
 //!
 //! Each socket is registered with one worker's reactor and can then be
-//! used from any task on any thread. Created on a worker, it joins that
-//! worker; created off the workers (in `block_on`), it joins the worker
-//! that the runtime's next task spawned off the workers goes to (from any
-//! thread), so that a loop that accepts (or connects) and then spawns the
-//! task for the stream puts each stream on its task's worker, unless
-//! another thread spawns in between. Sockets created off the workers with
-//! no spawn between them share one worker. A stream accepted outside any
-//! runtime joins its listener's reactor. Streams implement `futures_io::AsyncRead`
-//! and `AsyncWrite`, so any runtime-agnostic async crate works on them.
+//! used from any task on any thread. It is registered on its first
+//! operation that waits on readiness (a read, write, accept, send or
+//! receive; options and addresses do not count), with the worker that
+//! makes it: a stream accepted in `block_on`, or by a task on one worker,
+//! and handed to a task on another joins the worker of the task that
+//! reads it. A socket first used off the workers (in `block_on`) joins the
+//! worker that the runtime's next task spawned off the workers goes to
+//! (from any thread) at the time it was created, or if it was created on
+//! a worker, that worker; a stream accepted outside any runtime, its
+//! listener's worker. `connect` waits for the connection, so a stream
+//! connected in `block_on` is registered by the connect, as any socket
+//! first used there. Errors of the registration itself (the runtime shut
+//! down, say) come from that first operation. Streams implement
+//! `futures_io::AsyncRead` and `AsyncWrite`, so any runtime-agnostic async
+//! crate works on them.
 //!
 //! Only that worker delivers the socket's readiness, though: while it is
 //! busy (a task that blocks it, or a long run of tasks) a task waiting on
 //! the socket from another worker is not woken, even if its own worker is
-//! idle; tokio, where any idle worker drives I/O, would wake it. Create a
-//! socket on the worker whose tasks use it, which is what happens when a
-//! task creates it ([`Handle::spawn_on`](crate::runtime::Handle::spawn_on)
-//! picks the worker).
+//! idle; tokio, where any idle worker drives I/O, would wake it. A socket
+//! used by the task that first used it gets its readiness from that
+//! task's worker; one moved to a task on another worker after that keeps
+//! its first worker.
 //!
 //! Several tasks may wait on the same socket in the same direction (for
 //! example two tasks calling [`UdpSocket::recv_from`] on a shared socket);

@@ -49,7 +49,7 @@ impl UdpSocket {
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         each_addr(addr, |a| {
             let sock = mio::net::UdpSocket::bind(a)?;
-            Self::register(sock, "UdpSocket::bind")
+            Self::wrap(sock, "UdpSocket::bind")
         })
     }
 
@@ -61,11 +61,11 @@ impl UdpSocket {
     #[track_caller]
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
-        Self::register(mio::net::UdpSocket::from_std(socket), "UdpSocket::from_std")
+        Self::wrap(mio::net::UdpSocket::from_std(socket), "UdpSocket::from_std")
     }
 
     #[track_caller]
-    fn register(sock: mio::net::UdpSocket, api: &str) -> io::Result<UdpSocket> {
+    fn wrap(sock: mio::net::UdpSocket, api: &str) -> io::Result<UdpSocket> {
         let io = PollEvented::new(
             sock,
             Interest::READABLE | Interest::WRITABLE,

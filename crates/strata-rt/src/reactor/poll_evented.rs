@@ -2,11 +2,13 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::sync::Arc;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use mio::Interest;
+use mio::unix::SourceFd;
 
 use super::scheduled_io::{Ready, WaitId};
 use super::{Direction, IoHandle, ScheduledIo};
@@ -15,37 +17,62 @@ use crate::context;
 /// Linux's limit on the slices of one `readv`/`writev` (`UIO_MAXIOV`).
 const MAX_SLICES: usize = 1024;
 
-/// A mio source registered with one worker's reactor.
+/// A mio source bound to one worker's reactor.
 ///
-/// Dropping it deregisters the source and closes it.
+/// The source is registered on its first poll (of any direction), with
+/// the reactor of the worker that polls it: a socket created in one place
+/// and handed to a task elsewhere (a stream accepted in `block_on` and
+/// moved into a spawned task, say) gets its readiness from the worker that
+/// runs that task. A first poll made off the workers registers with the
+/// reactor chosen when the source was created (see [`PollEvented::new`]).
+/// Registering then, and not at creation, loses no readiness: epoll
+/// reports a source that is already ready when it is added.
+///
+/// Dropping it deregisters the source (if it was registered) and closes it.
 #[derive(Debug)]
-pub(crate) struct PollEvented<S: mio::event::Source> {
-    // INVARIANT: `Some` until `into_inner` or `drop` takes it out.
+pub(crate) struct PollEvented<S: mio::event::Source + AsRawFd> {
+    // INVARIANT: `Some` until `drop` takes it out.
     io: Option<S>,
-    handle: Arc<IoHandle>,
-    sched: Arc<ScheduledIo>,
+    /// Where the source is registered; set once, by its first poll.
+    reg: OnceLock<Registration>,
+    /// Held while registering, so that two first polls on two threads
+    /// (the halves of a split stream) register the source once.
+    registering: Mutex<()>,
+    /// The reactor for a first poll made off the workers.
+    fallback: Arc<IoHandle>,
+    interest: Interest,
+    /// The readiness the source starts with once registered.
+    initial: Ready,
     /// A short stream read happened at this event count and the stream
     /// has not yet yielded since: `(tick << 1) | 1`, or 0. See
     /// [`PollEvented::poll_read`].
     short_read: AtomicUsize,
 }
 
-impl<S: mio::event::Source> PollEvented<S> {
-    /// Registers `io` with the current worker's reactor, or, off a worker,
-    /// with that of the worker the runtime's next off-worker spawn (from
-    /// any thread) goes to (see
-    /// `Handle::next_io_handle`). `api` names the caller in the panic
-    /// message when there is no runtime.
+/// A source's place in one reactor.
+#[derive(Debug)]
+struct Registration {
+    handle: Arc<IoHandle>,
+    sched: Arc<ScheduledIo>,
+}
+
+impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
+    /// Wraps `io`, to be registered on its first poll (see the type's
+    /// docs). A first poll made off the workers registers with the reactor
+    /// of the current worker if `new` runs on one, or else with that of
+    /// the worker the runtime's next off-worker spawn (from any thread)
+    /// goes to (see `Handle::next_io_handle`). `api` names the caller in
+    /// the panic message when there is no runtime.
     #[track_caller]
     pub(crate) fn new(io: S, interest: Interest, ready: Ready, api: &str) -> io::Result<Self> {
-        let handle = match context::try_worker() {
+        let fallback = match context::try_worker() {
             Some(w) => w.io_handle().clone(),
             None => context::handle(api).next_io_handle(),
         };
-        Self::with_handle(io, interest, ready, handle)
+        Ok(Self::with_fallback(io, interest, ready, fallback))
     }
 
-    /// Registers a socket `listener` accepted: like [`new`](Self::new), but
+    /// Wraps a socket `listener` accepted: like [`new`](Self::new), but
     /// outside any runtime with the listener's own reactor instead of
     /// panicking (the connection has left the kernel's queue already, and
     /// a panic would lose it).
@@ -55,34 +82,32 @@ impl<S: mio::event::Source> PollEvented<S> {
         ready: Ready,
         listener: &Arc<IoHandle>,
     ) -> io::Result<Self> {
-        let handle = match context::try_worker() {
+        let fallback = match context::try_worker() {
             Some(w) => w.io_handle().clone(),
             None => match context::try_handle() {
                 Some(h) => h.next_io_handle(),
                 None => listener.clone(),
             },
         };
-        Self::with_handle(io, interest, ready, handle)
+        Ok(Self::with_fallback(io, interest, ready, fallback))
     }
 
-    /// The reactor this source is registered with.
-    pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
-        &self.handle
-    }
-
-    pub(crate) fn with_handle(
-        mut io: S,
-        interest: Interest,
-        ready: Ready,
-        handle: Arc<IoHandle>,
-    ) -> io::Result<Self> {
-        let sched = handle.register(&mut io, interest, ready)?;
-        Ok(PollEvented {
+    fn with_fallback(io: S, interest: Interest, initial: Ready, fallback: Arc<IoHandle>) -> Self {
+        PollEvented {
             io: Some(io),
-            handle,
-            sched,
+            reg: OnceLock::new(),
+            registering: Mutex::new(()),
+            fallback,
+            interest,
+            initial,
             short_read: AtomicUsize::new(0),
-        })
+        }
+    }
+
+    /// The reactor this source is registered with, or, before its first
+    /// poll, the one a first poll off the workers would register it with.
+    pub(crate) fn io_handle(&self) -> &Arc<IoHandle> {
+        self.reg.get().map_or(&self.fallback, |r| &r.handle)
     }
 
     /// The source itself.
@@ -92,18 +117,51 @@ impl<S: mio::event::Source> PollEvented<S> {
             .expect("PollEvented source present until drop")
     }
 
+    /// The source's readiness, registering it first if this is its first
+    /// poll.
+    #[inline]
+    fn sched(&self) -> io::Result<&ScheduledIo> {
+        match self.reg.get() {
+            Some(r) => Ok(&r.sched),
+            None => self.register(),
+        }
+    }
+
+    /// Registers the source with the current worker's reactor, or off the
+    /// workers with the fallback, unless another thread just did.
+    #[cold]
+    #[inline(never)]
+    fn register(&self) -> io::Result<&ScheduledIo> {
+        let _guard = self.registering.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = self.reg.get() {
+            return Ok(&r.sched);
+        }
+        let handle = match context::try_worker() {
+            Some(w) => w.io_handle().clone(),
+            None => self.fallback.clone(),
+        };
+        let fd = self.get_ref().as_raw_fd();
+        let sched = handle.register(&mut SourceFd(&fd), self.interest, self.initial)?;
+        let r = self.reg.get_or_init(|| Registration { handle, sched });
+        Ok(&r.sched)
+    }
+
     /// Waits until `dir` may make progress.
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
     ) -> Poll<io::Result<super::scheduled_io::ReadyEvent>> {
-        self.sched.poll_ready(cx, dir)
+        self.sched()?.poll_ready(cx, dir)
     }
 
     /// Forgets readiness after the caller saw `WouldBlock` outside `poll_io`.
     pub(crate) fn clear_readiness(&self, ev: super::scheduled_io::ReadyEvent) {
-        self.sched.clear_readiness(ev);
+        // A `ReadyEvent` comes from `poll_ready`, which registered the
+        // source.
+        if let Some(r) = self.reg.get() {
+            r.sched.clear_readiness(ev);
+        }
     }
 
     /// An `async fn` of a socket: `poll` (a `poll_*` method waiting on
@@ -116,30 +174,32 @@ impl<S: mio::event::Source> PollEvented<S> {
         mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
     ) -> R {
         struct Waiting<'a> {
-            sched: &'a ScheduledIo,
+            /// The source's readiness, if the last poll returned `Pending`
+            /// (which it does only once the source is registered).
+            pending: Option<&'a ScheduledIo>,
             dir: Direction,
             id: WaitId,
-            /// The last poll returned `Pending`.
-            pending: bool,
         }
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                if self.pending {
-                    self.sched.withdraw(self.dir, self.id);
+                if let Some(sched) = self.pending {
+                    sched.withdraw(self.dir, self.id);
                 }
             }
         }
         let mut waiting = Waiting {
-            sched: &self.sched,
+            pending: None,
             dir,
             id: WaitId::next(),
-            pending: false,
         };
         poll_fn(|cx| {
             let waker = cx.waker();
             let (data, vtable) = (waker.data(), waker.vtable());
             let r = waiting.id.enter(data, vtable, || poll(cx));
-            waiting.pending = r.is_pending();
+            waiting.pending = match r {
+                Poll::Pending => self.reg.get().map(|r| &*r.sched),
+                Poll::Ready(_) => None,
+            };
             r
         })
         .await
@@ -154,12 +214,25 @@ impl<S: mio::event::Source> PollEvented<S> {
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let sched = self.sched()?;
+        self.poll_io_on(sched, cx, dir, op)
+    }
+
+    /// `poll_io` with the source's readiness at hand.
+    #[inline]
+    fn poll_io_on<R>(
+        &self,
+        sched: &ScheduledIo,
+        cx: &mut Context<'_>,
+        dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         loop {
-            let ev = ready!(self.sched.poll_ready(cx, dir))?;
+            let ev = ready!(sched.poll_ready(cx, dir))?;
             match op(self.get_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.sched.clear_readiness(ev),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => sched.clear_readiness(ev),
                 res => return Poll::Ready(res),
             }
         }
@@ -168,7 +241,7 @@ impl<S: mio::event::Source> PollEvented<S> {
 
 impl<S> PollEvented<S>
 where
-    S: mio::event::Source,
+    S: mio::event::Source + AsRawFd,
     for<'a> &'a S: io::Read + io::Write,
 {
     /// `AsyncRead::poll_read` for a stream source.
@@ -218,30 +291,25 @@ where
         want: usize,
         op: impl FnMut(&S) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        let sched = self.sched()?;
         let deferred = self.short_read.load(Ordering::Relaxed);
         if deferred != 0 {
             self.short_read.store(0, Ordering::Relaxed);
-            if deferred == self.read_mark() && context::worker_has_work() {
+            if deferred == read_mark(sched) && context::worker_has_work() {
                 // No event since the short read, and other tasks are
                 // waiting: let them go first, once.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
         }
-        let res = ready!(self.poll_io(cx, Direction::Read, op));
+        let res = ready!(self.poll_io_on(sched, cx, Direction::Read, op));
         if let Ok(n) = res
             && n > 0
             && n < want
         {
-            self.short_read.store(self.read_mark(), Ordering::Relaxed);
+            self.short_read.store(read_mark(sched), Ordering::Relaxed);
         }
         Poll::Ready(res)
-    }
-
-    /// `short_read`'s value for a short read at the source's current event
-    /// count (never 0).
-    fn read_mark(&self) -> usize {
-        (self.sched.tick() << 1) | 1
     }
 
     /// `AsyncWrite::poll_write` for a stream source.
@@ -275,10 +343,18 @@ where
     }
 }
 
-impl<S: mio::event::Source> Drop for PollEvented<S> {
+/// `short_read`'s value for a short read at the source's current event
+/// count (never 0).
+fn read_mark(sched: &ScheduledIo) -> usize {
+    (sched.tick() << 1) | 1
+}
+
+impl<S: mio::event::Source + AsRawFd> Drop for PollEvented<S> {
     fn drop(&mut self) {
-        if let Some(mut io) = self.io.take() {
-            self.handle.deregister(&mut io, &self.sched);
+        if let (Some(io), Some(r)) = (self.io.take(), self.reg.get()) {
+            // Through the fd, as it was registered.
+            r.handle
+                .deregister(&mut SourceFd(&io.as_raw_fd()), &r.sched);
         }
     }
 }

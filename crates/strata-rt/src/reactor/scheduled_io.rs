@@ -44,6 +44,11 @@ impl Ready {
     pub(crate) const EMPTY: Ready = Ready(0);
     /// Optimistically ready both ways (e.g. a freshly accepted socket).
     pub(crate) const READ_WRITE: Ready = Ready(READABLE | WRITABLE);
+    /// Optimistically readable: a listener. It is registered on its first
+    /// accept, which may come long after connections queued, so that
+    /// accept asks the kernel instead of waiting for an event (a wrong
+    /// guess costs one `WouldBlock`).
+    pub(crate) const LISTENING: Ready = Ready(READABLE);
 
     pub(crate) fn from_event(e: &mio::event::Event) -> Ready {
         let mut r = 0;

@@ -263,8 +263,8 @@ struct Inner {
 }
 
 /// Round-robin counts for placing work that starts off-worker: tasks
-/// (which new I/O sources follow, see `Handle::next_io_handle`) and
-/// timers.
+/// (which I/O sources first used off-worker follow, see
+/// `Handle::next_io_handle`) and timers.
 #[derive(Default)]
 pub(crate) struct NextWorker {
     spawn: AtomicUsize,
@@ -430,17 +430,12 @@ impl Handle {
         self.pick(&self.inner.next.timer)
     }
 
-    /// A reactor to register a new I/O source with, off-worker: the one
-    /// of the worker the next off-worker `spawn` goes to, without moving
-    /// that count.
-    ///
-    /// In the usual loop that accepts off-worker (in `block_on`) and
-    /// spawns a task per stream, stream `i` and its task so land on the
-    /// same worker (the listener, bound before, does not shift them), and
-    /// the tasks spread. With one count shared by both, moved twice per
-    /// connection, two workers got every task on one and every stream on
-    /// the other; with a count of their own, the listener put each stream
-    /// on the other worker from its task.
+    /// The reactor for an I/O source created off the workers to register
+    /// with if its first use is off the workers too (a stream connected in
+    /// `block_on`, say): the one of the worker the next off-worker `spawn`
+    /// goes to, without moving that count, so that a loop that connects
+    /// and then spawns a task for the stream puts both on one worker.
+    /// (A source first used by a task registers with that task's worker.)
     pub(crate) fn next_io_handle(&self) -> Arc<IoHandle> {
         let n = self.inner.next.spawn.load(Ordering::Relaxed);
         self.inner.workers[n % self.inner.workers.len()]

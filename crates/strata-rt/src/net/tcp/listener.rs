@@ -68,7 +68,7 @@ impl TcpListener {
         let io = PollEvented::new(
             mio::net::TcpListener::from_std(listener),
             Interest::READABLE,
-            Ready::EMPTY,
+            Ready::LISTENING,
             "TcpListener::from_std",
         )?;
         Ok(TcpListener { io })
@@ -76,9 +76,8 @@ impl TcpListener {
 
     /// Accepts a connection.
     ///
-    /// The new stream is registered with the current worker (off a worker,
-    /// the one the runtime's next off-worker spawn goes to; outside any
-    /// runtime, the listener's own: see [the module docs](crate::net)) and
+    /// The new stream joins the reactor of the worker that first reads or
+    /// writes it (see [the module docs](crate::net)), and
     /// has `TCP_NODELAY` unset, as the OS left it.
     ///
     /// # Errors
@@ -263,7 +262,7 @@ impl TcpListenerBuilder {
         let io = PollEvented::new(
             mio::net::TcpListener::from_std(socket.into()),
             Interest::READABLE,
-            Ready::EMPTY,
+            Ready::LISTENING,
             "TcpListener::bind",
         )?;
         Ok(TcpListener { io })

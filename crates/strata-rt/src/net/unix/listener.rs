@@ -61,7 +61,12 @@ impl UnixListener {
     #[track_caller]
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let l = mio::net::UnixListener::bind_addr(&super::socket_addr(path.as_ref())?)?;
-        let io = PollEvented::new(l, Interest::READABLE, Ready::EMPTY, "UnixListener::bind")?;
+        let io = PollEvented::new(
+            l,
+            Interest::READABLE,
+            Ready::LISTENING,
+            "UnixListener::bind",
+        )?;
         Ok(UnixListener { io })
     }
 
@@ -76,7 +81,7 @@ impl UnixListener {
         let io = PollEvented::new(
             mio::net::UnixListener::from_std(listener),
             Interest::READABLE,
-            Ready::EMPTY,
+            Ready::LISTENING,
             "UnixListener::from_std",
         )?;
         Ok(UnixListener { io })
