@@ -264,7 +264,8 @@ impl<T, C> Framed<T, C> {
         self.write.high_water_mark()
     }
 
-    /// Sets the smallest read size (default 4 KiB); see [Memory](Self#memory).
+    /// Sets the smallest read size (default 4 KiB; 0 is taken as 1, and
+    /// more than 16 MiB as 16 MiB); see [Memory](Self#memory).
     pub fn set_read_window(&mut self, bytes: usize) {
         self.read.set_read_window(bytes);
     }

@@ -68,6 +68,10 @@ pub(crate) const DEFAULT_READ_WINDOW: usize = 4 * 1024;
 /// Largest read window; reads that keep filling the window grow it to this.
 const MAX_READ_WINDOW: usize = 64 * 1024;
 
+/// Largest smallest read window a caller may set: each read reserves it,
+/// and the thread's scratch buffer keeps it.
+pub(crate) const MAX_SET_READ_WINDOW: usize = 16 << 20;
+
 /// A buffer this large that becomes empty is freed even while busy, and
 /// even with idle releases off, so one big frame does not leave a big
 /// buffer behind.
@@ -163,7 +167,7 @@ impl ReadState {
     }
 
     pub(crate) fn set_read_window(&mut self, bytes: usize) {
-        self.min_window = bytes.max(1);
+        self.min_window = bytes.clamp(1, MAX_SET_READ_WINDOW);
         self.window = self.min_window;
     }
 

@@ -242,3 +242,27 @@ fn read_ahead_large_buffer_is_freed_with_idle_releases_off() {
          decoded"
     );
 }
+
+/// A read window set absurdly large is capped at 16 MiB: each read
+/// reserves the window (and the thread's scratch buffer keeps it), so
+/// `usize::MAX` would fail the first read's allocation.
+#[test]
+fn an_absurd_read_window_is_capped() {
+    let mut f = FramedRead::new(
+        FramesThenQuiet {
+            frame: 64,
+            total: 64,
+            pos: 0,
+        },
+        LengthDelimitedCodec::new(),
+    );
+    f.set_read_window(usize::MAX);
+    assert_eq!(f.read_window(), 16 << 20);
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut f).poll_next(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => assert_eq!(frame.len(), 60),
+        other => panic!("{other:?}"),
+    }
+    f.set_read_window(0);
+    assert_eq!(f.read_window(), 1);
+}
