@@ -71,14 +71,6 @@ pub(crate) fn try_handle() -> Option<Handle> {
         .flatten()
 }
 
-/// Whether this thread is a worker thread; unlike `try_worker`, without
-/// cloning the worker's handle.
-pub(crate) fn on_worker() -> bool {
-    CONTEXT
-        .try_with(|c| c.borrow().worker.is_some())
-        .unwrap_or(false)
-}
-
 /// The runtime this thread is inside; panics naming `api` otherwise.
 #[track_caller]
 pub(crate) fn handle(api: &str) -> Handle {

@@ -214,6 +214,43 @@ fn panicking_foreign_waker_on_a_blocking_thread_does_not_abort() {
     });
 }
 
+/// The same on a worker: a task polls a handle of a task on the other
+/// worker with the waker of an executor nested in it, which panics when
+/// woken. Being on a worker does not make a waker the task's own: only the
+/// polling task's own waker goes to async-task unwrapped (every waker on a
+/// worker did, and the process aborted).
+#[test]
+fn panicking_waker_of_an_executor_nested_in_a_task_does_not_abort() {
+    const NAME: &str = "panicking_waker_of_an_executor_nested_in_a_task_does_not_abort";
+    if !in_child(NAME) {
+        return;
+    }
+    deadline(20, || {
+        let rt = rt(2);
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let target: JoinHandle<u32> = rt.handle().spawn_on(1, async move {
+            while !g.load(Ordering::Acquire) {
+                yield_now().await;
+            }
+            9
+        });
+        let polled = rt.block_on(rt.handle().spawn_on(0, async move {
+            let mut target = target;
+            let waker = Waker::from(Arc::new(PanickingWaker));
+            let pending = Pin::new(&mut target)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending();
+            (pending, target)
+        }));
+        let (pending, target) = polled.unwrap();
+        assert!(pending);
+        release(&go, &target);
+        worker_still_runs(&rt);
+        assert_eq!(support::plain_block_on(target).unwrap(), 9);
+    });
+}
+
 // ---------------------------------------------------------------------------
 // `spawn` from `block_on` spreads tasks over the workers, also when the
 // caller creates a socket or polls a timer between spawns. One round-robin
@@ -284,4 +321,51 @@ fn spawn_after_a_timer_in_block_on_spreads_tasks_over_workers() {
             "8 tasks spawned from block_on all ran on {names:?}"
         );
     });
+}
+
+/// `abort` does not interrupt a poll under way: a task that aborts itself
+/// and then returns in the same poll completes, and its handle gives the
+/// output (as documented, and as in tokio).
+#[test]
+fn a_task_aborted_in_its_last_poll_completes() {
+    deadline(20, || {
+        let rt = rt(1);
+        let slot: Arc<std::sync::Mutex<Option<JoinHandle<u32>>>> = Default::default();
+        let s = slot.clone();
+        let h = rt.handle().spawn(async move {
+            loop {
+                if let Some(me) = s.lock().unwrap().as_ref() {
+                    assert!(!me.is_finished());
+                    me.abort();
+                    return 1;
+                }
+                yield_now().await;
+            }
+        });
+        *slot.lock().unwrap() = Some(h);
+        let h = loop {
+            let done = slot
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|h| h.is_finished());
+            if done {
+                break slot.lock().unwrap().take().unwrap();
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(support::plain_block_on(h).unwrap(), 1);
+    });
+}
+
+/// An out-of-range worker index names the API that was called.
+#[test]
+fn spawn_local_on_out_of_range_names_itself() {
+    let rt = rt(1);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(rt.handle().spawn_local_on(3, || async {}));
+    }))
+    .unwrap_err();
+    let msg = err.downcast_ref::<String>().expect("a formatted message");
+    assert!(msg.contains("spawn_local_on(3)"), "{msg}");
 }

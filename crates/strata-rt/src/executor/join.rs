@@ -8,8 +8,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::task::{Panic, TaskMeta, TaskOutput};
-use crate::context;
+use super::task::{self, Panic, TaskMeta, TaskOutput};
 
 /// An owned permission to await a spawned task's output, or to abort it.
 ///
@@ -39,16 +38,17 @@ pub struct JoinHandle<T> {
     /// then dropped by its worker) even while it waits on I/O. It also keeps
     /// the task allocation, and so `meta`, alive.
     waker: Waker,
-    /// When polled off strata's workers (by another executor, on the
-    /// `block_on` thread, on a blocking thread): the waker handed to the
-    /// task in place of the caller's, and it.
+    /// When polled with a waker other than the polling strata task's own
+    /// (by another executor, on the `block_on` thread, by an executor
+    /// nested in a task): the waker handed to the task in place of the
+    /// caller's, and it.
     foreign: Option<(Arc<Contained>, Waker)>,
 }
 
 /// Passes a wake-up on to another executor's waker, containing a panic:
 /// async-task wakes the handle's waker under its abort-on-panic guard, so
-/// a waker that panics would otherwise end the whole process. (A task
-/// polling the handle on a worker hands over its own waker as it is.)
+/// a waker that panics would otherwise end the whole process. (A strata
+/// task polling the handle with its own waker hands that over as it is.)
 struct Contained(Mutex<Waker>);
 
 impl Wake for Contained {
@@ -87,8 +87,8 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    /// The waker to hand the task for a poll with `cx` off strata's
-    /// workers: a `Contained` forwarding to `cx`'s waker.
+    /// The waker to hand the task for a poll with `cx` whose waker is not
+    /// the polling task's own: a `Contained` forwarding to `cx`'s waker.
     #[cold]
     fn foreign_waker(&mut self, cx: &Context<'_>) -> Waker {
         match &self.foreign {
@@ -119,9 +119,12 @@ impl<T> JoinHandle<T> {
     /// Cancels the task.
     ///
     /// The task's future is dropped the next time its worker would have run
-    /// it, on that worker's thread. If the task already finished, its output
-    /// stays available; otherwise awaiting this handle gives a cancelled
-    /// [`JoinError`]. Aborting twice, or aborting a finished task, does
+    /// it, on that worker's thread, and awaiting this handle then gives a
+    /// cancelled [`JoinError`]. A poll already under way is not
+    /// interrupted: a task aborted while it runs (by itself, or from
+    /// another thread) that finishes in that poll completes as usual, and
+    /// the handle gives its output, as does one that had finished before
+    /// the abort. Aborting twice, or aborting a finished task, does
     /// nothing.
     ///
     /// # Examples
@@ -161,7 +164,10 @@ impl<T> Future for JoinHandle<T> {
         if self.task.is_none() {
             panic!("strata: JoinHandle polled after it returned its result");
         }
-        let foreign = if context::on_worker() {
+        // The polling task's own waker goes to async-task as it is; any
+        // other (a nested executor's, a thread's) is wrapped, since
+        // async-task wakes it where a panic aborts the process.
+        let foreign = if task::is_polling_task(cx.waker()) {
             None
         } else {
             Some(self.foreign_waker(cx))

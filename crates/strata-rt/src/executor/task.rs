@@ -1,14 +1,34 @@
 //! What we add to an `async-task` cell: metadata, panic capture, discard.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use crate::context;
+
+thread_local! {
+    /// The waker of the task this thread is polling, as its data and
+    /// vtable pointers (null outside a task's poll).
+    static POLLING: Cell<(*const (), *const RawWakerVTable)> =
+        const { Cell::new((std::ptr::null(), std::ptr::null())) };
+}
+
+/// Whether `waker` is the waker of the strata task this thread is polling
+/// right now, which never panics. (A future polled inside that task by an
+/// executor of its own, with that executor's waker, is not.)
+pub(crate) fn is_polling_task(waker: &Waker) -> bool {
+    POLLING
+        .try_with(|p| {
+            let (data, vtable) = p.get();
+            std::ptr::eq(data, waker.data()) && std::ptr::eq(vtable, waker.vtable())
+        })
+        .unwrap_or(false)
+}
 
 /// A scheduled task as the queues hold it.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
@@ -155,6 +175,8 @@ impl<F: Future> Future for TaskFuture<F> {
         }
         // SAFETY: see above; `inner` is not moved, only re-pinned in place.
         let inner = unsafe { Pin::new_unchecked(&mut *this.inner) };
+        let me = (cx.waker().data(), std::ptr::from_ref(cx.waker().vtable()));
+        let outer = POLLING.try_with(|p| p.replace(me)).ok();
         let poll = || catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
         // A worker's task gets a budget; a blocking-pool closure (no
         // worker) runs unconstrained: its thread serves nothing else, and
@@ -164,6 +186,9 @@ impl<F: Future> Future for TaskFuture<F> {
         } else {
             super::coop::unconstrained(poll)
         };
+        if let Some(outer) = outer {
+            let _ = POLLING.try_with(|p| p.set(outer));
+        }
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(TaskOutput(Some(Ok(v)))),

@@ -130,6 +130,11 @@ impl Runtime {
     /// (dropping their tasks) while the caller goes on; running blocking
     /// closures finish on theirs. Useful where blocking is not allowed,
     /// such as inside another runtime's task.
+    ///
+    /// A task spawned meanwhile (from a blocking closure that still runs,
+    /// or through a [`Handle`]) races the stop: it runs if its worker has
+    /// not stopped yet and is cancelled otherwise. Its `JoinHandle`
+    /// resolves either way, with the output or a cancelled `JoinError`.
     pub fn shutdown_background(mut self) {
         let now = BlockingWait::Until(Instant::now());
         self.stop(now, now);
@@ -350,11 +355,17 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.worker_at(worker, "spawn_on").spawn(future)
+    }
+
+    /// Worker `worker`; panics naming `api` if it is out of range.
+    #[track_caller]
+    fn worker_at(&self, worker: usize, api: &str) -> &Arc<WorkerShared> {
         let count = self.worker_count();
-        let Some(w) = self.inner.workers.get(worker) else {
-            panic!("strata: spawn_on({worker}) but the runtime has {count} workers");
-        };
-        w.spawn(future)
+        match self.inner.workers.get(worker) {
+            Some(w) => w,
+            None => panic!("strata: {api}({worker}) but the runtime has {count} workers"),
+        }
     }
 
     /// Builds a future *on* worker `worker` with `make` and runs it there as
@@ -396,7 +407,7 @@ impl Handle {
         F: Future + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_on(worker, async move {
+        self.worker_at(worker, "spawn_local_on").spawn(async move {
             // Aborting (or dropping at shutdown) this task must cancel the
             // local one too, not detach it.
             struct AbortOnDrop<T>(JoinHandle<T>);
