@@ -44,7 +44,8 @@
 //! Runtime-only APIs (spawning, creating sockets, polling a timer) called
 //! outside a runtime panic with a message naming the API, instead of
 //! hanging. (Accepting is not one: a stream accepted outside any runtime
-//! joins its listener's reactor, so that no connection is lost.)
+//! may be used there, with its listener's reactor, so that no connection
+//! is lost.)
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -23,7 +23,7 @@ use futures_util::future::poll_fn;
 use futures_util::io::AsyncRead;
 use strata_rt::net::TcpListener;
 use strata_rt::spawn;
-use support::{deadline, rt};
+use support::{deadline, epolls_watching, rt};
 
 fn thread_name() -> String {
     std::thread::current().name().unwrap_or("?").to_owned()
@@ -215,27 +215,6 @@ fn stream_accepted_on_one_worker_and_read_on_another_is_woken_there() {
         apart.is_empty(),
         "woken by another worker's reactor: {apart:?}"
     );
-}
-
-/// How many epoll instances of this process watch `fd` (from the `tfd:`
-/// lines of `/proc/self/fdinfo`; an epoll whose fd was duplicated shows
-/// up once per fd, with the same lines, and is counted once).
-fn epolls_watching(fd: i32) -> usize {
-    let mut epolls = std::collections::HashSet::new();
-    for entry in std::fs::read_dir("/proc/self/fdinfo").unwrap() {
-        let Ok(info) = std::fs::read_to_string(entry.unwrap().path()) else {
-            continue;
-        };
-        let watched: Vec<&str> = info.lines().filter(|l| l.starts_with("tfd:")).collect();
-        let has_fd = watched.iter().any(|l| {
-            let mut words = l.split_whitespace();
-            words.next() == Some("tfd:") && words.next() == Some(&fd.to_string())
-        });
-        if has_fd {
-            epolls.insert(watched.join("\n"));
-        }
-    }
-    epolls.len()
 }
 
 /// The two halves of a stream no one has polled yet, first polled at the

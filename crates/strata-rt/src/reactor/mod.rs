@@ -2,8 +2,9 @@
 //!
 //! # Design
 //!
-//! Every I/O source (socket) is registered **edge-triggered** with exactly
-//! one worker's `Poll`, under a token that indexes that worker's source table
+//! Every I/O source (socket) is registered **edge-triggered**, on its first
+//! poll, with exactly one worker's `Poll` (that of the worker that polls
+//! it; see [`PollEvented`]), under a token that indexes that worker's source table
 //! ([`IoHandle`]). The table entry is a shared [`ScheduledIo`]: readiness bits
 //! plus the wakers of the tasks waiting to read and to write.
 //!

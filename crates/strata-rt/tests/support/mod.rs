@@ -135,3 +135,24 @@ pub async fn fill_send_queue<W: futures_util::io::AsyncWrite + Unpin>(
         }
     }
 }
+
+/// How many epoll instances of this process watch `fd` (from the `tfd:`
+/// lines of `/proc/self/fdinfo`; an epoll whose fd was duplicated shows
+/// up once per fd, with the same lines, and is counted once).
+pub fn epolls_watching(fd: i32) -> usize {
+    let mut epolls = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/fdinfo").unwrap() {
+        let Ok(info) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        let watched: Vec<&str> = info.lines().filter(|l| l.starts_with("tfd:")).collect();
+        let has_fd = watched.iter().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some("tfd:") && words.next() == Some(&fd.to_string())
+        });
+        if has_fd {
+            epolls.insert(watched.join("\n"));
+        }
+    }
+    epolls.len()
+}
