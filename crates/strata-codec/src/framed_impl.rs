@@ -466,24 +466,46 @@ impl WriteState {
     }
 
     pub(crate) fn buffer_mut(&mut self) -> &mut BytesMut {
-        // The caller may replace or reshape the buffer: forget what was
-        // written in front of it (never compact on a stale count).
-        self.front = 0;
-        self.accept_below = self.high_water_mark;
+        // The caller may replace or reshape the buffer, so the count of
+        // what was written in front of it goes; first the bytes left move
+        // to the front, or a written part hidden there would escape the
+        // release after a complete flush, which goes by `capacity()`.
+        self.compact();
         &mut self.buffer
     }
 
-    pub(crate) fn into_buffer(self) -> BytesMut {
+    pub(crate) fn into_buffer(mut self) -> BytesMut {
+        // As for `buffer_mut`: whoever gets it has no count.
+        self.compact();
         self.buffer
     }
 
+    /// Leaves no written part in front of the buffered bytes: moves them
+    /// to the front of the allocation, or, when they are longer than what
+    /// was written (a move would overlap), to an allocation of their own
+    /// size.
+    #[cold]
+    fn compact(&mut self) {
+        if self.front > 0 {
+            if self.front >= self.buffer.len() {
+                self.reuse_front();
+            } else {
+                self.buffer = BytesMut::from(&self.buffer[..]);
+                self.front = 0;
+            }
+        }
+        self.accept_below = self.high_water_mark;
+    }
+
     pub(crate) fn set_high_water_mark(&mut self, bytes: usize) {
+        // A drain to the low-water mark under way lowered `accept_below`.
+        let draining = self.accept_below < self.high_water_mark;
         self.high_water_mark = bytes.max(1);
         if self.front == 0 {
             self.accept_below = self.high_water_mark;
         } else {
             // Part of the buffer was written: the same rules, new mark.
-            self.after_partial_write();
+            self.after_partial_write(draining);
         }
     }
 
@@ -526,7 +548,7 @@ impl WriteState {
         E: From<io::Error>,
     {
         while self.buffer.len() >= self.accept_below {
-            ready!(self.poll_write_once(io, cx))?;
+            ready!(self.poll_write_once(io, cx, true))?;
         }
         Poll::Ready(Ok(()))
     }
@@ -560,7 +582,7 @@ impl WriteState {
         E: From<io::Error>,
     {
         while !self.buffer.is_empty() {
-            ready!(self.poll_write_once(io, cx))?;
+            ready!(self.poll_write_once(io, cx, false))?;
         }
         ready!(Pin::new(&mut *io).poll_flush(cx))?;
         let capacity = self.buffer.capacity();
@@ -585,10 +607,12 @@ impl WriteState {
     }
 
     /// One write call with everything buffered; drops what was written.
+    /// `draining`: called by `poll_drain_to_mark`, not by a flush.
     fn poll_write_once<T: AsyncWrite + Unpin>(
         &mut self,
         io: &mut T,
         cx: &mut Context<'_>,
+        draining: bool,
     ) -> Poll<io::Result<()>> {
         let n = loop {
             match ready!(Pin::new(&mut *io).poll_write(cx, &self.buffer)) {
@@ -611,7 +635,7 @@ impl WriteState {
         } else {
             self.buffer.advance(n);
             self.front = self.front.saturating_add(n);
-            self.after_partial_write();
+            self.after_partial_write(draining);
         }
         Poll::Ready(Ok(()))
     }
@@ -626,25 +650,23 @@ impl WriteState {
     /// that keeps taking part of the buffer (a slow peer, a TLS stream's
     /// 16 KiB records) could take it to four times the mark. So:
     ///
-    /// - over half the mark, no item is taken until the buffer is written
-    ///   down to half the mark (a low-water mark: this happens in a drain
-    ///   that started at the mark, or in a flush);
-    /// - at half the mark or less, once the written part is at least as
-    ///   long as the rest, the rest moves to the front: a copy of at most
-    ///   half the mark per half the mark written. After a drain from the
-    ///   mark it always is.
+    /// - in a drain that started at the mark (`draining`), over half the
+    ///   mark, no item is taken until the buffer is written down to half
+    ///   the mark (a low-water mark);
+    /// - otherwise, once the written part is at least as long as the rest,
+    ///   the rest moves to the front: a copy of at most half the mark per
+    ///   half the mark written, after a drain from the mark.
     ///
-    /// Only a flush that stopped part way with more left than written
-    /// leaves the rest where it is; items are then taken as usual (ready
-    /// under the mark), and the next drain moves the rest. Until then an
-    /// item that does not fit can grow the allocation, to less than three
-    /// times the mark plus two items.
+    /// A flush that stopped part way with more left than written leaves
+    /// the rest where it is, and under the mark items are taken as usual
+    /// (ready at once, as documented); the next drain moves the rest. Until
+    /// then an item that does not fit can grow the allocation, once, to
+    /// less than twice what it was plus two items.
     #[cold]
-    fn after_partial_write(&mut self) {
-        let low_water_mark = self.high_water_mark / 2;
+    fn after_partial_write(&mut self, draining: bool) {
         let len = self.buffer.len();
-        if len > low_water_mark {
-            self.accept_below = low_water_mark + 1;
+        if draining && len > self.high_water_mark / 2 {
+            self.accept_below = self.high_water_mark / 2 + 1;
         } else if self.front < len {
             self.accept_below = self.high_water_mark;
         } else {

@@ -95,7 +95,10 @@ impl<T, E> FramedWrite<T, E> {
         self.state.buffer()
     }
 
-    /// The encoded bytes not yet written, mutably.
+    /// The encoded bytes not yet written, mutably. After a write that took
+    /// part of them, they are first moved to the start of their allocation
+    /// (or copied to one of their size), so that what was written is not
+    /// kept behind them.
     pub fn write_buffer_mut(&mut self) -> &mut BytesMut {
         self.state.buffer_mut()
     }
