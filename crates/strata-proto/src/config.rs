@@ -49,8 +49,9 @@ impl Default for ConnectionConfig {
 
 impl ConnectionConfig {
     /// Requests of one connection that may run at once (at least 1). When
-    /// reached, the connection takes no more requests until a response is
-    /// written. It still reads ahead, up to 4 KiB of buffered requests, so
+    /// reached, the connection takes no more requests until the oldest
+    /// one's response is done and goes to the write buffer (whose
+    /// high-water mark bounds what waits to be written). It still reads ahead, up to 4 KiB of buffered requests, so
     /// that a peer that resets meanwhile is noticed at once: its requests
     /// in flight are dropped and its connection ends. (A peer with more
     /// than that buffered is noticed when reading resumes. One that

@@ -129,14 +129,31 @@ impl<F: Future> InFlight<F> {
         }
     }
 
-    /// Drops every request still in flight (after a fatal error).
+    /// Drops every request still in flight (after a fatal error), one at a
+    /// time: a future that panics in its `Drop` is logged, and the others
+    /// are still dropped (a second panic while the first unwound would
+    /// abort the process). The connection ends for the reason it dropped
+    /// them.
     pub(crate) fn clear(&mut self) {
-        self.queue.clear();
+        while let Some(entry) = self.queue.pop_front() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(entry))) {
+                let msg = crate::server::panic_message(&*payload);
+                tracing::error!(panic = %msg, "a cancelled request's future panicked when dropped");
+            }
+        }
     }
 
     /// Drops the recycled boxes (call when the connection goes idle).
     pub(crate) fn release_idle(&mut self) {
         self.free = Vec::new();
+    }
+}
+
+impl<F: Future> Drop for InFlight<F> {
+    /// A connection that ends with requests in flight (a timeout, a write
+    /// error) drops them as `clear` does.
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -287,5 +304,43 @@ mod tests {
             q.push(|| Box::pin(DoubleBomb), &mut cx)
         }));
         assert!(r.is_ok(), "the drop panic escaped InFlight::push");
+    }
+
+    /// Pending until dropped, then panics.
+    struct DropBomb(Rc<Cell<u32>>);
+    impl Future for DropBomb {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            Poll::Pending
+        }
+    }
+    impl Drop for DropBomb {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+            panic!("drop bomb");
+        }
+    }
+
+    #[test]
+    fn clearing_futures_whose_drops_panic_drops_them_all_and_contains_it() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let dropped = Rc::new(Cell::new(0));
+        let mut q: InFlight<std::pin::Pin<Box<dyn Future<Output = u32>>>> = InFlight::new();
+        for _ in 0..3 {
+            assert_eq!(
+                q.push(|| Box::pin(DropBomb(dropped.clone())), &mut cx),
+                None
+            );
+        }
+        // Before, the second panic came while the first unwound: an abort.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.clear()));
+        assert!(r.is_ok(), "a drop panic escaped InFlight::clear");
+        assert_eq!(dropped.get(), 3);
+        assert_eq!(q.poll_next(&mut cx), Poll::Ready(None));
+        // Dropping the queue with requests in it does the same.
+        q.push(|| Box::pin(DropBomb(dropped.clone())), &mut cx);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(q)));
+        assert!(r.is_ok(), "a drop panic escaped InFlight's drop");
+        assert_eq!(dropped.get(), 4);
     }
 }
