@@ -12,10 +12,11 @@ use crate::clock::{Clock, deadline_after};
 pin_project_lite::pin_project! {
     /// The future of [`Timeout::call`](super::Timeout): the inner call,
     /// raced against a sleep that is armed only once the inner call has
-    /// returned `Pending`.
+    /// returned `Pending`. The inner call is dropped as soon as it ends
+    /// or times out.
     pub struct ResponseFuture<'a, F, C: Clock> {
         #[pin]
-        response: F,
+        response: Option<F>,
         clock: &'a C,
         timeout: Duration,
         sleep: Option<C::Sleep>,
@@ -25,7 +26,7 @@ pin_project_lite::pin_project! {
 impl<'a, F, C: Clock> ResponseFuture<'a, F, C> {
     pub(super) fn new(response: F, clock: &'a C, timeout: Duration) -> Self {
         ResponseFuture {
-            response,
+            response: Some(response),
             clock,
             timeout,
             sleep: None,
@@ -42,20 +43,34 @@ where
     type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
+        let Some(response) = this.response.as_mut().as_pin_mut() else {
+            panic!("strata: Timeout's future polled after it completed");
+        };
         // The response first: an answer that is ready wins over a deadline
         // that passed during the same poll.
-        if let Poll::Ready(out) = this.response.poll(cx) {
+        if let Poll::Ready(out) = response.poll(cx) {
+            this.response.set(None);
             return Poll::Ready(out);
         }
         let (clock, timeout) = (*this.clock, *this.timeout);
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| clock.sleep_until(deadline_after(clock, timeout)));
-        match Pin::new(sleep).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed::new(timeout).into())),
-            Poll::Pending => Poll::Pending,
+        // A zero timeout has passed without a timer (which would need a
+        // runtime to register with).
+        let elapsed = timeout.is_zero()
+            || Pin::new(
+                this.sleep
+                    .get_or_insert_with(|| clock.sleep_until(deadline_after(clock, timeout))),
+            )
+            .poll(cx)
+            .is_ready();
+        if elapsed {
+            // Dropping the inner call cancels it now (its permit goes
+            // back), not when the caller drops this future.
+            this.response.set(None);
+            *this.sleep = None;
+            return Poll::Ready(Err(Elapsed::new(timeout).into()));
         }
+        Poll::Pending
     }
 }
 
