@@ -686,6 +686,11 @@ impl Timer {
     }
 
     /// `true` once the timer has fired (as seen by its last poll or reset).
+    /// Whether the timer has a registration (pending, fired or shut down).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.entry.is_some()
+    }
+
     pub(crate) fn is_fired(&self) -> bool {
         self.entry
             .as_ref()
@@ -801,8 +806,14 @@ impl Timer {
                     // waker, as a `Sleep` keeps working wherever it moves.
                     let noop = Waker::noop();
                     let fresh = Entry::new(tick, waker.as_ref().unwrap_or(noop), owner.clone());
-                    if owner.push_timer_op(Op::Register(fresh.clone())).is_ok() {
-                        self.entry = Some(fresh);
+                    let stopped = owner.push_timer_op(Op::Register(fresh.clone())).is_err();
+                    if stopped {
+                        // Kept, marked so, for the next poll to say that
+                        // the runtime is gone.
+                        fresh.state.store(SHUT_DOWN, Ordering::Release);
+                    }
+                    self.entry = Some(fresh);
+                    if !stopped {
                         return;
                     }
                 }

@@ -13,9 +13,10 @@ use super::sleep::{Sleep, sleep_until};
 ///
 /// # Panics
 ///
-/// Panics if `period` is zero. Polling the first tick outside a strata
-/// runtime panics; an interval that has ticked in one keeps ticking
-/// wherever it is moved, while that runtime runs.
+/// Panics if `period` is zero. Waiting for a tick outside a strata
+/// runtime panics (a tick already due, such as the first, completes
+/// anywhere); an interval that has ticked in one keeps ticking wherever it
+/// is moved, while that runtime runs.
 ///
 /// # Examples
 ///
@@ -144,6 +145,13 @@ impl Interval {
             }
         };
         self.sleep.reset(self.next);
+        if !self.sleep.is_registered() && crate::context::try_handle().is_some() {
+            // A tick that was due at once (the first) did not go through the
+            // wheel: register the next one now, in this runtime, so that the
+            // interval keeps ticking wherever it is moved. (The task is woken
+            // at that tick, when it would poll anyway.)
+            let _ = Pin::new(&mut self.sleep).poll(cx);
+        }
         Poll::Ready(due)
     }
 

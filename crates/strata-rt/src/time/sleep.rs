@@ -56,9 +56,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// `Sleep` is `Unpin`, `Send` and `Sync`; once polled in a runtime it may
 /// be moved to and awaited (and [`reset`](Sleep::reset)) on any thread or
 /// worker, even one outside any runtime, and still fires while that
-/// runtime runs. Dropping it cancels the timer and
-/// lets go of the waker at once; dropped off its worker's thread, the
-/// timer's slot is freed at that worker's next turn.
+/// runtime runs. Dropping it cancels the timer; dropped on its worker's
+/// thread, the timer's slot (and the waker it holds) is kept for reuse
+/// until the end of the worker's current turn; dropped elsewhere, the
+/// waker goes at once and the slot is freed at that worker's next turn.
 ///
 /// # Cancel safety
 ///
@@ -102,6 +103,11 @@ impl Sleep {
     /// ```
     pub fn reset(&mut self, deadline: Instant) {
         self.timer.reset(deadline);
+    }
+
+    /// Whether a poll registered the timer with a worker.
+    pub(crate) fn is_registered(&self) -> bool {
+        self.timer.is_registered()
     }
 }
 

@@ -1,0 +1,214 @@
+//! The public time API's documented semantics (sleep, timeout, interval)
+//! at its edges: an interval moved after its first tick, far and shared
+//! deadlines, a timer of a runtime that is gone, a dropped sleep's waker.
+//! Hang-guarded; no "took less than" assertions except where the docs
+//! promise readiness at the first poll.
+#![allow(clippy::unwrap_used, clippy::async_yields_async)]
+
+mod support;
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use strata_rt::spawn;
+use strata_rt::time::{self, interval, sleep, timeout};
+use support::{deadline, plain_block_on, rt};
+
+/// Polls `f` once with the current task's context.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
+}
+
+/// `interval`'s docs: "an interval that has ticked in one [runtime] keeps
+/// ticking wherever it is moved, while that runtime runs", also one that
+/// took only its first tick, which was due at once and did not go through
+/// the wheel (its next tick registers then; before, the second tick on a
+/// plain thread panicked "polled outside a strata runtime").
+#[test]
+fn an_interval_that_took_its_first_tick_in_a_task_keeps_ticking_on_a_plain_thread() {
+    deadline(20, || {
+        let rt = rt(1);
+        let iv = rt.block_on(async {
+            spawn(async {
+                let mut iv = interval(Duration::from_millis(5));
+                iv.tick().await;
+                iv
+            })
+            .await
+            .unwrap()
+        });
+        let r = std::thread::spawn(move || {
+            let mut iv = iv;
+            for _ in 0..2 {
+                let due = plain_block_on(iv.tick());
+                assert!(Instant::now() >= due);
+            }
+        })
+        .join();
+        drop(rt);
+        assert!(
+            r.is_ok(),
+            "an interval ticked in a task panicked when ticked on a plain thread"
+        );
+    });
+}
+
+/// `interval`'s docs, # Panics: waiting for a tick outside a runtime
+/// panics, but a tick already due, such as the first, completes anywhere.
+#[test]
+fn an_interval_s_first_tick_completes_outside_a_runtime_and_its_second_panics() {
+    deadline(20, || {
+        let mut iv = interval(Duration::from_secs(1));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(iv.poll_tick(&mut cx).is_ready());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = iv.poll_tick(&mut cx);
+        }));
+        assert!(
+            r.is_err(),
+            "waiting for a tick outside any runtime did not panic"
+        );
+    });
+}
+
+/// The documented `timeout` fast path.
+#[test]
+fn timeout_zero_of_a_ready_future_is_ok_at_first_poll_and_registers_nothing() {
+    deadline(20, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            spawn(async {
+                let before = time::__wheel_stats().0;
+                let mut t = Box::pin(timeout(Duration::ZERO, async { 5 }));
+                assert_eq!(poll_once(&mut t).await, Poll::Ready(Ok(5)));
+                assert_eq!(time::__wheel_stats().0, before);
+            })
+            .await
+            .unwrap();
+        });
+        // Off any runtime too (the timer is never polled).
+        assert_eq!(plain_block_on(timeout(Duration::ZERO, async { 6 })), Ok(6));
+    });
+}
+
+/// An idle worker holding a `Duration::MAX` sleep (clamped to a far
+/// instant beyond the wheel's range) neither fires it nor busy-loops.
+#[test]
+fn a_duration_max_sleep_neither_fires_nor_panics() {
+    deadline(20, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let h = spawn(async {
+                let mut s = sleep(Duration::MAX);
+                assert!(poll_once(&mut s).await.is_pending());
+                let mut s2 =
+                    time::sleep_until(Instant::now() + Duration::from_secs(86_400 * 365 * 500));
+                assert!(poll_once(&mut s2).await.is_pending());
+                let r = timeout(Duration::from_millis(50), async {
+                    (&mut s).await;
+                    (&mut s2).await
+                })
+                .await;
+                assert!(r.is_err());
+                assert!(!s.is_elapsed() && !s2.is_elapsed());
+            });
+            h.await.unwrap();
+        });
+    });
+}
+
+/// Many timers with one identical deadline, registered from
+/// workers and from the `block_on` thread, all fire.
+#[test]
+fn many_timers_with_one_deadline_all_fire() {
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let at = Instant::now() + Duration::from_millis(30);
+            let tasks: Vec<_> = (0..2000)
+                .map(|_| spawn(async move { time::sleep_until(at).await }))
+                .collect();
+            let local: Vec<_> = (0..500).map(|_| time::sleep_until(at)).collect();
+            futures_util::future::join_all(local).await;
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert!(Instant::now() >= at);
+        });
+    });
+}
+
+/// The driver's docs: a timer whose runtime shut down, polled outside any
+/// runtime, "panics with a message saying that its runtime is gone", also
+/// after a `reset` on a plain thread (which gave the generic "polled
+/// outside a strata runtime" message).
+#[test]
+fn a_reset_timer_of_a_shut_down_runtime_panics_saying_the_runtime_is_gone() {
+    deadline(20, || {
+        let rt = rt(1);
+        let s = rt.block_on(async {
+            spawn(async {
+                let mut s = sleep(Duration::from_secs(3600));
+                assert!(poll_once(&mut s).await.is_pending());
+                s
+            })
+            .await
+            .unwrap()
+        });
+        drop(rt);
+        let msg = std::thread::spawn(move || {
+            let mut s = s;
+            s.reset(Instant::now() + Duration::from_millis(10));
+            let mut cx = Context::from_waker(Waker::noop());
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = Pin::new(&mut s).poll(&mut cx);
+            }))
+            .expect_err("polling after shutdown must panic");
+            err.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        assert!(msg.contains("shut down"), "{msg}");
+    });
+}
+
+/// `Sleep`'s docs: dropped on its worker's thread, the timer's slot and
+/// the waker in it are kept for reuse until the end of the worker's
+/// current turn, and then let go.
+#[test]
+fn a_sleep_dropped_on_its_worker_lets_go_of_its_waker_by_the_end_of_the_turn() {
+    struct Flag;
+    impl std::task::Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    deadline(20, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            spawn(async {
+                let flag = std::sync::Arc::new(Flag);
+                {
+                    let waker = Waker::from(flag.clone());
+                    let mut cx = Context::from_waker(&waker);
+                    let mut s = sleep(Duration::from_secs(60));
+                    assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
+                }
+                // A few turns of the worker.
+                for _ in 0..3 {
+                    strata_rt::yield_now().await;
+                }
+                assert_eq!(
+                    std::sync::Arc::strong_count(&flag),
+                    1,
+                    "the dropped sleep still holds its waker after the turn"
+                );
+            })
+            .await
+            .unwrap();
+        });
+    });
+}
