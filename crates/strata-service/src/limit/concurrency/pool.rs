@@ -122,7 +122,15 @@ impl PermitPool {
         if word & WAITERS == 0 {
             return word >= ONE || max_waiting > 0;
         }
-        self.lock().queue.len() < max_waiting
+        // The bit may have been only a caller's passing through the locked
+        // path, which sets it while it looks, then takes a free permit and
+        // clears it. Under the lock the bit is set exactly when someone is
+        // queued, and then no permit is free.
+        let state = self.lock();
+        if state.queue.is_empty() {
+            return self.shared.word.load(Ordering::Acquire) >= ONE || max_waiting > 0;
+        }
+        state.queue.len() < max_waiting
     }
 
     /// Takes a permit if one is free and nobody is queued before us.
