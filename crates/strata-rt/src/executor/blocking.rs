@@ -16,6 +16,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,9 @@ struct State {
     /// Wake-ups handed to idle threads and not yet consumed.
     notified: usize,
     shutdown: bool,
+    /// The pool's threads, to join at shutdown; those that exited after
+    /// their keep-alive are dropped when the next thread starts.
+    handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl BlockingPool {
@@ -132,7 +136,30 @@ impl BlockingPool {
                 }
             };
         }
-        s.threads - own
+        let running = s.threads - own;
+        let handles = std::mem::take(&mut s.handles);
+        drop(s);
+        // The threads counted themselves out just before they return;
+        // join them (their thread-locals' destructors run meanwhile), as
+        // the runtime's docs promise, within the same deadline.
+        let me = std::thread::current().id();
+        for handle in handles {
+            if handle.thread().id() == me {
+                continue;
+            }
+            match deadline {
+                None => drop(handle.join()),
+                Some(deadline) => {
+                    while !handle.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if handle.is_finished() {
+                        drop(handle.join());
+                    }
+                }
+            }
+        }
+        running
     }
 }
 
@@ -165,24 +192,35 @@ impl Inner {
             let spawned = std::thread::Builder::new()
                 .name(self.thread_name.clone())
                 .spawn(move || inner.thread_main());
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "strata: could not start a blocking thread");
-                // The queued closures wait for an existing thread; with
-                // none, nothing would ever run them: cancel them, so that
-                // their handles report it instead of waiting forever.
-                let orphans = {
+            match spawned {
+                Ok(handle) => {
                     let mut s = self.lock();
-                    s.threads -= 1;
-                    if s.threads == 0 {
-                        std::mem::take(&mut s.queue)
-                    } else {
-                        VecDeque::new()
-                    }
-                };
-                drop(orphans);
-                self.exited.notify_all();
+                    s.handles.retain(|h| !h.is_finished());
+                    s.handles.push(handle);
+                }
+                Err(e) => self.spawn_failed(&e),
             }
         }
+    }
+
+    /// No thread could be started for a closure just queued.
+    #[cold]
+    fn spawn_failed(&self, e: &io::Error) {
+        tracing::error!(error = %e, "strata: could not start a blocking thread");
+        // The queued closures wait for an existing thread; with none,
+        // nothing would ever run them: cancel them, so that their handles
+        // report it instead of waiting forever.
+        let orphans = {
+            let mut s = self.lock();
+            s.threads -= 1;
+            if s.threads == 0 {
+                std::mem::take(&mut s.queue)
+            } else {
+                VecDeque::new()
+            }
+        };
+        drop(orphans);
+        self.exited.notify_all();
     }
 
     fn thread_main(self: Arc<Self>) {

@@ -14,6 +14,12 @@ use crate::reactor::Reactor;
 /// "this thread is my worker" even when several runtimes exist.
 static NEXT_WORKER_UID: AtomicUsize = AtomicUsize::new(0);
 
+/// The most workers a runtime may have.
+const MAX_WORKERS: usize = 4096;
+
+/// The largest event buffer per reactor.
+const MAX_EVENT_CAPACITY: usize = 1 << 16;
+
 /// Configures and builds a [`Runtime`].
 ///
 /// # Examples
@@ -60,14 +66,16 @@ impl Builder {
         }
     }
 
-    /// Number of worker threads (at least 1). Default: available cores.
+    /// Number of worker threads (at least 1; more than 4,096 is an error
+    /// of [`build`](Self::build)). Default: available cores.
     pub fn worker_threads(mut self, n: usize) -> Builder {
         self.worker_threads = Some(n.max(1));
         self
     }
 
     /// Name prefix of worker threads; workers are named `NAME-0`, `NAME-1`…,
-    /// blocking threads `NAME-blocking`.
+    /// blocking threads `NAME-blocking`. A name with a NUL byte is an error
+    /// of [`build`](Self::build).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = name.into();
         self
@@ -86,9 +94,10 @@ impl Builder {
         self
     }
 
-    /// Events taken from the OS per reactor poll (at least 1). Default 1024.
+    /// Events taken from the OS per reactor poll (at least 1, at most
+    /// 65,536: each worker keeps a buffer of that many). Default 1024.
     pub fn event_capacity(mut self, n: usize) -> Builder {
-        self.event_capacity = n.max(1);
+        self.event_capacity = n.clamp(1, MAX_EVENT_CAPACITY);
         self
     }
 
@@ -96,12 +105,25 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// Fails if the OS refuses a `Poll`, a waker or a thread; workers
-    /// already started are stopped again.
+    /// Fails if the OS refuses a `Poll`, a waker or a thread (workers
+    /// already started are stopped again), and with `InvalidInput` for
+    /// more than 4,096 workers or a thread name with a NUL byte.
     pub fn build(self) -> io::Result<Runtime> {
         let n = self
             .worker_threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if n > MAX_WORKERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("strata: {n} worker threads asked for; at most {MAX_WORKERS}"),
+            ));
+        }
+        if self.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "strata: a thread name with a NUL byte",
+            ));
+        }
         let mut workers = Vec::with_capacity(n);
         let mut reactors = Vec::with_capacity(n);
         for _ in 0..n {
