@@ -87,3 +87,20 @@ fn timeout_errors_name_their_duration() {
         assert_eq!(err.to_string(), want);
     }
 }
+
+/// A thread count the runtime refuses (more than 4,096 workers) is an
+/// error from `start`, as the docs say for a runtime that cannot start,
+/// not a panic ("capacity overflow" before).
+#[test]
+fn too_many_threads_is_an_error_not_a_panic() {
+    deadline(60, || {
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            support::one_worker()
+                .threads(usize::MAX)
+                .start(|| Ok(Echo))
+                .map(|h| h.shutdown())
+        }));
+        let err = got.expect("start panicked").expect_err("started");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    });
+}

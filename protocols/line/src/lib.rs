@@ -135,9 +135,22 @@ impl Service<Line> for HelloWorld {
 ///
 /// assert_eq!(parse_addr("127.0.0.1:12345").unwrap().port(), 12345);
 /// assert!(parse_addr("localhost:12345").unwrap_err().contains("host names"));
+/// assert!(parse_addr("127.0.0.1:70000").unwrap_err().contains("out of range"));
 /// ```
 pub fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| {
+        // An IP with a port number past 65535 is wrong in its port only.
+        if let Some((ip, port)) = s.rsplit_once(':')
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && ip
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+        {
+            return format!("`{s}`: port {port} is out of range (0 to 65535)");
+        }
         format!(
             "`{s}` is not IP:PORT (for example 127.0.0.1:12345 or [::1]:12345; \
              host names such as localhost are not resolved)"

@@ -11,8 +11,10 @@
 //! without either side waiting on the other. Stdin is sent as it comes, in
 //! pieces, bytes and all (a line still unfinished is not held back, and
 //! invalid UTF-8 goes too: the server says what it makes of it). A server
-//! that owes answers and sends nothing for `--timeout` (30 s by default) is
-//! given up on. The exit code is 0 only if every request got an answer
+//! that owes answers and sends nothing for `--timeout` (30 s by default),
+//! or takes none of the input for that long, is given up on; once the
+//! input is all sent and answered, the client ends when the server closes
+//! or after that long of quiet. The exit code is 0 only if every request got an answer
 //! and none of the answers is an `error: ...` line. For load generation use
 //! the bench harness (`cargo run --release -p strata-bench --bin line`).
 
@@ -44,8 +46,10 @@ fn main() -> ExitCode {
                 .default_value("30s")
                 .value_parser(strata_line::parse_duration)
                 .help(
-                    "Give up when the server owes answers and sends nothing for this long \
-                     (also the connect timeout; 0 waits forever)",
+                    "Give up when the server owes answers and sends nothing, or takes no \
+                     input, for this long; end this long after the last answer if the \
+                     server keeps the connection open (also the connect timeout; 0 waits \
+                     forever)",
                 ),
         )
         .arg(
@@ -95,6 +99,9 @@ enum Input {
     /// The server stopped taking requests (it closed) before the end of
     /// the input.
     Cut,
+    /// The server took no bytes for the timeout while requests were being
+    /// sent (it stopped reading).
+    Stalled(Duration),
 }
 
 /// What a run sent and got back.
@@ -134,9 +141,19 @@ impl Outcome {
                 );
                 ok = false;
             }
+            Input::Stalled(t) => {
+                eprintln!(
+                    "line-client: {addr}: the server took no input for {t:?} ({} answers); \
+                     giving up",
+                    self.answered
+                );
+                ok = false;
+            }
         }
-        if self.errors > 0 {
-            eprintln!("line-client: {addr}: {} answers were errors", self.errors);
+        match self.errors {
+            0 => {}
+            1 => eprintln!("line-client: {addr}: 1 answer was an error"),
+            n => eprintln!("line-client: {addr}: {n} answers were errors"),
         }
         if ok {
             ExitCode::SUCCESS
@@ -157,6 +174,9 @@ fn run(
     }
     .map_err(Failure::Server)?;
     stream.set_read_timeout(timeout).map_err(Failure::Server)?;
+    // The writer's clone shares the socket, and so this timeout: a server
+    // that stops reading must not hold the writer (and the client) forever.
+    stream.set_write_timeout(timeout).map_err(Failure::Server)?;
     let mut socket = stream.try_clone().map_err(Failure::Server)?;
     // Requests written so far, for telling a silent server (answers owed)
     // from a quiet one (none owed: the user has not typed anything yet).
@@ -175,7 +195,14 @@ fn run(
             }),
             None => copy_input(io::stdin().lock(), &mut socket, sent),
         };
-        let _ = socket.shutdown(Shutdown::Write);
+        let stalled = matches!(result, Err(Stop::Stalled));
+        // A stalled server gets no more from us: shut both ways, which
+        // also ends the reader's wait.
+        let _ = socket.shutdown(if stalled {
+            Shutdown::Both
+        } else {
+            Shutdown::Write
+        });
         let sent = sent.load(Ordering::SeqCst);
         let _ = done.send(match result {
             Ok(()) => Input::Sent(sent),
@@ -183,12 +210,15 @@ fn run(
             // The server closed early (after an error line, say): its
             // answers are still read below.
             Err(Stop::Socket) => Input::Cut,
+            Err(Stop::Stalled) => Input::Stalled(timeout.unwrap_or_default()),
         });
     });
     let mut out = io::stdout().lock();
     let mut reader = BufReader::new(stream);
     let mut answer = Vec::new();
     let (mut answered, mut errors, mut cut_answer) = (0, 0, false);
+    // How the writer ended, once known.
+    let mut input = None;
     loop {
         // `answer` may hold the start of an answer from before a timeout.
         let ended = match reader.read_until(b'\n', &mut answer) {
@@ -212,6 +242,14 @@ fn run(
                     }
                     out.flush().map_err(Failure::Stdout)?;
                     return Err(Failure::Silent(timeout.unwrap_or_default()));
+                }
+                // Nothing owed. Once the input is all sent too, a server
+                // that keeps the connection open has nothing more to say.
+                if input.is_none() {
+                    input = finished.try_recv().ok();
+                }
+                if input.is_some() {
+                    break;
                 }
                 continue;
             }
@@ -241,8 +279,8 @@ fn run(
     // next write fails; unless it waits on stdin (a terminal, a pipe kept
     // open), which must not keep the client alive: then the server closed
     // before the end of the input.
-    let input = finished
-        .recv_timeout(Duration::from_millis(500))
+    let input = input
+        .or_else(|| finished.recv_timeout(Duration::from_millis(500)).ok())
         .unwrap_or(Input::Cut);
     Ok(Outcome {
         input,
@@ -252,16 +290,21 @@ fn run(
     })
 }
 
-/// Why the writer stopped early: stdin failed, or the socket did (the
-/// server closed; what it answered tells the rest).
+/// Why the writer stopped early: stdin failed, the socket did (the
+/// server closed; what it answered tells the rest), or a write waited out
+/// the timeout (the server stopped reading).
 enum Stop {
     Input(io::Error),
     Socket,
+    Stalled,
 }
 
 impl From<io::Error> for Stop {
-    fn from(_: io::Error) -> Stop {
-        Stop::Socket
+    fn from(e: io::Error) -> Stop {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Stop::Stalled,
+            _ => Stop::Socket,
+        }
     }
 }
 
