@@ -52,9 +52,12 @@ struct State {
     /// Wake-ups handed to idle threads and not yet consumed.
     notified: usize,
     shutdown: bool,
-    /// The pool's threads, to join at shutdown; those that exited after
-    /// their keep-alive are dropped when the next thread starts.
+    /// The pool's threads, to join when the runtime is dropped. Those
+    /// that exited after their keep-alive are joined when the list grows
+    /// past twice the pool's bound.
     handles: Vec<std::thread::JoinHandle<()>>,
+    /// Threads counted in `threads` whose handle is not in `handles` yet.
+    starting: usize,
 }
 
 impl BlockingPool {
@@ -120,7 +123,9 @@ impl BlockingPool {
     pub(crate) fn wait_stopped(&self, deadline: Option<Instant>) -> usize {
         let own = usize::from(self.is_own_thread());
         let mut s = self.inner.lock();
-        while s.threads > own {
+        // A thread being started is counted in `threads` at once, but its
+        // handle lands in `handles` only after; wait for that too.
+        while s.threads > own || s.starting > 0 {
             s = match deadline {
                 None => self.inner.exited.wait(s).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
@@ -139,23 +144,16 @@ impl BlockingPool {
         let running = s.threads - own;
         let handles = std::mem::take(&mut s.handles);
         drop(s);
-        // The threads counted themselves out just before they return;
-        // join them (their thread-locals' destructors run meanwhile), as
-        // the runtime's docs promise, within the same deadline.
-        let me = std::thread::current().id();
-        for handle in handles {
-            if handle.thread().id() == me {
-                continue;
-            }
-            match deadline {
-                None => drop(handle.join()),
-                Some(deadline) => {
-                    while !handle.is_finished() && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if handle.is_finished() {
-                        drop(handle.join());
-                    }
+        // The threads counted themselves out just before they return. With
+        // no deadline (the runtime's drop), join them: their thread-locals'
+        // destructors run meanwhile, as the runtime's docs promise. With
+        // one, a join could outlast it (a destructor takes what it takes):
+        // they finish on their own.
+        if deadline.is_none() {
+            let me = std::thread::current().id();
+            for handle in handles {
+                if handle.thread().id() != me {
+                    drop(handle.join());
                 }
             }
         }
@@ -187,6 +185,7 @@ impl Inner {
             self.condvar.notify_one();
         } else if s.threads < self.max_threads {
             s.threads += 1;
+            s.starting += 1;
             drop(s);
             let inner = self.clone();
             let spawned = std::thread::Builder::new()
@@ -194,9 +193,27 @@ impl Inner {
                 .spawn(move || inner.thread_main());
             match spawned {
                 Ok(handle) => {
-                    let mut s = self.lock();
-                    s.handles.retain(|h| !h.is_finished());
-                    s.handles.push(handle);
+                    let exited = {
+                        let mut s = self.lock();
+                        s.starting -= 1;
+                        s.handles.push(handle);
+                        if s.handles.len() > 2 * self.max_threads {
+                            let (exited, live) = std::mem::take(&mut s.handles)
+                                .into_iter()
+                                .partition(|h| h.is_finished());
+                            s.handles = live;
+                            exited
+                        } else {
+                            Vec::new()
+                        }
+                    };
+                    // Returned from their loop; the join waits out only
+                    // their thread-locals' destructors (`is_finished` comes
+                    // before those), which dropping them would leave running.
+                    self.exited.notify_all();
+                    for h in exited {
+                        drop(h.join());
+                    }
                 }
                 Err(e) => self.spawn_failed(&e),
             }
@@ -213,6 +230,7 @@ impl Inner {
         let orphans = {
             let mut s = self.lock();
             s.threads -= 1;
+            s.starting -= 1;
             if s.threads == 0 {
                 std::mem::take(&mut s.queue)
             } else {

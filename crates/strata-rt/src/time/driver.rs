@@ -686,11 +686,6 @@ impl Timer {
     }
 
     /// `true` once the timer has fired (as seen by its last poll or reset).
-    /// Whether the timer has a registration (pending, fired or shut down).
-    pub(crate) fn is_registered(&self) -> bool {
-        self.entry.is_some()
-    }
-
     pub(crate) fn is_fired(&self) -> bool {
         self.entry
             .as_ref()
@@ -711,6 +706,25 @@ impl Timer {
             }
         }
         self.register(cx, orphaned)
+    }
+
+    /// Registers a timer that has none yet, as a poll would, but quietly:
+    /// with no budget spent, and outside a runtime, or in one that is
+    /// stopping, it stays unregistered instead of panicking.
+    pub(crate) fn register_quietly(&mut self, cx: &mut Context<'_>) {
+        if self.entry.is_some() {
+            return;
+        }
+        if context::try_worker().is_some() {
+            // A worker registers in its own wheel: no op to refuse.
+            let _ = self.register(cx, false);
+        } else if let Some(handle) = context::try_handle() {
+            let owner = handle.next_timer_worker().clone();
+            let entry = Entry::new(deadline_tick(self.deadline), cx.waker(), owner.clone());
+            if owner.push_timer_op(Op::Register(entry.clone())).is_ok() {
+                self.entry = Some(entry);
+            }
+        }
     }
 
     /// Registers with this thread's worker, or with a worker of the runtime

@@ -145,13 +145,11 @@ impl Interval {
             }
         };
         self.sleep.reset(self.next);
-        if !self.sleep.is_registered() && crate::context::try_handle().is_some() {
-            // A tick that was due at once (the first) did not go through the
-            // wheel: register the next one now, in this runtime, so that the
-            // interval keeps ticking wherever it is moved. (The task is woken
-            // at that tick, when it would poll anyway.)
-            let _ = Pin::new(&mut self.sleep).poll(cx);
-        }
+        // A tick that was due at once (the first) did not go through the
+        // wheel: register the next one now, in this runtime if it still
+        // runs, so that the interval keeps ticking wherever it is moved.
+        // (The task is woken at that tick, when it would poll anyway.)
+        self.sleep.register_quietly(cx);
         Poll::Ready(due)
     }
 

@@ -105,9 +105,10 @@ impl Sleep {
         self.timer.reset(deadline);
     }
 
-    /// Whether a poll registered the timer with a worker.
-    pub(crate) fn is_registered(&self) -> bool {
-        self.timer.is_registered()
+    /// Registers the timer, if it has no registration yet, without
+    /// polling it (see `Timer::register_quietly`).
+    pub(crate) fn register_quietly(&mut self, cx: &mut Context<'_>) {
+        self.timer.register_quietly(cx);
     }
 }
 
