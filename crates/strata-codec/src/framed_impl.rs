@@ -659,18 +659,27 @@ impl WriteState {
     ///
     /// A flush that stopped part way with more left than written leaves
     /// the rest where it is, and under the mark items are taken as usual
-    /// (ready at once, as documented); the next drain moves the rest. Until
-    /// then an item that does not fit can grow the allocation, once, to
-    /// less than twice what it was plus two items.
+    /// (ready at once, as documented), until half the mark has been written
+    /// in front of it: then the rest, if it is under the mark (items may
+    /// follow it), is copied to an allocation of its own size, a copy of at
+    /// most the mark per half the mark written. (Left there, flushes that
+    /// each take a little under half would let written part and rest creep
+    /// to twice the mark, and one more item would double that.) A rest over
+    /// the mark takes no items, so nothing grows behind it.
     #[cold]
     fn after_partial_write(&mut self, draining: bool) {
         let len = self.buffer.len();
-        if draining && len > self.high_water_mark / 2 {
-            self.accept_below = self.high_water_mark / 2 + 1;
-        } else if self.front < len {
-            self.accept_below = self.high_water_mark;
-        } else {
+        let half = self.high_water_mark / 2;
+        if draining && len > half {
+            self.accept_below = half + 1;
+        } else if self.front >= len {
             self.reuse_front();
+        } else {
+            if !draining && self.front >= half && len <= self.high_water_mark {
+                self.buffer = BytesMut::from(&self.buffer[..]);
+                self.front = 0;
+            }
+            self.accept_below = self.high_water_mark;
         }
     }
 

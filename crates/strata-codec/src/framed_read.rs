@@ -112,7 +112,8 @@ impl<T, D> FramedRead<T, D> {
 
     /// Sets the smallest read size: the free space reserved in the read
     /// buffer before each read (default 4 KiB; 0 is taken as 1, and more
-    /// than 16 MiB as 16 MiB). Reads that fill it grow it, up to 64 KiB.
+    /// than 16 MiB as 16 MiB). Reads that fill it grow it, up to 64 KiB
+    /// (or the window set, if that is larger).
     pub fn set_read_window(&mut self, bytes: usize) {
         self.state.set_read_window(bytes);
     }
