@@ -52,10 +52,16 @@ struct State {
     /// Wake-ups handed to idle threads and not yet consumed.
     notified: usize,
     shutdown: bool,
-    /// The pool's threads, to join when the runtime is dropped. Those
-    /// that exited after their keep-alive are joined when the list grows
-    /// past twice the pool's bound.
+    /// The pool's threads, to join when the runtime is dropped. When the
+    /// list passes twice the pool's bound, the handles of threads that
+    /// exited after their keep-alive move to `exited`.
     handles: Vec<std::thread::JoinHandle<()>>,
+    /// Handles of threads that exited, the latest at the back, to be
+    /// joined with the others (a thread reports itself finished before its
+    /// thread-locals' destructors have run). Beyond the pool's bound, the
+    /// oldest are joined by the next pool thread to exit, which has nothing
+    /// better to do; never in `submit`, which may run on a worker.
+    exited: VecDeque<std::thread::JoinHandle<()>>,
     /// Threads counted in `threads` whose handle is not in `handles` yet.
     starting: usize,
 }
@@ -142,7 +148,8 @@ impl BlockingPool {
             };
         }
         let running = s.threads - own;
-        let handles = std::mem::take(&mut s.handles);
+        let mut handles = std::mem::take(&mut s.handles);
+        handles.extend(s.exited.drain(..));
         drop(s);
         // The threads counted themselves out just before they return. With
         // no deadline (the runtime's drop), join them: their thread-locals'
@@ -193,27 +200,18 @@ impl Inner {
                 .spawn(move || inner.thread_main());
             match spawned {
                 Ok(handle) => {
-                    let exited = {
-                        let mut s = self.lock();
-                        s.starting -= 1;
-                        s.handles.push(handle);
-                        if s.handles.len() > 2 * self.max_threads {
-                            let (exited, live) = std::mem::take(&mut s.handles)
-                                .into_iter()
-                                .partition(|h| h.is_finished());
-                            s.handles = live;
-                            exited
-                        } else {
-                            Vec::new()
-                        }
-                    };
-                    // Returned from their loop; the join waits out only
-                    // their thread-locals' destructors (`is_finished` comes
-                    // before those), which dropping them would leave running.
-                    self.exited.notify_all();
-                    for h in exited {
-                        drop(h.join());
+                    let mut s = self.lock();
+                    s.starting -= 1;
+                    s.handles.push(handle);
+                    if s.handles.len() > 2 * self.max_threads {
+                        let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut s.handles)
+                            .into_iter()
+                            .partition(|h| h.is_finished());
+                        s.handles = live;
+                        s.exited.extend(done);
                     }
+                    drop(s);
+                    self.exited.notify_all();
                 }
                 Err(e) => self.spawn_failed(&e),
             }
@@ -274,7 +272,14 @@ impl Inner {
             }
         }
         s.threads -= 1;
+        let over = s.exited.len().saturating_sub(self.max_threads);
+        let to_join: Vec<_> = s.exited.drain(..over).collect();
         drop(s);
         self.exited.notify_all();
+        // This thread's own handle is still running, so not among these;
+        // whoever joins it waits for these joins too.
+        for h in to_join {
+            drop(h.join());
+        }
     }
 }
