@@ -136,18 +136,22 @@ impl Service<Line> for HelloWorld {
 /// assert_eq!(parse_addr("127.0.0.1:12345").unwrap().port(), 12345);
 /// assert!(parse_addr("localhost:12345").unwrap_err().contains("host names"));
 /// assert!(parse_addr("127.0.0.1:70000").unwrap_err().contains("out of range"));
+/// assert!(parse_addr("[::1]:70000").unwrap_err().contains("out of range"));
+/// assert!(!parse_addr("::1:8080").unwrap_err().contains("out of range"));
 /// ```
 pub fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| {
-        // An IP with a port number past 65535 is wrong in its port only.
-        if let Some((ip, port)) = s.rsplit_once(':')
+        // `IPv4:PORT` or `[IPv6]:PORT` with a port past 65535 is wrong in
+        // its port only.
+        if let Some((host, port)) = s.rsplit_once(':')
             && !port.is_empty()
             && port.bytes().all(|b| b.is_ascii_digit())
-            && ip
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok()
+            && port.parse::<u16>().is_err()
+            && (host.parse::<std::net::Ipv4Addr>().is_ok()
+                || host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok()))
         {
             return format!("`{s}`: port {port} is out of range (0 to 65535)");
         }

@@ -12,7 +12,8 @@
 //! pieces, bytes and all (a line still unfinished is not held back, and
 //! invalid UTF-8 goes too: the server says what it makes of it). A server
 //! that owes answers and sends nothing for `--timeout` (30 s by default),
-//! or takes none of the input for that long, is given up on; once the
+//! or takes none of the input for that long while its answers are being
+//! read, is given up on; once the
 //! input is all sent and answered, the client ends when the server closes
 //! or after that long of quiet. The exit code is 0 only if every request got an answer
 //! and none of the answers is an `error: ...` line. For load generation use
@@ -182,27 +183,29 @@ fn run(
     // from a quiet one (none owed: the user has not typed anything yet).
     let sent = Arc::new(AtomicU64::new(0));
     let writer_sent = sent.clone();
+    let reading = Arc::new(ReaderState::default());
+    let watched = reading.clone();
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
         let sent = &*writer_sent;
+        let mut to = Patient {
+            socket: &mut socket,
+            reader: &watched,
+            seen: 0,
+        };
         let result = match args {
             Some(lines) => lines.iter().try_for_each(|l| -> Result<(), Stop> {
-                socket.write_all(l.as_bytes())?;
-                socket.write_all(b"\n")?;
+                to.write_all(l.as_bytes())?;
+                to.write_all(b"\n")?;
                 // An argument with line breaks in it is several requests.
                 sent.fetch_add(1 + l.matches('\n').count() as u64, Ordering::SeqCst);
                 Ok(())
             }),
-            None => copy_input(io::stdin().lock(), &mut socket, sent),
+            None => copy_input(io::stdin().lock(), &mut to, sent),
         };
-        let stalled = matches!(result, Err(Stop::Stalled));
-        // A stalled server gets no more from us: shut both ways, which
-        // also ends the reader's wait.
-        let _ = socket.shutdown(if stalled {
-            Shutdown::Both
-        } else {
-            Shutdown::Write
-        });
+        // Answers that already came are still read below, also from a
+        // server that stalled.
+        let _ = socket.shutdown(Shutdown::Write);
         let sent = sent.load(Ordering::SeqCst);
         let _ = done.send(match result {
             Ok(()) => Input::Sent(sent),
@@ -223,7 +226,10 @@ fn run(
         // `answer` may hold the start of an answer from before a timeout.
         let ended = match reader.read_until(b'\n', &mut answer) {
             Ok(0) => true,
-            Ok(_) => false,
+            Ok(_) => {
+                reading.reads.fetch_add(1, Ordering::SeqCst);
+                false
+            }
             // The server closed with a reset after its last answer.
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => true,
             // The read timeout: give up only if answers are owed.
@@ -268,7 +274,10 @@ fn run(
                 errors += 1;
             }
         }
-        out.write_all(&answer).map_err(Failure::Stdout)?;
+        reading.printing.store(true, Ordering::SeqCst);
+        let printed = out.write_all(&answer);
+        reading.printing.store(false, Ordering::SeqCst);
+        printed.map_err(Failure::Stdout)?;
         answer.clear();
         if ended {
             break;
@@ -300,11 +309,57 @@ enum Stop {
 }
 
 impl From<io::Error> for Stop {
-    fn from(e: io::Error) -> Stop {
-        match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Stop::Stalled,
-            _ => Stop::Socket,
+    fn from(_: io::Error) -> Stop {
+        Stop::Socket
+    }
+}
+
+/// What the reader is up to, for the writer to tell a server that stopped
+/// reading from one that waits for us to read its answers.
+#[derive(Default)]
+struct ReaderState {
+    /// Reads from the socket so far.
+    reads: AtomicU64,
+    /// The reader is writing an answer to our stdout (which may block).
+    printing: std::sync::atomic::AtomicBool,
+}
+
+/// Writes to the socket, whose write timeout is the client's `--timeout`:
+/// a write that took nothing for that long is a stalled server only if the
+/// reader did not move meanwhile and is not held by our own stdout (a
+/// paused pager): else the server may be waiting for us, and the write
+/// goes on.
+struct Patient<'a> {
+    socket: &'a mut TcpStream,
+    reader: &'a ReaderState,
+    /// `reader.reads` at the last timeout.
+    seen: u64,
+}
+
+impl Patient<'_> {
+    fn write_all(&mut self, mut buf: &[u8]) -> Result<(), Stop> {
+        while !buf.is_empty() {
+            match self.socket.write(buf) {
+                Ok(0) => return Err(Stop::Socket),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let reads = self.reader.reads.load(Ordering::SeqCst);
+                    let printing = self.reader.printing.load(Ordering::SeqCst);
+                    if reads == self.seen && !printing {
+                        return Err(Stop::Stalled);
+                    }
+                    self.seen = reads;
+                }
+                Err(_) => return Err(Stop::Socket),
+            }
         }
+        Ok(())
     }
 }
 
@@ -313,7 +368,7 @@ impl From<io::Error> for Stop {
 /// sent in `sent`.
 fn copy_input(
     mut input: impl BufRead,
-    socket: &mut TcpStream,
+    socket: &mut Patient<'_>,
     sent: &AtomicU64,
 ) -> Result<(), Stop> {
     let mut last = b'\n';
