@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
@@ -16,49 +14,8 @@ use futures_util::StreamExt;
 use strata_codec::{FramedRead, LinesCodec};
 use support::Mock;
 
-/// Counts the heap bytes live per thread (allocated minus freed on it).
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn bump(delta: isize) {
-    let _ = LIVE.try_with(|l| {
-        l.set(l.get() + delta);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
-    });
-}
-
-// SAFETY: every call is passed on unchanged to the system allocator, which
-// upholds the `GlobalAlloc` contract; the counting beside it does not
-// allocate (thread-local `Cell`s only).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump(layout.size() as isize);
-        // SAFETY: the caller's contract for `alloc`, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        bump(-(layout.size() as isize));
-        // SAFETY: `ptr` came from `System` through this allocator, with
-        // this layout (the caller's contract).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        bump(new as isize - layout.size() as isize);
-        // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+static GLOBAL: support::alloc::Counting = support::alloc::Counting;
 
 /// Produces `big` bytes of `a`, a newline, then `x\n` lines forever
 /// (never `Pending`, never EOF): a busy peer. No script stored on the heap.
@@ -120,7 +77,7 @@ fn large_line_buffer_released(release_idle: bool) {
     let mut warm = FramedRead::new(Mock::new().read(vec![b'z'; 70_000]), LinesCodec::new());
     let _ = block_on(warm.next());
     drop(warm);
-    let before = live();
+    let before = support::alloc::live();
     let mut framed = FramedRead::new(
         BigThenSmall { big: len, pos: 0 },
         LinesCodec::with_max_length(1 << 20),
@@ -132,7 +89,7 @@ fn large_line_buffer_released(release_idle: bool) {
     for _ in 0..1000 {
         assert_eq!(block_on(framed.next()).unwrap().unwrap(), "x");
     }
-    let held = live() - before;
+    let held = support::alloc::live() - before;
     assert!(
         held < 256 * 1024,
         "after one 400 kB line, the busy FramedRead (idle releases {release_idle}) \
@@ -511,15 +468,15 @@ fn hundred_megabyte_line_is_bounded() {
         },
         LinesCodec::with_max_length(64 * 1024),
     );
-    let before = live();
-    PEAK.with(|p| p.set(before));
+    let before = support::alloc::live();
+    support::alloc::reset_peak(before);
     let first = block_on(framed.next()).unwrap();
     assert!(matches!(
         first,
         Err(strata_codec::LinesCodecError::LineTooLong { .. })
     ));
     assert!(block_on(framed.next()).is_none());
-    let peak = PEAK.with(Cell::get) - before;
+    let peak = support::alloc::peak() - before;
     assert!(peak < 512 * 1024, "peak {peak}");
     assert!(
         framed.get_ref().sent < 512 * 1024,

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -20,42 +18,8 @@ use support::Mock;
 // ---------------------------------------------------------------------
 // A per-thread heap counter (as in framed_edges.rs).
 
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn bump(delta: isize) {
-    let _ = LIVE.try_with(|l| l.set(l.get() + delta));
-}
-
-// SAFETY: every call is passed on unchanged to the system allocator; the
-// counting beside it does not allocate (a thread-local `Cell`).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump(layout.size() as isize);
-        // SAFETY: the caller's contract for `alloc`, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        bump(-(layout.size() as isize));
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        bump(new as isize - layout.size() as isize);
-        // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+static GLOBAL: support::alloc::Counting = support::alloc::Counting;
 
 /// A peer that sends one length-delimited frame of `body` bytes (4-byte
 /// big-endian header), then `trailing` more bytes (the start of the next
@@ -121,7 +85,7 @@ fn large_frames_allocation_released_while_waiting(release_idle: bool) {
     drop(warm);
 
     let body = 1 << 20;
-    let before = live();
+    let before = support::alloc::live();
     let mut framed = FramedRead::new(
         BigFrameThenQuiet {
             body,
@@ -142,7 +106,7 @@ fn large_frames_allocation_released_while_waiting(release_idle: bool) {
     assert!(Pin::new(&mut framed).poll_next(&mut cx).is_pending());
     assert_eq!(framed.read_buffer().len(), 1);
 
-    let held = live() - before;
+    let held = support::alloc::live() - before;
     assert!(
         held < 256 * 1024,
         "an idle FramedRead (idle releases {release_idle}) with 1 byte buffered \

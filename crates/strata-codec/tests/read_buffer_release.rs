@@ -4,8 +4,8 @@
 //! allocation they were cut from, and a buffer filled by `poll_read_ahead`
 //! is judged large by what it held, as one filled by reads is.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod support;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -16,42 +16,8 @@ use strata_codec::{BytesCodec, Framed, FramedRead, LengthDelimitedCodec};
 // ---------------------------------------------------------------------
 // A per-thread heap counter (as in ld_limits.rs and framed_edges.rs).
 
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn bump(delta: isize) {
-    let _ = LIVE.try_with(|l| l.set(l.get() + delta));
-}
-
-// SAFETY: every call is passed on unchanged to the system allocator; the
-// counting beside it does not allocate (a thread-local `Cell`).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump(layout.size() as isize);
-        // SAFETY: the caller's contract for `alloc`, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        bump(-(layout.size() as isize));
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        bump(new as isize - layout.size() as isize);
-        // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+static GLOBAL: support::alloc::Counting = support::alloc::Counting;
 
 /// A peer that sends `total` bytes of back-to-back length-delimited frames
 /// (4-byte big-endian header, `frame - 4` zero bytes each), then goes
@@ -113,7 +79,7 @@ fn warm_scratch() {
 fn idle_reader_frees_a_buffer_that_decoding_emptied_exactly() {
     warm_scratch();
     for frame in [64usize, 1000, 4096] {
-        let before = live();
+        let before = support::alloc::live();
         let mut r = FramedRead::new(
             FramesThenQuiet {
                 frame,
@@ -130,7 +96,7 @@ fn idle_reader_frees_a_buffer_that_decoding_emptied_exactly() {
         // The application is done with the frame; the peer goes quiet.
         assert!(Pin::new(&mut r).poll_next(&mut cx).is_pending());
         assert!(r.read_buffer().is_empty());
-        let held = live() - before;
+        let held = support::alloc::live() - before;
         assert!(
             held == 0,
             "an idle FramedRead with nothing buffered still holds {held} heap bytes \
@@ -146,7 +112,7 @@ fn idle_reader_frees_a_buffer_that_decoding_emptied_exactly() {
 #[test]
 fn idle_bytes_codec_reader_holds_no_heap() {
     warm_scratch();
-    let before = live();
+    let before = support::alloc::live();
     let mut r = FramedRead::new(
         FramesThenQuiet {
             frame: 3000,
@@ -161,7 +127,7 @@ fn idle_bytes_codec_reader_holds_no_heap() {
         other => panic!("{other:?}"),
     }
     assert!(Pin::new(&mut r).poll_next(&mut cx).is_pending());
-    let held = live() - before;
+    let held = support::alloc::live() - before;
     assert!(
         held == 0,
         "an idle FramedRead<_, BytesCodec> still holds {held} heap bytes \
@@ -183,7 +149,7 @@ fn read_ahead_buffer_with_room_left_is_freed_when_idle() {
 /// bytes the idle `Framed` still holds.
 fn held_after_read_ahead(total: usize, release_idle: bool) -> (isize, usize) {
     warm_scratch();
-    let before = live();
+    let before = support::alloc::live();
     let mut f = Framed::new(
         FramesThenQuiet {
             frame: 1024,
@@ -209,7 +175,7 @@ fn held_after_read_ahead(total: usize, release_idle: bool) -> (isize, usize) {
     }
     assert_eq!(frames, total / 1024);
     assert!(f.read_buffer().is_empty());
-    (live() - before, f.read_buffer().capacity())
+    (support::alloc::live() - before, f.read_buffer().capacity())
 }
 
 /// The same with a large buffer filled by `poll_read_ahead`, default

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -17,43 +15,8 @@ use futures_sink::Sink;
 use strata_codec::{BytesCodec, Encoder, Framed, FramedWrite};
 use support::{Mock, noop_cx};
 
-/// Counts the heap bytes live per thread (allocated minus freed on it).
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn bump(delta: isize) {
-    let _ = LIVE.try_with(|l| l.set(l.get() + delta));
-}
-
-// SAFETY: every call is passed on unchanged to the system allocator; the
-// counting beside it does not allocate (a thread-local `Cell` only).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump(layout.size() as isize);
-        // SAFETY: the caller's contract for `alloc`, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        bump(-(layout.size() as isize));
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        bump(new as isize - layout.size() as isize);
-        // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+static GLOBAL: support::alloc::Counting = support::alloc::Counting;
 
 /// Takes `first` bytes on its first write, then is never ready again (a
 /// peer that stopped reading); counts write calls.
@@ -140,7 +103,7 @@ fn large_write_buffer_released_after(big: usize, first_write: usize, handover: b
     let mut framed = Framed::new(mock, BytesCodec::new());
     framed.set_release_idle_buffers(false);
     let mut cx = noop_cx();
-    let before = live();
+    let before = support::alloc::live();
     Pin::new(&mut framed).start_send(vec![7u8; big]).unwrap();
     assert!(Sink::<Vec<u8>>::poll_flush(Pin::new(&mut framed), &mut cx).is_pending());
     if handover {
@@ -156,7 +119,7 @@ fn large_write_buffer_released_after(big: usize, first_write: usize, handover: b
     // What the mock recorded (`written`, a Vec that grew to hold 1 MiB)
     // is live too; count only the frame buffer.
     let mock_bytes = framed.get_ref().written.capacity() as isize;
-    let held = live() - before - mock_bytes;
+    let held = support::alloc::live() - before - mock_bytes;
     assert!(
         held < 256 * 1024,
         "after a complete flush the write buffer still holds {held} bytes \

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub(crate) mod alloc;
+
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;

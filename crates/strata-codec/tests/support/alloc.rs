@@ -1,0 +1,60 @@
+//! A global allocator that counts the heap bytes live on each thread
+//! (allocated minus freed there) and their peak, for tests that check
+//! what a framed reader or writer holds. A test binary installs it with
+//! `#[global_allocator] static GLOBAL: support::alloc::Counting =
+//! support::alloc::Counting;`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// The counting allocator; see the module docs.
+pub(crate) struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn bump(delta: isize) {
+    let _ = LIVE.try_with(|l| {
+        l.set(l.get() + delta);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
+    });
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator, which
+// upholds the `GlobalAlloc` contract; the counting beside it does not
+// allocate (thread-local `Cell`s only).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump(layout.size() as isize);
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        bump(-(layout.size() as isize));
+        // SAFETY: `ptr` came from `System` through this allocator, with
+        // this layout (the caller's contract).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+        bump(new as isize - layout.size() as isize);
+        // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
+        unsafe { System.realloc(ptr, layout, new) }
+    }
+}
+
+/// Heap bytes live on this thread.
+pub(crate) fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+/// The most heap bytes live on this thread since `reset_peak`.
+pub(crate) fn peak() -> isize {
+    PEAK.with(Cell::get)
+}
+
+/// Starts a new peak from `to`.
+pub(crate) fn reset_peak(to: isize) {
+    PEAK.with(|p| p.set(to));
+}
