@@ -125,9 +125,13 @@ impl BlockingPool {
     /// Returns how many closures were still running then.
     ///
     /// On one of the pool's own threads it waits for the others: that
-    /// thread's closure is the one calling, and is not counted.
+    /// thread's closure is the one calling, and is not counted (nor is the
+    /// thread once it counted itself out, in its thread-locals'
+    /// destructors, say). It joins no thread there: another pool thread
+    /// may be exiting and joining this one.
     pub(crate) fn wait_stopped(&self, deadline: Option<Instant>) -> usize {
-        let own = usize::from(self.is_own_thread());
+        let on_pool = self.is_own_thread();
+        let own = usize::from(on_pool && COUNTED.get());
         let mut s = self.inner.lock();
         // A thread being started is counted in `threads` at once, but its
         // handle lands in `handles` only after; wait for that too.
@@ -156,12 +160,9 @@ impl BlockingPool {
         // destructors run meanwhile, as the runtime's docs promise. With
         // one, a join could outlast it (a destructor takes what it takes):
         // they finish on their own.
-        if deadline.is_none() {
-            let me = std::thread::current().id();
+        if deadline.is_none() && !on_pool {
             for handle in handles {
-                if handle.thread().id() != me {
-                    drop(handle.join());
-                }
+                drop(handle.join());
             }
         }
         running
@@ -171,6 +172,8 @@ impl BlockingPool {
 thread_local! {
     /// The pool this thread belongs to (the address of its `Inner`), or 0.
     static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
+    /// This pool thread is counted in its pool's `threads`.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Inner {
@@ -241,6 +244,7 @@ impl Inner {
 
     fn thread_main(self: Arc<Self>) {
         CURRENT_POOL.set(Arc::as_ptr(&self) as usize);
+        COUNTED.set(true);
         let mut s = self.lock();
         loop {
             if let Some(r) = s.queue.pop_front() {
@@ -272,6 +276,7 @@ impl Inner {
             }
         }
         s.threads -= 1;
+        COUNTED.set(false);
         let over = s.exited.len().saturating_sub(self.max_threads);
         let to_join: Vec<_> = s.exited.drain(..over).collect();
         drop(s);
