@@ -217,7 +217,10 @@ fn run(
         });
     });
     let mut out = io::stdout().lock();
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Counted {
+        stream,
+        state: &reading,
+    });
     let mut answer = Vec::new();
     let (mut answered, mut errors, mut cut_answer) = (0, 0, false);
     // How the writer ended, once known.
@@ -226,10 +229,7 @@ fn run(
         // `answer` may hold the start of an answer from before a timeout.
         let ended = match reader.read_until(b'\n', &mut answer) {
             Ok(0) => true,
-            Ok(_) => {
-                reading.reads.fetch_add(1, Ordering::SeqCst);
-                false
-            }
+            Ok(_) => false,
             // The server closed with a reset after its last answer.
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => true,
             // The read timeout: give up only if answers are owed.
@@ -318,10 +318,27 @@ impl From<io::Error> for Stop {
 /// reading from one that waits for us to read its answers.
 #[derive(Default)]
 struct ReaderState {
-    /// Reads from the socket so far.
+    /// Reads from the socket that got bytes, so far.
     reads: AtomicU64,
     /// The reader is writing an answer to our stdout (which may block).
     printing: std::sync::atomic::AtomicBool,
+}
+
+/// The socket as the reader reads it: every read that gets bytes counts
+/// (an answer arriving slowly is progress too, not only a whole one).
+struct Counted<'a> {
+    stream: TcpStream,
+    state: &'a ReaderState,
+}
+
+impl io::Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        if n > 0 {
+            self.state.reads.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(n)
+    }
 }
 
 /// Writes to the socket, whose write timeout is the client's `--timeout`:
