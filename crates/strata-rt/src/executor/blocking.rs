@@ -127,8 +127,8 @@ impl BlockingPool {
     /// On one of the pool's own threads it waits for the others: that
     /// thread's closure is the one calling, and is not counted (nor is the
     /// thread once it counted itself out, in its thread-locals'
-    /// destructors, say). It joins no thread there: another pool thread
-    /// may be exiting and joining this one.
+    /// destructors, say). A thread that counted itself out joins no
+    /// thread: another pool thread may be exiting and joining it.
     pub(crate) fn wait_stopped(&self, deadline: Option<Instant>) -> usize {
         let on_pool = self.is_own_thread();
         let own = usize::from(on_pool && COUNTED.get());
@@ -160,9 +160,12 @@ impl BlockingPool {
         // destructors run meanwhile, as the runtime's docs promise. With
         // one, a join could outlast it (a destructor takes what it takes):
         // they finish on their own.
-        if deadline.is_none() && !on_pool {
+        if deadline.is_none() && !(on_pool && own == 0) {
+            let me = std::thread::current().id();
             for handle in handles {
-                drop(handle.join());
+                if handle.thread().id() != me {
+                    drop(handle.join());
+                }
             }
         }
         running
