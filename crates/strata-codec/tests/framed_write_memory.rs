@@ -6,8 +6,8 @@
 //!
 //! No assertion depends on time; timeouts only turn a hang into a failure.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod support;
+
 use std::io::Read;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -40,42 +40,8 @@ fn rt() -> strata_rt::Runtime {
         .expect("runtime")
 }
 
-/// The system allocator, recording the largest block asked for (by
-/// `alloc` or `realloc`) on a thread that turned tracking on.
-struct Largest;
-
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: the allocator also runs while thread locals are torn down.
-    if TRACK.try_with(Cell::get).unwrap_or(false) {
-        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-    }
-}
-
-// SAFETY: forwards every call to `System` unchanged; only records sizes.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Largest = Largest;
+static GLOBAL: support::alloc::Counting = support::alloc::Counting;
 
 const ITEM: usize = 1000;
 /// The largest item.
@@ -150,19 +116,19 @@ fn slow_peer_connection(rt: &strata_rt::Runtime) -> (usize, usize) {
         let mark = f.high_water_mark();
         assert_eq!(mark, DEFAULT_MARK);
         let (mut max_contents, mut at) = (0, 0);
-        LARGEST.with(|l| l.set(0));
+        support::alloc::reset_largest();
         for i in 0..ITEMS {
             // The item is made before tracking starts: only the framed
             // writer's own blocks count.
             let it = item(i, at);
             at += it.len();
-            TRACK.with(|t| t.set(true));
+            support::alloc::track_largest(true);
             f.feed(&it[..]).await.unwrap();
-            TRACK.with(|t| t.set(false));
+            support::alloc::track_largest(false);
             max_contents = max_contents.max(f.write_buffer().len());
         }
         SinkExt::<&[u8]>::close(&mut f).await.unwrap();
-        (LARGEST.with(Cell::get), max_contents, mark, at)
+        (support::alloc::largest(), max_contents, mark, at)
     });
     let (total, in_order) = peer.join().unwrap();
     assert_eq!(total, sent, "bytes lost");
@@ -227,15 +193,15 @@ fn write_buffer_allocation_stays_within_twice_mark_plus_item_with_a_capped_write
     };
     let mut f = FramedWrite::new(writer, BytesCodec::new());
     let mark = f.high_water_mark();
-    LARGEST.with(|l| l.set(0));
+    support::alloc::reset_largest();
     let mut at = 0;
     futures_executor::block_on(async {
         for i in 0..ITEMS {
             let it = item(i, at);
             at += it.len();
-            TRACK.with(|t| t.set(true));
+            support::alloc::track_largest(true);
             f.feed(&it[..]).await.unwrap();
-            TRACK.with(|t| t.set(false));
+            support::alloc::track_largest(false);
             assert!(
                 f.write_buffer().len() < mark + MAX_ITEM,
                 "the contents bound holds"
@@ -243,7 +209,7 @@ fn write_buffer_allocation_stays_within_twice_mark_plus_item_with_a_capped_write
         }
         SinkExt::<&[u8]>::flush(&mut f).await.unwrap();
     });
-    let largest = LARGEST.with(Cell::get);
+    let largest = support::alloc::largest();
     assert_eq!(f.get_ref().written, at, "bytes lost");
     assert!(f.get_ref().in_order, "bytes reordered");
     let documented = 2 * (mark + MAX_ITEM);

@@ -3,8 +3,8 @@
 //! documented bound, and no byte is lost or reordered. A test-only global
 //! allocator records the largest block asked for on the tracking thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod support;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -14,39 +14,8 @@ use futures_io::AsyncWrite;
 use futures_sink::Sink;
 use strata_codec::{Encoder, FramedWrite};
 
-struct Largest;
-
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    if TRACK.try_with(Cell::get).unwrap_or(false) {
-        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-    }
-}
-
-// SAFETY: forwards every call to `System` unchanged; only records sizes.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Largest = Largest;
+static GLOBAL: support::alloc::Counting = support::alloc::Counting;
 
 /// A slow peer: each write takes at most `allow` bytes, once; with
 /// nothing allowed it is `Pending`. Checks, without allocating, that the
@@ -124,7 +93,7 @@ fn write_buffer_allocation_stays_under_three_marks_plus_two_items_with_partial_f
     // Mirror of the written part in front of the buffer.
     let mut front = 0usize;
     let mut sent = 0usize;
-    TRACK.with(|t| t.set(true));
+    support::alloc::track_largest(true);
     for _round in 0..64 {
         // Items while poll_ready is ready (no I/O under the mark).
         loop {
@@ -147,8 +116,8 @@ fn write_buffer_allocation_stays_under_three_marks_plus_two_items_with_partial_f
             front = 0;
         }
     }
-    TRACK.with(|t| t.set(false));
-    let largest = LARGEST.with(Cell::get);
+    support::alloc::track_largest(false);
+    let largest = support::alloc::largest();
     // Nothing lost or reordered on the way.
     w.get_mut().allow = usize::MAX;
     loop {

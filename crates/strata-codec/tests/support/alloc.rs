@@ -1,6 +1,7 @@
 //! A global allocator that counts the heap bytes live on each thread
-//! (allocated minus freed there) and their peak, for tests that check
-//! what a framed reader or writer holds. A test binary installs it with
+//! (allocated minus freed there) and their peak, and, while a thread turns
+//! it on, the largest block asked for there, for tests that check what a
+//! framed reader or writer holds. A test binary installs it with
 //! `#[global_allocator] static GLOBAL: support::alloc::Counting =
 //! support::alloc::Counting;`.
 
@@ -13,6 +14,16 @@ pub(crate) struct Counting;
 thread_local! {
     static LIVE: Cell<isize> = const { Cell::new(0) };
     static PEAK: Cell<isize> = const { Cell::new(0) };
+    static TRACK: Cell<bool> = const { Cell::new(false) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A block of `size` bytes asked for (by `alloc` or `realloc`).
+fn note(size: usize) {
+    // `try_with`: the allocator also runs while thread locals are torn down.
+    if TRACK.try_with(Cell::get).unwrap_or(false) {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    }
 }
 
 fn bump(delta: isize) {
@@ -28,6 +39,7 @@ fn bump(delta: isize) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         bump(layout.size() as isize);
+        note(layout.size());
         // SAFETY: the caller's contract for `alloc`, passed on.
         unsafe { System.alloc(layout) }
     }
@@ -39,6 +51,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
         bump(new as isize - layout.size() as isize);
+        note(new);
         // SAFETY: as for `dealloc`; `new` is valid (the caller's contract).
         unsafe { System.realloc(ptr, layout, new) }
     }
@@ -57,4 +70,19 @@ pub(crate) fn peak() -> isize {
 /// Starts a new peak from `to`.
 pub(crate) fn reset_peak(to: isize) {
     PEAK.with(|p| p.set(to));
+}
+
+/// Turns recording the largest block asked for on this thread on or off.
+pub(crate) fn track_largest(on: bool) {
+    TRACK.with(|t| t.set(on));
+}
+
+/// The largest block asked for on this thread while tracking was on.
+pub(crate) fn largest() -> usize {
+    LARGEST.with(Cell::get)
+}
+
+/// Forgets the largest block recorded on this thread.
+pub(crate) fn reset_largest() {
+    LARGEST.with(|l| l.set(0));
 }
