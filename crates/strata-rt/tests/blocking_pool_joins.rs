@@ -10,32 +10,10 @@ mod support;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_rt::{Runtime, spawn, spawn_blocking};
-use support::deadline;
-
-#[derive(Default)]
-struct Flags {
-    in_dtor: AtomicBool,
-    release: AtomicBool,
-    done: AtomicBool,
-}
-
-/// A thread-local whose destructor runs until released (at most 5 s, a
-/// hang guard), then records that it finished.
-struct SlowTls(Arc<Flags>);
-
-impl Drop for SlowTls {
-    fn drop(&mut self) {
-        self.0.in_dtor.store(true, Ordering::SeqCst);
-        let until = Instant::now() + Duration::from_secs(5);
-        while !self.0.release.load(Ordering::SeqCst) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.0.done.store(true, Ordering::SeqCst);
-    }
-}
+use support::{SlowFlags, deadline, wait_for};
 
 /// A thread-local that only records its thread's exit.
 struct ExitMark(Arc<AtomicBool>);
@@ -47,14 +25,7 @@ impl Drop for ExitMark {
 }
 
 thread_local! {
-    static SLOW: RefCell<Option<SlowTls>> = const { RefCell::new(None) };
     static MARK: RefCell<Option<ExitMark>> = const { RefCell::new(None) };
-}
-
-fn wait_for(flag: &AtomicBool) {
-    while !flag.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// `spawn_blocking` from a task does not block the worker thread on
@@ -70,11 +41,11 @@ fn spawn_blocking_from_a_task_does_not_wait_for_an_exited_thread_s_tls_destructo
             .blocking_keep_alive(Duration::from_millis(10))
             .build()
             .unwrap();
-        let flags = Arc::new(Flags::default());
+        let flags = Arc::new(SlowFlags::default());
         // Thread A: leaves a slow thread-local, exits after its keep-alive.
         let f = flags.clone();
         rt.block_on(rt.handle().spawn_blocking(move || {
-            SLOW.with(|s| *s.borrow_mut() = Some(SlowTls(f)));
+            support::leave_slow_tls(f, Duration::from_secs(5));
         }))
         .unwrap();
         wait_for(&flags.in_dtor);
@@ -111,17 +82,17 @@ fn spawn_blocking_from_a_task_does_not_wait_for_an_exited_thread_s_tls_destructo
 
 /// A runtime with a blocking thread A in a slow thread-local destructor
 /// and a thread B that exited after its keep-alive (handles: A, B).
-fn runtime_with_two_exited_blocking_threads() -> (Runtime, Arc<Flags>) {
+fn runtime_with_two_exited_blocking_threads() -> (Runtime, Arc<SlowFlags>) {
     let rt = Runtime::builder()
         .worker_threads(1)
         .max_blocking_threads(1)
         .blocking_keep_alive(Duration::from_millis(10))
         .build()
         .unwrap();
-    let flags = Arc::new(Flags::default());
+    let flags = Arc::new(SlowFlags::default());
     let f = flags.clone();
     rt.block_on(rt.handle().spawn_blocking(move || {
-        SLOW.with(|s| *s.borrow_mut() = Some(SlowTls(f)));
+        support::leave_slow_tls(f, Duration::from_secs(5));
     }))
     .unwrap();
     wait_for(&flags.in_dtor);

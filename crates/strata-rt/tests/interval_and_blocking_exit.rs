@@ -6,17 +6,16 @@
 
 mod support;
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use strata_rt::time::interval;
 use strata_rt::{Runtime, spawn, yield_now};
-use support::{deadline, plain_block_on, rt};
+use support::{SlowFlags, deadline, plain_block_on, rt};
 
 fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
     e.downcast_ref::<String>()
@@ -135,46 +134,21 @@ fn an_interval_s_first_tick_completes_in_a_blocking_closure_that_outlives_its_ru
 // function has returned, *before* its thread-locals' destructors run; the
 // pool reads it as "exited".
 
-/// A blocking thread's thread-local whose destructor runs until released
-/// (or for at most 3 s), and then records that it finished.
-struct SlowTls(Arc<Flags>);
-
-#[derive(Default)]
-struct Flags {
-    in_dtor: AtomicBool,
-    release: AtomicBool,
-    done: AtomicBool,
-}
-
-impl Drop for SlowTls {
-    fn drop(&mut self) {
-        self.0.in_dtor.store(true, Ordering::SeqCst);
-        let until = Instant::now() + Duration::from_secs(3);
-        while !self.0.release.load(Ordering::SeqCst) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.0.done.store(true, Ordering::SeqCst);
-    }
-}
-
-thread_local! {
-    static SLOW: RefCell<Option<SlowTls>> = const { RefCell::new(None) };
-}
-
-/// A runtime whose one blocking thread ran a closure that left a
-/// `SlowTls`, and has since exited after its keep-alive: its main function
-/// returned and its thread-local destructor is running.
-fn runtime_with_a_blocking_thread_in_its_tls_destructor() -> (Runtime, Arc<Flags>) {
+/// A runtime whose one blocking thread ran a closure that left a slow
+/// thread-local (`support::leave_slow_tls`), and has since exited after
+/// its keep-alive: its main function returned and its thread-local
+/// destructor is running.
+fn runtime_with_a_blocking_thread_in_its_tls_destructor() -> (Runtime, Arc<SlowFlags>) {
     let rt = Runtime::builder()
         .worker_threads(1)
         .max_blocking_threads(1)
         .blocking_keep_alive(Duration::from_millis(10))
         .build()
         .unwrap();
-    let flags = Arc::new(Flags::default());
+    let flags = Arc::new(SlowFlags::default());
     let f = flags.clone();
     rt.block_on(rt.handle().spawn_blocking(move || {
-        SLOW.with(|s| *s.borrow_mut() = Some(SlowTls(f)));
+        support::leave_slow_tls(f, Duration::from_secs(3));
     }))
     .unwrap();
     while !flags.in_dtor.load(Ordering::SeqCst) {

@@ -5,39 +5,12 @@
 
 mod support;
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_rt::Runtime;
-use support::deadline;
-
-#[derive(Default)]
-struct Flags {
-    in_dtor: AtomicBool,
-    release: AtomicBool,
-    done: AtomicBool,
-}
-
-/// A thread-local whose destructor waits until released (at most 10 s, a
-/// hang guard), then records that it finished.
-struct SlowTls(Arc<Flags>);
-
-impl Drop for SlowTls {
-    fn drop(&mut self) {
-        self.0.in_dtor.store(true, Ordering::SeqCst);
-        let until = Instant::now() + Duration::from_secs(10);
-        while !self.0.release.load(Ordering::SeqCst) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.0.done.store(true, Ordering::SeqCst);
-    }
-}
-
-thread_local! {
-    static SLOW: RefCell<Option<SlowTls>> = const { RefCell::new(None) };
-}
+use support::{SlowFlags, deadline};
 
 /// The runtime's drop joins its blocking threads, thread-local destructors
 /// included, also when dropped inside one of its own blocking closures
@@ -45,7 +18,7 @@ thread_local! {
 /// destructors, joins none).
 #[test]
 fn runtime_dropped_inside_a_blocking_closure_joins_the_other_pool_threads() {
-    let flags = Arc::new(Flags::default());
+    let flags = Arc::new(SlowFlags::default());
     let f = flags.clone();
     let (ret_tx, ret_rx) = mpsc::channel::<bool>();
     deadline(60, move || {
@@ -62,7 +35,7 @@ fn runtime_dropped_inside_a_blocking_closure_joins_the_other_pool_threads() {
         let (a_done_tx, a_done_rx) = mpsc::channel::<()>();
         let fa = f.clone();
         drop(handle.spawn_blocking(move || {
-            SLOW.with(|s| *s.borrow_mut() = Some(SlowTls(fa)));
+            support::leave_slow_tls(fa, Duration::from_secs(10));
             let _ = a_rx.recv_timeout(Duration::from_secs(20));
             a_done_tx.send(()).unwrap();
         }));

@@ -156,3 +156,48 @@ pub fn epolls_watching(fd: i32) -> usize {
     }
     epolls.len()
 }
+
+/// What a slow thread-local destructor left by [`leave_slow_tls`] says and
+/// waits for.
+#[derive(Default)]
+pub struct SlowFlags {
+    /// The destructor started.
+    pub in_dtor: std::sync::atomic::AtomicBool,
+    /// Lets the destructor finish.
+    pub release: std::sync::atomic::AtomicBool,
+    /// The destructor finished.
+    pub done: std::sync::atomic::AtomicBool,
+}
+
+struct SlowTls(std::sync::Arc<SlowFlags>, Duration);
+
+impl Drop for SlowTls {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.in_dtor.store(true, SeqCst);
+        let until = std::time::Instant::now() + self.1;
+        while !self.0.release.load(SeqCst) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.0.done.store(true, SeqCst);
+    }
+}
+
+thread_local! {
+    static SLOW: std::cell::RefCell<Option<SlowTls>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Leaves on this thread a thread-local whose destructor, when the thread
+/// exits, runs until `flags.release` is set (at most `cap`, a hang guard)
+/// and then sets `flags.done`: a thread still exiting after its main
+/// function returned.
+pub fn leave_slow_tls(flags: std::sync::Arc<SlowFlags>, cap: Duration) {
+    SLOW.with(|s| *s.borrow_mut() = Some(SlowTls(flags, cap)));
+}
+
+/// Waits (polling) until `flag` is set.
+pub fn wait_for(flag: &std::sync::atomic::AtomicBool) {
+    while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
