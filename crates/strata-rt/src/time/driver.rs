@@ -719,12 +719,24 @@ impl Timer {
             // A worker registers in its own wheel: no op to refuse.
             let _ = self.register(cx, false);
         } else if let Some(handle) = context::try_handle() {
-            let owner = handle.next_timer_worker().clone();
-            let entry = Entry::new(deadline_tick(self.deadline), cx.waker(), owner.clone());
-            if owner.push_timer_op(Op::Register(entry.clone())).is_ok() {
-                self.entry = Some(entry);
-            }
+            let _ = self.register_off_worker(&handle, cx);
         }
+    }
+
+    /// Off the workers: queues a registration with a worker of `handle`'s
+    /// runtime; `false` if that worker refused it (it is stopping).
+    fn register_off_worker(
+        &mut self,
+        handle: &crate::runtime::Handle,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        let owner = handle.next_timer_worker().clone();
+        let entry = Entry::new(deadline_tick(self.deadline), cx.waker(), owner.clone());
+        if owner.push_timer_op(Op::Register(entry.clone())).is_err() {
+            return false;
+        }
+        self.entry = Some(entry);
+        true
     }
 
     /// Registers with this thread's worker, or with a worker of the runtime
@@ -762,15 +774,12 @@ impl Timer {
                  or from a future passed to `Runtime::block_on` / `strata_rt::run`."
             );
         };
-        let owner = handle.next_timer_worker().clone();
-        let entry = Entry::new(tick, cx.waker(), owner.clone());
-        if owner.push_timer_op(Op::Register(entry.clone())).is_err() {
+        if !self.register_off_worker(&handle, cx) {
             panic!(
                 "strata: a timer was polled after the runtime that drives it shut down; \
                  it can never fire."
             );
         }
-        self.entry = Some(entry);
         Poll::Pending
     }
 
