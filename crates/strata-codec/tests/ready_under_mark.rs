@@ -50,8 +50,10 @@ impl Encoder<usize> for Bytes {
     }
 }
 
-#[test]
-fn poll_ready_is_ready_under_the_mark_after_a_partial_flush() {
+/// A flush of one `item`-byte frame writes 10 bytes and stops; then
+/// `poll_ready`, with `item - 10` bytes buffered under the 64 KiB mark, is
+/// ready at once and makes no write.
+fn ready_under_the_mark_after_a_partial_flush_of(item: usize) {
     let mut w = FramedWrite::new(
         Stalls {
             first: 10,
@@ -62,21 +64,33 @@ fn poll_ready_is_ready_under_the_mark_after_a_partial_flush() {
     assert_eq!(w.high_water_mark(), 64 * 1024);
     let mut cx = Context::from_waker(Waker::noop());
     assert!(Sink::<usize>::poll_ready(Pin::new(&mut w), &mut cx).is_ready());
-    Sink::<usize>::start_send(Pin::new(&mut w), 100).unwrap();
+    Sink::<usize>::start_send(Pin::new(&mut w), item).unwrap();
     // The flush writes 10 bytes, then the peer takes no more.
     assert!(Sink::<usize>::poll_flush(Pin::new(&mut w), &mut cx).is_pending());
-    assert_eq!(w.write_buffer().len(), 90);
+    let left = item - 10;
+    assert_eq!(w.write_buffer().len(), left);
     let calls = w.get_ref().calls;
 
-    // 90 bytes buffered, the mark is 65,536: ready at once, no I/O.
     let ready = Sink::<usize>::poll_ready(Pin::new(&mut w), &mut cx);
     assert_eq!(
         w.get_ref().calls,
         calls,
-        "poll_ready wrote with 90 bytes buffered under a 64 KiB mark"
+        "poll_ready wrote with {left} bytes buffered under a 64 KiB mark"
     );
     assert!(
         ready.is_ready(),
-        "poll_ready is Pending with 90 bytes buffered under a 64 KiB mark"
+        "poll_ready is Pending with {left} bytes buffered under a 64 KiB mark"
     );
+}
+
+#[test]
+fn poll_ready_is_ready_under_the_mark_after_a_partial_flush() {
+    ready_under_the_mark_after_a_partial_flush_of(100);
+}
+
+/// Also with more than half the mark left: only a drain that started at
+/// the mark goes on down to half of it.
+#[test]
+fn poll_ready_is_ready_under_the_mark_after_a_partial_flush_over_half_the_mark() {
+    ready_under_the_mark_after_a_partial_flush_of(40_000);
 }
