@@ -111,7 +111,9 @@ impl<P: ServerProto> TcpServer<P> {
     }
 
     /// Worker threads, each with its own listener (at least 1; default:
-    /// one per core).
+    /// one per core). A connection stays on the worker that accepted it;
+    /// on cores shared with other busy processes fewer workers can serve
+    /// more (see [`Builder::worker_threads`](strata_rt::runtime::Builder::worker_threads)).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
         self

@@ -68,6 +68,16 @@ impl Builder {
 
     /// Number of worker threads (at least 1; more than 4,096 is an error
     /// of [`build`](Self::build)). Default: available cores.
+    ///
+    /// Each worker owns the tasks spawned on it, and with them their
+    /// sockets: no other worker takes over its work while it waits for a
+    /// core. So the default suits a machine whose cores the server has to
+    /// itself. Where other busy processes share the cores (a load
+    /// generator on the same host, say), fewer workers than cores can
+    /// serve more: in the project's TCP echo benchmark on two cores shared
+    /// with its load generator, one worker answered about a third more
+    /// than tokio's two-thread pool, and two workers less than it (the
+    /// project's BENCHMARKS.md has the runs).
     pub fn worker_threads(mut self, n: usize) -> Builder {
         self.worker_threads = Some(n.max(1));
         self
