@@ -1,6 +1,7 @@
 //! How a connection ends: a graceful stop answers every complete request
 //! received before it, including requests still in the kernel's buffer
-//! that the worker has not yet heard about; a peer's reset ends it as a
+//! that the worker has not yet heard about; a peer's reset, or a read the
+//! kernel fails because the peer is out of reach, ends it as a
 //! disconnect.
 
 mod support;
@@ -378,4 +379,97 @@ fn a_stop_answers_requests_whose_reading_outlasts_the_budget() {
         })
     });
     assert_eq!(got.1, got.0);
+}
+
+/// A real connection whose reads fail with `kind` once the first bytes
+/// were read: what the kernel reports when a peer vanished without a
+/// reset (keepalive probes or retransmissions ran out, an ICMP error).
+struct DiesAfterFirstRead {
+    inner: strata_rt::net::TcpStream,
+    kind: std::io::ErrorKind,
+    read_some: bool,
+}
+
+impl futures_io::AsyncRead for DiesAfterFirstRead {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.read_some {
+            return Poll::Ready(Err(self.kind.into()));
+        }
+        let n = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        self.read_some = n > 0;
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl futures_io::AsyncWrite for DiesAfterFirstRead {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// A read that fails because the peer is unreachable or timed out ends
+/// the connection as a disconnect, as a reset does: no error line is
+/// written for it, and it is not reported as bad input.
+#[test]
+fn a_read_that_times_out_or_finds_no_route_ends_as_a_disconnect() {
+    use std::io::ErrorKind;
+    for kind in [
+        ErrorKind::TimedOut,
+        ErrorKind::HostUnreachable,
+        ErrorKind::NetworkUnreachable,
+        ErrorKind::NetworkDown,
+    ] {
+        let (ended, got) = deadline(30, move || {
+            on_a_worker(async move {
+                let (mut client, server) = connected_pair();
+                let conn = strata_rt::spawn_local(async move {
+                    let io = DiesAfterFirstRead {
+                        inner: server,
+                        kind,
+                        read_some: false,
+                    };
+                    serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
+                });
+                client.write_all(b"par").unwrap();
+                let ended = conn.await.unwrap();
+                client
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut got = Vec::new();
+                let _ = client.read_to_end(&mut got);
+                (ended, got)
+            })
+        });
+        match ended {
+            Err(e) => assert!(e.is_disconnect(), "{kind:?}: ended as {e:?}"),
+            Ok(()) => panic!("{kind:?}: a failed read is not a clean close"),
+        }
+        assert!(
+            got.is_empty(),
+            "{kind:?}: wrote {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
 }

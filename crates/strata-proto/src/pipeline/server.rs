@@ -75,8 +75,9 @@ pub enum ConnectionError {
 }
 
 impl ConnectionError {
-    /// Whether this is the peer going away (reset, broken pipe), which a
-    /// server should not treat as its own failure.
+    /// Whether this is the peer going away (reset, broken pipe, out of
+    /// reach: the kernel gave up on it), which a server should not treat
+    /// as its own failure.
     pub fn is_disconnect(&self) -> bool {
         match self {
             ConnectionError::Io(e) => find_io(&**e).is_some_and(|e| peer_gone(e.kind())),
@@ -90,8 +91,10 @@ fn peer_gone(kind: io::ErrorKind) -> bool {
     reset(kind) || kind == io::ErrorKind::UnexpectedEof
 }
 
-/// Whether an I/O error of this kind means the connection was torn down.
-/// (Not `UnexpectedEof`: a decoder reports a truncated last frame with it,
+/// Whether an I/O error of this kind means the connection was torn down:
+/// reset, or given up by the kernel (keepalive probes or retransmissions
+/// unanswered, an ICMP error: the peer is out of reach). (Not
+/// `UnexpectedEof`: a decoder reports a truncated last frame with it,
 /// which is bad input from a peer that may still read the error line.)
 fn reset(kind: io::ErrorKind) -> bool {
     matches!(
@@ -100,6 +103,10 @@ fn reset(kind: io::ErrorKind) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::NotConnected
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
     )
 }
 
