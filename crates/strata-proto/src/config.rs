@@ -54,11 +54,13 @@ impl ConnectionConfig {
     /// high-water mark bounds what waits to be written). It still reads ahead, up to 4 KiB of buffered requests, so
     /// that a peer that resets meanwhile is noticed at once: its requests
     /// in flight are dropped and its connection ends. (A peer with more
-    /// than that buffered is noticed when reading resumes. One that
-    /// half-closed first, shutting down its sending side, is no longer
-    /// read from at all, since it can send nothing more; if it then resets
-    /// while its requests run, that is noticed when a response is
-    /// written.)
+    /// than that buffered is noticed when reading resumes. A connection
+    /// that reads no more requests, after bad input or a graceful stop,
+    /// still reads and drops up to 256 KiB to see a reset while its
+    /// requests run. One whose peer half-closed first, shutting down its
+    /// sending side, is no longer read from at all, since it can send
+    /// nothing more; if it then resets while its requests run, that is
+    /// noticed when a response is written.)
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
         self

@@ -159,19 +159,29 @@ fn a_panicking_request_still_gets_the_answers_before_it_out() {
 /// A peer that resets while its request runs frees its connection slot at
 /// once, even if the request would never finish: with room for more
 /// requests, and with its in-flight bound reached (the connection then
-/// reads ahead to see the reset; it used to hold the slot for good).
+/// reads ahead to see the reset; it used to hold the slot for good); and
+/// after a bad line behind the request, which stops the reading of
+/// requests (the connection still watches for the reset: it used to hold
+/// the slot for as long as the request ran).
 #[test]
 fn a_reset_peer_with_a_request_in_flight_frees_its_slot() {
     for max_in_flight in [64, 1] {
-        reset_peer_with_a_request_in_flight(max_in_flight);
+        for bad_line in [false, true] {
+            reset_peer_with_a_request_in_flight(max_in_flight, bad_line);
+        }
     }
 }
 
-fn reset_peer_with_a_request_in_flight(max_in_flight: usize) {
+fn reset_peer_with_a_request_in_flight(max_in_flight: usize, bad_line: bool) {
     deadline(30, move || {
         let fx = Fixture::start(1, 1, cfg().max_in_flight(max_in_flight));
         let mut s = std::net::TcpStream::connect(fx.addr()).unwrap();
         s.write_all(b"gate never\n").unwrap();
+        if bad_line {
+            // Over the test protocol's 64-byte line limit.
+            s.write_all(format!("{}\n", "x".repeat(200)).as_bytes())
+                .unwrap();
+        }
         let since = Instant::now();
         while fx.stats.started.load(Ordering::SeqCst) < 1 {
             assert!(

@@ -232,8 +232,20 @@ fn after_a_stop_a_connection_at_its_in_flight_bound_still_sees_a_reset_in_memory
 /// shutdown does not wait for the hung request until its timeout.
 #[test]
 fn after_a_stop_a_connection_at_its_in_flight_bound_still_sees_a_reset_over_tcp() {
-    deadline(60, || {
-        let mut fx = Fixture::start(1, 4, cfg().max_in_flight(1));
+    stop_then_reset(1);
+}
+
+/// As above with room left in flight: the connection has read everything
+/// owed and reads no more requests, but still watches for a reset while
+/// its request runs (it used to hold the shutdown until its timeout).
+#[test]
+fn after_a_stop_a_connection_below_its_in_flight_bound_still_sees_a_reset_over_tcp() {
+    stop_then_reset(64);
+}
+
+fn stop_then_reset(max_in_flight: usize) {
+    deadline(60, move || {
+        let mut fx = Fixture::start(1, 4, cfg().max_in_flight(max_in_flight));
         let mut s = std::net::TcpStream::connect(fx.addr()).unwrap();
         s.write_all(b"gate never\n").unwrap();
         let since = Instant::now();

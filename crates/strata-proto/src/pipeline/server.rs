@@ -12,10 +12,12 @@
 //!      └  service error with Close / RespondAndClose ───────────────────► Closing
 //! ```
 //!
-//! Every state other than `Open` stops reading for good; the connection
-//! then finishes the requests in flight, writes their responses (and the
-//! final error response, if any), flushes, shuts down its write side and
-//! ends.
+//! Every state other than `Open` stops reading requests for good; the
+//! connection then finishes the requests in flight, writes their responses
+//! (and the final error response, if any), flushes, shuts down its write
+//! side and ends. While requests still run it keeps reading, and dropping,
+//! what the peer sends (up to a bound; not after an end of stream) to see a
+//! reset, which ends the connection at once.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -305,6 +307,7 @@ where
     let mut final_response: Option<P::Response> = None;
     let mut outcome: Result<(), ConnectionError> = Ok(());
     let mut timer = ConnTimer::new(config);
+    let mut watch = Watch::default();
 
     let result = poll_fn(|cx| {
         polls += 1;
@@ -490,6 +493,18 @@ where
                         }
                     }
                     progress = true;
+                }
+            } else if matches!(read, Read::Failed | Read::Stopped | Read::Closing)
+                && !in_flight.is_empty()
+            {
+                // 3b. No more requests will be read (bad input, a stop), but
+                //     some still run: a peer that resets meanwhile must free
+                //     its connection at once, as in step 3, rather than when
+                //     a response is written (for a request that never
+                //     finishes, never).
+                if let Poll::Ready(Err(e)) = watch.poll(framed.get_mut(), cx) {
+                    in_flight.clear();
+                    return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
                 }
             }
             if progress {
@@ -764,6 +779,45 @@ fn poll_discard<T: AsyncRead + Unpin>(
     // No `Pending`, so no waker is registered with `io`: look again soon.
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// Step 3b's watch for a reset on a connection that reads no more
+/// requests while some still run: what arrives is dropped (it is not a
+/// request: input after bad input, or sent after a stop), up to
+/// [`WATCH_LIMIT`] bytes; after those, or an end of stream, a reset is
+/// noticed when a response is written.
+#[derive(Default)]
+struct Watch {
+    /// Bytes dropped so far; `u64::MAX` once done (the limit was reached
+    /// or the peer closed). One word: it is part of every connection.
+    dropped: u64,
+}
+
+/// Bytes step 3b drops while it watches for a reset.
+const WATCH_LIMIT: u64 = LINGER_BYTES as u64;
+
+impl Watch {
+    /// `Ready(Err)` for a reset (the only error returned); `Pending` with
+    /// the transport's waker registered (or the task's woken, after a
+    /// read window's worth), or `Ready(Ok)` once done.
+    #[cold]
+    #[inline(never)]
+    fn poll<T: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut Counted<T>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.dropped == u64::MAX {
+            return Poll::Ready(Ok(()));
+        }
+        let before = io.read();
+        let polled = poll_discard(io, cx);
+        self.dropped += io.read() - before;
+        if polled.is_ready() || self.dropped >= WATCH_LIMIT {
+            self.dropped = u64::MAX;
+        }
+        polled
+    }
 }
 
 /// After a stop, once everything owed is read: the next request already
