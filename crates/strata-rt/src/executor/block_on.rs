@@ -38,9 +38,10 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let waker = Waker::from(inner.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
-        // No budget: this thread serves only this future (and it may run
-        // inside a blocking-pool closure, or any caller's budget).
-        if let Poll::Ready(v) = super::coop::unconstrained(|| future.as_mut().poll(&mut cx)) {
+        // A task's budget, as tokio's `block_on`: a future that keeps
+        // finding its I/O ready yields (woken at once, so polled again at
+        // once), and a timeout or other branch around it gets its turn.
+        if let Poll::Ready(v) = super::coop::with_budget(|| future.as_mut().poll(&mut cx)) {
             return v;
         }
         // A wake that raced ahead of us left the park token set, so this

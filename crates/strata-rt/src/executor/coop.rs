@@ -11,8 +11,10 @@
 //! after waking the task, which is then polled again after the tasks
 //! queued behind it.
 //!
-//! Outside task polls (the thread running `block_on`) the budget is
-//! unlimited.
+//! `block_on` polls its future with the same budget (as tokio's does): a
+//! timeout around an always-ready source fires there too. Elsewhere (a
+//! blocking-pool closure, a thread that is not the runtime's, another
+//! executor) the budget is unlimited.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -21,8 +23,11 @@ use std::task::{Context, Poll};
 /// I/O operations a task may complete in one poll.
 pub(crate) const TASK_BUDGET: u32 = 128;
 
+/// The budget of polls that have none: never spent.
+const UNLIMITED: u32 = u32::MAX;
+
 thread_local! {
-    static BUDGET: Cell<u32> = const { Cell::new(u32::MAX) };
+    static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
 }
 
 /// Runs one task poll with a fresh budget, restoring the previous one.
@@ -30,22 +35,25 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
     with(TASK_BUDGET, f)
 }
 
-/// Runs `f` with no budget, then restores the previous one: for polls
-/// that are not a worker's task (`block_on`, blocking-pool closures), where
-/// nothing else waits for the thread and a spent budget could only spin.
+/// Runs `f` with no budget, then restores the previous one: for a
+/// blocking-pool closure, whose thread serves nothing else.
 pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
-    with(u32::MAX, f)
+    with(UNLIMITED, f)
 }
 
-/// Runs `f` with `budget`, then restores the previous budget. (Not on
-/// unwinding: task polls catch their panics inside `f`, and a panic out of
-/// `block_on` leaves the unlimited budget every thread starts with.)
+/// Runs `f` with `budget`, then restores the previous budget, on
+/// unwinding too: a panic out of `block_on` must not leave its thread a
+/// budget that nothing refills.
 #[inline(always)]
 fn with<R>(budget: u32, f: impl FnOnce() -> R) -> R {
-    let prev = BUDGET.with(|b| b.replace(budget));
-    let out = f();
-    BUDGET.with(|b| b.set(prev));
-    out
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(BUDGET.with(|b| b.replace(budget)));
+    f()
 }
 
 /// Spends one unit, or, with none left, wakes the task and returns
@@ -59,7 +67,9 @@ pub(crate) fn poll_spend(cx: &mut Context<'_>) -> Poll<()> {
             cx.waker().wake_by_ref();
             Poll::Pending
         } else {
-            b.set(left - 1);
+            if left != UNLIMITED {
+                b.set(left - 1);
+            }
             Poll::Ready(())
         }
     })
@@ -118,7 +128,8 @@ impl Drop for RestoreOnPending {
 
 /// Whether the current task may still complete I/O in this poll: `false`
 /// once its budget is spent (every socket operation then returns `Pending`
-/// until the task has yielded). Always `true` outside a task poll.
+/// until the task has yielded). Always `true` where there is no budget
+/// (see the module docs).
 #[inline]
 pub fn has_budget_remaining() -> bool {
     BUDGET.with(Cell::get) > 0
@@ -140,7 +151,72 @@ pub(crate) fn poll_spend_if_ready<T>(
     }
     let out = op(cx);
     if out.is_ready() {
-        BUDGET.with(|b| b.set(b.get().saturating_sub(1)));
+        BUDGET.with(|b| {
+            let left = b.get();
+            if left != UNLIMITED {
+                b.set(left - 1);
+            }
+        });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn budget() -> u32 {
+        BUDGET.with(Cell::get)
+    }
+
+    /// A thread with no budget never spends one: it used to count down
+    /// from `u32::MAX`, and after that many operations every socket,
+    /// channel and timer of a long-lived plain thread returned `Pending`
+    /// and woke itself forever.
+    #[test]
+    fn an_unlimited_budget_is_never_spent() {
+        std::thread::spawn(|| {
+            let mut cx = Context::from_waker(Waker::noop());
+            assert_eq!(budget(), UNLIMITED);
+            for _ in 0..3 {
+                let Poll::Ready(unit) = poll_proceed(&mut cx) else {
+                    panic!("no budget to spend")
+                };
+                unit.made_progress();
+                assert!(poll_spend(&mut cx).is_ready());
+                assert!(poll_spend_if_ready(&mut cx, |_| Poll::Ready(())).is_ready());
+            }
+            assert_eq!(budget(), UNLIMITED);
+            // And inside a budgeted poll, units are spent and given back.
+            with_budget(|| {
+                assert!(poll_spend(&mut cx).is_ready());
+                assert_eq!(budget(), TASK_BUDGET - 1);
+                refund();
+                assert_eq!(budget(), TASK_BUDGET);
+            });
+            assert_eq!(budget(), UNLIMITED);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A panic out of a budgeted poll (out of `block_on`, say) restores the
+    /// thread's budget: left at what the poll had, nothing would refill it.
+    #[test]
+    fn a_panic_out_of_a_budgeted_poll_restores_the_budget() {
+        std::thread::spawn(|| {
+            let mut cx = Context::from_waker(Waker::noop());
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_budget(|| {
+                    let _ = poll_spend(&mut cx);
+                    panic!("out of the poll");
+                })
+            }));
+            assert!(r.is_err());
+            assert_eq!(budget(), UNLIMITED);
+        })
+        .join()
+        .unwrap();
+    }
 }
