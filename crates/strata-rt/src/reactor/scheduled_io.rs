@@ -9,8 +9,14 @@
 //! * `READABLE` / `WRITABLE`: the last event said the operation may make
 //!   progress. Cleared by a task that got `WouldBlock`, and only if the tick
 //!   is still the one it observed.
-//! * `READ_CLOSED` / `WRITE_CLOSED`: sticky; once the peer closed, every
-//!   later attempt should go to the OS and see it.
+//! * `READ_CLOSED` / `WRITE_CLOSED`: not cleared by a `WouldBlock` that
+//!   came before them (the tick): once the peer closed, every later
+//!   attempt should go to the OS and see it. A `WouldBlock` after them
+//!   does clear them, since a closed direction never answers so (a closed
+//!   read side reads 0, a closed write side fails with `EPIPE`): a socket
+//!   that reports itself closed and still answers `WouldBlock` (a UDP
+//!   socket or a listener shut down with `shutdown(2)`) then waits for its
+//!   next event instead of being retried without end.
 //! * `ERROR`: the socket has a pending error. The OS hands a pending error
 //!   to the next operation and forgets it, so a `WouldBlock` in either
 //!   direction clears `ERROR` along with that direction's bit; were it
@@ -88,10 +94,14 @@ impl Direction {
     }
 
     /// The bits a `WouldBlock` in this direction may clear: a `WouldBlock`
-    /// also means the socket had no pending error.
+    /// also means the socket had no pending error, and that the direction
+    /// is not closed (see the module docs).
     fn clearable(self) -> usize {
         match self {
-            Direction::Read => READABLE | ERROR,
+            // `READ_CLOSED` too: a stream whose peer closed reads 0, so a
+            // `WouldBlock` means the bit came from a shut-down UDP socket or
+            // listener, which would otherwise look ready forever.
+            Direction::Read => READABLE | READ_CLOSED | ERROR,
             // `WRITE_CLOSED` too: mio derives it from EPOLLOUT|EPOLLERR as
             // well as from HUP, and a write that got `WouldBlock` proves the
             // direction is not closed (a closed one fails with EPIPE).
@@ -470,10 +480,11 @@ impl ScheduledIo {
                 }
             })
             .is_ok_and(|prev| (prev & !clear) & ev.direction.mask() == 0);
-        // Only if the direction is now waiting: with a sticky bit left (a
-        // closed read side that still says `WouldBlock`), the caller's
-        // retry loop would otherwise never run out of budget and hold the
-        // worker forever; spent, the budget makes it yield, as in tokio.
+        // Only if the direction is now waiting: if a newer event keeps it
+        // ready, the caller retries, and that retry must spend budget, so
+        // that a source whose events keep coming while it answers
+        // `WouldBlock` cannot hold the worker (spent, the budget makes it
+        // yield, as in tokio).
         if cleared {
             crate::executor::coop::refund();
         }
@@ -684,18 +695,27 @@ mod tests {
         assert!(io.poll_ready(&mut cx, Direction::Write).is_pending());
     }
 
+    /// A closed bit survives a `WouldBlock` from before it (an older tick),
+    /// and goes with one after it: a direction that says `WouldBlock` is
+    /// not closed (a shut-down UDP socket or listener reports itself so),
+    /// and must wait for its next event rather than be retried forever.
     #[test]
-    fn closed_bits_are_sticky_and_shutdown_fails() {
+    fn closed_bits_outlive_older_would_blocks_only_and_shutdown_fails() {
         let io = ScheduledIo::new(1, Ready::EMPTY);
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut to_wake = Vec::new();
-        io.set_readiness(Ready(READABLE | READ_CLOSED), &mut to_wake);
-        let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, Direction::Read) else {
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        let Poll::Ready(Ok(old)) = io.poll_ready(&mut cx, Direction::Read) else {
             panic!("expected readiness")
         };
+        io.set_readiness(Ready(READABLE | READ_CLOSED), &mut to_wake);
+        io.clear_readiness(old);
+        let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, Direction::Read) else {
+            panic!("the close must survive a WouldBlock from before it")
+        };
         io.clear_readiness(ev);
-        assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
         assert!(io.poll_ready(&mut cx, Direction::Write).is_pending());
         io.shutdown(&mut to_wake);
         assert!(matches!(
