@@ -30,13 +30,12 @@ fn wait_flag(flag: &AtomicBool, limit: Duration) -> bool {
     flag.load(Ordering::SeqCst)
 }
 
-/// `poll_io` retries after each `WouldBlock`, and `clear_readiness` keeps
-/// `READ_CLOSED` (sticky). A UDP socket shut down for reading
-/// (`shutdown(SHUT_RD)`, e.g. by code holding its fd) reports
-/// EPOLLIN|EPOLLRDHUP forever while `recv` returns `EAGAIN`. The budget
-/// unit a retry spends must not be refunded then, or the loop never runs
-/// out of budget and holds the worker forever (as it did when refunds
-/// were unconditional); spent, it yields after 128, as in tokio.
+/// A UDP socket shut down for reading (`shutdown(SHUT_RD)`, e.g. by code
+/// holding its fd) reports EPOLLIN|EPOLLRDHUP while `recv` returns
+/// `EAGAIN`. `poll_io` retries after each `WouldBlock`; its task must
+/// still let the worker run others. (It once held the worker, when the
+/// close bit outlived every `WouldBlock` and retries were refunded; now
+/// the `WouldBlock` clears the bit and the `recv` waits: tests/budget.rs.)
 #[test]
 fn udp_recv_after_shut_rd_does_not_hold_its_worker() {
     // The kernel really does answer EAGAIN with the socket "readable".
