@@ -494,18 +494,6 @@ where
                     }
                     progress = true;
                 }
-            } else if matches!(read, Read::Failed | Read::Stopped | Read::Closing)
-                && !in_flight.is_empty()
-            {
-                // 3b. No more requests will be read (bad input, a stop), but
-                //     some still run: a peer that resets meanwhile must free
-                //     its connection at once, as in step 3, rather than when
-                //     a response is written (for a request that never
-                //     finishes, never).
-                if let Poll::Ready(Err(e)) = watch.poll(framed.get_mut(), cx) {
-                    in_flight.clear();
-                    return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
-                }
             }
             if progress {
                 continue;
@@ -555,6 +543,18 @@ where
                 written: framed.get_ref().written(),
             };
             if read != Read::Open {
+                // No more requests will be read (bad input, a stop), but
+                // some still run: a peer that resets meanwhile must free
+                // its connection at once, as in step 3, rather than when a
+                // response is written (for a request that never finishes,
+                // never). Not after an end of stream: nothing to read.
+                if read != Read::Eof
+                    && !in_flight.is_empty()
+                    && let Poll::Ready(Err(e)) = watch.poll(framed.get_mut(), cx)
+                {
+                    in_flight.clear();
+                    return Poll::Ready(Err(ConnectionError::Io(Box::new(e))));
+                }
                 // Waiting for requests in flight, or for the peer to take
                 // the last responses: only the write timeout applies.
                 return match timer.poll_expired(cx, TimerState::Busy, output, || {
@@ -781,7 +781,7 @@ fn poll_discard<T: AsyncRead + Unpin>(
     Poll::Pending
 }
 
-/// Step 3b's watch for a reset on a connection that reads no more
+/// The watch for a reset on a connection that reads no more
 /// requests while some still run: what arrives is dropped (it is not a
 /// request: input after bad input, or sent after a stop), up to
 /// [`WATCH_LIMIT`] bytes; after those, or an end of stream, a reset is
@@ -793,7 +793,7 @@ struct Watch {
     dropped: u64,
 }
 
-/// Bytes step 3b drops while it watches for a reset.
+/// Bytes a connection drops while it watches for a reset.
 const WATCH_LIMIT: u64 = LINGER_BYTES as u64;
 
 impl Watch {
