@@ -381,12 +381,11 @@ fn a_stop_answers_requests_whose_reading_outlasts_the_budget() {
     assert_eq!(got.1, got.0);
 }
 
-/// A real connection whose reads fail with `kind` once the first bytes
-/// were read: what the kernel reports when a peer vanished without a
-/// reset (keepalive probes or retransmissions ran out, an ICMP error).
+/// A real connection whose reads fail with `error()` once the first
+/// bytes were read.
 struct DiesAfterFirstRead {
     inner: strata_rt::net::TcpStream,
-    kind: std::io::ErrorKind,
+    error: Box<dyn Fn() -> std::io::Error + Send>,
     read_some: bool,
 }
 
@@ -397,7 +396,7 @@ impl futures_io::AsyncRead for DiesAfterFirstRead {
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
         if self.read_some {
-            return Poll::Ready(Err(self.kind.into()));
+            return Poll::Ready(Err((self.error)()));
         }
         let n = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_read(cx, buf))?;
         self.read_some = n > 0;
@@ -429,47 +428,78 @@ impl futures_io::AsyncWrite for DiesAfterFirstRead {
     }
 }
 
-/// A read that fails because the peer is unreachable or timed out ends
-/// the connection as a disconnect, as a reset does: no error line is
-/// written for it, and it is not reported as bad input.
+/// Serves one connection whose reads fail with `error()` after the first
+/// bytes (part of a request); returns how it ended and what the client
+/// got.
+fn ended_by_a_failed_read(
+    error: impl Fn() -> std::io::Error + Send + 'static,
+) -> (Result<(), strata_proto::pipeline::ConnectionError>, Vec<u8>) {
+    deadline(30, move || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let conn = strata_rt::spawn_local(async move {
+                let io = DiesAfterFirstRead {
+                    inner: server,
+                    error: Box::new(error),
+                    read_some: false,
+                };
+                serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
+            });
+            client.write_all(b"par").unwrap();
+            let ended = conn.await.unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got);
+            (ended, got)
+        })
+    })
+}
+
+/// A read the kernel fails because the peer is out of reach (keepalive
+/// probes or retransmissions ran out, an ICMP error) ends the connection
+/// as a disconnect, as a reset does: no error line is written for it, and
+/// it is not reported as bad input.
 #[test]
 fn a_read_that_times_out_or_finds_no_route_ends_as_a_disconnect() {
-    use std::io::ErrorKind;
-    for kind in [
-        ErrorKind::TimedOut,
-        ErrorKind::HostUnreachable,
-        ErrorKind::NetworkUnreachable,
-        ErrorKind::NetworkDown,
+    for errno in [
+        libc::ETIMEDOUT,
+        libc::EHOSTUNREACH,
+        libc::ENETUNREACH,
+        libc::ENETDOWN,
     ] {
-        let (ended, got) = deadline(30, move || {
-            on_a_worker(async move {
-                let (mut client, server) = connected_pair();
-                let conn = strata_rt::spawn_local(async move {
-                    let io = DiesAfterFirstRead {
-                        inner: server,
-                        kind,
-                        read_some: false,
-                    };
-                    serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
-                });
-                client.write_all(b"par").unwrap();
-                let ended = conn.await.unwrap();
-                client
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let mut got = Vec::new();
-                let _ = client.read_to_end(&mut got);
-                (ended, got)
-            })
-        });
+        let (ended, got) = ended_by_a_failed_read(move || std::io::Error::from_raw_os_error(errno));
         match ended {
-            Err(e) => assert!(e.is_disconnect(), "{kind:?}: ended as {e:?}"),
-            Ok(()) => panic!("{kind:?}: a failed read is not a clean close"),
+            Err(e) => assert!(e.is_disconnect(), "errno {errno}: ended as {e:?}"),
+            Ok(()) => panic!("errno {errno}: a failed read is not a clean close"),
         }
         assert!(
             got.is_empty(),
-            "{kind:?}: wrote {:?}",
+            "errno {errno}: wrote {:?}",
             String::from_utf8_lossy(&got)
         );
     }
+}
+
+/// A read that fails with strata's own timeout error (a transport that
+/// enforces a deadline of the server's with `timeout(..)?`: the same
+/// `TimedOut` kind as the kernel's, without its OS code) is the server's
+/// decision, not a lost peer: bad input, answered with the error line
+/// (it was taken for a disconnect).
+#[test]
+fn a_read_failed_by_a_strata_timeout_is_not_a_disconnect() {
+    let elapsed = on_a_worker(async {
+        strata_rt::time::timeout(Duration::ZERO, std::future::pending::<()>())
+            .await
+            .unwrap_err()
+    });
+    let (ended, got) = ended_by_a_failed_read(move || elapsed.into());
+    let e = ended.expect_err("the read failed");
+    assert!(!e.is_disconnect(), "ended as {e:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("error: "),
+        "client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
 }

@@ -82,34 +82,37 @@ impl ConnectionError {
     /// as its own failure.
     pub fn is_disconnect(&self) -> bool {
         match self {
-            ConnectionError::Io(e) => find_io(&**e).is_some_and(|e| peer_gone(e.kind())),
+            ConnectionError::Io(e) => find_io(&**e).is_some_and(peer_gone),
             _ => false,
         }
     }
 }
 
 /// Whether an I/O error of this kind means the peer went away.
-fn peer_gone(kind: io::ErrorKind) -> bool {
-    reset(kind) || kind == io::ErrorKind::UnexpectedEof
+fn peer_gone(e: &io::Error) -> bool {
+    reset(e) || e.kind() == io::ErrorKind::UnexpectedEof
 }
 
-/// Whether an I/O error of this kind means the connection was torn down:
-/// reset, or given up by the kernel (keepalive probes or retransmissions
-/// unanswered, an ICMP error: the peer is out of reach). (Not
-/// `UnexpectedEof`: a decoder reports a truncated last frame with it,
+/// Whether an I/O error means the connection was torn down: reset, or
+/// given up by the kernel (keepalive probes or retransmissions unanswered,
+/// an ICMP error: the peer is out of reach). A timeout counts only as the
+/// kernel's own error (`ETIMEDOUT`): strata's timeout errors convert to
+/// the same kind, and a transport that enforces a deadline of the
+/// server's with them reports the server's decision, not a lost peer.
+/// (Not `UnexpectedEof`: a decoder reports a truncated last frame with it,
 /// which is bad input from a peer that may still read the error line.)
-fn reset(kind: io::ErrorKind) -> bool {
-    matches!(
-        kind,
+fn reset(e: &io::Error) -> bool {
+    match e.kind() {
         io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::NetworkDown
-    )
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::NotConnected
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::NetworkDown => true,
+        io::ErrorKind::TimedOut => e.raw_os_error().is_some(),
+        _ => false,
+    }
 }
 
 /// The `io::Error` at the root of `err`, if there is one.
@@ -771,7 +774,7 @@ fn poll_discard<T: AsyncRead + Unpin>(
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
             Poll::Ready(Ok(n)) => taken += n,
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) if reset(e.kind()) => return Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) if reset(&e) => return Poll::Ready(Err(e)),
             Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
             Poll::Pending => return Poll::Pending,
         }
@@ -869,7 +872,7 @@ fn read_failed<P: ServerProto, F: Future>(
     e: DecodeError<P>,
     in_flight: &mut InFlight<F>,
 ) -> ReadFailed<P::Response> {
-    if find_io(&e).is_some_and(|io| reset(io.kind())) {
+    if find_io(&e).is_some_and(reset) {
         in_flight.clear();
         return ReadFailed::TornDown(ConnectionError::Io(Box::new(e)));
     }
