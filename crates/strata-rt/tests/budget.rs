@@ -1,6 +1,8 @@
 //! The cooperative budget where a worker's task budget does not reach:
 //! `block_on` polls with one (as tokio's does), so a timeout around
-//! always-ready I/O fires there too; and a socket that reports itself
+//! always-ready I/O fires there too, but an executor nested in its future
+//! is not stopped by it (it could never have it refilled); and a socket
+//! that reports itself
 //! closed while it answers `WouldBlock` (a UDP socket or a listener shut
 //! down with `shutdown(2)`) waits for its next event instead of being
 //! retried without end, whatever polls it. (A plain thread's unlimited
@@ -113,4 +115,47 @@ fn an_accept_on_a_shut_down_unix_listener_waits_on_any_thread() {
         matches!(polled, (false, None)),
         "expected Pending twice, got {polled:?}"
     );
+}
+
+/// A synchronous helper that drives a future with its own executor (what
+/// `futures::executor::block_on` does; bounded here so that the test
+/// cannot hang): `Some` if it completed within `max_polls` polls.
+fn nested_executor<F: Future>(f: F, max_polls: usize) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..max_polls {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// An executor nested in `block_on`'s future never returns to `block_on`
+/// to have a spent budget refilled, so the budget does not stop it: it
+/// drains a channel of 300 messages (with `block_on` budgeted as a task,
+/// every receive after the 128th returned `Pending` and woke, forever).
+#[test]
+fn an_executor_nested_in_block_on_is_not_stopped_by_its_budget() {
+    use futures_util::StreamExt;
+    let drained = deadline(20, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = strata_rt::sync::mpsc::unbounded::<u32>();
+            for i in 0..300 {
+                tx.unbounded_send(i).unwrap();
+            }
+            drop(tx);
+            nested_executor(
+                async move {
+                    let mut n = 0;
+                    while rx.next().await.is_some() {
+                        n += 1;
+                    }
+                    n
+                },
+                100_000,
+            )
+        })
+    });
+    assert_eq!(drained, Some(300), "the nested executor never finished");
 }

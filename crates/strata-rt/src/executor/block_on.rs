@@ -41,7 +41,9 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         // A task's budget, as tokio's `block_on`: a future that keeps
         // finding its I/O ready yields (woken at once, so polled again at
         // once), and a timeout or other branch around it gets its turn.
-        if let Poll::Ready(v) = super::coop::with_budget(|| future.as_mut().poll(&mut cx)) {
+        // (Not an executor nested in the future: see `coop`.)
+        let polled = super::coop::with_block_on_budget(&waker, || future.as_mut().poll(&mut cx));
+        if let Poll::Ready(v) = polled {
             return v;
         }
         // A wake that raced ahead of us left the park token set, so this

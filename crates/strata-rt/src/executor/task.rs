@@ -180,7 +180,7 @@ impl<F: Future> Future for TaskFuture<F> {
         let poll = || catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
         // A worker's task gets a budget; a blocking-pool closure (no
         // worker) runs unconstrained: its thread serves nothing else, and
-        // a `block_on` inside it would otherwise spin once it ran out.
+        // an executor run inside it would otherwise spin once it ran out.
         let polled = if this.worker_uid.is_some() {
             super::coop::with_budget(poll)
         } else {
