@@ -1,6 +1,7 @@
 //! The public time API's documented semantics (sleep, timeout, interval)
 //! at its edges: an interval moved after its first tick, far and shared
-//! deadlines, a timer of a runtime that is gone, a dropped sleep's waker.
+//! deadlines, a timer of a runtime that is gone, a dropped sleep's waker,
+//! whom a reset sleep wakes, what a timeout kept after it elapsed holds.
 //! Hang-guarded; no "took less than" assertions except where the docs
 //! promise readiness at the first poll.
 #![allow(clippy::unwrap_used, clippy::async_yields_async)]
@@ -210,5 +211,112 @@ fn a_sleep_dropped_on_its_worker_lets_go_of_its_waker_by_the_end_of_the_turn() {
             .await
             .unwrap();
         });
+    });
+}
+
+/// A waker that counts its wake-ups.
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn count_waker() -> (std::sync::Arc<Count>, Waker) {
+    let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    (count, waker)
+}
+
+fn wakes(count: &Count) -> usize {
+    count.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// `Sleep::reset`'s docs: a sleep that has completed keeps no waker; a
+/// poll after the reset registers one, woken at the new deadline.
+#[test]
+fn a_completed_sleep_reset_on_its_worker_wakes_whoever_polls_it_next() {
+    deadline(20, || {
+        rt(1).block_on(async {
+            spawn(async {
+                let (count, waker) = count_waker();
+                let poll = |s: &mut time::Sleep| Pin::new(s).poll(&mut Context::from_waker(&waker));
+                let mut s = sleep(Duration::from_millis(5));
+                assert!(poll(&mut s).is_pending());
+                while !s.is_elapsed() {
+                    sleep(Duration::from_millis(5)).await;
+                }
+                assert!(poll(&mut s).is_ready());
+                let fired = wakes(&count);
+                s.reset(Instant::now() + Duration::from_millis(20));
+                assert!(poll(&mut s).is_pending());
+                while wakes(&count) == fired {
+                    sleep(Duration::from_millis(5)).await;
+                }
+                assert!(poll(&mut s).is_ready());
+            })
+            .await
+            .unwrap()
+        })
+    });
+}
+
+/// `Sleep::reset`'s docs: reset on a thread outside any runtime, a pending
+/// sleep's waker is not woken at once but at the new deadline (registered
+/// with the timer's worker straight away).
+#[test]
+fn a_pending_sleep_reset_outside_any_runtime_wakes_its_poller_at_the_new_deadline() {
+    deadline(20, || {
+        let rt = rt(1);
+        let (count, waker) = count_waker();
+        let s = rt.block_on(async {
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(
+                Pin::new(&mut s)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            s
+        });
+        std::thread::spawn(move || {
+            let mut s = s;
+            s.reset(Instant::now() + Duration::from_millis(50));
+            assert_eq!(wakes(&count), 0, "woken at once");
+            while wakes(&count) == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(s.is_elapsed());
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+/// `timeout`'s docs: the future goes with the `Timeout`, so one kept
+/// pinned after `Err(Elapsed)` still holds it.
+#[test]
+fn a_timeout_kept_after_it_elapsed_still_holds_its_future() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    deadline(20, || {
+        rt(1).block_on(async {
+            let dropped = Arc::new(AtomicBool::new(false));
+            let guard = SetOnDrop(dropped.clone());
+            let mut t = Box::pin(timeout(Duration::from_millis(5), async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            }));
+            assert!(t.as_mut().await.is_err());
+            assert!(!dropped.load(Ordering::SeqCst));
+            drop(t);
+            assert!(dropped.load(Ordering::SeqCst));
+        })
     });
 }

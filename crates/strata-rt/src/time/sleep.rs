@@ -84,9 +84,13 @@ impl Sleep {
     /// Moves the deadline to `deadline`, whether or not the sleep has
     /// already completed; it then completes again at the new deadline.
     ///
-    /// The task that last polled the sleep keeps being woken: at the new
-    /// deadline when reset on the worker that owns the timer, or at once
-    /// (so that its next poll registers the new deadline) otherwise.
+    /// The task that last polled the sleep while it was pending keeps being
+    /// woken: at the new deadline when the reset is made on the worker that
+    /// owns the timer, or on a thread outside any runtime (the new deadline
+    /// is then registered with that worker at once); elsewhere at once, so
+    /// that its next poll registers the new deadline. A sleep that has
+    /// completed keeps no waker: poll it again after the reset (as `.await`
+    /// does) to be woken at the new deadline.
     ///
     /// # Examples
     ///

@@ -9,8 +9,9 @@ use super::error::Elapsed;
 use super::sleep::{Sleep, sleep_until};
 
 /// Runs `future` with a time limit: `Ok(output)` if it finishes within
-/// `duration`, `Err(Elapsed)` otherwise, in which case the future is dropped
-/// (cancelled).
+/// `duration`, `Err(Elapsed)` otherwise. The future is dropped (cancelled)
+/// with the `Timeout`: at once where it is `.await`ed; one kept pinned
+/// after `Err(Elapsed)` still holds it (see [`Timeout::into_inner`]).
 ///
 /// The future is polled before the timer, so one that is ready on its first
 /// poll wins even with a zero duration, and never registers a timer.
