@@ -503,3 +503,25 @@ fn a_read_failed_by_a_strata_timeout_is_not_a_disconnect() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// A transport that wraps the kernel's error in an `io::Error` of its own
+/// (`io::Error::new(e.kind(), e)`, as a TLS or instrumenting layer does)
+/// still reports a lost peer: a wrapped `ETIMEDOUT` as a wrapped
+/// `ECONNRESET` (it was taken for bad input: only the outer error was
+/// asked for its OS code).
+#[test]
+fn a_kernel_error_wrapped_by_the_transport_still_ends_as_a_disconnect() {
+    for errno in [libc::ECONNRESET, libc::ETIMEDOUT] {
+        let (ended, got) = ended_by_a_failed_read(move || {
+            let kernel = std::io::Error::from_raw_os_error(errno);
+            std::io::Error::new(kernel.kind(), kernel)
+        });
+        let e = ended.expect_err("the read failed");
+        assert!(e.is_disconnect(), "errno {errno} wrapped: ended as {e:?}");
+        assert!(
+            got.is_empty(),
+            "errno {errno} wrapped: client got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}

@@ -110,8 +110,20 @@ fn reset(e: &io::Error) -> bool {
         | io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::NetworkDown => true,
-        io::ErrorKind::TimedOut => e.raw_os_error().is_some(),
+        io::ErrorKind::TimedOut => os_code(e).is_some(),
         _ => false,
+    }
+}
+
+/// The OS error code of `e`, or of the `io::Error` it wraps (a transport
+/// that wraps the kernel's error in one of its own keeps it inside, where
+/// `source()` does not lead).
+fn os_code(mut e: &io::Error) -> Option<i32> {
+    loop {
+        if let Some(code) = e.raw_os_error() {
+            return Some(code);
+        }
+        e = e.get_ref()?.downcast_ref::<io::Error>()?;
     }
 }
 
