@@ -61,8 +61,8 @@ mod reactor;
 /// (waking the task, so it runs again after the others): a source that is
 /// always ready cannot hold its worker. Only operations that make progress
 /// count; one that finds nothing to do (`WouldBlock`) gives its unit back.
-/// `block_on` gives its future the same budget (not to an executor nested
-/// in it); other threads have none. A transport of your own (an in-memory pipe, a wrapper that does work
+/// Outside worker tasks (in `block_on`, on other threads) there is no
+/// budget. A transport of your own (an in-memory pipe, a wrapper that does work
 /// per read) joins in through [`poll_proceed`](coop::poll_proceed); code
 /// that must tell "the source is empty" from "the budget is spent" asks
 /// [`has_budget_remaining`](coop::has_budget_remaining).

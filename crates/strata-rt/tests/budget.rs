@@ -1,12 +1,10 @@
 //! The cooperative budget where a worker's task budget does not reach:
-//! `block_on` polls with one (as tokio's does), so a timeout around
-//! always-ready I/O fires there too, but an executor nested in its future
-//! is not stopped by it (it could never have it refilled); and a socket
-//! that reports itself
-//! closed while it answers `WouldBlock` (a UDP socket or a listener shut
-//! down with `shutdown(2)`) waits for its next event instead of being
-//! retried without end, whatever polls it. (A plain thread's unlimited
-//! budget is never spent: a unit test in `coop.rs`.)
+//! `block_on` has none, so an executor nested in its future is never
+//! stopped by one (it could never have it refilled); and a socket that
+//! reports itself closed while it answers `WouldBlock` (a UDP socket or a
+//! listener shut down with `shutdown(2)`) waits for its next event instead
+//! of being retried without end, whatever polls it. (A plain thread's
+//! unlimited budget is never spent: a unit test in `coop.rs`.)
 
 mod support;
 
@@ -17,39 +15,10 @@ use std::time::Duration;
 use strata_rt::net::{UdpSocket, UnixListener};
 use support::{deadline, rt};
 
-/// A source whose I/O is always ready, as a custom transport built on the
-/// public budget API sees it: each poll completes and spends a unit.
-async fn always_ready() {
-    std::future::poll_fn(|cx| {
-        let unit = std::task::ready!(strata_rt::coop::poll_proceed(cx));
-        unit.made_progress();
-        Poll::Ready(())
-    })
-    .await
-}
-
-/// In `block_on`, a loop over always-ready I/O yields once its budget is
-/// spent, so the timeout around it fires (it used to be polled without a
-/// budget: the loop never returned and the timeout never ran).
-#[test]
-fn block_on_gives_a_timeout_around_always_ready_io_its_turn() {
-    let r = deadline(20, || {
-        rt(1).block_on(async {
-            strata_rt::time::timeout(Duration::from_millis(100), async {
-                loop {
-                    always_ready().await;
-                }
-            })
-            .await
-        })
-    });
-    assert!(r.is_err(), "the loop ended by itself?");
-}
-
 /// A UDP socket shut down for reading reports EPOLLIN|EPOLLRDHUP while
 /// `recv` answers `EAGAIN`. The closed bit went unchanged by the
-/// `WouldBlock`, so the retry loop never waited: under `block_on` a
-/// timeout around the `recv` never fired.
+/// `WouldBlock`, so the retry loop never waited: under `block_on` (no
+/// budget) a timeout around the `recv` never fired.
 #[test]
 fn a_recv_on_a_udp_socket_shut_down_for_reading_waits() {
     let std_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -131,8 +100,8 @@ fn nested_executor<F: Future>(f: F, max_polls: usize) -> Option<F::Output> {
     None
 }
 
-/// An executor nested in `block_on`'s future never returns to `block_on`
-/// to have a spent budget refilled, so the budget does not stop it: it
+/// An executor nested in `block_on`'s future could never return to
+/// `block_on` to have a spent budget refilled; with no budget there, it
 /// drains a channel of 300 messages (with `block_on` budgeted as a task,
 /// every receive after the 128th returned `Pending` and woke, forever).
 #[test]

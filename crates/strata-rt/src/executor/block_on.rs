@@ -38,12 +38,10 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let waker = Waker::from(inner.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
-        // A task's budget, as tokio's `block_on`: a future that keeps
-        // finding its I/O ready yields (woken at once, so polled again at
-        // once), and a timeout or other branch around it gets its turn.
-        // (Not an executor nested in the future: see `coop`.)
-        let polled = super::coop::with_block_on_budget(&waker, || future.as_mut().poll(&mut cx));
-        if let Poll::Ready(v) = polled {
+        // No budget: this thread serves only this future, and an executor
+        // nested in it could never have a spent budget refilled (see
+        // `coop`).
+        if let Poll::Ready(v) = super::coop::unconstrained(|| future.as_mut().poll(&mut cx)) {
             return v;
         }
         // A wake that raced ahead of us left the park token set, so this

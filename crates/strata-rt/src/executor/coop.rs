@@ -11,18 +11,20 @@
 //! after waking the task, which is then polled again after the tasks
 //! queued behind it.
 //!
-//! `block_on` polls its future with the same budget (as tokio's does): a
-//! timeout around an always-ready source fires there too. Unlike tokio's,
-//! a spent budget there stops only operations polled with `block_on`'s
-//! own waker: another executor run inside the future (a synchronous
-//! helper that drives strata sources with its own waker) never returns to
-//! `block_on` to have the budget refilled, and would otherwise spin
-//! forever. Elsewhere (a blocking-pool closure, a thread that is not the
-//! runtime's, another executor) the budget is unlimited.
+//! Elsewhere the budget is unlimited: in `block_on`, in a blocking-pool
+//! closure, and on a thread that is not the runtime's. (tokio's
+//! `block_on` has one, and an executor nested in its future, such as a
+//! synchronous helper that drives sources with its own waker, then spins
+//! forever once it is spent: it never returns to `block_on` to have it
+//! refilled.) The price: in `block_on`, a future that keeps finding its
+//! I/O ready is not made to yield, so a timeout or other branch beside it
+//! waits until the I/O runs dry; spawn such work as a task. An executor
+//! nested in a worker's task spends that task's budget and is stopped by
+//! it, as in tokio: run one in `spawn_blocking` instead.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// I/O operations a task may complete in one poll.
 pub(crate) const TASK_BUDGET: u32 = 128;
@@ -32,8 +34,6 @@ const UNLIMITED: u32 = u32::MAX;
 
 thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
-    /// While `block_on` polls: the data pointer of its waker; else null.
-    static BLOCK_ON: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Runs one task poll with a fresh budget, restoring the previous one.
@@ -41,28 +41,15 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
     with(TASK_BUDGET, f)
 }
 
-/// Runs one poll of `block_on`'s future, whose waker is `waker`, with a
-/// fresh budget (see the module docs), restoring the previous state.
-pub(crate) fn with_block_on_budget<R>(waker: &Waker, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const ());
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            BLOCK_ON.with(|b| b.set(self.0));
-        }
-    }
-    let _restore = Restore(BLOCK_ON.with(|b| b.replace(waker.data())));
-    with(TASK_BUDGET, f)
-}
-
-/// Runs `f` with no budget, then restores the previous one: for a
-/// blocking-pool closure, whose thread serves nothing else.
+/// Runs `f` with no budget, then restores the previous one: for
+/// `block_on` and blocking-pool closures (see the module docs).
 pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
     with(UNLIMITED, f)
 }
 
 /// Runs `f` with `budget`, then restores the previous budget, on
-/// unwinding too: a panic out of `block_on` must not leave its thread a
-/// budget that nothing refills.
+/// unwinding too: a panic out of a budgeted poll must not leave its thread
+/// a budget that nothing refills.
 #[inline(always)]
 fn with<R>(budget: u32, f: impl FnOnce() -> R) -> R {
     struct Restore(u32);
@@ -83,7 +70,8 @@ pub(crate) fn poll_spend(cx: &mut Context<'_>) -> Poll<()> {
     BUDGET.with(|b| {
         let left = b.get();
         if left == 0 {
-            spent(cx)
+            cx.waker().wake_by_ref();
+            Poll::Pending
         } else {
             if left != UNLIMITED {
                 b.set(left - 1);
@@ -91,20 +79,6 @@ pub(crate) fn poll_spend(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     })
-}
-
-/// The budget is spent: wake the task and yield, unless this is an
-/// executor nested in `block_on`'s future (polling with a waker not
-/// `block_on`'s), which would never yield back to have it refilled.
-#[cold]
-#[inline(never)]
-fn spent(cx: &mut Context<'_>) -> Poll<()> {
-    let block_on = BLOCK_ON.with(Cell::get);
-    if !block_on.is_null() && cx.waker().data() != block_on {
-        return Poll::Ready(());
-    }
-    cx.waker().wake_by_ref();
-    Poll::Pending
 }
 
 /// Gives back the unit an operation spent when it found nothing to do, so
@@ -160,9 +134,8 @@ impl Drop for RestoreOnPending {
 
 /// Whether the current task may still complete I/O in this poll: `false`
 /// once its budget is spent (every socket operation then returns `Pending`
-/// until the task has yielded; in `block_on`, operations polled by an
-/// executor nested in its future go on regardless). Always `true` where
-/// there is no budget (see the module docs).
+/// until the task has yielded). Always `true` where there is no budget
+/// (see the module docs).
 #[inline]
 pub fn has_budget_remaining() -> bool {
     BUDGET.with(Cell::get) > 0
@@ -178,16 +151,16 @@ pub(crate) fn poll_spend_if_ready<T>(
     cx: &mut Context<'_>,
     op: impl FnOnce(&mut Context<'_>) -> Poll<T>,
 ) -> Poll<T> {
-    if BUDGET.with(Cell::get) == 0 && spent(cx).is_pending() {
+    if BUDGET.with(Cell::get) == 0 {
+        cx.waker().wake_by_ref();
         return Poll::Pending;
     }
     let out = op(cx);
     if out.is_ready() {
         BUDGET.with(|b| {
             let left = b.get();
-            // At 0 here only for an executor nested in `block_on`.
             if left != UNLIMITED {
-                b.set(left.saturating_sub(1));
+                b.set(left - 1);
             }
         });
     }
@@ -197,6 +170,7 @@ pub(crate) fn poll_spend_if_ready<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
 
     fn budget() -> u32 {
         BUDGET.with(Cell::get)

@@ -74,7 +74,11 @@ impl Runtime {
     ///
     /// The future itself runs on the calling thread, so it need not be
     /// `Send`; it is not a worker, so [`spawn_local`](crate::spawn_local) is
-    /// not available directly in it.
+    /// not available directly in it. Nor has it a task's
+    /// [cooperative budget](crate::coop): a loop over I/O that is always
+    /// ready runs until the I/O runs dry before a timeout or `select`
+    /// branch beside it is polled (spawn such work as a task); in exchange,
+    /// an executor nested in the future is never stopped by a spent budget.
     ///
     /// # Panics
     ///

@@ -8,10 +8,9 @@
 //! the receiver yields before looking), so a task draining a queue that
 //! never runs dry yields to the
 //! rest of its worker (other tasks, timers, sockets, shutdown) every 128
-//! messages instead of holding it until the queue is empty. `block_on`
-//! gives its future the same budget; elsewhere (a plain thread, another
-//! executor) there is none (see `strata_rt::coop`). `try_recv` never
-//! yields, as it cannot.
+//! messages instead of holding it until the queue is empty. Outside a
+//! worker's task (in `block_on`, on other threads) there is no budget (see
+//! `strata_rt::coop`). `try_recv` never yields, as it cannot.
 //!
 //! ```
 //! use futures_util::{SinkExt, StreamExt};
