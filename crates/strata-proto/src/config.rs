@@ -75,9 +75,11 @@ impl ConnectionConfig {
     /// taking more and waits for the socket to drain (default 64 KiB).
     ///
     /// It bounds what a peer that stops reading costs: the buffer holds
-    /// the mark plus one response, in an allocation of up to twice the
-    /// mark (it grows by doubling), and the read buffer holds up to one
-    /// read window (64 KiB) of requests not yet taken. A review measured
+    /// the mark plus one response, in an allocation of up to twice that
+    /// (it grows by doubling), or less than three times the mark plus two
+    /// responses when the peer took part of a flush (see `Framed`'s docs);
+    /// and the read buffer holds up to one read window (64 KiB) of
+    /// requests not yet taken. A review measured
     /// about 232 KiB per such connection with the defaults.
     pub fn write_high_water_mark(mut self, bytes: usize) -> Self {
         self.write_high_water_mark = bytes.max(1);

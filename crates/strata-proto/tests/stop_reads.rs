@@ -1,6 +1,6 @@
 //! Reads after a graceful stop other than the requests': a connection at
-//! its in-flight bound still sees the peer reset, and the linger still
-//! reads the peer. (Both broke when the bound on the bytes read after a
+//! its in-flight bound still sees the peer reset, but drops at most 256 KiB
+//! to see it, and the linger still reads the peer. (Both broke when the bound on the bytes read after a
 //! stop was put in the transport wrapper that every read goes through.)
 //! Waits are hang guards only; assertions are on what happened, never on
 //! time.
@@ -273,4 +273,101 @@ fn stop_then_reset(max_in_flight: usize) {
              kept waiting for its hung request"
         );
     });
+}
+
+/// A service whose every call hangs, counting the calls.
+#[derive(Clone)]
+struct Hang(Arc<AtomicU64>);
+
+impl Service<String> for Hang {
+    type Response = String;
+    type Error = std::io::Error;
+
+    async fn call(&self, _req: String) -> Result<String, std::io::Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::future::pending().await
+    }
+}
+
+/// `(tx_queue, rx_queue)` of the IPv4 TCP socket from `local` to `remote`,
+/// from `/proc/net/tcp`.
+fn kernel_queues(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> (u64, u64) {
+    let hex = |a: std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        std::net::SocketAddr::V6(_) => unreachable!("127.0.0.1 only"),
+    };
+    let (l, r) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    for row in table.lines().skip(1) {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        if f[1] == l && f[2] == r {
+            let (tx, rx) = f[4].split_once(':').unwrap();
+            return (
+                u64::from_str_radix(tx, 16).unwrap(),
+                u64::from_str_radix(rx, 16).unwrap(),
+            );
+        }
+    }
+    panic!("no socket {l} -> {r} in /proc/net/tcp");
+}
+
+/// `ConnectionConfig::max_in_flight`'s docs: a connection that reads no
+/// more requests after a stop reads and drops at most 256 KiB to see a
+/// reset. At its in-flight bound, after a stop, with a peer that floods:
+/// what the server read is what the client wrote minus the two kernel
+/// queues between them (it read 16 MiB). Counts bytes; sleeps only order
+/// events.
+#[test]
+fn after_a_stop_a_connection_at_its_bound_drops_at_most_256_kib() {
+    let (dropped, flooded) = deadline(60, || {
+        let started = Arc::new(AtomicU64::new(0));
+        let svc = Hang(started.clone());
+        let server = strata_proto::TcpServer::new(TestProto, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .connection_config(cfg().max_in_flight(1))
+            .shutdown_timeout(Duration::from_secs(1))
+            .start(move || Ok::<_, std::io::Error>(svc.clone()))
+            .expect("server starts");
+        let addr = server.local_addr();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let me = client.local_addr().unwrap();
+        client.write_all(b"hang\n").unwrap();
+        while started.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stopping = std::thread::spawn(move || server.shutdown());
+        // Ordering aid only: the connection sees the stop first.
+        std::thread::sleep(Duration::from_millis(300));
+        client.set_nonblocking(true).unwrap();
+        let chunk = vec![b'y'; 64 << 10];
+        let mut flooded = 0u64;
+        let mut last_progress = Instant::now();
+        while flooded < (64 << 20) && last_progress.elapsed() < Duration::from_millis(300) {
+            match client.write(&chunk) {
+                Ok(n) => {
+                    flooded += n as u64;
+                    last_progress = Instant::now();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("flood failed: {e}"),
+            }
+        }
+        let (_, server_unread) = kernel_queues(addr, me);
+        let (client_unsent, _) = kernel_queues(me, addr);
+        let dropped = flooded - server_unread - client_unsent;
+        stopping.join().unwrap();
+        (dropped, flooded)
+    });
+    assert!(
+        dropped <= (256 << 10) + (64 << 10),
+        "read and dropped {} KiB of {} KiB sent after the stop",
+        dropped >> 10,
+        flooded >> 10
+    );
 }

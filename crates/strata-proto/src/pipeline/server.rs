@@ -194,8 +194,10 @@ enum Read {
 /// # Errors
 ///
 /// [`ConnectionError`] says why the connection ended abnormally. A peer that
-/// disconnects while responses are being written ends the connection with
-/// `Ok(())`: there is nobody left to answer.
+/// goes away (a reset, a broken pipe, out of reach) is nobody's failure:
+/// the connection ends with `Ok(())` when a write finds it gone, and with
+/// an error for which [`ConnectionError::is_disconnect`] is `true` when a
+/// read does.
 ///
 /// The write timeout counts the bytes `io` accepts. Over a strata
 /// [`TcpStream`](strata_rt::net::TcpStream), `TcpServer` also asks the
@@ -757,7 +759,9 @@ where
             other => return other,
         }
     }
-    if framed.get_ref().read() - stopped.owed() < STOP_READ_LIMIT {
+    // Past the bytes owed, as for any connection that reads no more
+    // requests: up to `WATCH_LIMIT`.
+    if framed.get_ref().read() - stopped.owed() < WATCH_LIMIT {
         poll_discard(framed.get_mut(), cx)
     } else {
         // Enough dropped: wait for the requests still running.
