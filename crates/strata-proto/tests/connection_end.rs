@@ -525,3 +525,70 @@ fn a_kernel_error_wrapped_by_the_transport_still_ends_as_a_disconnect() {
         );
     }
 }
+
+/// A transport's own error type that gives the kernel's error as its
+/// `source()` (a context type, as `fs-err` or a TLS layer has).
+#[derive(Debug)]
+struct WithContext {
+    op: &'static str,
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for WithContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.op, self.source)
+    }
+}
+
+impl std::error::Error for WithContext {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The kernel's error inside a context error of the transport's, boxed in
+/// an `io::Error` of the same kind, still reports a lost peer: a
+/// `ETIMEDOUT` as an `ECONNRESET` (only `io::Error`s inside were looked
+/// into, so the timeout was taken for bad input).
+#[test]
+fn a_kernel_error_in_a_context_error_still_ends_as_a_disconnect() {
+    for errno in [libc::ECONNRESET, libc::ETIMEDOUT] {
+        let (ended, got) = ended_by_a_failed_read(move || {
+            let kernel = std::io::Error::from_raw_os_error(errno);
+            let kind = kernel.kind();
+            std::io::Error::new(
+                kind,
+                WithContext {
+                    op: "read",
+                    source: kernel,
+                },
+            )
+        });
+        let e = ended.expect_err("the read failed");
+        assert!(e.is_disconnect(), "errno {errno}: ended as {e:?}");
+        assert!(
+            got.is_empty(),
+            "errno {errno}: client got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
+/// A timeout of the transport's own that wraps another OS error (the
+/// `EAGAIN` of an `SO_RCVTIMEO` deadline, reported as `TimedOut`) is the
+/// server's decision, not a lost peer: bad input, with the error line (any
+/// OS code inside a timeout counted).
+#[test]
+fn a_transport_timeout_wrapping_another_os_error_is_not_a_disconnect() {
+    let (ended, got) = ended_by_a_failed_read(|| {
+        let eagain = std::io::Error::from_raw_os_error(libc::EAGAIN);
+        std::io::Error::new(std::io::ErrorKind::TimedOut, eagain)
+    });
+    let e = ended.expect_err("the read failed");
+    assert!(!e.is_disconnect(), "ended as {e:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("error: "),
+        "client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}

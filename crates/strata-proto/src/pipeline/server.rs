@@ -110,21 +110,29 @@ fn reset(e: &io::Error) -> bool {
         | io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::NetworkDown => true,
-        io::ErrorKind::TimedOut => os_code(e).is_some(),
+        io::ErrorKind::TimedOut => kernel_timed_out(e),
         _ => false,
     }
 }
 
-/// The OS error code of `e`, or of the `io::Error` it wraps (a transport
-/// that wraps the kernel's error in one of its own keeps it inside, where
-/// `source()` does not lead).
-fn os_code(mut e: &io::Error) -> Option<i32> {
-    loop {
-        if let Some(code) = e.raw_os_error() {
-            return Some(code);
-        }
-        e = e.get_ref()?.downcast_ref::<io::Error>()?;
+/// Whether `e` is, or wraps, the kernel's `ETIMEDOUT`: a transport may
+/// wrap the kernel's error in an `io::Error` of its own (whose `source()`
+/// skips the error inside), or in an error type of its own that gives it
+/// as its `source()`.
+fn kernel_timed_out(e: &io::Error) -> bool {
+    let mut io = Some(e);
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = None;
+    // A bound, against a chain that loops.
+    for _ in 0..16 {
+        cur = match io {
+            Some(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => return true,
+            Some(e) => e.get_ref().map(|inner| inner as _),
+            None => cur.and_then(std::error::Error::source),
+        };
+        let Some(c) = cur else { return false };
+        io = c.downcast_ref::<io::Error>();
     }
+    false
 }
 
 /// The `io::Error` at the root of `err`, if there is one.
@@ -208,10 +216,9 @@ enum Read {
 /// arrived and reads at least that much more; here, with no one to ask, a
 /// connection reads on while `io` has data, but at most 16 MiB more (a
 /// bound against a peer that never stops sending), before it stops
-/// reading requests. (While requests still run at the
-/// [in-flight bound](ConnectionConfig::max_in_flight), it goes on reading
-/// and dropping what the peer sends after that, up to 16 MiB more, to
-/// notice a reset.) Without the kernel's count, "everything that had
+/// reading requests. (While requests still run, it goes on reading and
+/// dropping what the peer sends after that, up to 256 KiB, to notice a
+/// reset: see [`ConnectionConfig::max_in_flight`].) Without the kernel's count, "everything that had
 /// arrived" is judged by a read that finds nothing after the worker's
 /// next look at I/O. That look may not cover this transport: under
 /// `Runtime::block_on` there is none, and a look that returns as many
@@ -498,7 +505,7 @@ where
                 //    After a stop, see `poll_read_ahead_stopped`.
                 let ahead = match stopped.as_mut() {
                     None => framed.poll_read_ahead(cx, READ_AHEAD_LIMIT),
-                    Some(s) => poll_read_ahead_stopped(&mut framed, s, polls, cx),
+                    Some(s) => poll_read_ahead_stopped(&mut framed, s, &mut watch, polls, cx),
                 };
                 if let Poll::Ready(Err(e)) = ahead {
                     // As a read error from `poll_next` above.
@@ -734,6 +741,7 @@ fn deliver<P, E, T, F>(
 fn poll_read_ahead_stopped<T, C>(
     framed: &mut Framed<Counted<T>, C>,
     stopped: &mut StopRead,
+    watch: &mut Watch,
     polls: u64,
     cx: &mut std::task::Context<'_>,
 ) -> Poll<io::Result<()>>
@@ -759,14 +767,10 @@ where
             other => return other,
         }
     }
-    // Past the bytes owed, as for any connection that reads no more
-    // requests: up to `WATCH_LIMIT`.
-    if framed.get_ref().read() - stopped.owed() < WATCH_LIMIT {
-        poll_discard(framed.get_mut(), cx)
-    } else {
-        // Enough dropped: wait for the requests still running.
-        Poll::Ready(Ok(()))
-    }
+    // Past the bytes owed, the watch of any connection that reads no more
+    // requests (one count of what it dropped, whichever path reads); once
+    // done, wait for the requests still running.
+    watch.poll(framed.get_mut(), cx)
 }
 
 /// Reads and drops what `io` has, up to `READ_AHEAD_LIMIT` bytes a call
