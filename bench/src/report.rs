@@ -83,13 +83,60 @@ pub fn spread(samples: &[Sample]) -> (f64, f64) {
 }
 
 /// The side that runs `k`-th in round `rep` of `n` sides: each round
-/// starts with the next side (A B C, B C A, C A B, ...), so that none
-/// always runs first (given at least `n` rounds). The cyclic order stays:
+/// starts with the next side (A B C, B C A, C A B, ...), so that every
+/// side runs first equally often when the number of rounds is a multiple
+/// of `n` (otherwise the first `rounds % n` sides run first once more: see
+/// [`warn_unbalanced`]). The cyclic order stays:
 /// a side follows the same one in every round where it is not first, so
 /// a carry-over from one run to the next (sockets in TIME_WAIT, caches)
 /// is not balanced out.
 pub fn rotated(rep: usize, k: usize, n: usize) -> usize {
     (rep + k) % n
+}
+
+/// Says on stderr when `reps` rounds of `n` sides are not a multiple of
+/// `n`, so that some sides run first in more rounds than others.
+pub fn warn_unbalanced(reps: usize, n: usize) {
+    if n > 1 && !reps.is_multiple_of(n) {
+        eprintln!(
+            "note: {reps} rounds of {n} sides: the first {} run first once more than the              others; a multiple of {n} balances the order",
+            reps % n
+        );
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::rotated;
+
+    /// How often each side runs first over `reps` rounds.
+    fn firsts(reps: usize, n: usize) -> Vec<usize> {
+        let mut c = vec![0; n];
+        for rep in 0..reps {
+            c[rotated(rep, 0, n)] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn every_side_runs_first_equally_often_over_a_multiple_of_n_rounds() {
+        assert_eq!(firsts(8, 4), [2, 2, 2, 2]);
+        assert_eq!(firsts(9, 3), [3, 3, 3]);
+        assert_eq!(firsts(4, 2), [2, 2]);
+        // Not a multiple: the first `reps % n` sides once more.
+        assert_eq!(firsts(6, 4), [2, 2, 1, 1]);
+    }
+
+    #[test]
+    fn every_round_runs_every_side_once() {
+        for n in 1..6 {
+            for rep in 0..12 {
+                let mut seen: Vec<usize> = (0..n).map(|k| rotated(rep, k, n)).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..n).collect::<Vec<_>>());
+            }
+        }
+    }
 }
 
 /// `first`'s rate over each other side's, round by round (each round ran

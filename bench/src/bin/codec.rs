@@ -2,8 +2,8 @@
 //! input, same loop, one process, one run.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --bin codec -- [--reps 15] [--lines 1000000] [--frames 200000]
-//!       [--only SUBSTRING]
+//! cargo run --release -p strata-bench --bin codec -- [--reps 16] [--lines 1000000] [--frames 200000]
+//!       [--long-lines] [--only SUBSTRING]
 //! ```
 //!
 //! Unknown flags and values that do not parse are errors (exit status 2).
@@ -19,7 +19,11 @@
 //! * encode: every frame encoded into a buffer that is cleared whenever it
 //!   holds 64 KiB or more, as a flush would.
 //!
-//! Lines are 5 to 20 bytes of text (1 in 8 ends with `\r\n`); length-
+//! Lines are 5 to 20 bytes on the wire, line ending included (3 to 19
+//! bytes of ASCII text; 1 in 8 ends with `\r\n`), the short requests of a
+//! line protocol; with `--long-lines`, 20 to 200 bytes of text, one line
+//! in 4 with multi-byte UTF-8 characters (2 to 4 bytes each), which takes
+//! decoders off any short-ASCII path. Length-
 //! delimited frames have a 4-byte big-endian header and a 16 to 512-byte
 //! body. Both sides run with the same limits (8 KiB per line, 8 MiB per
 //! frame). The implementations alternate (A B, then B A, ...) on every
@@ -53,7 +57,8 @@ const USAGE: &str = "\
 codec benchmark: strata-codec against tokio-util's codecs
 
 usage:
-  codec [--reps 15] [--lines 1000000] [--frames 200000] [--only SUBSTRING]
+  codec [--reps 16] [--lines 1000000] [--frames 200000] [--long-lines] [--only SUBSTRING]
+      --long-lines makes lines 20 to 200 bytes of text, some of it non-ASCII
       --only runs just the cases whose name contains SUBSTRING
 
 Unknown flags and values that do not parse are errors (exit status 2).";
@@ -93,20 +98,33 @@ impl Workload {
     }
 }
 
-fn lines_workload(count: usize) -> Workload {
+fn lines_workload(count: usize, long: bool) -> Workload {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.:/";
+    /// Multi-byte characters of 2, 3 and 4 bytes.
+    const WIDE: [&str; 4] = ["é", "ß", "€", "😀"];
     let mut rng = Rng(0x1135_c0de_0000_0001);
-    let mut wire = Vec::with_capacity(count * 14);
-    let mut payloads = Vec::with_capacity(count * 13);
+    let per_line = if long { 112 } else { 14 };
+    let mut wire = Vec::with_capacity(count * per_line);
+    let mut payloads = Vec::with_capacity(count * per_line);
     let mut frames = Vec::with_capacity(count);
     for _ in 0..count {
-        // 5 to 20 bytes on the wire, line ending included.
         let crlf = rng.next().is_multiple_of(8);
-        let total = rng.range(5, 20);
-        let text = total - if crlf { 2 } else { 1 };
+        let text = if long {
+            rng.range(20, 200)
+        } else {
+            // 5 to 20 bytes on the wire, line ending included.
+            rng.range(5, 20) - if crlf { 2 } else { 1 }
+        };
+        let wide = long && rng.next().is_multiple_of(4);
         let start = payloads.len();
-        for _ in 0..text {
-            payloads.push(ALPHABET[rng.next() as usize % ALPHABET.len()]);
+        while payloads.len() - start < text {
+            let room = text - (payloads.len() - start);
+            let c = WIDE[rng.next() as usize % WIDE.len()];
+            if wide && c.len() <= room && rng.next().is_multiple_of(3) {
+                payloads.extend_from_slice(c.as_bytes());
+            } else {
+                payloads.push(ALPHABET[rng.next() as usize % ALPHABET.len()]);
+            }
         }
         wire.extend_from_slice(&payloads[start..]);
         wire.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
@@ -284,11 +302,13 @@ const NAMES: [&str; 7] = [
     "lines: decode as shared Line, 4 KiB chunks",
 ];
 
-/// `--reps`, `--lines`, `--frames` and `--only`, checked.
-fn options(mut args: Args) -> Result<(usize, usize, usize, String), ArgError> {
-    let reps: usize = args.at_least("--reps", 15, 1)?;
+/// `--reps`, `--lines`, `--frames`, `--long-lines` and `--only`, checked.
+fn options(mut args: Args) -> Result<(usize, usize, usize, bool, String), ArgError> {
+    // Even: strata runs first in half the rounds.
+    let reps: usize = args.at_least("--reps", 16, 1)?;
     let line_count: usize = args.at_least("--lines", 1_000_000, 1)?;
     let frame_count: usize = args.at_least("--frames", 200_000, 1)?;
+    let long = args.flag("--long-lines")?;
     // Only the cases whose name contains this (for profiling one case).
     let only: String = args.value("--only", String::new())?;
     if !NAMES.iter().any(|n| n.contains(&only)) {
@@ -297,14 +317,14 @@ fn options(mut args: Args) -> Result<(usize, usize, usize, String), ArgError> {
         )));
     }
     args.finish()?;
-    Ok((reps, line_count, frame_count, only))
+    Ok((reps, line_count, frame_count, long, only))
 }
 
 fn main() {
-    let (reps, line_count, frame_count, only) =
+    let (reps, line_count, frame_count, long, only) =
         options(Args::from_env(USAGE)).unwrap_or_else(|e| e.exit(USAGE));
 
-    let lines = lines_workload(line_count);
+    let lines = lines_workload(line_count, long);
     let frames = length_delimited_workload(frame_count);
     let line_tally = Tally {
         frames: line_count,
@@ -315,7 +335,8 @@ fn main() {
         bytes: frames.payload_bytes,
     };
     eprintln!(
-        "lines: {} lines, {} bytes; length-delimited: {} frames, {} bytes; {reps} repetitions",
+        "lines{}: {} lines, {} bytes; length-delimited: {} frames, {} bytes; {reps} repetitions",
+        if long { " (long)" } else { "" },
         line_count,
         lines.wire.len(),
         frame_count,
@@ -335,9 +356,9 @@ fn main() {
     use strata_codec::{Decoder as _, Encoder as _};
     use tokio_util::codec::{Decoder as _, Encoder as _};
 
-    // The encoders take text; the payloads are ASCII.
+    // The encoders take text.
     let line_strs: Vec<&str> = (0..line_count)
-        .map(|i| std::str::from_utf8(lines.frame(i)).expect("ASCII payload"))
+        .map(|i| std::str::from_utf8(lines.frame(i)).expect("UTF-8 payload"))
         .collect();
     let encoded_lines = bytes_per_run("lines: encode", &lines, &frames);
 
@@ -560,7 +581,13 @@ mod tests {
 
     #[test]
     fn lines_encode_counts_the_bytes_the_encoders_write() {
-        let lines = lines_workload(1000);
+        for long in [false, true] {
+            encoded_bytes_are_counted(long);
+        }
+    }
+
+    fn encoded_bytes_are_counted(long: bool) {
+        let lines = lines_workload(1000, long);
         let frames = length_delimited_workload(10);
         let mut strata = strata_codec::LinesCodec::with_max_length(MAX_LINE);
         let mut tokio = tokio_util::codec::LinesCodec::new_with_max_length(MAX_LINE);
@@ -586,5 +613,28 @@ mod tests {
             bytes_per_run("length-delimited: encode", &lines, &frames),
             frames.wire.len()
         );
+    }
+
+    /// The lines are as the docs say: 3 to 19 bytes of ASCII text, or
+    /// with `--long-lines` 20 to 200 bytes of UTF-8 text, a quarter or so
+    /// of the lines with multi-byte characters.
+    #[test]
+    fn the_line_workloads_are_as_documented() {
+        for long in [false, true] {
+            let lines = lines_workload(4000, long);
+            let (lo, hi) = if long { (20, 200) } else { (3, 19) };
+            let mut wide = 0;
+            for i in 0..lines.frames.len() {
+                let text = std::str::from_utf8(lines.frame(i)).expect("UTF-8");
+                assert!((lo..=hi).contains(&text.len()), "{} bytes", text.len());
+                assert!(!text.contains('\n') && !text.ends_with('\r'));
+                wide += usize::from(!text.is_ascii());
+            }
+            if long {
+                assert!((600..=1400).contains(&wide), "{wide} of 4000 non-ASCII");
+            } else {
+                assert_eq!(wide, 0);
+            }
+        }
     }
 }

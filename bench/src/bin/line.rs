@@ -166,6 +166,9 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
         for &depth in &depths {
             let mut rows: Vec<Row> = servers.iter().map(|s| Row::new(s)).collect();
             let n = rows.len();
+            if depth == depths[0] {
+                report::warn_unbalanced(reps, n);
+            }
             for rep in 0..reps {
                 // Each round starts with the next server, so that none is
                 // always the first run (or always follows the same one).

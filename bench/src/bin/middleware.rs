@@ -345,6 +345,7 @@ fn main() {
         tower_run(&tokio, calls / 10, true, concurrent);
 
         let (mut sb, mut tb, mut ss, mut ts) = (vec![], vec![], vec![], vec![]);
+        report::warn_unbalanced(reps, 4);
         for rep in 0..reps {
             for k in 0..4 {
                 match report::rotated(rep, k, 4) {

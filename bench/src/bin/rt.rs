@@ -107,6 +107,7 @@ fn spawn_bench(mut args: Args) -> Result<(), ArgError> {
     spawn_strata(&srt, tasks);
     spawn_tokio(&trt, tasks);
     let (mut s, mut t) = (Vec::new(), Vec::new());
+    report::warn_unbalanced(reps, 2);
     for rep in 0..reps {
         for k in 0..2 {
             if report::rotated(rep, k, 2) == 0 {
@@ -252,6 +253,7 @@ fn echo_bench(mut args: Args) -> Result<(), ArgError> {
         ("tokio", Vec::new(), Vec::new()),
     ];
     let n = results.len();
+    report::warn_unbalanced(reps, n);
     for rep in 0..reps {
         // Each round starts with the next server.
         for k in 0..n {
