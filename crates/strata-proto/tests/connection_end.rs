@@ -592,3 +592,33 @@ fn a_transport_timeout_wrapping_another_os_error_is_not_a_disconnect() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// The kernel's `ETIMEDOUT` behind an `Arc` (a cloneable transport error)
+/// or a `Box` inside the transport's `io::Error` is still a lost peer, as
+/// the same wrapping of `ECONNRESET` is (neither is itself an `io::Error`,
+/// and their `source()` skips the one inside).
+#[test]
+fn a_kernel_error_behind_an_arc_or_box_still_ends_as_a_disconnect() {
+    type Wrap = fn(std::io::Error) -> std::io::Error;
+    let wraps: [(&str, Wrap); 2] = [
+        ("Arc", |k| {
+            std::io::Error::new(k.kind(), std::sync::Arc::new(k))
+        }),
+        ("Box", |k| std::io::Error::new(k.kind(), Box::new(k))),
+    ];
+    for (how, wrap) in wraps {
+        for errno in [libc::ECONNRESET, libc::ETIMEDOUT] {
+            let (ended, got) =
+                ended_by_a_failed_read(move || wrap(std::io::Error::from_raw_os_error(errno)));
+            let e = ended.expect_err("the read failed");
+            assert!(
+                e.is_disconnect(),
+                "errno {errno} in an {how}: ended as {e:?}"
+            );
+            assert!(
+                got.is_empty(),
+                "errno {errno} in an {how}: client got {got:?}"
+            );
+        }
+    }
+}

@@ -130,9 +130,17 @@ fn kernel_timed_out(e: &io::Error) -> bool {
             None => cur.and_then(std::error::Error::source),
         };
         let Some(c) = cur else { return false };
-        io = c.downcast_ref::<io::Error>();
+        io = as_io(c);
     }
     false
+}
+
+/// `e` as an `io::Error`, also behind an `Arc` or a `Box` (whose
+/// `source()` is the `io::Error`'s own, which skips it).
+fn as_io<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    e.downcast_ref::<io::Error>()
+        .or_else(|| e.downcast_ref::<std::sync::Arc<io::Error>>().map(|a| &**a))
+        .or_else(|| e.downcast_ref::<Box<io::Error>>().map(|b| &**b))
 }
 
 /// The `io::Error` at the root of `err`, if there is one.
