@@ -99,7 +99,8 @@ pub fn rotated(rep: usize, k: usize, n: usize) -> usize {
 pub fn warn_unbalanced(reps: usize, n: usize) {
     if n > 1 && !reps.is_multiple_of(n) {
         eprintln!(
-            "note: {reps} rounds of {n} sides: the first {} run first once more than the              others; a multiple of {n} balances the order",
+            "note: {reps} rounds of {n} sides: the first {} run first once more than the \
+             others; a multiple of {n} balances the order",
             reps % n
         );
     }

@@ -2,7 +2,7 @@
 //! hand-written mio server, same protocol, same load generator, one run.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --bin line -- [--secs 5] [--reps 3] [--conns 64]
+//! cargo run --release -p strata-bench --bin line -- [--secs 5] [--reps 4] [--conns 64]
 //!       [--depths 1,16] [--modes pinned,shared] [--idle 10000] [--servers strata,tokio,tokio-batch,mio]
 //! ```
 //!
@@ -41,7 +41,7 @@ const USAGE: &str = "\
 line server benchmark: strata against tokio and a hand-written mio server
 
 usage:
-  line [--secs 5] [--reps 3] [--conns 64] [--depths 1,16] [--modes pinned,shared]
+  line [--secs 5] [--reps 4] [--conns 64] [--depths 1,16] [--modes pinned,shared]
        [--idle 10000] [--servers strata,tokio,tokio-batch,mio] [--progress|--quiet]
       run the side-by-side benchmark and print the tables
   line serve strata|tokio|tokio-batch|mio [--workers 1]
@@ -118,7 +118,7 @@ fn load(mut args: Args) -> Result<(), ArgError> {
 
 fn bench(mut args: Args) -> Result<(), ArgError> {
     let duration = args.secs("--secs", 5.0)?;
-    let reps: usize = args.at_least("--reps", 3, 1)?;
+    let reps: usize = args.at_least("--reps", 4, 1)?;
     let conns: usize = args.at_least("--conns", 64, 1)?;
     let idle: usize = args.value("--idle", 10_000)?;
     let depths: Vec<usize> = args.list("--depths", "1,16")?;

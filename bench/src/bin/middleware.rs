@@ -25,7 +25,7 @@
 //! D, B C D A, ...), after a warm-up of each side; medians of 7.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --bin middleware [-- --reps 7 --calls 1000000]
+//! cargo run --release -p strata-bench --bin middleware [-- --reps 8 --calls 1000000]
 //! ```
 //!
 //! Unknown flags and values that do not parse are errors (exit status 2).
@@ -53,13 +53,13 @@ const USAGE: &str = "\
 middleware overhead: strata-service against tower
 
 usage:
-  middleware [--reps 7] [--calls 1000000]
+  middleware [--reps 8] [--calls 1000000]
 
 Unknown flags and values that do not parse are errors (exit status 2).";
 
 /// `--reps` and `--calls`, checked.
 fn options(mut args: Args) -> Result<(usize, u64), ArgError> {
-    let reps = args.at_least("--reps", 7, 1)?;
+    let reps = args.at_least("--reps", 8, 1)?;
     let calls = args.at_least("--calls", 1_000_000, 1)?;
     args.finish()?;
     Ok((reps, calls))

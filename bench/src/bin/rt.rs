@@ -12,8 +12,8 @@
 //! cancels the machine's drift between rounds.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --bin rt -- spawn [--reps 7] [--tasks 100000] [--workers 2]
-//! cargo run --release -p strata-bench --bin rt -- echo  [--reps 3] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
+//! cargo run --release -p strata-bench --bin rt -- spawn [--reps 8] [--tasks 100000] [--workers 2]
+//! cargo run --release -p strata-bench --bin rt -- echo  [--reps 4] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
 //! ```
 //!
 //! Unknown flags and values that do not parse are errors (exit status 2).
@@ -28,9 +28,9 @@ const USAGE: &str = "\
 runtime benchmarks: strata against tokio
 
 usage:
-  rt spawn [--reps 7] [--tasks 100000] [--workers 2]
+  rt spawn [--reps 8] [--tasks 100000] [--workers 2]
       spawn-and-join throughput, both runtimes in this process
-  rt echo [--reps 3] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
+  rt echo [--reps 4] [--secs 10] [--conns 64] [--workers 1] [--no-pin]
       a TCP echo server in a child process, driven over loopback
   rt serve echo-strata|echo-tokio [--workers 1]
       run one echo server on a free port of 127.0.0.1 and print its address
@@ -91,7 +91,7 @@ fn spawn_tokio(rt: &tokio::runtime::Runtime, tasks: u64) -> u64 {
 }
 
 fn spawn_bench(mut args: Args) -> Result<(), ArgError> {
-    let reps: usize = args.at_least("--reps", 7, 1)?;
+    let reps: usize = args.at_least("--reps", 8, 1)?;
     let tasks: u64 = args.at_least("--tasks", 100_000, 1)?;
     let workers: usize = args.at_least("--workers", 2, 1)?;
     args.finish()?;
@@ -229,7 +229,7 @@ fn serve_tokio(workers: usize) {
 }
 
 fn echo_bench(mut args: Args) -> Result<(), ArgError> {
-    let reps: usize = args.at_least("--reps", 3, 1)?;
+    let reps: usize = args.at_least("--reps", 4, 1)?;
     let duration = args.secs("--secs", 10.0)?;
     let conns: usize = args.at_least("--conns", 64, 1)?;
     let workers: usize = args.at_least("--workers", 1, 1)?;
