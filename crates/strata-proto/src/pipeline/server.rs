@@ -147,7 +147,7 @@ fn as_io<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> 
 fn find_io<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
+        if let Some(io) = as_io(e) {
             return Some(io);
         }
         cur = e.source();
