@@ -98,10 +98,11 @@ pub fn rotated(rep: usize, k: usize, n: usize) -> usize {
 /// `n`, so that some sides run first in more rounds than others.
 pub fn warn_unbalanced(reps: usize, n: usize) {
     if n > 1 && !reps.is_multiple_of(n) {
+        let extra = reps % n;
         eprintln!(
-            "note: {reps} rounds of {n} sides: the first {} run first once more than the \
-             others; a multiple of {n} balances the order",
-            reps % n
+            "note: with {reps} round{} of {n} sides, {extra} of the sides run first once \
+             more than the others; a multiple of {n} rounds balances the order",
+            if reps == 1 { "" } else { "s" }
         );
     }
 }

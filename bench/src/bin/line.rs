@@ -141,6 +141,8 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
     );
     // The process's own CPUs, read before any pinning.
     let allowed = server_proc::allowed_cpus().expect("sched_getaffinity");
+    // The same count of rounds and servers in every table: one note.
+    report::warn_unbalanced(reps, servers.len());
     for mode in &modes {
         let layout = (mode == "pinned").then(|| server_proc::pin_layout(&allowed));
         if !matches!(layout, Some(Ok(_))) {
@@ -166,9 +168,6 @@ fn bench(mut args: Args) -> Result<(), ArgError> {
         for &depth in &depths {
             let mut rows: Vec<Row> = servers.iter().map(|s| Row::new(s)).collect();
             let n = rows.len();
-            if depth == depths[0] {
-                report::warn_unbalanced(reps, n);
-            }
             for rep in 0..reps {
                 // Each round starts with the next server, so that none is
                 // always the first run (or always follows the same one).

@@ -22,7 +22,7 @@
 //!
 //! Each repetition runs the four (strata bare, tower bare, strata stack,
 //! tower stack) back to back, starting with the next one each time (A B C
-//! D, B C D A, ...), after a warm-up of each side; medians of 7.
+//! D, B C D A, ...), after a warm-up of each side; medians of 8 by default.
 //!
 //! ```text
 //! cargo run --release -p strata-bench --bin middleware [-- --reps 8 --calls 1000000]
@@ -335,6 +335,7 @@ fn main() {
         .unwrap();
 
     println!("middleware overhead: {calls} calls per run, {reps} interleaved runs, medians");
+    report::warn_unbalanced(reps, 4);
     println!(
         "| pattern | bare strata ns | bare tower ns | stack strata ns | stack tower ns | overhead strata ns | overhead tower ns | overhead strata/tower | spread strata | spread tower |"
     );
@@ -345,7 +346,6 @@ fn main() {
         tower_run(&tokio, calls / 10, true, concurrent);
 
         let (mut sb, mut tb, mut ss, mut ts) = (vec![], vec![], vec![], vec![]);
-        report::warn_unbalanced(reps, 4);
         for rep in 0..reps {
             for k in 0..4 {
                 match report::rotated(rep, k, 4) {
