@@ -75,17 +75,20 @@
 //! let hello = service_fn(|line: String| async move {
 //!     Ok::<_, std::io::Error>(if line == "hello" { "world" } else { "idk" }.to_string())
 //! });
-//! # strata::run(async {
-//! assert_eq!(hello.call("hello".into()).await.unwrap(), "world");
-//! # });
+//! // `strata::run` starts a runtime and runs a future to completion on it.
+//! strata::run(async {
+//!     assert_eq!(hello.call("hello".into()).await.unwrap(), "world");
+//! });
 //! ```
 //!
 //! # 4. Serving it
 //!
 //! [`TcpServer`](crate::proto::TcpServer) runs a protocol and a service on
 //! a thread-per-core runtime: one worker per core, each with its own
-//! listener, connections bounded in number, in requests in flight, in
-//! idle time and in time to send a request. `serve` returns after Ctrl-C
+//! listener, connections bounded in number (10,000 by default), in
+//! requests in flight, in idle time, in time to send a request and in time
+//! to take an answer (see [`ConnectionConfig`](crate::proto::ConnectionConfig)).
+//! `serve` returns after Ctrl-C
 //! or SIGTERM, once the requests already received are answered; it
 //! returns an error if it had to drop connections instead (the shutdown
 //! timeout passed, or a second signal asked it to stop at once).
@@ -164,9 +167,9 @@
 //!     .service(service_fn(|line: String| async move {
 //!         Ok::<_, Error>(if line == "hello" { "world" } else { "idk" }.to_string())
 //!     }));
-//! # strata::run(async {
-//! assert_eq!(svc.call("hello".into()).await.unwrap(), "world");
-//! # });
+//! strata::run(async {
+//!     assert_eq!(svc.call("hello".into()).await.unwrap(), "world");
+//! });
 //! # // What `TcpServer::serve` asks of a service's error:
 //! # fn servable<S: Service<String>>(_: &S) where S::Error: Into<strata::service::BoxError> {}
 //! # servable(&svc);
@@ -175,8 +178,15 @@
 //! Each layer's failure is its own small error type, converted into the
 //! service's error with `From`, so callers can match on what went wrong
 //! (each also converts into `std::io::Error`, for a service that fails
-//! with that). What the client sees of a failure is the protocol's call:
-//! step 2's `service_error` answers it with an error line.
+//! with that; without the `From`, `call` is reported as a method whose
+//! trait bounds are not satisfied). Mind the two `Elapsed` types: this
+//! one, `service::timeout::Elapsed`, is the middleware's; the runtime's
+//! `rt::time::Elapsed` is what `rt::time::timeout` returns. What the
+//! client sees of a failure is the protocol's call: step 2's
+//! `service_error` answers it with an error line. To serve the stack,
+//! hand it to step 4's `serve` in place of `hello`
+//! (`.serve(move || Ok(svc.clone()))`); the pool, created outside the
+//! factory, is then shared by every connection.
 //!
 //! # 6. A client
 //!
@@ -187,18 +197,20 @@
 //! background with `start` on a free port:
 //!
 //! ```
-//! # use strata::codec::LinesCodec;
 //! # use strata::proto::pipeline::ServerProto;
 //! # struct LineProto;
 //! # impl ServerProto for LineProto {
 //! #     type Request = String;
 //! #     type Response = String;
-//! #     type Codec = LinesCodec;
-//! #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+//! #     type Codec = strata::codec::LinesCodec;
+//! #     fn codec(&self) -> Self::Codec { strata::codec::LinesCodec::new() }
 //! # }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use strata::codec::LinesCodec;
 //! use strata::io::{SinkExt, StreamExt};
 //! use strata::prelude::*;
 //!
+//! // (In a `main` that returns `Result<(), Box<dyn std::error::Error>>`.)
 //! let hello = service_fn(|line: String| async move {
 //!     Ok::<_, std::io::Error>(if line == "hello" { "world" } else { "idk" }.to_string())
 //! });
@@ -218,7 +230,8 @@
 //!     Ok::<_, Box<dyn std::error::Error>>(())
 //! })?;
 //! server.shutdown();
-//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! [`LinesCodec`]: crate::codec::LinesCodec

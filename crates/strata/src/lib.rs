@@ -15,7 +15,12 @@
 //! service layer); this crate re-exports them under one name, with a [`prelude`]. New
 //! here? Read the [`guide`]: the classic line server, layer by layer.
 //!
-//! # A line server in a dozen lines
+//! # A line server, whole
+//!
+//! It serves until Ctrl-C, silently (no log is set up here; `nc localhost
+//! 12345` and type `hello`). A line that is not UTF-8 or too long closes
+//! the connection without a word: the guide's step 2 shows how to answer
+//! it with an error line, as the repository's `line-server` does.
 //!
 //! ```no_run
 //! use strata::prelude::*;

@@ -298,6 +298,10 @@ impl<P: ServerProto> TcpServer<P> {
             // stopped at once, and no connection was dropped.
             Drain::Done => Ok(()),
             Drain::Interrupted if left == 0 => Ok(()),
+            Drain::TimedOut if timeout.is_zero() => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the shutdown timeout is zero; {left} {connections} dropped"),
+            )),
             Drain::TimedOut => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(

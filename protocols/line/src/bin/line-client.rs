@@ -125,8 +125,10 @@ impl Outcome {
             Input::Sent(sent) if *sent == self.answered => {}
             Input::Sent(sent) => {
                 eprintln!(
-                    "line-client: {addr}: {} answers to {sent} requests",
-                    self.answered
+                    "line-client: {addr}: {} answer{} to {sent} request{}",
+                    self.answered,
+                    if self.answered == 1 { "" } else { "s" },
+                    if *sent == 1 { "" } else { "s" }
                 );
                 ok = false;
             }
