@@ -99,9 +99,14 @@ pub fn rotated(rep: usize, k: usize, n: usize) -> usize {
 pub fn warn_unbalanced(reps: usize, n: usize) {
     if n > 1 && !reps.is_multiple_of(n) {
         let extra = reps % n;
+        let sides = if extra == 1 {
+            "one side runs".to_string()
+        } else {
+            format!("{extra} sides run")
+        };
         eprintln!(
-            "note: with {reps} round{} of {n} sides, {extra} of the sides run first once \
-             more than the others; a multiple of {n} rounds balances the order",
+            "note: with {reps} round{} of {n} sides, {sides} first once more than the \
+             others; a multiple of {n} rounds balances the order",
             if reps == 1 { "" } else { "s" }
         );
     }

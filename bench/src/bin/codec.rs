@@ -341,12 +341,13 @@ fn main() {
         bytes: frames.payload_bytes,
     };
     eprintln!(
-        "lines{}: {} lines, {} bytes; length-delimited: {} frames, {} bytes; {reps} repetitions",
+        "lines{}: {} lines, {} bytes; length-delimited: {} frames, {} bytes; {reps} repetition{}",
         if long { " (long)" } else { "" },
         line_count,
         lines.wire.len(),
         frame_count,
-        frames.wire.len()
+        frames.wire.len(),
+        if reps == 1 { "" } else { "s" }
     );
 
     let mut cases: Vec<Case> = NAMES

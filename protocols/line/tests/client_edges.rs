@@ -115,3 +115,35 @@ fn a_port_out_of_range_is_called_that() {
         );
     }
 }
+
+/// A server that answers one line, then closes while the client's input
+/// is still open: the client says the connection was cut, counting "1
+/// answer" (it said "1 answers").
+#[test]
+fn a_cut_connection_with_one_answer_reads_in_plain_words() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let srv = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (&s).write_all(b"world\n").unwrap();
+    });
+    let mut child = Command::new(CLIENT)
+        .args(["--addr", &addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Input held open: the server's close comes before its end.
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"hello\n").unwrap();
+    let out = output_within(child, 30);
+    drop(input);
+    srv.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    assert!(stderr.contains("(1 answer)"), "stderr: {stderr:?}");
+}

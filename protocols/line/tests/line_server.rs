@@ -461,6 +461,12 @@ fn shutdown_drops_a_connection(timeout: &str, says: &str) {
     let (status, logs) = server.terminate();
     assert_eq!(status.code(), Some(1), "logs {logs:#?}");
     assert!(logs.iter().any(|l| l.contains(says)), "{logs:#?}");
+    // The log's warning fits a zero timeout too (it said "passed").
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("shutdown timeout reached; dropping")),
+        "{logs:#?}"
+    );
 }
 
 /// A stdout that cannot be written (the address line fails) does not stop

@@ -213,7 +213,12 @@ enum Read {
 /// goes away (a reset, a broken pipe, out of reach) is nobody's failure:
 /// the connection ends with `Ok(())` when a write finds it gone, and with
 /// an error for which [`ConnectionError::is_disconnect`] is `true` when a
-/// read does.
+/// read does. It is recognised by the `io::Error` inside the codec's
+/// error (found through `source()`, `Arc` and `Box`): a codec error type
+/// that hides it (a `source()` that skips it, as thiserror's
+/// `#[error(transparent)]` does) makes a reset on a read look like bad
+/// input, and a read error of another kind (`EIO`, say) is reported as
+/// [`ConnectionError::Decode`], as a decoder's own error is.
 ///
 /// The write timeout counts the bytes `io` accepts. Over a strata
 /// [`TcpStream`](strata_rt::net::TcpStream), `TcpServer` also asks the

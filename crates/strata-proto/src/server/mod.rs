@@ -514,7 +514,7 @@ fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadl
         Drain::Done => {}
         Drain::TimedOut => tracing::warn!(
             connections = state.live(),
-            "shutdown timeout passed; dropping the remaining connections"
+            "shutdown timeout reached; dropping the remaining connections"
         ),
         Drain::Interrupted if state.live() == 0 => {
             tracing::info!("second signal; stopping at once (no connection left)");

@@ -125,9 +125,8 @@ impl Outcome {
             Input::Sent(sent) if *sent == self.answered => {}
             Input::Sent(sent) => {
                 eprintln!(
-                    "line-client: {addr}: {} answer{} to {sent} request{}",
-                    self.answered,
-                    if self.answered == 1 { "" } else { "s" },
+                    "line-client: {addr}: {} to {sent} request{}",
+                    answers(self.answered),
                     if *sent == 1 { "" } else { "s" }
                 );
                 ok = false;
@@ -139,16 +138,16 @@ impl Outcome {
             Input::Cut => {
                 eprintln!(
                     "line-client: {addr}: the server closed the connection before the end of the \
-                     input ({} answers)",
-                    self.answered
+                     input ({})",
+                    answers(self.answered)
                 );
                 ok = false;
             }
             Input::Stalled(t) => {
                 eprintln!(
-                    "line-client: {addr}: the server took no input for {t:?} ({} answers); \
+                    "line-client: {addr}: the server took no input for {t:?} ({}); \
                      giving up",
-                    self.answered
+                    answers(self.answered)
                 );
                 ok = false;
             }
@@ -406,4 +405,9 @@ fn copy_input(
         sent.fetch_add(1, Ordering::SeqCst);
     }
     Ok(())
+}
+
+/// "1 answer", "2 answers".
+fn answers(n: u64) -> String {
+    format!("{n} answer{}", if n == 1 { "" } else { "s" })
 }
