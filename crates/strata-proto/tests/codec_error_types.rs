@@ -1,9 +1,12 @@
-//! A codec whose error type is `Arc<io::Error>` (the usual cloneable
-//! error): a vanished peer reported through it is still a vanished peer,
-//! on a read (a disconnect, no error line) and on a write (`Ok(())`), as
-//! through a codec whose error holds the `io::Error` itself. (The `Arc` is
-//! not itself an `io::Error`, and its `source()` skips the one inside, so
-//! it was taken for bad input and a failed write.)
+//! What the transport reports decides how a connection ends, whatever the
+//! codec's error type makes of it: a vanished peer is a vanished peer on
+//! a read (a disconnect, no error line) and on a write (`Ok(())`), and a
+//! read the transport fails otherwise is an I/O error (no error line, the
+//! requests in flight answered), through a codec whose error is
+//! `Arc<io::Error>` (the usual cloneable error; an `Arc` is not itself an
+//! `io::Error`) or one whose `source()` skips the `io::Error` inside (what
+//! thiserror's `#[error(transparent)]` makes). Both were taken for bad
+//! input and failed writes when the dispatcher read the codec's error.
 
 mod support;
 
@@ -26,11 +29,41 @@ fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static)
     rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
 }
 
-/// Lines, with a cloneable error: `Arc<io::Error>` (From<io::Error> holds).
-struct ArcLines;
-impl Decoder for ArcLines {
+/// What `#[derive(thiserror::Error)] enum E { #[error(transparent)]
+/// Io(#[from] io::Error) }` comes to: its `source()` is the inner error's
+/// own, which skips the `io::Error`.
+#[derive(Debug)]
+enum Transparent {
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for Transparent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transparent::Io(e) => std::fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for Transparent {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Transparent::Io(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Transparent {
+    fn from(e: std::io::Error) -> Self {
+        Transparent::Io(e)
+    }
+}
+
+/// Lines of bytes, with the error type `E`.
+struct ArcLines<E>(std::marker::PhantomData<E>);
+impl<E: From<std::io::Error>> Decoder for ArcLines<E> {
     type Item = Vec<u8>;
-    type Error = Arc<std::io::Error>;
+    type Error = E;
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Vec<u8>>, Self::Error> {
         match src.iter().position(|&b| b == b'\n') {
             Some(i) => Ok(Some(src.split_to(i + 1).to_vec())),
@@ -38,22 +71,25 @@ impl Decoder for ArcLines {
         }
     }
 }
-impl Encoder<Vec<u8>> for ArcLines {
-    type Error = Arc<std::io::Error>;
+impl<E: From<std::io::Error>> Encoder<Vec<u8>> for ArcLines<E> {
+    type Error = E;
     fn encode(&mut self, item: Vec<u8>, dst: &mut BytesMut) -> Result<(), Self::Error> {
         dst.extend_from_slice(&item);
         Ok(())
     }
 }
-struct ArcProto;
-impl ServerProto for ArcProto {
+struct ArcProto<E>(std::marker::PhantomData<E>);
+impl<E> ServerProto for ArcProto<E>
+where
+    E: From<std::io::Error> + std::error::Error + Send + Sync + 'static,
+{
     type Request = Vec<u8>;
     type Response = Vec<u8>;
-    type Codec = ArcLines;
-    fn codec(&self) -> ArcLines {
-        ArcLines
+    type Codec = ArcLines<E>;
+    fn codec(&self) -> ArcLines<E> {
+        ArcLines(std::marker::PhantomData)
     }
-    fn decode_error(&self, _: &Arc<std::io::Error>) -> Option<Vec<u8>> {
+    fn decode_error(&self, _: &E) -> Option<Vec<u8>> {
         Some(b"error: bad\n".to_vec())
     }
 }
@@ -108,11 +144,14 @@ impl futures_io::AsyncWrite for Dies {
     }
 }
 
-fn run(
+fn run<E>(
     send: &'static [u8],
     errno: i32,
     write_errno: Option<i32>,
-) -> (Result<(), ConnectionError>, Vec<u8>) {
+) -> (Result<(), ConnectionError>, Vec<u8>)
+where
+    E: From<std::io::Error> + std::error::Error + Send + Sync + 'static,
+{
     deadline(30, move || {
         on_a_worker(async move {
             let (mut client, server) = connected_pair();
@@ -124,7 +163,8 @@ fn run(
                     read_some: false,
                 };
                 let echo = service_fn(|r: Vec<u8>| async move { Ok::<_, std::io::Error>(r) });
-                serve_connection(io, &ArcProto, echo, &cfg(), std::future::pending()).await
+                let proto = ArcProto::<E>(std::marker::PhantomData);
+                serve_connection(io, &proto, echo, &cfg(), std::future::pending()).await
             });
             client.write_all(send).unwrap();
             let ended = conn.await.unwrap();
@@ -138,12 +178,14 @@ fn run(
     })
 }
 
-/// A kernel reset (or ETIMEDOUT) on a read, reported through a codec whose
-/// error is `Arc<io::Error>`, is a lost peer: no error line, a disconnect.
-#[test]
-fn a_reset_through_an_arc_codec_error_is_a_disconnect() {
+/// A kernel reset (or ETIMEDOUT) on a read is a lost peer: no error
+/// line, a disconnect.
+fn reset_is_a_disconnect<E>()
+where
+    E: From<std::io::Error> + std::error::Error + Send + Sync + 'static,
+{
     for errno in [libc::ECONNRESET, libc::ETIMEDOUT] {
-        let (ended, got) = run(b"par", errno, None);
+        let (ended, got) = run::<E>(b"par", errno, None);
         let e = ended.expect_err("the read failed");
         assert!(e.is_disconnect(), "errno {errno}: ended as {e:?}");
         assert!(
@@ -154,12 +196,44 @@ fn a_reset_through_an_arc_codec_error_is_a_disconnect() {
     }
 }
 
-/// A write that finds the peer gone (EPIPE) ends the connection with
-/// `Ok(())` (serve_connection's doc), also through an `Arc<io::Error>` codec.
 #[test]
-fn a_broken_pipe_through_an_arc_codec_error_ends_ok() {
-    let (ended, _) = run(b"hello\n", 0, Some(libc::EPIPE));
-    assert!(ended.is_ok(), "ended as {ended:?}");
+fn a_reset_through_an_arc_codec_error_is_a_disconnect() {
+    reset_is_a_disconnect::<Arc<std::io::Error>>();
+}
+
+#[test]
+fn a_reset_through_a_transparent_codec_error_is_a_disconnect() {
+    reset_is_a_disconnect::<Transparent>();
+}
+
+/// A write that finds the peer gone (EPIPE) ends the connection with
+/// `Ok(())` (`serve_connection`'s docs).
+#[test]
+fn a_broken_pipe_through_an_arc_or_transparent_codec_error_ends_ok() {
+    let (ended, _) = run::<Arc<std::io::Error>>(b"hello\n", 0, Some(libc::EPIPE));
+    assert!(ended.is_ok(), "Arc: ended as {ended:?}");
+    let (ended, _) = run::<Transparent>(b"hello\n", 0, Some(libc::EPIPE));
+    assert!(ended.is_ok(), "transparent: ended as {ended:?}");
+}
+
+/// A read the transport fails with another error (EIO) is an I/O error,
+/// as the same error on a write is: no error line (it was bad input,
+/// answered with one), and the request before it still answered.
+#[test]
+fn a_failed_read_is_an_io_error_like_a_failed_write() {
+    for read_first in [true, false] {
+        let (ended, got) = if read_first {
+            run::<Transparent>(b"hello\npar", libc::EIO, None)
+        } else {
+            run::<Transparent>(b"hello\n", 0, Some(libc::EIO))
+        };
+        let e = ended.expect_err("the transport failed");
+        assert!(matches!(e, ConnectionError::Io(_)), "ended as {e:?}");
+        assert!(!e.is_disconnect(), "ended as {e:?}");
+        if read_first {
+            assert_eq!(String::from_utf8_lossy(&got), "hello\n");
+        }
+    }
 }
 
 /// The same broken pipe through the lines codec (whose error holds the

@@ -82,9 +82,27 @@ impl ConnectionError {
     /// as its own failure.
     pub fn is_disconnect(&self) -> bool {
         match self {
-            ConnectionError::Io(e) => find_io(&**e).is_some_and(peer_gone),
+            ConnectionError::Io(e) => e.is::<PeerGone>() || find_io(&**e).is_some_and(peer_gone),
             _ => false,
         }
+    }
+}
+
+/// A codec error that the transport's own failure showed to be the peer
+/// going away (the codec's error type may hide the `io::Error` inside it).
+/// Reads as the error it wraps.
+#[derive(Debug)]
+struct PeerGone(BoxError);
+
+impl fmt::Display for PeerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PeerGone {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -101,7 +119,7 @@ fn peer_gone(e: &io::Error) -> bool {
 /// server's with them reports the server's decision, not a lost peer.
 /// (Not `UnexpectedEof`: a decoder reports a truncated last frame with it,
 /// which is bad input from a peer that may still read the error line.)
-fn reset(e: &io::Error) -> bool {
+pub(super) fn reset(e: &io::Error) -> bool {
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
@@ -213,12 +231,12 @@ enum Read {
 /// goes away (a reset, a broken pipe, out of reach) is nobody's failure:
 /// the connection ends with `Ok(())` when a write finds it gone, and with
 /// an error for which [`ConnectionError::is_disconnect`] is `true` when a
-/// read does. It is recognised by the `io::Error` inside the codec's
-/// error (found through `source()`, `Arc` and `Box`): a codec error type
-/// that hides it (a `source()` that skips it, as thiserror's
-/// `#[error(transparent)]` does) makes a reset on a read look like bad
-/// input, and a read error of another kind (`EIO`, say) is reported as
-/// [`ConnectionError::Decode`], as a decoder's own error is.
+/// read does. A read that `io` itself fails otherwise ends reading with
+/// [`ConnectionError::Io`] and no error response (the requests in flight
+/// are still answered); only the decoder's own errors are
+/// [`ConnectionError::Decode`], answered with the protocol's
+/// [`decode_error`](ServerProto::decode_error). Both are told by what `io`
+/// reported, whatever the codec's error type makes of it.
 ///
 /// The write timeout counts the bytes `io` accepts. Over a strata
 /// [`TcpStream`](strata_rt::net::TcpStream), `TcpServer` also asks the
@@ -378,7 +396,9 @@ where
             while !in_flight.is_empty() {
                 match Pin::new(&mut framed).poll_ready(cx) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(write_failed(e, framed.get_ref().gone()));
+                    }
                     // Over the high-water mark and the socket is full.
                     Poll::Pending => break,
                 }
@@ -405,7 +425,9 @@ where
                 && in_flight.len() < max_in_flight
                 && match Pin::new(&mut framed).poll_ready(cx) {
                     Poll::Ready(Ok(())) => true,
-                    Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(write_failed(e, framed.get_ref().gone()));
+                    }
                     // Over the mark and the socket is full: no reading now
                     // (the write timeout below still runs).
                     Poll::Pending => false,
@@ -460,7 +482,8 @@ where
                             let req = match item {
                                 Ok(req) => req,
                                 Err(e) => {
-                                    let failed = read_failed(proto, e, &mut in_flight);
+                                    let failed =
+                                        read_failed(proto, e, &mut in_flight, framed.get_ref());
                                     match failed {
                                         ReadFailed::TornDown(end) => return Poll::Ready(Err(end)),
                                         ReadFailed::Bad(answer, why) => {
@@ -522,7 +545,7 @@ where
                 };
                 if let Poll::Ready(Err(e)) = ahead {
                     // As a read error from `poll_next` above.
-                    match read_failed(proto, e.into(), &mut in_flight) {
+                    match read_failed(proto, e.into(), &mut in_flight, framed.get_ref()) {
                         ReadFailed::TornDown(end) => return Poll::Ready(Err(end)),
                         ReadFailed::Bad(answer, why) => {
                             (read, final_response) = (Read::Failed, answer);
@@ -553,7 +576,9 @@ where
                                 outcome = Err(ConnectionError::Encode(Box::new(e)));
                             }
                         }
-                        Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                        Poll::Ready(Err(e)) => {
+                            return Poll::Ready(write_failed(e, framed.get_ref().gone()));
+                        }
                         Poll::Pending => {
                             final_response = Some(resp);
                             closing = false;
@@ -563,7 +588,7 @@ where
                 if closing && let Poll::Ready(closed) = Pin::new(&mut framed).poll_close(cx) {
                     return Poll::Ready(match closed {
                         Ok(()) => std::mem::replace(&mut outcome, Ok(())),
-                        Err(e) => match write_failed(e) {
+                        Err(e) => match write_failed(e, framed.get_ref().gone()) {
                             Ok(()) => std::mem::replace(&mut outcome, Ok(())),
                             err => err,
                         },
@@ -572,7 +597,9 @@ where
             } else {
                 match Pin::new(&mut framed).poll_flush(cx) {
                     Poll::Ready(Ok(())) | Poll::Pending => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(write_failed(e)),
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(write_failed(e, framed.get_ref().gone()));
+                    }
                 }
             }
             let output = Output {
@@ -893,30 +920,48 @@ enum ReadFailed<R> {
     Bad(Option<R>, ConnectionError),
 }
 
-/// Sorts a read or decode error. A connection torn down mid-read (a reset)
-/// comes through the codec too: no error line for it, and it ends as the
-/// disconnect it is, not as bad input. Nobody is left to answer, so the
-/// requests in flight are dropped at once: one that never finishes must
-/// not hold the connection (and its slot) open. (Out of line: rare.)
+/// Sorts a read or decode error, by what the transport itself reported
+/// (`io`) as much as by the error. A connection torn down mid-read (a
+/// reset) comes through the codec too: no error line for it, and it ends
+/// as the disconnect it is, not as bad input. Nobody is left to answer, so
+/// the requests in flight are dropped at once: one that never finishes
+/// must not hold the connection (and its slot) open. A read the transport
+/// failed otherwise is no bad input either: reading stops, with no error
+/// line, and the requests in flight are still answered. (Out of line:
+/// rare.)
 #[cold]
 #[inline(never)]
-fn read_failed<P: ServerProto, F: Future>(
+fn read_failed<P: ServerProto, F: Future, T>(
     proto: &P,
     e: DecodeError<P>,
     in_flight: &mut InFlight<F>,
+    io: &Counted<T>,
 ) -> ReadFailed<P::Response> {
-    if find_io(&e).is_some_and(reset) {
+    let seen = find_io(&e).is_some_and(reset);
+    if seen || io.gone() {
         in_flight.clear();
-        return ReadFailed::TornDown(ConnectionError::Io(Box::new(e)));
+        let e: BoxError = if seen {
+            Box::new(e)
+        } else {
+            Box::new(PeerGone(Box::new(e)))
+        };
+        return ReadFailed::TornDown(ConnectionError::Io(e));
+    }
+    if io.read_failed() {
+        return ReadFailed::Bad(None, ConnectionError::Io(Box::new(e)));
     }
     ReadFailed::Bad(proto.decode_error(&e), ConnectionError::Decode(Box::new(e)))
 }
 
-/// A write (flush/close) failed: a vanished peer ends the connection
-/// normally, anything else is an error.
-fn write_failed<E: std::error::Error + Send + Sync + 'static>(e: E) -> Result<(), ConnectionError> {
+/// A write (flush/close) failed: a vanished peer (as the error says, or
+/// as the transport reported it: `gone`) ends the connection normally,
+/// anything else is an error.
+fn write_failed<E: std::error::Error + Send + Sync + 'static>(
+    e: E,
+    gone: bool,
+) -> Result<(), ConnectionError> {
     let err = ConnectionError::Io(Box::new(e));
-    if err.is_disconnect() {
+    if gone || err.is_disconnect() {
         Ok(())
     } else {
         Err(err)
