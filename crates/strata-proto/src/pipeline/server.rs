@@ -879,6 +879,12 @@ impl Watch {
         if polled.is_ready() || self.dropped >= WATCH_LIMIT {
             self.dropped = u64::MAX;
         }
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            // An end of stream or an error that is no reset: nothing for
+            // the requests still buffered (a decoder's error among them
+            // is bad input, not this).
+            io.forget_read_error();
+        }
         polled
     }
 }

@@ -17,10 +17,13 @@ pub(crate) struct Counted<T> {
     io: T,
     written: u64,
     read: u64,
-    /// The last failed read's and write's (or flush's, close's) error, as
-    /// its OS code: 0 for none, -1 for an error without one. Plain stores
-    /// on the error path (a call there cost the request path 25 to 60
-    /// instructions at depth 1, callgrind); sorted only when needed.
+    /// The last read's error, if it failed, and the last failed write's
+    /// (or flush's, close's), as an OS code: 0 for none, -1 for an error
+    /// without one. Plain stores (a call on the error path cost the
+    /// request path 25 to 60 instructions at depth 1, callgrind); sorted
+    /// only when needed. A read that succeeds clears the read's: a failure
+    /// that was retried (`Interrupted`) is no reason for a later decoder
+    /// error.
     read_error: i32,
     write_error: i32,
 }
@@ -36,9 +39,16 @@ impl<T> Counted<T> {
         }
     }
 
-    /// Whether a read of the transport failed (not counting `EINTR`).
+    /// Whether the last read of the transport failed (not counting
+    /// `EINTR`).
     pub(crate) fn read_failed(&self) -> bool {
         self.read_error != 0 && self.read_error != libc::EINTR
+    }
+
+    /// Forgets the last read's failure: its error was dealt with (the
+    /// reset watch drops what is not a reset).
+    pub(crate) fn forget_read_error(&mut self) {
+        self.read_error = 0;
     }
 
     /// Whether the transport's own error, in either direction, said the
@@ -79,7 +89,10 @@ impl<T> Counted<T> {
     #[inline]
     fn counted_read(&mut self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         match &r {
-            Poll::Ready(Ok(n)) => self.read += *n as u64,
+            Poll::Ready(Ok(n)) => {
+                self.read += *n as u64;
+                self.read_error = 0;
+            }
             Poll::Ready(Err(e)) => self.read_error = e.raw_os_error().unwrap_or(-1),
             Poll::Pending => {}
         }
