@@ -188,6 +188,14 @@ where
         let (ended, got) = run::<E>(b"par", errno, None);
         let e = ended.expect_err("the read failed");
         assert!(e.is_disconnect(), "errno {errno}: ended as {e:?}");
+        // The codec's error is still there, down the `source()` chain.
+        let mut cur = std::error::Error::source(&e);
+        let mut found = false;
+        while let Some(c) = cur {
+            found |= c.is::<E>();
+            cur = c.source();
+        }
+        assert!(found, "errno {errno}: no codec error in {e:?}");
         assert!(
             got.is_empty(),
             "errno {errno}: client got {:?}",

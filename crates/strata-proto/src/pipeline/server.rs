@@ -90,7 +90,8 @@ impl ConnectionError {
 
 /// A codec error that the transport's own failure showed to be the peer
 /// going away (the codec's error type may hide the `io::Error` inside it).
-/// Reads as the error it wraps.
+/// Reads as the error it wraps, which is its `source()` (so that a caller
+/// looking for the codec's error type finds it one step down).
 #[derive(Debug)]
 struct PeerGone(BoxError);
 
@@ -102,7 +103,7 @@ impl fmt::Display for PeerGone {
 
 impl std::error::Error for PeerGone {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        Some(&*self.0)
     }
 }
 
