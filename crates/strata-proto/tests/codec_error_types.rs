@@ -188,14 +188,19 @@ where
         let (ended, got) = run::<E>(b"par", errno, None);
         let e = ended.expect_err("the read failed");
         assert!(e.is_disconnect(), "errno {errno}: ended as {e:?}");
-        // The codec's error is still there, down the `source()` chain.
+        // The codec's error is still there, down the `source()` chain, and
+        // no message comes twice in a row in it (a "Caused by:" report).
         let mut cur = std::error::Error::source(&e);
-        let mut found = false;
+        let (mut found, mut links) = (false, Vec::new());
         while let Some(c) = cur {
             found |= c.is::<E>();
+            links.push(c.to_string());
             cur = c.source();
         }
         assert!(found, "errno {errno}: no codec error in {e:?}");
+        for w in links.windows(2) {
+            assert_ne!(w[0], w[1], "errno {errno}: {links:?}");
+        }
         assert!(
             got.is_empty(),
             "errno {errno}: client got {:?}",

@@ -200,3 +200,113 @@ fn an_error_the_watch_swallowed_does_not_turn_a_buffered_decode_error_into_io() 
 fn result_is_none(r: &Option<Result<(), String>>) -> bool {
     r.is_none()
 }
+
+/// Memory whose next read fails with `Interrupted` (no OS code) when the
+/// test arms it.
+struct Interrupting {
+    inner: Memory,
+    interrupt: Rc<Cell<bool>>,
+}
+
+impl AsyncRead for Interrupting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.interrupt.replace(false) {
+            return Poll::Ready(Err(io::Error::from(io::ErrorKind::Interrupted)));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Interrupting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// At the in-flight bound (1), "wait" runs and a too-long line sits in the
+/// read buffer. The read-ahead's read is interrupted (retried) and then
+/// finds nothing (`Pending`). When "wait" finishes, the buffered line is
+/// decoded: bad input, which must end as `Decode` with the error line.
+fn run_interrupted_read_ahead(
+    interrupt_during_read_ahead: bool,
+) -> (Option<Result<(), String>>, String) {
+    let svc = Gated::default();
+    let gate = svc.gate.clone();
+    let rt = one_worker_runtime();
+    rt.block_on(async move {
+        let mock = Memory::default();
+        let interrupt = Rc::new(Cell::new(false));
+        let io = Interrupting {
+            inner: mock.clone(),
+            interrupt: interrupt.clone(),
+        };
+        let cfg = ConnectionConfig::default()
+            .max_in_flight(1)
+            .idle_timeout(None)
+            .read_timeout(None)
+            .write_timeout(None);
+        let conn = serve_connection(io, &TestProto, svc, &cfg, std::future::pending());
+        let mut conn = pin!(conn);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut result: Option<Result<(), String>> = None;
+        let mut poll = |n: usize| {
+            for _ in 0..n {
+                if result.is_none()
+                    && let Poll::Ready(r) = conn.as_mut().poll(&mut cx)
+                {
+                    result = Some(r.map_err(|e: ConnectionError| format!("{e:?} / {e}")));
+                }
+            }
+            result.clone()
+        };
+        let mut incoming = b"wait\n".to_vec();
+        incoming.extend(vec![b'x'; 100]);
+        incoming.push(b'\n');
+        mock.send(&incoming);
+        // "wait" is taken; the rest is buffered; the read-ahead finds nothing.
+        poll(4);
+        // The next read-ahead read: Interrupted (retried), then Pending.
+        interrupt.set(interrupt_during_read_ahead);
+        poll(4);
+        assert!(!interrupt.get(), "the read-ahead did not read");
+        assert!(poll(0).is_none(), "ended early: {:?}", poll(0));
+        // The peer then closes (so the linger after the error line ends).
+        mock.0.borrow_mut().eof = true;
+        let wakers = {
+            let mut g = gate.borrow_mut();
+            g.0 = true;
+            std::mem::take(&mut g.1)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        let result = poll(64);
+        (result, mock.written())
+    })
+}
+
+/// At the in-flight bound, a read-ahead read fails with `Interrupted` (no
+/// OS code), is retried and finds nothing (`Pending`); the line too long
+/// already buffered is then bad input, answered with the error line (it
+/// was an I/O error: only a read that brought data cleared the failure).
+#[test]
+fn an_interrupted_read_ahead_that_then_pends_does_not_turn_a_buffered_decode_error_into_io() {
+    let (result, written) = run_interrupted_read_ahead(true);
+    assert!(
+        matches!(&result, Some(Err(e)) if e.starts_with("Decode")),
+        "ended as {result:?}, client got {written:?}"
+    );
+    assert!(written.contains("error: "), "client got {written:?}");
+}

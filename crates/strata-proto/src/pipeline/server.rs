@@ -90,8 +90,8 @@ impl ConnectionError {
 
 /// A codec error that the transport's own failure showed to be the peer
 /// going away (the codec's error type may hide the `io::Error` inside it).
-/// Reads as the error it wraps, which is its `source()` (so that a caller
-/// looking for the codec's error type finds it one step down).
+/// Reads as the error it wraps, and forwards its `source()`;
+/// `ConnectionError::source` skips it, to the codec's error.
 #[derive(Debug)]
 struct PeerGone(BoxError);
 
@@ -103,7 +103,7 @@ impl fmt::Display for PeerGone {
 
 impl std::error::Error for PeerGone {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
+        self.0.source()
     }
 }
 
@@ -201,6 +201,10 @@ impl fmt::Display for ConnectionError {
 impl std::error::Error for ConnectionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            // Past the private marker, to the codec's error itself.
+            ConnectionError::Io(e) if e.is::<PeerGone>() => {
+                e.downcast_ref::<PeerGone>().map(|p| &*p.0 as _)
+            }
             ConnectionError::Io(e)
             | ConnectionError::Decode(e)
             | ConnectionError::Encode(e)

@@ -21,9 +21,9 @@ pub(crate) struct Counted<T> {
     /// (or flush's, close's), as an OS code: 0 for none, -1 for an error
     /// without one. Plain stores (a call on the error path cost the
     /// request path 25 to 60 instructions at depth 1, callgrind); sorted
-    /// only when needed. A read that succeeds clears the read's: a failure
-    /// that was retried (`Interrupted`) is no reason for a later decoder
-    /// error.
+    /// only when needed. A read that does not fail (data, or `Pending`)
+    /// clears the read's: a failure that was retried (`Interrupted`) is no
+    /// reason for a later decoder error.
     read_error: i32,
     write_error: i32,
 }
@@ -94,7 +94,7 @@ impl<T> Counted<T> {
                 self.read_error = 0;
             }
             Poll::Ready(Err(e)) => self.read_error = e.raw_os_error().unwrap_or(-1),
-            Poll::Pending => {}
+            Poll::Pending => self.read_error = 0,
         }
         r
     }
