@@ -12,13 +12,13 @@ mod support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use strata_codec::{Decoder, Encoder};
 use strata_proto::pipeline::{ConnectionError, ServerProto, serve_connection};
 use strata_service::service_fn;
+use support::failing::Failing;
 use support::{cfg, connected_pair, deadline};
 
 fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
@@ -94,56 +94,6 @@ where
     }
 }
 
-/// Reads fail with `errno` (0: stay pending) once the first bytes were
-/// read; writes fail with `write_errno`, if set.
-struct Dies {
-    inner: strata_rt::net::TcpStream,
-    errno: i32,
-    write_errno: Option<i32>,
-    read_some: bool,
-}
-impl futures_io::AsyncRead for Dies {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.read_some && self.errno == 0 {
-            return Poll::Pending;
-        }
-        if self.read_some {
-            return Poll::Ready(Err(std::io::Error::from_raw_os_error(self.errno)));
-        }
-        let n = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        self.read_some = n > 0;
-        Poll::Ready(Ok(n))
-    }
-}
-impl futures_io::AsyncWrite for Dies {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if let Some(e) = self.write_errno {
-            return Poll::Ready(Err(std::io::Error::from_raw_os_error(e)));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
 fn run<E>(
     send: &'static [u8],
     errno: i32,
@@ -156,12 +106,11 @@ where
         on_a_worker(async move {
             let (mut client, server) = connected_pair();
             let conn = strata_rt::spawn_local(async move {
-                let io = Dies {
-                    inner: server,
-                    errno,
-                    write_errno,
-                    read_some: false,
-                };
+                let io = Failing::new(
+                    server,
+                    (errno != 0).then(|| Failing::os(errno)),
+                    write_errno.map(Failing::os),
+                );
                 let echo = service_fn(|r: Vec<u8>| async move { Ok::<_, std::io::Error>(r) });
                 let proto = ArcProto::<E>(std::marker::PhantomData);
                 serve_connection(io, &proto, echo, &cfg(), std::future::pending()).await
@@ -257,12 +206,7 @@ fn a_broken_pipe_through_the_lines_codec_ends_ok() {
         on_a_worker(async move {
             let (mut client, server) = connected_pair();
             let conn = strata_rt::spawn_local(async move {
-                let io = Dies {
-                    inner: server,
-                    errno: 0,
-                    write_errno: Some(libc::EPIPE),
-                    read_some: false,
-                };
+                let io = Failing::new(server, None, Some(Failing::os(libc::EPIPE)));
                 serve_connection(
                     io,
                     &support::TestProto,

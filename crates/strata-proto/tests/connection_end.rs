@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use strata_proto::pipeline::serve_connection;
 use strata_service::service_fn;
+use support::failing::Failing;
 use support::{Echo, Flag, TestProto, cfg, connected_pair, deadline};
 
 /// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
@@ -381,53 +382,6 @@ fn a_stop_answers_requests_whose_reading_outlasts_the_budget() {
     assert_eq!(got.1, got.0);
 }
 
-/// A real connection whose reads fail with `error()` once the first
-/// bytes were read.
-struct DiesAfterFirstRead {
-    inner: strata_rt::net::TcpStream,
-    error: Box<dyn Fn() -> std::io::Error + Send>,
-    read_some: bool,
-}
-
-impl futures_io::AsyncRead for DiesAfterFirstRead {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.read_some {
-            return Poll::Ready(Err((self.error)()));
-        }
-        let n = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        self.read_some = n > 0;
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl futures_io::AsyncWrite for DiesAfterFirstRead {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
 /// Serves one connection whose reads fail with `error()` after the first
 /// bytes (part of a request); returns how it ended and what the client
 /// got.
@@ -438,11 +392,7 @@ fn ended_by_a_failed_read(
         on_a_worker(async move {
             let (mut client, server) = connected_pair();
             let conn = strata_rt::spawn_local(async move {
-                let io = DiesAfterFirstRead {
-                    inner: server,
-                    error: Box::new(error),
-                    read_some: false,
-                };
+                let io = Failing::new(server, Some(Box::new(error)), None);
                 serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
             });
             client.write_all(b"par").unwrap();

@@ -21,11 +21,12 @@ use support::memory::{Memory, one_worker_runtime};
 use support::{Echo, Flag, TestProto, deadline};
 
 /// A Memory whose reads can be made to fail (separately from writes):
-/// `interrupt_once` fails the first read with an `Interrupted` that has no
-/// OS code; `read_error` fails reads once nothing is left to read.
+/// `interrupt_once`, when set, fails the next read with an `Interrupted`
+/// that has no OS code; `read_error` fails reads once nothing is left to
+/// read.
 struct Flaky {
     inner: Memory,
-    interrupt_once: Cell<bool>,
+    interrupt_once: Rc<Cell<bool>>,
     read_error: Rc<Cell<Option<i32>>>,
 }
 
@@ -85,7 +86,7 @@ fn an_interrupted_read_without_os_code_does_not_turn_a_later_decode_error_into_i
             mock.0.borrow_mut().eof = true;
             let io = Flaky {
                 inner: mock.clone(),
-                interrupt_once: Cell::new(true),
+                interrupt_once: Rc::new(Cell::new(true)),
                 read_error: Rc::new(Cell::new(None)),
             };
             let cfg = ConnectionConfig::default();
@@ -140,7 +141,7 @@ fn an_error_the_watch_swallowed_does_not_turn_a_buffered_decode_error_into_io() 
         let read_error = Rc::new(Cell::new(None));
         let io = Flaky {
             inner: mock.clone(),
-            interrupt_once: Cell::new(false),
+            interrupt_once: Rc::new(Cell::new(false)),
             read_error: read_error.clone(),
         };
         let stop = Arc::new(Flag::default());
@@ -201,42 +202,6 @@ fn result_is_none(r: &Option<Result<(), String>>) -> bool {
     r.is_none()
 }
 
-/// Memory whose next read fails with `Interrupted` (no OS code) when the
-/// test arms it.
-struct Interrupting {
-    inner: Memory,
-    interrupt: Rc<Cell<bool>>,
-}
-
-impl AsyncRead for Interrupting {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.interrupt.replace(false) {
-            return Poll::Ready(Err(io::Error::from(io::ErrorKind::Interrupted)));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Interrupting {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
 /// At the in-flight bound (1), "wait" runs and a too-long line sits in the
 /// read buffer. The read-ahead's read is interrupted (retried) and then
 /// finds nothing (`Pending`). When "wait" finishes, the buffered line is
@@ -250,9 +215,10 @@ fn run_interrupted_read_ahead(
     rt.block_on(async move {
         let mock = Memory::default();
         let interrupt = Rc::new(Cell::new(false));
-        let io = Interrupting {
+        let io = Flaky {
             inner: mock.clone(),
-            interrupt: interrupt.clone(),
+            interrupt_once: interrupt.clone(),
+            read_error: Rc::new(Cell::new(None)),
         };
         let cfg = ConnectionConfig::default()
             .max_in_flight(1)
