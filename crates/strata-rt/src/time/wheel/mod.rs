@@ -63,7 +63,8 @@
 //! placed in the top level as if it were just within range (the level
 //! computation is clamped); when its slot comes round it is not due yet, so
 //! it is re-inserted and waits another rotation. The top level therefore acts
-//! as a ring: a slot "before" the current position means one rotation ahead.
+//! as a ring: a slot "before" the current position, or the current slot
+//! itself, means one rotation ahead, after every other slot.
 //!
 //! # Deadlines in the past
 //!
@@ -318,9 +319,13 @@ impl<T: Linked> Wheel<T> {
                 continue;
             }
             let shift = BITS * level as u32;
-            let pos = slot_for(self.elapsed, level);
-            let slot =
-                (l.occupied.rotate_right(pos as u32).trailing_zeros() as usize + pos) & (SLOTS - 1);
+            // Scanned from the slot after the current one: a lower level
+            // never holds its current slot, and the top level's current
+            // slot can only hold a far deadline clamped there, a whole
+            // rotation ahead, so it comes last.
+            let from = (slot_for(self.elapsed, level) + 1) & (SLOTS - 1);
+            let slot = (l.occupied.rotate_right(from as u32).trailing_zeros() as usize + from)
+                & (SLOTS - 1);
             let slot_span = 1u64 << shift;
             let level_span = slot_span << BITS;
             let level_start = self.elapsed & !(level_span - 1);

@@ -364,3 +364,25 @@ fn a_panicking_drain_keeps_the_rest() {
     assert_eq!(rest, vec![5, 6, 500, 50_000]);
     assert!(w.is_empty());
 }
+
+/// A deadline beyond the range clamped into the top level's current slot
+/// (where it waits a whole rotation) does not hide an earlier timer in
+/// another top-level slot: that slot is scanned last. It used to be
+/// scanned first, and a 1-second timer across a top-level boundary waited
+/// for the far one, about 795 days.
+#[test]
+fn a_far_timer_in_the_current_top_slot_does_not_hide_nearer_top_level_ones() {
+    // Half a second before a top-level (2^30 ms) slot boundary.
+    let start = (1 << 30) - 500;
+    let mut w = Wheel::new(start);
+    let far = start + RANGE + 100;
+    let soon = start + 1_000;
+    w.insert(far, far).unwrap();
+    w.insert(soon, soon).unwrap();
+    let next = w.next_wakeup().unwrap();
+    assert!(next <= soon, "next wake-up {next}, {} ms late", next - soon);
+    assert_eq!(fire(&mut w, soon), vec![soon]);
+    // The far one still fires at its own deadline, not before.
+    assert!(fire(&mut w, far - 1).is_empty());
+    assert_eq!(fire(&mut w, far), vec![far]);
+}
