@@ -262,6 +262,35 @@ fn a_completed_sleep_reset_on_its_worker_wakes_whoever_polls_it_next() {
     });
 }
 
+/// `Sleep::reset`'s docs: "a sleep that has completed keeps no waker",
+/// also one that completes on its first poll (its deadline already past),
+/// which used to keep its poller's waker, and so that task, as long as it
+/// lived.
+#[test]
+fn a_sleep_completed_on_its_first_poll_keeps_no_waker() {
+    deadline(20, || {
+        rt(1).block_on(async {
+            spawn(async {
+                let (count, waker) = count_waker();
+                let mut s = time::sleep_until(Instant::now() - Duration::from_secs(1));
+                assert!(
+                    Pin::new(&mut s)
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_ready()
+                );
+                drop(waker);
+                assert_eq!(
+                    std::sync::Arc::strong_count(&count),
+                    1,
+                    "the completed sleep still holds its poller's waker"
+                );
+            })
+            .await
+            .unwrap();
+        });
+    });
+}
+
 /// `Sleep::reset`'s docs: reset on a thread outside any runtime, a pending
 /// sleep's waker is not woken at once but at the new deadline (registered
 /// with the timer's worker straight away).

@@ -753,8 +753,10 @@ impl Timer {
             drop(old_waker);
             if !linked {
                 // Already due: complete now, keeping the (fired) entry so
-                // that a later `reset` can reuse it.
+                // that a later `reset` can reuse it, but not the waker (a
+                // completed sleep keeps none, as one fired by the wheel).
                 entry.state.store(FIRED, Ordering::Release);
+                drop(entry.take_waker());
                 self.entry = Some(entry);
                 return Poll::Ready(());
             }
