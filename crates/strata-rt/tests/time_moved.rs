@@ -103,3 +103,67 @@ fn an_interval_ticked_in_a_task_keeps_ticking_on_a_plain_thread() {
         drop(rt);
     });
 }
+
+/// A `Sleep` reset inside the runtime but off its worker (here in
+/// `block_on`; the same on another worker), then awaited on a plain
+/// thread. Such a reset used to cancel the registration and leave the
+/// next poll to make one, which a thread outside any runtime cannot: it
+/// panicked "polled outside a strata runtime" while the runtime ran.
+#[test]
+fn a_sleep_reset_off_its_worker_in_the_runtime_then_awaited_on_a_plain_thread_fires() {
+    deadline(20, || {
+        let rt = rt(1);
+        let mut s = rt.block_on(async {
+            spawn(async {
+                let mut s = sleep(Duration::from_secs(3600));
+                assert!(poll_once(&mut s).await.is_pending());
+                s
+            })
+            .await
+            .unwrap()
+        });
+        let due = Instant::now() + Duration::from_millis(20);
+        rt.block_on(async { s.reset(due) });
+        let fired_at = std::thread::spawn(move || {
+            plain_block_on(s);
+            Instant::now()
+        })
+        .join()
+        .expect("awaiting the reset sleep on a plain thread panicked");
+        assert!(fired_at >= due, "fired early");
+        drop(rt);
+    });
+}
+
+/// The same through `Interval`: reset in `block_on`, then ticked on a
+/// plain thread.
+#[test]
+fn an_interval_reset_off_its_worker_in_the_runtime_keeps_ticking_on_a_plain_thread() {
+    deadline(20, || {
+        let rt = rt(1);
+        let mut every = rt.block_on(async {
+            spawn(async {
+                let mut every = interval(Duration::from_millis(20));
+                every.tick().await;
+                every.tick().await;
+                every
+            })
+            .await
+            .unwrap()
+        });
+        let reset_at = Instant::now();
+        rt.block_on(async { every.reset() });
+        let (due, at) = std::thread::spawn(move || {
+            let due = plain_block_on(every.tick());
+            (due, Instant::now())
+        })
+        .join()
+        .expect("ticking the reset interval on a plain thread panicked");
+        assert!(
+            due >= reset_at + Duration::from_millis(20),
+            "tick due before the reset schedule"
+        );
+        assert!(at >= due, "ticked early");
+        drop(rt);
+    });
+}

@@ -786,10 +786,10 @@ impl Timer {
     }
 
     /// Sets a new deadline. A pending or fired registration on this thread's
-    /// worker is moved in place; otherwise it is cancelled, and its waker is
-    /// woken so that the next poll registers the new deadline, except on a
-    /// thread outside any runtime, where the new deadline is registered
-    /// with the same worker at once.
+    /// worker is moved in place; otherwise it is cancelled and the new
+    /// deadline registered with the same worker at once, with the old
+    /// registration's waker (woken at once instead if that worker has
+    /// stopped, so that the next poll finds out).
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         let Some(entry) = &self.entry else { return };
@@ -824,24 +824,22 @@ impl Timer {
                 let waker = entry.take_waker();
                 let owner = entry.owner.clone();
                 self.cancel();
-                if context::try_handle().is_none() && context::try_worker().is_none() {
-                    // On a thread outside any runtime the next poll could
-                    // not register: register the new deadline with the
-                    // same worker now (if it still runs), handing it the
-                    // waker, as a `Sleep` keeps working wherever it moves.
-                    let noop = Waker::noop();
-                    let fresh = Entry::new(tick, waker.as_ref().unwrap_or(noop), owner.clone());
-                    let stopped = owner.push_timer_op(Op::Register(fresh.clone())).is_err();
-                    if stopped {
-                        // Kept, marked so, for the next poll to say that
-                        // the runtime is gone.
-                        fresh.state.store(SHUT_DOWN, Ordering::Release);
-                    }
+                // Not on the owner's worker: register the new deadline
+                // with the same worker now, handing it the waker, so that
+                // the sleep keeps working wherever it is polled next, even
+                // on a thread outside any runtime, where a poll could not
+                // register.
+                let noop = Waker::noop();
+                let fresh = Entry::new(tick, waker.as_ref().unwrap_or(noop), owner.clone());
+                if owner.push_timer_op(Op::Register(fresh.clone())).is_ok() {
                     self.entry = Some(fresh);
-                    if !stopped {
-                        return;
-                    }
+                    return;
                 }
+                // The owner has stopped: kept, marked so, for the next poll
+                // to register with the runtime it runs in, or to say that
+                // the runtime is gone; woken so that it comes.
+                fresh.state.store(SHUT_DOWN, Ordering::Release);
+                self.entry = Some(fresh);
                 if let Some(w) = waker {
                     w.wake();
                 }

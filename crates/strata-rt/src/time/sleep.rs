@@ -84,11 +84,12 @@ impl Sleep {
     /// Moves the deadline to `deadline`, whether or not the sleep has
     /// already completed; it then completes again at the new deadline.
     ///
-    /// The task that last polled the sleep while it was pending keeps being
-    /// woken: at the new deadline when the reset is made on the worker that
-    /// owns the timer, or on a thread outside any runtime (the new deadline
-    /// is then registered with that worker at once); elsewhere at once, so
-    /// that its next poll registers the new deadline. A sleep that has
+    /// The task that last polled the sleep while it was pending is woken at
+    /// the new deadline, wherever the reset is made: the new deadline is
+    /// registered at once with the worker that owns the timer (if that
+    /// worker has stopped, the task is woken at once instead, and its next
+    /// poll registers with the runtime it runs in, or panics if there is
+    /// none, as any poll of a timer outside a runtime). A sleep that has
     /// completed keeps no waker: poll it again after the reset (as `.await`
     /// does) to be woken at the new deadline.
     ///
