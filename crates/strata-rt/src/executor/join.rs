@@ -46,8 +46,9 @@ pub struct JoinHandle<T> {
 }
 
 /// Passes a wake-up on to another executor's waker, containing a panic:
-/// async-task wakes the handle's waker under its abort-on-panic guard, so
-/// a waker that panics would otherwise end the whole process. (A strata
+/// async-task wakes (and drops) the handle's waker under its
+/// abort-on-panic guard, so a waker that panics (or whose clone or drop
+/// does) would otherwise end the whole process. (A strata
 /// task polling the handle with its own waker hands that over as it is.)
 struct Contained(Mutex<Waker>);
 
@@ -57,12 +58,26 @@ impl Wake for Contained {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let waker = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        super::wake_contained(waker);
+        // Cloning another executor's waker runs its code too.
+        super::contain("a waker panicked", || {
+            let waker = self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            // Woken with the lock released: it may poll the handle again.
+            waker.wake();
+        });
+    }
+}
+
+impl Drop for Contained {
+    /// async-task may drop the last copy under its guard too (waking the
+    /// handle's waker consumes it); the waker's own destructor may panic.
+    fn drop(&mut self) {
+        let slot = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let waker = std::mem::replace(slot, Waker::noop().clone());
+        super::contain("a waker panicked while dropped", move || drop(waker));
     }
 }
 

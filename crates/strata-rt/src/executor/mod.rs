@@ -198,11 +198,17 @@ pub async fn yield_now() {
 /// and leave every task, socket and timer on it waiting forever. The
 /// panic is logged and the worker carries on.
 pub(crate) fn wake_contained(waker: std::task::Waker) {
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake())) {
+    contain("a waker panicked", || waker.wake());
+}
+
+/// Runs `f`, catching and logging (with `what`) a panic out of it: for
+/// other code (wakers, destructors) run where unwinding must not escape.
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         let message = join::payload_text(&*payload);
         tracing::error!(
             panic = message.as_deref().unwrap_or("(not a string)"),
-            "strata: a waker panicked; the worker carries on"
+            "strata: {what}; the worker carries on"
         );
     }
 }
