@@ -1,6 +1,7 @@
 //! The executor around a task's completion and placement: an output whose
-//! destructor panics, a foreign executor's waker that panics, and tasks
-//! spawned off-worker spreading over the workers. No wall-clock
+//! destructor panics, a foreign executor's waker that panics (when woken or
+//! when dropped), `is_finished` of an aborted task, and tasks spawned
+//! off-worker spreading over the workers. No wall-clock
 //! thresholds: `deadline` is a hang guard.
 //!
 //! Two tests run their scenario in a child process (this test binary
@@ -368,4 +369,93 @@ fn spawn_local_on_out_of_range_names_itself() {
     .unwrap_err();
     let msg = err.downcast_ref::<String>().expect("a formatted message");
     assert!(msg.contains("spawn_local_on(3)"), "{msg}");
+}
+
+struct PanicsWhenDropped;
+impl Wake for PanicsWhenDropped {
+    fn wake(self: Arc<Self>) {}
+}
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("test: a foreign waker panicked while being dropped");
+    }
+}
+
+/// A handle polled once by another executor, then dropped before its task
+/// ends (a `select` that lost): the task's completion wakes and drops the
+/// last copy of that executor's waker under async-task's abort-on-panic
+/// guard. A waker whose destructor panics used to abort the process; the
+/// panic is now caught and logged, and the runtime carries on.
+#[test]
+fn a_foreign_waker_that_panics_when_dropped_does_not_abort_the_process() {
+    const NAME: &str = "a_foreign_waker_that_panics_when_dropped_does_not_abort_the_process";
+    if !in_child(NAME) {
+        return;
+    }
+    deadline(20, || {
+        let rt = rt(1);
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let mut handle = rt.handle().spawn(async move {
+            while !g.load(Ordering::Acquire) {
+                yield_now().await;
+            }
+            1u32
+        });
+        {
+            let waker = Waker::from(Arc::new(PanicsWhenDropped));
+            let mut cx = Context::from_waker(&waker);
+            assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+        }
+        drop(handle);
+        go.store(true, Ordering::Release);
+        for _ in 0..3 {
+            let v = rt.block_on(async { spawn(async { 7 }).await.unwrap() });
+            assert_eq!(v, 7);
+        }
+    });
+}
+
+/// Says that its destructor has started, then blocks it until released.
+struct BlocksInDrop {
+    dropping: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+impl Drop for BlocksInDrop {
+    fn drop(&mut self) {
+        let _ = self.dropping.send(());
+        let _ = self.release.recv();
+    }
+}
+
+/// `is_finished` of an aborted task is `true` only once its future has
+/// been dropped, so that the handle is then ready (as tokio's): it used to
+/// turn `true` as the worker began dropping the future.
+#[test]
+fn an_aborted_task_is_not_finished_while_its_future_is_being_dropped() {
+    deadline(30, || {
+        let rt = rt(1);
+        let (release_tx, release) = std::sync::mpsc::channel();
+        let (dropping, dropping_rx) = std::sync::mpsc::channel();
+        let (polled_tx, polled_rx) = std::sync::mpsc::channel();
+        let guard = BlocksInDrop { dropping, release };
+        let mut handle = rt.handle().spawn(async move {
+            let _guard = guard;
+            let _ = polled_tx.send(());
+            std::future::pending::<()>().await
+        });
+        polled_rx.recv().unwrap();
+        handle.abort();
+        dropping_rx.recv().unwrap();
+        let early = handle.is_finished();
+        release_tx.send(()).unwrap();
+        while !handle.is_finished() {
+            std::thread::yield_now();
+        }
+        let ready = Pin::new(&mut handle)
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready();
+        assert!(!early, "finished while the future was still being dropped");
+        assert!(ready, "finished, yet the handle was not ready");
+    });
 }

@@ -95,7 +95,7 @@ impl BlockingPool {
         let (runnable, task) = async_task::Builder::new()
             .metadata(TaskMeta::new(false))
             .spawn(
-                move |_| TaskFuture::new(async move { f() }, None),
+                move |meta: &TaskMeta| TaskFuture::new(async move { f() }, None, meta),
                 move |r| inner.submit(r),
             );
         let waker = runnable.waker();

@@ -159,8 +159,13 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the task has finished: completed, panicked or cancelled.
+    /// A cancelled task has finished once its future has been dropped (and
+    /// its destructor has returned); awaiting the handle then gives the
+    /// result at once.
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        self.task
+            .as_ref()
+            .is_none_or(|t| t.is_finished() && self.meta().is_future_dropped())
     }
 }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
 
@@ -45,6 +46,10 @@ pub(crate) struct TaskMeta {
     /// `true` for tasks from `spawn_local`: their runnable must never be
     /// dropped on another thread (async-task panics if it is).
     local: bool,
+    /// Set once the task's future has been dropped. async-task marks a
+    /// cancelled task closed *before* it drops the future, so its own
+    /// "finished" would be true while the future's destructor still runs.
+    future_dropped: AtomicBool,
 }
 
 impl TaskMeta {
@@ -52,7 +57,14 @@ impl TaskMeta {
         TaskMeta {
             aborted: AtomicBool::new(false),
             local,
+            future_dropped: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the task's future has been dropped (it completed, or was
+    /// cancelled and its destructor has returned).
+    pub(crate) fn is_future_dropped(&self) -> bool {
+        self.future_dropped.load(Ordering::Acquire)
     }
 
     pub(crate) fn abort(&self) {
@@ -113,17 +125,38 @@ pub(crate) struct TaskFuture<F> {
     worker_uid: Option<usize>,
     /// The task's key in that list, once filed.
     key: Option<usize>,
+    /// The metadata of the task cell holding this future.
+    meta: MetaRef,
 }
 
 impl<F> TaskFuture<F> {
-    pub(crate) fn new(inner: F, worker_uid: Option<usize>) -> Self {
+    /// `meta` must be the metadata of the task cell that will hold the
+    /// future (as async-task hands it to the closure that makes it).
+    pub(crate) fn new(inner: F, worker_uid: Option<usize>, meta: &TaskMeta) -> Self {
         TaskFuture {
             inner: ManuallyDrop::new(inner),
             worker_uid,
             key: None,
+            meta: MetaRef(NonNull::from(meta)),
         }
     }
 }
+
+/// A pointer to the metadata of the task cell a `TaskFuture` lives in.
+///
+/// INVARIANT: valid for as long as the `TaskFuture` lives. async-task
+/// stores the future and the metadata in one allocation, pins the metadata
+/// in place before making the future (the pointer comes from the
+/// reference it then passes), and frees the allocation only after the
+/// future has been dropped.
+struct MetaRef(NonNull<TaskMeta>);
+
+// SAFETY: `TaskMeta` is `Sync` (atomics and a plain `bool`) and only read
+// through `&`; the pointer stays valid wherever the future goes (see the
+// invariant), so sharing or sending it is as safe as sharing `&TaskMeta`.
+unsafe impl Send for MetaRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for MetaRef {}
 
 /// A task's result (its output or its panic) as the task cell holds it.
 ///
@@ -212,5 +245,8 @@ impl<F> Drop for TaskFuture<F> {
                 super::join::payload_text(&*panic).unwrap_or_else(|| "non-string panic".into());
             tracing::error!(panic = %msg, "strata: a task's future panicked while being dropped");
         }
+        // SAFETY: the metadata outlives this future (`MetaRef`'s invariant).
+        let meta = unsafe { self.meta.0.as_ref() };
+        meta.future_dropped.store(true, Ordering::Release);
     }
 }

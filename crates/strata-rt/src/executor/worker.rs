@@ -190,7 +190,7 @@ impl WorkerShared {
         let (runnable, task) = async_task::Builder::new()
             .metadata(TaskMeta::new(false))
             .spawn(
-                move |_| TaskFuture::new(future, Some(uid)),
+                move |meta: &TaskMeta| TaskFuture::new(future, Some(uid), meta),
                 async_task::WithInfo(move |r, info| shared.schedule(r, info)),
             );
         let waker = runnable.waker();
@@ -242,7 +242,7 @@ impl WorkerLocal {
         let (runnable, task) = async_task::Builder::new()
             .metadata(TaskMeta::new(true))
             .spawn_local(
-                move |_| TaskFuture::new(future, Some(uid)),
+                move |meta: &TaskMeta| TaskFuture::new(future, Some(uid), meta),
                 async_task::WithInfo(move |r, info| shared.schedule(r, info)),
             );
         let waker = runnable.waker();
