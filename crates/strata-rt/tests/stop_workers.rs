@@ -1,6 +1,9 @@
 //! Stopping a runtime joins its workers (they drop their tasks) whenever
 //! nothing asked it not to wait: also while panicking (a review found the
-//! drop detached them then).
+//! drop detached them then). With a time limit it waits no longer than
+//! that, and a worker stops after the task it is running.
+
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,4 +78,86 @@ fn shutdown_timeout_waits_for_workers_dropping_tasks() {
 fn futures_channel_like() -> (Arc<AtomicBool>, Arc<AtomicBool>) {
     let a = Arc::new(AtomicBool::new(false));
     (a.clone(), a)
+}
+
+static RELEASE_TLS: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>> =
+    std::sync::Mutex::new(None);
+
+struct SlowTlsDtor;
+impl Drop for SlowTlsDtor {
+    fn drop(&mut self) {
+        let rx = RELEASE_TLS.lock().unwrap().take();
+        if let Some(rx) = rx {
+            let _ = rx.recv();
+        }
+    }
+}
+
+thread_local! {
+    static SLOW_TLS: SlowTlsDtor = const { SlowTlsDtor };
+}
+
+/// `shutdown_timeout` "waits at most `timeout` in all": a worker thread
+/// reports itself finished before its thread-locals' destructors have run,
+/// and joining it used to wait for them, without bound.
+#[test]
+fn shutdown_timeout_does_not_wait_for_a_worker_s_thread_local_destructors() {
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    *RELEASE_TLS.lock().unwrap() = Some(release_rx);
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    rt.block_on(async {
+        strata_rt::spawn(async { SLOW_TLS.with(|_| ()) })
+            .await
+            .unwrap();
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        let r = rt.shutdown_timeout(Duration::from_millis(100));
+        let _ = done_tx.send(r);
+    });
+    // A hang guard, far above the 100 ms asked for.
+    let got = done_rx.recv_timeout(Duration::from_secs(10));
+    let _ = release_tx.send(());
+    stopper.join().unwrap();
+    assert!(
+        got.is_ok(),
+        "shutdown_timeout(100ms) had not returned after 10 s: it joined a worker \
+         blocked in a thread-local destructor"
+    );
+}
+
+/// A worker stops after the task it is running: a task queued behind it
+/// is dropped, never polled, once `shutdown_background` has returned. It
+/// used to run the rest of its batch of up to 64 tasks first.
+#[test]
+fn a_task_queued_behind_a_running_one_is_not_polled_after_shutdown_background() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let (running_tx, running_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let polled_after_stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let (p, s) = (polled_after_stop.clone(), stopped.clone());
+    rt.handle().spawn(async move {
+        // Queued on this worker, behind this task.
+        let queued = strata_rt::spawn(async move {
+            if s.load(Ordering::SeqCst) {
+                p.store(true, Ordering::SeqCst);
+            }
+        });
+        let _ = queued_tx.send(queued);
+        let _ = running_tx.send(());
+        let _ = go_rx.recv();
+    });
+    let queued = queued_rx.recv().unwrap();
+    running_rx.recv().unwrap();
+    rt.shutdown_background();
+    stopped.store(true, Ordering::SeqCst);
+    go_tx.send(()).unwrap();
+    let r = support::plain_block_on(queued);
+    assert!(
+        !polled_after_stop.load(Ordering::SeqCst),
+        "a task queued before the stop was polled after shutdown_background returned ({r:?})"
+    );
+    assert!(r.unwrap_err().is_cancelled());
 }

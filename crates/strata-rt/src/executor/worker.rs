@@ -36,13 +36,14 @@
 //! # Shutdown
 //!
 //! The runtime sets `shutdown` and wakes the worker. The worker leaves its
-//! loop, closes its remote queue (later remote pushes discard their runnable),
-//! drops every queued task, then wakes and drops every other live task (the
-//! worker keeps a waker of each in its task list), fails every registered
-//! I/O source so that futures on other threads see an error rather than
-//! hang, and exits. Timers still in the wheel after the tasks are gone
-//! belong to futures on other threads: they are marked shut down and their
-//! wakers woken and dropped, so the wheel keeps no task alive.
+//! loop after the task it is running, drops every queued task, then wakes
+//! and drops every other live task (the worker keeps a waker of each in its
+//! task list). Timers still in the wheel after the tasks are gone belong to
+//! futures on other threads: they are marked shut down and their wakers
+//! woken and dropped, so the wheel keeps no task alive. It then fails every
+//! registered I/O source so that futures on other threads see an error
+//! rather than hang, closes its remote queue (later remote pushes discard
+//! their runnable) and exits.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -347,7 +348,12 @@ impl Worker {
             if shared.timers.has_ops() {
                 timers::process_ops(&local.timers, &shared.timers);
             }
+            // The stop is looked for before each task, so that a worker
+            // asked to stop polls no task after the one it is running.
             for _ in 0..BUDGET {
+                if shared.shutdown.load(Ordering::Acquire) {
+                    return;
+                }
                 match local.pop() {
                     Some(r) => task::run(r),
                     None => break,
