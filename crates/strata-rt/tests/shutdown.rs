@@ -3,8 +3,9 @@
 //! While a worker shuts down, a task of its may still be woken from another
 //! thread. The task must then be dropped by its own worker, never inside
 //! the waker call: the caller may hold a lock that the task's destructor
-//! needs. Each test holds the worker in its shutdown (a destructor that
-//! sleeps) while the wake-up happens.
+//! needs. The first two tests hold the worker in its shutdown (a
+//! destructor that sleeps) while the wake-up happens; the last races many
+//! wake-ups with the runtime's drop, repeatedly.
 
 mod support;
 
@@ -141,5 +142,73 @@ fn waking_a_task_of_a_stopping_runtime_never_runs_its_destructor_in_the_waker() 
         drop(rt);
         rx.recv_timeout(Duration::from_secs(5))
             .expect("the waking thread never returned from `wake`");
+    });
+}
+
+/// Records, when dropped, whether that happened on a worker thread.
+struct DropsWhere(Arc<std::sync::atomic::AtomicUsize>);
+impl Drop for DropsWhere {
+    fn drop(&mut self) {
+        let on_worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("shutdown-stress"));
+        if !on_worker {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Many wake-ups from other threads racing the runtime's drop, repeated:
+/// every task is dropped on its worker, never in a waker's caller, also a
+/// task whose wake-up had begun (marked it scheduled) but not yet reached
+/// the worker's queue when the worker went through its shutdown.
+#[test]
+fn wake_ups_racing_shutdown_never_drop_a_task_in_the_waker() {
+    deadline(120, || {
+        let off_worker = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..200 {
+            let rt = one_worker("shutdown-stress");
+            let slots: Vec<Arc<Mutex<Option<Waker>>>> =
+                (0..16).map(|_| Arc::new(Mutex::new(None))).collect();
+            for slot in &slots {
+                let guard = DropsWhere(off_worker.clone());
+                let parked = Arc::clone(slot);
+                rt.handle().spawn(async move {
+                    let _guard = guard;
+                    loop {
+                        Parked(parked.clone()).await;
+                    }
+                });
+            }
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let wakers: Vec<_> = (0..3)
+                .map(|_| {
+                    let slots = slots.clone();
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            for slot in &slots {
+                                let w = slot.lock().unwrap().clone();
+                                if let Some(w) = w {
+                                    w.wake();
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(1));
+            drop(rt);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for w in wakers {
+                w.join().unwrap();
+            }
+            drop(slots);
+        }
+        assert_eq!(
+            off_worker.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "tasks dropped off their worker"
+        );
     });
 }

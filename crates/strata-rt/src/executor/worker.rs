@@ -287,6 +287,43 @@ impl WorkerLocal {
         self.shared.has_remote.store(false, Ordering::SeqCst);
     }
 
+    /// Wakes every live task, so that it lands in a queue and is dropped
+    /// there, until none is left (dropping one task may wake or spawn
+    /// others). A task stays filed until its future is dropped: one whose
+    /// wake-up from another thread had marked it scheduled but not yet
+    /// reached the remote queue ignores this wake-up, so it is waited for
+    /// (briefly: the other thread is between two instructions, unless the
+    /// OS preempted it), and dropped here rather than by that thread once
+    /// the queue has closed. Gives up on it after a second.
+    fn drop_all_tracked(&self) {
+        let mut stalled_since = None;
+        loop {
+            let wakers: Vec<Waker> = self.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+            if wakers.is_empty() {
+                return;
+            }
+            let before = wakers.len();
+            for waker in wakers {
+                waker.wake();
+            }
+            self.drop_all_queued();
+            if self.tasks.borrow().len() < before {
+                stalled_since = None;
+                continue;
+            }
+            let since = *stalled_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > Duration::from_secs(1) {
+                let left = std::mem::take(&mut *self.tasks.borrow_mut());
+                tracing::warn!(
+                    tasks = left.len(),
+                    "strata: tasks still being woken elsewhere at shutdown; left to their wakers"
+                );
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Drops every queued runnable, repeatedly, until both queues stay
     /// empty (dropping a task can wake others).
     fn drop_all_queued(&self) {
@@ -398,19 +435,7 @@ impl Worker {
         // the task's destructor needs (another worker's reactor table,
         // while it wakes a socket's waiters; dropping a socket takes it).
         local.drop_all_queued();
-        // Wake every live task: each lands in the local queue and is dropped
-        // there. Dropping one task may wake or spawn others; repeat until
-        // the list stays empty.
-        loop {
-            let tasks = std::mem::take(&mut *local.tasks.borrow_mut());
-            if tasks.is_empty() {
-                break;
-            }
-            for (_, waker) in tasks {
-                waker.wake();
-            }
-            local.drop_all_queued();
-        }
+        local.drop_all_tracked();
         // The timers left belong to futures elsewhere: mark them shut down
         // and wake them, so none waits forever and no waker stays here.
         timers::shut_down(&local.timers, &self.shared.timers);
