@@ -13,8 +13,11 @@ use crate::{Decoder, Encoder};
 /// meaning. Encoding appends anything that is `AsRef<[u8]>` (`Bytes`,
 /// `BytesMut`, `&[u8]`, `Vec<u8>`, ...).
 ///
-/// Since every byte is taken as it arrives, the read buffer never holds
-/// more than one read's worth.
+/// Since every byte is taken as it arrives, the read buffer holds no more
+/// than one read's worth, except what was buffered ahead
+/// ([`Framed::poll_read_ahead`](crate::Framed::poll_read_ahead), or the
+/// read buffer of [`FramedParts`](crate::FramedParts)), which the next
+/// frame takes whole.
 ///
 /// ```
 /// use bytes::BytesMut;

@@ -325,9 +325,13 @@ impl ReadState {
     /// previous frames were all decoded), the read goes into this thread's
     /// scratch buffer, initialised once, and only the bytes that arrived are
     /// copied into the frame buffer (and then zeroed in the scratch buffer,
-    /// which the next read on the thread may be another connection's): an idle connection holds no buffer, and
-    /// a small request costs a small allocation instead of zeroing a whole
-    /// window. When part of a frame is buffered, the window after it is
+    /// which the next read on the thread may be another connection's; all
+    /// of the window after a failed read): an idle connection holds no
+    /// buffer, and a small request costs a small allocation instead of
+    /// zeroing a whole window. A reader that writes past the count it
+    /// reports, or writes and then returns `Pending`, leaves those bytes to
+    /// the next reader on the thread, as with any reused buffer; sockets
+    /// write only what they report. When part of a frame is buffered, the window after it is
     /// zeroed and read into directly; the adaptive window keeps that cost in
     /// line with the bytes actually read.
     ///
@@ -348,12 +352,18 @@ impl ReadState {
                     scratch.resize(window, 0);
                 }
                 let result = read_retrying(io, cx, &mut scratch[..window]);
-                if let Poll::Ready(Ok(n)) = result {
-                    let read = &mut scratch[..n.min(window)];
-                    buffer.extend_from_slice(read);
-                    // The next reader on this thread, maybe another
-                    // connection's, must not be handed these bytes.
-                    read.fill(0);
+                // The next reader on this thread, maybe another
+                // connection's, must not be handed these bytes.
+                match result {
+                    Poll::Ready(Ok(n)) => {
+                        let read = &mut scratch[..n.min(window)];
+                        buffer.extend_from_slice(read);
+                        read.fill(0);
+                    }
+                    // A reader may have written before failing (say it
+                    // decrypts in place, then finds the record corrupt).
+                    Poll::Ready(Err(_)) => scratch[..window].fill(0),
+                    Poll::Pending => {}
                 }
                 Some(result)
             })

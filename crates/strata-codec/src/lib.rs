@@ -32,7 +32,9 @@
 //! and `LengthDelimitedCodec` have a setter for their bound and an error
 //! enum to match on; `BytesCodec` takes one read at a time (at most the
 //! larger of 64 KiB and [`Framed::set_read_window`]'s size: the read
-//! window grows while reads fill it) and fails only with `io::Error`.
+//! window grows while reads fill it), or what was buffered ahead
+//! ([`Framed::poll_read_ahead`], [`FramedParts`]) at once, and fails only
+//! with `io::Error`.
 //!
 //! # Example
 //!

@@ -255,6 +255,45 @@ fn reader_is_not_shown_another_connections_bytes() {
     );
 }
 
+/// Writes a line into the buffer it is offered, then fails the read (as a
+/// reader that decrypts in place and then finds the record corrupt).
+struct WritesThenFails;
+
+impl futures_io::AsyncRead for WritesThenFails {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let secret = b"password=hunter2\n";
+        buf[..secret.len()].copy_from_slice(secret);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad record",
+        )))
+    }
+}
+
+/// The same for a read that failed after writing into the scratch buffer:
+/// only the bytes of successful reads used to be zeroed.
+#[test]
+fn reader_is_not_shown_a_failed_read_s_bytes() {
+    // A fresh thread: a fresh scratch buffer.
+    let leaked = std::thread::spawn(|| {
+        let mut first = FramedRead::new(WritesThenFails, LinesCodec::new());
+        assert!(block_on(first.next()).unwrap().is_err());
+        let mut second = FramedRead::new(Peeking { seen: Vec::new() }, LinesCodec::new());
+        assert!(block_on(second.next()).is_none());
+        second.get_ref().seen.windows(7).any(|w| w == b"hunter2")
+    })
+    .join()
+    .unwrap();
+    assert!(
+        !leaked,
+        "the second connection's reader was handed a failed read's bytes"
+    );
+}
+
 // ---------------------------------------------------------------------
 // Write side.
 
