@@ -230,8 +230,25 @@ impl Ord for Line {
 
 impl std::hash::Hash for Line {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // The same as `str`'s hash, so a `Line` can look up `&str` keys.
+        // The same as `str`'s hash, as `Borrow<str>` requires.
         self.as_str().hash(state)
+    }
+}
+
+/// A map or set keyed by `Line` can be searched with a `&str` (equality,
+/// order and hash are `str`'s).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use strata_codec::Line;
+///
+/// let mut seen: HashMap<Line, u32> = HashMap::new();
+/// *seen.entry(Line::from("hello")).or_default() += 1;
+/// assert_eq!(seen.get("hello"), Some(&1));
+/// ```
+impl std::borrow::Borrow<str> for Line {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 
