@@ -396,3 +396,39 @@ mod budget_floor {
         );
     }
 }
+
+/// Withdraws until the budget refuses; the number of retries it allowed.
+fn retries_allowed(budget: &RetryBudget<ManualClock>) -> u32 {
+    let mut n = 0;
+    while budget.withdraw() {
+        n += 1;
+        assert!(n < 10_000, "the budget never refuses");
+    }
+    n
+}
+
+/// The budget's rule, `withdrawals + 1 <= min_per_second * ttl + ratio *
+/// deposits`, holds for the numbers as written: 0.29 of 100 requests is 29
+/// retries, 45 a second over 1.4 s is 63. In floating point the products
+/// came to 28.999999999999996 and 62.99999999999999, and the floor
+/// refused one retry.
+#[test]
+fn the_budget_allows_exactly_what_its_rule_says() {
+    let budget = RetryBudget::with_clock(Duration::from_secs(10), 0, 0.29, ManualClock::new());
+    for _ in 0..100 {
+        budget.deposit();
+    }
+    assert_eq!(budget.balance(), 29);
+    assert_eq!(retries_allowed(&budget), 29);
+    assert_eq!(budget.balance(), 0);
+
+    let budget = RetryBudget::with_clock(Duration::from_millis(1400), 45, 0.0, ManualClock::new());
+    assert_eq!(retries_allowed(&budget), 63);
+
+    // Extremes saturate instead of wrapping.
+    let budget =
+        RetryBudget::with_clock(Duration::MAX, u32::MAX, f64::INFINITY, ManualClock::new());
+    budget.deposit();
+    assert_eq!(budget.balance(), u64::MAX);
+    assert!(budget.withdraw());
+}

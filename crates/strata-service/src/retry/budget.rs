@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::window::Window;
 
+/// Billionths: the unit of the budget's exact arithmetic.
+const UNIT: u128 = 1_000_000_000;
+
 /// How many retries the traffic allows.
 ///
 /// Each request *deposits* one unit; each retry *withdraws* one. Over the
@@ -36,9 +39,12 @@ pub struct RetryBudget<C = SystemClock> {
 
 struct Shared {
     ttl: Duration,
-    /// `min_per_second * ttl`, in retries.
-    reserve: f64,
-    ratio: f64,
+    /// `min_per_second * ttl`, in billionths of a retry (exact).
+    reserve: u128,
+    /// `ratio`, in billionths, rounded to the nearest: so that a ratio such
+    /// as 0.29 allows 29 retries per 100 requests, which the nearest `f64`
+    /// (a hair under 0.29) times 100, floored, would not.
+    ratio: u128,
     /// `a`: deposits (requests), `b`: withdrawals (retries).
     window: Mutex<Window>,
 }
@@ -70,8 +76,9 @@ impl<C: Clock> RetryBudget<C> {
         RetryBudget {
             shared: Arc::new(Shared {
                 ttl,
-                reserve: f64::from(min_per_second) * ttl.as_secs_f64(),
-                ratio,
+                reserve: u128::from(min_per_second) * ttl.as_nanos(),
+                // Saturates (`as` does) for a ratio too large to matter.
+                ratio: (ratio * UNIT as f64).round() as u128,
                 window: Mutex::new(Window::new(ttl, clock.now())),
             }),
             clock,
@@ -97,7 +104,7 @@ impl<C: Clock> RetryBudget<C> {
     /// budget is spent.
     pub fn withdraw(&self) -> bool {
         let mut w = self.window();
-        if self.allowance(&w) < 1.0 {
+        if self.balance_of(&w) == 0 {
             return false;
         }
         w.add_b();
@@ -107,12 +114,21 @@ impl<C: Clock> RetryBudget<C> {
     /// How many retries the budget allows right now.
     pub fn balance(&self) -> u64 {
         let w = self.window();
-        self.allowance(&w).max(0.0) as u64
+        self.balance_of(&w)
     }
 
-    fn allowance(&self, w: &Window) -> f64 {
+    /// `floor(reserve + ratio * deposits) - withdrawals`, at least 0, in
+    /// exact integer arithmetic (saturating).
+    fn balance_of(&self, w: &Window) -> u64 {
         let (deposits, withdrawals) = w.sums();
-        (self.shared.reserve + self.shared.ratio * deposits as f64).floor() - withdrawals as f64
+        let earned = self
+            .shared
+            .ratio
+            .saturating_mul(u128::from(deposits))
+            .saturating_add(self.shared.reserve)
+            / UNIT;
+        let left = earned.saturating_sub(u128::from(withdrawals));
+        u64::try_from(left).unwrap_or(u64::MAX)
     }
 
     /// Locks the window after moving it up to now.
@@ -128,8 +144,8 @@ impl<C: fmt::Debug> fmt::Debug for RetryBudget<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBudget")
             .field("ttl", &self.shared.ttl)
-            .field("reserve", &self.shared.reserve)
-            .field("ratio", &self.shared.ratio)
+            .field("reserve", &(self.shared.reserve as f64 / UNIT as f64))
+            .field("ratio", &(self.shared.ratio as f64 / UNIT as f64))
             .field("clock", &self.clock)
             .finish()
     }
