@@ -103,11 +103,13 @@ impl ManualClock {
         }
     }
 
-    /// Moves the time forward by `by` and wakes the sleepers.
+    /// Moves the time forward by `by` and wakes the sleepers. A `by` past
+    /// what an `Instant` can hold (say `Duration::MAX`, "forever") moves it
+    /// 30 years, which is as far as the middleware's "never" deadlines go.
     pub fn advance(&self, by: Duration) {
         let wakers = {
             let mut manual = self.lock();
-            manual.now += by;
+            manual.now = manual.now.checked_add(by).unwrap_or(manual.now + FOREVER);
             std::mem::take(&mut manual.sleepers)
         };
         wakers.into_iter().for_each(Waker::wake);
@@ -179,13 +181,26 @@ impl Future for ManualSleep {
 /// overflows: "never", for deadlines and backoffs.
 pub(crate) fn deadline_after<C: Clock>(clock: &C, after: Duration) -> Instant {
     let now = clock.now();
-    now.checked_add(after)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+    now.checked_add(after).unwrap_or(now + FOREVER)
 }
+
+/// How far "never" is: a deadline past what an `Instant` can hold.
+const FOREVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Moving a manual clock "forever" ahead (to see a limit refill after
+    /// a long idle) used to panic on the `Instant` overflow, inside the
+    /// clock's lock.
+    #[test]
+    fn a_manual_clock_moved_forever_ahead_does_not_panic() {
+        let clock = ManualClock::new();
+        let before = clock.now();
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), before + FOREVER);
+    }
 
     #[test]
     fn a_manual_clock_keeps_one_waker_per_waiting_task() {
