@@ -108,7 +108,9 @@ pub(crate) fn discard(runnable: Runnable) {
 /// On its first poll (always on the owning worker's thread) it files a clone
 /// of its own waker in the worker's task list, and removes it when dropped.
 /// At shutdown the worker wakes every filed task and drops it, so no task
-/// outlives its runtime, not even one whose wakers were all lost. The clone
+/// outlives its runtime, not even one whose wakers were all lost (short of
+/// a wake-up from another thread stalled for a second mid-way; see
+/// `drop_all_tracked`). The clone
 /// also keeps the cell alive while the task waits, so async-task never frees
 /// a pending task without dropping its future.
 ///

@@ -5,7 +5,8 @@
 //! ```text
 //!   ┌──────────────────────────────────────────────────────────────┐
 //!   │ move the remote queue into the local queue (if flagged)      │
-//!   │ run up to BUDGET runnables from the local queue              │
+//!   │ run up to BUDGET runnables from the local queue, stopping    │
+//!   │   after any of them if shutdown was requested                │
 //!   │ stop if shutdown was requested                               │
 //!   │ poll the reactor:                                            │
 //!   │   work left  → timeout 0 (just collect I/O events)           │

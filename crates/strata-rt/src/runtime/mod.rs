@@ -106,9 +106,13 @@ impl Runtime {
     /// it busy past the stop) and for
     /// [`spawn_blocking`](crate::spawn_blocking) closures that are still
     /// running. What is left then finishes on its own threads, unobserved
-    /// (and ends with the process if it exits first).
+    /// (and ends with the process if it exits first). Worker threads that
+    /// have stopped are not joined: their thread-locals' destructors (which
+    /// can run code of any length) finish on their own.
     ///
-    /// Returns `true` if nothing was left running. Called on one of the
+    /// Returns `true` if every worker had stopped, with its tasks dropped,
+    /// and no blocking closure was left running (a worker's thread-local
+    /// destructors may still be running). Called on one of the
     /// runtime's own workers it can neither join them nor wait, and
     /// returns `false` at once.
     ///

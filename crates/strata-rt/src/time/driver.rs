@@ -671,6 +671,10 @@ pub(crate) struct Timer {
     /// polled (a `timeout` whose future is ready at once) costs nothing.
     deadline: Instant,
     entry: Option<Arc<Entry>>,
+    /// The worker of a registration that a reset off the workers cancelled
+    /// (see `reset`): the next poll registers there if it is made on a
+    /// thread outside any runtime, where it could register nowhere else.
+    home: Option<Arc<WorkerShared>>,
 }
 
 impl Timer {
@@ -678,6 +682,7 @@ impl Timer {
         Timer {
             deadline,
             entry: None,
+            home: None,
         }
     }
 
@@ -720,7 +725,21 @@ impl Timer {
             let _ = self.register(cx, false);
         } else if let Some(handle) = context::try_handle() {
             let _ = self.register_off_worker(&handle, cx);
+        } else if let Some(home) = self.home.take() {
+            let _ = self.register_with(&home, cx.waker());
         }
+    }
+
+    /// Queues a registration with `owner`; `false` if it refused it (it
+    /// has stopped).
+    fn register_with(&mut self, owner: &Arc<WorkerShared>, waker: &Waker) -> bool {
+        let entry = Entry::new(deadline_tick(self.deadline), waker, owner.clone());
+        if owner.push_timer_op(Op::Register(entry.clone())).is_err() {
+            return false;
+        }
+        self.entry = Some(entry);
+        self.home = None;
+        true
     }
 
     /// Off the workers: queues a registration with a worker of `handle`'s
@@ -731,18 +750,13 @@ impl Timer {
         cx: &mut Context<'_>,
     ) -> bool {
         let owner = handle.next_timer_worker().clone();
-        let entry = Entry::new(deadline_tick(self.deadline), cx.waker(), owner.clone());
-        if owner.push_timer_op(Op::Register(entry.clone())).is_err() {
-            return false;
-        }
-        self.entry = Some(entry);
-        true
+        self.register_with(&owner, cx.waker())
     }
 
     /// Registers with this thread's worker, or with a worker of the runtime
     /// we are in; `orphaned`: the timer's own runtime has shut down (for
     /// the panic message when there is no other).
-    fn register(&mut self, cx: &mut Context<'_>, orphaned: bool) -> Poll<()> {
+    fn register(&mut self, cx: &mut Context<'_>, mut orphaned: bool) -> Poll<()> {
         let tick = deadline_tick(self.deadline);
         if let Some(worker) = context::try_worker() {
             let (entry, linked, old_waker) =
@@ -751,6 +765,7 @@ impl Timer {
                     .borrow_mut()
                     .register(worker.shared(), tick, cx.waker());
             drop(old_waker);
+            self.home = None;
             if !linked {
                 // Already due: complete now, keeping the (fired) entry so
                 // that a later `reset` can reuse it, but not the waker (a
@@ -764,6 +779,13 @@ impl Timer {
             return Poll::Pending;
         }
         let Some(handle) = context::try_handle() else {
+            // Outside any runtime: only the worker a reset left it with.
+            if let Some(home) = self.home.take() {
+                if self.register_with(&home, cx.waker()) {
+                    return Poll::Pending;
+                }
+                orphaned = true;
+            }
             if orphaned {
                 panic!(
                     "strata: a timer was polled after the runtime that drives it shut down, \
@@ -786,10 +808,8 @@ impl Timer {
     }
 
     /// Sets a new deadline. A pending or fired registration on this thread's
-    /// worker is moved in place; otherwise it is cancelled and the new
-    /// deadline registered with the same worker at once, with the old
-    /// registration's waker (woken at once instead if that worker has
-    /// stopped, so that the next poll finds out).
+    /// worker is moved in place; otherwise it is cancelled, and the new
+    /// deadline registered as `reregister` says.
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         let Some(entry) = &self.entry else { return };
@@ -824,26 +844,62 @@ impl Timer {
                 let waker = entry.take_waker();
                 let owner = entry.owner.clone();
                 self.cancel();
-                // Not on the owner's worker: register the new deadline
-                // with the same worker now, handing it the waker, so that
-                // the sleep keeps working wherever it is polled next, even
-                // on a thread outside any runtime, where a poll could not
-                // register.
-                let noop = Waker::noop();
-                let fresh = Entry::new(tick, waker.as_ref().unwrap_or(noop), owner.clone());
-                if owner.push_timer_op(Op::Register(fresh.clone())).is_ok() {
-                    self.entry = Some(fresh);
-                    return;
-                }
-                // The owner has stopped: kept, marked so, for the next poll
-                // to register with the runtime it runs in, or to say that
-                // the runtime is gone; woken so that it comes.
-                fresh.state.store(SHUT_DOWN, Ordering::Release);
-                self.entry = Some(fresh);
-                if let Some(w) = waker {
-                    w.wake();
-                }
+                self.reregister(tick, waker, owner);
             }
+        }
+    }
+
+    /// After `reset` cancelled a registration it could not move in place
+    /// (made by `owner`, another worker, or not yet linked there): makes
+    /// the next one, handing it `waker`, the waker of the old.
+    ///
+    /// * On a worker, in that worker's wheel: the timer moves to the worker
+    ///   it is reset (and presumably polled) on, so that later resets there
+    ///   move it in place.
+    /// * Off the workers, inside a runtime (`block_on`), at the next poll,
+    ///   wherever that is made; `waker` is woken so that it comes. Resets
+    ///   in between only store their deadline, and a poll on a thread
+    ///   outside any runtime registers with `owner`.
+    /// * On a thread outside any runtime, with `owner` at once (if it still
+    ///   runs), so that the waker is woken at the new deadline only.
+    fn reregister(&mut self, tick: u64, waker: Option<Waker>, owner: Arc<WorkerShared>) {
+        let noop = Waker::noop();
+        if let Some(worker) = context::try_worker() {
+            let (entry, linked, old_waker) = worker.timers().borrow_mut().register(
+                worker.shared(),
+                tick,
+                waker.as_ref().unwrap_or(noop),
+            );
+            drop(old_waker);
+            self.entry = Some(entry);
+            if linked {
+                return;
+            }
+            // Already due: fired now, keeping no waker.
+            if let Some(entry) = &self.entry
+                && let Some(w) = entry.finish(FIRED)
+            {
+                w.wake();
+            }
+            return;
+        }
+        if context::try_handle().is_some() {
+            self.home = Some(owner);
+        } else {
+            let fresh = Entry::new(tick, waker.as_ref().unwrap_or(noop), owner.clone());
+            let stopped = owner.push_timer_op(Op::Register(fresh.clone())).is_err();
+            if stopped {
+                // Kept, marked so, for the next poll to say that the
+                // runtime is gone.
+                fresh.state.store(SHUT_DOWN, Ordering::Release);
+            }
+            self.entry = Some(fresh);
+            if !stopped {
+                return;
+            }
+        }
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 

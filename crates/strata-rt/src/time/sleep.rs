@@ -84,12 +84,14 @@ impl Sleep {
     /// Moves the deadline to `deadline`, whether or not the sleep has
     /// already completed; it then completes again at the new deadline.
     ///
-    /// The task that last polled the sleep while it was pending is woken at
-    /// the new deadline, wherever the reset is made: the new deadline is
-    /// registered at once with the worker that owns the timer (if that
-    /// worker has stopped, the task is woken at once instead, and its next
-    /// poll registers with the runtime it runs in, or panics if there is
-    /// none, as any poll of a timer outside a runtime). A sleep that has
+    /// The task that last polled the sleep while it was pending keeps being
+    /// woken: at the new deadline when the reset is made on a worker (on
+    /// another worker than the timer's, the timer moves to that one) or on
+    /// a thread outside any runtime (the new deadline is then registered
+    /// with the timer's worker at once); on a runtime's other threads
+    /// (inside `block_on`) at once, so that its next poll registers the new
+    /// deadline (with the timer's worker, if that poll is made outside any
+    /// runtime). A sleep that has
     /// completed keeps no waker: poll it again after the reset (as `.await`
     /// does) to be woken at the new deadline.
     ///
