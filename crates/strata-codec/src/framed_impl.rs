@@ -89,6 +89,18 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Zeroes `buf[..upto]` when dropped, also on unwind.
+struct ZeroOnDrop<'a> {
+    buf: &'a mut [u8],
+    upto: usize,
+}
+
+impl Drop for ZeroOnDrop<'_> {
+    fn drop(&mut self) {
+        self.buf[..self.upto].fill(0);
+    }
+}
+
 /// `poll_read`, retried on `Interrupted`.
 fn read_retrying<T: AsyncRead + Unpin>(
     io: &mut T,
@@ -326,12 +338,12 @@ impl ReadState {
     /// scratch buffer, initialised once, and only the bytes that arrived are
     /// copied into the frame buffer (and then zeroed in the scratch buffer,
     /// which the next read on the thread may be another connection's; all
-    /// of the window after a failed read): an idle connection holds no
-    /// buffer, and a small request costs a small allocation instead of
-    /// zeroing a whole window. A reader that writes past the count it
-    /// reports, or writes and then returns `Pending`, leaves those bytes to
-    /// the next reader on the thread, as with any reused buffer; sockets
-    /// write only what they report. When part of a frame is buffered, the window after it is
+    /// of the window after a read that failed, was interrupted or
+    /// panicked): an idle connection holds no buffer, and a small request
+    /// costs a small allocation instead of zeroing a whole window. A reader
+    /// that writes past the count it reports, or writes and then returns
+    /// `Pending`, leaves those bytes to the next reader on the thread, as
+    /// with any reused buffer; sockets write only what they report. When part of a frame is buffered, the window after it is
     /// zeroed and read into directly; the adaptive window keeps that cost in
     /// line with the bytes actually read.
     ///
@@ -351,19 +363,35 @@ impl ReadState {
                 if scratch.len() < window {
                     scratch.resize(window, 0);
                 }
-                let result = read_retrying(io, cx, &mut scratch[..window]);
                 // The next reader on this thread, maybe another
-                // connection's, must not be handed these bytes.
+                // connection's, must not be handed these bytes: the guard
+                // zeroes the whole window unless the read reported what it
+                // wrote (a reader may write and then fail, be interrupted
+                // or panic: say it decrypts in place, then finds the record
+                // corrupt).
+                let mut guard = ZeroOnDrop {
+                    buf: &mut scratch[..window],
+                    upto: window,
+                };
+                let mut interrupted = false;
+                let result = loop {
+                    match Pin::new(&mut *io).poll_read(cx, guard.buf) {
+                        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                            interrupted = true;
+                        }
+                        other => break other,
+                    }
+                };
                 match result {
                     Poll::Ready(Ok(n)) => {
-                        let read = &mut scratch[..n.min(window)];
-                        buffer.extend_from_slice(read);
-                        read.fill(0);
+                        let n = n.min(window);
+                        buffer.extend_from_slice(&guard.buf[..n]);
+                        if !interrupted {
+                            guard.upto = n;
+                        }
                     }
-                    // A reader may have written before failing (say it
-                    // decrypts in place, then finds the record corrupt).
-                    Poll::Ready(Err(_)) => scratch[..window].fill(0),
-                    Poll::Pending => {}
+                    Poll::Pending if !interrupted => guard.upto = 0,
+                    _ => {}
                 }
                 Some(result)
             })
