@@ -167,3 +167,37 @@ fn an_interval_reset_off_its_worker_in_the_runtime_keeps_ticking_on_a_plain_thre
         drop(rt);
     });
 }
+
+/// An interval reset in `block_on` (which leaves it to register with its
+/// worker on the next poll), whose runtime is then dropped, polled on a
+/// plain thread: the panic says the runtime is gone. The registration
+/// made quietly after a tick that was due at once used to drop the
+/// worker it had been left, and the next poll then blamed the caller
+/// ("polled outside a strata runtime").
+#[test]
+fn an_interval_reset_in_block_on_whose_runtime_is_gone_says_so_when_polled() {
+    let rt = rt(1);
+    let mut iv = rt.block_on(async {
+        let mut iv = interval(Duration::from_millis(5));
+        iv.tick().await;
+        iv.tick().await;
+        iv.reset();
+        iv
+    });
+    drop(rt);
+    std::thread::sleep(Duration::from_millis(20));
+    let r = std::thread::spawn(move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..2 {
+            let _ = iv.poll_tick(&mut cx);
+        }
+    })
+    .join();
+    let payload = r.expect_err("polling a timer whose runtime is gone must panic");
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(text.contains("shut down"), "{text}");
+}

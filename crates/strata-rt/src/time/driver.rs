@@ -48,7 +48,8 @@
 //!   owner is picked round-robin and a `Register` op is pushed onto its
 //!   [`Remote`] queue; the owner is woken if it sleeps (the same
 //!   `sleeping`-flag handshake as remote task wake-ups).
-//! * **Outside a runtime** polling panics with a message saying so.
+//! * **Outside a runtime** polling panics with a message saying so, unless
+//!   a reset left the timer a worker to register with (see below).
 //!
 //! Firing happens on the owner: after each reactor poll the worker advances
 //! its wheel to "now", CASes each due entry from its deadline to `FIRED` and
@@ -71,7 +72,12 @@
 //!   a `Register` op still queued for the entry is skipped.
 //!
 //! Moving a registered timer to another thread changes nothing: the owner
-//! keeps firing it and the state word and waker slot are thread-safe.
+//! keeps firing it and the state word and waker slot are thread-safe. A
+//! reset is the exception: made on another worker, it moves the timer into
+//! that worker's wheel; made in `block_on`, it cancels the registration,
+//! and the next poll makes one (with the old owner if that poll is made
+//! outside any runtime); made outside any runtime, it registers the new
+//! deadline with the old owner at once (see `Timer::reregister`).
 //!
 //! # Pool
 //!
@@ -725,8 +731,12 @@ impl Timer {
             let _ = self.register(cx, false);
         } else if let Some(handle) = context::try_handle() {
             let _ = self.register_off_worker(&handle, cx);
-        } else if let Some(home) = self.home.take() {
-            let _ = self.register_with(&home, cx.waker());
+        } else if let Some(home) = self.home.take()
+            && !self.register_with(&home, cx.waker())
+        {
+            // Refused (that runtime has stopped): kept, for the next poll
+            // to say so.
+            self.home = Some(home);
         }
     }
 

@@ -88,7 +88,8 @@ impl Sleep {
     /// woken: at the new deadline when the reset is made on a worker (on
     /// another worker than the timer's, the timer moves to that one) or on
     /// a thread outside any runtime (the new deadline is then registered
-    /// with the timer's worker at once); on a runtime's other threads
+    /// with the timer's worker at once, or, if that worker has stopped,
+    /// the task is woken at once); on a runtime's other threads
     /// (inside `block_on`) at once, so that its next poll registers the new
     /// deadline (with the timer's worker, if that poll is made outside any
     /// runtime). A sleep that has
