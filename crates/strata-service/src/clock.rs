@@ -105,11 +105,12 @@ impl ManualClock {
 
     /// Moves the time forward by `by` and wakes the sleepers. A `by` past
     /// what an `Instant` can hold (say `Duration::MAX`, "forever") moves it
-    /// 30 years, which is as far as the middleware's "never" deadlines go.
+    /// 30 years, which is as far as the middleware's "never" deadlines go
+    /// (or, within 30 years of the end of `Instant`'s range, to that end).
     pub fn advance(&self, by: Duration) {
         let wakers = {
             let mut manual = self.lock();
-            manual.now = manual.now.checked_add(by).unwrap_or(manual.now + FOREVER);
+            manual.now = later(manual.now, by);
             std::mem::take(&mut manual.sleepers)
         };
         wakers.into_iter().for_each(Waker::wake);
@@ -181,7 +182,27 @@ impl Future for ManualSleep {
 /// overflows: "never", for deadlines and backoffs.
 pub(crate) fn deadline_after<C: Clock>(clock: &C, after: Duration) -> Instant {
     let now = clock.now();
-    now.checked_add(after).unwrap_or(now + FOREVER)
+    later(now, after)
+}
+
+/// `now + by`, or 30 years on if that is past what an `Instant` holds, or
+/// as far as it holds.
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by)
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or_else(|| {
+            // Within 30 years of the end: the last representable second.
+            let mut step = FOREVER;
+            let mut at = now;
+            while step >= Duration::from_secs(1) {
+                if let Some(next) = at.checked_add(step) {
+                    at = next;
+                } else {
+                    step /= 2;
+                }
+            }
+            at
+        })
 }
 
 /// How far "never" is: a deadline past what an `Instant` can hold.
@@ -200,6 +221,23 @@ mod tests {
         let before = clock.now();
         clock.advance(Duration::MAX);
         assert_eq!(clock.now(), before + FOREVER);
+        // Near the end of `Instant`'s range, too (it used to overflow on
+        // the 30 years): it stops at the end, and stays there.
+        let mut end = before;
+        let mut step = Duration::from_secs(u64::MAX / 4);
+        while step >= Duration::from_secs(1) {
+            match end.checked_add(step) {
+                Some(next) => end = next,
+                None => step /= 2,
+            }
+        }
+        let near_end = end.checked_sub(Duration::from_secs(86_400 * 365)).unwrap();
+        clock.advance(near_end - clock.now());
+        clock.advance(Duration::MAX);
+        assert!(clock.now() > near_end);
+        let at_end = clock.now();
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), at_end);
     }
 
     #[test]
