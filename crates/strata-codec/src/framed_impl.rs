@@ -96,12 +96,18 @@ struct ZeroOnDrop<'a> {
 }
 
 impl Drop for ZeroOnDrop<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.buf[..self.upto].fill(0);
+        // Most reads end `Pending` with nothing to clear: no call then.
+        if self.upto > 0 {
+            self.buf[..self.upto].fill(0);
+        }
     }
 }
 
-/// `poll_read`, retried on `Interrupted`.
+/// `poll_read`, retried on `Interrupted`. What an interrupted read wrote
+/// is zeroed before the retry, which may report fewer bytes (the scratch
+/// buffer is shared by the thread's connections; see `poll_read`).
 fn read_retrying<T: AsyncRead + Unpin>(
     io: &mut T,
     cx: &mut Context<'_>,
@@ -109,7 +115,7 @@ fn read_retrying<T: AsyncRead + Unpin>(
 ) -> Poll<io::Result<usize>> {
     loop {
         match Pin::new(&mut *io).poll_read(cx, buf) {
-            Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => buf.fill(0),
             other => return other,
         }
     }
@@ -366,32 +372,22 @@ impl ReadState {
                 // The next reader on this thread, maybe another
                 // connection's, must not be handed these bytes: the guard
                 // zeroes the whole window unless the read reported what it
-                // wrote (a reader may write and then fail, be interrupted
-                // or panic: say it decrypts in place, then finds the record
-                // corrupt).
+                // wrote (a reader may write and then fail or panic: say it
+                // decrypts in place, then finds the record corrupt; what an
+                // interrupted read wrote is zeroed before its retry).
                 let mut guard = ZeroOnDrop {
                     buf: &mut scratch[..window],
                     upto: window,
                 };
-                let mut interrupted = false;
-                let result = loop {
-                    match Pin::new(&mut *io).poll_read(cx, guard.buf) {
-                        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
-                            interrupted = true;
-                        }
-                        other => break other,
-                    }
-                };
+                let result = read_retrying(io, cx, guard.buf);
                 match result {
                     Poll::Ready(Ok(n)) => {
                         let n = n.min(window);
                         buffer.extend_from_slice(&guard.buf[..n]);
-                        if !interrupted {
-                            guard.upto = n;
-                        }
+                        guard.upto = n;
                     }
-                    Poll::Pending if !interrupted => guard.upto = 0,
-                    _ => {}
+                    Poll::Pending => guard.upto = 0,
+                    Poll::Ready(Err(_)) => {}
                 }
                 Some(result)
             })
