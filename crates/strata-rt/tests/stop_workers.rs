@@ -161,3 +161,82 @@ fn a_task_queued_behind_a_running_one_is_not_polled_after_shutdown_background() 
     );
     assert!(r.unwrap_err().is_cancelled());
 }
+
+static BETWEEN_RT: std::sync::Mutex<Option<Runtime>> = std::sync::Mutex::new(None);
+static BETWEEN_TARGET: std::sync::Mutex<Option<std::task::Waker>> = std::sync::Mutex::new(None);
+static BETWEEN_STOPPED: AtomicBool = AtomicBool::new(false);
+static BETWEEN_POLLED_AFTER: AtomicBool = AtomicBool::new(false);
+
+/// A timer's waker: stops the runtime, then wakes the target task. It
+/// runs on the worker while it fires timers, between two batches of tasks.
+struct StopThenWake;
+impl std::task::Wake for StopThenWake {
+    fn wake(self: Arc<Self>) {
+        if let Some(rt) = BETWEEN_RT.lock().unwrap().take() {
+            rt.shutdown_background();
+            BETWEEN_STOPPED.store(true, Ordering::SeqCst);
+        }
+        if let Some(w) = BETWEEN_TARGET.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+/// A stop requested while the worker runs no task (here from a timer's
+/// waker, while it fires timers) lets no further task run: it used to
+/// let the first task of the next batch run, the stop being looked for
+/// only after a task.
+#[test]
+fn a_worker_asked_to_stop_between_batches_polls_no_further_task() {
+    struct SendOnDrop(std::sync::mpsc::Sender<()>);
+    impl Drop for SendOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let handle = rt.handle().clone();
+    *BETWEEN_RT.lock().unwrap() = Some(rt);
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _guard = SendOnDrop(dropped_tx);
+        let mut first = true;
+        std::future::poll_fn(|cx| {
+            if first {
+                first = false;
+                *BETWEEN_TARGET.lock().unwrap() = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+            if BETWEEN_STOPPED.load(Ordering::SeqCst) {
+                BETWEEN_POLLED_AFTER.store(true, Ordering::SeqCst);
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        std::future::pending::<()>().await
+    });
+    while BETWEEN_TARGET.lock().unwrap().is_none() {
+        std::thread::yield_now();
+    }
+    handle.spawn(async move {
+        let mut s = strata_rt::time::sleep(Duration::from_millis(20));
+        {
+            let w = std::task::Waker::from(Arc::new(StopThenWake));
+            let mut cx = std::task::Context::from_waker(&w);
+            assert!(std::pin::Pin::new(&mut s).poll(&mut cx).is_pending());
+        }
+        armed_tx.send(()).unwrap();
+        std::future::pending::<()>().await;
+        drop(s);
+    });
+    armed_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    dropped_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the task was never dropped");
+    assert!(BETWEEN_STOPPED.load(Ordering::SeqCst));
+    assert!(
+        !BETWEEN_POLLED_AFTER.load(Ordering::SeqCst),
+        "the worker polled a task after it had been asked to stop, between batches"
+    );
+}
