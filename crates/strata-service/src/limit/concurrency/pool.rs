@@ -138,10 +138,18 @@ impl PermitPool {
         // Not `then_some`: a `Permit` built eagerly and dropped on failure
         // would give back a permit that was never taken.
         if self.take_fast() {
-            Some(Permit { pool: self })
-        } else {
-            None
+            return Some(Permit { pool: self });
         }
+        // As in `admits`: the bit may have been only a caller's passing
+        // through the locked path. Under the lock it is set exactly when
+        // someone is queued; with nobody queued, take a free permit.
+        if self.shared.word.load(Ordering::Acquire) & WAITERS != 0 {
+            let state = self.lock();
+            if state.queue.is_empty() && self.take_fast() {
+                return Some(Permit { pool: self });
+            }
+        }
+        None
     }
 
     /// Takes a permit without the lock if one is free and nobody waits.
@@ -320,5 +328,38 @@ impl fmt::Debug for Acquire<'_> {
         f.debug_struct("Acquire")
             .field("queued", &self.key.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller passing through the locked path (setting the waiters bit
+    /// while it looks, then taking a permit and clearing it) made a
+    /// concurrent `try_acquire` fail although a permit was free and nobody
+    /// was queued. The passer is played here by hand, holding the lock.
+    #[test]
+    fn try_acquire_is_not_refused_by_a_caller_passing_through_the_lock() {
+        let pool = PermitPool::new(2);
+        let (looking_tx, looking_rx) = std::sync::mpsc::channel();
+        let got = std::thread::scope(|s| {
+            s.spawn(|| {
+                let state = pool.lock();
+                pool.shared.word.fetch_or(WAITERS, Ordering::AcqRel);
+                looking_tx.send(()).unwrap();
+                // Long enough for `try_acquire` to find the bit set.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                pool.shared.word.fetch_sub(ONE | WAITERS, Ordering::AcqRel);
+                drop(state);
+            });
+            looking_rx.recv().unwrap();
+            pool.try_acquire()
+        });
+        assert!(
+            got.is_some(),
+            "refused with a permit free and nobody queued"
+        );
+        assert_eq!(pool.available(), 0);
     }
 }
