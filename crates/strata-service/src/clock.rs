@@ -187,7 +187,7 @@ pub(crate) fn deadline_after<C: Clock>(clock: &C, after: Duration) -> Instant {
 
 /// `now + by`, or 30 years on if that is past what an `Instant` holds, or
 /// as far as it holds.
-fn later(now: Instant, by: Duration) -> Instant {
+pub(crate) fn later(now: Instant, by: Duration) -> Instant {
     now.checked_add(by)
         .or_else(|| now.checked_add(FOREVER))
         .unwrap_or_else(|| {

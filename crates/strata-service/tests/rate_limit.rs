@@ -370,3 +370,38 @@ mod rounding {
         assert!(taken <= 2_000 + 1, "{taken} tokens in 3 µs at 2 per 3 ns");
     }
 }
+
+struct Echo;
+impl Service<u32> for Echo {
+    type Response = u32;
+    type Error = std::io::Error;
+    async fn call(&self, req: u32) -> Result<u32, std::io::Error> {
+        Ok(req)
+    }
+}
+
+/// A rate-limited call that must wait, on a manual clock within 30 years
+/// of the end of `Instant`'s range, waits: the bucket's "never" deadline
+/// (30 years on) used to overflow there and panic.
+#[test]
+fn a_waiting_call_near_the_end_of_instant_s_range_waits() {
+    use strata_service::clock::Clock;
+    let clock = ManualClock::new();
+    let mut end = clock.now();
+    let mut step = Duration::from_secs(u64::MAX / 4);
+    while step >= Duration::from_secs(1) {
+        match end.checked_add(step) {
+            Some(next) => end = next,
+            None => step /= 2,
+        }
+    }
+    let near_end = end.checked_sub(Duration::from_secs(86_400 * 365)).unwrap();
+    clock.advance(near_end - clock.now());
+    // One token per century: the second call's turn is past what an
+    // `Instant` holds.
+    let rate = Rate::new(1, Duration::from_secs(86_400 * 365 * 100));
+    let svc = RateLimit::with_bucket(Echo, TokenBucket::with_clock(rate, 1, clock.clone()));
+    assert_eq!(block_on(svc.call(1)).unwrap(), 1);
+    let mut second = pin!(svc.call(2));
+    assert!(poll_once(second.as_mut()).is_pending());
+}

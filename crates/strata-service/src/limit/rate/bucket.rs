@@ -212,10 +212,7 @@ impl Shared {
         if go_at <= now {
             return Decision::Go;
         }
-        let at = self
-            .base
-            .checked_add(nanos(go_at))
-            .unwrap_or_else(|| self.base + Duration::from_secs(86_400 * 365 * 30));
+        let at = crate::clock::later(self.base, nanos(go_at));
         Decision::GoAt(at, Booking(booking))
     }
 }
