@@ -240,3 +240,98 @@ fn a_worker_asked_to_stop_between_batches_polls_no_further_task() {
         "the worker polled a task after it had been asked to stop, between batches"
     );
 }
+
+static OPS_RT: std::sync::Mutex<Option<Runtime>> = std::sync::Mutex::new(None);
+static OPS_STOPPED: AtomicBool = AtomicBool::new(false);
+static OPS_POLLED_AFTER: AtomicBool = AtomicBool::new(false);
+static OPS_BUSY: AtomicBool = AtomicBool::new(false);
+static OPS_GO: AtomicBool = AtomicBool::new(false);
+static OPS_WHEEL_KEPT: AtomicBool = AtomicBool::new(false);
+
+/// A timer's waker that stops the runtime (on the worker, which is where
+/// the worker fires a registration that was already due when applied).
+struct StopFromTimerOp;
+impl std::task::Wake for StopFromTimerOp {
+    fn wake(self: Arc<Self>) {
+        if let Some(rt) = OPS_RT.lock().unwrap().take() {
+            rt.shutdown_background();
+            OPS_STOPPED.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+struct OpsSendOnDrop(std::sync::mpsc::Sender<()>);
+impl Drop for OpsSendOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// The same for a stop made by a timer's waker while the worker applies
+/// the timer ops other threads queued (a registration already due fires
+/// there): the ops were applied after the look at the stop, and the next
+/// batch's first task ran (a review found it).
+#[test]
+#[allow(clippy::async_yields_async)] // the registered sleep is handed out on purpose
+fn a_stop_from_a_timer_op_applied_between_batches_lets_no_further_task_run() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let handle = rt.handle().clone();
+    // A long timer keeps the wheel non-empty, so that each turn advances
+    // it to "now" (a registration behind "now" is then due at once).
+    handle.spawn(async {
+        OPS_WHEEL_KEPT.store(true, Ordering::SeqCst);
+        strata_rt::time::sleep(Duration::from_secs(3600)).await;
+    });
+    while !OPS_WHEEL_KEPT.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _guard = OpsSendOnDrop(dropped_tx);
+        let mut first = true;
+        std::future::poll_fn(|cx| -> std::task::Poll<()> {
+            if first {
+                first = false;
+                // Keep the worker busy while the registration is queued,
+                // then until its deadline has passed; then yield.
+                OPS_BUSY.store(true, Ordering::SeqCst);
+                while !OPS_GO.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            if OPS_STOPPED.load(Ordering::SeqCst) {
+                OPS_POLLED_AFTER.store(true, Ordering::SeqCst);
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    });
+    while !OPS_BUSY.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // Off the workers (in block_on): the registration is a queued op.
+    let sleep = rt.block_on(async {
+        let mut s = strata_rt::time::sleep(Duration::from_millis(5));
+        let w = std::task::Waker::from(Arc::new(StopFromTimerOp));
+        let mut cx = std::task::Context::from_waker(&w);
+        assert!(std::pin::Pin::new(&mut s).poll(&mut cx).is_pending());
+        s
+    });
+    *OPS_RT.lock().unwrap() = Some(rt);
+    OPS_GO.store(true, Ordering::SeqCst);
+    dropped_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the task was never dropped");
+    drop(sleep);
+    assert!(
+        OPS_STOPPED.load(Ordering::SeqCst),
+        "the timer's waker never ran"
+    );
+    assert!(
+        !OPS_POLLED_AFTER.load(Ordering::SeqCst),
+        "the worker polled a task after it had been asked to stop, between batches"
+    );
+}

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   ┌──────────────────────────────────────────────────────────────┐
+//!   │ apply the timer ops other threads queued                     │
 //!   │ if the remote flag is up: stop if shutdown was requested     │
 //!   │   (a stop raises the flag), else move the remote queue into  │
 //!   │   the local queue                                            │
@@ -383,18 +384,24 @@ impl Worker {
     fn run_loop(&mut self, local: &WorkerLocal) {
         let shared = &*self.shared;
         loop {
+            // Timers registered or cancelled from other threads (a
+            // registration already due fires here, and its waker may stop
+            // the runtime: hence before the look at the stop below).
+            if shared.timers.has_ops() {
+                timers::process_ops(&local.timers, &shared.timers);
+            }
             if shared.has_remote.load(Ordering::Acquire) {
                 // A stop sets the remote flag too, so that one requested
                 // between batches is seen here, at no cost to a turn
-                // without remote work.
-                if shared.shutdown.load(Ordering::Acquire) {
+                // without remote work; looked for again after the drain,
+                // which clears the flag a stop may just have raised.
+                if shared.shutdown.load(Ordering::SeqCst) {
                     return;
                 }
                 local.drain_remote();
-            }
-            // Timers registered or cancelled from other threads.
-            if shared.timers.has_ops() {
-                timers::process_ops(&local.timers, &shared.timers);
+                if shared.shutdown.load(Ordering::SeqCst) {
+                    return;
+                }
             }
             // The stop is also looked for after each task, so that a
             // worker asked to stop polls no task after the one it is
