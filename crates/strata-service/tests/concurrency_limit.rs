@@ -4,7 +4,10 @@
 mod scripted;
 
 use std::pin::{Pin, pin};
+use std::sync::{Arc, mpsc};
 use std::task::Poll;
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
 
 use futures_executor::block_on;
 use scripted::{Scripted, Step, poll_once};
@@ -172,4 +175,81 @@ fn permits_are_conserved_under_contention_between_threads() {
     assert!(most.load(Ordering::SeqCst) <= 2);
     assert_eq!(pool.available(), 2);
     assert_eq!(pool.waiting(), 0);
+}
+
+struct Noop;
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+struct TryOnDrop(PermitPool, mpsc::Sender<bool>);
+impl Wake for TryOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+impl Drop for TryOnDrop {
+    fn drop(&mut self) {
+        let got = self.0.try_acquire().is_some();
+        let _ = self.1.send(got);
+    }
+}
+
+/// The pool drops a waiter's old waker only after releasing its lock: code
+/// run by that drop may use the pool. A review found `try_acquire` (which
+/// takes the lock while the waiters bit is set) deadlocking there, when a
+/// waiter re-polled with another waker dropped its old one.
+#[test]
+fn try_acquire_from_a_waker_dropped_by_a_repoll_does_not_deadlock() {
+    let (tx, rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let pool = PermitPool::new(1);
+        let held = pool.try_acquire().expect("a free permit");
+        let mut acq = pin!(pool.acquire());
+        {
+            let w1 = Waker::from(Arc::new(TryOnDrop(pool.clone(), tx)));
+            let mut cx = Context::from_waker(&w1);
+            assert!(acq.as_mut().poll(&mut cx).is_pending());
+        }
+        // Only the queued waiter holds w1 now; this poll replaces it.
+        let w2 = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&w2);
+        assert!(acq.as_mut().poll(&mut cx).is_pending());
+        drop(held);
+        let _ = done_tx.send(());
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("try_acquire, called while the pool's lock is held, deadlocked");
+    assert!(!got, "a queued waiter was overtaken");
+    done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the pool deadlocked");
+}
+
+/// The same through `Acquire`'s drop: a queued waiter that gives up drops
+/// its waker after the lock.
+#[test]
+fn try_acquire_from_a_waker_dropped_by_a_cancelled_waiter_does_not_deadlock() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let pool = PermitPool::new(1);
+        let _held = pool.try_acquire().expect("a free permit");
+        // A second waiter keeps the waiters bit set after the first leaves.
+        let mut other = Box::pin(pool.acquire());
+        let mut acq = Box::pin(pool.acquire());
+        {
+            let w = Waker::from(Arc::new(Noop));
+            let mut cx = Context::from_waker(&w);
+            assert!(other.as_mut().poll(&mut cx).is_pending());
+            let w1 = Waker::from(Arc::new(TryOnDrop(pool.clone(), tx)));
+            let mut cx = Context::from_waker(&w1);
+            assert!(acq.as_mut().poll(&mut cx).is_pending());
+        }
+        drop(acq);
+        drop(other);
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("try_acquire, called while the pool's lock is held, deadlocked");
+    assert!(!got, "a queued waiter was overtaken");
 }

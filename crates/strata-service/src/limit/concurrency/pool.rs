@@ -296,10 +296,14 @@ impl<'a> Future for Acquire<'a> {
                     self.key = None;
                     return Poll::Ready(Permit { pool });
                 }
-                match &mut waiter.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    slot => *slot = Some(cx.waker().clone()),
-                }
+                let old = match &mut waiter.waker {
+                    Some(w) if w.will_wake(cx.waker()) => None,
+                    slot => slot.replace(cx.waker().clone()),
+                };
+                // A waker's drop may run code that uses the pool: never
+                // under its lock.
+                drop(state);
+                drop(old);
                 Poll::Pending
             }
         }
@@ -310,7 +314,10 @@ impl Drop for Acquire<'_> {
     fn drop(&mut self) {
         let Some(key) = self.key else { return };
         let mut state = self.pool.lock();
-        let waiter = state.waiters.remove(key);
+        let mut waiter = state.waiters.remove(key);
+        // Dropped once the lock is released (a waker's drop may run code
+        // that uses the pool).
+        let waker = waiter.waker.take();
         if waiter.granted {
             // Handed a permit we will never use: pass it on.
             self.pool.release_locked(state);
@@ -319,7 +326,9 @@ impl Drop for Acquire<'_> {
             if state.queue.is_empty() {
                 self.pool.shared.word.fetch_and(!WAITERS, Ordering::AcqRel);
             }
+            drop(state);
         }
+        drop(waker);
     }
 }
 
