@@ -405,3 +405,36 @@ fn a_waiting_call_near_the_end_of_instant_s_range_waits() {
     let mut second = pin!(svc.call(2));
     assert!(poll_once(second.as_mut()).is_pending());
 }
+
+/// The bucket's "never" deadline is 30 years after now: it was 30 years
+/// after the bucket was made, which for a bucket older than that (on a
+/// manual clock, near the end of `Instant`'s range) lay in the past, and a
+/// call that had to wait about forever went at once.
+#[test]
+fn a_call_that_must_wait_past_instant_s_range_does_not_go_at_once() {
+    use strata_service::clock::Clock;
+    const YEAR: u64 = 86_400 * 365;
+    let clock = ManualClock::new();
+    let mut end = clock.now();
+    let mut step = Duration::from_secs(u64::MAX / 4);
+    while step >= Duration::from_secs(1) {
+        match end.checked_add(step) {
+            Some(next) => end = next,
+            None => step /= 2,
+        }
+    }
+    // The bucket is made 40 years before the end, and used 35 years later.
+    let made = end.checked_sub(Duration::from_secs(40 * YEAR)).unwrap();
+    clock.advance(made - clock.now());
+    // One token per century, burst 1.
+    let rate = Rate::new(1, Duration::from_secs(100 * YEAR));
+    let svc = RateLimit::with_bucket(Echo, TokenBucket::with_clock(rate, 1, clock.clone()));
+    clock.advance(Duration::from_secs(35 * YEAR));
+    assert_eq!(block_on(svc.call(1)).unwrap(), 1);
+    // The next token is a century away (past the end of the range).
+    let mut second = pin!(svc.call(2));
+    assert!(
+        poll_once(second.as_mut()).is_pending(),
+        "a second call went at once, with one token per century and a burst of one"
+    );
+}

@@ -212,7 +212,11 @@ impl Shared {
         if go_at <= now {
             return Decision::Go;
         }
-        let at = crate::clock::later(self.base, nanos(go_at));
+        // From now, not from `base`: a "never" that overflowed `base +
+        // go_at` must still lie ahead of now (30 years on, or the end of
+        // `Instant`'s range).
+        let now_at = crate::clock::later(self.base, nanos(now));
+        let at = crate::clock::later(now_at, nanos(go_at - now));
         Decision::GoAt(at, Booking(booking))
     }
 }
