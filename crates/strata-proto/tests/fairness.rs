@@ -99,3 +99,34 @@ fn a_greedy_pipelining_client_does_not_hold_its_worker() {
         );
     });
 }
+
+/// A connection that yields at the per-poll cap with whole requests still
+/// buffered is busy, not partway through a request: a zero read timeout
+/// ("fires at its first check" while part of a request is buffered) used to
+/// close it there, leaving every request past the first 4,096 unanswered.
+#[test]
+fn yielding_at_the_per_poll_cap_does_not_start_the_read_timeout() {
+    deadline(60, || {
+        let config = strata_proto::ConnectionConfig::default()
+            .idle_timeout(None)
+            .read_timeout(Some(Duration::ZERO))
+            .write_timeout(None);
+        let server = one_worker()
+            .connection_config(config)
+            .start(|| Ok::<_, std::io::Error>(support::Echo))
+            .unwrap();
+        let mut c = Client::connect(server.local_addr());
+        const N: usize = 6000;
+        c.writer.write_all("e\n".repeat(N).as_bytes()).unwrap();
+        let mut got = 0;
+        while got < N {
+            match c.recv() {
+                Some(line) => assert_eq!(line, "e"),
+                None => break,
+            }
+            got += 1;
+        }
+        assert_eq!(got, N, "the connection closed with requests unanswered");
+        drop(server);
+    })
+}
