@@ -335,3 +335,40 @@ fn a_stop_from_a_timer_op_applied_between_batches_lets_no_further_task_run() {
         "the worker polled a task after it had been asked to stop, between batches"
     );
 }
+
+/// `shutdown_timeouts`: the workers get their limit to drop their tasks,
+/// the blocking closures theirs, both counted from the call.
+#[test]
+fn shutdown_timeouts_waits_for_the_workers_and_not_for_blocking_closures() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let guard = SlowDrop(dropped.clone());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    rt.handle().spawn(async move {
+        let _g = guard;
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await
+    });
+    started_rx.recv().unwrap();
+    let (running_tx, running_rx) = std::sync::mpsc::channel();
+    let f = finished.clone();
+    rt.handle().spawn_blocking(move || {
+        running_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        f.store(true, Ordering::SeqCst);
+    });
+    running_rx.recv().unwrap();
+    assert!(
+        !rt.shutdown_timeouts(Duration::from_secs(30), Duration::ZERO),
+        "a blocking closure was still running"
+    );
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the workers were not waited for"
+    );
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the blocking closure was waited for"
+    );
+}

@@ -126,11 +126,42 @@ impl Runtime {
     /// // Waits for the sleep (well within the limit).
     /// assert!(rt.shutdown_timeout(Duration::from_secs(10)));
     /// ```
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
+    pub fn shutdown_timeout(self, timeout: Duration) -> bool {
+        self.shutdown_timeouts(timeout, timeout)
+    }
+
+    /// Stops the runtime like [`shutdown_timeout`](Runtime::shutdown_timeout),
+    /// with a limit of its own for each wait, both counted from now: at
+    /// most `workers` for the workers to stop (and drop their tasks), at
+    /// most `blocking` for running [`spawn_blocking`](crate::spawn_blocking)
+    /// closures. A server that must be rid of its connections when it
+    /// returns, but has no reason to wait for blocking work, gives the
+    /// workers a moment and the closures none. Returns as
+    /// `shutdown_timeout` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = strata_rt::Runtime::new().unwrap();
+    /// let (running, is_running) = std::sync::mpsc::channel();
+    /// rt.handle().spawn_blocking(move || {
+    ///     running.send(()).unwrap();
+    ///     std::thread::sleep(Duration::from_millis(200));
+    /// });
+    /// is_running.recv().unwrap();
+    /// // The workers stop at once; the sleep is not waited for.
+    /// assert!(!rt.shutdown_timeouts(Duration::from_secs(10), Duration::ZERO));
+    /// ```
+    pub fn shutdown_timeouts(mut self, workers: Duration, blocking: Duration) -> bool {
+        let now = Instant::now();
         // An unrepresentable deadline is as good as none.
-        let wait = deadline.map_or(BlockingWait::Forever, BlockingWait::Until);
-        self.stop(wait, wait)
+        let until = |limit| {
+            now.checked_add(limit)
+                .map_or(BlockingWait::Forever, BlockingWait::Until)
+        };
+        self.stop(until(workers), until(blocking))
     }
 
     /// Stops the runtime without waiting: `shutdown_timeout` with no
