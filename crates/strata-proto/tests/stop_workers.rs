@@ -60,3 +60,45 @@ fn clean_shutdown_returns_after_the_runtime_dropped_its_tasks() {
         );
     })
 }
+
+/// `TcpServer::shutdown_timeout`: blocking closures are waited for within
+/// the same deadline. The workers' grace after the deadline (for dropping
+/// the connections) used to apply to them too: with a zero timeout, the
+/// shutdown waited for a 400 ms closure.
+#[test]
+fn a_zero_shutdown_timeout_does_not_wait_for_blocking_closures() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    deadline(60, || {
+        let started = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
+        let (s, f) = (started.clone(), finished.clone());
+        let server = one_worker()
+            .shutdown_timeout(Duration::ZERO)
+            .start(move || {
+                let (s, f) = (s.clone(), f.clone());
+                Ok::<_, io::Error>(service_fn(move |req: String| {
+                    let (s, f) = (s.clone(), f.clone());
+                    drop(strata_rt::spawn_blocking(move || {
+                        s.store(true, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(400));
+                        f.store(true, Ordering::SeqCst);
+                    }));
+                    async move { Ok::<_, io::Error>(req) }
+                }))
+            })
+            .unwrap();
+        let mut c = Client::connect(server.local_addr());
+        assert_eq!(c.round_trip("go").as_deref(), Some("go"));
+        drop(c);
+        let t = Instant::now();
+        while !started.load(Ordering::SeqCst) || server.connections() > 0 {
+            assert!(t.elapsed() < Duration::from_secs(10), "hang guard");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(server.shutdown(), "no connection was left");
+        assert!(
+            !finished.load(Ordering::SeqCst),
+            "a zero shutdown timeout waited for a blocking closure"
+        );
+    })
+}

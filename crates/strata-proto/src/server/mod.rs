@@ -504,11 +504,10 @@ fn drain_by(state: &ServerState, deadline: Instant) -> Drain {
 
 /// Stops the server's runtime, dropping the connections still open (`end`
 /// says why there are any, for the log). Blocking closures the handlers
-/// started may run until the shutdown `deadline` (or [`STOP_GRACE`], if
-/// that is later; the rest finish unobserved on their threads); after a
-/// timeout or a second
-/// signal, only the workers are waited for, while they drop what is left
-/// (at most [`STOP_GRACE`], should a handler block one).
+/// started are waited for until the shutdown `deadline` (the rest finish
+/// unobserved on their threads); the workers, while they drop what is
+/// left, until then or for [`STOP_GRACE`], whichever is later (only that,
+/// after a timeout or a second signal, should a handler block one).
 fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadline: Instant) {
     match end {
         Drain::Done => {}
@@ -530,12 +529,13 @@ fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadl
         // The workers get at least `STOP_GRACE` to drop their tasks, even
         // from a drain that ended at the deadline, so that they are gone
         // when `shutdown` returns `true`.
+        // Blocking closures get only what is left of the deadline.
         Drain::Done => {
             let left = deadline.saturating_duration_since(Instant::now());
-            runtime.shutdown_timeout(left.max(STOP_GRACE));
+            runtime.shutdown_timeouts(left.max(STOP_GRACE), left);
         }
         Drain::TimedOut | Drain::Interrupted => {
-            runtime.shutdown_timeout(STOP_GRACE);
+            runtime.shutdown_timeouts(STOP_GRACE, Duration::ZERO);
         }
     }
 }
