@@ -387,14 +387,7 @@ impl Service<u32> for Echo {
 fn a_waiting_call_near_the_end_of_instant_s_range_waits() {
     use strata_service::clock::Clock;
     let clock = ManualClock::new();
-    let mut end = clock.now();
-    let mut step = Duration::from_secs(u64::MAX / 4);
-    while step >= Duration::from_secs(1) {
-        match end.checked_add(step) {
-            Some(next) => end = next,
-            None => step /= 2,
-        }
-    }
+    let end = end_of_instant(clock.now());
     let near_end = end.checked_sub(Duration::from_secs(86_400 * 365)).unwrap();
     clock.advance(near_end - clock.now());
     // One token per century: the second call's turn is past what an
@@ -415,14 +408,7 @@ fn a_call_that_must_wait_past_instant_s_range_does_not_go_at_once() {
     use strata_service::clock::Clock;
     const YEAR: u64 = 86_400 * 365;
     let clock = ManualClock::new();
-    let mut end = clock.now();
-    let mut step = Duration::from_secs(u64::MAX / 4);
-    while step >= Duration::from_secs(1) {
-        match end.checked_add(step) {
-            Some(next) => end = next,
-            None => step /= 2,
-        }
-    }
+    let end = end_of_instant(clock.now());
     // The bucket is made 40 years before the end, and used 35 years later.
     let made = end.checked_sub(Duration::from_secs(40 * YEAR)).unwrap();
     clock.advance(made - clock.now());
@@ -437,4 +423,17 @@ fn a_call_that_must_wait_past_instant_s_range_does_not_go_at_once() {
         poll_once(second.as_mut()).is_pending(),
         "a second call went at once, with one token per century and a burst of one"
     );
+}
+
+/// The last instant (to the second) that `Instant` can hold after `from`.
+fn end_of_instant(from: std::time::Instant) -> std::time::Instant {
+    let mut end = from;
+    let mut step = Duration::from_secs(u64::MAX / 4);
+    while step >= Duration::from_secs(1) {
+        match end.checked_add(step) {
+            Some(next) => end = next,
+            None => step /= 2,
+        }
+    }
+    end
 }
