@@ -372,3 +372,35 @@ fn shutdown_timeouts_waits_for_the_workers_and_not_for_blocking_closures() {
         "the blocking closure was waited for"
     );
 }
+
+/// The same with workers slower to stop than the closure runs: the
+/// closures are counted at their own (earlier) limit. They used to be
+/// counted after the wait for the workers, by when this one had ended,
+/// and the call said nothing was left running (a review).
+#[test]
+fn shutdown_timeouts_counts_blocking_closures_at_their_own_limit() {
+    struct SlowerDrop;
+    impl Drop for SlowerDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    rt.handle().spawn(async move {
+        let _g = SlowerDrop;
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await
+    });
+    started_rx.recv().unwrap();
+    let (running, is_running) = std::sync::mpsc::channel();
+    rt.handle().spawn_blocking(move || {
+        running.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    is_running.recv().unwrap();
+    assert!(
+        !rt.shutdown_timeouts(Duration::from_secs(10), Duration::ZERO),
+        "a closure running past its zero limit was counted as done"
+    );
+}

@@ -137,7 +137,8 @@ impl Runtime {
     /// closures. A server that must be rid of its connections when it
     /// returns, but has no reason to wait for blocking work, gives the
     /// workers a moment and the closures none. Returns as
-    /// `shutdown_timeout` does.
+    /// `shutdown_timeout` does, each count taken at its own limit (a
+    /// closure still running at its limit counts as left running).
     ///
     /// # Examples
     ///
@@ -146,13 +147,15 @@ impl Runtime {
     ///
     /// let rt = strata_rt::Runtime::new().unwrap();
     /// let (running, is_running) = std::sync::mpsc::channel();
+    /// let (release, released) = std::sync::mpsc::channel::<()>();
     /// rt.handle().spawn_blocking(move || {
     ///     running.send(()).unwrap();
-    ///     std::thread::sleep(Duration::from_millis(200));
+    ///     let _ = released.recv(); // until `release` is dropped
     /// });
     /// is_running.recv().unwrap();
-    /// // The workers stop at once; the sleep is not waited for.
+    /// // The workers are waited for; the closure is not.
     /// assert!(!rt.shutdown_timeouts(Duration::from_secs(10), Duration::ZERO));
+    /// drop(release);
     /// ```
     pub fn shutdown_timeouts(mut self, workers: Duration, blocking: Duration) -> bool {
         let now = Instant::now();
@@ -197,6 +200,27 @@ impl Runtime {
             tracing::warn!("strata: runtime dropped on one of its own workers; not joining");
             return false;
         }
+        // The earlier limit is waited for first, so that each wait's
+        // count is taken at its own deadline (a closure still running at
+        // its limit counts as left running, even if it ends while the
+        // workers are waited for).
+        let blocking_first = match (workers, wait) {
+            (BlockingWait::Forever, BlockingWait::Until(_)) => true,
+            (BlockingWait::Until(w), BlockingWait::Until(b)) => b < w,
+            _ => false,
+        };
+        let (detached, running) = if blocking_first {
+            let running = self.wait_blocking(wait);
+            (self.wait_workers(workers), running)
+        } else {
+            let detached = self.wait_workers(workers);
+            (detached, self.wait_blocking(wait))
+        };
+        running == 0 && detached == 0
+    }
+
+    /// Waits for the workers as `workers` says; the number left running.
+    fn wait_workers(&mut self, workers: BlockingWait) -> usize {
         let mut detached = 0;
         match workers {
             BlockingWait::Forever => {
@@ -231,7 +255,13 @@ impl Runtime {
                 }
             }
         }
-        let running = blocking.wait_stopped(match wait {
+        detached
+    }
+
+    /// Waits for running blocking closures as `wait` says; the number left
+    /// running.
+    fn wait_blocking(&self, wait: BlockingWait) -> usize {
+        let running = self.handle.inner.blocking.wait_stopped(match wait {
             BlockingWait::Forever => None,
             BlockingWait::Until(deadline) => Some(deadline),
         });
@@ -242,7 +272,7 @@ impl Runtime {
                  they finish on their own threads"
             );
         }
-        running == 0 && detached == 0
+        running
     }
 }
 
