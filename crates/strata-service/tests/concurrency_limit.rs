@@ -253,3 +253,72 @@ fn try_acquire_from_a_waker_dropped_by_a_cancelled_waiter_does_not_deadlock() {
         .expect("try_acquire, called while the pool's lock is held, deadlocked");
     assert!(!got, "a queued waiter was overtaken");
 }
+
+/// A waker whose clone uses the pool: its data pointer is the pool.
+static CLONE_TRIES_POOL: std::task::RawWakerVTable =
+    std::task::RawWakerVTable::new(clone_tries_pool, no_op, no_op, no_op);
+
+/// # Safety
+///
+/// `p` points to a `PermitPool` that outlives every copy of the waker.
+unsafe fn clone_tries_pool(p: *const ()) -> std::task::RawWaker {
+    // SAFETY: the caller's contract (the tests leak the pool).
+    let pool = unsafe { &*p.cast::<PermitPool>() };
+    drop(pool.try_acquire());
+    std::task::RawWaker::new(p, &CLONE_TRIES_POOL)
+}
+
+unsafe fn no_op(_: *const ()) {}
+
+fn clone_tries(pool: &'static PermitPool) -> Waker {
+    let raw = std::task::RawWaker::new(std::ptr::from_ref(pool).cast(), &CLONE_TRIES_POOL);
+    // SAFETY: the vtable's functions keep the RawWaker contract (clone
+    // returns a waker of the same data and vtable; the others do nothing),
+    // and the pool is leaked, so the data pointer stays valid.
+    unsafe { Waker::from_raw(raw) }
+}
+
+/// The pool clones a waiter's waker only with its lock released, on the
+/// first poll and on a poll with another waker (a review found the clone
+/// still under the lock after the drops were moved out).
+#[test]
+fn try_acquire_from_a_waker_cloned_by_acquire_does_not_deadlock() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let pool: &'static PermitPool = Box::leak(Box::new(PermitPool::new(1)));
+        let _held = pool.try_acquire().expect("a free permit");
+        // A first waiter sets the waiters bit: try_acquire now locks.
+        let mut first = pin!(pool.acquire());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        let waker = clone_tries(pool);
+        // Queued with that waker (a clone at the first poll).
+        let mut second = pin!(pool.acquire());
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        // Polled again with another waker, then with that one again.
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("Acquire::poll deadlocked: it cloned the waker under the pool's lock");
+}

@@ -267,45 +267,58 @@ impl<'a> Future for Acquire<'a> {
     type Output = Permit<'a>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit<'a>> {
+        // No waker code (clone or drop, which may use the pool) runs while
+        // the pool's lock is held.
         let pool = self.pool;
-        if self.key.is_none() && pool.take_fast() {
-            return Poll::Ready(Permit { pool });
-        }
-        let mut state = pool.lock();
-        match self.key {
-            None => {
-                // Under the lock, with the bit set, nobody else changes
-                // the count; take a free permit if nobody is queued.
-                let word = pool.shared.word.fetch_or(WAITERS, Ordering::AcqRel);
-                if word >= ONE && state.queue.is_empty() {
-                    pool.shared.word.fetch_sub(ONE | WAITERS, Ordering::AcqRel);
-                    return Poll::Ready(Permit { pool });
-                }
-                let key = state.waiters.insert(Waiter {
-                    waker: Some(cx.waker().clone()),
-                    granted: false,
-                });
-                state.queue.push_back(key);
-                self.key = Some(key);
-                Poll::Pending
+        let Some(key) = self.key else {
+            if pool.take_fast() {
+                return Poll::Ready(Permit { pool });
             }
-            Some(key) => {
-                let waiter = &mut state.waiters[key];
-                if waiter.granted {
-                    state.waiters.remove(key);
-                    self.key = None;
-                    return Poll::Ready(Permit { pool });
-                }
-                let old = match &mut waiter.waker {
-                    Some(w) if w.will_wake(cx.waker()) => None,
-                    slot => slot.replace(cx.waker().clone()),
-                };
-                // A waker's drop may run code that uses the pool: never
-                // under its lock.
+            let waker = cx.waker().clone();
+            let mut state = pool.lock();
+            // Under the lock, with the bit set, nobody else changes the
+            // count; take a free permit if nobody is queued.
+            let word = pool.shared.word.fetch_or(WAITERS, Ordering::AcqRel);
+            if word >= ONE && state.queue.is_empty() {
+                pool.shared.word.fetch_sub(ONE | WAITERS, Ordering::AcqRel);
                 drop(state);
-                drop(old);
-                Poll::Pending
+                drop(waker);
+                return Poll::Ready(Permit { pool });
             }
+            let key = state.waiters.insert(Waiter {
+                waker: Some(waker),
+                granted: false,
+            });
+            state.queue.push_back(key);
+            self.key = Some(key);
+            return Poll::Pending;
+        };
+        let mut fresh = None;
+        loop {
+            let mut state = pool.lock();
+            let waiter = &mut state.waiters[key];
+            if waiter.granted {
+                state.waiters.remove(key);
+                self.key = None;
+                drop(state);
+                drop(fresh);
+                return Poll::Ready(Permit { pool });
+            }
+            if matches!(&waiter.waker, Some(w) if w.will_wake(cx.waker())) {
+                drop(state);
+                drop(fresh);
+                return Poll::Pending;
+            }
+            let Some(new) = fresh.take() else {
+                // Cloned with the lock released, then looked at again.
+                drop(state);
+                fresh = Some(cx.waker().clone());
+                continue;
+            };
+            let old = waiter.waker.replace(new);
+            drop(state);
+            drop(old);
+            return Poll::Pending;
         }
     }
 }
