@@ -231,6 +231,9 @@ impl Runtime {
                 }
             }
             BlockingWait::Until(deadline) => {
+                // `shutdown_background` asks for no wait: workers still
+                // running then are no news.
+                let waits = Instant::now() < deadline;
                 // A task that blocks its worker keeps that worker from
                 // stopping; wait for it only until the deadline, then
                 // leave it to stop on its own (it has been told to).
@@ -246,7 +249,7 @@ impl Runtime {
                         detached += 1;
                     }
                 }
-                if detached > 0 {
+                if detached > 0 && waits {
                     tracing::warn!(
                         workers = detached,
                         "strata: runtime stopped with workers still busy (a task blocking \
