@@ -641,9 +641,8 @@ where
             //    A connection that yielded at the per-poll cap has whole
             //    requests buffered, to be taken at its next poll (it is
             //    woken at once): busy, not partway through a request.
-            let quiet = in_flight.is_empty() && framed.write_buffer().is_empty();
+            let quiet = !yielded && in_flight.is_empty() && framed.write_buffer().is_empty();
             let state = match (quiet, framed.read_buffer().is_empty()) {
-                _ if yielded => TimerState::Busy,
                 (true, true) => TimerState::Idle,
                 (true, false) => TimerState::Partial,
                 (false, _) => TimerState::Busy,
