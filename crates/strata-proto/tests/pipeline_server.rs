@@ -543,11 +543,9 @@ fn shutdown_with_no_connections_is_prompt() {
             std::thread::sleep(Duration::from_millis(20));
             let t = Instant::now();
             assert!(server.shutdown());
-            assert!(
-                t.elapsed() < Duration::from_millis(500),
-                "{:?}",
-                t.elapsed()
-            );
+            // Far under the 30 s shutdown timeout it would otherwise wait
+            // out, and generous for a starved machine.
+            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
         }
     });
 }

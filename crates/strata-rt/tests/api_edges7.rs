@@ -135,11 +135,12 @@ fn shutdown_edges_are_fine() {
     assert!(rt.shutdown_timeout(Duration::MAX));
     let rt = one_worker();
     rt.handle()
-        .spawn_blocking(|| std::thread::sleep(Duration::from_millis(300)));
+        .spawn_blocking(|| std::thread::sleep(Duration::from_secs(20)));
     std::thread::sleep(Duration::from_millis(50));
     let t0 = Instant::now();
     rt.shutdown_background();
-    assert!(t0.elapsed() < Duration::from_millis(200));
+    // It does not wait for the closure (20 s).
+    assert!(t0.elapsed() < Duration::from_secs(10));
     // From another runtime's worker.
     let outer = one_worker();
     let inner = one_worker();
@@ -157,7 +158,7 @@ fn shutdown_edges_are_fine() {
         tx.send(rt.shutdown_timeout(Duration::from_secs(5)))
             .unwrap();
     }));
-    assert!(!rx.recv_timeout(Duration::from_secs(2)).unwrap());
+    assert!(!rx.recv_timeout(Duration::from_secs(20)).unwrap());
 }
 
 /// Found fine: budget edges of the public coop API.

@@ -65,13 +65,16 @@ fn ten_ms_sleep_never_before_five_ms_sleep() {
                 let order = Arc::new(Mutex::new(Vec::new()));
                 let start = Instant::now();
                 let (o1, o2) = (order.clone(), order.clone());
-                let a = spawn(async move {
-                    sleep_until(start + Duration::from_millis(10)).await;
-                    o1.lock().unwrap().push(10);
-                });
+                // The 5 ms one first: should the worker first get to them
+                // after both deadlines (a starved machine), each completes
+                // at its first poll, in spawn order.
                 let b = spawn(async move {
                     sleep_until(start + Duration::from_millis(5)).await;
                     o2.lock().unwrap().push(5);
+                });
+                let a = spawn(async move {
+                    sleep_until(start + Duration::from_millis(10)).await;
+                    o1.lock().unwrap().push(10);
                 });
                 a.await.unwrap();
                 b.await.unwrap();
@@ -314,7 +317,9 @@ fn idle_blocking_threads_exit_after_keep_alive() {
         let rt = Runtime::builder()
             .worker_threads(1)
             .thread_name("revka")
-            .blocking_keep_alive(Duration::from_millis(20))
+            // Long enough that the pool's threads are still there when
+            // looked for below, even on a starved machine.
+            .blocking_keep_alive(Duration::from_secs(1))
             .build()
             .unwrap();
         rt.block_on(async {

@@ -230,12 +230,21 @@ fn kv_load_shed_when_pool_exhausted() {
     strata::run(async move {
         let mut slow = Client::connect(addr).await;
         slow.framed
-            .send(Bytes::from_static(b"SLEEP 500"))
+            .send(Bytes::from_static(b"SLEEP 2000"))
             .await
             .unwrap();
-        strata::rt::time::sleep(Duration::from_millis(100)).await;
+        // Until the server has taken the SLEEP (and its permit).
         let mut c = Client::connect(addr).await;
-        assert_eq!(c.call("GET x").await, "ERR busy");
+        let mut answer = c.call("GET x").await;
+        for _ in 0..50 {
+            if answer == "ERR busy" {
+                break;
+            }
+            assert_eq!(answer, "NOT_FOUND");
+            strata::rt::time::sleep(Duration::from_millis(20)).await;
+            answer = c.call("GET x").await;
+        }
+        assert_eq!(answer, "ERR busy");
         assert_eq!(&slow.framed.next().await.unwrap().unwrap()[..], b"SLEPT");
         assert_eq!(c.call("GET x").await, "NOT_FOUND");
     });
