@@ -168,7 +168,9 @@ fn futures_executor_block_on<F: Future>(f: F) -> F::Output {
 }
 
 /// The receiver is dropped while senders on both workers wait on a full
-/// channel: every waiting send fails, and the queued values are dropped.
+/// channel: every send ends (a waiting one with `Ok`: its message was
+/// queued, and goes with the queue), later ones fail, and the queued
+/// values are dropped.
 #[test]
 fn receiver_dropped_while_senders_wait() {
     deadline(60, || {

@@ -292,7 +292,7 @@ fn mpsc_close_and_try_recv_semantics() {
             let (mut tx, rx) = mpsc::channel::<u32>(4);
             drop(rx);
             assert!(tx.send(1).await.unwrap_err().is_disconnected());
-            // Capacity: buffer + one per live sender.
+            // Capacity: buffer + one for the (only) sender.
             let (mut tx, _rx) = mpsc::channel::<u32>(2);
             for i in 0..3 {
                 tx.try_send(i).unwrap();

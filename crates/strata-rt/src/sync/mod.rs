@@ -31,17 +31,22 @@
 //!   spend it; a loop that takes an always-free lock or permit over and
 //!   over should call [`yield_now`](crate::yield_now) now and then.
 //! * A bounded [`mpsc::channel`]`(n)` holds up to `n` messages **plus one
-//!   per live sender**: every `Sender` clone has a guaranteed slot, and a
-//!   message sent by a clone that was then dropped stays queued. For a
-//!   strict bound with many senders, give each producer its own clone for
-//!   its whole life (not one per message), or bound with a [`Semaphore`].
+//!   per sender that has sent since the receiver last caught up, dropped
+//!   clones included**: every `Sender` clone has a guaranteed slot, and a
+//!   message sent by a clone that was then dropped stays queued, so a
+//!   clone per message makes the channel unbounded. For a strict bound
+//!   with many senders, give each producer its own clone for its whole
+//!   life (not one per message), or bound with a [`Semaphore`].
 //! * A [`mpsc::Sender`]'s `send` future (from `SinkExt`) is not
 //!   cancel-safe the way tokio's is: it queues the message and then may
 //!   wait (`Pending`) for the channel to drain below its bound, and
 //!   dropping it then does not take the message back, so a `send` that
-//!   lost a race against a timeout may still be delivered. `SinkExt::feed`
-//!   completes as soon as the message is queued (a dropped `feed` did not
-//!   send), and `try_send` queues the message or hands it back.
+//!   lost a race against a timeout may still be delivered. Its `Ok` means
+//!   queued, not delivered: a `send` waiting when the receiver is dropped
+//!   still returns `Ok`, its message dropped with the queue (as with
+//!   tokio's). `SinkExt::feed` completes as soon as the message is queued
+//!   (a dropped `feed` did not send), and `try_send` queues the message or
+//!   hands it back.
 //! * Waiters are woken in the order they queued, but a lock or permit
 //!   released to the first waiter can still be taken by a `try_lock` /
 //!   `try_acquire` in between (barging); `Mutex` switches to strict

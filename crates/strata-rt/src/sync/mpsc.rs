@@ -42,7 +42,8 @@ pub use futures_channel::mpsc::{
 
 use crate::executor::coop;
 
-/// A bounded channel: `buffer` messages plus one per live [`Sender`] (see
+/// A bounded channel: `buffer` messages plus one per [`Sender`] that has
+/// sent since the receiver last caught up, dropped clones included (see
 /// the [`sync`](crate::sync) module docs).
 pub fn channel<T>(buffer: usize) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = futures_channel::mpsc::channel(buffer);
