@@ -349,9 +349,10 @@ impl ReadState {
     /// costs a small allocation instead of zeroing a whole window. A reader
     /// that writes past the count it reports, or writes and then returns
     /// `Pending`, leaves those bytes to the next reader on the thread, as
-    /// with any reused buffer; sockets write only what they report. When part of a frame is buffered, the window after it is
-    /// zeroed and read into directly; the adaptive window keeps that cost in
-    /// line with the bytes actually read.
+    /// with any reused buffer; sockets write only what they report. When
+    /// part of a frame is buffered, the window after it is zeroed and read
+    /// into directly; the adaptive window keeps that cost in line with the
+    /// bytes actually read.
     ///
     /// A reader whose `io` is itself fed by another framed reader (framing
     /// over framing) finds the scratch buffer in use by the outer one while

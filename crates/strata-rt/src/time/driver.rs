@@ -881,14 +881,10 @@ impl Timer {
                 waker.as_ref().unwrap_or(noop),
             );
             drop(old_waker);
-            self.entry = Some(entry);
-            if linked {
-                return;
-            }
             // Already due: fired now, keeping no waker.
-            if let Some(entry) = &self.entry
-                && let Some(w) = entry.finish(FIRED)
-            {
+            let fired = if linked { None } else { entry.finish(FIRED) };
+            self.entry = Some(entry);
+            if let Some(w) = fired {
                 w.wake();
             }
             return;
