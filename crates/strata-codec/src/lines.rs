@@ -384,6 +384,20 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 }
 
 /// An error from [`LinesCodec`].
+///
+/// Its `Display` states what went wrong at this layer; the error it wraps,
+/// if any, is its [`source()`](error::Error::source), as the Rust API
+/// guidelines ask (a reporter that walks the chain prints each cause once).
+///
+/// ```
+/// use std::error::Error;
+/// use std::io;
+/// use strata_codec::LinesCodecError;
+///
+/// let e = LinesCodecError::Io(io::Error::other("boom"));
+/// assert_eq!(e.to_string(), "I/O error");
+/// assert_eq!(e.source().unwrap().to_string(), "boom");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LinesCodecError {
@@ -408,11 +422,11 @@ impl fmt::Display for LinesCodecError {
             LinesCodecError::LineTooLong { limit } => {
                 write!(f, "line too long: exceeds the limit of {limit} bytes")
             }
-            LinesCodecError::InvalidUtf8(err) => write!(f, "line is not valid UTF-8: {err}"),
+            LinesCodecError::InvalidUtf8(_) => f.write_str("line is not valid UTF-8"),
             LinesCodecError::EmbeddedNewline => f.write_str(
                 "cannot encode a line that contains a newline or ends in a carriage return",
             ),
-            LinesCodecError::Io(err) => write!(f, "I/O error: {err}"),
+            LinesCodecError::Io(_) => f.write_str("I/O error"),
         }
     }
 }

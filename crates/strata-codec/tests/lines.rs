@@ -256,7 +256,10 @@ fn decode_splits_at_the_first_newline_for_every_line_length() {
 fn io_errors_convert_and_display() {
     let err = LinesCodecError::from(std::io::Error::other("boom"));
     assert!(matches!(err, LinesCodecError::Io(_)));
-    assert_eq!(err.to_string(), "I/O error: boom");
+    // The cause is the source, not part of the message.
+    assert_eq!(err.to_string(), "I/O error");
+    let source = std::error::Error::source(&err).expect("the io::Error");
+    assert_eq!(source.to_string(), "boom");
 }
 
 #[test]

@@ -1,8 +1,11 @@
-//! Error messages a user of `serve_connection` / `TcpServer` sees: an I/O
-//! failure says "I/O error" once, not once per layer.
+//! Error messages a user of `serve_connection` / `TcpServer` sees: each
+//! error's message says what happened at its layer and its `source()` the
+//! cause, so a report of the whole chain names each cause once ("I/O error"
+//! once, not once per layer).
 
 mod support;
 
+use std::error::Error;
 use std::io;
 use std::time::Duration;
 
@@ -11,6 +14,25 @@ use strata_proto::ConnectionConfig;
 use strata_proto::pipeline::{ConnectionError, serve_connection};
 use support::memory::{Memory as Mock, one_worker_runtime};
 use support::{Echo, TestProto, deadline};
+
+/// The messages of `e` and of every error down its `source()` chain.
+fn chain(e: &(dyn Error + 'static)) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        links.push(c.to_string());
+        cur = c.source();
+    }
+    links
+}
+
+/// How many links of `links` contain "i/o error", in any case.
+fn io_error_mentions(links: &[String]) -> usize {
+    links
+        .iter()
+        .map(|l| l.to_ascii_lowercase().matches("i/o error").count())
+        .sum()
+}
 
 fn no_timeouts() -> ConnectionConfig {
     ConnectionConfig::default()
@@ -33,33 +55,58 @@ fn run(
     })
 }
 
-/// A reset while reading: the message says "I/O error" twice (the
-/// dispatcher's "i/o error: " around the codec's "I/O error: "), in two
-/// spellings.
+/// A reset while reading: the chain says "I/O error" once (it said it
+/// twice, the dispatcher's "i/o error: " around the codec's "I/O error: ",
+/// and the codec's error was also the message's source).
 #[test]
 fn a_reset_while_reading_says_io_error_once() {
     let err = run(|m| m.reset(), no_timeouts()).expect_err("the read was reset");
-    let msg = err.to_string();
-    assert_eq!(
-        msg.to_ascii_lowercase().matches("i/o error").count(),
-        1,
-        "{msg:?}"
-    );
+    let links = chain(&err);
+    assert_eq!(io_error_mentions(&links), 1, "{links:?}");
+    for w in links.windows(2) {
+        assert!(!w[0].contains(&w[1]), "a cause told twice: {links:?}");
+    }
 }
 
-/// The same stutter, built directly: the dispatcher's I/O variant wraps the
-/// codec's error, which already says "I/O error".
+/// The same, built directly: the dispatcher's I/O variant wraps the
+/// codec's error, which says "I/O error"; the reset is the last link.
 #[test]
 fn io_variant_around_a_codec_io_error_says_io_error_once() {
     let e = ConnectionError::Io(Box::new(LinesCodecError::Io(io::Error::from(
         io::ErrorKind::ConnectionReset,
     ))));
-    let msg = e.to_string();
+    let links = chain(&e);
+    assert_eq!(io_error_mentions(&links), 1, "{links:?}");
+    assert_eq!(links.len(), 3, "{links:?}");
     assert_eq!(
-        msg.to_ascii_lowercase().matches("i/o error").count(),
-        1,
-        "{msg:?}"
+        links[2],
+        io::Error::from(io::ErrorKind::ConnectionReset).to_string()
     );
+}
+
+/// No message repeats its source's: `Display` is this layer's own words,
+/// the cause comes from `source()` (as the Rust API guidelines ask).
+#[test]
+fn no_message_repeats_its_source() {
+    let bad_utf8 = vec![b'a', 0xff];
+    let cases: Vec<Box<dyn Error + 'static>> = vec![
+        Box::new(ConnectionError::Decode(Box::new(
+            LinesCodecError::LineTooLong { limit: 8 },
+        ))),
+        Box::new(ConnectionError::Encode("text with a newline".into())),
+        Box::new(ConnectionError::Service("no such key".into())),
+        Box::new(LinesCodecError::Io(io::Error::other("boom"))),
+        Box::new(LinesCodecError::InvalidUtf8(
+            std::str::from_utf8(&bad_utf8).unwrap_err(),
+        )),
+    ];
+    for e in &cases {
+        let links = chain(&**e);
+        assert!(links.len() >= 2, "{links:?}");
+        for w in links.windows(2) {
+            assert!(!w[0].contains(&w[1]), "a cause told twice: {links:?}");
+        }
+    }
 }
 
 /// A timeout error names the timeout that passed, so a log line says

@@ -3,6 +3,10 @@
 use std::{error, fmt, io};
 
 /// An error from [`LengthDelimitedCodec`](super::LengthDelimitedCodec).
+///
+/// Its `Display` states what went wrong at this layer; for [`Io`](Self::Io)
+/// the `io::Error` is its [`source()`](error::Error::source), not part of
+/// the message (a reporter that walks the chain prints it once).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LengthDelimitedCodecError {
@@ -69,7 +73,7 @@ impl fmt::Display for LengthDelimitedCodecError {
                 f,
                 "stream ended in the middle of a frame ({buffered} bytes of it had arrived)"
             ),
-            Self::Io(err) => write!(f, "I/O error: {err}"),
+            Self::Io(_) => f.write_str("I/O error"),
         }
     }
 }

@@ -41,6 +41,22 @@ use crate::config::ConnectionConfig;
 use crate::deadline::{ConnTimer, Output, TimerEvent, TimerState};
 
 /// Why a connection ended other than by a clean close.
+///
+/// `Display` says what happened at this layer and
+/// [`source()`](std::error::Error::source) gives the error behind it, so
+/// a reporter that walks the chain prints each cause once (to log one, pass
+/// it as `&dyn Error`: `tracing::warn!(error = &e as &dyn std::error::Error)`
+/// logs its sources too). The codec's or the service's error is in that
+/// chain, for a `downcast_ref`.
+///
+/// ```
+/// use std::error::Error;
+/// use strata_proto::pipeline::ConnectionError;
+///
+/// let e = ConnectionError::Service("no such key".into());
+/// assert_eq!(e.to_string(), "service error");
+/// assert_eq!(e.source().unwrap().to_string(), "no such key");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectionError {
@@ -177,11 +193,10 @@ fn find_io<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Err
 impl fmt::Display for ConnectionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // The codecs' I/O errors say "I/O error" themselves.
-            ConnectionError::Io(e) => write!(f, "{e}"),
-            ConnectionError::Decode(e) => write!(f, "bad request: {e}"),
-            ConnectionError::Encode(e) => write!(f, "cannot encode response: {e}"),
-            ConnectionError::Service(e) => write!(f, "service error: {e}"),
+            ConnectionError::Io(_) => f.write_str("transport failed"),
+            ConnectionError::Decode(_) => f.write_str("bad request"),
+            ConnectionError::Encode(_) => f.write_str("cannot encode response"),
+            ConnectionError::Service(_) => f.write_str("service error"),
             ConnectionError::Panicked(msg) => write!(f, "request handler panicked: {msg}"),
             ConnectionError::IdleTimeout { timeout } => {
                 write!(f, "idle timeout: no request for {timeout:?}")

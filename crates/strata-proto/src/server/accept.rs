@@ -1,6 +1,7 @@
 //! One worker's accept loop: limits, back-off on accept errors, and the
 //! spawning of isolated connection tasks.
 
+use std::error::Error;
 use std::future::poll_fn;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -205,7 +206,10 @@ where
         match result {
             Ok(Ok(())) => tracing::debug!(%peer, "connection closed"),
             Ok(Err(e)) if e.is_disconnect() => tracing::debug!(%peer, "peer disconnected"),
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection closed on error"),
+            // As `&dyn Error`, so that a subscriber logs its sources too.
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = &e as &dyn Error, "connection closed on error")
+            }
             Err(panic) => {
                 let msg = panic_message(&*panic);
                 tracing::error!(%peer, panic = %msg, "connection panicked; closed");
