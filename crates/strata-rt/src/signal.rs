@@ -43,7 +43,9 @@
 //! * Across `fork`: the handlers stay installed in a child process, but
 //!   the reading thread does not come along; the child's first
 //!   [`Signal::new`] starts one of its own (with a pipe of its own), so
-//!   create the child's listeners in the child. As with any `fork` of a
+//!   create the child's listeners in the child. Until then a signal in the
+//!   child writes nothing (its parent's pipe number may by then be a
+//!   descriptor of the child's own). As with any `fork` of a
 //!   threaded process, fork while no other thread is creating a `Signal`:
 //!   a lock it held would stay locked in the child.
 
@@ -129,24 +131,27 @@ static SLOTS: [Slot; MAX_SIGNAL] = [const {
     }
 }; MAX_SIGNAL];
 
-/// Which signals have a handler, and which process started the pipe
-/// thread.
+/// Which signals have a handler.
 struct Registry {
     installed: [bool; MAX_SIGNAL],
-    /// The process whose `strata-signal` thread reads `PIPE`: a child
-    /// forked later has the handlers but not the thread, and starts its own.
-    pipe_pid: Option<u32>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     installed: [false; MAX_SIGNAL],
-    pipe_pid: None,
 });
 
 /// The write end of the self-pipe the handlers write to (-1: none yet).
 /// An atomic, read by the handler, so that a forked child can point the
 /// inherited handlers at a pipe of its own.
 static PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// The process whose `strata-signal` thread reads `PIPE` (0: none yet). A
+/// forked child inherits the handlers and `PIPE`'s number but not the
+/// thread, and the number is its parent's: the child may have closed it
+/// and reused it for a socket of its own. The handler writes only when
+/// this is its own pid; the child's first listener starts a thread and a
+/// pipe of its own. Stored after `PIPE`, under `REGISTRY`'s lock.
+static PIPE_PID: AtomicI32 = AtomicI32::new(0);
 
 /// Installs the handler for `signum` once per process.
 fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
@@ -188,28 +193,38 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     }
     let slot = &SLOTS[index];
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if reg.pipe_pid != Some(pid) {
+    // SAFETY: getpid(2) cannot fail and has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if PIPE_PID.load(Ordering::SeqCst) != pid {
         // The first listener of this process (which may be a child forked
         // after its parent listened: the thread did not come along).
         PIPE.store(start_pipe_thread()?, Ordering::SeqCst);
-        reg.pipe_pid = Some(pid);
+        // After the fd: a handler that sees this pid sees this process's fd.
+        PIPE_PID.store(pid, Ordering::SeqCst);
     }
     if reg.installed[index] {
         return Ok(slot);
     }
     let action = move || {
-        // Only async-signal-safe operations: a lock-free atomic add and
-        // send(2). A full pipe means a wake-up is already pending, and the
-        // count is bumped before the byte, so that wake-up sees it.
+        // Only async-signal-safe operations: lock-free atomics, getpid(2)
+        // and send(2). A full pipe means a wake-up is already pending, and
+        // the count is bumped before the byte, so that wake-up sees it.
         // `MSG_NOSIGNAL`: were the reading thread gone, a plain write would
         // raise SIGPIPE, fatal where it is not ignored (a C host).
         SLOTS[index].delivered.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: getpid(2) cannot fail and has no preconditions.
+        if PIPE_PID.load(Ordering::SeqCst) != unsafe { libc::getpid() } {
+            // A forked child that has no pipe of its own yet: the number in
+            // `PIPE` is its parent's, and may now be any fd of the child's.
+            // Its first `Signal` starts from the count bumped above.
+            return;
+        }
         let fd = PIPE.load(Ordering::SeqCst);
         let byte = 1u8;
-        // SAFETY: `fd` is the write end of a socket pair that is never
-        // closed (each is leaked for the life of the process), and `byte`
-        // is a valid one-byte buffer for the duration of the call.
+        // SAFETY: `fd` is this process's write end of a socket pair (the
+        // pid check above: not a number inherited from a parent) that is
+        // never closed (each is leaked for the life of the process), and
+        // `byte` is a valid one-byte buffer for the duration of the call.
         unsafe { libc::send(fd, (&raw const byte).cast(), 1, libc::MSG_NOSIGNAL) };
     };
     // SAFETY: `action` is async-signal-safe (see above): it neither

@@ -357,3 +357,101 @@ fn a_signal_works_in_a_forked_child() {
         "the forked process's listener never saw its signal ({status:?}; exit 1 = not seen)"
     );
 }
+
+/// The sockets this process has open.
+fn open_sockets() -> Vec<libc::c_int> {
+    (0..1024)
+        .filter(|&fd| {
+            // SAFETY: all-zero bytes are a valid `stat` (plain integers).
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: `st` is valid and writable for the call; an fd that
+            // is not open makes `fstat` fail, nothing more.
+            let rc = unsafe { libc::fstat(fd, &mut st) };
+            rc == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+        })
+        .collect()
+}
+
+/// The child's half of `a_forked_child_s_signal_writes_nothing_into_its_sockets`.
+/// Listens once (creating the handler's pipe), forks; the forked process
+/// closes the pipe's write end, as a daemon closes what it inherited, opens
+/// a socket of its own on that number and raises the signal. Exit code 0:
+/// nothing arrived on its socket; 3: the inherited handler wrote into it.
+fn child_fork_then_reuse_the_pipe_fd() -> ! {
+    let kind = SignalKind::user_defined2();
+    let before = open_sockets();
+    drop(Signal::new(kind).unwrap());
+    // The handler's end is the new non-blocking socket.
+    // SAFETY: F_GETFL on an open fd has no memory-safety preconditions.
+    let nonblocking = |fd| unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_NONBLOCK != 0;
+    let pipe: Vec<_> = open_sockets()
+        .into_iter()
+        .filter(|fd| !before.contains(fd) && nonblocking(*fd))
+        .collect();
+    assert_eq!(pipe.len(), 1, "cannot find the handler's pipe: {pipe:?}");
+    let pipe = pipe[0];
+    // SAFETY: fork(2); the child uses only this thread's state and ends
+    // with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut sv = [0 as libc::c_int; 2];
+        // SAFETY: plain fd calls on numbers this process owns; `sv` is a
+        // valid array of two for `socketpair`; `b` a valid 8-byte buffer.
+        unsafe {
+            libc::close(pipe);
+            assert_eq!(
+                libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()),
+                0
+            );
+            if sv[0] != pipe {
+                assert_eq!(libc::dup2(sv[0], pipe), pipe);
+            }
+            libc::raise(kind.as_raw());
+            std::thread::sleep(Duration::from_millis(100));
+            let mut b = [0u8; 8];
+            let n = libc::recv(sv[1], b.as_mut_ptr().cast(), 8, libc::MSG_DONTWAIT);
+            libc::_exit(if n > 0 { 3 } else { 0 });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is valid for the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        100
+    };
+    std::process::exit(code);
+}
+
+/// A forked child that has not listened yet has its parent's handlers but
+/// not its parent's pipe: a signal must not write the handler's byte to
+/// whatever the pipe's number has become in the child (it wrote a stray
+/// byte into the child's own connection).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_forked_child_s_signal_writes_nothing_into_its_sockets() {
+    use std::process::{Command, Stdio};
+    if std::env::var_os("STRATA_TEST_FORK_REUSE_CHILD").is_some() {
+        child_fork_then_reuse_the_pipe_fd();
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_forked_child_s_signal_writes_nothing_into_its_sockets",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("STRATA_TEST_FORK_REUSE_CHILD", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let status = deadline(60, move || child.wait().unwrap());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the inherited handler wrote into the child's socket ({status:?}; exit 3 = it did)"
+    );
+}
