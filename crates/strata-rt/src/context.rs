@@ -76,12 +76,33 @@ pub(crate) fn try_handle() -> Option<Handle> {
 pub(crate) fn handle(api: &str) -> Handle {
     match try_handle() {
         Some(h) => h,
-        None => panic!(
-            "strata: `{api}` was called outside a strata runtime. \
-             Call it from a future passed to `Runtime::block_on` or \
-             `strata_rt::run`, or from a task spawned on a runtime."
-        ),
+        None => outside(api),
     }
+}
+
+/// Panics naming `api` unless this thread is inside a runtime. For the
+/// APIs that must refuse before they touch the system: a socket bound or
+/// connected first, then dropped by the panic, would leave a Unix socket
+/// file behind or show a peer a connection that comes and goes.
+#[track_caller]
+pub(crate) fn require(api: &str) {
+    let inside = CONTEXT
+        .try_with(|c| c.borrow().handle.is_some())
+        .unwrap_or(false);
+    if !inside {
+        outside(api);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside(api: &str) -> ! {
+    panic!(
+        "strata: `{api}` was called outside a strata runtime. \
+         Call it from a future passed to `Runtime::block_on` or \
+         `strata_rt::run`, or from a task spawned on a runtime."
+    )
 }
 
 /// This thread's worker, if it is a worker thread.

@@ -491,6 +491,68 @@ fn runtime_apis_outside_a_runtime_panic_with_a_clear_message() {
     assert!(m.contains("is not one of its workers"), "{m}");
 }
 
+/// A socket API called outside a runtime panics before it does anything:
+/// it used to bind (a Unix listener left its socket file behind), connect
+/// (the peer saw a connection come and go) or resolve the address (a bad
+/// one gave an `Err` instead of the documented panic) first.
+#[test]
+fn socket_apis_outside_a_runtime_panic_before_touching_the_system() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use strata_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+
+    fn panics_outside<R>(what: &str, f: impl FnOnce() -> R) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(f())));
+        let p = r.expect_err(what);
+        let m = p.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(m.contains("outside a strata runtime"), "{what}: {m}");
+    }
+    fn first_poll<F: Future>(f: F) {
+        let mut f = std::pin::pin!(f);
+        let _ = f.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    }
+
+    let dir = std::env::temp_dir().join(format!("strata-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("never-bound.sock");
+    let _ = std::fs::remove_file(&path);
+    panics_outside("UnixListener::bind", || UnixListener::bind(&path));
+    assert!(!path.exists(), "a socket file was left at {path:?}");
+
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let addr = tcp.local_addr().unwrap();
+    panics_outside("TcpStream::connect", || {
+        first_poll(TcpStream::connect(addr))
+    });
+    let unix_path = dir.join("listening.sock");
+    let _ = std::fs::remove_file(&unix_path);
+    let unix = std::os::unix::net::UnixListener::bind(&unix_path).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    panics_outside("UnixStream::connect", || {
+        first_poll(UnixStream::connect(&unix_path))
+    });
+    // Give a connection that was made time to reach the listeners.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let tcp_got = tcp.accept().map(|_| ());
+    assert_eq!(
+        tcp_got.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock)
+    );
+    let unix_got = unix.accept().map(|_| ());
+    assert_eq!(
+        unix_got.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock)
+    );
+
+    panics_outside("TcpListener::bind", || TcpListener::bind("not an address"));
+    panics_outside("UdpSocket::bind", || UdpSocket::bind("not an address"));
+    panics_outside("TcpStream::connect", || {
+        first_poll(TcpStream::connect("not an address"))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `block_on` inside a blocking-pool closure, doing more I/O than a task's
 /// budget allows in one poll: it runs to the end (it spun forever once
 /// the closure's budget was spent).

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use mio::Interest;
 
+use crate::context;
 use crate::net::addr::each_addr;
 use crate::reactor::{Direction, PollEvented, Ready};
 
@@ -47,6 +48,7 @@ impl UdpSocket {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        context::require("UdpSocket::bind");
         each_addr(addr, |a| {
             let sock = mio::net::UdpSocket::bind(a)?;
             Self::wrap(sock, "UdpSocket::bind")
@@ -60,6 +62,7 @@ impl UdpSocket {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        context::require("UdpSocket::from_std");
         socket.set_nonblocking(true)?;
         Self::wrap(mio::net::UdpSocket::from_std(socket), "UdpSocket::from_std")
     }

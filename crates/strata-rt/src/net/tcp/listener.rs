@@ -9,6 +9,7 @@ use mio::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::TcpStream;
+use crate::context;
 use crate::net::addr::each_addr;
 use crate::reactor::{Direction, PollEvented, Ready};
 
@@ -49,6 +50,7 @@ impl TcpListener {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        context::require("TcpListener::bind");
         each_addr(addr, |a| TcpListenerBuilder::new(a).bind())
     }
 
@@ -64,6 +66,7 @@ impl TcpListener {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        context::require("TcpListener::from_std");
         listener.set_nonblocking(true)?;
         let io = PollEvented::new(
             mio::net::TcpListener::from_std(listener),
@@ -237,6 +240,7 @@ impl TcpListenerBuilder {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn bind(self) -> io::Result<TcpListener> {
+        context::require("TcpListener::bind");
         let socket = Socket::new(
             Domain::for_address(self.addr),
             Type::STREAM,

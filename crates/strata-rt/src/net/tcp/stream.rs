@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use mio::Interest;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use crate::context;
 use crate::net::queued::{Queue, queued_bytes};
 use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
@@ -63,6 +64,7 @@ impl TcpStream {
     ///
     /// Panics outside a strata runtime.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        context::require("TcpStream::connect");
         let mut last = None;
         for a in addr.to_socket_addrs()? {
             match Self::connect_addr(a).await {
@@ -134,6 +136,7 @@ impl TcpStream {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        context::require("TcpStream::from_std");
         stream.set_nonblocking(true)?;
         let io = PollEvented::new(
             mio::net::TcpStream::from_std(stream),

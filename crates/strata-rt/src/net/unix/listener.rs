@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use mio::Interest;
 
 use super::{SocketAddr, UnixStream};
+use crate::context;
 use crate::reactor::{Direction, PollEvented, Ready};
 
 /// A Unix domain socket listening for connections.
@@ -60,6 +61,7 @@ impl UnixListener {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        context::require("UnixListener::bind");
         let l = mio::net::UnixListener::bind_addr(&super::socket_addr(path.as_ref())?)?;
         let io = PollEvented::new(
             l,
@@ -77,6 +79,7 @@ impl UnixListener {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        context::require("UnixListener::from_std");
         listener.set_nonblocking(true)?;
         let io = PollEvented::new(
             mio::net::UnixListener::from_std(listener),

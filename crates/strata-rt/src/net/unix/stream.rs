@@ -12,6 +12,7 @@ use std::task::{Poll, ready};
 use mio::Interest;
 
 use super::SocketAddr;
+use crate::context;
 use crate::net::queued::{Queue, queued_bytes};
 use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
@@ -38,6 +39,7 @@ impl UnixStream {
     ///
     /// Panics outside a strata runtime.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        context::require("UnixStream::connect");
         let s = mio::net::UnixStream::connect_addr(&super::socket_addr(path.as_ref())?).map_err(
             |e| {
                 if e.kind() == io::ErrorKind::WouldBlock {
@@ -69,6 +71,7 @@ impl UnixStream {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        context::require("UnixStream::pair");
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((
             Self::from_mio(a, Ready::READ_WRITE, "UnixStream::pair")?,
@@ -83,6 +86,7 @@ impl UnixStream {
     /// Panics outside a strata runtime.
     #[track_caller]
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        context::require("UnixStream::from_std");
         stream.set_nonblocking(true)?;
         Self::from_mio(
             mio::net::UnixStream::from_std(stream),
