@@ -72,10 +72,15 @@ impl WaitGroup {
 
     /// Adds one to the count; the returned guard subtracts it when dropped.
     pub fn add(&self) -> WaitGuard {
-        let before = self.inner.state.fetch_add(ONE, Ordering::SeqCst);
-        if count_of(before) as u64 == COUNT_MASK {
-            // The carry went into the zero count: undo, and refuse.
-            self.inner.state.fetch_sub(ONE, Ordering::SeqCst);
+        // A compare-and-swap, not an add undone on overflow: between the
+        // two, a guard's drop would have seen the carried count.
+        let added = self
+            .inner
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |state| {
+                (state & COUNT_MASK != COUNT_MASK).then_some(state + ONE)
+            });
+        if added.is_err() {
             panic!("WaitGroup::add: more than {COUNT_MASK} live guards");
         }
         WaitGuard {
