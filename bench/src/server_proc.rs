@@ -19,35 +19,36 @@ pub struct ServerProc {
 
 impl ServerProc {
     /// Starts `current_exe args...`, optionally pinned to `cpu` with
-    /// `taskset`-like affinity, and waits for its `listening` line. A
-    /// child that cannot pin itself exits with an error rather than serve
-    /// unpinned.
+    /// `taskset`-like affinity, and waits (at most [`BANNER_WAIT`]) for its
+    /// `listening` line. A child that cannot pin itself exits with an error
+    /// rather than serve unpinned; one that is not to be pinned is not, even
+    /// if the driver's own environment asks for it. A child that does not
+    /// come up is killed, and the child dies with the driver (Linux's
+    /// parent-death signal), so that no server outlives a failed start or
+    /// a driver stopped by a signal.
     pub fn start(args: &[String], cpu: Option<usize>) -> std::io::Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(cpu) = cpu {
-            cmd.env(PIN_VAR, cpu.to_string());
-        }
+        match cpu {
+            Some(cpu) => cmd.env(PIN_VAR, cpu.to_string()),
+            None => cmd.env_remove(PIN_VAR),
+        };
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        if line.is_empty() {
-            let _ = child.kill();
-            let status = child.wait()?;
-            return Err(io::Error::other(format!(
-                "the server exited before listening ({status}); its error is above"
-            )));
+        match read_banner(stdout) {
+            Ok(addr) => Ok(ServerProc { child, addr }),
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait()?;
+                Err(io::Error::other(format!(
+                    "{e} (the server: {status}; its error, if any, is above)"
+                )))
+            }
         }
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad server banner {line:?}")))?;
-        Ok(ServerProc { child, addr })
     }
 
     /// CPU time the child has used so far: (user, system).
@@ -70,6 +71,56 @@ impl Drop for ServerProc {
         let _ = self.child.wait();
     }
 }
+
+/// How long a server child may take to print its `listening` line.
+pub const BANNER_WAIT: Duration = Duration::from_secs(60);
+
+/// Reads the child's `listening <addr>` line on a thread of its own, so
+/// that a child that hangs before listening cannot block the driver.
+fn read_banner(stdout: std::process::ChildStdout) -> io::Result<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+        let _ = tx.send(read);
+    });
+    let line = match rx.recv_timeout(BANNER_WAIT) {
+        Ok(read) => read?,
+        Err(_) => {
+            return Err(io::Error::other(format!(
+                "the server did not listen within {BANNER_WAIT:?}"
+            )));
+        }
+    };
+    if line.is_empty() {
+        return Err(io::Error::other("the server exited before listening"));
+    }
+    line.trim()
+        .strip_prefix("listening ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad server banner {line:?}")))
+}
+
+/// Has the child killed when the driver dies (Linux's `PR_SET_PDEATHSIG`).
+/// The signal follows the thread that spawned the child: start servers
+/// from a thread that outlives them (the drivers use their main thread).
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only prctl(2), which is async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 fn proc_cpu(pid: u32) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -26,8 +26,9 @@
 //! decoders off any short-ASCII path. Length-
 //! delimited frames have a 4-byte big-endian header and a 16 to 512-byte
 //! body. Both sides run with the same limits (8 KiB per line, 8 MiB per
-//! frame). The implementations alternate (A B, then B A, ...) on every
-//! case and repetition, so drift hits both alike. Every decoded frame is
+//! frame). After one warm-up round, not recorded, the implementations
+//! alternate (A B, then B A, ...) on every case and repetition, so drift
+//! hits both alike. Every decoded frame is
 //! passed through `black_box` and counted, and the count and byte total
 //! are checked, so the optimizer cannot drop the work.
 //!
@@ -370,7 +371,11 @@ fn main() {
     let encoded_lines = bytes_per_run("lines: encode", &lines, &frames);
 
     strata_bench::report::warn_unbalanced(reps, 2);
-    for rep in 0..reps {
+    // Round 0 warms up both sides (allocator, page faults, caches) and is
+    // not recorded: without it, at small inputs, whichever side ran
+    // second in a pair ran faster.
+    for round in 0..=reps {
+        let rep = round.saturating_sub(1);
         let first = rep.is_multiple_of(2);
         let [c0, c1, c2, c3, c4, c5, c6] = &mut cases[..] else {
             unreachable!()
@@ -537,7 +542,15 @@ fn main() {
                 s
             },
         );
-        eprintln!("repetition {}/{reps} done", rep + 1);
+        if round == 0 {
+            for case in &mut cases {
+                case.strata.clear();
+                case.tokio.clear();
+            }
+            eprintln!("warm-up done");
+        } else {
+            eprintln!("repetition {round}/{reps} done");
+        }
     }
 
     println!(
