@@ -43,7 +43,11 @@ fn pid_file(parent: u32) -> std::path::PathBuf {
 #[ignore = "run as a child by a_server_with_a_bad_banner_is_killed"]
 fn bad_banner_child() {
     let parent = std::os::unix::process::parent_id();
-    std::fs::write(pid_file(parent), std::process::id().to_string()).unwrap();
+    // Written whole, then renamed: the test never reads half a pid.
+    let file = pid_file(parent);
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, std::process::id().to_string()).unwrap();
+    std::fs::rename(&partial, &file).unwrap();
     std::thread::sleep(Duration::from_secs(20));
 }
 
@@ -84,4 +88,5 @@ fn a_server_with_a_bad_banner_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(file.with_extension("partial"));
 }
