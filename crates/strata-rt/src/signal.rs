@@ -140,18 +140,37 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     installed: [false; MAX_SIGNAL],
 });
 
-/// The write end of the self-pipe the handlers write to (-1: none yet).
-/// An atomic, read by the handler, so that a forked child can point the
-/// inherited handlers at a pipe of its own.
+/// The write end of this process's self-pipe, which the handlers write to
+/// (-1: none). An atomic, read by the handler, so that a forked child can
+/// point the inherited handlers at a pipe of its own.
+///
+/// A forked child inherits the handlers and this number but not the
+/// `strata-signal` thread, and the number is its parent's: the child may
+/// have closed it and reused it for a socket of its own. So a fork
+/// handler (`pthread_atfork`) sets it to -1 in the child, and the handler
+/// also writes only if `PIPE_PID` is its own pid (a fork made without the
+/// C library's `fork`, which runs no fork handlers); the pid alone is not
+/// enough, as a process that is pid 1 and forks into a new pid namespace
+/// gives its child pid 1 too. The child's first listener starts a thread
+/// and a pipe of its own.
 static PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// The process whose `strata-signal` thread reads `PIPE` (0: none yet). A
-/// forked child inherits the handlers and `PIPE`'s number but not the
-/// thread, and the number is its parent's: the child may have closed it
-/// and reused it for a socket of its own. The handler writes only when
-/// this is its own pid; the child's first listener starts a thread and a
-/// pipe of its own. Stored after `PIPE`, under `REGISTRY`'s lock.
+/// The process `PIPE` belongs to. Stored after `PIPE`, under `REGISTRY`'s
+/// lock.
 static PIPE_PID: AtomicI32 = AtomicI32::new(0);
+
+/// The fork handler, in the child: the inherited pipe number is not ours.
+extern "C" fn forget_inherited_pipe() {
+    PIPE.store(-1, Ordering::SeqCst);
+}
+
+/// Whether the handler may write to `PIPE` (see there): `Some(fd)` if it
+/// is this process's.
+fn own_pipe() -> Option<RawFd> {
+    let fd = PIPE.load(Ordering::SeqCst);
+    // SAFETY: getpid(2) cannot fail and has no preconditions.
+    (fd >= 0 && PIPE_PID.load(Ordering::SeqCst) == unsafe { libc::getpid() }).then_some(fd)
+}
 
 /// Installs the handler for `signum` once per process.
 fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
@@ -193,38 +212,49 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     }
     let slot = &SLOTS[index];
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: getpid(2) cannot fail and has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    if PIPE_PID.load(Ordering::SeqCst) != pid {
+    if own_pipe().is_none() {
         // The first listener of this process (which may be a child forked
         // after its parent listened: the thread did not come along).
-        PIPE.store(start_pipe_thread()?, Ordering::SeqCst);
-        // After the fd: a handler that sees this pid sees this process's fd.
-        PIPE_PID.store(pid, Ordering::SeqCst);
+        static FORK_HANDLER: std::sync::Once = std::sync::Once::new();
+        let mut registered = Ok(());
+        FORK_HANDLER.call_once(|| {
+            // SAFETY: the child handler only stores to an atomic, which is
+            // async-signal-safe, as a fork handler of a threaded process
+            // must be. Registered once; a forked child inherits it.
+            let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_inherited_pipe)) };
+            if rc != 0 {
+                registered = Err(io::Error::from_raw_os_error(rc));
+            }
+        });
+        registered?;
+        let fd = start_pipe_thread()?;
+        // The pid first, then the fd: the handler needs both, and a fork
+        // in between leaves the child's `PIPE` at -1 either way.
+        // SAFETY: getpid(2) cannot fail and has no preconditions.
+        PIPE_PID.store(unsafe { libc::getpid() }, Ordering::SeqCst);
+        PIPE.store(fd, Ordering::SeqCst);
     }
     if reg.installed[index] {
         return Ok(slot);
     }
     let action = move || {
         // Only async-signal-safe operations: lock-free atomics, getpid(2)
-        // and send(2). A full pipe means a wake-up is already pending, and
+        // and send(2) (`own_pipe` is atomics and getpid). A full pipe means a wake-up is already pending, and
         // the count is bumped before the byte, so that wake-up sees it.
         // `MSG_NOSIGNAL`: were the reading thread gone, a plain write would
         // raise SIGPIPE, fatal where it is not ignored (a C host).
         SLOTS[index].delivered.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: getpid(2) cannot fail and has no preconditions.
-        if PIPE_PID.load(Ordering::SeqCst) != unsafe { libc::getpid() } {
+        let Some(fd) = own_pipe() else {
             // A forked child that has no pipe of its own yet: the number in
-            // `PIPE` is its parent's, and may now be any fd of the child's.
+            // `PIPE` was its parent's, and may now be any fd of the child's.
             // Its first `Signal` starts from the count bumped above.
             return;
-        }
-        let fd = PIPE.load(Ordering::SeqCst);
+        };
         let byte = 1u8;
-        // SAFETY: `fd` is this process's write end of a socket pair (the
-        // pid check above: not a number inherited from a parent) that is
-        // never closed (each is leaked for the life of the process), and
-        // `byte` is a valid one-byte buffer for the duration of the call.
+        // SAFETY: `fd` is this process's write end of a socket pair (see
+        // `own_pipe`: not a number inherited from a parent) that is never
+        // closed (each is leaked for the life of the process), and `byte`
+        // is a valid one-byte buffer for the duration of the call.
         unsafe { libc::send(fd, (&raw const byte).cast(), 1, libc::MSG_NOSIGNAL) };
     };
     // SAFETY: `action` is async-signal-safe (see above): it neither

@@ -372,12 +372,58 @@ fn open_sockets() -> Vec<libc::c_int> {
         .collect()
 }
 
-/// The child's half of `a_forked_child_s_signal_writes_nothing_into_its_sockets`.
-/// Listens once (creating the handler's pipe), forks; the forked process
-/// closes the pipe's write end, as a daemon closes what it inherited, opens
-/// a socket of its own on that number and raises the signal. Exit code 0:
-/// nothing arrived on its socket; 3: the inherited handler wrote into it.
-fn child_fork_then_reuse_the_pipe_fd() -> ! {
+/// The child's half of `a_forked_child_s_signal_writes_nothing_into_its_sockets`
+/// (and, with `same_pid`, of `..._also_with_its_parent_s_pid`). Listens
+/// once (creating the handler's pipe), forks; the forked process closes
+/// the pipe's write end, as a daemon closes what it inherited, opens a
+/// socket of its own on that number and raises the signal. Exit code 0:
+/// nothing arrived on its socket; 3: the inherited handler wrote into it;
+/// 77: `same_pid` and no user namespaces here.
+///
+/// With `same_pid`, the listener and its forked process both have pid 1:
+/// the first is the init of a new pid namespace (in a new user namespace),
+/// and forks into a pid namespace of its own, as a container's init
+/// starting a sandbox does.
+fn child_fork_then_reuse_the_pipe_fd(same_pid: bool) -> ! {
+    if same_pid {
+        // Out of the test harness's threads first: a new user namespace
+        // needs a single-threaded process.
+        let code = in_child(|| {
+            // SAFETY: unshare(2) with flags only.
+            if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) } != 0 {
+                return 77;
+            }
+            in_child(|| listen_fork_and_reuse(true))
+        });
+        std::process::exit(code);
+    }
+    std::process::exit(listen_fork_and_reuse(false))
+}
+
+/// Runs `f` in a forked process and returns its exit code (100: killed).
+fn in_child(f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: fork(2); the child runs `f`, which uses only this thread's
+    // state, and ends with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the forked process without running the parent's
+        // atexit handlers or destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is valid for the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        100
+    }
+}
+
+/// See `child_fork_then_reuse_the_pipe_fd`.
+fn listen_fork_and_reuse(same_pid: bool) -> i32 {
     let kind = SignalKind::user_defined2();
     let before = open_sockets();
     drop(Signal::new(kind).unwrap());
@@ -390,15 +436,23 @@ fn child_fork_then_reuse_the_pipe_fd() -> ! {
         .collect();
     assert_eq!(pipe.len(), 1, "cannot find the handler's pipe: {pipe:?}");
     let pipe = pipe[0];
-    // SAFETY: fork(2); the child uses only this thread's state and ends
-    // with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
+    if same_pid {
+        // SAFETY: getpid(2) and unshare(2) with flags only.
+        unsafe {
+            assert_eq!(libc::getpid(), 1, "not the init of a new pid namespace");
+            if libc::unshare(libc::CLONE_NEWPID) != 0 {
+                return 77;
+            }
+        }
+    }
+    in_child(|| {
         let mut sv = [0 as libc::c_int; 2];
         // SAFETY: plain fd calls on numbers this process owns; `sv` is a
         // valid array of two for `socketpair`; `b` a valid 8-byte buffer.
         unsafe {
+            if same_pid {
+                assert_eq!(libc::getpid(), 1, "not the init of a new pid namespace");
+            }
             libc::close(pipe);
             assert_eq!(
                 libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()),
@@ -411,18 +465,23 @@ fn child_fork_then_reuse_the_pipe_fd() -> ! {
             std::thread::sleep(Duration::from_millis(100));
             let mut b = [0u8; 8];
             let n = libc::recv(sv[1], b.as_mut_ptr().cast(), 8, libc::MSG_DONTWAIT);
-            libc::_exit(if n > 0 { 3 } else { 0 });
+            if n > 0 { 3 } else { 0 }
         }
-    }
-    let mut status = 0;
-    // SAFETY: waits for our own child; `status` is valid for the call.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        100
-    };
-    std::process::exit(code);
+    })
+}
+
+/// Runs `test` again as a child process, with `var` set, and returns its
+/// exit status.
+fn rerun(test: &str, var: &str) -> std::process::ExitStatus {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(var, "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    deadline(60, move || child.wait().unwrap())
 }
 
 /// A forked child that has not listened yet has its parent's handlers but
@@ -432,23 +491,40 @@ fn child_fork_then_reuse_the_pipe_fd() -> ! {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_forked_child_s_signal_writes_nothing_into_its_sockets() {
-    use std::process::{Command, Stdio};
-    if std::env::var_os("STRATA_TEST_FORK_REUSE_CHILD").is_some() {
-        child_fork_then_reuse_the_pipe_fd();
+    const VAR: &str = "STRATA_TEST_FORK_REUSE_CHILD";
+    if std::env::var_os(VAR).is_some() {
+        child_fork_then_reuse_the_pipe_fd(false);
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_forked_child_s_signal_writes_nothing_into_its_sockets",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STRATA_TEST_FORK_REUSE_CHILD", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let status = deadline(60, move || child.wait().unwrap());
+    let status = rerun(
+        "a_forked_child_s_signal_writes_nothing_into_its_sockets",
+        VAR,
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the inherited handler wrote into the child's socket ({status:?}; exit 3 = it did)"
+    );
+}
+
+/// The same when the child has its parent's pid (both are the init of
+/// their pid namespace): the handler's check that the pipe is its
+/// process's must not rest on the pid alone. Needs user namespaces; says
+/// so and passes where there are none.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_forked_child_s_signal_writes_nothing_into_its_sockets_also_with_its_parent_s_pid() {
+    const VAR: &str = "STRATA_TEST_FORK_REUSE_SAME_PID_CHILD";
+    if std::env::var_os(VAR).is_some() {
+        child_fork_then_reuse_the_pipe_fd(true);
+    }
+    let status = rerun(
+        "a_forked_child_s_signal_writes_nothing_into_its_sockets_also_with_its_parent_s_pid",
+        VAR,
+    );
+    if status.code() == Some(77) {
+        eprintln!("skipped: no user and pid namespaces here");
+        return;
+    }
     assert_eq!(
         status.code(),
         Some(0),
