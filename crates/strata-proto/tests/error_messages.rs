@@ -109,6 +109,71 @@ fn no_message_repeats_its_source() {
     }
 }
 
+/// A service error with a cause of its own (a backend's I/O error).
+#[derive(Debug)]
+struct Backend(io::Error);
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("backend failed")
+    }
+}
+
+impl Error for Backend {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// A protocol that closes the connection on a service error.
+struct Closing;
+
+impl strata_proto::pipeline::ServerProto for Closing {
+    type Request = String;
+    type Response = String;
+    type Codec = strata_codec::LinesCodec;
+    fn codec(&self) -> strata_codec::LinesCodec {
+        strata_codec::LinesCodec::new()
+    }
+    fn service_error(
+        &self,
+        err: &strata_service::BoxError,
+    ) -> strata_proto::pipeline::ErrorAction<String> {
+        assert!(err.downcast_ref::<Backend>().is_some(), "{err:?}");
+        strata_proto::pipeline::ErrorAction::Close
+    }
+}
+
+/// The service's error that ends a connection is the error itself, down
+/// to its own cause: it was kept as its message only, so it could not be
+/// downcast and its cause was lost.
+#[test]
+fn a_closing_service_error_keeps_its_type_and_cause() {
+    let err = deadline(30, || {
+        let mock = Mock::default();
+        mock.send(b"hi\n");
+        one_worker_runtime().block_on(async move {
+            let svc = strata_service::service_fn(|_: String| async {
+                Err::<String, _>(Backend(io::Error::from(io::ErrorKind::ConnectionRefused)))
+            });
+            serve_connection(mock, &Closing, svc, &no_timeouts(), std::future::pending()).await
+        })
+    })
+    .expect_err("the service failed and the protocol closes");
+    assert!(matches!(err, ConnectionError::Service(_)), "{err:?}");
+    let source = err.source().expect("the service's error");
+    assert!(source.downcast_ref::<Backend>().is_some(), "{source:?}");
+    let links = chain(&err);
+    assert_eq!(
+        links,
+        [
+            "service error".to_string(),
+            "backend failed".to_string(),
+            io::Error::from(io::ErrorKind::ConnectionRefused).to_string()
+        ]
+    );
+}
+
 /// A timeout error names the timeout that passed, so a log line says
 /// which setting to look at and what it was.
 #[test]

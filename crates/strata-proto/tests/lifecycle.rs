@@ -160,7 +160,7 @@ impl ServerProto for Proto {
     fn decode_error(&self, err: &LinesCodecError) -> Option<String> {
         Some(format!("error: {err}"))
     }
-    fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+    fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
         ErrorAction::Respond(format!("failed: {err}"))
     }
 }

@@ -441,7 +441,7 @@ impl ServerProto for RespondAndCloseProto {
         Some(format!("error: {err}"))
     }
 
-    fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+    fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
         ErrorAction::RespondAndClose(format!("failed: {err}"))
     }
 }

@@ -248,7 +248,7 @@ fn a_closing_service_error_is_not_answered_with_a_later_decode_error() {
         fn decode_error(&self, err: &LinesCodecError) -> Option<String> {
             Some(format!("error: {err}"))
         }
-        fn service_error(&self, _: strata_service::BoxError) -> ErrorAction<String> {
+        fn service_error(&self, _: &strata_service::BoxError) -> ErrorAction<String> {
             ErrorAction::Close
         }
     }

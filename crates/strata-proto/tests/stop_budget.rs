@@ -36,7 +36,7 @@ impl ServerProto for LongLines {
         Some(format!("error: {err}"))
     }
 
-    fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+    fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
         ErrorAction::Respond(format!("failed: {err}"))
     }
 }

@@ -58,7 +58,7 @@
 //!     // error line in its place, and the connection carries on. Without
 //!     // this method the connection closes instead, after the answers
 //!     // before the failed request, and the client is told nothing.
-//!     fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+//!     fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
 //!         ErrorAction::Respond(format!("error: {err}"))
 //!     }
 //! }

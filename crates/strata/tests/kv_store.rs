@@ -41,7 +41,7 @@ impl ServerProto for KvProto {
         Some(Bytes::from(format!("ERR {err}")))
     }
 
-    fn service_error(&self, err: BoxError) -> ErrorAction<Bytes> {
+    fn service_error(&self, err: &BoxError) -> ErrorAction<Bytes> {
         ErrorAction::Respond(Bytes::from(format!("ERR {err}")))
     }
 }
@@ -315,7 +315,7 @@ fn text_kv_on_lines_with_service_error_respond() {
         fn decode_error(&self, err: &strata::codec::LinesCodecError) -> Option<String> {
             Some(format!("ERR {err}"))
         }
-        fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+        fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
             ErrorAction::Respond(format!("ERR {err}"))
         }
     }

@@ -82,7 +82,7 @@ impl ServerProto for LineProto {
         }))
     }
 
-    fn service_error(&self, err: BoxError) -> ErrorAction<Reply> {
+    fn service_error(&self, err: &BoxError) -> ErrorAction<Reply> {
         // One line, whatever the error's text: a line break in it would
         // make the codec refuse the response.
         let msg = format!("error: {err}").replace(['\r', '\n'], " ");
@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn a_service_error_becomes_one_line() {
         let err: BoxError = "first\nsecond\r\nthird".into();
-        match LineProto::new().service_error(err) {
+        match LineProto::new().service_error(&err) {
             ErrorAction::Respond(r) => assert_eq!(r, "error: first second  third"),
             _ => panic!("a service error should be answered"),
         }

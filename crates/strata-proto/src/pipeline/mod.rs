@@ -86,7 +86,7 @@ pub enum ErrorAction<R> {
 ///     }
 ///
 ///     // A failed request gets an error line and the connection carries on.
-///     fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+///     fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
 ///         ErrorAction::Respond(format!("error: {err}"))
 ///     }
 /// }
@@ -114,7 +114,11 @@ pub trait ServerProto: Send + Sync + 'static {
 
     /// What to do when the service fails a request. Default: close the
     /// connection after the responses that precede the failed request.
-    fn service_error(&self, err: BoxError) -> ErrorAction<Self::Response> {
+    ///
+    /// A connection closed for it ends with
+    /// [`ConnectionError::Service`](crate::pipeline::ConnectionError::Service)
+    /// holding `err` itself (its type and its own causes kept).
+    fn service_error(&self, err: &BoxError) -> ErrorAction<Self::Response> {
         let _ = err;
         ErrorAction::Close
     }

@@ -762,25 +762,14 @@ fn deliver<P, E, T, F>(
         Ok(resp) => resp,
         Err(err) => {
             let err: BoxError = err.into();
-            let msg = err.to_string();
-            match proto.service_error(err) {
+            match proto.service_error(&err) {
                 ErrorAction::Respond(r) => r,
                 ErrorAction::RespondAndClose(r) => {
-                    close_after(
-                        read,
-                        in_flight,
-                        outcome,
-                        ConnectionError::Service(msg.into()),
-                    );
+                    close_after(read, in_flight, outcome, ConnectionError::Service(err));
                     r
                 }
                 ErrorAction::Close => {
-                    close_after(
-                        read,
-                        in_flight,
-                        outcome,
-                        ConnectionError::Service(msg.into()),
-                    );
+                    close_after(read, in_flight, outcome, ConnectionError::Service(err));
                     return;
                 }
             }

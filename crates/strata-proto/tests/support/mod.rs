@@ -34,7 +34,7 @@ impl ServerProto for TestProto {
         Some(format!("error: {err}"))
     }
 
-    fn service_error(&self, err: BoxError) -> ErrorAction<String> {
+    fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
         ErrorAction::Respond(format!("failed: {err}"))
     }
 }
