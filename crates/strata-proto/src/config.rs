@@ -116,6 +116,14 @@ impl ConnectionConfig {
     /// one and one and a quarter timeouts after its last progress (a byte
     /// the socket accepted or the peer took; for an idle connection, at
     /// the earliest when it freed its buffers). `None` disables it.
+    ///
+    /// It also bounds a connection the server closed (after a bad request,
+    /// a closing service error or a stop) while its peer, still sending,
+    /// takes the last responses from the kernel's send queue: the server
+    /// reads and drops what the peer sends for as long as the peer makes
+    /// progress, and lets go after this long without (closing a socket
+    /// with unread bytes would make the kernel reset the connection and
+    /// throw the responses away).
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

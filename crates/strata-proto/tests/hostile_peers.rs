@@ -267,3 +267,43 @@ fn a_server_handle_is_send_and_sync() {
     }
     let _ = h.stats.started.load(Ordering::SeqCst);
 }
+
+/// A peer that sends a bad request after a batch, keeps sending and never
+/// reads: the closed connection lingers (reading and dropping the flood)
+/// while the peer takes its answers, but not past the write timeout
+/// without progress, then lets go. The shutdown after it finds nothing
+/// lingering left (it would wait for a lingering socket).
+#[test]
+fn a_flooding_peer_that_never_reads_is_let_go_after_the_write_timeout() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(quiet().write_timeout(Some(Duration::from_millis(300))))
+            .shutdown_timeout(Duration::from_secs(3600))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        let mut batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        batch.push_str(&"y".repeat(100));
+        batch.push('\n');
+        hog.write_all(batch.as_bytes()).unwrap();
+        // Keep sending until the server lets go (the write fails).
+        hog.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let flood = vec![b'z'; 64 * 1024];
+        let t = Instant::now();
+        loop {
+            match hog.write(&flood) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the server never let the flooding peer go"
+            );
+        }
+        eventually(10, "the connection closed", || server.connections() == 0);
+        assert!(server.shutdown(), "the shutdown waited out its timeout");
+    });
+}

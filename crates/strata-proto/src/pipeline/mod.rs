@@ -32,6 +32,7 @@
 //! packet gets 16 responses in one `write(2)`.
 
 mod in_flight;
+mod linger;
 mod server;
 mod stop;
 mod written;

@@ -34,6 +34,7 @@ use strata_codec::Framed;
 use strata_service::{BoxError, Service};
 
 use super::in_flight::{InFlight, Outcome, Panicked};
+use super::linger::{LINGER_BYTES, LINGER_TIME, linger};
 use super::stop::StopRead;
 use super::written::Counted;
 use super::{DecodeError, ErrorAction, ServerProto};
@@ -681,17 +682,18 @@ where
     })
     .await;
     // We closed on a peer that may still be sending: drain what it sends
-    // for a moment, so that the kernel does not answer its data with a
-    // reset, which can destroy our last responses before the peer reads
-    // them. After a graceful stop the socket was drained just before, so a
-    // short linger suffices and idle connections do not hold up shutdown.
+    // until it has taken our last responses, and a moment more, so that
+    // the kernel does not answer its data with a reset, which destroys
+    // what is still in our send queue. After a graceful stop the socket was
+    // drained just before, so a short moment suffices and idle connections
+    // do not hold up shutdown.
     let time = match read {
         Read::Failed | Read::Closing => LINGER_TIME,
         Read::Stopped => LINGER_TIME / 10,
         Read::Open | Read::Eof => return result,
     };
     if let Some(_lingering) = closed() {
-        linger(framed.get_mut(), time).await;
+        linger(framed.get_mut(), queues.unsent, config.write_timeout, time).await;
     }
     result
 }
@@ -704,29 +706,6 @@ const MAX_REQUESTS_PER_POLL: usize = 4096;
 /// them), to notice a peer that resets meanwhile. One read window: a peer
 /// that has more than this buffered is noticed when reading resumes.
 const READ_AHEAD_LIMIT: usize = 4096;
-
-/// Bytes and time a connection closed by the server spends draining.
-const LINGER_BYTES: usize = 256 * 1024;
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Reads and discards until the peer closes, up to [`LINGER_BYTES`] or
-/// `time`, whichever comes first. Our write side is already shut down, so
-/// the peer has its answer and an end of stream.
-async fn linger<T: AsyncRead + Unpin>(io: &mut T, time: std::time::Duration) {
-    let drain = async {
-        // On the heap: an array here would be part of every connection's
-        // future, 4 KiB per connection, lingering or not.
-        let mut scratch = vec![0u8; 4096];
-        let mut total = 0;
-        while total < LINGER_BYTES {
-            match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch)).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => total += n,
-            }
-        }
-    };
-    let _ = strata_rt::time::timeout(time, drain).await;
-}
 
 /// Encodes one finished request's outcome: its response, or what the
 /// protocol makes of its error (which may end the connection).
