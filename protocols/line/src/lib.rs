@@ -210,6 +210,15 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// Writes one line to stderr, as `eprintln!` does, but ignores a stderr
+/// that cannot be written (a full disk, a log pipe whose reader died),
+/// where `eprintln!` panics: the binaries' exit statuses must still say
+/// what happened.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` in the usual
 /// syntax: a level (`error`, `warn`, `info`, `debug`, `trace`) and/or
 /// `target=level` directives, comma-separated (`info,strata_proto=debug`).
