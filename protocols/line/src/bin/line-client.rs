@@ -15,17 +15,18 @@
 //! or takes none of the input for that long while its answers are being
 //! read, is given up on; once the
 //! input is all sent and answered, the client ends when the server closes
-//! or after that long of quiet. The exit code is 0 only if every request got an answer
+//! or after that long of quiet. An answer line longer than 1 MiB ends the
+//! run with an error. The exit code is 0 only if every request got an answer
 //! and none of the answers is an `error: ...` line. For load generation use
 //! the bench harness (`cargo run --release -p strata-bench --bin line`).
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, Command};
 
@@ -84,6 +85,10 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The longest answer line taken, newline excluded (the line server's
+/// answers are a few bytes; its own limit on requests is 8 KiB).
+const MAX_ANSWER: usize = 1 << 20;
 
 /// Why a run stopped early: the connection, our own output, or a server
 /// that owed answers and sent nothing for the timeout.
@@ -196,7 +201,7 @@ fn run(
         let mut to = Patient {
             socket: &mut socket,
             reader: &watched,
-            seen: 0,
+            timeout,
         };
         let result = match args {
             Some(lines) => lines.iter().try_for_each(|l| -> Result<(), Stop> {
@@ -208,9 +213,13 @@ fn run(
             }),
             None => copy_input(io::stdin().lock(), &mut to, sent),
         };
-        // Answers that already came are still read below, also from a
-        // server that stalled.
-        let _ = socket.shutdown(Shutdown::Write);
+        // Answers that already came are still read below; but a server
+        // that stalled is given up on now: the reader, waiting for answers
+        // that do not come, sees the end of the stream at once.
+        let _ = socket.shutdown(match result {
+            Err(Stop::Stalled) => Shutdown::Both,
+            _ => Shutdown::Write,
+        });
         let sent = sent.load(Ordering::SeqCst);
         let _ = done.send(match result {
             Ok(()) => Input::Sent(sent),
@@ -232,7 +241,17 @@ fn run(
     let mut input = None;
     loop {
         // `answer` may hold the start of an answer from before a timeout.
-        let ended = match reader.read_until(b'\n', &mut answer) {
+        // Bounded: a server that sends one endless line must not take all
+        // our memory.
+        let room = (MAX_ANSWER + 1).saturating_sub(answer.len()) as u64;
+        let read = (&mut reader).take(room).read_until(b'\n', &mut answer);
+        if answer.len() > MAX_ANSWER && !answer.ends_with(b"\n") {
+            return Err(Failure::Server(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("an answer longer than {MAX_ANSWER} bytes; giving up"),
+            )));
+        }
+        let ended = match read {
             Ok(0) => true,
             Ok(_) => false,
             // The server closed with a reset after its last answer.
@@ -354,34 +373,76 @@ impl io::Read for Counted<'_> {
 struct Patient<'a> {
     socket: &'a mut TcpStream,
     reader: &'a ReaderState,
-    /// `reader.reads` at the last timeout.
-    seen: u64,
+    /// The socket's write timeout.
+    timeout: Option<Duration>,
 }
 
 impl Patient<'_> {
     fn write_all(&mut self, mut buf: &[u8]) -> Result<(), Stop> {
         while !buf.is_empty() {
-            match self.socket.write(buf) {
+            // "Meanwhile" is this write: an answer read before it says
+            // nothing about a server that stopped reading since.
+            let reads = self.reader.reads.load(Ordering::SeqCst);
+            let queued = unacked(self.socket);
+            let started = Instant::now();
+            let (n, waited_out) = match self.socket.write(buf) {
                 Ok(0) => return Err(Stop::Socket),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A write that copied some bytes into our own send buffer,
+                // then waited for room for the rest until the timeout,
+                // returns that count.
+                Ok(n) => (n, self.timeout.is_some_and(|t| started.elapsed() >= t)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    let reads = self.reader.reads.load(Ordering::SeqCst);
-                    let printing = self.reader.printing.load(Ordering::SeqCst);
-                    if reads == self.seen && !printing {
-                        return Err(Stop::Stalled);
-                    }
-                    self.seen = reads;
+                    (0, true)
                 }
                 Err(_) => return Err(Stop::Socket),
+            };
+            buf = &buf[n..];
+            if waited_out && self.stalled(reads, queued, n) {
+                return Err(Stop::Stalled);
             }
         }
         Ok(())
+    }
+
+    /// After a write that waited out the timeout, having queued `n` bytes
+    /// with `queued` unacknowledged before it: whether the server took
+    /// none of our bytes (where the kernel tells) and the reader got none
+    /// of its and is not printing.
+    fn stalled(&self, reads: u64, queued: Option<u64>, n: usize) -> bool {
+        let took = match (queued, unacked(self.socket)) {
+            (Some(before), Some(after)) => before + n as u64 > after,
+            // Cannot tell: bytes taken into our own buffer count.
+            _ => n > 0,
+        };
+        !took
+            && self.reader.reads.load(Ordering::SeqCst) == reads
+            && !self.reader.printing.load(Ordering::SeqCst)
+    }
+}
+
+/// Bytes sent on `socket` that the server's kernel has not acknowledged
+/// (Linux's `SIOCOUTQ`); `None` where that cannot be asked. The server's
+/// kernel stops acknowledging once its receive buffer is full: then only
+/// the server reading frees room.
+fn unacked(socket: &TcpStream) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ on an open socket writes one c_int to `n`.
+        let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        (rc == 0).then(|| u64::try_from(n).ok()).flatten()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
     }
 }
 
