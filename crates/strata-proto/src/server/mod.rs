@@ -261,7 +261,7 @@ impl<P: ServerProto> TcpServer<P> {
         let end = runtime.block_on(async {
             let mut drained = std::pin::pin!(state.wait_drained());
             let mut timeout = std::pin::pin!(strata_rt::time::sleep_until(deadline));
-            poll_fn(|cx| {
+            let end = poll_fn(|cx| {
                 if drained.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Drain::Done);
                 }
@@ -284,7 +284,13 @@ impl<P: ServerProto> TcpServer<P> {
                 }
                 Poll::Pending
             })
-            .await
+            .await;
+            match end {
+                Drain::TimedOut if live_after_settling(runtime.handle(), &state).await == 0 => {
+                    Drain::Done
+                }
+                end => end,
+            }
         });
         let (left, timeout) = (state.live(), handle.shutdown_timeout);
         let connections = if left == 1 {
@@ -458,7 +464,10 @@ impl ServerHandle {
             let (runtime, state) = (self.runtime.take(), self.state.clone());
             let waiter = std::thread::Builder::new()
                 .name("strata-server-stop".into())
-                .spawn(move || stop_runtime(runtime, &state, drain_by(&state, deadline), deadline));
+                .spawn(move || {
+                    let end = drain_by(runtime.as_ref(), &state, deadline);
+                    stop_runtime(runtime, &state, end, deadline)
+                });
             if let Err(e) = waiter {
                 // No thread: the closure, and with it the runtime, is
                 // dropped here, without waiting (a runtime dropped on its
@@ -467,7 +476,7 @@ impl ServerHandle {
             }
             return true;
         }
-        let end = drain_by(&self.state, deadline);
+        let end = drain_by(self.runtime.as_ref(), &self.state, deadline);
         self.finish_shutdown(end, deadline) == Drain::Done
     }
 
@@ -493,13 +502,39 @@ impl ServerHandle {
     }
 }
 
-/// Blocks until the connections have finished, or `deadline`.
-fn drain_by(state: &ServerState, deadline: Instant) -> Drain {
+/// Blocks until the connections have finished, or `deadline` (then see
+/// [`live_after_settling`]).
+fn drain_by(runtime: Option<&Runtime>, state: &ServerState, deadline: Instant) -> Drain {
     if state.wait_drained_blocking(deadline) {
-        Drain::Done
-    } else {
-        Drain::TimedOut
+        return Drain::Done;
     }
+    match runtime {
+        Some(rt) if rt.block_on(live_after_settling(rt.handle(), state)) == 0 => Drain::Done,
+        _ => Drain::TimedOut,
+    }
+}
+
+/// How long the count at a shutdown deadline waits for the workers to run
+/// what they have queued.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The connections still live at the shutdown deadline once every worker
+/// has run what it had queued (the connections the stop woke are queued
+/// first), waiting at most [`SETTLE`]: a connection that closes at its
+/// first poll after the stop (an idle one) was not dropped by a deadline
+/// that came before that poll (a zero timeout always does). It was counted
+/// as dropped in some runs and not in others.
+async fn live_after_settling(handle: &strata_rt::Handle, state: &ServerState) -> usize {
+    let turns: Vec<_> = (0..handle.worker_count())
+        .map(|w| handle.spawn_on(w, async {}))
+        .collect();
+    let _ = strata_rt::time::timeout(SETTLE, async {
+        for turn in turns {
+            let _ = turn.await;
+        }
+    })
+    .await;
+    state.live()
 }
 
 /// Stops the server's runtime, dropping the connections still open (`end`
