@@ -307,3 +307,62 @@ fn a_flooding_peer_that_never_reads_is_let_go_after_the_write_timeout() {
         assert!(server.shutdown(), "the shutdown waited out its timeout");
     });
 }
+
+/// After a bad request, a peer that neither reads nor sends: the closed
+/// connection lets go once the peer is quiet (the kernel delivers the
+/// rest), also with no write timeout. It lingered for good, and the next
+/// shutdown waited out its timeout (8 s here) for it. The bound is a hang
+/// guard between the two.
+#[test]
+fn a_quiet_peer_that_does_not_read_does_not_linger_without_a_write_timeout() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(quiet())
+            .shutdown_timeout(Duration::from_secs(8))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        let mut batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        batch.push_str(&"y".repeat(100));
+        batch.push('\n');
+        hog.write_all(batch.as_bytes()).unwrap();
+        eventually(10, "the server closed the connection", || {
+            server.connections() == 0
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let t = Instant::now();
+        assert!(server.shutdown());
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(4), "the shutdown took {took:?}");
+        drop(hog);
+    });
+}
+
+/// At a graceful stop, a peer that does not read its answers (all in the
+/// kernel's send queue) and sends nothing more does not hold the shutdown
+/// (it did until the write timeout, 60 s: the whole shutdown timeout,
+/// 6 s here). The bound is a hang guard between the two.
+#[test]
+fn a_quiet_peer_that_does_not_read_does_not_hold_a_graceful_stop() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .write_timeout(Some(Duration::from_secs(60))),
+            )
+            .shutdown_timeout(Duration::from_secs(6))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        let batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        hog.write_all(batch.as_bytes()).unwrap();
+        eventually(10, "the connection opened", || server.connections() == 1);
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        assert!(server.shutdown());
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(4), "the shutdown took {took:?}");
+        drop(hog);
+    });
+}

@@ -3,13 +3,16 @@
 //!
 //! The server has written its last response and shut down its write side,
 //! but the peer may still be sending (requests after a bad one, or after a
-//! stop). Closing a socket with unread bytes makes the kernel answer with
-//! a reset, and a reset throws away whatever is still in the send queue:
-//! the last responses, owed to the peer. So the connection reads and drops
-//! what the peer sends until the peer has taken every byte it was sent
-//! (when the transport can tell, from the kernel's send queue), then for
-//! a moment more, so that the peer's close, not a reset, most often ends
-//! the stream.
+//! stop). A socket closed with unread bytes, or one that receives data
+//! after its close, makes the kernel answer with a reset, and a reset
+//! throws away whatever is still in the send queue: the last responses,
+//! owed to the peer. A socket closed with nothing unread, and no more data
+//! coming, is not reset: the kernel goes on delivering its send queue
+//! after the close. So the connection reads and drops what the peer sends
+//! while the peer keeps sending and has not yet taken every byte it was
+//! sent (when the transport can tell, from the kernel's send queue), then
+//! for a moment more, so that the peer's close, not a reset, most often
+//! ends the stream.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -27,20 +30,25 @@ pub(super) const LINGER_BYTES: usize = 256 * 1024;
 /// which drained the socket just before).
 pub(super) const LINGER_TIME: Duration = Duration::from_secs(1);
 
-/// How often a lingering connection asks the kernel whether the peer has
-/// taken its last bytes: nothing wakes it when the peer acknowledges.
-const UNSENT_POLL: Duration = Duration::from_millis(10);
+/// How long a peer that keeps sending but takes none of the last responses
+/// is waited for, when the connection has no write timeout.
+pub(super) const LINGER_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Reads and discards what the peer sends: first for as long as the peer
-/// keeps taking the bytes still in the kernel's send queue (`unsent`;
-/// giving up after `patience` without progress, the write timeout's rule;
-/// `None`: no limit), then up to [`LINGER_BYTES`] or `time`. Ends at once
-/// when the peer closes or resets. Our write side is already shut down,
-/// so the peer has its answers and an end of stream coming.
+/// How long the peer must send nothing for the connection to take it that
+/// it has stopped sending (its requests all arrived): then the socket is
+/// closed with nothing unread, and the kernel delivers the rest.
+const QUIET: Duration = Duration::from_millis(50);
+
+/// Reads and discards what the peer sends: first, while the kernel's send
+/// queue still holds bytes the peer has not taken (`unsent`), for as long
+/// as the peer keeps sending and keeps taking them (giving up after
+/// `patience` without either); then up to [`LINGER_BYTES`] or `time`.
+/// Ends at once when the peer closes or resets. Our write side is already
+/// shut down, so the peer has its answers and an end of stream coming.
 pub(super) async fn linger<T: AsyncRead + Unpin>(
     io: &mut Counted<T>,
     unsent: fn(&T) -> Option<u64>,
-    patience: Option<Duration>,
+    patience: Duration,
     time: Duration,
 ) {
     // On the heap: an array here would be part of every connection's
@@ -50,10 +58,13 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
         let mut progress = Instant::now();
         loop {
             let read = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch));
-            // Closed or reset: a close with nothing unread sends no reset,
-            // and the kernel still delivers what it holds.
-            if let Ok(Ok(0) | Err(_)) = strata_rt::time::timeout(UNSENT_POLL, read).await {
-                return;
+            match strata_rt::time::timeout(QUIET, read).await {
+                // Quiet: nothing unread, nothing coming; closing now sends
+                // no reset, and the kernel still delivers what it holds.
+                Err(_) => return,
+                // Closed or reset: the same.
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(_)) => {}
             }
             match unsent(io.get_ref()) {
                 Some(0) | None => break,
@@ -61,7 +72,8 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
                     left = n;
                     progress = Instant::now();
                 }
-                Some(_) if patience.is_some_and(|p| progress.elapsed() >= p) => return,
+                // Sending, but taking nothing: a peer that does not read.
+                Some(_) if progress.elapsed() >= patience => return,
                 Some(_) => {}
             }
         }

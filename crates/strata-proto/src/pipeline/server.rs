@@ -34,7 +34,7 @@ use strata_codec::Framed;
 use strata_service::{BoxError, Service};
 
 use super::in_flight::{InFlight, Outcome, Panicked};
-use super::linger::{LINGER_BYTES, LINGER_TIME, linger};
+use super::linger::{LINGER_BYTES, LINGER_PATIENCE, LINGER_TIME, linger};
 use super::stop::StopRead;
 use super::written::Counted;
 use super::{DecodeError, ErrorAction, ServerProto};
@@ -693,7 +693,10 @@ where
         Read::Open | Read::Eof => return result,
     };
     if let Some(_lingering) = closed() {
-        linger(framed.get_mut(), queues.unsent, config.write_timeout, time).await;
+        // A peer that keeps sending but takes nothing is let go after the
+        // write timeout (without one, after LINGER_PATIENCE).
+        let patience = config.write_timeout.unwrap_or(LINGER_PATIENCE);
+        linger(framed.get_mut(), queues.unsent, patience, time).await;
     }
     result
 }

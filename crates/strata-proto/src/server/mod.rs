@@ -286,7 +286,7 @@ impl<P: ServerProto> TcpServer<P> {
             })
             .await;
             match end {
-                Drain::TimedOut if live_after_settling(runtime.handle(), &state).await == 0 => {
+                Drain::TimedOut if live_after_settling(runtime.handle(), &state) == 0 => {
                     Drain::Done
                 }
                 end => end,
@@ -509,7 +509,7 @@ fn drain_by(runtime: Option<&Runtime>, state: &ServerState, deadline: Instant) -
         return Drain::Done;
     }
     match runtime {
-        Some(rt) if rt.block_on(live_after_settling(rt.handle(), state)) == 0 => Drain::Done,
+        Some(rt) if live_after_settling(rt.handle(), state) == 0 => Drain::Done,
         _ => Drain::TimedOut,
     }
 }
@@ -523,17 +523,27 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// first), waiting at most [`SETTLE`]: a connection that closes at its
 /// first poll after the stop (an idle one) was not dropped by a deadline
 /// that came before that poll (a zero timeout always does). It was counted
-/// as dropped in some runs and not in others.
-async fn live_after_settling(handle: &strata_rt::Handle, state: &ServerState) -> usize {
-    let turns: Vec<_> = (0..handle.worker_count())
-        .map(|w| handle.spawn_on(w, async {}))
-        .collect();
-    let _ = strata_rt::time::timeout(SETTLE, async {
-        for turn in turns {
-            let _ = turn.await;
+/// as dropped in some runs and not in others. Blocks the calling thread
+/// (not a worker's timer: a worker may be blocked by a handler).
+fn live_after_settling(handle: &strata_rt::Handle, state: &ServerState) -> usize {
+    let (ran, turns) = std::sync::mpsc::channel();
+    let workers = handle.worker_count();
+    for w in 0..workers {
+        let ran = ran.clone();
+        drop(handle.spawn_on(w, async move {
+            let _ = ran.send(());
+        }));
+    }
+    drop(ran);
+    let end = Instant::now() + SETTLE;
+    for _ in 0..workers {
+        if turns
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
         }
-    })
-    .await;
+    }
     state.live()
 }
 
