@@ -468,8 +468,11 @@ fn a_connection_future_is_small() {
         &config,
         std::future::pending::<()>(),
     );
+    // 880 bytes in a debug build with rustc 1.95; the bound leaves room
+    // for compiler changes but not for a lingering connection's state
+    // kept inline (it was 968 bytes then).
     let size = std::mem::size_of_val(&conn);
-    assert!(size <= 1024, "serve_connection future is {size} bytes");
+    assert!(size <= 960, "serve_connection future is {size} bytes");
 }
 
 /// A client whose `connect` completed before the shutdown, and that sent
