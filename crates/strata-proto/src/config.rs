@@ -118,14 +118,13 @@ impl ConnectionConfig {
     /// the earliest when it freed its buffers). `None` disables it.
     ///
     /// It also bounds a connection the server closed (after a bad request,
-    /// a closing service error or a stop) while its peer keeps sending and
-    /// has not taken the last responses from the kernel's send queue: the
-    /// server reads and drops what the peer sends while the peer takes
-    /// bytes, and lets go after this long without (60 s when `None`).
-    /// Closing with the peer's bytes unread, or with more coming, would
-    /// make the kernel reset the connection and throw those responses
-    /// away; a peer that has stopped sending is let go at once, and the
-    /// kernel delivers the rest.
+    /// a closing service error or a stop) while its peer has not taken the
+    /// last responses from the kernel's send queue: the server reads and
+    /// drops what the peer sends until it has, and lets go after this long
+    /// without the peer taking a byte (60 s when `None`), or after a
+    /// second in which the peer neither sends nor takes any. Closing with
+    /// the peer's bytes unread, or with more coming, would make the kernel
+    /// reset the connection and throw those responses away.
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

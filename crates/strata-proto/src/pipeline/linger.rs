@@ -9,10 +9,10 @@
 //! owed to the peer. A socket closed with nothing unread, and no more data
 //! coming, is not reset: the kernel goes on delivering its send queue
 //! after the close. So the connection reads and drops what the peer sends
-//! while the peer keeps sending and has not yet taken every byte it was
-//! sent (when the transport can tell, from the kernel's send queue), then
-//! for a moment more, so that the peer's close, not a reset, most often
-//! ends the stream.
+//! until the peer has taken every byte it was sent (when the transport
+//! can tell, from the kernel's send queue), unless the peer stops taking
+//! them, then for a moment more, so that the peer's close, not a reset,
+//! most often ends the stream.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -34,17 +34,27 @@ pub(super) const LINGER_TIME: Duration = Duration::from_secs(1);
 /// is waited for, when the connection has no write timeout.
 pub(super) const LINGER_PATIENCE: Duration = Duration::from_secs(60);
 
-/// How long the peer must send nothing for the connection to take it that
-/// it has stopped sending (its requests all arrived): then the socket is
-/// closed with nothing unread, and the kernel delivers the rest.
-const QUIET: Duration = Duration::from_millis(50);
+/// How long a peer that neither sends nor takes bytes is waited for: it
+/// may be busy, and send its next request later (a socket closed by then
+/// would answer it with a reset). Then the socket is closed with nothing
+/// unread, and the kernel delivers the rest if the peer reads again.
+const QUIET_LIMIT: Duration = LINGER_TIME;
+
+/// The first and the longest wait between looks at the kernel's send
+/// queue while the peer sends nothing (nothing wakes the connection when
+/// the peer acknowledges bytes).
+const FIRST_WAIT: Duration = Duration::from_millis(10);
+const MAX_WAIT: Duration = Duration::from_millis(100);
 
 /// Reads and discards what the peer sends: first, while the kernel's send
-/// queue still holds bytes the peer has not taken (`unsent`), for as long
-/// as the peer keeps sending and keeps taking them (giving up after
-/// `patience` without either); then up to [`LINGER_BYTES`] or `time`.
-/// Ends at once when the peer closes or resets. Our write side is already
-/// shut down, so the peer has its answers and an end of stream coming.
+/// queue still holds bytes the peer has not taken (`unsent`), until it has
+/// taken them all; giving up when it takes nothing for `patience`, or
+/// neither sends nor takes anything for [`QUIET_LIMIT`]. A peer that
+/// sends more than [`LINGER_BYTES`] without taking any is read at most
+/// that much per [`MAX_WAIT`], so that a flood costs little. Then up to
+/// [`LINGER_BYTES`] or `time`. Ends at once when the peer closes or
+/// resets. Our write side is already shut down, so the peer has its
+/// answers and an end of stream coming.
 pub(super) async fn linger<T: AsyncRead + Unpin>(
     io: &mut Counted<T>,
     unsent: fn(&T) -> Option<u64>,
@@ -55,25 +65,38 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
     // future, 4 KiB per connection, lingering or not.
     let mut scratch = vec![0u8; 4096];
     if let Some(mut left) = unsent(io.get_ref()).filter(|&n| n > 0) {
-        let mut progress = Instant::now();
+        // When the queue last shrank, and when the peer last sent.
+        let (mut progress, mut heard) = (Instant::now(), Instant::now());
+        // Bytes dropped since the queue last shrank, and the next wait.
+        let (mut dropped, mut wait) = (0, FIRST_WAIT);
         loop {
+            if dropped >= LINGER_BYTES {
+                // Sends much, takes nothing: pace the reads.
+                strata_rt::time::sleep(MAX_WAIT).await;
+                dropped = 0;
+            }
             let read = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch));
-            match strata_rt::time::timeout(QUIET, read).await {
-                // Quiet: nothing unread, nothing coming; closing now sends
-                // no reset, and the kernel still delivers what it holds.
-                Err(_) => return,
-                // Closed or reset: the same.
+            let got = match strata_rt::time::timeout(wait, read).await {
+                // Closed or reset: a close with nothing unread sends no
+                // reset, and the kernel still delivers what it holds.
                 Ok(Ok(0) | Err(_)) => return,
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => n,
+                Err(_) => 0,
+            };
+            let now = Instant::now();
+            if got > 0 {
+                heard = now;
+                dropped += got;
+            } else {
+                wait = (wait * 2).min(MAX_WAIT);
             }
             match unsent(io.get_ref()) {
                 Some(0) | None => break,
                 Some(n) if n < left => {
-                    left = n;
-                    progress = Instant::now();
+                    (left, progress, dropped, wait) = (n, now, 0, FIRST_WAIT);
                 }
-                // Sending, but taking nothing: a peer that does not read.
-                Some(_) if progress.elapsed() >= patience => return,
+                Some(_) if now - progress >= patience => return,
+                Some(_) if now - heard.max(progress) >= QUIET_LIMIT => return,
                 Some(_) => {}
             }
         }

@@ -1,0 +1,157 @@
+//! A connection the server closed lingers until its peer has taken the
+//! last responses: a peer that pauses, then sends again, still gets them;
+//! a peer that floods without reading is read at a bounded pace. Real TCP
+//! on 127.0.0.1; the bounds are hang guards and byte counts, not
+//! performance bounds.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A client socket with a tiny receive buffer, so that the server's
+/// answers back up into the server's kernel send queue.
+fn small_window_client(addr: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(1).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s.into()
+}
+
+/// Reads until the end of the stream or an error (5 s read timeout).
+fn read_all(c: &mut TcpStream) -> (Vec<u8>, Option<std::io::Error>) {
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+fn cfg5() -> strata_proto::ConnectionConfig {
+    cfg()
+        .idle_timeout(None)
+        .read_timeout(None)
+        .write_timeout(Some(Duration::from_secs(5)))
+}
+
+/// Graceful stop: a pipelining client that is busy for 200 ms (neither
+/// reading nor sending), then sends its next request and reads, gets
+/// every answer to the 1000 requests the server received before the stop.
+/// (A linger that let a peer quiet for 50 ms go closed the socket; the
+/// request that came after was answered with a reset, which destroyed
+/// the answers still queued.)
+#[test]
+fn graceful_stop_client_pausing_then_sending_gets_its_answers() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(cfg5())
+            .shutdown_timeout(Duration::from_secs(10))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut c = small_window_client(server.local_addr());
+        let batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        c.write_all(batch.as_bytes()).unwrap();
+        let t = Instant::now();
+        while server.connections() != 1 {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let stopper = std::thread::spawn(move || server.shutdown());
+        std::thread::sleep(Duration::from_millis(200));
+        // The client's next request (it does not know of the stop).
+        c.write_all(b"next\n").unwrap();
+        let (got, err) = read_all(&mut c);
+        assert!(stopper.join().unwrap());
+        assert_eq!(
+            got.len(),
+            batch.len(),
+            "answers owed lost: got {} of {} bytes, error {err:?}",
+            got.len(),
+            batch.len()
+        );
+    });
+}
+
+/// After a bad request: the same client, pausing 300 ms, then sending.
+#[test]
+fn bad_request_client_pausing_then_sending_gets_its_answers() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(cfg5())
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut c = small_window_client(server.local_addr());
+        let batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        let mut sent = batch.clone();
+        sent.push_str(&"y".repeat(100));
+        sent.push('\n');
+        c.write_all(sent.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        c.write_all(b"next\n").unwrap();
+        let (got, err) = read_all(&mut c);
+        assert!(
+            got.len() > batch.len() && got.starts_with(batch.as_bytes()),
+            "answers owed lost: got {} of {}+ bytes, error {err:?}",
+            got.len(),
+            batch.len()
+        );
+        assert!(server.shutdown());
+    });
+}
+
+/// After a bad request, a peer that never reads floods: the lingering
+/// connection reads it at a bounded pace (it read and dropped 4.6 GB in
+/// 3 s at a core's full speed, for the whole 60 s without a write
+/// timeout). The bound is on bytes (about 2.5 MB/s plus the sockets'
+/// buffers), far from either.
+#[test]
+fn a_lingering_connection_drains_a_flooder_at_a_bounded_pace() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(None),
+            )
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        let mut batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        batch.push_str(&"y".repeat(100));
+        batch.push('\n');
+        hog.write_all(batch.as_bytes()).unwrap();
+        let t0 = Instant::now();
+        while server.connections() != 0 {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        hog.set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let chunk = vec![b'z'; 65536];
+        let t = Instant::now();
+        let mut sent = 0usize;
+        while t.elapsed() < Duration::from_secs(3) {
+            match hog.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        let el = t.elapsed();
+        drop(hog);
+        assert!(
+            sent < 32 << 20,
+            "the lingering socket drained {sent} bytes in {el:?}"
+        );
+        drop(server);
+    });
+}
