@@ -121,10 +121,10 @@ impl ConnectionConfig {
     /// a closing service error or a stop) while its peer has not taken the
     /// last responses from the kernel's send queue: the server reads and
     /// drops what the peer sends until it has, and lets go after this long
-    /// without the peer taking a byte (60 s when `None`), or after a
-    /// second in which the peer neither sends nor takes any. Closing with
-    /// the peer's bytes unread, or with more coming, would make the kernel
-    /// reset the connection and throw those responses away.
+    /// without the peer taking a byte (60 s when `None`; a graceful stop's
+    /// shutdown timeout bounds it too). Closing with the peer's bytes
+    /// unread, or with more coming, would make the kernel reset the
+    /// connection and throw those responses away.
     pub fn write_timeout(mut self, t: Option<Duration>) -> Self {
         self.write_timeout = t;
         self

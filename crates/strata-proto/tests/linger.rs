@@ -155,3 +155,70 @@ fn a_lingering_connection_drains_a_flooder_at_a_bounded_pace() {
         drop(server);
     });
 }
+
+/// After a bad request, a client with default buffers that reads its
+/// answers slowly (about 32 KB/s, sending nothing for 3 s), then sends
+/// its next request, gets every answer owed. Its kernel reopens its
+/// window only every 64 KiB or so, so the server's queue stood still for
+/// over a second at a time: a linger that let a peer go after a second
+/// without it sending or the queue shrinking closed the socket, and the
+/// next request's reset destroyed about 825 KB of answers.
+#[test]
+fn default_buffers_client_reading_slowly_then_sending_gets_its_answers() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(Some(Duration::from_secs(5))),
+            )
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut c = TcpStream::connect(server.local_addr()).unwrap();
+        let batch = format!("{}\n", "x".repeat(50)).repeat(20000);
+        let mut sent = batch.clone();
+        sent.push_str(&"y".repeat(100));
+        sent.push('\n');
+        let mut w = c.try_clone().unwrap();
+        let writer = std::thread::spawn(move || w.write_all(sent.as_bytes()).unwrap());
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Reads fast while it writes, then waits until the server closed.
+        while !writer.is_finished() {
+            let n = c.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.join().unwrap();
+        let t = Instant::now();
+        while server.connections() != 0 {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Reads its answers all along, ~32 KB/s, for 3 s; sends nothing.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(Duration::from_millis(125));
+        }
+        let at_send = got.len();
+        c.write_all(b"next\n").unwrap();
+        let err = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break Some(e),
+            }
+        };
+        assert!(
+            got.len() > batch.len() && got.starts_with(batch.as_bytes()),
+            "answers owed lost: got {} of {}+ bytes ({at_send} before the next request), error {err:?}",
+            got.len(),
+            batch.len()
+        );
+        assert!(server.shutdown());
+    });
+}

@@ -11,8 +11,8 @@
 //! after the close. So the connection reads and drops what the peer sends
 //! until the peer has taken every byte it was sent (when the transport
 //! can tell, from the kernel's send queue), unless the peer stops taking
-//! them, then for a moment more, so that the peer's close, not a reset,
-//! most often ends the stream.
+//! them for the write timeout, then for a moment more, so that the
+//! peer's close, not a reset, most often ends the stream.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -34,27 +34,32 @@ pub(super) const LINGER_TIME: Duration = Duration::from_secs(1);
 /// is waited for, when the connection has no write timeout.
 pub(super) const LINGER_PATIENCE: Duration = Duration::from_secs(60);
 
-/// How long a peer that neither sends nor takes bytes is waited for: it
-/// may be busy, and send its next request later (a socket closed by then
-/// would answer it with a reset). Then the socket is closed with nothing
-/// unread, and the kernel delivers the rest if the peer reads again.
-const QUIET_LIMIT: Duration = LINGER_TIME;
-
 /// The first and the longest wait between looks at the kernel's send
 /// queue while the peer sends nothing (nothing wakes the connection when
 /// the peer acknowledges bytes).
 const FIRST_WAIT: Duration = Duration::from_millis(10);
-const MAX_WAIT: Duration = Duration::from_millis(100);
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a peer that sent [`LINGER_BYTES`] without taking any bytes
+/// waits before it is read again.
+const PACE: Duration = Duration::from_millis(100);
 
 /// Reads and discards what the peer sends: first, while the kernel's send
 /// queue still holds bytes the peer has not taken (`unsent`), until it has
-/// taken them all; giving up when it takes nothing for `patience`, or
-/// neither sends nor takes anything for [`QUIET_LIMIT`]. A peer that
-/// sends more than [`LINGER_BYTES`] without taking any is read at most
-/// that much per [`MAX_WAIT`], so that a flood costs little. Then up to
-/// [`LINGER_BYTES`] or `time`. Ends at once when the peer closes or
-/// resets. Our write side is already shut down, so the peer has its
-/// answers and an end of stream coming.
+/// taken them all, giving up when it takes none for `patience` (a peer
+/// that reads, however slowly, takes some: its kernel reopens its window
+/// in steps, up to 64 KiB apart). A peer that sends more than
+/// [`LINGER_BYTES`] without taking any is read at most that much per
+/// [`PACE`], so that a flood costs little. Then up to [`LINGER_BYTES`] or
+/// `time`. Ends at once when the peer closes or resets. Our write side is
+/// already shut down, so the peer has its answers and an end of stream
+/// coming.
+///
+/// A peer that has stopped sending could be let go earlier (closing with
+/// nothing unread sends no reset, and the kernel delivers the rest), but
+/// not one that is only busy or reads slowly and sends its next request
+/// later: that request would meet a closed socket, whose reset destroys
+/// the answers still queued. The two look alike until the write timeout.
 pub(super) async fn linger<T: AsyncRead + Unpin>(
     io: &mut Counted<T>,
     unsent: fn(&T) -> Option<u64>,
@@ -65,38 +70,29 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
     // future, 4 KiB per connection, lingering or not.
     let mut scratch = vec![0u8; 4096];
     if let Some(mut left) = unsent(io.get_ref()).filter(|&n| n > 0) {
-        // When the queue last shrank, and when the peer last sent.
-        let (mut progress, mut heard) = (Instant::now(), Instant::now());
-        // Bytes dropped since the queue last shrank, and the next wait.
-        let (mut dropped, mut wait) = (0, FIRST_WAIT);
+        // When the queue last shrank, the bytes dropped since, and the
+        // next wait.
+        let (mut progress, mut dropped, mut wait) = (Instant::now(), 0, FIRST_WAIT);
         loop {
             if dropped >= LINGER_BYTES {
                 // Sends much, takes nothing: pace the reads.
-                strata_rt::time::sleep(MAX_WAIT).await;
+                strata_rt::time::sleep(PACE).await;
                 dropped = 0;
             }
             let read = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch));
-            let got = match strata_rt::time::timeout(wait, read).await {
+            match strata_rt::time::timeout(wait, read).await {
                 // Closed or reset: a close with nothing unread sends no
                 // reset, and the kernel still delivers what it holds.
                 Ok(Ok(0) | Err(_)) => return,
-                Ok(Ok(n)) => n,
-                Err(_) => 0,
-            };
-            let now = Instant::now();
-            if got > 0 {
-                heard = now;
-                dropped += got;
-            } else {
-                wait = (wait * 2).min(MAX_WAIT);
+                Ok(Ok(n)) => dropped += n,
+                Err(_) => wait = (wait * 2).min(MAX_WAIT),
             }
             match unsent(io.get_ref()) {
                 Some(0) | None => break,
                 Some(n) if n < left => {
-                    (left, progress, dropped, wait) = (n, now, 0, FIRST_WAIT);
+                    (left, progress, dropped, wait) = (n, Instant::now(), 0, FIRST_WAIT);
                 }
-                Some(_) if now - progress >= patience => return,
-                Some(_) if now - heard.max(progress) >= QUIET_LIMIT => return,
+                Some(_) if progress.elapsed() >= patience => return,
                 Some(_) => {}
             }
         }
