@@ -222,3 +222,80 @@ fn default_buffers_client_reading_slowly_then_sending_gets_its_answers() {
         assert!(server.shutdown());
     });
 }
+
+/// After a bad request, answers that do not all fit in the kernel's send
+/// queue and a peer that never reads: the connection's write timeout (W)
+/// fires with answers still in its buffer. The connection is let go then
+/// (1 to 1.25 W after the last progress); it lingered for another W
+/// (about 2.3 W in all). The bound, 5/3 W, is between the two.
+#[test]
+fn a_connection_ended_by_its_write_timeout_does_not_linger_another_write_timeout() {
+    deadline(60, || {
+        let w = Duration::from_secs(3);
+        let server = one_worker()
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(Some(w))
+                    .write_high_water_mark(16 << 20),
+            )
+            .shutdown_timeout(Duration::from_secs(30))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        let mut batch = format!("{}\n", "x".repeat(50)).repeat(40000);
+        batch.push_str(&"y".repeat(100));
+        batch.push('\n');
+        hog.write_all(batch.as_bytes()).unwrap();
+        // The peer never reads from here on: no progress after this.
+        let t0 = Instant::now();
+        let t = Instant::now();
+        while server.connections() != 0 {
+            assert!(t.elapsed() < Duration::from_secs(20));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let slot_freed = t0.elapsed();
+        assert!(server.shutdown());
+        let done = t0.elapsed();
+        assert!(
+            done < w * 5 / 3,
+            "let go {done:?} after the last progress (write timeout {w:?}; slot freed at {slot_freed:?})"
+        );
+        drop(hog);
+    });
+}
+
+/// The same at a graceful stop: a peer that never reads, answers larger
+/// than the kernel's send queue. The stop takes about one write timeout
+/// (the connection ends on it), not two.
+#[test]
+fn a_graceful_stop_with_a_non_reader_takes_one_write_timeout_not_two() {
+    deadline(60, || {
+        let w = Duration::from_secs(3);
+        let server = one_worker()
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(Some(w))
+                    .write_high_water_mark(16 << 20),
+            )
+            .shutdown_timeout(Duration::from_secs(30))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let mut hog = small_window_client(server.local_addr());
+        let batch = format!("{}\n", "x".repeat(50)).repeat(40000);
+        hog.write_all(batch.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(server.connections(), 1);
+        let t0 = Instant::now();
+        assert!(server.shutdown());
+        let done = t0.elapsed();
+        assert!(
+            done < w * 5 / 3,
+            "the stop took {done:?} (write timeout {w:?})"
+        );
+        drop(hog);
+    });
+}

@@ -692,6 +692,12 @@ where
         Read::Stopped => LINGER_TIME / 10,
         Read::Open | Read::Eof => return result,
     };
+    // Not after the write timeout (the peer took nothing for that long
+    // already, and the responses left are dropped anyway), nor after the
+    // transport failed (no peer left to drain).
+    if let Err(ConnectionError::WriteTimeout { .. } | ConnectionError::Io(_)) = result {
+        return result;
+    }
     if let Some(_lingering) = closed() {
         // A peer that keeps sending but takes nothing is let go after the
         // write timeout (without one, after LINGER_PATIENCE).
