@@ -402,6 +402,16 @@ impl Worker {
                 if shared.shutdown.load(Ordering::SeqCst) {
                     return;
                 }
+                // Timer ops queued by a thread before it queued a task
+                // drained above: applied before that task runs, as the
+                // thread may expect (they were checked for before the
+                // drain, but may have come while it ran).
+                if shared.timers.has_ops() {
+                    timers::process_ops(&local.timers, &shared.timers);
+                    if shared.shutdown.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
             }
             // The stop is also looked for after each task, so that a
             // worker asked to stop polls no task after the one it is
