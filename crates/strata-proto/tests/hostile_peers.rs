@@ -28,15 +28,6 @@ fn quiet() -> strata_proto::ConnectionConfig {
         .write_timeout(None)
 }
 
-/// A client socket with a tiny receive buffer, so that the server's answers
-/// back up into the server's kernel send queue.
-fn small_window_client(addr: std::net::SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.set_recv_buffer_size(1).unwrap();
-    s.connect(&addr.into()).unwrap();
-    s.into()
-}
-
 /// The write timeout also covers answers that all fit in the kernel's send
 /// queue (the peer's window is full, the connection's buffer empty): it
 /// used to count that as idle, so with the idle timeout off a peer that
@@ -51,7 +42,7 @@ fn a_peer_that_never_reads_answers_queued_in_the_kernel_hits_the_write_timeout()
         let mut hog = small_window_client(server.local_addr());
         // 100 answers of 51 bytes: more than the peer's window, far less
         // than the server's send buffer.
-        let batch = format!("{}\n", "x".repeat(50)).repeat(100);
+        let batch = echo_batch(100, false);
         hog.write_all(batch.as_bytes()).unwrap();
         eventually(10, "the connection opened", || server.connections() == 1);
         // The peer never reads. Hang guard: 40 write timeouts.
@@ -108,7 +99,7 @@ fn a_slow_steady_reader_of_kernel_queued_answers_is_not_cut_off() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut slow = small_window_client(server.local_addr());
-        let batch = format!("{}\n", "x".repeat(50)).repeat(200);
+        let batch = echo_batch(200, false);
         slow.write_all(batch.as_bytes()).unwrap();
         eventually(10, "the connection opened", || server.connections() == 1);
         // About 4 KB/s, in 200-byte reads: several write timeouts long.
@@ -282,9 +273,7 @@ fn a_flooding_peer_that_never_reads_is_let_go_after_the_write_timeout() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut hog = small_window_client(server.local_addr());
-        let mut batch = format!("{}\n", "x".repeat(50)).repeat(1000);
-        batch.push_str(&"y".repeat(100));
-        batch.push('\n');
+        let batch = echo_batch(1000, true);
         hog.write_all(batch.as_bytes()).unwrap();
         // Keep sending until the server lets go (the write fails).
         hog.set_write_timeout(Some(Duration::from_millis(100)))
@@ -322,9 +311,7 @@ fn a_quiet_peer_that_does_not_read_is_let_go_after_the_write_timeout() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut hog = small_window_client(server.local_addr());
-        let mut batch = format!("{}\n", "x".repeat(50)).repeat(1000);
-        batch.push_str(&"y".repeat(100));
-        batch.push('\n');
+        let batch = echo_batch(1000, true);
         hog.write_all(batch.as_bytes()).unwrap();
         eventually(10, "the server closed the connection", || {
             server.connections() == 0
@@ -353,7 +340,7 @@ fn a_quiet_peer_that_does_not_read_holds_a_graceful_stop_only_to_the_write_timeo
             .start(|| Ok(Echo))
             .unwrap();
         let mut hog = small_window_client(server.local_addr());
-        let batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        let batch = echo_batch(1000, false);
         hog.write_all(batch.as_bytes()).unwrap();
         eventually(10, "the connection opened", || server.connections() == 1);
         std::thread::sleep(Duration::from_millis(300));

@@ -12,15 +12,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// A client socket with a tiny receive buffer, so that the server's
-/// answers back up into the server's kernel send queue.
-fn small_window_client(addr: std::net::SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.set_recv_buffer_size(1).unwrap();
-    s.connect(&addr.into()).unwrap();
-    s.into()
-}
-
 /// Reads until the end of the stream or an error (5 s read timeout).
 fn read_all(c: &mut TcpStream) -> (Vec<u8>, Option<std::io::Error>) {
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -57,7 +48,7 @@ fn graceful_stop_client_pausing_then_sending_gets_its_answers() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut c = small_window_client(server.local_addr());
-        let batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        let batch = echo_batch(1000, false);
         c.write_all(batch.as_bytes()).unwrap();
         let t = Instant::now();
         while server.connections() != 1 {
@@ -90,7 +81,7 @@ fn bad_request_client_pausing_then_sending_gets_its_answers() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut c = small_window_client(server.local_addr());
-        let batch = format!("{}\n", "x".repeat(50)).repeat(1000);
+        let batch = echo_batch(1000, false);
         let mut sent = batch.clone();
         sent.push_str(&"y".repeat(100));
         sent.push('\n');
@@ -126,9 +117,7 @@ fn a_lingering_connection_drains_a_flooder_at_a_bounded_pace() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut hog = small_window_client(server.local_addr());
-        let mut batch = format!("{}\n", "x".repeat(50)).repeat(1000);
-        batch.push_str(&"y".repeat(100));
-        batch.push('\n');
+        let batch = echo_batch(1000, true);
         hog.write_all(batch.as_bytes()).unwrap();
         let t0 = Instant::now();
         while server.connections() != 0 {
@@ -176,7 +165,7 @@ fn default_buffers_client_reading_slowly_then_sending_gets_its_answers() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut c = TcpStream::connect(server.local_addr()).unwrap();
-        let batch = format!("{}\n", "x".repeat(50)).repeat(20000);
+        let batch = echo_batch(20000, false);
         let mut sent = batch.clone();
         sent.push_str(&"y".repeat(100));
         sent.push('\n');
@@ -244,9 +233,7 @@ fn a_connection_ended_by_its_write_timeout_does_not_linger_another_write_timeout
             .start(|| Ok(Echo))
             .unwrap();
         let mut hog = small_window_client(server.local_addr());
-        let mut batch = format!("{}\n", "x".repeat(50)).repeat(40000);
-        batch.push_str(&"y".repeat(100));
-        batch.push('\n');
+        let batch = echo_batch(40000, true);
         hog.write_all(batch.as_bytes()).unwrap();
         // The peer never reads from here on: no progress after this.
         let t0 = Instant::now();
@@ -285,7 +272,7 @@ fn a_graceful_stop_with_a_non_reader_takes_one_write_timeout_not_two() {
             .start(|| Ok(Echo))
             .unwrap();
         let mut hog = small_window_client(server.local_addr());
-        let batch = format!("{}\n", "x".repeat(50)).repeat(40000);
+        let batch = echo_batch(40000, false);
         hog.write_all(batch.as_bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(server.connections(), 1);

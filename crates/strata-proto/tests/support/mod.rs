@@ -314,3 +314,24 @@ pub fn line(prefix: &str, fill: u8, len: usize) -> Vec<u8> {
     l.push(b'\n');
     l
 }
+
+/// A client socket with a tiny receive buffer, so that the server's
+/// answers back up into the server's kernel send queue.
+pub fn small_window_client(addr: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(1).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s.into()
+}
+
+/// `lines` echo requests of 51 bytes, then, if `bad`, one line over the
+/// test protocol's 64-byte limit (a decode error that closes the
+/// connection after the answers before it).
+pub fn echo_batch(lines: usize, bad: bool) -> String {
+    let mut batch = format!("{}\n", "x".repeat(50)).repeat(lines);
+    if bad {
+        batch.push_str(&"y".repeat(100));
+        batch.push('\n');
+    }
+    batch
+}
