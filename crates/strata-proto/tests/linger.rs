@@ -212,6 +212,27 @@ fn default_buffers_client_reading_slowly_then_sending_gets_its_answers() {
     });
 }
 
+/// The write timeout of the two tests below.
+const W: Duration = Duration::from_secs(3);
+
+/// A server with write timeout `w` whose connections buffer up to 16 MiB
+/// of answers, and a connected client with a tiny window that never reads.
+fn non_reader_server(w: Duration) -> (strata_proto::ServerHandle, TcpStream) {
+    let server = one_worker()
+        .connection_config(
+            cfg()
+                .idle_timeout(None)
+                .read_timeout(None)
+                .write_timeout(Some(w))
+                .write_high_water_mark(16 << 20),
+        )
+        .shutdown_timeout(Duration::from_secs(30))
+        .start(|| Ok(Echo))
+        .unwrap();
+    let hog = small_window_client(server.local_addr());
+    (server, hog)
+}
+
 /// After a bad request, answers that do not all fit in the kernel's send
 /// queue and a peer that never reads: the connection's write timeout (W)
 /// fires with answers still in its buffer. The connection is let go then
@@ -220,19 +241,7 @@ fn default_buffers_client_reading_slowly_then_sending_gets_its_answers() {
 #[test]
 fn a_connection_ended_by_its_write_timeout_does_not_linger_another_write_timeout() {
     deadline(60, || {
-        let w = Duration::from_secs(3);
-        let server = one_worker()
-            .connection_config(
-                cfg()
-                    .idle_timeout(None)
-                    .read_timeout(None)
-                    .write_timeout(Some(w))
-                    .write_high_water_mark(16 << 20),
-            )
-            .shutdown_timeout(Duration::from_secs(30))
-            .start(|| Ok(Echo))
-            .unwrap();
-        let mut hog = small_window_client(server.local_addr());
+        let (server, mut hog) = non_reader_server(W);
         let batch = echo_batch(40000, true);
         hog.write_all(batch.as_bytes()).unwrap();
         // The peer never reads from here on: no progress after this.
@@ -246,8 +255,8 @@ fn a_connection_ended_by_its_write_timeout_does_not_linger_another_write_timeout
         assert!(server.shutdown());
         let done = t0.elapsed();
         assert!(
-            done < w * 5 / 3,
-            "let go {done:?} after the last progress (write timeout {w:?}; slot freed at {slot_freed:?})"
+            done < W * 5 / 3,
+            "let go {done:?} after the last progress (write timeout {W:?}; slot freed at {slot_freed:?})"
         );
         drop(hog);
     });
@@ -259,19 +268,7 @@ fn a_connection_ended_by_its_write_timeout_does_not_linger_another_write_timeout
 #[test]
 fn a_graceful_stop_with_a_non_reader_takes_one_write_timeout_not_two() {
     deadline(60, || {
-        let w = Duration::from_secs(3);
-        let server = one_worker()
-            .connection_config(
-                cfg()
-                    .idle_timeout(None)
-                    .read_timeout(None)
-                    .write_timeout(Some(w))
-                    .write_high_water_mark(16 << 20),
-            )
-            .shutdown_timeout(Duration::from_secs(30))
-            .start(|| Ok(Echo))
-            .unwrap();
-        let mut hog = small_window_client(server.local_addr());
+        let (server, mut hog) = non_reader_server(W);
         let batch = echo_batch(40000, false);
         hog.write_all(batch.as_bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(300));
@@ -280,8 +277,8 @@ fn a_graceful_stop_with_a_non_reader_takes_one_write_timeout_not_two() {
         assert!(server.shutdown());
         let done = t0.elapsed();
         assert!(
-            done < w * 5 / 3,
-            "the stop took {done:?} (write timeout {w:?})"
+            done < W * 5 / 3,
+            "the stop took {done:?} (write timeout {W:?})"
         );
         drop(hog);
     });
