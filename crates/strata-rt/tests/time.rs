@@ -435,7 +435,7 @@ fn sleeps_dropped_on_another_worker_or_thread_leave_their_wheel() {
                     drop(sleeps);
                 }
                 // Worker 0 applies the queued cancellations before it runs
-                // the next task.
+                // the next task queued to it from another thread.
                 let left = handle
                     .spawn_on(0, async { time::__wheel_stats().0 })
                     .await

@@ -402,10 +402,11 @@ impl Worker {
                 if shared.shutdown.load(Ordering::SeqCst) {
                     return;
                 }
-                // Timer ops queued by a thread before it queued a task
-                // drained above: applied before that task runs, as the
-                // thread may expect (they were checked for before the
-                // drain, but may have come while it ran).
+                // Timer ops a thread queued before it queued a task
+                // drained above are applied before that task runs (they
+                // were looked for before the drain, but may have come
+                // since). Not so for a wake-up merged into a task already
+                // queued here: ops are not looked for between tasks.
                 if shared.timers.has_ops() {
                     timers::process_ops(&local.timers, &shared.timers);
                     if shared.shutdown.load(Ordering::SeqCst) {
