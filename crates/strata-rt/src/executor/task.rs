@@ -203,6 +203,17 @@ impl<F: Future> Future for TaskFuture<F> {
         // auto-traits (so only when `F: Unpin`). `worker_uid` and `key` are
         // never pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        // An abort that landed after `run` looked (between its look and
+        // async-task marking the task running) found the task scheduled,
+        // so its wake-up was a no-op, and nothing would look again: the
+        // task would be polled and left pending for good. Looked for
+        // again now that it runs: the task is rescheduled, and `run`
+        // then drops it.
+        // SAFETY: the metadata outlives this future (`MetaRef`'s invariant).
+        if unsafe { this.meta.0.as_ref() }.is_aborted() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if this.key.is_none()
             && let Some(uid) = this.worker_uid
         {
