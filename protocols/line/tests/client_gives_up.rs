@@ -15,6 +15,57 @@ mod support;
 
 use support::{CLIENT, output_within};
 
+/// The `--timeout` of the two tests below, in seconds.
+const TIMEOUT_S: u64 = 2;
+
+/// `line-client --timeout 2s` to `addr`, reading its stdin; with its stdin.
+fn client(addr: std::net::SocketAddr) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = Command::new(CLIENT)
+        .args([
+            "--addr",
+            &addr.to_string(),
+            "--timeout",
+            &format!("{TIMEOUT_S}s"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-client starts");
+    let input = child.stdin.take().unwrap();
+    (child, input)
+}
+
+/// Feeds the client one line far beyond the loopback buffers (its writer
+/// blocks within milliseconds) until it gives up; how long that took, and
+/// its output.
+fn feed_until_given_up(
+    child: std::process::Child,
+    mut input: std::process::ChildStdin,
+) -> (Duration, std::process::Output) {
+    let start = Instant::now();
+    let feeder = std::thread::spawn(move || {
+        let line = vec![b'x'; 64 << 20];
+        let _ = input.write_all(&line);
+    });
+    let out = output_within(child, 30);
+    let took = start.elapsed();
+    feeder.join().unwrap();
+    (took, out)
+}
+
+/// The client exited 1 within two timeouts and a second (`what`: the
+/// server's behaviour, for the message).
+fn assert_gave_up_in_time(took: Duration, out: &std::process::Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        took < Duration::from_millis(TIMEOUT_S * 1000 * 2 + 1000),
+        "the client gave up only after {took:?} with --timeout {TIMEOUT_S}s ({what}); \
+         stderr: {stderr}"
+    );
+}
+
 /// `--timeout`: "Give up when the server ... takes no input, for this
 /// long". A server that answered one request and then stops reading is
 /// given up on after one timeout. It took two or more: the reader's read
@@ -37,43 +88,16 @@ fn client_gives_up_on_a_stalled_server_after_one_timeout_even_after_an_answer() 
         let _ = stopped.recv();
         drop(conn);
     });
-    let timeout_s = 2u64;
-    let mut child = Command::new(CLIENT)
-        .args([
-            "--addr",
-            &addr.to_string(),
-            "--timeout",
-            &format!("{timeout_s}s"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("line-client starts");
-    let mut input = child.stdin.take().unwrap();
+    let (child, mut input) = client(addr);
     input.write_all(b"hello\n").unwrap();
     input.flush().unwrap();
     stalled_rx.recv_timeout(Duration::from_secs(20)).unwrap();
     // Let the answer reach the client before the big line goes out.
     std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    let feeder = std::thread::spawn(move || {
-        // Far beyond loopback socket buffers: the writer blocks within ms.
-        let line = vec![b'x'; 64 << 20];
-        let _ = input.write_all(&line);
-    });
-    let out = output_within(child, 30);
-    let took = start.elapsed();
+    let (took, out) = feed_until_given_up(child, input);
     drop(stop);
     server.join().unwrap();
-    feeder.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(
-        took < Duration::from_millis(timeout_s * 1000 * 2 + 1000),
-        "the client gave up only after {took:?} with --timeout {timeout_s}s \
-         (the server stopped taking input at once); stderr: {stderr}"
-    );
+    assert_gave_up_in_time(took, &out, "the server stopped taking input at once");
 }
 
 /// The same without any answer (the server accepts and never reads, as in
@@ -93,37 +117,11 @@ fn client_gives_up_on_a_server_that_never_reads_after_one_timeout() {
         let _ = stopped.recv();
         drop(conn);
     });
-    let timeout_s = 2u64;
-    let mut child = Command::new(CLIENT)
-        .args([
-            "--addr",
-            &addr.to_string(),
-            "--timeout",
-            &format!("{timeout_s}s"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("line-client starts");
-    let mut input = child.stdin.take().unwrap();
-    let start = Instant::now();
-    let feeder = std::thread::spawn(move || {
-        let line = vec![b'x'; 64 << 20];
-        let _ = input.write_all(&line);
-    });
-    let out = output_within(child, 30);
-    let took = start.elapsed();
+    let (child, input) = client(addr);
+    let (took, out) = feed_until_given_up(child, input);
     drop(stop);
     server.join().unwrap();
-    feeder.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(
-        took < Duration::from_millis(timeout_s * 1000 * 2 + 1000),
-        "the client gave up only after {took:?} with --timeout {timeout_s}s \
-         (the server never read anything); stderr: {stderr}"
-    );
+    assert_gave_up_in_time(took, &out, "the server never read anything");
 }
 
 /// Peak resident set size of a running process, in KiB.
