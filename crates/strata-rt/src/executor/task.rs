@@ -41,7 +41,9 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
     /// Set by `JoinHandle::abort`. A runner that pops a runnable with this
-    /// flag set drops it instead of polling it, which cancels the task.
+    /// flag set drops it instead of polling it, which cancels the task; a
+    /// poll that finds it set (an abort that came just after the runner
+    /// looked) has the task rescheduled instead of polling the future.
     aborted: AtomicBool,
     /// `true` for tasks from `spawn_local`: their runnable must never be
     /// dropped on another thread (async-task panics if it is).
