@@ -239,8 +239,9 @@ fn install(signum: libc::c_int) -> io::Result<&'static Slot> {
     }
     let action = move || {
         // Only async-signal-safe operations: lock-free atomics, getpid(2)
-        // and send(2) (`own_pipe` is atomics and getpid). A full pipe means a wake-up is already pending, and
-        // the count is bumped before the byte, so that wake-up sees it.
+        // (in `own_pipe`) and send(2). A full pipe means a wake-up is
+        // already pending, and the count is bumped before the byte, so
+        // that wake-up sees it.
         // `MSG_NOSIGNAL`: were the reading thread gone, a plain write would
         // raise SIGPIPE, fatal where it is not ignored (a C host).
         SLOTS[index].delivered.fetch_add(1, Ordering::SeqCst);

@@ -4,10 +4,10 @@
 //!
 //! ```text
 //!   ┌──────────────────────────────────────────────────────────────┐
-//!   │ apply the timer ops other threads queued                     │
 //!   │ if the remote flag is up: stop if shutdown was requested     │
 //!   │   (a stop raises the flag), else move the remote queue into  │
 //!   │   the local queue                                            │
+//!   │ apply the timer ops other threads queued                     │
 //!   │ run up to BUDGET runnables from the local queue, stopping    │
 //!   │   after any of them if shutdown was requested                │
 //!   │ stop if shutdown was requested                               │
@@ -384,12 +384,6 @@ impl Worker {
     fn run_loop(&mut self, local: &WorkerLocal) {
         let shared = &*self.shared;
         loop {
-            // Timers registered or cancelled from other threads (a
-            // registration already due fires here, and its waker may stop
-            // the runtime: hence before the look at the stop below).
-            if shared.timers.has_ops() {
-                timers::process_ops(&local.timers, &shared.timers);
-            }
             if shared.has_remote.load(Ordering::Acquire) {
                 // A stop sets the remote flag too, so that one requested
                 // between batches is seen here, at no cost to a turn
@@ -402,16 +396,17 @@ impl Worker {
                 if shared.shutdown.load(Ordering::SeqCst) {
                     return;
                 }
-                // Timer ops a thread queued before it queued a task
-                // drained above are applied before that task runs (they
-                // were looked for before the drain, but may have come
-                // since). Not so for a wake-up merged into a task already
-                // queued here: ops are not looked for between tasks.
-                if shared.timers.has_ops() {
-                    timers::process_ops(&local.timers, &shared.timers);
-                    if shared.shutdown.load(Ordering::SeqCst) {
-                        return;
-                    }
+            }
+            // Timers registered or cancelled from other threads; after the
+            // drain, so that ops a thread queued before it queued a task
+            // drained above are applied before that task runs (not so for
+            // a wake-up merged into a task already queued here: ops are
+            // not looked for between tasks). A registration already due
+            // fires here, and its waker may stop the runtime.
+            if shared.timers.has_ops() {
+                timers::process_ops(&local.timers, &shared.timers);
+                if shared.shutdown.load(Ordering::SeqCst) {
+                    return;
                 }
             }
             // The stop is also looked for after each task, so that a
