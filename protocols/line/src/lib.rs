@@ -214,9 +214,18 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// that cannot be written (a full disk, a log pipe whose reader died),
 /// where `eprintln!` panics: the binaries' exit statuses must still say
 /// what happened.
+/// The `say!` macro does the formatting: `say!("line-client: {e}")`.
 pub fn say(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// [`say()`] with `eprintln!`'s arguments.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say(::std::format_args!($($arg)*))
+    };
 }
 
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` in the usual

@@ -70,17 +70,15 @@ fn main() -> ExitCode {
         // left to tell, as with any Unix filter.
         Err(Failure::Stdout(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
         Err(Failure::Stdout(e)) => {
-            strata_line::say(format_args!("line-client: stdout: {e}"));
+            strata_line::say!("line-client: stdout: {e}");
             ExitCode::FAILURE
         }
         Err(Failure::Server(e)) => {
-            strata_line::say(format_args!("line-client: {addr}: {e}"));
+            strata_line::say!("line-client: {addr}: {e}");
             ExitCode::FAILURE
         }
         Err(Failure::Silent(t)) => {
-            strata_line::say(format_args!(
-                "line-client: {addr}: no answer within {t:?}; giving up"
-            ));
+            strata_line::say!("line-client: {addr}: no answer within {t:?}; giving up");
             ExitCode::FAILURE
         }
     }
@@ -126,45 +124,45 @@ impl Outcome {
     fn report(&self, addr: SocketAddr) -> ExitCode {
         let mut ok = self.errors == 0 && !self.cut_answer;
         if self.cut_answer {
-            strata_line::say(format_args!(
+            strata_line::say!(
                 "line-client: {addr}: the connection closed in the middle of an answer"
-            ));
+            );
         }
         match &self.input {
             Input::Sent(sent) if *sent == self.answered => {}
             Input::Sent(sent) => {
-                strata_line::say(format_args!(
+                strata_line::say!(
                     "line-client: {addr}: {} to {sent} request{}",
                     answers(self.answered),
                     if *sent == 1 { "" } else { "s" }
-                ));
+                );
                 ok = false;
             }
             Input::Unreadable(e) => {
-                strata_line::say(format_args!("line-client: stdin: {e}"));
+                strata_line::say!("line-client: stdin: {e}");
                 ok = false;
             }
             Input::Cut => {
-                strata_line::say(format_args!(
+                strata_line::say!(
                     "line-client: {addr}: the server closed the connection before the end of the \
                      input ({})",
                     answers(self.answered)
-                ));
+                );
                 ok = false;
             }
             Input::Stalled(t) => {
-                strata_line::say(format_args!(
+                strata_line::say!(
                     "line-client: {addr}: the server took no input for {t:?} ({}); \
                      giving up",
                     answers(self.answered)
-                ));
+                );
                 ok = false;
             }
         }
         match self.errors {
             0 => {}
-            1 => strata_line::say(format_args!("line-client: {addr}: 1 answer was an error")),
-            n => strata_line::say(format_args!("line-client: {addr}: {n} answers were errors")),
+            1 => strata_line::say!("line-client: {addr}: 1 answer was an error"),
+            n => strata_line::say!("line-client: {addr}: {n} answers were errors"),
         }
         if ok {
             ExitCode::SUCCESS

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     match server.serve(|| Ok(HelloWorld)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            strata_line::say(format_args!("line-server: {e}"));
+            strata_line::say!("line-server: {e}");
             ExitCode::FAILURE
         }
     }
