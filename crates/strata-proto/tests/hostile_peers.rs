@@ -12,15 +12,6 @@ use std::time::{Duration, Instant};
 use strata_proto::ServerHandle;
 use support::*;
 
-/// Polls `f` every 20 ms until it holds; fails after `secs` (hang guard).
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn quiet() -> strata_proto::ConnectionConfig {
     cfg()
         .idle_timeout(None)

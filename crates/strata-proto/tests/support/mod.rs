@@ -335,3 +335,12 @@ pub fn echo_batch(lines: usize, bad: bool) -> String {
     }
     batch
 }
+
+/// Polls `f` every 20 ms until it holds; fails after `secs` (hang guard).
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
