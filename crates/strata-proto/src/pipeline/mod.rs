@@ -31,14 +31,16 @@
 //! it passes the high-water mark). A client that sends 16 requests in one
 //! packet gets 16 responses in one `write(2)`.
 
+mod error;
 mod in_flight;
 mod linger;
 mod server;
 mod stop;
 mod written;
 
+pub use error::ConnectionError;
+pub use server::serve_connection;
 pub(crate) use server::serve_tcp_connection;
-pub use server::{ConnectionError, serve_connection};
 
 use strata_codec::{Decoder, Encoder};
 use strata_service::BoxError;
@@ -117,7 +119,7 @@ pub trait ServerProto: Send + Sync + 'static {
     /// connection after the responses that precede the failed request.
     ///
     /// A connection closed for it ends with
-    /// [`ConnectionError::Service`](crate::pipeline::ConnectionError::Service)
+    /// [`ConnectionError::Service`]
     /// holding `err` itself (its type and its own causes kept).
     fn service_error(&self, err: &BoxError) -> ErrorAction<Self::Response> {
         let _ = err;

@@ -58,7 +58,7 @@ impl<T> Counted<T> {
     pub(crate) fn gone(&self) -> bool {
         [self.read_error, self.write_error]
             .into_iter()
-            .any(|code| code > 0 && super::server::reset(&io::Error::from_raw_os_error(code)))
+            .any(|code| code > 0 && super::error::reset(&io::Error::from_raw_os_error(code)))
     }
 
     /// Bytes read so far.
