@@ -130,6 +130,46 @@ fn jittered_delays_stay_under_the_ceiling() {
     assert_eq!(b.ceiling(40), Duration::from_secs(10));
 }
 
+/// Jitter spreads the delays uniformly over its range (`(ceiling / 2,
+/// ceiling]` with the default 0.5), so that callers who failed together
+/// do not retry together. The random source cannot be seeded from
+/// outside, so the bounds are loose: of 10 000 uniform draws, a tenth of
+/// the range gets fewer than 800 or more than 1 200 with probability
+/// about 1e-10, two draws coincide with probability about 0.1 (100 is
+/// allowed), and one lands exactly on the ceiling with probability 2^-53.
+#[test]
+fn jitter_spreads_delays_uniformly_over_the_range() {
+    let b = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(1));
+    let ceiling = b.ceiling(0);
+    let half = ceiling / 2;
+    let mut tenths = [0u32; 10];
+    let mut distinct = std::collections::HashSet::new();
+    let mut at_ceiling = 0;
+    for _ in 0..10_000 {
+        let d = b.delay(0);
+        assert!(d >= half && d <= ceiling, "{d:?} vs {ceiling:?}");
+        if d == ceiling {
+            at_ceiling += 1;
+        }
+        distinct.insert(d);
+        let tenth = ((d - half).as_nanos() * 10 / half.as_nanos()).min(9);
+        tenths[tenth as usize] += 1;
+    }
+    assert!(
+        at_ceiling <= 1,
+        "{at_ceiling} of 10 000 delays were the ceiling: not jittered"
+    );
+    assert!(
+        distinct.len() >= 9_900,
+        "only {} distinct delays in 10 000: the jitter repeats",
+        distinct.len()
+    );
+    assert!(
+        tenths.iter().all(|n| (800..=1_200).contains(n)),
+        "delays not spread evenly over the range: {tenths:?}"
+    );
+}
+
 #[test]
 fn under_total_failure_retries_stay_within_the_budget() {
     let clock = ManualClock::new();
@@ -286,6 +326,37 @@ fn the_budget_refills_as_old_slots_leave_the_window() {
     assert_eq!(budget.balance(), 6); // 14 * 0.5 - 1
     clock.advance(Duration::from_secs(6)); // the first 10 deposits and the withdrawal age out
     assert_eq!(budget.balance(), 2);
+}
+
+#[test]
+fn a_budget_reports_its_window_and_takes_a_short_one_as_a_second() {
+    assert_eq!(RetryBudget::default().ttl(), Duration::from_secs(10));
+    let budget = RetryBudget::with_clock(Duration::from_secs(30), 1, 0.1, ManualClock::new());
+    assert_eq!(budget.ttl(), Duration::from_secs(30));
+    let short = RetryBudget::with_clock(Duration::from_millis(100), 5, 0.0, ManualClock::new());
+    assert_eq!(short.ttl(), Duration::from_secs(1));
+}
+
+#[test]
+fn debug_output_shows_the_budget_in_retries_and_the_retry_settings() {
+    let clock = ManualClock::new();
+    // 10 a second over 10 s: a floor of 100 retries; 20 % of requests.
+    let budget = RetryBudget::with_clock(Duration::from_secs(10), 10, 0.2, clock.clone());
+    assert_eq!(
+        format!("{budget:?}"),
+        "RetryBudget { ttl: 10s, reserve: 100.0, ratio: 0.2, \
+         clock: ManualClock { sleepers: 0, .. } }"
+    );
+    let svc = Retry::with_budget(Scripted::new(clock), on_error(|_: &BoxError| true), budget)
+        .backoff(Backoff::none())
+        .max_retries(2);
+    let shown = format!("{svc:?}");
+    assert!(shown.starts_with("Retry { inner: Scripted"), "{shown}");
+    assert!(shown.contains("budget: RetryBudget { ttl: 10s"), "{shown}");
+    assert!(
+        shown.contains("max_retries: 2, on_budget_spent: LastOutcome"),
+        "{shown}"
+    );
 }
 
 #[test]
