@@ -153,6 +153,53 @@ fn a_failure_rate_over_the_window_opens_the_circuit() {
     assert_eq!(breaker.state(), CircuitState::Open);
 }
 
+/// "A zero window is taken as one second" (`Accrual::FailureRate`): calls
+/// half a second apart still count together, and are forgotten once the
+/// second has passed.
+#[test]
+fn a_zero_failure_rate_window_is_taken_as_one_second() {
+    let zero_window = Accrual::FailureRate {
+        rate: 0.5,
+        min_calls: 2,
+        window: Duration::ZERO,
+    };
+    let (clock, tripped, svc) = breaker(zero_window);
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    clock.advance(Duration::from_millis(500));
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    assert_eq!(tripped.state(), CircuitState::Open, "2 failures in 2 calls");
+
+    let (clock, kept, svc) = breaker(zero_window);
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    clock.advance(Duration::from_millis(1_100));
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    assert_eq!(
+        kept.state(),
+        CircuitState::Closed,
+        "the first failure has left the window: 1 call is under min_calls"
+    );
+}
+
+#[test]
+fn debug_output_shows_the_breaker_name_and_phase() {
+    let (_clock, breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    let shown = format!("{svc:?}");
+    assert!(
+        shown.starts_with("CircuitBreaker { inner: Scripted"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            r#"breaker: Breaker { name: "test", phase: Closed, accrual: ConsecutiveFailures(1)"#
+        ),
+        "{shown}"
+    );
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    let shown = format!("{breaker:?}");
+    assert!(shown.contains("phase: Open { until: "), "{shown}");
+    assert!(shown.contains("trips: 1 }"), "{shown}");
+}
+
 #[test]
 fn services_from_one_layer_share_the_breaker() {
     let clock = ManualClock::new();
