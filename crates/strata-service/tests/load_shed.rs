@@ -63,6 +63,46 @@ fn max_waiting_lets_a_short_queue_form() {
     );
 }
 
+/// With `max_waiting(n)` a call is shed only once `n` callers are queued:
+/// with room for two, the second waiter still queues and the third is shed.
+#[test]
+fn max_waiting_admits_callers_until_the_queue_holds_that_many() {
+    let pool = PermitPool::new(1);
+    let inner = Scripted::new(ManualClock::new());
+    let svc = ServiceBuilder::new()
+        .layer(LoadShedLayer::new(pool.clone()).max_waiting(2))
+        .concurrency_limit_shared(pool.clone())
+        .service(inner.clone());
+    let mut running = pin!(svc.call(Step::Pending));
+    let mut first = pin!(svc.call(Step::Ok(1)));
+    let mut second = pin!(svc.call(Step::Ok(2)));
+    assert!(poll_once(running.as_mut()).is_pending());
+    assert!(poll_once(first.as_mut()).is_pending());
+    assert_eq!(pool.waiting(), 1);
+    assert!(
+        poll_once(second.as_mut()).is_pending(),
+        "one queued: room for one more"
+    );
+    assert_eq!(pool.waiting(), 2);
+    assert!(
+        block_on(svc.call(Step::Ok(3)))
+            .unwrap_err()
+            .is::<Overloaded>()
+    );
+    assert_eq!(inner.counts.calls(), 1);
+}
+
+#[test]
+fn debug_output_shows_the_pool_and_the_queue_allowed() {
+    let svc = LoadShed::new(Scripted::new(ManualClock::new()), PermitPool::new(2)).max_waiting(3);
+    let shown = format!("{svc:?}");
+    assert!(shown.starts_with("LoadShed { inner: Scripted"), "{shown}");
+    assert!(
+        shown.ends_with("pool: PermitPool { max: 2, available: 2, waiting: 0 }, max_waiting: 3 }"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn the_layer_builds_services_watching_one_pool() {
     let pool = PermitPool::new(0);
