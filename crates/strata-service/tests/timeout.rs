@@ -78,6 +78,24 @@ fn each_call_gets_its_own_deadline() {
     assert!(matches!(poll_once(second.as_mut()), Poll::Ready(Err(_))));
 }
 
+/// `Duration::MAX` means no deadline: it saturates about thirty years
+/// out (the crate's "never") instead of overflowing, and does not come
+/// early; a clock moved "forever" ahead reaches it.
+#[test]
+fn a_timeout_of_duration_max_does_not_fire_for_decades() {
+    let clock = ManualClock::new();
+    let svc = Timeout::with_clock(Scripted::new(clock.clone()), Duration::MAX, clock.clone());
+    let mut call = pin!(svc.call(Step::Pending));
+    assert!(poll_once(call.as_mut()).is_pending());
+    clock.advance(Duration::from_secs(86_400 * 365 * 29));
+    assert!(
+        poll_once(call.as_mut()).is_pending(),
+        "29 years is not never"
+    );
+    clock.advance(Duration::MAX);
+    assert!(matches!(poll_once(call.as_mut()), Poll::Ready(Err(_))));
+}
+
 #[test]
 fn elapsed_converts_to_io_timed_out() {
     let clock = ManualClock::new();
