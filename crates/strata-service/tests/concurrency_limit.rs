@@ -110,6 +110,64 @@ fn a_permit_granted_to_a_cancelled_waiter_is_passed_on() {
 }
 
 #[test]
+fn a_pool_reports_the_permits_it_was_created_with() {
+    let pool = PermitPool::new(3);
+    let _held = pool.try_acquire().unwrap();
+    assert_eq!(
+        (pool.max(), pool.available()),
+        (3, 2),
+        "taking leaves max alone"
+    );
+    let svc = ConcurrencyLimit::new(Scripted::new(ManualClock::new()), 5);
+    assert_eq!(svc.pool().max(), 5);
+    let shown = format!("{svc:?}");
+    assert!(
+        shown.starts_with("ConcurrencyLimit { inner: Scripted"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("pool: PermitPool { max: 5, available: 5, waiting: 0 } }"),
+        "{shown}"
+    );
+}
+
+/// "Someone is queued" must be forgotten once the queue empties (the last
+/// waiter served): a permit given back afterwards is free for
+/// `try_acquire` again.
+#[test]
+fn try_acquire_takes_a_permit_again_after_the_last_waiter_is_served() {
+    let pool = PermitPool::new(1);
+    let held = pool.try_acquire().unwrap();
+    let mut waiter = pin!(pool.acquire());
+    assert!(poll_once(waiter.as_mut()).is_pending());
+    drop(held); // handed to the waiter: the queue is empty now
+    let Poll::Ready(permit) = poll_once(waiter.as_mut()) else {
+        panic!("the waiter was handed the permit")
+    };
+    drop(permit);
+    assert_eq!((pool.available(), pool.waiting()), (1, 0));
+    assert!(
+        pool.try_acquire().is_some(),
+        "a free permit and nobody queued"
+    );
+}
+
+/// The same when the last waiter gives up instead.
+#[test]
+fn try_acquire_takes_a_permit_again_after_the_last_waiter_gives_up() {
+    let pool = PermitPool::new(1);
+    let held = pool.try_acquire().unwrap();
+    let mut quitter = Box::pin(pool.acquire());
+    assert!(poll_once(quitter.as_mut()).is_pending());
+    assert_eq!(format!("{quitter:?}"), "Acquire { queued: true }");
+    drop(quitter);
+    drop(held);
+    assert_eq!((pool.available(), pool.waiting()), (1, 0));
+    let permit = pool.try_acquire().expect("a free permit and nobody queued");
+    assert_eq!(format!("{permit:?}"), "Permit { .. }");
+}
+
+#[test]
 fn the_layer_gives_each_service_its_own_limit_or_shares_one() {
     let clock = ManualClock::new();
     let each = ConcurrencyLimitLayer::new(1);
