@@ -39,6 +39,29 @@ fn a_burst_goes_through_then_calls_are_rejected() {
 }
 
 #[test]
+fn debug_output_shows_the_bucket_and_the_mode() {
+    let (_clock, svc) = rejecting(3);
+    let shown = format!("{svc:?}");
+    assert!(shown.starts_with("RateLimit { inner: Scripted"), "{shown}");
+    assert!(
+        shown.contains("bucket: TokenBucket { interval_ns: 100000000, tolerance_ns: 200000000"),
+        "{shown}"
+    );
+    assert!(shown.ends_with("reject: true }"), "{shown}");
+}
+
+#[test]
+fn the_retry_after_of_a_rejection_counts_down_with_the_clock() {
+    let (clock, svc) = rejecting(1);
+    assert!(block_on(svc.call(Step::Ok(0))).is_ok());
+    clock.advance(Duration::from_millis(30));
+    let err = block_on(svc.call(Step::Ok(0))).unwrap_err();
+    let limited = err.downcast_ref::<RateLimited>().expect("RateLimited");
+    assert_eq!(limited.retry_after(), Duration::from_millis(70));
+    assert_eq!(err.to_string(), "rate limited; retry after 70ms");
+}
+
+#[test]
 fn tokens_come_back_at_the_rate() {
     let (clock, svc) = rejecting(1);
     assert!(block_on(svc.call(Step::Ok(0))).is_ok());
