@@ -136,6 +136,34 @@ fn a_waiter_that_gives_up_behind_others_leaves_its_slot_to_the_next() {
     assert!(matches!(poll_once(d.as_mut()), Poll::Ready(Ok(4))));
 }
 
+/// A call that does not wait (`try_take`, a rejecting limit) is refused
+/// while the bucket is booked ahead, and must not use up a slot a waiter
+/// gave up: that slot stays for the next call that waits.
+#[test]
+fn a_call_that_does_not_wait_leaves_a_given_up_slot_to_the_next_waiter() {
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let waiting = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
+    let rejecting = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone()).reject();
+    assert!(bucket.try_take());
+    let mut a = Box::pin(waiting.call(Step::Ok(1))); // booked for 100 ms
+    let mut b = Box::pin(waiting.call(Step::Ok(2))); // booked for 200 ms
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
+    drop(a); // a hole at 100 ms
+    assert!(!bucket.try_take());
+    let err = block_on(rejecting.call(Step::Ok(9))).unwrap_err();
+    assert!(err.is::<RateLimited>());
+    let mut c = Box::pin(waiting.call(Step::Ok(3)));
+    assert!(poll_once(c.as_mut()).is_pending());
+    clock.advance(TENTH);
+    assert!(
+        matches!(poll_once(c.as_mut()), Poll::Ready(Ok(3))),
+        "c went in a's slot"
+    );
+    assert!(poll_once(b.as_mut()).is_pending());
+}
+
 /// A slot given up and not taken before it is due is lost, not handed to
 /// a later call: taken late it would crowd the slots after it.
 #[test]
