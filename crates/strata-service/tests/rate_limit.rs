@@ -250,6 +250,45 @@ fn given_up_slots_at_the_end_free_the_bucket() {
     assert!(!bucket.try_take());
 }
 
+/// The bucket remembers up to 4 096 given-up slots; one given up beyond
+/// that is lost (fewer calls, never more), not handed to a later waiter.
+#[test]
+fn a_slot_given_up_beyond_the_4096_remembered_is_lost() {
+    const REMEMBERED: usize = 4_096;
+    let clock = ManualClock::new();
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let svc = RateLimit::with_bucket(Scripted::new(clock.clone()), bucket.clone());
+    assert!(bucket.try_take());
+    // Waiters booked for 100 ms, 200 ms, ...; all but the last give up,
+    // one more than the bucket remembers.
+    let mut booked: Vec<_> = (0..REMEMBERED + 2)
+        .map(|_| Box::pin(svc.call(Step::Ok(0))))
+        .collect();
+    for waiter in &mut booked {
+        assert!(poll_once(waiter.as_mut()).is_pending());
+    }
+    let last = booked.pop();
+    drop(booked);
+    // New waiters take the remembered slots in order; the one after them
+    // books after the last booked slot: the forgotten slot is gone.
+    let mut fresh: Vec<_> = (0..=REMEMBERED)
+        .map(|_| Box::pin(svc.call(Step::Ok(1))))
+        .collect();
+    for waiter in &mut fresh {
+        assert!(poll_once(waiter.as_mut()).is_pending());
+    }
+    let forgotten_slot = TENTH * (REMEMBERED as u32 + 1);
+    clock.advance(forgotten_slot);
+    assert!(poll_once(fresh[REMEMBERED - 1].as_mut()).is_ready());
+    assert!(
+        poll_once(fresh[REMEMBERED].as_mut()).is_pending(),
+        "a slot beyond the remembered ones was handed out"
+    );
+    clock.advance(TENTH * 2); // after the last booked slot
+    assert!(poll_once(fresh[REMEMBERED].as_mut()).is_ready());
+    drop(last);
+}
+
 /// Waiters that arrive and give up at random never get calls through
 /// closer together than the rate allows: with a burst of one, no two calls
 /// less than an interval apart (less the 1 ms the clock moves per step).
