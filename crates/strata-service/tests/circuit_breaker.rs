@@ -201,6 +201,44 @@ fn debug_output_shows_the_breaker_name_and_phase() {
 }
 
 #[test]
+fn a_refusal_names_its_breaker() {
+    let (_clock, _breaker, svc) = breaker(Accrual::ConsecutiveFailures(1));
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    let err = block_on(svc.call(Step::Ok(0))).unwrap_err();
+    let open = err.downcast_ref::<CircuitOpen>().expect("CircuitOpen");
+    assert_eq!(open.name(), "test");
+
+    let unnamed = Breaker::with_clock(Accrual::ConsecutiveFailures(1), ManualClock::new());
+    let svc = CircuitBreaker::new(Scripted::new(ManualClock::new()), unnamed);
+    assert!(block_on(svc.call(Step::Fail("down"))).is_err());
+    let err = block_on(svc.call(Step::Ok(0))).unwrap_err();
+    let open = err.downcast_ref::<CircuitOpen>().expect("CircuitOpen");
+    assert_eq!(open.name(), "circuit", "the default name");
+}
+
+#[test]
+fn a_layer_shows_its_breaker_and_classifier_in_debug_output() {
+    let layer = CircuitBreakerLayer::new(Breaker::with_clock(
+        Accrual::ConsecutiveFailures(1),
+        ManualClock::new(),
+    ))
+    .classify(errors_where(not_bad_request));
+    let shown = format!("{layer:?}");
+    assert!(
+        shown.starts_with(r#"CircuitBreakerLayer { breaker: Breaker { name: "circuit""#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("classify: \"strata_service::circuit::"),
+        "{shown}"
+    );
+    let classifier = errors_where(not_bad_request);
+    let shown = format!("{classifier:?}");
+    assert!(shown.starts_with("ErrorsWhere { f: \""), "{shown}");
+    assert!(shown.ends_with("not_bad_request\" }"), "{shown}");
+}
+
+#[test]
 fn services_from_one_layer_share_the_breaker() {
     let clock = ManualClock::new();
     let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(2), clock.clone());
