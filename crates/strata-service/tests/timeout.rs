@@ -97,6 +97,19 @@ fn a_timeout_of_duration_max_does_not_fire_for_decades() {
 }
 
 #[test]
+fn a_timeout_reports_its_duration_and_shows_it_in_debug_output() {
+    let clock = ManualClock::new();
+    let svc = TimeoutLayer::with_clock(SECOND, clock.clone()).layer(Scripted::new(clock));
+    assert_eq!(svc.timeout(), SECOND);
+    let shown = format!("{svc:?}");
+    assert!(shown.starts_with("Timeout { inner: Scripted"), "{shown}");
+    assert!(
+        shown.ends_with("timeout: 1s, clock: ManualClock { sleepers: 0, .. } }"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn elapsed_converts_to_io_timed_out() {
     let clock = ManualClock::new();
     let inner = Scripted::new(clock.clone());
