@@ -70,6 +70,7 @@ fn box_clone_service_clones_share_the_service() {
         c.call(()).await.unwrap();
     });
     assert_eq!(calls.get(), 3);
+    assert_eq!(format!("{c:?}"), "BoxCloneService { .. }");
     drop((a, b, c));
     // The service was dropped with the last clone.
     assert_eq!(Rc::strong_count(&calls), 1);

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use futures_executor::block_on;
 use strata_service::{
     AndThenLayer, BoxError, Either, Layer, MapErrLayer, MapRequestLayer, MapResponseLayer, Service,
-    ServiceBuilder, ServiceExt, option_layer, service_fn,
+    ServiceBuilder, ServiceExt, layer_fn, option_layer, service_fn,
 };
 
 /// Parses a number; the error is a `&'static str`.
@@ -188,3 +188,48 @@ trait Now: std::future::Future + Sized {
     }
 }
 impl<F: std::future::Future> Now for F {}
+
+fn double(n: i64) -> i64 {
+    n * 2
+}
+
+/// Each combinator names itself, its inner service and its function in
+/// `Debug` output, so a printed stack reads as it was built.
+#[test]
+fn combinators_and_their_layers_show_what_they_wrap_in_debug_output() {
+    let echo = service_fn(|n: i64| async move { Ok::<_, &'static str>(n) });
+    let shown = format!("{:?}", echo.map_response(double));
+    assert!(
+        shown.starts_with("MapResponse { inner: ServiceFn { f: "),
+        "{shown}"
+    );
+    assert!(shown.ends_with("double\" }"), "{shown}");
+    let services = [
+        format!("{:?}", echo.map_request(double)),
+        format!("{:?}", echo.map_err(|e: &'static str| e)),
+        format!("{:?}", echo.and_then(|n| async move { Ok(n) })),
+    ];
+    for (shown, name) in services.iter().zip(["MapRequest", "MapErr", "AndThen"]) {
+        assert!(
+            shown.starts_with(&format!("{name} {{ inner: ServiceFn {{ f: ")),
+            "{shown}"
+        );
+    }
+    let layers = [
+        format!("{:?}", MapRequestLayer::new(double)),
+        format!("{:?}", MapResponseLayer::new(double)),
+        format!("{:?}", MapErrLayer::new(double)),
+        format!("{:?}", AndThenLayer::new(double)),
+        format!("{:?}", layer_fn(|s: u32| s)),
+    ];
+    let names = [
+        "MapRequestLayer",
+        "MapResponseLayer",
+        "MapErrLayer",
+        "AndThenLayer",
+        "LayerFn",
+    ];
+    for (shown, name) in layers.iter().zip(names) {
+        assert!(shown.starts_with(&format!("{name} {{ f: \"")), "{shown}");
+    }
+}

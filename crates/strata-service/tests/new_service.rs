@@ -107,6 +107,7 @@ fn factories_work_with_any_target() {
     // its own.
     let factory = new_service_fn(|name: &str| Ok::<_, Infallible>(name.len()));
     assert_eq!(factory.new_service("worker-3"), Ok(8));
+    assert!(format!("{factory:?}").starts_with("NewServiceFn { f: \""));
     let ignoring = || Ok::<_, Infallible>(0_usize);
     assert_eq!(NewService::<str>::new_service(&ignoring, "x"), Ok(0));
 }

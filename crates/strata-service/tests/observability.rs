@@ -27,6 +27,7 @@ fn metrics_count_requests_errors_in_flight_and_latency() {
     let svc = metrics::with_local_recorder(&recorder, || {
         Metrics::new(Scripted::new(clock.clone()), "api")
     });
+    assert!(format!("{svc:?}").starts_with("Metrics { inner: Scripted"));
     assert_eq!(block_on(svc.call(Step::Ok(1))).unwrap(), 1);
     assert!(block_on(svc.call(Step::Fail("no"))).is_err());
 

@@ -357,6 +357,8 @@ fn debug_output_shows_the_budget_in_retries_and_the_retry_settings() {
         shown.contains("max_retries: 2, on_budget_spent: LastOutcome"),
         "{shown}"
     );
+    let policy = format!("{:?}", svc.policy());
+    assert!(policy.starts_with("OnError { f: \""), "{policy}");
 }
 
 #[test]
