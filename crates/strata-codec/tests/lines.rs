@@ -276,3 +276,32 @@ fn encode_rejects_a_line_ending_in_a_carriage_return() {
     codec.encode("a\rb", &mut buf).unwrap();
     assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("a\rb"));
 }
+
+/// 0x80 has no bit set but the high one, and NUL none at all: a line made
+/// of only these is not ASCII, though a word-at-a-time check that mixes up
+/// its masks could take it for ASCII. It is an error, and the next line
+/// decodes, for both item types.
+#[test]
+fn a_line_of_only_0x80_and_nul_bytes_is_invalid_utf8() {
+    let lines: [&[u8]; 5] = [
+        b"\x80",
+        b"\x80\x80",
+        b"\0\x80",
+        b"\x80\0\x80\x80\x80\x80\x80\x80\x80\x80",
+        b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80",
+    ];
+    for line in lines {
+        let mut wire = line.to_vec();
+        wire.extend_from_slice(b"\nok\n");
+        let mut codec = LinesCodec::new();
+        let mut buf = BytesMut::from(&wire[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(err, LinesCodecError::InvalidUtf8(_)), "{line:?}");
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+        let mut shared = LinesCodec::shared();
+        let mut buf = BytesMut::from(&wire[..]);
+        let err = shared.decode(&mut buf).unwrap_err();
+        assert!(matches!(err, LinesCodecError::InvalidUtf8(_)), "{line:?}");
+        assert_eq!(shared.decode(&mut buf).unwrap().unwrap(), "ok");
+    }
+}
