@@ -500,3 +500,41 @@ fn encode_never_writes_a_length_the_field_cannot_hold() {
         }
     }
 }
+
+#[test]
+fn set_max_frame_length_applies_from_the_next_header_on() {
+    let mut codec = LengthDelimitedCodec::new();
+    // The header is read, and checked, under the 8 MiB default.
+    let mut buf = BytesMut::from(&b"\x00\x00\x00\x05hel"[..]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    codec.set_max_frame_length(2);
+    assert_eq!(codec.max_frame_length(), 2);
+    // That frame keeps the limit it was checked against.
+    buf.extend_from_slice(b"lo");
+    assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"hello");
+    // The next headers are checked against the new one.
+    buf.extend_from_slice(b"\x00\x00\x00\x02hi\x00\x00\x00\x03abc");
+    assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"hi");
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(LengthDelimitedCodecError::FrameTooLarge {
+            length: 3,
+            limit: 2
+        })
+    ));
+    // So is the data to encode.
+    let mut out = BytesMut::new();
+    assert!(matches!(
+        codec.encode(&b"abc"[..], &mut out),
+        Err(LengthDelimitedCodecError::FrameTooLarge {
+            length: 3,
+            limit: 2
+        })
+    ));
+    codec.encode(&b"ab"[..], &mut out).unwrap();
+    assert_eq!(&out[..], b"\x00\x00\x00\x02ab");
+    // Raised, it lets larger frames through.
+    let mut codec = LengthDelimitedCodec::builder().max_frame_length(2).build();
+    codec.set_max_frame_length(3);
+    assert_eq!(&decode_one(&mut codec, b"\x00\x00\x00\x03abc")[..], b"abc");
+}
