@@ -321,3 +321,50 @@ fn a_framed_reader_can_read_from_another_framed_reader() {
         .collect();
     assert_eq!(lines, ["hello", "world"]);
 }
+
+#[test]
+fn bytes_put_in_the_read_buffer_are_decoded_while_the_reader_has_nothing() {
+    let mock = Mock::new().read_pending().read_pending();
+    let mut framed = FramedRead::new(mock, LinesCodec::new());
+    let mut cx = noop_cx();
+    assert!(Pin::new(&mut framed).poll_next(&mut cx).is_pending());
+    framed.read_buffer_mut().extend_from_slice(b"first\n");
+    match Pin::new(&mut framed).poll_next(&mut cx) {
+        Poll::Ready(Some(Ok(line))) => assert_eq!(line, "first"),
+        other => panic!("expected the buffered line, got {other:?}"),
+    }
+    assert_eq!(framed.get_ref().read_calls, 1, "decoded without reading");
+}
+
+#[test]
+fn an_ended_stream_stays_ended_when_bytes_are_put_in_its_read_buffer() {
+    let mut framed = FramedRead::new(Mock::new().read(b"a\n"), LinesCodec::new());
+    let lines: Vec<String> = collect(&mut framed)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines, ["a"]);
+    assert!(framed.is_terminated());
+    let reads = framed.get_ref().read_calls;
+    framed.read_buffer_mut().extend_from_slice(b"late\n");
+    assert!(framed.is_terminated());
+    assert!(block_on(framed.next()).is_none());
+    assert_eq!(framed.get_ref().read_calls, reads);
+}
+
+#[test]
+fn a_stream_is_terminated_only_once_it_has_ended() {
+    let mut framed = FramedRead::new(Mock::new().read(b"a\n"), LinesCodec::new());
+    assert!(!framed.is_terminated());
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "a");
+    assert!(!framed.is_terminated());
+    assert!(block_on(framed.next()).is_none());
+    assert!(framed.is_terminated());
+
+    let mut framed = Framed::new(Mock::new().read(b"a\n"), LinesCodec::new());
+    assert!(!framed.is_terminated());
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "a");
+    assert!(!framed.is_terminated());
+    assert!(block_on(framed.next()).is_none());
+    assert!(framed.is_terminated());
+}
