@@ -184,3 +184,45 @@ fn length_delimited_edges() {
     let mut buf = BytesMut::from(&u64::MAX.to_be_bytes()[..]);
     assert!(matches!(c.decode(&mut buf), Err(E::InvalidLength { .. })));
 }
+
+/// An end of stream seen by a read ahead is remembered by
+/// `try_decode_buffered` too: it drains with `decode_eof` (the last line
+/// has no newline), and the stream then ends without reading again.
+#[test]
+fn try_decode_buffered_drains_after_a_read_ahead_eof_and_the_stream_ends_without_reading() {
+    let mut cx = noop_cx();
+    let mut framed = Framed::new(Mock::new().read(b"a\nb"), LinesCodec::new());
+    assert!(matches!(
+        framed.poll_read_ahead(&mut cx, 100),
+        Poll::Ready(Ok(()))
+    ));
+    let reads = framed.get_ref().read_calls;
+    assert_eq!(framed.try_decode_buffered().unwrap().as_deref(), Some("a"));
+    assert_eq!(framed.try_decode_buffered().unwrap().as_deref(), Some("b"));
+    assert_eq!(framed.try_decode_buffered().unwrap(), None);
+    assert!(matches!(
+        Pin::new(&mut framed).poll_next(&mut cx),
+        Poll::Ready(None)
+    ));
+    assert_eq!(framed.get_ref().read_calls, reads, "no read after the EOF");
+}
+
+/// Each read of a read ahead is offered only the room left under the
+/// limit, so reads that return a little at a time never take the buffer
+/// past it.
+#[test]
+fn read_ahead_in_small_reads_stops_exactly_at_the_limit() {
+    let mut cx = noop_cx();
+    let mock = Mock::new().read(b"ab").read(b"cdefghijkl\n");
+    let mut framed = Framed::new(mock, LinesCodec::new());
+    assert!(matches!(
+        framed.poll_read_ahead(&mut cx, 4),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(&framed.read_buffer()[..], b"abcd");
+    assert!(matches!(
+        framed.poll_read_ahead(&mut cx, 7),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(&framed.read_buffer()[..], b"abcdefg");
+}
