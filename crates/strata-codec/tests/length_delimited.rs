@@ -538,3 +538,43 @@ fn set_max_frame_length_applies_from_the_next_header_on() {
     codec.set_max_frame_length(3);
     assert_eq!(&decode_one(&mut codec, b"\x00\x00\x00\x03abc")[..], b"abc");
 }
+
+#[test]
+fn byte_order_setters_keep_the_other_settings_and_the_last_one_wins() {
+    let encode = |codec: &mut LengthDelimitedCodec| {
+        let mut buf = BytesMut::new();
+        codec.encode(&b"ab"[..], &mut buf).unwrap();
+        buf.to_vec()
+    };
+    // Chained after other settings, which they keep.
+    let mut big = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .little_endian()
+        .big_endian()
+        .build();
+    assert_eq!(encode(&mut big), b"\x00\x02ab");
+    let mut native = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .big_endian()
+        .native_endian()
+        .build();
+    let mut want = 2u16.to_ne_bytes().to_vec();
+    want.extend_from_slice(b"ab");
+    assert_eq!(encode(&mut native), want);
+    assert_eq!(
+        &native
+            .decode(&mut BytesMut::from(&want[..]))
+            .unwrap()
+            .unwrap()[..],
+        b"ab"
+    );
+    // Called on their own, as statements.
+    let mut builder = LengthDelimitedCodec::builder();
+    builder.length_field_length(2);
+    builder.little_endian();
+    builder.big_endian();
+    assert_eq!(encode(&mut builder.build()), b"\x00\x02ab");
+    builder.little_endian();
+    builder.native_endian();
+    assert_eq!(encode(&mut builder.build()), want);
+}
