@@ -265,3 +265,21 @@ fn a_zero_high_water_mark_is_one() {
     write.set_high_water_mark(0);
     assert_eq!(write.high_water_mark(), 1);
 }
+
+#[test]
+fn bytes_put_in_the_write_buffer_are_written_in_order_with_the_items() {
+    let mut framed = FramedWrite::new(Mock::new(), LinesCodec::new());
+    block_on(async {
+        framed.feed("one").await.unwrap();
+        framed.write_buffer_mut().extend_from_slice(b"raw\n");
+        framed.feed("two").await.unwrap();
+        SinkExt::<&str>::flush(&mut framed).await.unwrap();
+    });
+    assert_eq!(framed.get_ref().written, b"one\nraw\ntwo\n");
+
+    let mut framed = Framed::new(Mock::new(), LinesCodec::new());
+    framed.write_buffer_mut().extend_from_slice(b"hello\n");
+    assert_eq!(&framed.write_buffer()[..], b"hello\n");
+    block_on(SinkExt::<&str>::flush(&mut framed)).unwrap();
+    assert_eq!(framed.get_ref().written, b"hello\n");
+}
