@@ -368,3 +368,54 @@ fn a_stream_is_terminated_only_once_it_has_ended() {
     assert!(block_on(framed.next()).is_none());
     assert!(framed.is_terminated());
 }
+
+/// Returns `sizes[i]` bytes on its i-th read (all it is offered for
+/// `usize::MAX`), then end of stream; records the room each read offered.
+struct ReadSizes {
+    sizes: Vec<usize>,
+    offered: Vec<usize>,
+}
+
+impl futures_io::AsyncRead for ReadSizes {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let i = self.offered.len();
+        self.offered.push(buf.len());
+        let n = self.sizes.get(i).map_or(0, |&size| size.min(buf.len()));
+        buf[..n].fill(b'x');
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// The read window doubles after a read that fills it and halves (not
+/// below the smallest) after one that fills less than half of it.
+#[test]
+fn read_window_shrinks_after_reads_under_half_of_it() {
+    const FULL: usize = usize::MAX;
+    let io = ReadSizes {
+        sizes: vec![FULL, FULL, FULL, 1, 8192, 12_000, 8191, 1, 1],
+        offered: Vec::new(),
+    };
+    let mut framed = FramedRead::new(io, strata_codec::BytesCodec::new());
+    let total: usize = block_on(
+        framed
+            .by_ref()
+            .map(|frame| frame.unwrap().len())
+            .collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .sum();
+    assert_eq!(
+        total,
+        4096 + 8192 + 16_384 + 1 + 8192 + 12_000 + 8191 + 1 + 1
+    );
+    assert_eq!(
+        framed.get_ref().offered,
+        [
+            4096, 8192, 16_384, 32_768, 16_384, 16_384, 16_384, 8192, 4096, 4096
+        ]
+    );
+}
