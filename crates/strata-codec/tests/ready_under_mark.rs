@@ -94,3 +94,47 @@ fn poll_ready_is_ready_under_the_mark_after_a_partial_flush() {
 fn poll_ready_is_ready_under_the_mark_after_a_partial_flush_over_half_the_mark() {
     ready_under_the_mark_after_a_partial_flush_of(40_000);
 }
+
+/// A writer that took 10 bytes of the buffer, then stalls.
+fn stalled_after_10_bytes() -> FramedWrite<Stalls, Bytes> {
+    FramedWrite::new(
+        Stalls {
+            first: 10,
+            calls: 0,
+        },
+        Bytes,
+    )
+}
+
+/// A new mark set after a partial flush (no drain under way) applies as
+/// any mark does: under it, `poll_ready` is ready at once, even with more
+/// than half of the new mark buffered.
+#[test]
+fn a_mark_set_after_a_partial_flush_keeps_poll_ready_ready_under_it() {
+    let mut w = stalled_after_10_bytes();
+    let mut cx = Context::from_waker(Waker::noop());
+    Sink::<usize>::start_send(Pin::new(&mut w), 40_000).unwrap();
+    assert!(Sink::<usize>::poll_flush(Pin::new(&mut w), &mut cx).is_pending());
+    assert_eq!(w.write_buffer().len(), 39_990);
+    w.set_high_water_mark(50_000);
+    let calls = w.get_ref().calls;
+    assert!(Sink::<usize>::poll_ready(Pin::new(&mut w), &mut cx).is_ready());
+    assert_eq!(w.get_ref().calls, calls, "poll_ready wrote under the mark");
+}
+
+/// A new mark set during a drain that started at the old one: the drain
+/// goes on down to half of the new mark.
+#[test]
+fn a_mark_set_during_a_drain_keeps_draining_to_half_of_it() {
+    let mut w = stalled_after_10_bytes();
+    let mut cx = Context::from_waker(Waker::noop());
+    Sink::<usize>::start_send(Pin::new(&mut w), 70_000).unwrap();
+    // At the 64 KiB mark: the drain writes 10 bytes, then the peer stalls.
+    assert!(Sink::<usize>::poll_ready(Pin::new(&mut w), &mut cx).is_pending());
+    assert_eq!(w.write_buffer().len(), 69_990);
+    w.set_high_water_mark(100_000);
+    let calls = w.get_ref().calls;
+    // Under the new mark, but over half of it: still draining.
+    assert!(Sink::<usize>::poll_ready(Pin::new(&mut w), &mut cx).is_pending());
+    assert_eq!(w.get_ref().calls, calls + 1);
+}
