@@ -283,3 +283,16 @@ fn bytes_put_in_the_write_buffer_are_written_in_order_with_the_items() {
     block_on(SinkExt::<&str>::flush(&mut framed)).unwrap();
     assert_eq!(framed.get_ref().written, b"hello\n");
 }
+
+#[test]
+fn interrupted_writes_are_retried() {
+    let mock = Mock::new()
+        .write_error(io::ErrorKind::Interrupted)
+        .write_accept(2)
+        .write_error(io::ErrorKind::Interrupted);
+    let mut framed = FramedWrite::new(mock, LinesCodec::new());
+    block_on(framed.send("hello")).unwrap();
+    let mock = framed.get_ref();
+    assert_eq!(mock.written, b"hello\n");
+    assert_eq!(mock.write_calls, 4);
+}
