@@ -296,3 +296,39 @@ fn interrupted_writes_are_retried() {
     assert_eq!(mock.written, b"hello\n");
     assert_eq!(mock.write_calls, 4);
 }
+
+/// A drain that started at the mark lowers the bar to half of it only
+/// until the drain is done: once the buffer is down to half the mark
+/// (`first_write` bytes written, then the rest if any), `poll_ready` is
+/// ready at once again under the mark.
+fn ready_under_the_mark_after_a_drain_ending_with(first_write: usize) {
+    let mut framed = FramedWrite::new(Mock::new().write_accept(first_write), BytesCodec::new());
+    framed.set_high_water_mark(100);
+    let mut cx = noop_cx();
+    assert!(Sink::<Vec<u8>>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
+    Pin::new(&mut framed).start_send(vec![1u8; 120]).unwrap();
+    // At the mark: the drain writes down to half of it.
+    assert!(Sink::<Vec<u8>>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
+    assert!(framed.write_buffer().len() <= 50);
+    let calls = framed.get_ref().write_calls;
+    // Between half the mark and the mark.
+    let item = 60 - framed.write_buffer().len();
+    Pin::new(&mut framed).start_send(vec![2u8; item]).unwrap();
+    assert!(Sink::<Vec<u8>>::poll_ready(Pin::new(&mut framed), &mut cx).is_ready());
+    assert_eq!(
+        framed.get_ref().write_calls,
+        calls,
+        "poll_ready wrote with {} bytes buffered under a mark of 100",
+        framed.write_buffer().len()
+    );
+}
+
+#[test]
+fn poll_ready_is_ready_under_the_mark_after_a_drain_that_wrote_everything() {
+    ready_under_the_mark_after_a_drain_ending_with(10);
+}
+
+#[test]
+fn poll_ready_is_ready_under_the_mark_after_a_drain_that_ended_at_half_of_it() {
+    ready_under_the_mark_after_a_drain_ending_with(70);
+}
