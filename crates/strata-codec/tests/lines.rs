@@ -283,12 +283,14 @@ fn encode_rejects_a_line_ending_in_a_carriage_return() {
 /// decodes, for both item types.
 #[test]
 fn a_line_of_only_0x80_and_nul_bytes_is_invalid_utf8() {
-    let lines: [&[u8]; 5] = [
+    let lines: [&[u8]; 6] = [
         b"\x80",
         b"\x80\x80",
         b"\0\x80",
         b"\x80\0\x80\x80\x80\x80\x80\x80\x80\x80",
-        b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80",
+        &[0x80; 15],
+        // A whole 16-byte word of them.
+        &[0x80; 16],
     ];
     for line in lines {
         let mut wire = line.to_vec();
