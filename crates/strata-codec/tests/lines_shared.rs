@@ -153,3 +153,43 @@ fn a_line_shares_the_read_buffer_and_compares_as_text() {
     set.insert(Line::from(String::from("hello")));
     assert!(set.contains(&hello));
 }
+
+#[test]
+fn a_line_converts_compares_and_hashes_as_its_text() {
+    use std::collections::{BTreeSet, HashSet};
+
+    let short = Line::from("b");
+    let long = Line::from("a line longer than sixteen bytes, stored shared");
+    let empty = Line::default();
+    // Checked construction from bytes.
+    let from_bytes = Line::from_utf8(bytes::Bytes::from_static(b"b")).unwrap();
+    assert_eq!(from_bytes, short);
+    assert!(Line::from_utf8(bytes::Bytes::from_static(b"\xff")).is_err());
+    // Emptiness, bytes and `AsRef<str>`, short and long.
+    assert!(empty.is_empty());
+    assert!(!short.is_empty() && !long.is_empty());
+    assert_eq!(short.clone().into_bytes(), &b"b"[..]);
+    assert_eq!(long.clone().into_bytes(), long.as_bytes());
+    assert_eq!(AsRef::<str>::as_ref(&short), "b");
+    assert_eq!(AsRef::<str>::as_ref(&long), long.as_str());
+    assert_eq!(AsRef::<[u8]>::as_ref(&short), b"b");
+    assert_eq!(AsRef::<[u8]>::as_ref(&long), long.as_str().as_bytes());
+    // Equality with text, both ways round.
+    assert!(short == *"b" && short != *"c");
+    assert!(short == "b" && short != "c");
+    let (b, c) = (String::from("b"), String::from("c"));
+    assert!(short == b && short != c);
+    assert!(*"b" == short && *"c" != short);
+    assert!("b" == short && "c" != short);
+    // Order: the text's.
+    assert_eq!(long.partial_cmp(&short), Some(std::cmp::Ordering::Less));
+    assert!(empty < long && long < short);
+    // Sets keyed by `Line`, searched with `&str` (hash, order, `Borrow`).
+    let hashed: HashSet<Line> = [short.clone(), long.clone()].into_iter().collect();
+    assert!(hashed.contains("b"));
+    assert!(hashed.contains(long.as_str()));
+    assert!(!hashed.contains("c"));
+    let ordered: BTreeSet<Line> = [short.clone(), long.clone()].into_iter().collect();
+    assert!(ordered.contains("b"));
+    assert!(!ordered.contains("a"));
+}
