@@ -386,3 +386,28 @@ fn a_far_timer_in_the_current_top_slot_does_not_hide_nearer_top_level_ones() {
     assert!(fire(&mut w, far - 1).is_empty());
     assert_eq!(fire(&mut w, far), vec![far]);
 }
+
+/// The top level is scanned from the slot after the current one round to
+/// the current one: a deadline beyond the range clamped into a top slot
+/// *before* the current one (one rotation ahead) comes after a nearer
+/// timer in a later top slot, not before it.
+#[test]
+fn a_far_timer_in_an_earlier_top_slot_does_not_hide_a_later_top_level_one() {
+    const TOP: u32 = 30; // the top level's digit starts at bit 6 * 5
+    // In top slot 5.
+    let start = (5 << TOP) + 1_000;
+    let mut w = Wheel::new(start);
+    // Beyond the range, clamped into top slot 2: a rotation ahead.
+    let far = RANGE + (2 << TOP) + 7;
+    // Top slot 7, two top slots ahead.
+    let soon = (7 << TOP) + 3;
+    w.insert(far, far).unwrap();
+    w.insert(soon, soon).unwrap();
+    let next = w.next_wakeup().unwrap();
+    assert!(next <= soon, "next wake-up {next}, {} ms late", next - soon);
+    let mut got = Vec::new();
+    while let Some(t) = w.next_wakeup() {
+        w.advance(t, |v| got.push((v, t)));
+    }
+    assert_eq!(got, vec![(soon, soon), (far, far)]);
+}
