@@ -166,3 +166,27 @@ fn a_wait_woken_by_the_count_reaching_zero_completes_even_if_it_rose_again() {
             .is_pending()
     );
 }
+
+/// The `Debug` output of `Shutdown`, `Triggered`, `WaitGroup` and `AllDone`
+/// shows their state (triggered, live count), as it is what a log of a
+/// stuck shutdown has to go on.
+#[test]
+fn shutdown_and_wait_group_debug_output_shows_their_state() {
+    let shutdown = Shutdown::new();
+    let wait = shutdown.wait();
+    assert_eq!(format!("{shutdown:?}"), "Shutdown { triggered: false }");
+    assert_eq!(format!("{wait:?}"), "Triggered { triggered: false }");
+    shutdown.trigger();
+    assert_eq!(format!("{shutdown:?}"), "Shutdown { triggered: true }");
+    assert_eq!(format!("{wait:?}"), "Triggered { triggered: true }");
+
+    let group = WaitGroup::new();
+    let guards = [group.add(), group.add()];
+    let all_done = group.wait();
+    assert_eq!(format!("{group:?}"), "WaitGroup { count: 2 }");
+    assert_eq!(format!("{all_done:?}"), "AllDone { count: 2 }");
+    assert_eq!(format!("{:?}", guards[0]), "WaitGuard { .. }");
+    drop(guards);
+    assert_eq!(format!("{group:?}"), "WaitGroup { count: 0 }");
+    assert_eq!(format!("{all_done:?}"), "AllDone { count: 0 }");
+}
