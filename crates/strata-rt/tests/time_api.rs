@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use strata_rt::spawn;
-use strata_rt::time::{self, interval, sleep, timeout};
+use strata_rt::time::{self, MissedTickBehavior, interval, sleep, timeout};
 use support::{deadline, plain_block_on, rt};
 
 /// Polls `f` once with the current task's context.
@@ -347,5 +347,47 @@ fn a_timeout_kept_after_it_elapsed_still_holds_its_future() {
             drop(t);
             assert!(dropped.load(Ordering::SeqCst));
         })
+    });
+}
+
+/// `Interval::period` and `missed_tick_behavior` report what the interval
+/// was made with and what was set last, for every behaviour.
+#[test]
+fn an_interval_reports_its_period_and_the_missed_tick_behavior_set_last() {
+    let mut iv = interval(Duration::from_millis(7));
+    assert_eq!(iv.period(), Duration::from_millis(7));
+    for behavior in [
+        MissedTickBehavior::Burst,
+        MissedTickBehavior::Delay,
+        MissedTickBehavior::Skip,
+    ] {
+        iv.set_missed_tick_behavior(behavior);
+        assert_eq!(iv.missed_tick_behavior(), behavior);
+    }
+    let far = time::interval_at(Instant::now(), Duration::from_secs(86_400));
+    assert_eq!(far.period(), Duration::from_secs(86_400));
+}
+
+/// `Sleep`'s `Debug` output shows its deadline and whether it has fired.
+#[test]
+fn a_sleep_s_debug_output_shows_its_deadline_and_whether_it_fired() {
+    deadline(20, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            spawn(async {
+                let mut s = sleep(Duration::from_millis(1));
+                let shown = format!("deadline: {:?}", s.deadline());
+                let before = format!("{s:?}");
+                assert!(before.starts_with("Sleep {"), "{before}");
+                assert!(before.contains(&shown), "{before}");
+                assert!(before.contains("elapsed: false"), "{before}");
+                (&mut s).await;
+                let after = format!("{s:?}");
+                assert!(after.contains(&shown), "{after}");
+                assert!(after.contains("elapsed: true"), "{after}");
+            })
+            .await
+            .unwrap();
+        });
     });
 }
