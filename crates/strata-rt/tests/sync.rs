@@ -190,3 +190,47 @@ fn shutdown_and_wait_group_debug_output_shows_their_state() {
     assert_eq!(format!("{group:?}"), "WaitGroup { count: 0 }");
     assert_eq!(format!("{all_done:?}"), "AllDone { count: 0 }");
 }
+
+/// The `mpsc` receiver wrappers pass through what `futures-channel`'s
+/// receivers report: the queued count as `size_hint`, `is_terminated` once
+/// the stream has ended, the inner receiver (`get_ref`, `into_inner`),
+/// and a `Debug` naming the wrapper.
+#[test]
+fn mpsc_receivers_report_what_the_inner_receiver_does() {
+    use futures_util::FutureExt;
+    use futures_util::Stream;
+    use futures_util::stream::FusedStream;
+
+    let (mut tx, mut rx) = mpsc::channel::<u32>(4);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert!(tx.is_connected_to(rx.get_ref()));
+    assert_eq!(rx.size_hint(), (2, None));
+    assert!(!rx.is_terminated());
+    assert_eq!(format!("{rx:?}"), "Receiver { .. }");
+    drop(tx);
+    assert_eq!(rx.size_hint(), (2, Some(2)));
+    assert_eq!(rx.next().now_or_never(), Some(Some(1)));
+    assert!(!rx.is_terminated());
+    assert_eq!(rx.next().now_or_never(), Some(Some(2)));
+    assert_eq!(rx.next().now_or_never(), Some(None));
+    assert!(rx.is_terminated());
+    assert_eq!(rx.size_hint(), (0, Some(0)));
+
+    let (tx, mut rx) = mpsc::unbounded::<u32>();
+    tx.unbounded_send(3).unwrap();
+    assert!(tx.is_connected_to(rx.get_ref()));
+    assert_eq!(rx.size_hint(), (1, None));
+    assert_eq!(format!("{rx:?}"), "UnboundedReceiver { .. }");
+    assert_eq!(rx.next().now_or_never(), Some(Some(3)));
+    drop(tx);
+    assert_eq!(rx.next().now_or_never(), Some(None));
+    assert!(rx.is_terminated());
+
+    // Unwrapped, the inner receiver still gets what is sent.
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let mut inner = rx.into_inner();
+    tx.unbounded_send(4).unwrap();
+    assert!(tx.is_connected_to(&inner));
+    assert_eq!(inner.try_recv(), Ok(4));
+}
