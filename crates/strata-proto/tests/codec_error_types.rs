@@ -222,3 +222,66 @@ fn a_broken_pipe_through_the_lines_codec_ends_ok() {
     });
     assert!(ended.is_ok(), "ended as {ended:?}");
 }
+
+/// A codec error that hides the `io::Error` it came from: its message is
+/// its own and its `source()` a detail of its own type (no `io::Error`
+/// anywhere down the chain).
+#[derive(Debug)]
+struct Opaque(Detail);
+
+#[derive(Debug)]
+struct Detail(String);
+
+impl std::fmt::Display for Opaque {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("codec read failed")
+    }
+}
+
+impl std::error::Error for Opaque {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Detail {}
+
+impl From<std::io::Error> for Opaque {
+    fn from(e: std::io::Error) -> Self {
+        Opaque(Detail(format!("detail: {e}")))
+    }
+}
+
+/// A reset that only the transport reported (the codec's error hides it)
+/// is a disconnect, and the `Io` variant's error still reads as the
+/// codec's error: the same message, and the same cause down its
+/// `source()`, as the chain from the `ConnectionError` itself gives.
+#[test]
+fn the_error_of_a_disconnect_hidden_by_the_codec_reads_as_the_codecs_error() {
+    let (ended, got) = run::<Opaque>(b"par", libc::ECONNRESET, None);
+    let e = ended.expect_err("the read was reset");
+    assert!(e.is_disconnect(), "ended as {e:?}");
+    let ConnectionError::Io(inner) = &e else {
+        panic!("ended as {e:?}")
+    };
+    assert_eq!(inner.to_string(), "codec read failed");
+    let detail = std::error::Error::source(&**inner).map(|s| s.to_string());
+    let want = format!(
+        "detail: {}",
+        std::io::Error::from_raw_os_error(libc::ECONNRESET)
+    );
+    assert_eq!(detail.as_deref(), Some(want.as_str()));
+    let codec = std::error::Error::source(&e).expect("the codec's error");
+    assert!(codec.is::<Opaque>(), "{codec:?}");
+    assert!(
+        got.is_empty(),
+        "client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
