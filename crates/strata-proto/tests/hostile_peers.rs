@@ -342,3 +342,39 @@ fn a_quiet_peer_that_does_not_read_holds_a_graceful_stop_only_to_the_write_timeo
         drop(hog);
     });
 }
+
+/// A write timeout of zero fires as soon as responses wait and the peer
+/// takes none of them, not on an idle connection whose peer took every
+/// answer: when the connection frees its buffers (after about 100 ms
+/// idle) it finds the kernel's send queue empty and keeps going. The
+/// second of quiet below is a window for a wrong close to show, not a
+/// bound.
+#[test]
+fn a_zero_write_timeout_leaves_an_idle_connection_whose_answers_were_taken_open() {
+    deadline(60, || {
+        let fx = Fixture::start(1, 10, quiet().write_timeout(Some(Duration::ZERO)));
+        let mut c = fx.connect();
+        assert_eq!(c.round_trip("echo a").as_deref(), Some("a"));
+        c.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        match c.reader.get_mut().read(&mut buf) {
+            Ok(n) => panic!("the idle connection ended or sent {:?}", &buf[..n]),
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
+            ),
+        }
+        c.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        assert_eq!(c.round_trip("echo b").as_deref(), Some("b"));
+        assert_eq!(fx.server.as_ref().unwrap().connections(), 1);
+    });
+}
