@@ -195,6 +195,57 @@ fn a_request_longer_than_the_idle_timeout_is_answered() {
     });
 }
 
+/// The write timeout runs only while responses wait for the socket: a
+/// request that takes longer than it, with nothing waiting to be written
+/// meanwhile, is answered.
+#[test]
+fn a_request_longer_than_the_write_timeout_is_answered() {
+    deadline(60, || {
+        let fx = Fixture::start(
+            1,
+            10,
+            quiet().write_timeout(Some(Duration::from_millis(100))),
+        );
+        let mut c = fx.connect();
+        assert_eq!(c.round_trip("sleep 600 slow").as_deref(), Some("slow"));
+        assert_eq!(c.round_trip("echo again").as_deref(), Some("again"));
+    });
+}
+
+/// A partial request is closed by the read timeout even when a longer
+/// idle timeout was running before its first byte came (the timer armed
+/// for the idle timeout is brought forward, not left to fire first).
+#[test]
+fn a_partial_request_hits_a_read_timeout_shorter_than_the_idle_timeout() {
+    deadline(60, || {
+        let fx = Fixture::start(
+            1,
+            10,
+            quiet()
+                .idle_timeout(Some(Duration::from_secs(600)))
+                .read_timeout(Some(Duration::from_millis(300))),
+        );
+        let srv = fx.server.as_ref().unwrap();
+        let mut s = TcpStream::connect(fx.addr()).unwrap();
+        eventually(20, "the connection opened", || srv.connections() == 1);
+        // Time for the connection to arm its timer for the idle timeout (a
+        // window for the fault to show, not a bound).
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_all(b"ec").unwrap();
+        eventually(30, "the partial request's connection closed", || {
+            srv.connections() == 0
+        });
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(
+            got.is_empty(),
+            "client got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    });
+}
+
 /// Slowloris: a partial request trickled one byte at a time is closed by
 /// the read timeout (bytes arriving do not restart it).
 #[test]
