@@ -111,6 +111,54 @@ fn a_slow_steady_reader_of_kernel_queued_answers_is_not_cut_off() {
     });
 }
 
+/// The read timeout bounds a request that is partway in, not answers that
+/// wait for the peer to read them: a peer that sent whole requests and
+/// reads their answers only after several read timeouts (within the write
+/// timeout) gets every one. The pause is a window for a wrong close to
+/// show, not a bound.
+#[test]
+fn answers_waiting_for_the_peer_longer_than_the_read_timeout_are_all_delivered() {
+    deadline(60, || {
+        let server = one_worker()
+            .connection_config(
+                quiet()
+                    .read_timeout(Some(Duration::from_millis(500)))
+                    .write_timeout(Some(Duration::from_secs(30))),
+            )
+            .start(|| Ok(Echo))
+            .unwrap();
+        let slow = small_window_client(server.local_addr());
+        // More answers than the kernel's queues hold: the rest wait in the
+        // connection's buffer.
+        let batch = echo_batch(40_000, false);
+        let mut writer = slow.try_clone().unwrap();
+        let sent = batch.clone();
+        let writing = std::thread::spawn(move || writer.write_all(sent.as_bytes()));
+        eventually(10, "the connection opened", || server.connections() == 1);
+        std::thread::sleep(Duration::from_secs(2));
+        let mut slow = slow;
+        slow.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        while got.len() < batch.len() {
+            let n = slow.read(&mut buf).unwrap_or_else(|e| {
+                panic!("cut off after {} of {} bytes: {e}", got.len(), batch.len())
+            });
+            assert!(n > 0, "closed after {} of {} bytes", got.len(), batch.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        writing.join().unwrap().unwrap();
+        assert!(
+            got == batch.as_bytes(),
+            "the answers differ from the requests"
+        );
+        assert_eq!(server.connections(), 1);
+        drop(slow);
+        assert!(server.shutdown());
+    });
+}
+
 /// A peer that resets while its answers are blocked on a full socket frees
 /// its slot (no timeouts configured to do it instead).
 #[test]
