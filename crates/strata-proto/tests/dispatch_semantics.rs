@@ -501,6 +501,49 @@ fn a_waiting_connection_does_not_wake_itself() {
     })
 }
 
+/// A timer that fires before the connection's deadline, which moved
+/// later meanwhile (it was armed for the idle timeout, then part of a
+/// request came and the much longer read timeout runs), is re-armed for
+/// that deadline: the connection does not keep waking itself until then.
+#[test]
+fn a_timer_fired_before_a_later_deadline_is_rearmed_without_waking_the_connection() {
+    deadline(30, || {
+        one_worker_runtime().block_on(async {
+            let mock = Mock::default();
+            let svc = Gated::default();
+            let cfg = no_timeouts()
+                .idle_timeout(Some(Duration::from_millis(100)))
+                .read_timeout(Some(Duration::from_secs(3600)));
+            let mut conn = pin!(serve_connection(
+                mock.clone(),
+                &TestProto,
+                svc,
+                &cfg,
+                std::future::pending()
+            ));
+            let wake = Arc::new(CountWake::default());
+            let waker = Waker::from(wake.clone());
+            let mut cx = Context::from_waker(&waker);
+            // Idle: the timer is armed for the idle timeout.
+            assert!(conn.as_mut().poll(&mut cx).is_pending());
+            // Part of a request: the read timeout, an hour away, runs.
+            mock.send(b"ec");
+            assert!(conn.as_mut().poll(&mut cx).is_pending());
+            // Past the idle timeout (a lower bound, not a limit): the timer
+            // armed for it has fired and woken the connection.
+            strata_rt::time::sleep(Duration::from_millis(500)).await;
+            assert!(wake.0.load(Ordering::SeqCst) > 0, "the timer never fired");
+            wake.0.store(0, Ordering::SeqCst);
+            assert!(conn.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(
+                wake.0.load(Ordering::SeqCst),
+                0,
+                "the connection woke itself"
+            );
+        })
+    })
+}
+
 // ---------------------------------------------------------------------
 // Flush timing and strict request/response, counted in bytes the peer
 // can see before it sends anything more.
