@@ -452,6 +452,47 @@ fn graceful_shutdown_answers_everything_in_flight_then_refuses_connections() {
     });
 }
 
+/// A graceful stop returns as soon as the last connection ends, not at
+/// its shutdown timeout (an hour here, past the hang guard): also when
+/// that connection ends after the accept loop did and does not linger
+/// (its peer half-closed, so nothing more can come to drain).
+#[test]
+fn shutdown_returns_when_the_last_connection_ends_after_the_accept_loop() {
+    deadline(60, || {
+        let gate = Arc::new(event_gate::Gate::default());
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (g, n) = (gate.clone(), started.clone());
+        let server = one_worker()
+            .shutdown_timeout(Duration::from_secs(3600))
+            .start(move || {
+                let (g, n) = (g.clone(), n.clone());
+                Ok(strata_service::service_fn(move |req: String| {
+                    let (g, n) = (g.clone(), n.clone());
+                    async move {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        g.wait().await;
+                        Ok::<_, std::io::Error>(req)
+                    }
+                }))
+            })
+            .unwrap();
+        let mut c = Client::connect(server.local_addr());
+        c.send(&["held"]);
+        c.writer.shutdown(std::net::Shutdown::Write).unwrap();
+        eventually(20, "the request started", || {
+            started.load(Ordering::SeqCst) == 1
+        });
+        let shut = std::thread::spawn(move || server.shutdown());
+        // Time for the accept loop to end first (a window for the fault
+        // to show, not a bound).
+        std::thread::sleep(Duration::from_millis(300));
+        gate.open();
+        assert_eq!(c.recv().as_deref(), Some("held"));
+        assert_eq!(c.recv(), None);
+        assert!(shut.join().unwrap(), "shutdown did not drain");
+    });
+}
+
 #[test]
 fn a_connection_future_is_small() {
     // Every open connection holds its `serve_connection` future, so its
