@@ -273,3 +273,59 @@ fn a_graceful_stop_with_a_non_reader_takes_one_write_timeout_not_two() {
         drop(hog);
     });
 }
+
+/// At most `max_connections` closed connections linger; beyond that one
+/// closes at once. With one allowed and one lingering (its peer takes
+/// none of its answers), a second connection closed for bad input does
+/// not linger: the data its peer sends after the close is answered with a
+/// reset, which throws away the answers still queued for it (a lingering
+/// connection would have read and dropped that data, and its peer would
+/// have got every answer, then the end of the stream).
+#[test]
+fn past_the_lingering_bound_a_closed_connection_closes_at_once() {
+    deadline(60, || {
+        let server = one_worker()
+            .max_connections(1)
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(Some(Duration::from_secs(3600))),
+            )
+            .shutdown_timeout(Duration::from_millis(100))
+            .start(|| Ok(Echo))
+            .unwrap();
+        let batch = echo_batch(1000, true);
+        // The first lingers: it never reads its answers.
+        let mut first = small_window_client(server.local_addr());
+        first.write_all(batch.as_bytes()).unwrap();
+        eventually(20, "the first connection opened and closed", || {
+            !read_nothing_yet(&first) && server.connections() == 0
+        });
+        let mut second = small_window_client(server.local_addr());
+        second.write_all(batch.as_bytes()).unwrap();
+        eventually(20, "the second connection opened and closed", || {
+            !read_nothing_yet(&second) && server.connections() == 0
+        });
+        // Data after the close, for a socket no longer read.
+        let _ = second.write_all(b"echo more\n");
+        let (got, err) = read_all(&mut second);
+        let answers = batch.len() - 101 + "error: ".len();
+        assert!(
+            got.len() < answers,
+            "the second connection lingered: its peer got all {} bytes (error {err:?})",
+            got.len()
+        );
+        drop(first);
+        server.shutdown();
+    });
+}
+
+/// Whether nothing has arrived on `c` yet (without taking it).
+fn read_nothing_yet(c: &TcpStream) -> bool {
+    c.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let nothing = matches!(c.peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    c.set_nonblocking(false).unwrap();
+    nothing
+}
