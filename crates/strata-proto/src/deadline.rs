@@ -435,3 +435,58 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (None, b) => b,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(queued: u64, written: u64, at: Instant) -> QueueMark {
+        QueueMark {
+            queued,
+            written,
+            at,
+        }
+    }
+
+    /// The peer took bytes when the queue holds less than it did plus
+    /// what was written since: a queue that stays as full while the
+    /// connection writes more is a peer that reads.
+    #[test]
+    fn a_queue_as_full_as_before_after_more_writes_is_progress() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        // 1,000 bytes written since; the queue grew by only 500: the peer
+        // took 500.
+        let mut m = mark(1_000, 5_000, t0);
+        assert_eq!(m.resample(t1, 6_000, &mut || Some(1_500)), Some(true));
+        // The new sample replaces the old.
+        assert_eq!((m.queued, m.written, m.at), (1_500, 6_000, t1));
+        // Nothing written, queue the same: nothing taken.
+        assert_eq!(m.resample(t1, 6_000, &mut || Some(1_500)), Some(false));
+        // 1,000 written and the queue grew by all of it: nothing taken.
+        assert_eq!(m.resample(t1, 7_000, &mut || Some(2_500)), Some(false));
+        // Queue unchanged while 1,000 more were written: all of it taken.
+        assert_eq!(m.resample(t1, 8_000, &mut || Some(2_500)), Some(true));
+    }
+
+    #[test]
+    fn an_unreadable_queue_gives_no_answer_and_keeps_the_sample() {
+        let t0 = Instant::now();
+        let mut m = mark(100, 200, t0);
+        assert_eq!(
+            m.resample(t0 + Duration::from_secs(1), 300, &mut || None),
+            None
+        );
+        assert_eq!((m.queued, m.written, m.at), (100, 200, t0));
+    }
+
+    #[test]
+    fn the_next_sample_is_due_a_quarter_of_the_write_timeout_later() {
+        let t0 = Instant::now();
+        let m = mark(0, 0, t0);
+        assert_eq!(
+            m.next_sample(Duration::from_secs(8)),
+            Some(t0 + Duration::from_secs(2))
+        );
+    }
+}
