@@ -5,11 +5,12 @@
 mod support;
 
 use std::io::{self, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_service::service_fn;
+use support::child::{self, Watchdog};
 use support::one_worker;
 
 /// The child half of the next test: a handler drops its own server's
@@ -69,34 +70,17 @@ fn child_drop_handle_without_threads() {
 /// overflowed and the process aborted.)
 #[test]
 fn a_handle_dropped_on_its_worker_without_a_thread_does_not_abort() {
-    if std::env::var_os("STRATA_TEST_CHILD").is_some() {
+    if child::is_child() {
         child_drop_handle_without_threads();
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let child = Command::new(exe)
-        .args([
-            "--exact",
-            "a_handle_dropped_on_its_worker_without_a_thread_does_not_abort",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STRATA_TEST_CHILD", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
+    let child = child::spawn_self(
+        "a_handle_dropped_on_its_worker_without_a_thread_does_not_abort",
+        Stdio::piped(),
+    );
+    let watchdog = Watchdog::new(&child, Duration::from_secs(60));
     let out = child.wait_with_output().unwrap();
-    let _ = done.send(());
-    watchdog.join().unwrap();
+    watchdog.done();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -5,10 +5,11 @@
 mod support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use strata_service::service_fn;
+use support::child::{self, Watchdog};
 use support::one_worker;
 
 /// The child: serves until a signal; each request is answered after a
@@ -32,31 +33,16 @@ fn child_serve_until_signalled() {
 /// the stream, and `serve` returns `Ok`.
 #[test]
 fn sigterm_answers_the_request_in_flight_before_serve_returns() {
-    if std::env::var_os("STRATA_TEST_CHILD").is_some() {
+    if child::is_child() {
         child_serve_until_signalled();
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "sigterm_answers_the_request_in_flight_before_serve_returns",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STRATA_TEST_CHILD", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = child::spawn_self(
+        "sigterm_answers_the_request_in_flight_before_serve_returns",
+        Stdio::null(),
+    );
     let pid = child.id() as libc::pid_t;
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
+    let watchdog = Watchdog::new(&child, Duration::from_secs(60));
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut next_line = |want: &str| -> String {
         let mut line = String::new();
@@ -83,8 +69,7 @@ fn sigterm_answers_the_request_in_flight_before_serve_returns() {
     let read = c.read_to_end(&mut got);
     let returned = next_line("SERVE-RETURNED");
     let status = child.wait().unwrap();
-    let _ = done.send(());
-    watchdog.join().unwrap();
+    watchdog.done();
     assert_eq!(
         String::from_utf8_lossy(&got),
         "late\n",

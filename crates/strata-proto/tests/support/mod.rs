@@ -4,6 +4,7 @@
 //! `fail` (service error) and `panic`.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod child;
 pub mod failing;
 pub mod firehose;
 pub mod memory;
