@@ -363,6 +363,54 @@ fn reader_is_not_shown_a_panicked_or_interrupted_read_s_bytes() {
     assert!(!interrupted, "handed the bytes of an interrupted read");
 }
 
+/// Gives `hel`, then writes garbage into the buffer it is offered and
+/// panics, then gives `lo\n`.
+struct PanicsMidLine {
+    calls: u32,
+}
+
+impl futures_io::AsyncRead for PanicsMidLine {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.calls += 1;
+        let part: &[u8] = match this.calls {
+            1 => b"hel",
+            2 => {
+                buf[..4].copy_from_slice(b"XXXX");
+                panic!("corrupt record");
+            }
+            3 => b"lo\n",
+            _ => b"",
+        };
+        buf[..part.len()].copy_from_slice(part);
+        Poll::Ready(Ok(part.len()))
+    }
+}
+
+/// A read that panics while part of a frame is buffered leaves the
+/// buffer as it was: a reader used again after the panic was caught
+/// decodes the frame from the bytes that arrived, not from what the
+/// panicking read left in the window.
+#[test]
+fn read_that_panics_mid_frame_leaves_the_buffered_bytes_as_they_were() {
+    let mut framed = FramedRead::new(PanicsMidLine { calls: 0 }, LinesCodec::new());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = block_on(framed.next());
+    }));
+    assert!(r.is_err(), "the second read panics");
+    let left = framed.read_buffer();
+    assert!(
+        left.as_ref() == b"hel",
+        "{} bytes buffered after the panic, not the 3 that arrived",
+        left.len()
+    );
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "hello");
+}
+
 // ---------------------------------------------------------------------
 // Write side.
 

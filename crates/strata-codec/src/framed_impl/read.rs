@@ -37,6 +37,19 @@ impl Drop for ZeroOnDrop<'_> {
     }
 }
 
+/// Truncates `buf` to `len` when dropped, also on unwind.
+struct TruncateOnDrop<'a> {
+    buf: &'a mut BytesMut,
+    len: usize,
+}
+
+impl Drop for TruncateOnDrop<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.buf.truncate(self.len);
+    }
+}
+
 /// `poll_read`, retried on `Interrupted`. What an interrupted read wrote
 /// is zeroed before the retry, which may report fewer bytes (the scratch
 /// buffer is shared by the thread's connections; see `poll_read`).
@@ -332,12 +345,17 @@ impl ReadState {
             None => {
                 let filled = self.buffer.len();
                 self.buffer.resize(filled + self.window, 0);
-                let result = read_retrying(io, cx, &mut self.buffer[filled..]);
-                let n = match &result {
-                    Poll::Ready(Ok(n)) => (*n).min(self.window),
-                    _ => 0,
+                // Cut back to what arrived, also when the read panics: a
+                // reader used again after the panic was caught must not
+                // take the window for bytes that arrived.
+                let mut guard = TruncateOnDrop {
+                    buf: &mut self.buffer,
+                    len: filled,
                 };
-                self.buffer.truncate(filled + n);
+                let result = read_retrying(io, cx, &mut guard.buf[filled..]);
+                if let Poll::Ready(Ok(n)) = &result {
+                    guard.len = filled + (*n).min(self.window);
+                }
                 result
             }
         };
