@@ -12,16 +12,18 @@
 //! through `FramedWrite` writes exactly the bytes the bare encoder makes.
 #![no_main]
 
+#[path = "common/script.rs"]
+mod script;
+
 use std::collections::VecDeque;
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
 use libfuzzer_sys::fuzz_target;
+use script::{Reader, Step, Writer, step};
 use strata_codec::{
     Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec, LinesCodec, LinesCodecError,
 };
@@ -34,110 +36,6 @@ const MAX_POLLS: usize = 100_000;
 enum Out {
     Frame(Vec<u8>),
     Error(String),
-}
-
-/// What the scripted transport does on one call.
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    /// Move at most this many bytes (at least one).
-    Take(usize),
-    /// `Pending`, waking at once.
-    Pending,
-    /// Scribble on the offered buffer, then fail with `Interrupted`.
-    Interrupted,
-}
-
-fn step(b: u8) -> Step {
-    match b % 8 {
-        0 => Step::Pending,
-        1 => Step::Interrupted,
-        _ => Step::Take(usize::from(b / 8) * 3 + 1),
-    }
-}
-
-/// A reader that replays `data` as `script` says, then ends (`Ok(0)`).
-struct Reader<'a> {
-    data: &'a [u8],
-    script: VecDeque<Step>,
-}
-
-impl AsyncRead for Reader<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        match this.script.pop_front().unwrap_or(Step::Take(usize::MAX)) {
-            Step::Pending => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Step::Interrupted => {
-                buf.fill(b'\n');
-                Poll::Ready(Err(io::ErrorKind::Interrupted.into()))
-            }
-            Step::Take(most) => {
-                let n = most.min(buf.len()).min(this.data.len());
-                buf[..n].copy_from_slice(&this.data[..n]);
-                // Junk past the count: a reader may leave it there.
-                buf[n..].fill(b'\n');
-                this.data = &this.data[n..];
-                Poll::Ready(Ok(n))
-            }
-        }
-    }
-}
-
-/// A writer that takes bytes as `script` says; flushing and closing are
-/// each `Pending` every other time.
-struct Writer {
-    written: Vec<u8>,
-    script: VecDeque<Step>,
-    flushes: usize,
-    closes: usize,
-}
-
-impl AsyncWrite for Writer {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        match this.script.pop_front().unwrap_or(Step::Take(usize::MAX)) {
-            Step::Pending => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Step::Interrupted => Poll::Ready(Err(io::ErrorKind::Interrupted.into())),
-            Step::Take(most) => {
-                let n = most.min(buf.len());
-                this.written.extend_from_slice(&buf[..n]);
-                Poll::Ready(Ok(n))
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.flushes += 1;
-        if this.flushes % 2 == 1 {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.closes += 1;
-        if this.closes % 2 == 1 {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// Decodes the whole input at once, then at its end, up to and including
@@ -218,12 +116,7 @@ where
     E: Encoder<Bytes> + Unpin,
     E::Error: std::fmt::Debug,
 {
-    let writer = Writer {
-        written: Vec::new(),
-        script,
-        flushes: 0,
-        closes: 0,
-    };
+    let writer = Writer::new(script);
     let mut sink = FramedWrite::new(writer, codec);
     sink.set_high_water_mark(hwm);
     for (i, f) in frames.iter().enumerate() {
@@ -269,10 +162,7 @@ fuzz_target!(|data: &[u8]| {
     let flush_every = usize::from(flush_every % 8) + 1;
     let (read_script, rest) = rest.split_at(usize::from(n_read).min(rest.len()));
     let (write_script, input) = rest.split_at(usize::from(n_write).min(rest.len()));
-    let reader = Reader {
-        data: input,
-        script: read_script.iter().map(|&b| step(b)).collect(),
-    };
+    let reader = Reader::new(input, read_script);
     let writes: VecDeque<Step> = write_script.iter().map(|&b| step(b)).collect();
     if which % 2 == 0 {
         let codec = || LinesCodec::with_max_length(64);
