@@ -13,14 +13,16 @@
 //!
 //! Checks: the connection ends, and what it wrote is exactly the model's
 //! answers: one per request, in request order, up to the first request
-//! or decode error that closes the connection.
+//! or decode error that closes the connection. The input may also stop
+//! the connection gracefully at some poll: then it writes the model's
+//! answers up to the end of one of them, no more.
 #![no_main]
 
 #[path = "common/script.rs"]
 mod script;
 
 use std::collections::VecDeque;
-use std::future::{Future, pending, poll_fn};
+use std::future::{Future, poll_fn};
 use std::sync::OnceLock;
 use std::task::Poll;
 use std::time::Duration;
@@ -173,10 +175,10 @@ fn runtime() -> &'static strata_rt::Runtime {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((head, rest)) = data.split_first_chunk::<6>() else {
+    let Some((head, rest)) = data.split_first_chunk::<7>() else {
         return;
     };
-    let [in_flight, hwm, max_line, on_fail, n_read, n_write] = *head;
+    let [in_flight, hwm, max_line, on_fail, stop_at, n_read, n_write] = *head;
     let proto = Proto {
         max_line: usize::from(max_line % 64) + 1,
         on_fail: match on_fail % 3 {
@@ -199,17 +201,41 @@ fuzz_target!(|data: &[u8]| {
     let ended = runtime().block_on(strata_rt::time::timeout(
         // Far longer than any input takes: a hang, not a slow run.
         Duration::from_secs(20),
-        serve_connection(&mut io, &proto, Svc, &config, pending()),
+        serve_connection(&mut io, &proto, Svc, &config, stop(stop_at)),
     ));
     assert!(ended.is_ok(), "the connection did not end");
     let expected = model(&proto, input);
+    let written = &io.writer.written;
+    // After a stop, the answers to the requests received before it: the
+    // model's answers up to a line's end.
+    let whole = if stop_at == u8::MAX {
+        *written == expected
+    } else {
+        expected.starts_with(written) && (written.is_empty() || written.ends_with(b"\n"))
+    };
     assert!(
-        io.writer.written == expected,
+        whole,
         "wrote {:?}, the model says {:?}",
-        String::from_utf8_lossy(&io.writer.written),
+        String::from_utf8_lossy(written),
         String::from_utf8_lossy(&expected)
     );
 });
+
+/// A graceful stop, requested at its `n`th poll; never for `u8::MAX`.
+fn stop(n: u8) -> impl Future<Output = ()> {
+    let mut polls = 0u8;
+    poll_fn(move |_| {
+        if n == u8::MAX {
+            return Poll::Pending;
+        }
+        polls = polls.saturating_add(1);
+        if polls > n {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+}
 
 /// A reader and a writer as one transport.
 struct Duplex<'a> {
