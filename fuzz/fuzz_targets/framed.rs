@@ -12,7 +12,7 @@
 //! through `FramedWrite` writes exactly the bytes the bare encoder makes.
 #![no_main]
 
-#[path = "common/script.rs"]
+#[path = "../../crates/strata-proto/tests/model/script.rs"]
 mod script;
 
 use std::collections::VecDeque;

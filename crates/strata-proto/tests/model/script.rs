@@ -1,6 +1,7 @@
-//! Scripted transports for the framing targets: a reader and a writer
-//! that move bytes in pieces of the sizes the input picks, and return
-//! `Pending` or `Interrupted` where it says.
+//! Scripted transports: a reader and a writer that move bytes in pieces
+//! of the sizes a script picks, and return `Pending` or `Interrupted`
+//! where it says. Used by the pipeline model (`mod.rs`) and, by path, by
+//! the `framed` and `pipeline` fuzz targets.
 
 use std::collections::VecDeque;
 use std::io;
