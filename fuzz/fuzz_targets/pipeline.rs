@@ -30,6 +30,8 @@ fuzz_target!(|data: &[u8]| {
             1 => OnFail::RespondAndClose,
             _ => OnFail::Close,
         },
+        // libFuzzer's panic hook aborts, caught or not.
+        panics: false,
         stop_at: (stop_at != u8::MAX).then_some(stop_at),
         reads: reads.to_vec(),
         writes: writes.to_vec(),

@@ -8,7 +8,9 @@
 
 mod model;
 
-use model::{Case, OnFail, check, serve};
+use std::sync::Once;
+
+use model::{Case, OnFail, PANIC_MESSAGE, check, serve};
 use proptest::prelude::*;
 
 /// A request line, without its line ending: the model's kinds, an
@@ -21,6 +23,8 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
         2 => "[a-z ]{0,12}".prop_map(String::into_bytes),
         1 => Just(vec![b'x'; 40]),
         1 => Just(vec![b'h', 0xff, b'i']),
+        1 => Just(b"panic".to_vec()),
+        1 => Just(b"panic!".to_vec()),
     ]
 }
 
@@ -53,17 +57,29 @@ fn case() -> impl Strategy<Value = Case> {
             Just(OnFail::RespondAndClose),
             Just(OnFail::Close),
         ],
+        any::<bool>(),
         prop_oneof![3 => Just(None), 1 => (0u8..40).prop_map(Some)],
         prop::collection::vec(any::<u8>(), 0..48),
         prop::collection::vec(any::<u8>(), 0..48),
         input(),
     )
         .prop_map(
-            |(in_flight, high_water_mark, max_line, on_fail, stop_at, reads, writes, input)| Case {
+            |(
                 in_flight,
                 high_water_mark,
                 max_line,
                 on_fail,
+                panics,
+                stop_at,
+                reads,
+                writes,
+                input,
+            )| Case {
+                in_flight,
+                high_water_mark,
+                max_line,
+                on_fail,
+                panics,
                 stop_at,
                 reads,
                 writes,
@@ -77,6 +93,7 @@ proptest! {
 
     #[test]
     fn connection_answers_as_the_model_says(case in case()) {
+        quiet_model_panics();
         if let Err(e) = check(&case) {
             prop_assert!(false, "{}", e);
         }
@@ -92,12 +109,14 @@ fn each_kind_of_request_gets_its_answer() {
         high_water_mark: 1,
         max_line: 8,
         on_fail: OnFail::Respond,
+        panics: false,
         stop_at: None,
         reads: vec![0, 1, 2, 0],
         writes: vec![0, 1, 2, 0],
         input: b"9\nhello\nfail\nabc".to_vec(),
     };
-    let cases: [(Case, &[u8]); 5] = [
+    quiet_model_panics();
+    let cases: [(Case, &[u8]); 8] = [
         (base.clone(), b"done\nworld\nerror: failed\nidk\n"),
         (
             Case {
@@ -123,9 +142,32 @@ fn each_kind_of_request_gets_its_answer() {
         (
             Case {
                 input: b"hello\nh\xffi\nhello\n".to_vec(),
-                ..base
+                ..base.clone()
             },
             b"world\nerror: invalid UTF-8\n",
+        ),
+        (
+            Case {
+                input: b"hello\npanic\nhello\n".to_vec(),
+                ..base.clone()
+            },
+            b"world\nidk\nworld\n",
+        ),
+        (
+            Case {
+                panics: true,
+                input: b"3\npanic\nhello\n".to_vec(),
+                ..base.clone()
+            },
+            b"done\n",
+        ),
+        (
+            Case {
+                panics: true,
+                input: b"3\nhello\npanic!\nhello\n".to_vec(),
+                ..base.clone()
+            },
+            b"done\nworld\n",
         ),
     ];
     for (case, expected) in cases {
@@ -137,4 +179,23 @@ fn each_kind_of_request_gets_its_answer() {
         );
         check(&case).unwrap();
     }
+}
+
+/// The model's service panics on purpose; its messages would bury the
+/// test's output. Other panics are reported as usual.
+fn quiet_model_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied());
+            if msg != Some(PANIC_MESSAGE) {
+                default(info);
+            }
+        }));
+    });
 }

@@ -8,10 +8,12 @@
 //! the case picks what the protocol does then (answer and carry on,
 //! answer and close, or close); anything else answers `idk`. A line that
 //! cannot be decoded (too long, not UTF-8) gets one error line, then the
-//! connection closes. A case also picks the in-flight bound, the write
-//! high-water mark, the line limit, an optional graceful stop, and the
-//! scripts of the transport's reads and writes (pieces of any size,
-//! `Pending`, `Interrupted`; see [`script`]).
+//! connection closes. A request whose service panics (if the case allows
+//! panics: a line starting with `panic`) closes it too, without an
+//! answer. A case also picks the in-flight bound, the write high-water mark, the
+//! line limit, an optional graceful stop, and the scripts of the
+//! transport's reads and writes (pieces of any size, `Pending`,
+//! `Interrupted`; see [`script`]).
 //!
 //! [`check`] serves a case with `serve_connection` and compares what the
 //! connection wrote with [`model`]: one answer per request, in request
@@ -45,6 +47,10 @@ pub struct Case {
     pub max_line: usize,
     /// What a failed request does.
     pub on_fail: OnFail,
+    /// Whether lines starting with `panic` make the service panic
+    /// (`panic!...` in `call`, `panic...` in its future); otherwise they
+    /// are answered `idk`.
+    pub panics: bool,
     /// A graceful stop at this poll of the stop future, or none.
     pub stop_at: Option<u8>,
     /// The reads' script: one byte per call (see [`script::step`]).
@@ -58,7 +64,7 @@ pub struct Case {
 /// Serves `case` and compares with the model; `Err` says how they differ.
 pub fn check(case: &Case) -> Result<(), String> {
     let written = serve(case).ok_or("the connection did not end")?;
-    let expected = model(&proto(case), &case.input);
+    let expected = model(&proto(case), case.panics, &case.input);
     let written = &written;
     let fits = match case.stop_at {
         None => *written == expected,
@@ -89,7 +95,15 @@ pub fn serve(case: &Case) -> Option<Vec<u8>> {
     let ended = runtime().block_on(strata_rt::time::timeout(
         // Far longer than any case takes: a hang, not a slow run.
         Duration::from_secs(20),
-        serve_connection(&mut io, &proto(case), Svc, &config, stop(case.stop_at)),
+        serve_connection(
+            &mut io,
+            &proto(case),
+            Svc {
+                panics: case.panics,
+            },
+            &config,
+            stop(case.stop_at),
+        ),
     ));
     ended.ok().map(|_| io.writer.written)
 }
@@ -152,14 +166,31 @@ fn decode_error(err: &LinesCodecError) -> &'static str {
     }
 }
 
-/// The service.
-struct Svc;
+/// The service; with `panics`, a line starting with `panic!` panics in
+/// `call`, and one starting with `panic` when its future is polled.
+struct Svc {
+    panics: bool,
+}
+
+/// What the service does with a request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    Reply(&'static str),
+    Fail,
+    PanicInCall,
+    PanicInPoll,
+}
+
+/// The message of the service's panics.
+pub const PANIC_MESSAGE: &str = "the model's service was asked to panic";
 
 impl Service<String> for Svc {
     type Response = String;
     type Error = BoxError;
 
     fn call(&self, req: String) -> impl Future<Output = Result<String, BoxError>> {
+        let answer = answer(&req, self.panics);
+        assert!(answer != Answer::PanicInCall, "{PANIC_MESSAGE}");
         let mut polls_left = req
             .as_bytes()
             .first()
@@ -171,31 +202,35 @@ impl Service<String> for Svc {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            Poll::Ready(
-                answer(&req)
-                    .map(str::to_string)
-                    .ok_or_else(|| "failed".into()),
-            )
+            match answer {
+                Answer::Reply(r) => Poll::Ready(Ok(r.to_string())),
+                Answer::Fail => Poll::Ready(Err("failed".into())),
+                Answer::PanicInCall | Answer::PanicInPoll => panic!("{PANIC_MESSAGE}"),
+            }
         })
     }
 }
 
-/// The service's answer to `req`; `None` for a failure.
-fn answer(req: &str) -> Option<&'static str> {
+/// What the service does with `req`.
+fn answer(req: &str, panics: bool) -> Answer {
     if req.starts_with("fail") {
-        None
+        Answer::Fail
+    } else if panics && req.starts_with("panic!") {
+        Answer::PanicInCall
+    } else if panics && req.starts_with("panic") {
+        Answer::PanicInPoll
     } else if req == "hello" {
-        Some("world")
+        Answer::Reply("world")
     } else if req.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-        Some("done")
+        Answer::Reply("done")
     } else {
-        Some("idk")
+        Answer::Reply("idk")
     }
 }
 
 /// What the connection must write for `input`: the requests decoded from
 /// the whole input at once, answered in order until one closes it.
-fn model(proto: &Proto, input: &[u8]) -> Vec<u8> {
+fn model(proto: &Proto, panics: bool, input: &[u8]) -> Vec<u8> {
     let mut codec = proto.codec();
     let mut buf = BytesMut::from(input);
     let mut out = Vec::new();
@@ -219,11 +254,13 @@ fn model(proto: &Proto, input: &[u8]) -> Vec<u8> {
                 return out;
             }
         };
-        let (reply, close) = match (answer(&line), proto.on_fail) {
-            (Some(a), _) => (Some(a), false),
-            (None, OnFail::Respond) => (Some(FAILED), false),
-            (None, OnFail::RespondAndClose) => (Some(FAILED), true),
-            (None, OnFail::Close) => (None, true),
+        // A panic closes the connection after the answers before it.
+        let (reply, close) = match (answer(&line, panics), proto.on_fail) {
+            (Answer::Reply(a), _) => (Some(a), false),
+            (Answer::Fail, OnFail::Respond) => (Some(FAILED), false),
+            (Answer::Fail, OnFail::RespondAndClose) => (Some(FAILED), true),
+            (Answer::Fail, OnFail::Close) => (None, true),
+            (Answer::PanicInCall | Answer::PanicInPoll, _) => (None, true),
         };
         if let Some(r) = reply {
             out.extend_from_slice(r.as_bytes());
