@@ -50,6 +50,33 @@ impl Drop for TruncateOnDrop<'_> {
     }
 }
 
+/// One read of at most `window` bytes appended to `buffer` (zeroed
+/// first: the crate has no unsafe code). Out of line: inlined, its unwind
+/// guard changed how the whole read path compiled (callgrind, line server
+/// at D=16: about 6 instructions per request more).
+#[inline(never)]
+fn read_after<T: AsyncRead + Unpin>(
+    buffer: &mut BytesMut,
+    window: usize,
+    io: &mut T,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let filled = buffer.len();
+    buffer.resize(filled + window, 0);
+    // Cut back to what arrived, also when the read panics: a reader used
+    // again after the panic was caught must not take the window for bytes
+    // that arrived.
+    let mut guard = TruncateOnDrop {
+        buf: buffer,
+        len: filled,
+    };
+    let result = read_retrying(io, cx, &mut guard.buf[filled..]);
+    if let Poll::Ready(Ok(n)) = &result {
+        guard.len = filled + (*n).min(window);
+    }
+    result
+}
+
 /// `poll_read`, retried on `Interrupted`. What an interrupted read wrote
 /// is zeroed before the retry, which may report fewer bytes (the scratch
 /// buffer is shared by the thread's connections; see `poll_read`).
@@ -342,22 +369,7 @@ impl ReadState {
         };
         let result = match scratch_read {
             Some(result) => result,
-            None => {
-                let filled = self.buffer.len();
-                self.buffer.resize(filled + self.window, 0);
-                // Cut back to what arrived, also when the read panics: a
-                // reader used again after the panic was caught must not
-                // take the window for bytes that arrived.
-                let mut guard = TruncateOnDrop {
-                    buf: &mut self.buffer,
-                    len: filled,
-                };
-                let result = read_retrying(io, cx, &mut guard.buf[filled..]);
-                if let Poll::Ready(Ok(n)) = &result {
-                    guard.len = filled + (*n).min(self.window);
-                }
-                result
-            }
+            None => read_after(&mut self.buffer, self.window, io, cx),
         };
         match result {
             Poll::Pending => {
