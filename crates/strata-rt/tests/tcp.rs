@@ -241,6 +241,67 @@ fn after_a_short_read_the_next_read_yields_once_then_reads_until_would_block() {
     });
 }
 
+/// Only a short read defers the read after it: a read that filled the
+/// buffer (more bytes are probably waiting) and a read of the end of the
+/// stream are followed at once by the next read, even with other tasks
+/// waiting on the worker.
+#[test]
+fn a_full_read_or_the_end_of_the_stream_does_not_defer_the_next_read() {
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Poll, Waker};
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            // Another task waits on the worker throughout: the condition
+            // under which a deferral would happen.
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = spawn({
+                let stop = stop.clone();
+                async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        strata_rt::yield_now().await;
+                    }
+                }
+            });
+            let reader = spawn(async move {
+                peer.write_all(b"0123456789").unwrap();
+                while conn.unread_bytes().unwrap() < 10 {
+                    strata_rt::yield_now().await;
+                }
+                let mut buf = [0u8; 5];
+                assert_eq!(conn.read(&mut buf).await.unwrap(), 5, "a full read");
+                let wakes = Arc::new(CountingWaker::default());
+                let waker = Waker::from(wakes.clone());
+                // No event can arrive between the two reads (the worker
+                // is running this task): the second one is made at once.
+                match poll_read_with(&mut conn, &waker, &mut buf) {
+                    Poll::Ready(Ok(5)) => assert_eq!(&buf, b"56789"),
+                    other => panic!("the read after a full read was deferred: {other:?}"),
+                }
+                assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+
+                drop(peer);
+                assert_eq!(
+                    conn.read(&mut buf).await.unwrap(),
+                    0,
+                    "the end of the stream"
+                );
+                match poll_read_with(&mut conn, &waker, &mut buf) {
+                    Poll::Ready(Ok(0)) => {}
+                    other => panic!("the read after the end of the stream was deferred: {other:?}"),
+                }
+                assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+            });
+            reader.await.unwrap();
+            stop.store(true, Ordering::SeqCst);
+            busy.await.unwrap();
+        });
+    });
+}
+
 #[test]
 fn connect_to_a_closed_port_fails_with_the_os_error() {
     deadline(30, || {
