@@ -302,6 +302,70 @@ fn a_full_read_or_the_end_of_the_stream_does_not_defer_the_next_read() {
     });
 }
 
+/// The read after a short read is deferred only if no event has arrived
+/// since: bytes that arrived (and were reported) in between are read at
+/// once, even with other tasks waiting on the worker.
+#[test]
+fn bytes_reported_after_a_short_read_are_read_without_deferral() {
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Poll, Waker};
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            // A second source on the same worker: waiting for a datagram
+            // that was sent after the peer's bytes proves the worker has
+            // looked at I/O since, and seen the bytes' event.
+            let udp = strata_rt::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let udp_addr = udp.local_addr().unwrap();
+            let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = spawn({
+                let stop = stop.clone();
+                async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        strata_rt::yield_now().await;
+                    }
+                }
+            });
+            let reader = spawn(async move {
+                let mut buf = [0u8; 64];
+                let mut dgram = [0u8; 8];
+                // Delivers `bytes` to `conn` and returns once the worker has
+                // processed their event.
+                let mut deliver = async |bytes: &[u8]| {
+                    // Readiness cleared (`WouldBlock`): the next receive
+                    // waits for an event.
+                    let cleared = udp
+                        .poll_recv_from(&mut Context::from_waker(Waker::noop()), &mut dgram)
+                        .is_pending();
+                    assert!(cleared);
+                    peer.write_all(bytes).unwrap();
+                    sender.send_to(b"x", udp_addr).unwrap();
+                    udp.recv_from(&mut dgram).await.unwrap();
+                };
+                deliver(b"hello").await;
+                assert_eq!(conn.read(&mut buf).await.unwrap(), 5, "a short read");
+                // Two events, each processed, before the next read.
+                deliver(b"wor").await;
+                deliver(b"ld!").await;
+                let wakes = Arc::new(CountingWaker::default());
+                let waker = Waker::from(wakes.clone());
+                match poll_read_with(&mut conn, &waker, &mut buf) {
+                    Poll::Ready(Ok(6)) => assert_eq!(&buf[..6], b"world!"),
+                    other => panic!("expected the 6 new bytes at once, got {other:?}"),
+                }
+                assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "the read was deferred");
+            });
+            reader.await.unwrap();
+            stop.store(true, Ordering::SeqCst);
+            busy.await.unwrap();
+        });
+    });
+}
+
 #[test]
 fn connect_to_a_closed_port_fails_with_the_os_error() {
     deadline(30, || {
