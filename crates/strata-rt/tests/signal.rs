@@ -150,6 +150,49 @@ fn a_delivery_before_creation_is_not_seen() {
     });
 }
 
+/// A signal handled on a worker thread that sleeps in `epoll_wait` ends the
+/// wait with `EINTR`; the worker polls again and keeps running its tasks
+/// (it stops only on a real reactor failure).
+#[test]
+fn a_signal_interrupting_a_parked_worker_does_not_stop_it() {
+    deadline(60, || {
+        // A real-time signal no other test here uses.
+        let kind = SignalKind::from_raw(libc::SIGRTMIN() + 2);
+        let rt = rt(1);
+        rt.block_on(async {
+            let mut sig = Signal::new(kind).unwrap();
+            // SAFETY: gettid(2) has no preconditions.
+            let worker = spawn(async { unsafe { libc::gettid() } }).await.unwrap();
+            for round in 0..3 {
+                // The idle worker sleeps in `epoll_wait` (no timers, no
+                // tasks): wait until it is asleep, then signal that thread.
+                let stat = format!("/proc/self/task/{worker}/stat");
+                loop {
+                    let s = std::fs::read_to_string(&stat).unwrap();
+                    let state = s[s.rfind(')').unwrap() + 1..].trim_start();
+                    if state.starts_with('S') {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                // SAFETY: tgkill(2) sends `kind`, whose handler is installed
+                // (`sig`), to a thread of this process.
+                let rc = unsafe {
+                    libc::syscall(libc::SYS_tgkill, libc::getpid(), worker, kind.as_raw())
+                };
+                assert_eq!(rc, 0);
+                timeout(Duration::from_secs(10), sig.recv())
+                    .await
+                    .expect("the signal was not observed");
+                timeout(Duration::from_secs(10), spawn(async {}))
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: the worker stopped running tasks"))
+                    .unwrap();
+            }
+        });
+    });
+}
+
 /// The child's half of `a_handler_writing_to_a_closed_pipe_raises_no_sigpipe`:
 /// restores SIGPIPE's default action (a Rust binary ignores it; a C host
 /// may not), installs a handler, shuts down the read end of the handler's
