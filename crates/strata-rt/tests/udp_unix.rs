@@ -150,6 +150,41 @@ fn unix_connect_to_a_full_backlog_is_refused() {
     });
 }
 
+/// A read already waiting on a connected UDP socket is woken by a refused
+/// datagram (ICMP port unreachable: an error event, with nothing to
+/// read) and fails with `ConnectionRefused`.
+#[test]
+fn a_waiting_read_on_a_connected_udp_socket_sees_a_refused_datagram() {
+    use std::future::{Future, poll_fn};
+    use std::task::Poll;
+    use std::time::Duration;
+    use strata_rt::time::timeout;
+
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            // A port with nothing behind it: bind, note it, close.
+            let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.connect(dead).unwrap();
+            let mut buf = [0u8; 16];
+            let mut recv = std::pin::pin!(sock.recv(&mut buf));
+            // Nothing to read yet: the read waits.
+            let first = poll_fn(|cx| Poll::Ready(recv.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "{first:?}");
+            sock.send(b"anyone?").await.unwrap();
+            let err = timeout(Duration::from_secs(10), recv)
+                .await
+                .expect("the refusal did not wake the waiting read")
+                .unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        });
+    });
+}
+
 /// A connected UDP socket whose datagram was refused (ICMP port
 /// unreachable) reports the error once; after it, a read must wait for the
 /// next datagram like any other, not find the socket "ready" forever and
