@@ -656,6 +656,36 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_star_caller_queued_behind_an_async_fn_resident_is_replaced_by_the_next() {
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let (r, wr) = flag_waker();
+        let (a, wa) = flag_waker();
+        let (b, wb) = flag_waker();
+        let mut to_wake = Vec::new();
+        // R waits in an `async fn` call: the resident, with its id.
+        let cx = &mut Context::from_waker(&wr);
+        assert!(
+            enter_with(WaitId::next(), &wr, || io.poll_ready(cx, Direction::Read)).is_pending()
+        );
+        // A polls (queued, no id), gives up; B polls: B takes A's entry.
+        for w in [&wa, &wb] {
+            assert!(
+                io.poll_ready(&mut Context::from_waker(w), Direction::Read)
+                    .is_pending()
+            );
+        }
+        io.set_readiness(Ready(READABLE), &mut to_wake);
+        assert_eq!(to_wake.len(), 2);
+        to_wake.drain(..).for_each(Waker::wake);
+        assert!(r.0.load(Ordering::SeqCst));
+        assert!(
+            b.0.load(Ordering::SeqCst),
+            "the latest poll_* caller lost its wake-up"
+        );
+        assert!(!a.0.load(Ordering::SeqCst));
+    }
+
+    #[test]
     fn a_withdrawn_wait_takes_out_its_own_entry_only() {
         let io = ScheduledIo::new(1, Ready::EMPTY);
         let (a, wa) = flag_waker();
