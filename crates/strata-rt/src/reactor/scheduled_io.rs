@@ -541,6 +541,31 @@ mod tests {
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
     }
 
+    #[test]
+    fn a_stale_clear_keeps_newer_readiness_however_many_events_came_before() {
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let mut cx = Context::from_waker(Waker::noop());
+        for round in 0..100 {
+            io.set_readiness(Ready(READABLE), &mut Vec::new());
+            let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, Direction::Read) else {
+                panic!("round {round}: expected readiness")
+            };
+            // A new event arrives before the task reports WouldBlock: the
+            // clear must not erase it.
+            io.set_readiness(Ready(READABLE), &mut Vec::new());
+            io.clear_readiness(ev);
+            assert!(
+                io.poll_ready(&mut cx, Direction::Read).is_ready(),
+                "round {round}: a stale clear erased newer readiness"
+            );
+        }
+        let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, Direction::Read) else {
+            panic!("expected readiness")
+        };
+        io.clear_readiness(ev);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+    }
+
     fn flag_waker() -> (Arc<Flag>, Waker) {
         let flag = Arc::new(Flag(false.into()));
         let waker = Waker::from(flag.clone());
