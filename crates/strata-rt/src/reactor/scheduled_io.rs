@@ -711,6 +711,27 @@ mod tests {
     }
 
     #[test]
+    fn an_event_wakes_only_the_waiters_of_the_directions_it_reports() {
+        for (event, woken) in [(READABLE, Direction::Read), (WRITABLE, Direction::Write)] {
+            let io = ScheduledIo::new(1, Ready::EMPTY);
+            let (r, wr) = flag_waker();
+            let (w, ww) = flag_waker();
+            let mut to_wake = Vec::new();
+            for (waker, dir) in [(&wr, Direction::Read), (&ww, Direction::Write)] {
+                assert!(
+                    io.poll_ready(&mut Context::from_waker(waker), dir)
+                        .is_pending()
+                );
+            }
+            io.set_readiness(Ready(event), &mut to_wake);
+            assert_eq!(to_wake.len(), 1, "a {woken:?} event woke both directions");
+            to_wake.drain(..).for_each(Waker::wake);
+            assert_eq!(r.0.load(Ordering::SeqCst), woken == Direction::Read);
+            assert_eq!(w.0.load(Ordering::SeqCst), woken == Direction::Write);
+        }
+    }
+
+    #[test]
     fn a_withdrawn_wait_takes_out_its_own_entry_only() {
         let io = ScheduledIo::new(1, Ready::EMPTY);
         let (a, wa) = flag_waker();
