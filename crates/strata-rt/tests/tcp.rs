@@ -521,6 +521,37 @@ fn sockets_fail_instead_of_hanging_after_the_runtime_shuts_down() {
     });
 }
 
+/// After the runtime shuts down, every operation on its sockets fails,
+/// also one whose socket the reactor last reported ready (bytes waiting to
+/// be read, room to write).
+#[test]
+fn operations_on_ready_sockets_fail_after_the_runtime_shuts_down() {
+    deadline(30, || {
+        let first = rt(1);
+        let (client, server) = first.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"waiting").await.unwrap();
+            // Reported readable (and writable, since the connect).
+            c.readable().await.unwrap();
+            (c, s)
+        });
+        drop(first);
+        let rt2 = rt(1);
+        let (read, write) = rt2.block_on(async move {
+            let mut c = client;
+            let mut buf = [0u8; 16];
+            (c.read(&mut buf).await, c.write(b"more").await)
+        });
+        for res in [read, write] {
+            let err = res.unwrap_err();
+            assert!(err.to_string().contains("has shut down"), "{err}");
+        }
+        drop(server);
+    });
+}
+
 #[test]
 fn std_interop_from_std() {
     deadline(30, || {
