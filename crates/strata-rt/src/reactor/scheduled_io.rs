@@ -566,6 +566,60 @@ mod tests {
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
     }
 
+    /// Inside a budgeted poll: the units left, counted by spending them.
+    fn budget_left() -> usize {
+        let io = ScheduledIo::new(1, Ready(READABLE));
+        let mut cx = Context::from_waker(Waker::noop());
+        (0..10_000)
+            .take_while(|_| io.poll_ready(&mut cx, Direction::Read).is_ready())
+            .count()
+    }
+
+    #[test]
+    fn a_would_block_gives_back_its_budget_unit_only_if_it_cleared_the_readiness() {
+        use crate::executor::coop::{TASK_BUDGET, with_budget};
+        let full = TASK_BUDGET as usize;
+        let mut cx = Context::from_waker(Waker::noop());
+        let io = ScheduledIo::new(1, Ready::EMPTY);
+        let ready = |cx: &mut Context<'_>| {
+            io.set_readiness(Ready(READABLE), &mut Vec::new());
+            let Poll::Ready(Ok(ev)) = io.poll_ready(cx, Direction::Read) else {
+                panic!("the budget ran out")
+            };
+            ev
+        };
+        // Each WouldBlock that clears the readiness gives its unit back:
+        // any number of them cost nothing.
+        let left = with_budget(|| {
+            for _ in 0..3 * full {
+                io.clear_readiness(ready(&mut cx));
+            }
+            budget_left()
+        });
+        assert_eq!(left, full);
+        // A second WouldBlock on the same readiness cleared nothing: no
+        // second unit back.
+        let left = with_budget(|| {
+            for _ in 0..3 * full {
+                let ev = ready(&mut cx);
+                io.clear_readiness(ev);
+                io.clear_readiness(ev);
+            }
+            budget_left()
+        });
+        assert_eq!(left, full);
+        // A newer event keeps the direction ready: the retry spends.
+        let left = with_budget(|| {
+            for _ in 0..10 {
+                let ev = ready(&mut cx);
+                io.set_readiness(Ready(READABLE), &mut Vec::new());
+                io.clear_readiness(ev);
+            }
+            budget_left()
+        });
+        assert_eq!(left, full - 10);
+    }
+
     fn flag_waker() -> (Arc<Flag>, Waker) {
         let flag = Arc::new(Flag(false.into()));
         let waker = Waker::from(flag.clone());
