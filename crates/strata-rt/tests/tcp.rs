@@ -452,6 +452,79 @@ fn halves_work_from_different_tasks_and_reunite() {
     });
 }
 
+/// The halves read and write vectored, `close` on the write half shuts
+/// the write direction while the half lives, and a forgotten write half
+/// leaves it open (a dropped one shuts it).
+#[test]
+fn halves_read_and_write_vectored_and_close_or_forget_the_write_direction() {
+    use std::io::{IoSlice, IoSliceMut};
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Whether `peer` has seen the end of the stream (a pending FIN
+            // is delivered on loopback before `shutdown` returns).
+            let at_eof = |peer: &mut std::net::TcpStream| {
+                peer.set_nonblocking(true).unwrap();
+                let mut b = [0u8; 1];
+                let eof = match peer.read(&mut b) {
+                    Ok(0) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                    other => panic!("unexpected {other:?}"),
+                };
+                peer.set_nonblocking(false).unwrap();
+                eof
+            };
+
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let (r, mut w) = listener.accept().await.unwrap().0.into_split();
+            let n = w
+                .write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"cd")])
+                .await
+                .unwrap();
+            assert_eq!(n, 4);
+            let mut got = [0u8; 4];
+            peer.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"abcd");
+            peer.write_all(b"efgh").unwrap();
+            let mut r = r;
+            let (mut x, mut y) = ([0u8; 2], [0u8; 2]);
+            let mut read = 0;
+            while read < 4 {
+                let n = r
+                    .read_vectored(&mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)])
+                    .await
+                    .unwrap();
+                assert!(n > 0, "a false end of stream");
+                read += n;
+            }
+            assert_eq!((&x, &y), (b"ef", b"gh"));
+            assert!(!at_eof(&mut peer));
+            w.close().await.unwrap();
+            assert!(at_eof(&mut peer), "close did not shut the write direction");
+            drop((r, w));
+
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let (r, w) = listener.accept().await.unwrap().0.into_split();
+            w.forget();
+            assert!(
+                !at_eof(&mut peer),
+                "a forgotten write half shut the write direction"
+            );
+            drop(r);
+
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let (_r, w) = listener.accept().await.unwrap().0.into_split();
+            drop(w);
+            assert!(
+                at_eof(&mut peer),
+                "a dropped write half left the write direction open"
+            );
+        });
+    });
+}
+
 #[test]
 fn two_listeners_share_a_port_with_reuse_port() {
     // The first listener sets SO_REUSEPORT before or after its bind; either
