@@ -525,6 +525,68 @@ fn halves_read_and_write_vectored_and_close_or_forget_the_write_direction() {
     });
 }
 
+/// `readable` waits for bytes to arrive and `writable` for room in a full
+/// send buffer.
+#[test]
+fn readable_and_writable_wait_until_the_socket_is_ready() {
+    use std::future::{Future, poll_fn};
+    use std::task::Poll;
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            // Nothing to read: `readable` waits (after a read that found
+            // the socket empty).
+            let mut buf = [0u8; 64 * 1024];
+            {
+                let mut read = std::pin::pin!(conn.read(&mut buf));
+                assert!(
+                    poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx)))
+                        .await
+                        .is_pending()
+                );
+            }
+            {
+                let mut ready = std::pin::pin!(conn.readable());
+                assert!(
+                    poll_fn(|cx| Poll::Ready(ready.as_mut().poll(cx)))
+                        .await
+                        .is_pending()
+                );
+                peer.write_all(b"x").unwrap();
+                ready.await.unwrap();
+            }
+            assert_eq!(conn.read(&mut buf).await.unwrap(), 1);
+            // Fill the send buffer: `writable` waits until the peer reads.
+            loop {
+                let mut write = std::pin::pin!(conn.write(&buf));
+                match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+                    Poll::Ready(n) => assert!(n.unwrap() > 0),
+                    Poll::Pending => break,
+                }
+            }
+            let drain = {
+                let mut ready = std::pin::pin!(conn.writable());
+                assert!(
+                    poll_fn(|cx| Poll::Ready(ready.as_mut().poll(cx)))
+                        .await
+                        .is_pending()
+                );
+                let drain = std::thread::spawn(move || {
+                    let mut b = vec![0u8; 1 << 20];
+                    while peer.read(&mut b).unwrap() > 0 {}
+                });
+                ready.await.unwrap();
+                drain
+            };
+            drop(conn);
+            drain.join().unwrap();
+        });
+    });
+}
+
 #[test]
 fn two_listeners_share_a_port_with_reuse_port() {
     // The first listener sets SO_REUSEPORT before or after its bind; either
