@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::Duration;
 
 use strata_rt::net::TcpListener;
@@ -249,6 +249,45 @@ fn panicking_waker_of_an_executor_nested_in_a_task_does_not_abort() {
         release(&go, &target);
         worker_still_runs(&rt);
         assert_eq!(support::plain_block_on(target).unwrap(), 9);
+    });
+}
+
+/// A waker whose data pointer is null (a static waker of another executor)
+/// and that panics when woken.
+fn null_data_panicking_waker() -> Waker {
+    fn clone(_: *const ()) -> RawWaker {
+        RawWaker::new(std::ptr::null(), &NULL_DATA_PANICKING)
+    }
+    fn wake(_: *const ()) {
+        panic!("a foreign executor's static waker panicked");
+    }
+    fn drop(_: *const ()) {}
+    static NULL_DATA_PANICKING: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+    // SAFETY: the vtable's functions ignore the (null) data pointer, and
+    // `clone` returns a waker with the same vtable: the `RawWaker`
+    // contract holds.
+    unsafe { Waker::from_raw(clone(std::ptr::null())) }
+}
+
+/// The same with a foreign waker whose data pointer is null, polled off
+/// the runtime, where no task is being polled: it is not taken for the
+/// polling task's own waker (whose record there is null too), so it is
+/// wrapped, and its panic is contained.
+#[test]
+fn a_panicking_foreign_waker_with_null_data_is_not_taken_for_a_tasks_own() {
+    const NAME: &str = "a_panicking_foreign_waker_with_null_data_is_not_taken_for_a_tasks_own";
+    if !in_child(NAME) {
+        return;
+    }
+    deadline(20, || {
+        let rt = rt(1);
+        let (go, mut handle) = held_task(&rt, 4);
+        let waker = null_data_panicking_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+        release(&go, &handle);
+        worker_still_runs(&rt);
+        assert_eq!(support::plain_block_on(handle).unwrap(), 4);
     });
 }
 
