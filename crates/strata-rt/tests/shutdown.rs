@@ -4,8 +4,9 @@
 //! thread. The task must then be dropped by its own worker, never inside
 //! the waker call: the caller may hold a lock that the task's destructor
 //! needs. The first two tests hold the worker in its shutdown (a
-//! destructor that sleeps) while the wake-up happens; the last races many
-//! wake-ups with the runtime's drop, repeatedly.
+//! destructor that sleeps) while the wake-up happens; the third races many
+//! wake-ups with the runtime's drop, repeatedly. The last has dropping a
+//! task at shutdown spawn another, in a chain.
 
 mod support;
 
@@ -209,6 +210,61 @@ fn wake_ups_racing_shutdown_never_drop_a_task_in_the_waker() {
             off_worker.load(std::sync::atomic::Ordering::SeqCst),
             0,
             "tasks dropped off their worker"
+        );
+    });
+}
+
+/// When dropped, spawns a task holding the next link of the chain (on the
+/// current worker, at shutdown); the last link records whether it was
+/// dropped while its runtime was still the thread's current one.
+struct SpawnsOnDrop {
+    left: u32,
+    last_in_runtime: mpsc::Sender<bool>,
+}
+impl Drop for SpawnsOnDrop {
+    fn drop(&mut self) {
+        let tx = self.last_in_runtime.clone();
+        if self.left == 0 {
+            let _ = tx.send(strata_rt::runtime::Handle::try_current().is_some());
+            return;
+        }
+        let next = SpawnsOnDrop {
+            left: self.left - 1,
+            last_in_runtime: tx,
+        };
+        strata_rt::spawn(async move {
+            let _next = next;
+            pending::<()>().await
+        });
+    }
+}
+
+/// Dropping a task at shutdown may spawn another, whose drop spawns
+/// another: the worker drops its queue until it stays empty, so every
+/// task of the chain is dropped by the worker's shutdown, inside the
+/// runtime, not left in the queue for the worker's thread to drop after
+/// it has left the runtime.
+#[test]
+fn a_chain_of_tasks_spawned_by_destructors_at_shutdown_is_dropped_inside_the_runtime() {
+    deadline(20, || {
+        let rt = one_worker("shutdown-chain");
+        let (tx, rx) = mpsc::channel();
+        let (polled_tx, polled_rx) = mpsc::channel();
+        let first = SpawnsOnDrop {
+            left: 3,
+            last_in_runtime: tx,
+        };
+        rt.handle().spawn(async move {
+            let _first = first;
+            let _ = polled_tx.send(());
+            pending::<()>().await
+        });
+        polled_rx.recv().unwrap();
+        drop(rt);
+        let in_runtime = rx.recv().expect("the last task of the chain was dropped");
+        assert!(
+            in_runtime,
+            "the last task of the chain was dropped outside its runtime"
         );
     });
 }
