@@ -252,6 +252,46 @@ fn panicking_waker_of_an_executor_nested_in_a_task_does_not_abort() {
     });
 }
 
+/// Records that it was woken.
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// A handle polled by another executor, then polled again with a different
+/// waker (the future moved to another of its tasks, say): the task's
+/// completion wakes the latest waker, not the first one.
+#[test]
+fn a_handle_polled_again_with_another_waker_wakes_the_latest_one() {
+    deadline(20, || {
+        let rt = rt(1);
+        let (go, mut handle) = held_task(&rt, 6);
+        let first = Arc::new(Flag(AtomicBool::new(false)));
+        let latest = Arc::new(Flag(AtomicBool::new(false)));
+        for flag in [&first, &latest] {
+            let waker = Waker::from(flag.clone());
+            let polled = Pin::new(&mut handle).poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending());
+        }
+        go.store(true, Ordering::Release);
+        while !first.0.load(Ordering::Acquire) && !latest.0.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        assert!(
+            latest.0.load(Ordering::Acquire),
+            "the latest waker was not woken"
+        );
+        assert!(
+            !first.0.load(Ordering::Acquire),
+            "a replaced waker was woken"
+        );
+        assert_eq!(support::plain_block_on(handle).unwrap(), 6);
+    });
+}
+
 /// A waker whose data pointer is null (a static waker of another executor)
 /// and that panics when woken.
 fn null_data_panicking_waker() -> Waker {
