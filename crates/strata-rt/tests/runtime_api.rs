@@ -138,6 +138,45 @@ fn join_error_into_panic_roundtrips_payload() {
     });
 }
 
+/// A cancelled task's error says it was cancelled, and only that: it is
+/// not a panic, and has no payload to give.
+#[test]
+fn a_cancelled_join_error_is_not_a_panic() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let jh = spawn(std::future::pending::<()>());
+        jh.abort();
+        let e = jh.await.unwrap_err();
+        assert!(e.is_cancelled());
+        assert!(!e.is_panic(), "a cancelled task's error said it panicked");
+        assert!(e.try_into_panic().unwrap_err().is_cancelled());
+    });
+}
+
+/// A `JoinHandle`'s `Debug` names it and says whether its task has
+/// finished.
+#[test]
+fn join_handle_debug_says_whether_its_task_has_finished() {
+    deadline(30, || {
+        let rt = rt(1);
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let jh = rt.handle().spawn(async move {
+            while !g.load(Ordering::Acquire) {
+                strata_rt::yield_now().await;
+            }
+        });
+        let running = format!("{jh:?}");
+        go.store(true, Ordering::Release);
+        while !jh.is_finished() {
+            std::thread::yield_now();
+        }
+        let done = format!("{jh:?}");
+        assert_eq!(running, "JoinHandle { finished: false }");
+        assert_eq!(done, "JoinHandle { finished: true }");
+    });
+}
+
 // ---------------------------------------------------------------------------
 // spawn_blocking
 
