@@ -153,6 +153,21 @@ fn a_cancelled_join_error_is_not_a_panic() {
     });
 }
 
+/// A `JoinError`'s `Debug` says which error it is, with a panic's
+/// message.
+#[test]
+fn join_error_debug_says_cancelled_or_panicked_with_the_message() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let panicked = spawn(async { panic!("boom") }).await.unwrap_err();
+        let cancelled = spawn(std::future::pending::<()>());
+        cancelled.abort();
+        let cancelled = cancelled.await.unwrap_err();
+        assert_eq!(format!("{panicked:?}"), r#"JoinError::Panicked("boom")"#);
+        assert_eq!(format!("{cancelled:?}"), "JoinError::Cancelled");
+    });
+}
+
 /// A `JoinHandle`'s `Debug` names it and says whether its task has
 /// finished.
 #[test]
