@@ -357,6 +357,34 @@ fn abort_of_a_running_blocking_closure_keeps_its_output() {
     });
 }
 
+/// Two closures submitted together while the pool's one thread is idle:
+/// the first wakes that thread, and the second, finding it spoken for,
+/// starts a second thread (within the bound of two) rather than queueing
+/// behind the first. Here the first waits for the second, so queueing it
+/// would hang until the idle thread's hour-long keep-alive ran out.
+#[test]
+fn a_closure_finding_the_idle_thread_spoken_for_starts_another() {
+    deadline(30, || {
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .blocking_keep_alive(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            spawn_blocking(|| ()).await.unwrap();
+            // Give the pool's thread time to go idle (waiting for work);
+            // the test passes either way, it only checks less otherwise.
+            std::thread::sleep(Duration::from_millis(20));
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let first = spawn_blocking(move || rx.recv().is_ok());
+            let second = spawn_blocking(move || tx.send(()).is_ok());
+            assert!(second.await.unwrap());
+            assert!(first.await.unwrap());
+        });
+    });
+}
+
 fn live_threads_named(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
