@@ -361,7 +361,8 @@ fn abort_of_a_running_blocking_closure_keeps_its_output() {
 /// the first wakes that thread, and the second, finding it spoken for,
 /// starts a second thread (within the bound of two) rather than queueing
 /// behind the first. Here the first waits for the second, so queueing it
-/// would hang until the idle thread's hour-long keep-alive ran out.
+/// would hang until the idle thread's hour-long keep-alive ran out. Then
+/// the same with both threads idle: each closure wakes one.
 #[test]
 fn a_closure_finding_the_idle_thread_spoken_for_starts_another() {
     deadline(30, || {
@@ -373,14 +374,19 @@ fn a_closure_finding_the_idle_thread_spoken_for_starts_another() {
             .unwrap();
         rt.block_on(async {
             spawn_blocking(|| ()).await.unwrap();
-            // Give the pool's thread time to go idle (waiting for work);
-            // the test passes either way, it only checks less otherwise.
-            std::thread::sleep(Duration::from_millis(20));
-            let (tx, rx) = std::sync::mpsc::channel::<()>();
-            let first = spawn_blocking(move || rx.recv().is_ok());
-            let second = spawn_blocking(move || tx.send(()).is_ok());
-            assert!(second.await.unwrap());
-            assert!(first.await.unwrap());
+            // The first round finds one idle thread and starts a second;
+            // the next finds both idle, and must wake both.
+            for _ in 0..2 {
+                // Give the pool's threads time to go idle (waiting for
+                // work); the test passes either way, it only checks less
+                // otherwise.
+                std::thread::sleep(Duration::from_millis(20));
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                let first = spawn_blocking(move || rx.recv().is_ok());
+                let second = spawn_blocking(move || tx.send(()).is_ok());
+                assert!(second.await.unwrap());
+                assert!(first.await.unwrap());
+            }
         });
     });
 }
