@@ -46,6 +46,22 @@ fn udp_round_trip_unconnected_and_connected() {
 }
 
 #[test]
+fn set_broadcast_turns_so_broadcast_on_and_off() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let opt = || socket2::SockRef::from(&sock).broadcast().unwrap();
+            assert!(!opt());
+            sock.set_broadcast(true).unwrap();
+            assert!(opt());
+            sock.set_broadcast(false).unwrap();
+            assert!(!opt());
+        });
+    });
+}
+
+#[test]
 fn two_tasks_receiving_on_one_udp_socket_are_both_served() {
     deadline(30, || {
         let rt = rt(1);
