@@ -372,6 +372,29 @@ fn reuse_port_after_bind_group_shares_connections() {
     });
 }
 
+/// `reuse_port_after_bind` only modifies `reuse_port`: on its own it sets
+/// no `SO_REUSEPORT`, so a later `reuse_port` listener cannot join.
+#[test]
+fn reuse_port_after_bind_without_reuse_port_leaves_the_port_unshared() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let first = TcpListener::builder(any)
+                .reuse_port_after_bind(true)
+                .bind()
+                .unwrap();
+            assert!(!socket2::SockRef::from(&first).reuse_port().unwrap());
+            let addr = first.local_addr().unwrap();
+            let e = TcpListener::builder(addr)
+                .reuse_port(true)
+                .bind()
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+        });
+    });
+}
+
 #[test]
 fn echo_with_event_capacity_one() {
     deadline(60, || {
