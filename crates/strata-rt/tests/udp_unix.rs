@@ -127,6 +127,27 @@ fn unix_stream_round_trip_and_pair() {
     });
 }
 
+/// `close` (`AsyncWrite::poll_close`) shuts down the write direction: the
+/// peer reads to the end, and the closing side still reads the reply.
+#[test]
+fn closing_a_unix_stream_ends_the_peers_reads_but_not_its_own() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(b"bye").await.unwrap();
+            a.close().await.unwrap();
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"bye");
+            b.write_all(b"ok").await.unwrap();
+            let mut reply = [0u8; 2];
+            a.read_exact(&mut reply).await.unwrap();
+            assert_eq!(&reply, b"ok");
+        });
+    });
+}
+
 #[test]
 fn unix_connect_to_a_missing_path_fails() {
     deadline(30, || {
