@@ -145,9 +145,36 @@ impl std::task::Wake for CountingWaker {
     }
 }
 
+/// A task that keeps the worker's queue non-empty, yielding, until
+/// stopped: the condition under which the read after a short read may be
+/// deferred.
+struct BusyNeighbour {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: strata_rt::JoinHandle<()>,
+}
+
+impl BusyNeighbour {
+    fn spawn() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = spawn({
+            let stop = stop.clone();
+            async move {
+                while !stop.load(Ordering::SeqCst) {
+                    strata_rt::yield_now().await;
+                }
+            }
+        });
+        BusyNeighbour { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
+    }
+}
+
 #[test]
 fn after_a_short_read_the_next_read_yields_once_then_reads_until_would_block() {
-    use std::sync::atomic::AtomicBool;
     use std::task::{Poll, Waker};
     use std::time::Duration;
     deadline(30, || {
@@ -158,15 +185,7 @@ fn after_a_short_read_the_next_read_yields_once_then_reads_until_would_block() {
             let (mut conn, _) = listener.accept().await.unwrap();
             // The deferral only applies while other tasks wait on the
             // worker: keep one there, yielding, until told to stop.
-            let stop = Arc::new(AtomicBool::new(false));
-            let busy = spawn({
-                let stop = stop.clone();
-                async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        strata_rt::yield_now().await;
-                    }
-                }
-            });
+            let busy = BusyNeighbour::spawn();
             let reader = spawn(async move {
                 let mut buf = [0u8; 64];
                 // The deferral applies when no event arrived after the
@@ -211,8 +230,7 @@ fn after_a_short_read_the_next_read_yields_once_then_reads_until_would_block() {
                 (conn, peer)
             });
             let (mut conn, peer) = reader.await.unwrap();
-            stop.store(true, Ordering::SeqCst);
-            busy.await.unwrap();
+            busy.stop().await;
 
             let alone = spawn(async move {
                 let mut buf = [0u8; 64];
@@ -247,7 +265,6 @@ fn after_a_short_read_the_next_read_yields_once_then_reads_until_would_block() {
 /// waiting on the worker.
 #[test]
 fn a_full_read_or_the_end_of_the_stream_does_not_defer_the_next_read() {
-    use std::sync::atomic::AtomicBool;
     use std::task::{Poll, Waker};
     deadline(30, || {
         let rt = rt(1);
@@ -257,15 +274,7 @@ fn a_full_read_or_the_end_of_the_stream_does_not_defer_the_next_read() {
             let (mut conn, _) = listener.accept().await.unwrap();
             // Another task waits on the worker throughout: the condition
             // under which a deferral would happen.
-            let stop = Arc::new(AtomicBool::new(false));
-            let busy = spawn({
-                let stop = stop.clone();
-                async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        strata_rt::yield_now().await;
-                    }
-                }
-            });
+            let busy = BusyNeighbour::spawn();
             let reader = spawn(async move {
                 peer.write_all(b"0123456789").unwrap();
                 while conn.unread_bytes().unwrap() < 10 {
@@ -296,8 +305,7 @@ fn a_full_read_or_the_end_of_the_stream_does_not_defer_the_next_read() {
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
             });
             reader.await.unwrap();
-            stop.store(true, Ordering::SeqCst);
-            busy.await.unwrap();
+            busy.stop().await;
         });
     });
 }
@@ -307,7 +315,6 @@ fn a_full_read_or_the_end_of_the_stream_does_not_defer_the_next_read() {
 /// once, even with other tasks waiting on the worker.
 #[test]
 fn bytes_reported_after_a_short_read_are_read_without_deferral() {
-    use std::sync::atomic::AtomicBool;
     use std::task::{Context, Poll, Waker};
     deadline(30, || {
         let rt = rt(1);
@@ -321,15 +328,7 @@ fn bytes_reported_after_a_short_read_are_read_without_deferral() {
             let udp = strata_rt::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             let udp_addr = udp.local_addr().unwrap();
             let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let stop = Arc::new(AtomicBool::new(false));
-            let busy = spawn({
-                let stop = stop.clone();
-                async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        strata_rt::yield_now().await;
-                    }
-                }
-            });
+            let busy = BusyNeighbour::spawn();
             let reader = spawn(async move {
                 let mut buf = [0u8; 64];
                 let mut dgram = [0u8; 8];
@@ -360,8 +359,7 @@ fn bytes_reported_after_a_short_read_are_read_without_deferral() {
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "the read was deferred");
             });
             reader.await.unwrap();
-            stop.store(true, Ordering::SeqCst);
-            busy.await.unwrap();
+            busy.stop().await;
         });
     });
 }
