@@ -15,7 +15,6 @@
 #[path = "../../crates/strata-proto/tests/model/script.rs"]
 mod script;
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -23,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use libfuzzer_sys::fuzz_target;
-use script::{Reader, Step, Writer, step};
+use script::{Reader, Writer};
 use strata_codec::{
     Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec, LinesCodec, LinesCodecError,
 };
@@ -108,7 +107,7 @@ fn until_ready<T>(mut f: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
 fn write_framed<E>(
     codec: E,
     frames: &[Bytes],
-    script: VecDeque<Step>,
+    script: &[u8],
     hwm: usize,
     flush_every: usize,
 ) -> Vec<u8>
@@ -163,7 +162,6 @@ fuzz_target!(|data: &[u8]| {
     let (read_script, rest) = rest.split_at(usize::from(n_read).min(rest.len()));
     let (write_script, input) = rest.split_at(usize::from(n_write).min(rest.len()));
     let reader = Reader::new(input, read_script);
-    let writes: VecDeque<Step> = write_script.iter().map(|&b| step(b)).collect();
     if which % 2 == 0 {
         let codec = || LinesCodec::with_max_length(64);
         let got = framed(codec(), reader, window);
@@ -182,7 +180,7 @@ fuzz_target!(|data: &[u8]| {
                     .is_ok()
             })
             .collect();
-        let written = write_framed(LineBytes(codec()), &frames, writes, hwm, flush_every);
+        let written = write_framed(LineBytes(codec()), &frames, write_script, hwm, flush_every);
         assert_eq!(
             written,
             encode_all(LineBytes(codec()), &frames),
@@ -201,7 +199,7 @@ fuzz_target!(|data: &[u8]| {
             "FramedRead against the codec"
         );
         let frames = frames_of(&got);
-        let written = write_framed(codec(), &frames, writes, hwm, flush_every);
+        let written = write_framed(codec(), &frames, write_script, hwm, flush_every);
         assert_eq!(
             written,
             encode_all(codec(), &frames),

@@ -90,7 +90,7 @@ pub fn serve(case: &Case) -> Option<Vec<u8>> {
         .write_high_water_mark(case.high_water_mark);
     let mut io = Duplex {
         reader: Reader::new(&case.input, &case.reads),
-        writer: Writer::new(case.writes.iter().map(|&b| script::step(b)).collect()),
+        writer: Writer::new(&case.writes),
     };
     let ended = runtime().block_on(strata_rt::time::timeout(
         // Far longer than any case takes: a hang, not a slow run.

@@ -70,8 +70,9 @@ impl AsyncRead for Reader<'_> {
 pub struct Writer {
     pub written: Vec<u8>,
     script: VecDeque<Step>,
-    flushes: usize,
-    closes: usize,
+    /// The next flush, and the next close, is `Pending`.
+    flush_waits: bool,
+    close_waits: bool,
 }
 
 impl AsyncWrite for Writer {
@@ -96,24 +97,23 @@ impl AsyncWrite for Writer {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.flushes += 1;
-        if this.flushes % 2 == 1 {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
+        every_other(&mut self.get_mut().flush_waits, cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.closes += 1;
-        if this.closes % 2 == 1 {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
+        every_other(&mut self.get_mut().close_waits, cx)
     }
+}
+
+/// `Pending` (waking at once) when `wait` is set, else ready; flips
+/// `wait` either way.
+fn every_other(wait: &mut bool, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    *wait = !*wait;
+    if !*wait {
+        return Poll::Ready(Ok(()));
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 impl<'a> Reader<'a> {
@@ -128,13 +128,14 @@ impl<'a> Reader<'a> {
 }
 
 impl Writer {
-    /// A writer that follows `script`, then takes whole buffers.
-    pub fn new(script: VecDeque<Step>) -> Self {
+    /// A writer whose calls do what the bytes of `script` say (see
+    /// [`step`]), then take whole buffers.
+    pub fn new(script: &[u8]) -> Self {
         Writer {
             written: Vec::new(),
-            script,
-            flushes: 0,
-            closes: 0,
+            script: script.iter().map(|&b| step(b)).collect(),
+            flush_waits: false,
+            close_waits: false,
         }
     }
 }
