@@ -47,45 +47,24 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-fn case() -> impl Strategy<Value = Case> {
-    (
-        1usize..6,
-        prop_oneof![Just(1usize), 2usize..64, Just(64 * 1024)],
-        prop_oneof![Just(32usize), 1usize..40],
-        prop_oneof![
+prop_compose! {
+    fn case()(
+        in_flight in 1usize..6,
+        high_water_mark in prop_oneof![Just(1usize), 2usize..64, Just(64 * 1024)],
+        max_line in prop_oneof![Just(32usize), 1usize..40],
+        on_fail in prop_oneof![
             Just(OnFail::Respond),
             Just(OnFail::RespondAndClose),
             Just(OnFail::Close),
         ],
-        any::<bool>(),
-        prop_oneof![3 => Just(None), 1 => (0u8..40).prop_map(Some)],
-        prop::collection::vec(any::<u8>(), 0..48),
-        prop::collection::vec(any::<u8>(), 0..48),
-        input(),
-    )
-        .prop_map(
-            |(
-                in_flight,
-                high_water_mark,
-                max_line,
-                on_fail,
-                panics,
-                stop_at,
-                reads,
-                writes,
-                input,
-            )| Case {
-                in_flight,
-                high_water_mark,
-                max_line,
-                on_fail,
-                panics,
-                stop_at,
-                reads,
-                writes,
-                input,
-            },
-        )
+        panics in any::<bool>(),
+        stop_at in prop_oneof![3 => Just(None), 1 => (0u8..40).prop_map(Some)],
+        reads in prop::collection::vec(any::<u8>(), 0..48),
+        writes in prop::collection::vec(any::<u8>(), 0..48),
+        input in input(),
+    ) -> Case {
+        Case { in_flight, high_water_mark, max_line, on_fail, panics, stop_at, reads, writes, input }
+    }
 }
 
 proptest! {
