@@ -178,17 +178,21 @@ fn an_interval_reset_off_its_worker_in_the_runtime_keeps_ticking_on_a_plain_thre
 fn an_interval_reset_in_block_on_whose_runtime_is_gone_says_so_when_polled() {
     let rt = rt(1);
     let mut iv = rt.block_on(async {
-        let mut iv = interval(Duration::from_millis(5));
+        // A period longer than a poll takes even under Miri (up to 20 ms).
+        let mut iv = interval(Duration::from_millis(100));
         iv.tick().await;
         iv.tick().await;
         iv.reset();
         iv
     });
     drop(rt);
-    std::thread::sleep(Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(120));
     let r = std::thread::spawn(move || {
         let mut cx = Context::from_waker(Waker::noop());
-        for _ in 0..2 {
+        // Two polls, unless this thread is held up for a whole period
+        // between them (a loaded host): a tick found due is returned, and
+        // the first poll that has to wait panics.
+        for _ in 0..100 {
             let _ = iv.poll_tick(&mut cx);
         }
     })
