@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use strata_rt::time::{Sleep, sleep, sleep_until};
-use support::{deadline, rt};
+use support::{deadline, rounds, rt};
 
 // ---------------------------------------------------------------------------
 // JoinHandle: abort / drop / poll racing completion; meta pointer lifetime.
@@ -22,7 +22,7 @@ use support::{deadline, rt};
 fn join_handle_abort_races_completion_across_threads() {
     deadline(120, || {
         let rt = rt(2);
-        for i in 0..2000u64 {
+        for i in 0..rounds(2000) {
             let h = Arc::new(Mutex::new(Some(rt.handle().spawn(async move {
                 if i % 3 == 0 {
                     strata_rt::yield_now().await;
@@ -65,7 +65,7 @@ fn join_handle_abort_races_completion_across_threads() {
 #[test]
 fn local_task_handle_crosses_threads_during_shutdown() {
     deadline(120, || {
-        for i in 0..300u64 {
+        for i in 0..rounds(300) {
             let rt = rt(2);
             let (tx, rx) = std::sync::mpsc::channel();
             rt.handle().spawn_on(0, async move {
@@ -105,7 +105,7 @@ fn timers_move_between_threads_and_runtimes() {
     deadline(120, || {
         let other = rt(1);
         let rt = rt(2);
-        for round in 0..200u64 {
+        for round in 0..rounds(200) {
             // Register on a worker, then move the Sleep to another thread,
             // reset/poll/drop it there, and to another runtime.
             let (tx, rx) = std::sync::mpsc::channel::<Sleep>();
@@ -199,7 +199,7 @@ fn timer_waker_resets_and_drops_its_own_timer_while_firing() {
     deadline(120, || {
         let rt = rt(1);
         rt.block_on(rt.handle().spawn(async {
-            for i in 0..500u64 {
+            for i in 0..rounds(500) {
                 let w = Arc::new(ReentrantWaker {
                     sleep: Mutex::new(None),
                     fired: AtomicUsize::new(0),
@@ -242,7 +242,7 @@ fn timer_waker_resets_and_drops_its_own_timer_while_firing() {
 #[test]
 fn timers_racing_runtime_shutdown() {
     deadline(120, || {
-        for i in 0..200u64 {
+        for i in 0..rounds(200) {
             let rt = rt(2);
             let handle = rt.handle().clone();
             let mut sleeps: Vec<Sleep> = Vec::new();
@@ -291,7 +291,7 @@ impl Drop for PanicOnDrop {
 #[test]
 fn task_future_panicking_drop_at_shutdown_and_abort() {
     deadline(120, || {
-        for _ in 0..50 {
+        for _ in 0..rounds(50) {
             let rt = rt(2);
             let mut hs = Vec::new();
             for k in 0..8 {
@@ -316,6 +316,7 @@ fn task_future_panicking_drop_at_shutdown_and_abort() {
 // Signals: the handler must not block when the pipe is full.
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri runs no signal handlers")]
 fn signal_handler_never_blocks_on_a_full_pipe() {
     use strata_rt::signal::{Signal, SignalKind};
     deadline(60, || {

@@ -7,7 +7,10 @@ use std::time::Duration;
 /// Runs `f` on its own thread and fails the test if it has not finished
 /// within `secs`: a hang becomes a failure instead of a stuck CI run. The
 /// bound is a generous deadlock detector, not a performance assertion.
+///
+/// Under Miri, which interprets every step, the bound is 30 times longer.
 pub fn deadline<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let secs = if cfg!(miri) { secs * 30 } else { secs };
     let (tx, rx) = mpsc::channel();
     let t = std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -23,6 +26,12 @@ pub fn deadline<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'st
         }
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {secs} s"),
     }
+}
+
+/// `n` rounds of a stress loop natively, a fiftieth of them (at least two)
+/// under Miri, where each round costs thousands of times more.
+pub fn rounds(n: u64) -> u64 {
+    if cfg!(miri) { (n / 50).max(2) } else { n }
 }
 
 /// A small deterministic PRNG (xorshift64*), enough to shuffle interleavings.
