@@ -233,6 +233,33 @@ fn wakes(count: &Count) -> usize {
     count.0.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// A sleep armed right after another sleep was dropped on the same worker
+/// (in the same turn, so the dropped one's timer slot, waker and all, is
+/// reused) wakes its own task, not the waker the dropped one was polled
+/// with.
+#[test]
+fn a_sleep_reusing_a_dropped_sleep_s_slot_wakes_its_own_task() {
+    deadline(20, || {
+        rt(1).block_on(async {
+            spawn(async {
+                let (count, waker) = count_waker();
+                {
+                    let mut s = sleep(Duration::from_secs(3600));
+                    assert!(
+                        Pin::new(&mut s)
+                            .poll(&mut Context::from_waker(&waker))
+                            .is_pending()
+                    );
+                }
+                sleep(Duration::from_millis(5)).await;
+                assert_eq!(wakes(&count), 0, "the dropped sleep's waker was woken");
+            })
+            .await
+            .unwrap()
+        })
+    });
+}
+
 /// `Sleep::reset`'s docs: a sleep that has completed keeps no waker; a
 /// poll after the reset registers one, woken at the new deadline.
 #[test]
