@@ -1,7 +1,8 @@
 //! Timer resets made off the timer's worker stay cheap: on another worker
 //! the timer moves there (later resets there are in place and allocate
 //! nothing), and resets inside `block_on` while the owner is busy queue
-//! nothing beyond the first. Measured with a counting allocator (counts,
+//! nothing beyond the first; and a sleep armed and dropped on its own worker
+//! reuses its entry. Measured with a counting allocator (counts,
 //! not times), so these tests have a binary of their own.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -173,5 +174,43 @@ fn resets_off_a_busy_owner_grow_its_op_queue_without_bound() {
         grown < 4 << 20,
         "200000 resets while the owner was busy left {} MB queued",
         grown >> 20
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Arming a sleep and dropping it on its own worker (the request-timeout
+// pattern) recycles the timer's entry: after the first, the cycle
+// allocates nothing.
+
+#[test]
+fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let allocs = rt.block_on(async {
+        strata_rt::spawn(async {
+            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            let arm_and_drop = || {
+                let mut cx = std::task::Context::from_waker(&waker);
+                let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
+                assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
+            };
+            // Warm up: the first cycle makes the entry, buffers take their size.
+            for _ in 0..10 {
+                arm_and_drop();
+                strata_rt::yield_now().await;
+            }
+            let mut total = 0;
+            for _ in 0..1000 {
+                let ((), n) = allocs_during(arm_and_drop);
+                total += n;
+                strata_rt::yield_now().await;
+            }
+            total
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        allocs < 10,
+        "1000 sleeps armed and dropped on their worker allocated {allocs} times"
     );
 }
