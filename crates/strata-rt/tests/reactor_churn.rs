@@ -307,6 +307,39 @@ fn runtimes_with_sockets_leak_no_descriptors() {
     });
 }
 
+/// Nor must runtimes whose workers kept spare timer entries (a sleep armed
+/// and dropped on a worker): each spare holds its worker's shared state,
+/// and with it the worker's eventfd and epoll.
+#[test]
+fn runtimes_with_spare_timer_entries_leak_no_descriptors() {
+    let _s = serial();
+    deadline(60, || {
+        let once = || {
+            let rt = rt(1);
+            rt.block_on(async {
+                strata_rt::spawn(async {
+                    let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
+                    let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut s).poll(cx)));
+                    assert!(polled.await.is_pending());
+                })
+                .await
+                .unwrap();
+            });
+            drop(rt);
+        };
+        once();
+        let before = open_fds();
+        for _ in 0..20 {
+            once();
+        }
+        let after = open_fds();
+        assert!(
+            after <= before + 2,
+            "descriptors leaked: {before} -> {after}"
+        );
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Dropping sockets from a waker the reactor calls.
 // ---------------------------------------------------------------------------
