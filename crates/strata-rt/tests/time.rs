@@ -450,6 +450,32 @@ fn sleeps_dropped_on_another_worker_or_thread_leave_their_wheel() {
     });
 }
 
+/// A sleep registered from `block_on` and dropped on its worker before the
+/// worker took the registration (it was busy) leaves no timer in the wheel:
+/// the queued registration is skipped as cancelled.
+#[test]
+fn a_sleep_dropped_on_its_worker_before_its_registration_arrived_leaves_no_timer() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+            let (sleep_tx, sleep_rx) = std::sync::mpsc::channel::<time::Sleep>();
+            // Keeps the only worker busy until it gets the sleep to drop.
+            let busy = spawn(async move {
+                started_tx.send(()).unwrap();
+                drop(sleep_rx.recv().unwrap());
+            });
+            started_rx.recv().unwrap();
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(poll_once(&mut s).await.is_pending());
+            sleep_tx.send(s).unwrap();
+            busy.await.unwrap();
+            let left = spawn(async { time::__wheel_stats().0 }).await.unwrap();
+            assert_eq!(left, 0, "the cancelled registration was linked");
+        });
+    });
+}
+
 #[test]
 fn a_recycled_timer_lets_go_of_its_waker_after_the_turn() {
     struct Flag;
