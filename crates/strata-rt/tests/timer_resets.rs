@@ -193,6 +193,8 @@ fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
                 let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
                 assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
             };
+            // A fresh worker: no timer, no spare entry.
+            assert_eq!(strata_rt::time::__wheel_stats(), (0, 0));
             // Warm up: the first cycle makes the entry, buffers take their size.
             for _ in 0..10 {
                 arm_and_drop();
@@ -204,6 +206,8 @@ fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
                 total += n;
                 strata_rt::yield_now().await;
             }
+            // The one entry, kept as a spare.
+            assert_eq!(strata_rt::time::__wheel_stats(), (0, 1));
             total
         })
         .await
