@@ -218,3 +218,40 @@ fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
         "1000 sleeps armed and dropped on their worker allocated {allocs} times"
     );
 }
+
+// The same for sleeps that complete (here at their first poll, their
+// deadline past) and are then dropped on their worker: the fired entry is
+// kept as a spare too.
+
+#[test]
+fn completing_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let allocs = rt.block_on(async {
+        strata_rt::spawn(async {
+            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            let complete_and_drop = || {
+                let mut cx = std::task::Context::from_waker(&waker);
+                let past = Instant::now() - Duration::from_millis(10);
+                let mut s = strata_rt::time::sleep_until(past);
+                assert!(Pin::new(&mut s).poll(&mut cx).is_ready());
+            };
+            for _ in 0..10 {
+                complete_and_drop();
+                strata_rt::yield_now().await;
+            }
+            let mut total = 0;
+            for _ in 0..1000 {
+                let ((), n) = allocs_during(complete_and_drop);
+                total += n;
+                strata_rt::yield_now().await;
+            }
+            total
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        allocs < 10,
+        "1000 sleeps completed and dropped on their worker allocated {allocs} times"
+    );
+}
