@@ -205,3 +205,55 @@ fn an_interval_reset_in_block_on_whose_runtime_is_gone_says_so_when_polled() {
         .unwrap_or_default();
     assert!(text.contains("shut down"), "{text}");
 }
+
+/// A waker that records that it was woken.
+struct Flag(std::sync::atomic::AtomicBool);
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A sleep polled on a plain thread, with a different waker each time,
+/// while its worker fires it: a poll that returns `Pending` has its waker
+/// woken, even when the timer fires in the middle of that poll (after the
+/// poll first looked at the state, before it stored its waker).
+#[test]
+fn a_sleep_polled_with_changing_wakers_as_it_fires_wakes_the_last_one() {
+    use std::sync::atomic::Ordering::SeqCst;
+    deadline(60, || {
+        let rt = rt(1);
+        for _ in 0..2000 {
+            let mut s = rt.block_on(async {
+                let mut s = sleep(Duration::from_millis(1));
+                assert!(poll_once(&mut s).await.is_pending());
+                s
+            });
+            let mut last = None;
+            loop {
+                let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+                let waker = Waker::from(flag.clone());
+                if Pin::new(&mut s)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+                {
+                    break;
+                }
+                last = Some(flag);
+                if s.is_elapsed() {
+                    break;
+                }
+            }
+            if let Some(flag) = last.filter(|_| s.is_elapsed()) {
+                let until = Instant::now() + Duration::from_secs(1);
+                while !flag.0.load(SeqCst) {
+                    assert!(
+                        Instant::now() < until,
+                        "the last poller's waker was never woken"
+                    );
+                    std::thread::yield_now();
+                }
+            }
+        }
+    });
+}
