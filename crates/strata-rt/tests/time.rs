@@ -476,6 +476,38 @@ fn a_sleep_dropped_on_its_worker_before_its_registration_arrived_leaves_no_timer
     });
 }
 
+/// The same, reset there instead of dropped: the sleep fires at its new
+/// deadline, once, and leaves nothing in the wheel. (The reset cannot move
+/// the timer in place: it is in no wheel yet, and linking it there would
+/// link it a second time when the queued registration arrives.)
+#[test]
+fn a_sleep_reset_on_its_worker_before_its_registration_arrived_fires_at_the_new_deadline() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+            let (sleep_tx, sleep_rx) = std::sync::mpsc::channel::<time::Sleep>();
+            // Keeps the only worker busy until it gets the sleep to reset.
+            let busy = spawn(async move {
+                started_tx.send(()).unwrap();
+                let mut s = sleep_rx.recv().unwrap();
+                let target = Instant::now() + Duration::from_millis(5);
+                s.reset(target);
+                (&mut s).await;
+                assert!(Instant::now() >= target, "fired early");
+                drop(s);
+                time::__wheel_stats().0
+            });
+            started_rx.recv().unwrap();
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(poll_once(&mut s).await.is_pending());
+            sleep_tx.send(s).unwrap();
+            let left = busy.await.unwrap();
+            assert_eq!(left, 0, "timers left in the wheel");
+        });
+    });
+}
+
 #[test]
 fn a_recycled_timer_lets_go_of_its_waker_after_the_turn() {
     struct Flag;
