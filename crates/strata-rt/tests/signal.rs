@@ -576,3 +576,72 @@ fn a_forked_child_s_signal_writes_nothing_into_its_sockets_also_with_its_parent_
         "the inherited handler wrote into the child's socket ({status:?}; exit 3 = it did)"
     );
 }
+
+/// The child's half of `a_signal_works_in_a_forked_child_also_with_its_parent_s_pid`:
+/// as `child_listen_then_fork`, but the listener and its forked process
+/// both have pid 1 (as in `child_fork_then_reuse_the_pipe_fd(true)`).
+/// Exit code 0: a listener created in the forked process saw the signal;
+/// 1: it did not within 10 s; 77: no user namespaces here.
+fn child_same_pid_listen_then_fork() -> ! {
+    let kind = SignalKind::user_defined1();
+    let code = in_child(|| {
+        // SAFETY: unshare(2) with flags only.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) } != 0 {
+            return 77;
+        }
+        in_child(|| {
+            drop(Signal::new(kind).unwrap());
+            // SAFETY: getpid(2) and unshare(2) with flags only.
+            unsafe {
+                assert_eq!(libc::getpid(), 1, "not the init of a new pid namespace");
+                if libc::unshare(libc::CLONE_NEWPID) != 0 {
+                    return 77;
+                }
+            }
+            in_child(|| {
+                // SAFETY: getpid(2) has no preconditions.
+                let pid = unsafe { libc::getpid() };
+                assert_eq!(pid, 1, "not the init of a new pid namespace");
+                let mut sig = Signal::new(kind).unwrap();
+                // SAFETY: a handler is installed (inherited, and `sig` holds it).
+                unsafe { libc::raise(kind.as_raw()) };
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                for _ in 0..1000 {
+                    if sig.poll_recv(&mut cx).is_ready() {
+                        return 0;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                1
+            })
+        })
+    });
+    std::process::exit(code)
+}
+
+/// As `a_signal_works_in_a_forked_child`, when the forked process has its
+/// parent's pid (both are the init of their pid namespace): the inherited
+/// pipe must not pass for the child's own on the pid alone, or the child's
+/// first listener starts no thread of its own and never sees a signal.
+/// Needs user namespaces; says so and passes where there are none.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_signal_works_in_a_forked_child_also_with_its_parent_s_pid() {
+    const VAR: &str = "STRATA_TEST_FORK_SAME_PID_LISTEN_CHILD";
+    if std::env::var_os(VAR).is_some() {
+        child_same_pid_listen_then_fork();
+    }
+    let status = rerun(
+        "a_signal_works_in_a_forked_child_also_with_its_parent_s_pid",
+        VAR,
+    );
+    if status.code() == Some(77) {
+        eprintln!("skipped: no user and pid namespaces here");
+        return;
+    }
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the forked process's listener never saw its signal ({status:?}; exit 1 = not seen)"
+    );
+}
