@@ -116,6 +116,17 @@ fn unhandleable_signals_are_refused() {
     }
 }
 
+/// The last signal number (`SIGRTMAX`) can be listened for; the next one
+/// is refused as out of range, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_number_after_the_last_signal_is_refused() {
+    let last = libc::SIGRTMAX();
+    Signal::new(SignalKind::from_raw(last)).unwrap();
+    let err = Signal::new(SignalKind::from_raw(last + 1)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
 #[test]
 fn a_delivery_before_creation_is_not_seen() {
     deadline(60, || {
