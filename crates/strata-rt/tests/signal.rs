@@ -127,6 +127,66 @@ fn the_number_after_the_last_signal_is_refused() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
+/// Set by `note_winch`.
+static WINCH_HANDLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_winch(_: libc::c_int) {
+    WINCH_HANDLED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Another library's handler installed without `SA_RESTART` interrupts the
+/// `strata-signal` thread's read of its pipe (`EINTR`): the thread reads
+/// again, and later signals still reach their listeners.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_foreign_handler_interrupting_the_signal_thread_does_not_stop_signals() {
+    let kind = SignalKind::hangup();
+    let mut sig = Signal::new(kind).unwrap();
+    // SAFETY: all-zero bytes are a valid `sigaction`; the handler only
+    // stores to an atomic; no `SA_RESTART`, so an interrupted read fails.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = note_winch as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGWINCH, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    // The thread names itself once it runs.
+    let find = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .map(|t| t.unwrap().path())
+            .find(|t| {
+                std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "strata-signal")
+            })
+    };
+    let task = deadline(10, move || {
+        loop {
+            if let Some(t) = find() {
+                break t;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let tid: libc::pid_t = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
+    // SAFETY: tgkill(2) at a thread of this process, for a signal with a
+    // handler installed just above.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGWINCH) };
+    assert_eq!(rc, 0);
+    while !WINCH_HANDLED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    raise(kind);
+    deadline(10, move || {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        while sig.poll_recv(&mut cx).is_pending() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
 #[test]
 fn a_delivery_before_creation_is_not_seen() {
     deadline(60, || {
