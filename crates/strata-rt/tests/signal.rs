@@ -31,6 +31,30 @@ fn sigusr1_completes_recv() {
     });
 }
 
+/// `recv` waits for a delivery: pending before the signal is raised,
+/// complete after.
+#[test]
+fn recv_waits_until_the_signal_is_raised() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let kind = SignalKind::quit();
+            let mut sig = Signal::new(kind).unwrap();
+            {
+                let mut recv = std::pin::pin!(sig.recv());
+                let polled = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(recv.as_mut().poll(cx).is_pending())
+                });
+                assert!(polled.await, "recv completed with no signal raised");
+            }
+            raise(kind);
+            timeout(Duration::from_secs(10), sig.recv())
+                .await
+                .expect("SIGQUIT was not observed");
+        });
+    });
+}
+
 #[test]
 fn sigterm_reaches_every_listener_on_every_worker() {
     deadline(30, || {
