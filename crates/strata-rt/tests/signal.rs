@@ -126,6 +126,18 @@ fn ctrl_c_observes_sigint() {
     });
 }
 
+/// A `Signal`'s `Debug` output shows the signal it listens for.
+#[test]
+fn a_signal_s_debug_output_shows_its_kind() {
+    let sig = Signal::new(SignalKind::user_defined2()).unwrap();
+    let shown = format!("{sig:?}");
+    assert!(shown.starts_with("Signal {"), "{shown}");
+    assert!(
+        shown.contains(&format!("{:?}", SignalKind::user_defined2())),
+        "{shown}"
+    );
+}
+
 #[test]
 fn unhandleable_signals_are_refused() {
     for kind in [
