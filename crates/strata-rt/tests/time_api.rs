@@ -120,6 +120,17 @@ fn a_duration_max_sleep_neither_fires_nor_panics() {
     });
 }
 
+/// A duration too long to add to now stands for "never": the deadline it
+/// gives a sleep or a timeout is decades away (about thirty years, as
+/// tokio's), past the life of any process, not merely far.
+#[test]
+fn a_duration_max_deadline_is_decades_away() {
+    let decades = Instant::now() + Duration::from_secs(86_400 * 365 * 20);
+    assert!(sleep(Duration::MAX).deadline() > decades);
+    let mut t = timeout(Duration::MAX, std::future::pending::<()>());
+    assert!(t.sleep_mut().deadline() > decades);
+}
+
 /// Many timers with one identical deadline, registered from
 /// workers and from the `block_on` thread, all fire.
 #[test]
