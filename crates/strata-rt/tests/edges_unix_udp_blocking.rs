@@ -339,3 +339,32 @@ fn blocking_pool_panics_queue_and_shutdown_cancellation() {
         assert!(msg.contains("spawn_blocking"), "{msg}");
     });
 }
+
+/// An idle blocking thread is woken for every closure submitted while it
+/// waits, not only the first: with one thread at most and a keep-alive far
+/// longer than the test, each closure in turn runs at once (a wake-up
+/// handed to the idle thread and never counted as consumed would leave the
+/// next closure queued with nobody told, until the keep-alive ran out).
+#[test]
+fn an_idle_blocking_thread_is_woken_for_each_closure_submitted_in_turn() {
+    deadline(30, || {
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .blocking_keep_alive(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let first = rt
+            .block_on(rt.handle().spawn_blocking(|| std::thread::current().id()))
+            .unwrap();
+        for _ in 0..5 {
+            // Not a timing bound: lets the thread go idle (it also takes
+            // the next closure from the queue if it has not yet).
+            std::thread::sleep(Duration::from_millis(20));
+            let id = rt
+                .block_on(rt.handle().spawn_blocking(|| std::thread::current().id()))
+                .unwrap();
+            assert_eq!(id, first, "a second blocking thread ran a closure");
+        }
+    });
+}
