@@ -225,13 +225,17 @@ fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
 
 #[test]
 fn completing_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
+    // Before the worker's wheel first read the clock, so before any time
+    // the wheel can hold as "now": such a sleep completes at its first
+    // poll. (A deadline just past now may not: the wheel reads the clock
+    // once per turn, and not at all while it is empty; see `sleep_until`.)
+    let past = Instant::now() - Duration::from_millis(10);
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
     let allocs = rt.block_on(async {
-        strata_rt::spawn(async {
+        strata_rt::spawn(async move {
             let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
             let complete_and_drop = || {
                 let mut cx = std::task::Context::from_waker(&waker);
-                let past = Instant::now() - Duration::from_millis(10);
                 let mut s = strata_rt::time::sleep_until(past);
                 assert!(Pin::new(&mut s).poll(&mut cx).is_ready());
             };
