@@ -454,6 +454,29 @@ fn sleeps_dropped_on_another_worker_or_thread_leave_their_wheel() {
     });
 }
 
+/// Registers an hour-long sleep from `block_on` (the caller's) while the
+/// runtime's only worker is busy, hands the sleep to that worker before it
+/// took the queued registration, and returns what `on_worker` makes of it
+/// there.
+async fn on_the_busy_worker<F, R>(on_worker: impl FnOnce(time::Sleep) -> F + Send + 'static) -> R
+where
+    F: Future<Output = R> + Send,
+    R: Send + 'static,
+{
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (sleep_tx, sleep_rx) = std::sync::mpsc::channel::<time::Sleep>();
+    // Keeps the only worker busy until it gets the sleep.
+    let busy = spawn(async move {
+        started_tx.send(()).unwrap();
+        on_worker(sleep_rx.recv().unwrap()).await
+    });
+    started_rx.recv().unwrap();
+    let mut s = sleep(Duration::from_secs(3600));
+    assert!(poll_once(&mut s).await.is_pending());
+    sleep_tx.send(s).unwrap();
+    busy.await.unwrap()
+}
+
 /// A sleep registered from `block_on` and dropped on its worker before the
 /// worker took the registration (it was busy) leaves no timer in the wheel:
 /// the queued registration is skipped as cancelled.
@@ -462,18 +485,7 @@ fn a_sleep_dropped_on_its_worker_before_its_registration_arrived_leaves_no_timer
     deadline(30, || {
         let rt = rt(1);
         rt.block_on(async {
-            let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-            let (sleep_tx, sleep_rx) = std::sync::mpsc::channel::<time::Sleep>();
-            // Keeps the only worker busy until it gets the sleep to drop.
-            let busy = spawn(async move {
-                started_tx.send(()).unwrap();
-                drop(sleep_rx.recv().unwrap());
-            });
-            started_rx.recv().unwrap();
-            let mut s = sleep(Duration::from_secs(3600));
-            assert!(poll_once(&mut s).await.is_pending());
-            sleep_tx.send(s).unwrap();
-            busy.await.unwrap();
+            on_the_busy_worker(|s| async move { drop(s) }).await;
             let left = spawn(async { time::__wheel_stats().0 }).await.unwrap();
             assert_eq!(left, 0, "the cancelled registration was linked");
         });
@@ -489,24 +501,15 @@ fn a_sleep_reset_on_its_worker_before_its_registration_arrived_fires_at_the_new_
     deadline(30, || {
         let rt = rt(1);
         rt.block_on(async {
-            let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-            let (sleep_tx, sleep_rx) = std::sync::mpsc::channel::<time::Sleep>();
-            // Keeps the only worker busy until it gets the sleep to reset.
-            let busy = spawn(async move {
-                started_tx.send(()).unwrap();
-                let mut s = sleep_rx.recv().unwrap();
+            let left = on_the_busy_worker(|mut s| async move {
                 let target = Instant::now() + Duration::from_millis(5);
                 s.reset(target);
                 (&mut s).await;
                 assert!(Instant::now() >= target, "fired early");
                 drop(s);
                 time::__wheel_stats().0
-            });
-            started_rx.recv().unwrap();
-            let mut s = sleep(Duration::from_secs(3600));
-            assert!(poll_once(&mut s).await.is_pending());
-            sleep_tx.send(s).unwrap();
-            let left = busy.await.unwrap();
+            })
+            .await;
             assert_eq!(left, 0, "timers left in the wheel");
         });
     });
