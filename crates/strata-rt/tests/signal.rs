@@ -665,23 +665,30 @@ fn a_forked_child_s_signal_writes_nothing_into_its_sockets() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_forked_child_s_signal_writes_nothing_into_its_sockets_also_with_its_parent_s_pid() {
-    const VAR: &str = "STRATA_TEST_FORK_REUSE_SAME_PID_CHILD";
-    if std::env::var_os(VAR).is_some() {
-        child_fork_then_reuse_the_pipe_fd(true);
-    }
-    let status = rerun(
+    rerun_in_namespaces(
         "a_forked_child_s_signal_writes_nothing_into_its_sockets_also_with_its_parent_s_pid",
-        VAR,
+        "STRATA_TEST_FORK_REUSE_SAME_PID_CHILD",
+        || child_fork_then_reuse_the_pipe_fd(true),
+        "the inherited handler wrote into the child's socket (exit 3 = it did)",
     );
+}
+
+/// Re-runs test `name` in a child process with `var` set, where it runs
+/// `child` (which exits, with 77 if it finds no user and pid namespaces: the
+/// test then says so and passes); otherwise the child must exit 0 (`what`
+/// says what it means if not).
+#[cfg(target_os = "linux")]
+fn rerun_in_namespaces(name: &str, var: &str, child: impl FnOnce(), what: &str) {
+    if std::env::var_os(var).is_some() {
+        child();
+        unreachable!("a child's half exits");
+    }
+    let status = rerun(name, var);
     if status.code() == Some(77) {
         eprintln!("skipped: no user and pid namespaces here");
         return;
     }
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "the inherited handler wrote into the child's socket ({status:?}; exit 3 = it did)"
-    );
+    assert_eq!(status.code(), Some(0), "{what} ({status:?})");
 }
 
 /// The child's half of `a_signal_works_in_a_forked_child_also_with_its_parent_s_pid`:
@@ -734,21 +741,10 @@ fn child_same_pid_listen_then_fork() -> ! {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_signal_works_in_a_forked_child_also_with_its_parent_s_pid() {
-    const VAR: &str = "STRATA_TEST_FORK_SAME_PID_LISTEN_CHILD";
-    if std::env::var_os(VAR).is_some() {
-        child_same_pid_listen_then_fork();
-    }
-    let status = rerun(
+    rerun_in_namespaces(
         "a_signal_works_in_a_forked_child_also_with_its_parent_s_pid",
-        VAR,
-    );
-    if status.code() == Some(77) {
-        eprintln!("skipped: no user and pid namespaces here");
-        return;
-    }
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "the forked process's listener never saw its signal ({status:?}; exit 1 = not seen)"
+        "STRATA_TEST_FORK_SAME_PID_LISTEN_CHILD",
+        || child_same_pid_listen_then_fork(),
+        "the forked process's listener never saw its signal (exit 1 = not seen)",
     );
 }
