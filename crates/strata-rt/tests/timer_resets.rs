@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::mpsc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use strata_rt::Runtime;
@@ -182,37 +182,47 @@ fn resets_off_a_busy_owner_grow_its_op_queue_without_bound() {
 // pattern) recycles the timer's entry: after the first, the cycle
 // allocates nothing.
 
-#[test]
-fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
+/// On a task of a fresh one-worker runtime: `cycle` run 10 times to warm
+/// up (the first makes the entry, buffers take their size), then 1,000
+/// times with allocations counted. `cycle` is given a context with the
+/// task's own waker. Returns the count, and the worker's wheel stats
+/// before the first cycle and after the last.
+fn allocs_of_cycles_on_a_worker(
+    cycle: impl Fn(&mut Context<'_>) + Send + Sync + 'static,
+) -> (usize, (usize, usize), (usize, usize)) {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
-    let allocs = rt.block_on(async {
-        strata_rt::spawn(async {
+    rt.block_on(async {
+        strata_rt::spawn(async move {
             let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-            let arm_and_drop = || {
-                let mut cx = std::task::Context::from_waker(&waker);
-                let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
-                assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
-            };
-            // A fresh worker: no timer, no spare entry.
-            assert_eq!(strata_rt::time::__wheel_stats(), (0, 0));
-            // Warm up: the first cycle makes the entry, buffers take their size.
+            let once = || cycle(&mut Context::from_waker(&waker));
+            let before = strata_rt::time::__wheel_stats();
             for _ in 0..10 {
-                arm_and_drop();
+                once();
                 strata_rt::yield_now().await;
             }
             let mut total = 0;
             for _ in 0..1000 {
-                let ((), n) = allocs_during(arm_and_drop);
+                let ((), n) = allocs_during(once);
                 total += n;
                 strata_rt::yield_now().await;
             }
-            // The one entry, kept as a spare.
-            assert_eq!(strata_rt::time::__wheel_stats(), (0, 1));
-            total
+            (total, before, strata_rt::time::__wheel_stats())
         })
         .await
         .unwrap()
+    })
+}
+
+#[test]
+fn arming_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
+    let (allocs, before, after) = allocs_of_cycles_on_a_worker(|cx| {
+        let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
+        assert!(Pin::new(&mut s).poll(cx).is_pending());
     });
+    // A fresh worker: no timer, no spare entry; at the end the one entry,
+    // kept as a spare.
+    assert_eq!(before, (0, 0));
+    assert_eq!(after, (0, 1));
     assert!(
         allocs < 10,
         "1000 sleeps armed and dropped on their worker allocated {allocs} times"
@@ -230,29 +240,9 @@ fn completing_and_dropping_sleeps_on_their_worker_reuses_one_entry() {
     // poll. (A deadline just past now may not: the wheel reads the clock
     // once per turn, and not at all while it is empty; see `sleep_until`.)
     let past = Instant::now() - Duration::from_millis(10);
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
-    let allocs = rt.block_on(async {
-        strata_rt::spawn(async move {
-            let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-            let complete_and_drop = || {
-                let mut cx = std::task::Context::from_waker(&waker);
-                let mut s = strata_rt::time::sleep_until(past);
-                assert!(Pin::new(&mut s).poll(&mut cx).is_ready());
-            };
-            for _ in 0..10 {
-                complete_and_drop();
-                strata_rt::yield_now().await;
-            }
-            let mut total = 0;
-            for _ in 0..1000 {
-                let ((), n) = allocs_during(complete_and_drop);
-                total += n;
-                strata_rt::yield_now().await;
-            }
-            total
-        })
-        .await
-        .unwrap()
+    let (allocs, _, _) = allocs_of_cycles_on_a_worker(move |cx| {
+        let mut s = strata_rt::time::sleep_until(past);
+        assert!(Pin::new(&mut s).poll(cx).is_ready());
     });
     assert!(
         allocs < 10,
