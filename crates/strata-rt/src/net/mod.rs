@@ -34,11 +34,12 @@
 //! two tasks polling one socket at once that way, only the one that polled
 //! last is woken, and a task that polled once and gave up holds nothing.
 //!
-//! Addresses are taken as `ToSocketAddrs`, as in std. A host name (say
-//! `"localhost:80"`) is resolved with the system resolver, which blocks
-//! the calling thread, and on a worker every task on it; in a server,
-//! pass a `SocketAddr`, or resolve names in
-//! [`spawn_blocking`](crate::spawn_blocking) first.
+//! Addresses are taken as [`ToSocketAddrs`]: socket addresses, or
+//! strings such as `"localhost:80"`. The operations that wait
+//! ([`TcpStream::connect`], [`UdpSocket::send_to`]) look a host name up on
+//! the blocking pool when they run on a worker, so the system resolver
+//! does not block the worker's other tasks; `bind` and
+//! [`UdpSocket::connect`] look it up on the calling thread.
 //!
 //! Streams are read until `WouldBlock` before a reading task waits:
 //! readiness is cleared only by `WouldBlock`, never assumed from a short
@@ -135,6 +136,7 @@ mod udp;
 #[cfg(unix)]
 pub mod unix;
 
+pub use addr::ToSocketAddrs;
 pub use tcp::{TcpListener, TcpListenerBuilder, TcpStream};
 pub use udp::UdpSocket;
 #[cfg(unix)]

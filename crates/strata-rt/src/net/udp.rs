@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use mio::Interest;
 
 use crate::context;
-use crate::net::addr::each_addr;
+use crate::net::ToSocketAddrs;
+use crate::net::addr::{each_addr, first_addr};
 use crate::reactor::{Direction, PollEvented, Ready};
 
 /// A UDP socket.
@@ -86,14 +87,15 @@ impl UdpSocket {
 
     /// Sends one datagram to `target`; returns the bytes sent.
     ///
-    /// A host name is resolved with the blocking system resolver, on every
-    /// call (see the [module docs](crate::net)).
+    /// A host name is looked up on every call, on a worker on the
+    /// blocking pool (see [`ToSocketAddrs`]); the datagram goes to the
+    /// first address it gives.
     ///
     /// # Cancel safety
     ///
     /// Cancel-safe: either the whole datagram was sent or none of it.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        let target = each_addr(target, Ok)?;
+        let target = first_addr(&target, "UdpSocket::send_to").await?;
         let io = &self.io;
         io.wait(Direction::Write, |cx| self.poll_send_to(cx, buf, target))
             .await

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use mio::Interest;
@@ -10,6 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::TcpStream;
 use crate::context;
+use crate::net::ToSocketAddrs;
 use crate::net::addr::each_addr;
 use crate::reactor::{Direction, PollEvented, Ready};
 

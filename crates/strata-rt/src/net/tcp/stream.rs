@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -12,6 +12,8 @@ use mio::Interest;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
 use crate::context;
+use crate::net::ToSocketAddrs;
+use crate::net::addr::{no_address, resolve};
 use crate::net::queued::{Queue, queued_bytes};
 use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
@@ -52,8 +54,8 @@ pub struct TcpStream {
 impl TcpStream {
     /// Opens a connection to `addr`, trying each resolved address in turn.
     ///
-    /// A host name is resolved with the blocking system resolver (see the
-    /// [module docs](crate::net)).
+    /// On a worker, a host name is looked up on the blocking pool (see
+    /// [`ToSocketAddrs`]).
     ///
     /// # Errors
     ///
@@ -66,18 +68,13 @@ impl TcpStream {
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         context::require("TcpStream::connect");
         let mut last = None;
-        for a in addr.to_socket_addrs()? {
+        for a in resolve(&addr, "TcpStream::connect").await? {
             match Self::connect_addr(a).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        Err(last.unwrap_or_else(no_address))
     }
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
