@@ -2,7 +2,9 @@
 
 mod support;
 
+use std::net::Shutdown;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use strata_rt::net::{UdpSocket, UnixListener, UnixStream};
@@ -144,6 +146,33 @@ fn closing_a_unix_stream_ends_the_peers_reads_but_not_its_own() {
             let mut reply = [0u8; 2];
             a.read_exact(&mut reply).await.unwrap();
             assert_eq!(&reply, b"ok");
+        });
+    });
+}
+
+#[test]
+fn shutting_a_unix_streams_write_direction_fails_a_pending_write() {
+    // Unix sockets, unlike TCP, report no event when their own write
+    // direction is shut down: the stream must wake its writers itself.
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let (a, _peer_not_reading) = UnixStream::pair().unwrap();
+            let a = Arc::new(a);
+            let writer = a.clone();
+            let h = spawn(async move {
+                let chunk = vec![1u8; 65536];
+                loop {
+                    if let Err(e) = (&*writer).write(&chunk).await {
+                        return e;
+                    }
+                }
+            });
+            // Time for the writer to fill the buffer and wait.
+            strata_rt::time::sleep(Duration::from_millis(200)).await;
+            a.shutdown(Shutdown::Write).unwrap();
+            let e = h.await.unwrap();
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
         });
     });
 }

@@ -164,6 +164,18 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
         }
     }
 
+    /// After the source's own write direction was shut down: marks it so
+    /// and wakes the tasks waiting to write, which then meet the error.
+    /// A Unix stream reports no event for its own shutdown (TCP does), so
+    /// without this a writer blocked on a full buffer would sleep on.
+    pub(crate) fn write_shut_down(&self) {
+        if let Some(r) = self.reg.get() {
+            let mut to_wake = Vec::new();
+            r.sched.set_readiness(Ready::WRITE_SHUT, &mut to_wake);
+            to_wake.into_iter().for_each(std::task::Waker::wake);
+        }
+    }
+
     /// An `async fn` of a socket: `poll` (a `poll_*` method waiting on
     /// `dir`) until it is ready. The call has its own [`WaitId`]; if it is
     /// dropped while waiting, its queued entry is withdrawn (see

@@ -55,6 +55,8 @@ impl Ready {
     /// accept asks the kernel instead of waiting for an event (a wrong
     /// guess costs one `WouldBlock`).
     pub(crate) const LISTENING: Ready = Ready(READABLE);
+    /// The source's own write direction was shut down: writes fail now.
+    pub(crate) const WRITE_SHUT: Ready = Ready(WRITE_CLOSED);
 
     pub(crate) fn from_event(e: &mio::event::Event) -> Ready {
         let mut r = 0;

@@ -189,8 +189,15 @@ impl TcpStream {
     }
 
     /// Shuts down the read, write, or both directions (`shutdown(2)`).
+    ///
+    /// Tasks waiting to write on this stream are woken once its write
+    /// direction is shut down, and their writes fail (`BrokenPipe`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io.get_ref().shutdown(how)?;
+        if how != Shutdown::Read {
+            self.io.write_shut_down();
+        }
+        Ok(())
     }
 
     /// Splits into a read half and a write half that can move to different

@@ -155,8 +155,15 @@ impl UnixStream {
     }
 
     /// Shuts down the read, write, or both directions.
+    ///
+    /// Tasks waiting to write on this stream are woken once its write
+    /// direction is shut down, and their writes fail (`BrokenPipe`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io.get_ref().shutdown(how)?;
+        if how != Shutdown::Read {
+            self.io.write_shut_down();
+        }
+        Ok(())
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
