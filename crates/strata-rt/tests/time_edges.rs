@@ -207,6 +207,41 @@ fn a_sleep_dropped_off_its_owner_lets_go_of_its_waker() {
     });
 }
 
+/// A `Sleep` dropped on its own worker, which then has nothing to do, lets
+/// go of its poller's waker before the worker sleeps: its entry goes to the
+/// worker's spare pool, whose wakers used to be dropped only after the
+/// worker's next wait for I/O, which on an idle worker never ends.
+#[test]
+fn a_sleep_dropped_on_its_owner_lets_go_of_its_waker_before_the_owner_idles() {
+    deadline(60, || {
+        let rt = rt(1);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let d = dropped.clone();
+        rt.block_on(async move {
+            spawn(async move {
+                let mut s = sleep(Duration::from_secs(3600));
+                let w = Waker::from(Arc::new(DropFlag(d)));
+                assert!(
+                    Pin::new(&mut s)
+                        .poll(&mut Context::from_waker(&w))
+                        .is_pending()
+                );
+                // `s` and `w` are dropped here, on the worker.
+            })
+            .await
+            .unwrap();
+        });
+        // Generous: this is "did it ever happen", not a latency bound.
+        for _ in 0..300 {
+            if dropped.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("3 s after the sleep was dropped on its idle owner, the owner still held the waker");
+    });
+}
+
 /// Reset from another thread while a task waits on the sleep: the task is
 /// woken, re-registers, and completes not before the new deadline (later)
 /// or at all (earlier).

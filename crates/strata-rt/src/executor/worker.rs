@@ -427,6 +427,11 @@ impl Worker {
             }
             let timeout = if local.has_work() || shared.has_remote.load(Ordering::Acquire) {
                 Some(Duration::ZERO)
+            } else if timers::release_spare_wakers(&local.timers) && local.has_work() {
+                // Before sleeping, the wakers of timers cancelled this
+                // turn go (see the timer driver's "Pool"); tasks dropped
+                // with them woke others.
+                Some(Duration::ZERO)
             } else {
                 shared.sleeping.store(true, Ordering::SeqCst);
                 if shared.has_remote.load(Ordering::SeqCst)

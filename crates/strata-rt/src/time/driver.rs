@@ -91,9 +91,10 @@
 //! A spare entry keeps the waker it had until the end of the worker's loop
 //! turn: a task that arms and cancels timers in a loop then neither clones
 //! nor drops its waker (`will_wake` decides on reuse). At the end of each
-//! turn (in [`fire_due`]) the worker drops the wakers of the entries pooled
-//! during the turn, outside any borrow, so the pool keeps no task alive
-//! past the turn it ran in.
+//! turn (in [`fire_due`]), and before it sleeps, the worker drops the
+//! wakers of the entries pooled during the turn, outside any borrow, so the
+//! pool keeps no task alive past the turn it ran in, nor while the worker
+//! is idle.
 //!
 //! # Shutdown
 //!
@@ -593,18 +594,21 @@ pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
 }
 
 /// Drops the wakers that spare entries kept during this loop turn, with no
-/// borrow held (dropping a waker may drop a task).
-fn release_spare_wakers(driver: &RefCell<Driver>) {
+/// borrow held (dropping a waker may drop a task, whose destructor may wake
+/// others); `true` if there were any. The worker calls it before it sleeps
+/// too, so that an idle worker keeps no task alive.
+pub(crate) fn release_spare_wakers(driver: &RefCell<Driver>) -> bool {
     let mut wakers = {
         let mut d = driver.borrow_mut();
         if d.clean == d.pool.len() {
-            return;
+            return false;
         }
         d.take_spare_wakers();
         mem::take(&mut d.wakers)
     };
     wakers.clear();
     driver.borrow_mut().wakers = wakers;
+    true
 }
 
 /// Fires every timer whose deadline has passed. Runs once per turn of the
