@@ -597,18 +597,28 @@ pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
 /// borrow held (dropping a waker may drop a task, whose destructor may wake
 /// others); `true` if there were any. The worker calls it before it sleeps
 /// too, so that an idle worker keeps no task alive.
+#[inline]
 pub(crate) fn release_spare_wakers(driver: &RefCell<Driver>) -> bool {
+    let kept = {
+        let d = driver.borrow();
+        d.clean != d.pool.len()
+    };
+    if kept {
+        drop_spare_wakers(driver);
+    }
+    kept
+}
+
+/// The work of [`release_spare_wakers`], out of the worker's loop.
+#[inline(never)]
+fn drop_spare_wakers(driver: &RefCell<Driver>) {
     let mut wakers = {
         let mut d = driver.borrow_mut();
-        if d.clean == d.pool.len() {
-            return false;
-        }
         d.take_spare_wakers();
         mem::take(&mut d.wakers)
     };
     wakers.clear();
     driver.borrow_mut().wakers = wakers;
-    true
 }
 
 /// Fires every timer whose deadline has passed. Runs once per turn of the
