@@ -43,8 +43,10 @@
 //!   dropping it then does not take the message back, so a `send` that
 //!   lost a race against a timeout may still be delivered. Its `Ok` means
 //!   queued, not delivered: a `send` waiting when the receiver is dropped
-//!   still returns `Ok`, its message dropped with the queue (as with
-//!   tokio's). `SinkExt::feed` completes as soon as the message is queued
+//!   still returns `Ok`, its message dropped with the queue (tokio's
+//!   `send`, which waits before it queues, hands the message back in its
+//!   error instead; messages already queued are dropped with the queue in
+//!   both). `SinkExt::feed` completes as soon as the message is queued
 //!   (a dropped `feed` did not send), and `try_send` queues the message or
 //!   hands it back.
 //! * Waiters are woken in the order they queued, but a lock or permit
