@@ -368,3 +368,79 @@ fn an_idle_blocking_thread_is_woken_for_each_closure_submitted_in_turn() {
         }
     });
 }
+
+/// The child's half of the test below: with the address space capped just
+/// above what the process uses, no thread stack fits, so the pool's first
+/// thread cannot start. Exit status: 0 if the handle's error says why, 3 if
+/// not, 77 if the OS started the thread anyway.
+#[cfg(target_os = "linux")]
+fn spawn_blocking_with_no_room_for_a_thread() -> ! {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let said = rt.block_on(async {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `old` is a valid, writable `rlimit`.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
+        // Room for a little heap, not for a thread's stack (2 MiB).
+        let low = libc::rlimit {
+            rlim_cur: (vm_kib + 1024) * 1024,
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: lowers this (child) process's soft limit only.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &low) }, 0);
+        let out = spawn_blocking(|| 1).await;
+        // SAFETY: restores the soft limit, at most the unchanged hard one.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
+        out.map_err(|e| (e.is_cancelled(), e.to_string()))
+    });
+    let code = match &said {
+        Ok(_) => 77,
+        Err((true, text)) if text.contains("no thread could be started to run it (") => 0,
+        Err(_) => 3,
+    };
+    println!("child: {said:?}");
+    std::process::exit(code)
+}
+
+/// A closure that no thread could be started for is cancelled, and its
+/// error says so, with the OS error; it used to read "task was cancelled",
+/// as after an abort.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_closure_no_thread_could_start_for_is_cancelled_with_the_reason() {
+    const CHILD: &str = "STRATA_TEST_NO_ROOM_FOR_A_THREAD";
+    if std::env::var_os(CHILD).is_some() {
+        spawn_blocking_with_no_room_for_a_thread();
+    }
+    let out = deadline(60, || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_closure_no_thread_could_start_for_is_cancelled_with_the_reason",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() == Some(77) {
+        eprintln!("not checked: the OS started the thread anyway ({stdout})");
+        return;
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -230,7 +230,7 @@ impl Inner {
         tracing::error!(error = %e, "strata: could not start a blocking thread");
         // The queued closures wait for an existing thread; with none,
         // nothing would ever run them: cancel them, so that their handles
-        // report it instead of waiting forever.
+        // report it (with `e`) instead of waiting forever.
         let orphans = {
             let mut s = self.lock();
             s.threads -= 1;
@@ -241,6 +241,10 @@ impl Inner {
                 VecDeque::new()
             }
         };
+        // Their handles say why.
+        for r in &orphans {
+            r.metadata().refuse(e);
+        }
         drop(orphans);
         self.exited.notify_all();
     }

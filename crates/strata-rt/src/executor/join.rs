@@ -203,7 +203,10 @@ impl<T> Future for JoinHandle<T> {
         Poll::Ready(match out.map(TaskOutput::into_result) {
             Some(Ok(v)) => Ok(v),
             Some(Err(panic)) => Err(JoinError::panicked(panic)),
-            None => Err(JoinError::cancelled()),
+            None => Err(match self.meta().refusal() {
+                Some(code) => JoinError::not_started(code),
+                None => JoinError::cancelled(),
+            }),
         })
     }
 }
@@ -223,6 +226,9 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
+    /// Cancelled because no thread could be started to run it (a
+    /// `spawn_blocking` closure), with the OS error's code if it had one.
+    NotStarted(Option<i32>),
     // A `Mutex` makes the error `Sync`, so it converts into boxed errors.
     Panicked(Mutex<Panic>),
 }
@@ -234,15 +240,24 @@ impl JoinError {
         }
     }
 
+    fn not_started(code: Option<i32>) -> Self {
+        JoinError {
+            repr: Repr::NotStarted(code),
+        }
+    }
+
     fn panicked(p: Panic) -> Self {
         JoinError {
             repr: Repr::Panicked(Mutex::new(p)),
         }
     }
 
-    /// The task was cancelled: aborted, or dropped at runtime shutdown.
+    /// The task was cancelled: aborted, or dropped at runtime shutdown, or
+    /// (a [`spawn_blocking`](crate::spawn_blocking) closure) dropped unrun
+    /// because the OS refused to start a thread for it and the pool had
+    /// none; the error's text says which, with the OS error.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
+        matches!(self.repr, Repr::Cancelled | Repr::NotStarted(_))
     }
 
     /// The task panicked.
@@ -267,7 +282,7 @@ impl JoinError {
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
             Repr::Panicked(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
-            Repr::Cancelled => Err(self),
+            Repr::Cancelled | Repr::NotStarted(_) => Err(self),
         }
     }
 
@@ -288,10 +303,23 @@ pub(crate) fn payload_text(p: &(dyn Any + Send)) -> Option<String> {
         .or_else(|| p.downcast_ref::<String>().cloned())
 }
 
+/// The OS error that kept a thread from starting, as text.
+fn refusal_text(code: Option<i32>) -> String {
+    code.map_or_else(
+        || "the OS gave no error code".to_owned(),
+        |c| std::io::Error::from_raw_os_error(c).to_string(),
+    )
+}
+
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
             (Repr::Cancelled, _) => f.write_str("task was cancelled"),
+            (Repr::NotStarted(code), _) => write!(
+                f,
+                "task was cancelled: no thread could be started to run it ({})",
+                refusal_text(*code)
+            ),
             (Repr::Panicked(_), Some(msg)) => write!(f, "task panicked: {msg}"),
             (Repr::Panicked(_), None) => f.write_str("task panicked"),
         }
@@ -302,6 +330,10 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::NotStarted(code) => f
+                .debug_tuple("JoinError::NotStarted")
+                .field(&refusal_text(*code))
+                .finish(),
             Repr::Panicked(_) => f
                 .debug_tuple("JoinError::Panicked")
                 .field(&self.panic_message().unwrap_or_else(|| "..".into()))

@@ -129,6 +129,11 @@ where
 /// [`JoinHandle::abort`] cancels a closure that has not started yet; one that
 /// is running runs to completion.
 ///
+/// If the OS refuses to start a thread (a thread or memory limit) while the
+/// pool has none, the closures queued are cancelled, and their handles'
+/// [`JoinError`] says so, with the OS error; with threads left, they wait
+/// for those.
+///
 /// When the runtime stops, closures still queued are cancelled, and the
 /// runtime waits for the running ones (without a limit when it is dropped,
 /// except while its thread is panicking; see

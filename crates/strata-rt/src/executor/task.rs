@@ -7,7 +7,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use crate::context;
@@ -52,7 +52,18 @@ pub(crate) struct TaskMeta {
     /// cancelled task closed *before* it drops the future, so its own
     /// "finished" would be true while the future's destructor still runs.
     future_dropped: AtomicBool,
+    /// A `spawn_blocking` task dropped before it ran because no thread
+    /// could be started for it: the OS error's code, or [`NO_CODE`] if it
+    /// had none; 0 for every other task.
+    refused: AtomicI32,
 }
+
+/// [`TaskMeta::refused`] for an error without an OS code.
+const NO_CODE: i32 = i32::MIN;
+
+// Four bytes more than the flags would take alone, but inside the padding
+// that async-task's header gives the metadata anyway.
+const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 8);
 
 impl TaskMeta {
     pub(crate) fn new(local: bool) -> Self {
@@ -60,6 +71,24 @@ impl TaskMeta {
             aborted: AtomicBool::new(false),
             local,
             future_dropped: AtomicBool::new(false),
+            refused: AtomicI32::new(0),
+        }
+    }
+
+    /// Records that the task will be dropped unrun because no thread could
+    /// be started for it, failing with `e`.
+    pub(crate) fn refuse(&self, e: &std::io::Error) {
+        let code = e.raw_os_error().filter(|&c| c != 0).unwrap_or(NO_CODE);
+        self.refused.store(code, Ordering::Release);
+    }
+
+    /// For a task [`refuse`](Self::refuse)d: `Some` of the OS error's code,
+    /// if it had one.
+    pub(crate) fn refusal(&self) -> Option<Option<i32>> {
+        match self.refused.load(Ordering::Acquire) {
+            0 => None,
+            NO_CODE => Some(None),
+            code => Some(Some(code)),
         }
     }
 
