@@ -258,3 +258,84 @@ fn a_sleep_polled_with_changing_wakers_as_it_fires_wakes_the_last_one() {
         }
     });
 }
+
+/// A pending sleep moved later off the workers keeps its registration and
+/// only changes its deadline; its owner, finding it at the old deadline,
+/// must link it again rather than fire it.
+#[test]
+fn a_sleep_postponed_off_its_worker_fires_at_the_new_deadline_not_the_old() {
+    deadline(20, || {
+        let rt = rt(1);
+        let s = rt.block_on(async {
+            spawn(async {
+                let mut s = sleep(Duration::from_millis(20));
+                assert!(poll_once(&mut s).await.is_pending());
+                s
+            })
+            .await
+            .unwrap()
+        });
+        let (fired_at, due) = std::thread::spawn(move || {
+            let mut s = s;
+            let due = Instant::now() + Duration::from_millis(150);
+            s.reset(due);
+            plain_block_on(&mut s);
+            (Instant::now(), due)
+        })
+        .join()
+        .expect("awaiting the postponed sleep on a plain thread panicked");
+        assert!(fired_at >= due, "fired before its new deadline");
+        // The same in `block_on`, where the worker's wheel holds it.
+        let mut s = rt.block_on(async {
+            let mut s = sleep(Duration::from_millis(20));
+            assert!(poll_once(&mut s).await.is_pending());
+            s
+        });
+        let due = Instant::now() + Duration::from_millis(150);
+        let fired_at = rt.block_on(async {
+            s.reset(due);
+            (&mut s).await;
+            Instant::now()
+        });
+        assert!(fired_at >= due, "fired before its new deadline in block_on");
+    });
+}
+
+/// Postponing from a plain thread races with the owner firing the timer at
+/// its old deadline: in every interleaving the sleep completes, and never
+/// before the deadline it was last given.
+#[test]
+fn postponing_off_the_worker_as_the_owner_fires_is_never_early() {
+    deadline(60, || {
+        let rt = rt(1);
+        let mut rng = support::Rng::new(17);
+        for _ in 0..rounds(300) {
+            let s = rt.block_on(async {
+                spawn(async {
+                    let mut s = sleep(Duration::from_millis(1));
+                    assert!(poll_once(&mut s).await.is_pending());
+                    s
+                })
+                .await
+                .unwrap()
+            });
+            let spins: Vec<u64> = (0..4).map(|_| rng.below(20_000)).collect();
+            let late: u64 = rng.below(3);
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut due = Instant::now();
+                for spin in spins {
+                    for _ in 0..spin {
+                        std::hint::spin_loop();
+                    }
+                    due = Instant::now() + Duration::from_millis(late);
+                    s.reset(due);
+                }
+                plain_block_on(&mut s);
+                assert!(Instant::now() >= due, "fired before its last deadline");
+            })
+            .join()
+            .expect("a postponed sleep fired early or panicked");
+        }
+    });
+}

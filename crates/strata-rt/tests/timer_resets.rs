@@ -1,9 +1,11 @@
 //! Timer resets made off the timer's worker stay cheap: on another worker
 //! the timer moves there (later resets there are in place and allocate
-//! nothing), and resets inside `block_on` while the owner is busy queue
+//! nothing), and resets off the workers while the owner is busy queue
 //! nothing beyond the first; and a sleep armed and dropped on its own worker
 //! reuses its entry. Measured with a counting allocator (counts,
 //! not times), so these tests have a binary of their own.
+// The tests hand registered sleeps out of tasks on purpose.
+#![allow(clippy::async_yields_async)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -138,42 +140,114 @@ fn a_sleep_reset_and_polled_on_another_worker_keeps_allocating_per_reset() {
 }
 
 // ---------------------------------------------------------------------------
-// Resets inside `block_on`, with no poll in between, cancel the
-// registration once and then only store their deadline. The intermediate
-// version queued two ops and a fresh entry per reset: while the owner was
-// busy the queue grew without bound.
+// Resets off the workers while the owner is busy queue nothing beyond the
+// first: one that moves a pending timer later only changes its deadline in
+// place (the owner links it again when the old deadline comes). Two
+// intermediate versions queued two ops and a fresh entry per reset, first
+// for every reset, then (inside `block_on`, a reset only stored its
+// deadline until the next poll) for every reset on a thread outside any
+// runtime and every tick of an `Interval` catching up in `block_on`: while
+// the owner was busy the queue grew without bound.
 
-#[test]
-fn resets_off_a_busy_owner_grow_its_op_queue_without_bound() {
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+/// Keeps the runtime's only worker busy until the sender is used: a task
+/// that blocks its thread, started before this returns.
+fn hold_the_worker(rt: &Runtime) -> (mpsc::Sender<()>, strata_rt::JoinHandle<()>) {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel::<()>();
-    let grown = rt.block_on(async move {
-        let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
-        // Registered (through the op queue) with the only worker.
-        poll_once(&mut s).await;
-        // Let the worker take the registration, then keep it busy.
-        strata_rt::time::sleep(Duration::from_millis(20)).await;
-        let blocker = strata_rt::spawn(async move {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        });
-        started_rx.recv().unwrap();
-        let before = LIVE.load(Ordering::Relaxed);
-        let base = Instant::now() + Duration::from_secs(3600);
+    let blocker = rt.handle().spawn(async move {
+        started_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    });
+    started_rx.recv().unwrap();
+    (release_tx, blocker)
+}
+
+/// Allocations made by 200,000 resets of `s`, each later than the last,
+/// on this thread.
+fn allocs_of_resets(s: &mut Sleep) -> usize {
+    let base = Instant::now() + Duration::from_secs(3600);
+    let ((), n) = allocs_during(|| {
         for i in 0..200_000u64 {
             s.reset(base + Duration::from_millis(i));
         }
-        let grown = LIVE.load(Ordering::Relaxed) - before;
-        release_tx.send(()).unwrap();
-        blocker.await.unwrap();
-        drop(s);
-        grown
     });
+    n
+}
+
+#[test]
+fn resets_in_block_on_while_the_owner_is_busy_queue_nothing() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let mut s = rt.block_on(async {
+        let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
+        // Registered (through the op queue) with the only worker.
+        poll_once(&mut s).await;
+        // Let the worker take the registration.
+        strata_rt::time::sleep(Duration::from_millis(20)).await;
+        s
+    });
+    let (release, blocker) = hold_the_worker(&rt);
+    let allocs = rt.block_on(async { allocs_of_resets(&mut s) });
+    release.send(()).unwrap();
+    rt.block_on(blocker).unwrap();
     assert!(
-        grown < 4 << 20,
-        "200000 resets while the owner was busy left {} MB queued",
-        grown >> 20
+        allocs < 100,
+        "200000 resets in block_on while the owner was busy allocated {allocs} times"
+    );
+}
+
+#[test]
+fn resets_on_a_plain_thread_while_the_owner_is_busy_queue_nothing() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    // Registered directly in the only worker's wheel.
+    let mut s = rt.block_on(async {
+        strata_rt::spawn(async {
+            let mut s = strata_rt::time::sleep(Duration::from_secs(3600));
+            poll_once(&mut s).await;
+            s
+        })
+        .await
+        .unwrap()
+    });
+    let (release, blocker) = hold_the_worker(&rt);
+    // This thread is in no runtime now.
+    let allocs = allocs_of_resets(&mut s);
+    release.send(()).unwrap();
+    rt.block_on(blocker).unwrap();
+    assert!(
+        allocs < 100,
+        "200000 resets on a plain thread while the owner was busy allocated {allocs} times"
+    );
+}
+
+#[test]
+fn an_interval_catching_up_in_block_on_while_the_owner_is_busy_queues_nothing() {
+    use strata_rt::time::{MissedTickBehavior, interval};
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let mut iv = rt.block_on(async {
+        let mut iv = interval(Duration::from_micros(10));
+        iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        iv.tick().await; // due at once; registers the next tick
+        iv.tick().await; // through the wheel, on the only worker
+        iv
+    });
+    let (release, blocker) = hold_the_worker(&rt);
+    // Held up for 200 ms: 20,000 missed ticks, more than the loop below
+    // takes, so each of its ticks is overdue and completes at once.
+    std::thread::sleep(Duration::from_millis(200));
+    let allocs = rt.block_on(async {
+        let ((), n) = allocs_during(|| {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            for _ in 0..15_000 {
+                assert!(iv.poll_tick(&mut cx).is_ready());
+            }
+        });
+        n
+    });
+    release.send(()).unwrap();
+    rt.block_on(blocker).unwrap();
+    assert!(
+        allocs < 100,
+        "15000 catch-up ticks in block_on while the worker was busy allocated {allocs} times"
     );
 }
 

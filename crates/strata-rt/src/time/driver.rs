@@ -74,10 +74,26 @@
 //! Moving a registered timer to another thread changes nothing: the owner
 //! keeps firing it and the state word and waker slot are thread-safe. A
 //! reset is the exception: made on another worker, it moves the timer into
-//! that worker's wheel; made in `block_on`, it cancels the registration,
-//! and the next poll makes one (with the old owner if that poll is made
-//! outside any runtime); made outside any runtime, it registers the new
-//! deadline with the old owner at once (see `Timer::reregister`).
+//! that worker's wheel; made off the workers, it postpones a pending timer
+//! in place (below), and otherwise (the timer fired, or the new deadline
+//! is earlier) it cancels the registration and, in `block_on`, leaves the
+//! next poll to make one (with the old owner if that poll is made outside
+//! any runtime), or, outside any runtime, registers the new deadline with
+//! the old owner at once (see `Timer::reregister`).
+//!
+//! # Postponing
+//!
+//! Off the workers, a reset that moves a pending timer's deadline later
+//! only CASes its state word from the old deadline to the new one: no op,
+//! no allocation, no wake-up of the owner, so a loop of such resets (an
+//! `Interval` catching up in `block_on`, a plain thread pushing a deadline
+//! back) queues nothing while the owner is busy. The wheel still files the
+//! entry under the old deadline (its links keep their own); when the owner
+//! finds it due there, or registers it, it fires the entry only if the
+//! state word's deadline has passed, by a CAS from that deadline to
+//! `FIRED`, and otherwise links it again at that deadline. The CAS decides
+//! every race: a postpone that loses to the firing sees `FIRED` and takes
+//! the slow path; a firing that loses re-reads the new deadline.
 //!
 //! # Pool
 //!
@@ -236,6 +252,44 @@ impl Entry {
                     other => *other = Some(waker.clone()),
                 }
                 EntryPoll::Pending
+            }
+        }
+    }
+
+    /// Off the workers, for the timer's holder: moves a pending entry's
+    /// deadline to `tick` in place if that is not earlier, without its
+    /// owner (see "Postponing" above); `false` if it cannot (the entry
+    /// fired, was cancelled or shut down, or `tick` is earlier).
+    fn postpone(&self, tick: u64) -> bool {
+        let cur = self.state.load(Ordering::Acquire);
+        cur <= MAX_TICK
+            && tick >= cur
+            && (tick == cur
+                || self
+                    .state
+                    .compare_exchange(cur, tick, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok())
+    }
+
+    /// On the owner, for an entry found due at `now` (by the wheel, or by a
+    /// registration): moves it to `FIRED` (`Ok(true)`) unless it was
+    /// cancelled (`Ok(false)`) or postponed past `now` (`Err(tick)`: link
+    /// it again at `tick`).
+    fn fire(&self, now: u64) -> Result<bool, u64> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur > MAX_TICK {
+                return Ok(false);
+            }
+            if cur > now {
+                return Err(cur);
+            }
+            match self
+                .state
+                .compare_exchange(cur, FIRED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(true),
+                Err(actual) => cur = actual,
             }
         }
     }
@@ -529,6 +583,29 @@ impl Driver {
         self.clean = 0;
     }
 
+    /// Fires the entries in `due`, found due at `now`, and keeps those in
+    /// `due` (their wakers are woken outside the borrow); links again the
+    /// ones postponed past `now`, and drops the cancelled ones.
+    fn fire(&mut self, due: &mut Vec<Arc<Entry>>, now: u64) {
+        let mut i = 0;
+        while i < due.len() {
+            match due[i].fire(now) {
+                Ok(true) => i += 1,
+                Ok(false) => drop(due.swap_remove(i)),
+                Err(tick) => {
+                    let e = due.swap_remove(i);
+                    if let Err(e) = self.link(tick, e) {
+                        // Not expected (`tick` is past the wheel's clock);
+                        // then it is due after all.
+                        if e.fire(MAX_TICK) == Ok(true) {
+                            due.push(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Number of timers in the wheel.
     pub(crate) fn len(&self) -> usize {
         self.wheel.len()
@@ -583,11 +660,14 @@ pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
                 }
             }
         }
+        if !due.is_empty() {
+            d.fire(&mut due, now_tick());
+        }
         due
     };
     // Outside the borrow: dropping an entry or waking may re-enter.
     ops.clear();
-    finish_all(&mut due, FIRED);
+    wake_all(&mut due);
     let mut d = driver.borrow_mut();
     d.ops = ops;
     d.due = due;
@@ -632,12 +712,16 @@ pub(crate) fn fire_due(driver: &RefCell<Driver>) {
             return;
         }
         let mut due = mem::take(&mut d.due);
+        let now = now_tick();
         // SAFETY: each pointer handed out stands for the wheel's reference.
         d.wheel
-            .advance(now_tick(), |ptr| due.push(unsafe { from_ptr(ptr) }));
+            .advance(now, |ptr| due.push(unsafe { from_ptr(ptr) }));
+        if !due.is_empty() {
+            d.fire(&mut due, now);
+        }
         due
     };
-    finish_all(&mut due, FIRED);
+    wake_all(&mut due);
     driver.borrow_mut().due = due;
 }
 
@@ -671,6 +755,16 @@ pub(crate) fn shut_down(driver: &RefCell<Driver>, remote: &Remote) {
         }
     }
     finish_all(&mut left, SHUT_DOWN);
+}
+
+/// Wakes the waker of each (fired) entry and drops the entry, with no
+/// borrow held.
+fn wake_all(fired: &mut Vec<Arc<Entry>>) {
+    for e in fired.drain(..) {
+        if let Some(w) = e.take_waker() {
+            crate::executor::wake_contained(w);
+        }
+    }
 }
 
 /// Moves each entry to `to`, wakes its waker, and drops the entry, all with

@@ -86,13 +86,15 @@ impl Sleep {
     ///
     /// The task that last polled the sleep while it was pending keeps being
     /// woken: at the new deadline when the reset is made on a worker (on
-    /// another worker than the timer's, the timer moves to that one) or on
+    /// another worker than the timer's, the timer moves to that one), or
+    /// off the workers when the new deadline is not earlier than the old
+    /// (the timer's worker keeps it; nothing is queued or allocated), or on
     /// a thread outside any runtime (the new deadline is then registered
     /// with the timer's worker at once, or, if that worker has stopped,
-    /// the task is woken at once); on a runtime's other threads
-    /// (inside `block_on`) at once, so that its next poll registers the new
-    /// deadline (with the timer's worker, if that poll is made outside any
-    /// runtime). A sleep that has
+    /// the task is woken at once); otherwise, on a runtime's other threads
+    /// (inside `block_on`), at once, so that its next poll registers the
+    /// new deadline (with the timer's worker, if that poll is made outside
+    /// any runtime). A sleep that has
     /// completed keeps no waker: poll it again after the reset (as `.await`
     /// does) to be woken at the new deadline.
     ///

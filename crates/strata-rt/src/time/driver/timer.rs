@@ -160,12 +160,19 @@ impl Timer {
     }
 
     /// Sets a new deadline. A pending or fired registration on this thread's
-    /// worker is moved in place; otherwise it is cancelled, and the new
-    /// deadline registered as `reregister` says.
+    /// worker is moved in place; off the workers, a pending one moved later
+    /// is postponed in place (see "Postponing" in the parent module);
+    /// otherwise it is cancelled, and the new deadline registered as
+    /// `reregister` says.
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         let Some(entry) = &self.entry else { return };
         let tick = deadline_tick(deadline);
+        if context::try_worker().is_none() && entry.postpone(tick) {
+            // Off the workers, a pending timer moved later stays with its
+            // owner, which links it again when the old deadline comes.
+            return;
+        }
         let moved = context::with_worker_if(entry.owner.uid(), |w| {
             let state = entry.state.load(Ordering::Acquire);
             if state != FIRED && state > MAX_TICK {
