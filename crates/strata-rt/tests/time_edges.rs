@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use strata_rt::sync::{Shutdown, WaitGroup, mpsc};
-use strata_rt::time::{MissedTickBehavior, interval_at, sleep, sleep_until, timeout_at};
+use strata_rt::time::{MissedTickBehavior, Sleep, interval_at, sleep, sleep_until, timeout_at};
 use strata_rt::{spawn, yield_now};
 use support::{deadline, rt};
 
@@ -358,6 +358,123 @@ fn signals_before_and_after_waiters_and_across_runtimes() {
         b.block_on(async {
             s.wait().await;
             g.wait().await;
+        });
+    });
+}
+
+/// One of two timers in the test below: the sleep, the deadline a waker
+/// moves it to, and when the waker registered after that move was woken.
+struct Slot {
+    sleep: Mutex<Option<Sleep>>,
+    later: Instant,
+    /// A waker was registered after the move.
+    armed: AtomicBool,
+    woken_at: Mutex<Option<Instant>>,
+}
+
+/// Records the first wake-up of its slot's (moved) timer.
+struct Record(Arc<Slot>);
+impl Wake for Record {
+    fn wake(self: Arc<Self>) {
+        let mut at = self.0.woken_at.lock().unwrap();
+        if at.is_none() {
+            *at = Some(Instant::now());
+        }
+    }
+}
+
+/// Woken when its own timer fires, on the worker: moves the *other* timer
+/// (which fired in the same batch) to its later deadline and polls it
+/// again with a [`Record`] waker, as a waker that re-enters the runtime
+/// may (the driver wakes "after releasing every borrow, so a waker may
+/// re-enter the runtime").
+struct ResetOther {
+    other: Arc<Slot>,
+    done: AtomicBool,
+}
+impl Wake for ResetOther {
+    fn wake(self: Arc<Self>) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut g = self.other.sleep.lock().unwrap();
+        let Some(s) = g.as_mut() else { return };
+        s.reset(self.other.later);
+        let w = Waker::from(Arc::new(Record(self.other.clone())));
+        let pending = Pin::new(s).poll(&mut Context::from_waker(&w)).is_pending();
+        self.other.armed.store(pending, Ordering::SeqCst);
+    }
+}
+
+/// Two timers fire in one batch, and the first one's waker (run on the
+/// worker, as a waker that re-enters the runtime may) moves the other to a
+/// later deadline and polls it with a new waker. That new waker is for the
+/// new deadline: the batch must wake the waker it took when it fired the
+/// entry, not whatever the slot holds by the time it gets there. (A
+/// version that took the wakers after firing the whole batch woke the new
+/// waker 300 ms early, and then nothing at the new deadline; found by a
+/// review.)
+#[test]
+fn a_timer_reset_by_a_waker_of_its_batch_is_not_woken_early() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            strata_rt::spawn(async {
+                for round in 0..5 {
+                    let due = Instant::now() + Duration::from_millis(30);
+                    let later = due + Duration::from_millis(300);
+                    let slot = |s| {
+                        Arc::new(Slot {
+                            sleep: Mutex::new(Some(s)),
+                            later,
+                            armed: AtomicBool::new(false),
+                            woken_at: Mutex::new(None),
+                        })
+                    };
+                    let a = slot(sleep_until(due));
+                    let b = slot(sleep_until(due));
+                    // Each timer's waker moves the other: whichever the
+                    // batch wakes first moves the one woken after it.
+                    for (mine, other) in [(&a, &b), (&b, &a)] {
+                        let w = Waker::from(Arc::new(ResetOther {
+                            other: other.clone(),
+                            done: AtomicBool::new(false),
+                        }));
+                        let mut g = mine.sleep.lock().unwrap();
+                        let s = g.as_mut().unwrap();
+                        assert!(Pin::new(s).poll(&mut Context::from_waker(&w)).is_pending());
+                    }
+                    // Wait until every moved timer has woken its waker
+                    // (a hang here is a lost wake-up).
+                    loop {
+                        sleep(Duration::from_millis(5)).await;
+                        let waiting = [&a, &b].iter().any(|s| {
+                            s.armed.load(Ordering::SeqCst) && s.woken_at.lock().unwrap().is_none()
+                        });
+                        let moved = [&a, &b].iter().any(|s| s.armed.load(Ordering::SeqCst));
+                        if moved && !waiting {
+                            break;
+                        }
+                    }
+                    for (name, s) in [("a", &a), ("b", &b)] {
+                        if !s.armed.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        let at = s.woken_at.lock().unwrap().unwrap();
+                        assert!(
+                            at >= s.later,
+                            "round {round}: timer {name}, moved to {:?} after its first \
+                             deadline, had its new waker woken {:?} early",
+                            s.later - due,
+                            s.later - at,
+                        );
+                    }
+                    drop(a.sleep.lock().unwrap().take());
+                    drop(b.sleep.lock().unwrap().take());
+                }
+            })
+            .await
+            .unwrap();
         });
     });
 }

@@ -271,17 +271,17 @@ impl Entry {
                     .is_ok())
     }
 
-    /// On the owner, for an entry found due at `now` (by the wheel, or by a
+    /// On the owner, for an entry found due (by the wheel, or by a
     /// registration): moves it to `FIRED` (`Ok(true)`) unless it was
-    /// cancelled (`Ok(false)`) or postponed past `now` (`Err(tick)`: link
-    /// it again at `tick`).
-    fn fire(&self, now: u64) -> Result<bool, u64> {
+    /// cancelled (`Ok(false)`) or postponed past now (`Err(tick)`: link it
+    /// again at `tick`). `now` is the current tick, read when first needed.
+    fn fire(&self, now: &mut Option<u64>) -> Result<bool, u64> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if cur > MAX_TICK {
                 return Ok(false);
             }
-            if cur > now {
+            if cur > *now.get_or_insert_with(now_tick) {
                 return Err(cur);
             }
             match self
@@ -398,8 +398,11 @@ impl Remote {
 pub(crate) struct Driver {
     /// Holds one strong reference to each linked entry.
     wheel: Wheel<Entry>,
-    /// Entries taken out of the wheel, to finish once borrows are released.
+    /// Entries taken out of the wheel, to drop once borrows are released.
     due: Vec<Arc<Entry>>,
+    /// The wakers of the entries just fired, to wake once borrows are
+    /// released.
+    fired: Vec<Waker>,
     /// A spare op buffer swapped with the remote queue.
     ops: Vec<Op>,
     /// Spare entries of this worker; each has exactly two strong
@@ -419,6 +422,7 @@ impl Driver {
         Driver {
             wheel: Wheel::new(now_tick()),
             due: Vec::new(),
+            fired: Vec::new(),
             ops: Vec::new(),
             pool: Vec::new(),
             clean: 0,
@@ -583,23 +587,33 @@ impl Driver {
         self.clean = 0;
     }
 
-    /// Fires the entries in `due`, found due at `now`, and keeps those in
-    /// `due` (their wakers are woken outside the borrow); links again the
-    /// ones postponed past `now`, and drops the cancelled ones.
-    fn fire(&mut self, due: &mut Vec<Arc<Entry>>, now: u64) {
+    /// Fires the entries in `due`, found due at `now` (the current tick,
+    /// read when first needed), taking each one's waker into `self.fired`
+    /// as it moves it to `FIRED`, and links again the ones postponed past
+    /// `now`; the rest stay in `due`, to be dropped with no borrow held.
+    ///
+    /// The waker goes with the state change: a waker woken before a later
+    /// entry of the batch may reset that entry on this thread, and the
+    /// waker a poll then stores is for the new deadline, not this firing.
+    fn fire(&mut self, due: &mut Vec<Arc<Entry>>, mut now: Option<u64>) {
         let mut i = 0;
         while i < due.len() {
-            match due[i].fire(now) {
-                Ok(true) => i += 1,
-                Ok(false) => drop(due.swap_remove(i)),
+            match due[i].fire(&mut now) {
+                Ok(true) => {
+                    self.fired.extend(due[i].take_waker());
+                    i += 1;
+                }
+                Ok(false) => i += 1,
                 Err(tick) => {
                     let e = due.swap_remove(i);
                     if let Err(e) = self.link(tick, e) {
                         // Not expected (`tick` is past the wheel's clock);
                         // then it is due after all.
-                        if e.fire(MAX_TICK) == Ok(true) {
-                            due.push(e);
+                        if e.fire(&mut Some(MAX_TICK)) == Ok(true) {
+                            self.fired.extend(e.take_waker());
                         }
+                        due.push(e);
+                        i += 1;
                     }
                 }
             }
@@ -661,16 +675,14 @@ pub(crate) fn process_ops(driver: &RefCell<Driver>, remote: &Remote) {
             }
         }
         if !due.is_empty() {
-            d.fire(&mut due, now_tick());
+            d.fire(&mut due, None);
         }
         due
     };
     // Outside the borrow: dropping an entry or waking may re-enter.
     ops.clear();
-    wake_all(&mut due);
-    let mut d = driver.borrow_mut();
-    d.ops = ops;
-    d.due = due;
+    wake_fired(driver, &mut due);
+    driver.borrow_mut().ops = ops;
 }
 
 /// Drops the wakers that spare entries kept during this loop turn, with no
@@ -689,16 +701,23 @@ pub(crate) fn release_spare_wakers(driver: &RefCell<Driver>) -> bool {
     kept
 }
 
-/// The work of [`release_spare_wakers`], out of the worker's loop.
+/// The work of [`release_spare_wakers`], out of the worker's loop. Dropping
+/// a waker may drop a task that held sleeps, whose entries come to the
+/// pool with their wakers: those go too.
 #[inline(never)]
 fn drop_spare_wakers(driver: &RefCell<Driver>) {
-    let mut wakers = {
-        let mut d = driver.borrow_mut();
-        d.take_spare_wakers();
-        mem::take(&mut d.wakers)
-    };
-    wakers.clear();
-    driver.borrow_mut().wakers = wakers;
+    loop {
+        let mut wakers = {
+            let mut d = driver.borrow_mut();
+            if d.clean == d.pool.len() {
+                return;
+            }
+            d.take_spare_wakers();
+            mem::take(&mut d.wakers)
+        };
+        wakers.clear();
+        driver.borrow_mut().wakers = wakers;
+    }
 }
 
 /// Fires every timer whose deadline has passed. Runs once per turn of the
@@ -717,12 +736,11 @@ pub(crate) fn fire_due(driver: &RefCell<Driver>) {
         d.wheel
             .advance(now, |ptr| due.push(unsafe { from_ptr(ptr) }));
         if !due.is_empty() {
-            d.fire(&mut due, now);
+            d.fire(&mut due, Some(now));
         }
         due
     };
-    wake_all(&mut due);
-    driver.borrow_mut().due = due;
+    wake_fired(driver, &mut due);
 }
 
 /// How long the worker may block: until the wheel's next wake-up, or
@@ -757,14 +775,17 @@ pub(crate) fn shut_down(driver: &RefCell<Driver>, remote: &Remote) {
     finish_all(&mut left, SHUT_DOWN);
 }
 
-/// Wakes the waker of each (fired) entry and drops the entry, with no
-/// borrow held.
-fn wake_all(fired: &mut Vec<Arc<Entry>>) {
-    for e in fired.drain(..) {
-        if let Some(w) = e.take_waker() {
-            crate::executor::wake_contained(w);
-        }
+/// With no borrow held, wakes the wakers [`Driver::fire`] took and drops
+/// the entries of `due`; then gives the buffers back to the driver.
+fn wake_fired(driver: &RefCell<Driver>, due: &mut Vec<Arc<Entry>>) {
+    let mut fired = mem::take(&mut driver.borrow_mut().fired);
+    for w in fired.drain(..) {
+        crate::executor::wake_contained(w);
     }
+    due.clear();
+    let mut d = driver.borrow_mut();
+    d.fired = fired;
+    d.due = mem::take(due);
 }
 
 /// Moves each entry to `to`, wakes its waker, and drops the entry, all with

@@ -168,11 +168,6 @@ impl Timer {
         self.deadline = deadline;
         let Some(entry) = &self.entry else { return };
         let tick = deadline_tick(deadline);
-        if context::try_worker().is_none() && entry.postpone(tick) {
-            // Off the workers, a pending timer moved later stays with its
-            // owner, which links it again when the old deadline comes.
-            return;
-        }
         let moved = context::with_worker_if(entry.owner.uid(), |w| {
             let state = entry.state.load(Ordering::Acquire);
             if state != FIRED && state > MAX_TICK {
@@ -199,6 +194,9 @@ impl Timer {
                     w.wake();
                 }
             }
+            // Off the workers, a pending timer moved later stays with its
+            // owner, which links it again when the old deadline comes.
+            None if context::try_worker().is_none() && entry.postpone(tick) => {}
             None => {
                 let waker = entry.take_waker();
                 let owner = entry.owner.clone();
