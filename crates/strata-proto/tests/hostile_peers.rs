@@ -4,12 +4,14 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use strata_proto::ServerHandle;
+use strata_service::Service;
+use strata_service::limit::{ConcurrencyLimit, PermitPool};
 use support::*;
 
 fn quiet() -> strata_proto::ConnectionConfig {
@@ -475,5 +477,81 @@ fn a_zero_write_timeout_leaves_an_idle_connection_whose_answers_were_taken_open(
             .unwrap();
         assert_eq!(c.round_trip("echo b").as_deref(), Some("b"));
         assert_eq!(fx.server.as_ref().unwrap().connections(), 1);
+    });
+}
+
+/// `big`: 10 ms of work, then a 200 KB answer; `quick`: answers `ok` at
+/// once. Both run under a concurrency limit shared by every connection.
+#[derive(Clone)]
+struct Work;
+
+impl Service<String> for Work {
+    type Response = String;
+    type Error = std::io::Error;
+
+    async fn call(&self, req: String) -> Result<String, std::io::Error> {
+        if req == "big" {
+            strata_rt::time::sleep(Duration::from_millis(10)).await;
+            Ok("x".repeat(200_000))
+        } else {
+            Ok("ok".into())
+        }
+    }
+}
+
+/// One budget of a shared `PermitPool`, as `ConcurrencyLimit::with_pool`
+/// documents ("to share one budget between services, connections and
+/// workers"), and the default connection limits (write timeout 60 s).
+///
+/// A hostile peer pipelines 64 `big` requests and never reads. Its answers
+/// fill the socket and the write buffer, and its connection can take no
+/// more of them, but its requests still run: each finishes its 10 ms of
+/// work and gives the permit back, so another connection's request waits
+/// at most for that queued work (64 x 10 ms). (From a review: the
+/// connection used to stop polling its requests in flight, so the one
+/// holding the permit never gave it back, and every other connection
+/// waited for the hostile one's write timeout, 60 s by default, forever
+/// with `write_timeout(None)`.) The 20 s below is a hang guard, not a
+/// performance bound.
+#[test]
+fn a_peer_that_stops_reading_does_not_freeze_requests_holding_a_shared_permit() {
+    deadline(120, || {
+        let pool = PermitPool::new(1);
+        let svc = ConcurrencyLimit::with_pool(Work, pool.clone());
+        let server = one_worker()
+            .start(move || Ok::<_, std::io::Error>(svc.clone()))
+            .unwrap();
+        let addr = server.local_addr();
+
+        // The hostile peer: a tiny receive window, 64 requests, no reads.
+        let mut hog = small_window_client(addr);
+        hog.write_all("big\n".repeat(64).as_bytes()).unwrap();
+        // Its requests are running or queued on the permit.
+        eventually(
+            20,
+            "the hostile peer's requests queue on the permit",
+            || pool.waiting() > 0,
+        );
+        // Give its connection time to fill its socket and stop.
+        std::thread::sleep(Duration::from_millis(1500));
+
+        // An ordinary client with one request.
+        let victim = TcpStream::connect(addr).unwrap();
+        victim
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        (&victim).write_all(b"quick\n").unwrap();
+        let t0 = Instant::now();
+        let mut answer = String::new();
+        let got = BufReader::new(&victim).read_line(&mut answer);
+        assert!(
+            matches!(got, Ok(n) if n > 0) && answer == "ok\n",
+            "the victim got no answer in {:?} ({got:?}); permits available {}, waiting {}",
+            t0.elapsed(),
+            pool.available(),
+            pool.waiting(),
+        );
+        drop(hog);
+        drop(server);
     });
 }

@@ -114,9 +114,7 @@ impl<F: Future> InFlight<F> {
         if front.out.is_none() {
             // Poll everything unfinished: later futures make progress (and
             // register wakers) even while the head is slow.
-            for e in self.queue.iter_mut() {
-                poll_entry(e, cx);
-            }
+            self.poll_unfinished(cx);
         }
         let front = self.queue.front_mut().expect("checked above");
         match front.out.take() {
@@ -126,6 +124,17 @@ impl<F: Future> InFlight<F> {
                 Poll::Ready(Some(out))
             }
             None => Poll::Pending,
+        }
+    }
+
+    /// Polls every unfinished future without taking any output: for when
+    /// the connection cannot take outputs (its write side is full), so
+    /// that requests still run meanwhile, and finish, and let go of what
+    /// they hold (a permit of a shared limit, say). Their outputs wait in
+    /// the queue, which `max_in_flight` bounds.
+    pub(crate) fn poll_unfinished(&mut self, cx: &mut Context<'_>) {
+        for e in self.queue.iter_mut() {
+            poll_entry(e, cx);
         }
     }
 

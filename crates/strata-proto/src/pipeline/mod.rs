@@ -22,7 +22,11 @@
 //! fills and TCP slows the client down), and when the write buffer passes
 //! its high-water mark the connection stops taking finished responses
 //! until the socket drains (to half the mark, if the socket takes part of
-//! the buffer at a time).
+//! the buffer at a time). The requests in flight still run meanwhile, and
+//! the ones that finish keep their responses until their turn: a peer that
+//! stops reading holds at most `max_in_flight` responses, and no request
+//! of its connection stops halfway holding a lock or a permit that other
+//! connections wait for.
 //!
 //! # Flushing
 //!

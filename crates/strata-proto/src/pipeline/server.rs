@@ -230,8 +230,13 @@ where
                     Poll::Ready(Err(e)) => {
                         return Poll::Ready(write_failed(e, framed.get_ref().gone()));
                     }
-                    // Over the high-water mark and the socket is full.
-                    Poll::Pending => break,
+                    // Over the high-water mark and the socket is full: no
+                    // output can be taken, but the requests still run
+                    // (one may hold what other connections wait for).
+                    Poll::Pending => {
+                        in_flight.poll_unfinished(cx);
+                        break;
+                    }
                 }
                 let out: Outcome<Result<P::Response, S::Error>> = match in_flight.poll_next(cx) {
                     Poll::Ready(Some(out)) => out,

@@ -124,9 +124,12 @@ impl<P: ServerProto> TcpServer<P> {
     ///
     /// A connection the server closed (after an error line, say) frees its
     /// place at once, though its socket may drain what the peer still
-    /// sends for up to a second, so that the peer reads the last answer
-    /// rather than a reset. At most `n` sockets drain so at a time; past
-    /// that they close at once. Graceful shutdown waits for them too.
+    /// sends until the peer has taken the last answers, so that it reads
+    /// them rather than a reset: as long as the peer keeps taking bytes,
+    /// and at most the write timeout without progress (see
+    /// [`ConnectionConfig::write_timeout`](crate::ConnectionConfig::write_timeout)).
+    /// At most `n` sockets drain so at a time; past that they close at
+    /// once. Graceful shutdown waits for them too.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
