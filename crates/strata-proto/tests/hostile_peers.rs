@@ -6,7 +6,9 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use strata_proto::ServerHandle;
@@ -552,6 +554,110 @@ fn a_peer_that_stops_reading_does_not_freeze_requests_holding_a_shared_permit() 
             pool.waiting(),
         );
         drop(hog);
+        drop(server);
+    });
+}
+
+/// Size of `big`'s answer: more than loopback's kernel send queue takes
+/// (4 MiB at most by default), so the connection's write side is full
+/// while the peer does not read.
+const HUGE_ANSWER: usize = 16 << 20;
+
+/// `big`: not ready at once (so that the requests after it queue behind
+/// it), then a 16 MiB answer; `panic`: panics; `spin`: never finishes, and
+/// wakes itself every time it is polled (a request busy in a cooperative
+/// loop, say), counting its polls.
+#[derive(Clone)]
+struct SpinsBehindAPanic {
+    spin_polls: Arc<AtomicU64>,
+}
+
+impl Service<String> for SpinsBehindAPanic {
+    type Response = String;
+    type Error = std::io::Error;
+
+    async fn call(&self, req: String) -> Result<String, std::io::Error> {
+        match req.as_str() {
+            "big" => {
+                not_instant().await;
+                Ok("x".repeat(HUGE_ANSWER))
+            }
+            "panic" => panic!("asked to panic"),
+            "spin" => {
+                let polls = self.spin_polls.clone();
+                std::future::poll_fn(move |cx| {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    cx.waker().wake_by_ref();
+                    Poll::<()>::Pending
+                })
+                .await;
+                unreachable!()
+            }
+            other => Ok(format!("unknown {other}")),
+        }
+    }
+}
+
+/// A peer pipelines `big`, `panic`, `spin` and does not read for a while.
+/// The connection closes right after `big`'s answer (at the panic's turn)
+/// and drops `spin` unanswered, so while its write side is full it must
+/// not keep polling `spin`, which wakes itself each time: the worker would
+/// spin for as long as the peer does not read. (From a review of the
+/// change that keeps requests running while the write side is full.)
+///
+/// The pass condition counts polls, not time: the request behind the
+/// panic gets a bounded number of polls however long the peer waits (the
+/// second below only lets the defect show).
+#[test]
+fn a_request_behind_a_panic_is_not_polled_on_while_the_peer_does_not_read() {
+    deadline(120, || {
+        let spin_polls = Arc::new(AtomicU64::new(0));
+        let svc = SpinsBehindAPanic {
+            spin_polls: spin_polls.clone(),
+        };
+        let server = one_worker()
+            .start(move || Ok::<_, std::io::Error>(svc.clone()))
+            .unwrap();
+        let mut peer = small_window_client(server.local_addr());
+        peer.write_all(b"big\npanic\nspin\n").unwrap();
+        eventually(20, "the spin request runs", || {
+            spin_polls.load(Ordering::SeqCst) > 0
+        });
+        // The peer does not read for a second: the connection's write side
+        // is full (16 MiB answer), its last two requests are settled.
+        std::thread::sleep(Duration::from_secs(1));
+        let while_full = spin_polls.load(Ordering::SeqCst);
+
+        // The connection still ends correctly: `big`'s answer whole, then
+        // the end of stream (it closed on the panic, after the answer
+        // before it).
+        peer.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match peer.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+        assert_eq!(
+            got.len(),
+            HUGE_ANSWER + 1,
+            "big's answer, then the end of stream"
+        );
+        assert!(got[..HUGE_ANSWER].iter().all(|&b| b == b'x') && got[HUGE_ANSWER] == b'\n');
+        eventually(20, "the connection ends", || server.connections() == 0);
+
+        let total = spin_polls.load(Ordering::SeqCst);
+        assert!(
+            total <= 64,
+            "the request behind the panic, whose answer can never be sent, was polled \
+             {total} times ({while_full} by the end of the second the peer did not read): \
+             the connection spins on it while its write side is full"
+        );
         drop(server);
     });
 }

@@ -132,8 +132,16 @@ impl<F: Future> InFlight<F> {
     /// that requests still run meanwhile, and finish, and let go of what
     /// they hold (a permit of a shared limit, say). Their outputs wait in
     /// the queue, which `max_in_flight` bounds.
+    ///
+    /// Not past a request that panicked: the connection closes at its
+    /// turn, and the requests behind it are dropped unanswered then, so
+    /// running them meanwhile is wasted (and one that keeps waking itself
+    /// would spin for as long as the peer does not read).
     pub(crate) fn poll_unfinished(&mut self, cx: &mut Context<'_>) {
         for e in self.queue.iter_mut() {
+            if matches!(e.out, Some(Err(Panicked(_)))) {
+                break;
+            }
             poll_entry(e, cx);
         }
     }

@@ -26,7 +26,8 @@
 //! the ones that finish keep their responses until their turn: a peer that
 //! stops reading holds at most `max_in_flight` responses, and no request
 //! of its connection stops halfway holding a lock or a permit that other
-//! connections wait for.
+//! connections wait for. (Requests behind one whose handler panicked are
+//! not run on: the connection closes at the panic's turn and drops them.)
 //!
 //! # Flushing
 //!
