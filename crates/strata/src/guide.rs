@@ -57,9 +57,11 @@
 //!     // A request the service fails (step 5: too busy, too slow) gets an
 //!     // error line in its place, and the connection carries on. Without
 //!     // this method the connection closes instead, after the answers
-//!     // before the failed request, and the client is told nothing.
+//!     // before the failed request, and the client is told nothing. (An
+//!     // error's text may hold line breaks, which the codec refuses to
+//!     // send: the answer must stay one line.)
 //!     fn service_error(&self, err: &BoxError) -> ErrorAction<String> {
-//!         ErrorAction::Respond(format!("error: {err}"))
+//!         ErrorAction::Respond(format!("error: {err}").replace(['\r', '\n'], " "))
 //!     }
 //! }
 //! ```

@@ -232,22 +232,35 @@ macro_rules! say {
 /// syntax: a level (`error`, `warn`, `info`, `debug`, `trace`) and/or
 /// `target=level` directives, comma-separated (`info,strata_proto=debug`).
 /// Targets not named log at `info` unless a level is given. A value that
-/// cannot be parsed is reported (as a warning) and `info` is used.
+/// cannot be parsed is reported (as a warning) and `info` is used. Span
+/// and field filters (`target[span]=level`, as tracing's `EnvFilter`
+/// takes them) are not supported: such directives are left out, with a
+/// warning saying so.
 pub fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let info = || Targets::new().with_default(LevelFilter::INFO);
+    let mut span_filters: Vec<String> = Vec::new();
     let (filter, not_understood) = match std::env::var("RUST_LOG") {
         // Spaces around directives and empty ones (`debug,`, `info, x=debug`)
         // are left out, as env_logger and tracing's EnvFilter do; parsed as
         // they are, an empty directive meant "errors only" and a spaced
-        // target matched nothing.
-        Ok(v) if !v.trim().is_empty() => match tidy_directives(&v).parse::<Targets>() {
-            Ok(t) if t.default_level().is_none() => (t.with_default(LevelFilter::INFO), None),
-            Ok(t) => (t, None),
-            Err(e) => (info(), Some(format!("RUST_LOG={v:?} not understood ({e})"))),
-        },
+        // target matched nothing. `Targets` would take a span filter's
+        // `target[span]` for a target name that matches nothing.
+        Ok(v) if !v.trim().is_empty() => {
+            let (targets, spans): (Vec<&str>, Vec<&str>) = tidy_directives(&v)
+                .into_iter()
+                .partition(|d| !d.contains(['[', '{']));
+            span_filters = spans.into_iter().map(str::to_owned).collect();
+            match targets.join(",").parse::<Targets>() {
+                // Only span filters: an empty string parses as "off".
+                _ if targets.is_empty() => (info(), None),
+                Ok(t) if t.default_level().is_none() => (t.with_default(LevelFilter::INFO), None),
+                Ok(t) => (t, None),
+                Err(e) => (info(), Some(format!("RUST_LOG={v:?} not understood ({e})"))),
+            }
+        }
         Err(std::env::VarError::NotUnicode(v)) => {
             (info(), Some(format!("RUST_LOG={v:?} is not UTF-8")))
         }
@@ -261,19 +274,21 @@ pub fn init_logging() {
         .with(fmt)
         .with(filter)
         .try_init();
+    if !span_filters.is_empty() {
+        tracing::warn!("RUST_LOG span filters are not supported; ignored: {span_filters:?}");
+    }
     if let Some(why) = not_understood {
         tracing::warn!("{why}; logging at info");
     }
 }
 
-/// `RUST_LOG` with each comma-separated directive trimmed, and empty ones
+/// `RUST_LOG`'s comma-separated directives, each trimmed, empty ones
 /// dropped.
-fn tidy_directives(v: &str) -> String {
+fn tidy_directives(v: &str) -> Vec<&str> {
     v.split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect()
 }
 
 #[cfg(test)]
