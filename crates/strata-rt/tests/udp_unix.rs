@@ -613,3 +613,89 @@ fn unix_stream_reports_unread_and_unsent_bytes() {
         });
     });
 }
+
+/// A socket's waiters hold wakers that are not strata's; dropping one may
+/// drop the future it belongs to (an executor that has gone away leaves a
+/// pending task owned only by its wakers), and that future may be waiting
+/// on the very same socket: dropping its `async fn` call withdraws its
+/// wait, which takes the waiters' lock. A waiter that displaces such a
+/// waker must drop it after releasing that lock; it used to drop it under
+/// the lock, and the thread deadlocked on itself. (Found by a review.)
+#[test]
+fn a_displaced_waker_that_drops_a_wait_on_the_same_socket_does_not_deadlock() {
+    use futures_util::FutureExt;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    /// A task of an executor that has gone away: only its wakers own it,
+    /// and a wake-up has no queue left to go to.
+    struct Abandoned {
+        future: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+        woken: Arc<AtomicBool>,
+    }
+    impl Wake for Abandoned {
+        fn wake(self: Arc<Self>) {
+            self.woken.store(true, Ordering::SeqCst);
+        }
+    }
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    deadline(20, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let server = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            let addr = server.local_addr().unwrap();
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let woken = Arc::new(AtomicBool::new(false));
+
+            // The abandoned task: an `async fn` recv on `server`.
+            let s = server.clone();
+            let guard = CountDrop(dropped.clone());
+            let task = Arc::new(Abandoned {
+                future: Mutex::new(Some(Box::pin(async move {
+                    let _guard = guard;
+                    let mut buf = [0u8; 64];
+                    let _ = s.recv_from(&mut buf).await;
+                }))),
+                woken: woken.clone(),
+            });
+            {
+                let waker = Waker::from(task.clone());
+                let mut cx = Context::from_waker(&waker);
+                let mut slot = task.future.lock().unwrap();
+                let fut = slot.as_mut().unwrap();
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+            }
+            // From now on the socket's stored waker is the task's only owner.
+            drop(task);
+
+            // An event: the worker wakes the stored waker (the wake-up goes
+            // nowhere), which stays stored, no longer waiting.
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"ping", addr).unwrap();
+            while !woken.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+
+            // Another waiter reads the datagram, then waits: it takes the
+            // old waker's place, and dropping that drops the abandoned task.
+            let mut buf = [0u8; 64];
+            let (n, _) = server.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"ping");
+            assert!(server.recv_from(&mut buf).now_or_never().is_none());
+            assert_eq!(
+                dropped.load(Ordering::SeqCst),
+                1,
+                "the abandoned future was not dropped"
+            );
+        });
+    });
+}

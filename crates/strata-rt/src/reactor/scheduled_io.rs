@@ -28,6 +28,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::mem;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -253,7 +254,13 @@ struct Resident {
 }
 
 impl Waiters {
-    fn register(&mut self, dir: Direction, waker: &Waker) {
+    /// Registers `waker` to be woken in `dir`; returns the waker it
+    /// displaced, if any, for the caller to drop once the lock is released:
+    /// a waker is not ours to vet, and the last one of a foreign task may
+    /// own the task's future, whose drop may withdraw a wait on this very
+    /// socket (and take this lock).
+    #[must_use]
+    fn register(&mut self, dir: Direction, waker: &Waker) -> Option<Waker> {
         let (resident, more) = self.of(dir);
         match &resident.waker {
             Some(w) if w.will_wake(waker) => {
@@ -264,39 +271,47 @@ impl Waiters {
                 if resident.wait == WaitId::NONE {
                     resident.wait = WaitId::current_for(waker);
                 }
+                None
             }
             Some(_) if resident.armed => {
                 let wait = WaitId::current_for(waker);
                 if wait == WaitId::NONE && resident.wait == WaitId::NONE {
                     // Two `poll_*` callers: the latest one is woken (as
                     // in tokio); one that gave up leaves nothing behind.
-                    resident.waker = Some(waker.clone());
-                    return;
+                    return resident.waker.replace(waker.clone());
                 }
                 // One entry per `async fn` call, and one for all `poll_*`
                 // callers (the latest).
                 let entry = more.iter_mut().find(|q| q.wait == wait);
                 match entry {
-                    Some(q) if q.waker.will_wake(waker) => {}
-                    Some(q) => q.waker = waker.clone(),
-                    None => more.push(Queued {
-                        wait,
-                        waker: waker.clone(),
-                    }),
+                    Some(q) if q.waker.will_wake(waker) => None,
+                    Some(q) => Some(mem::replace(&mut q.waker, waker.clone())),
+                    None => {
+                        more.push(Queued {
+                            wait,
+                            waker: waker.clone(),
+                        });
+                        None
+                    }
                 }
             }
             // Empty, or a resident that is not waiting: take its place.
             _ => {
-                resident.waker = Some(waker.clone());
                 resident.armed = true;
                 resident.wait = WaitId::current_for(waker);
+                resident.waker.replace(waker.clone())
             }
         }
     }
 
-    /// Removes the queued entry of the call `wait`, if any.
-    fn withdraw(&mut self, dir: Direction, wait: WaitId) {
-        self.of(dir).1.retain(|q| q.wait != wait);
+    /// Removes the queued entry of the call `wait`, if any (there is at
+    /// most one), and returns it, to be dropped once the lock is released
+    /// (see [`register`](Self::register)).
+    #[must_use]
+    fn withdraw(&mut self, dir: Direction, wait: WaitId) -> Option<Queued> {
+        let more = self.of(dir).1;
+        let i = more.iter().position(|q| q.wait == wait)?;
+        Some(more.remove(i))
     }
 
     /// The resident and the queue of one direction.
@@ -386,7 +401,9 @@ impl ScheduledIo {
     /// is one slot, shared by every wait of its task, and the next event
     /// or waiter replaces it.
     pub(crate) fn withdraw(&self, dir: Direction, wait: WaitId) {
-        self.waiters().withdraw(dir, wait);
+        let removed = self.waiters().withdraw(dir, wait);
+        // After the lock is released (see `Waiters::register`).
+        drop(removed);
     }
 
     /// Fails the source for good and moves all waiters into `to_wake`.
@@ -455,7 +472,9 @@ impl ScheduledIo {
             std::task::ready!(crate::executor::coop::poll_spend(cx));
             return Poll::Ready(r);
         }
-        self.waiters().register(dir, cx.waker());
+        let displaced = self.waiters().register(dir, cx.waker());
+        // Dropped after the lock is released (see `Waiters::register`).
+        drop(displaced);
         // An event may have landed between the check and the registration;
         // the reactor sets bits *before* taking waiters, so looking again
         // after registering closes the gap.
