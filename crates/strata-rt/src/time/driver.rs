@@ -730,14 +730,16 @@ pub(crate) fn fire_due(driver: &RefCell<Driver>) {
         if d.wheel.is_empty() {
             return;
         }
-        let mut due = mem::take(&mut d.due);
         let now = now_tick();
+        let Driver { wheel, due, .. } = &mut *d;
         // SAFETY: each pointer handed out stands for the wheel's reference.
-        d.wheel
-            .advance(now, |ptr| due.push(unsafe { from_ptr(ptr) }));
-        if !due.is_empty() {
-            d.fire(&mut due, Some(now));
+        wheel.advance(now, |ptr| due.push(unsafe { from_ptr(ptr) }));
+        // Most turns: nothing due, and nothing to move or wake.
+        if due.is_empty() {
+            return;
         }
+        let mut due = mem::take(&mut d.due);
+        d.fire(&mut due, Some(now));
         due
     };
     wake_fired(driver, &mut due);
