@@ -111,8 +111,10 @@ use crate::{Decoder, Encoder};
 ///
 /// Frames that a codec splits off the read buffer without copying (those
 /// of [`LengthDelimitedCodec`](crate::LengthDelimitedCodec) and
-/// [`BytesCodec`](crate::BytesCodec)) share its allocation, so holding on
-/// to one keeps that allocation alive; copy small frames you keep for long.
+/// [`BytesCodec`](crate::BytesCodec), and the longer [`Line`](crate::Line)s
+/// of [`LinesCodec::shared`](crate::LinesCodec::shared)) share its
+/// allocation, so holding on to one keeps that allocation alive; copy
+/// small frames you keep for long.
 ///
 /// So an idle `Framed`, one with no partial frame and nothing unflushed,
 /// holds the I/O object, the codec and two empty `BytesMut` handles, and
