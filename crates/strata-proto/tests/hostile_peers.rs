@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -658,6 +658,112 @@ fn a_request_behind_a_panic_is_not_polled_on_while_the_peer_does_not_read() {
              {total} times ({while_full} by the end of the second the peer did not read): \
              the connection spins on it while its write side is full"
         );
+        drop(server);
+    });
+}
+
+/// Shared by the requests of one connection.
+#[derive(Default)]
+struct DependentState {
+    /// Test -> `panic`: panic now.
+    go_panic: Flag,
+    /// Set by `panic` just before it panics.
+    panicked: AtomicBool,
+    /// Set by `release` when it was polled after `panic` panicked (it
+    /// then waits for `go_release`).
+    armed: AtomicBool,
+    /// Test -> `release`: release `wait` now.
+    go_release: Flag,
+    /// `release` -> `wait`.
+    released: Flag,
+}
+
+/// `wait`: waits until `release` releases it, then answers `woke`;
+/// `panic`: waits for the test, then panics; `release`: once polled after
+/// the panic, waits for the test, then releases `wait` (as a request
+/// giving back a lock or a permit that an earlier request waits for).
+#[derive(Clone)]
+struct Dependent(Arc<DependentState>);
+
+impl Service<String> for Dependent {
+    type Response = String;
+    type Error = std::io::Error;
+
+    async fn call(&self, req: String) -> Result<String, std::io::Error> {
+        let s = self.0.clone();
+        match req.as_str() {
+            "wait" => {
+                s.released.wait().await;
+                Ok("woke".into())
+            }
+            "panic" => {
+                s.go_panic.wait().await;
+                s.panicked.store(true, Ordering::SeqCst);
+                panic!("asked to panic");
+            }
+            "release" => {
+                // Pending until polled once after the panic; from then on
+                // it waits for the test's go.
+                std::future::poll_fn(|cx| {
+                    if s.panicked.load(Ordering::SeqCst) {
+                        s.armed.store(true, Ordering::SeqCst);
+                        Poll::Ready(())
+                    } else {
+                        // Woken by the connection's next pass.
+                        let _ = cx;
+                        Poll::Pending
+                    }
+                })
+                .await;
+                s.go_release.wait().await;
+                s.released.fire();
+                Ok("released".into())
+            }
+            other => Ok(format!("unknown {other}")),
+        }
+    }
+}
+
+/// "The responses ahead of [a panicked request] still go out before the
+/// connection acts on it", also when the request ahead waits on one
+/// behind the panic (a lock or a permit it holds, a value it sends): the
+/// requests behind a panic must still run while the head is unfinished.
+/// (A version that stopped at the first panicked outcome hung here, with
+/// the head's answer owed for good; found by a review.)
+#[test]
+fn a_request_ahead_of_a_panic_that_waits_on_one_behind_it_is_still_answered() {
+    deadline(30, || {
+        let shared = Arc::new(DependentState::default());
+        let svc = Dependent(shared.clone());
+        let server = one_worker()
+            .connection_config(
+                cfg()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(None),
+            )
+            .start(move || Ok::<_, std::io::Error>(svc.clone()))
+            .unwrap();
+        let mut peer = TcpStream::connect(server.local_addr()).unwrap();
+        peer.write_all(b"wait\npanic\nrelease\n").unwrap();
+        eventually(10, "the connection opened", || server.connections() == 1);
+        // Make the middle one panic. The last one is polled after the
+        // panic either in that same pass or at its push, whichever comes
+        // later.
+        shared.go_panic.fire();
+        eventually(
+            10,
+            "the request behind the panic was polled after it",
+            || shared.armed.load(Ordering::SeqCst),
+        );
+        // Now let it release the head: its waker is the connection's.
+        shared.go_release.fire();
+        let mut reader = BufReader::new(peer);
+        let mut line = String::new();
+        // Hang guard: the deadline above. On the code under review the
+        // head's answer never comes.
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "woke\n", "the head's answer");
         drop(server);
     });
 }

@@ -113,8 +113,11 @@ impl<F: Future> InFlight<F> {
         };
         if front.out.is_none() {
             // Poll everything unfinished: later futures make progress (and
-            // register wakers) even while the head is slow.
-            self.poll_unfinished(cx);
+            // register wakers) even while the head is slow, also those
+            // behind a panicked one: the head may wait on one of them.
+            for e in self.queue.iter_mut() {
+                poll_entry(e, cx);
+            }
         }
         let front = self.queue.front_mut().expect("checked above");
         match front.out.take() {
@@ -136,13 +139,16 @@ impl<F: Future> InFlight<F> {
     /// Not past a request that panicked: the connection closes at its
     /// turn, and the requests behind it are dropped unanswered then, so
     /// running them meanwhile is wasted (and one that keeps waking itself
-    /// would spin for as long as the peer does not read).
+    /// would spin for as long as the peer does not read). This only
+    /// delays them: once the peer reads, [`poll_next`](Self::poll_next)
+    /// runs them all again while the head is unfinished (the head may be
+    /// waiting on one of them).
     pub(crate) fn poll_unfinished(&mut self, cx: &mut Context<'_>) {
         for e in self.queue.iter_mut() {
+            poll_entry(e, cx);
             if matches!(e.out, Some(Err(Panicked(_)))) {
                 break;
             }
-            poll_entry(e, cx);
         }
     }
 

@@ -612,8 +612,10 @@ impl Driver {
                         if e.fire(&mut Some(MAX_TICK)) == Ok(true) {
                             self.fired.extend(e.take_waker());
                         }
+                        // At the end, where the loop finds it fired (and
+                        // keeps it, to drop); `due[i]` is the entry that
+                        // `swap_remove` moved there, still to look at.
                         due.push(e);
-                        i += 1;
                     }
                 }
             }
