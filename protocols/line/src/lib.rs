@@ -233,9 +233,9 @@ macro_rules! say {
 /// `target=level` directives, comma-separated (`info,strata_proto=debug`).
 /// Targets not named log at `info` unless a level is given. A value that
 /// cannot be parsed is reported (as a warning) and `info` is used. Span
-/// and field filters (`target[span]=level`, as tracing's `EnvFilter`
-/// takes them) are not supported: such directives are left out, with a
-/// warning saying so.
+/// filters (`target[span]=level`, as tracing's `EnvFilter` takes them) are
+/// not supported: such directives are left out, with a warning on stderr
+/// saying so; field-name filters (`target[{field}]=level`) work.
 pub fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -251,7 +251,8 @@ pub fn init_logging() {
         Ok(v) if !v.trim().is_empty() => {
             let (targets, spans): (Vec<&str>, Vec<&str>) = tidy_directives(&v)
                 .into_iter()
-                .partition(|d| !d.contains(['[', '{']));
+                // A field-name filter (`target[{field}]=level`) is fine.
+                .partition(|d| d.contains("[{") || !d.contains(['[', '{']));
             span_filters = spans.into_iter().map(str::to_owned).collect();
             match targets.join(",").parse::<Targets>() {
                 // Only span filters: an empty string parses as "off".
@@ -275,7 +276,8 @@ pub fn init_logging() {
         .with(filter)
         .try_init();
     if !span_filters.is_empty() {
-        tracing::warn!("RUST_LOG span filters are not supported; ignored: {span_filters:?}");
+        // Straight to stderr: the filter itself may leave out warnings.
+        say!("warning: RUST_LOG span filters are not supported; ignored: {span_filters:?}");
     }
     if let Some(why) = not_understood {
         tracing::warn!("{why}; logging at info");

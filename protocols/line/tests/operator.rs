@@ -419,3 +419,47 @@ fn sigterm_closes_idle_and_partial_connections() {
     let _ = r.read_to_end(&mut rest);
     assert!(rest.is_empty());
 }
+
+/// One round trip, then SIGTERM; every log line of the run.
+fn logs_of_a_run_with(rust_log: &str) -> Vec<String> {
+    let server = Server::start_env(&[], &[("RUST_LOG", rust_log)]);
+    let mut c = server.stream();
+    c.write_all(b"hello\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(c.try_clone().unwrap())
+        .read_line(&mut answer)
+        .unwrap();
+    assert_eq!(answer, "world\n");
+    drop(c);
+    let startup = server.startup.clone();
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "exit {status}");
+    startup.into_iter().chain(logs).collect()
+}
+
+/// `target[{field}]=level` is a field-name filter that tracing's `Targets`
+/// applies (an event of `target` at `level` is enabled if it has every
+/// named field): it is not taken for a span filter and left out. (The
+/// first version of the span-filter warning did that; found by a review.)
+#[test]
+fn a_field_name_directive_that_targets_applies_is_not_left_out() {
+    let logs = logs_of_a_run_with("strata_proto[{peer}]=debug");
+    assert!(
+        logs.iter().any(|l| l.contains("connection opened")),
+        "RUST_LOG=strata_proto[{{peer}}]=debug: no `connection opened` line: {logs:#?}"
+    );
+}
+
+/// The warning that a span filter was left out is not subject to the
+/// filter it warns about: with a default level of `error` (the
+/// `strata_proto=info` keeps the `listening` line the harness needs), a
+/// `warn` event would be filtered out and the operator told nothing.
+#[test]
+fn the_warning_about_a_left_out_span_filter_is_not_filtered_out() {
+    let logs = logs_of_a_run_with("error,strata_proto=info,strata_proto[conn]=debug");
+    assert!(
+        logs.iter().any(|l| l.contains("span filters")),
+        "RUST_LOG=error,strata_proto=info,strata_proto[conn]=debug: the span filter was \
+         left out in silence: {logs:#?}"
+    );
+}
