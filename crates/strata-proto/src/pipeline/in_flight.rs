@@ -136,18 +136,30 @@ impl<F: Future> InFlight<F> {
     /// they hold (a permit of a shared limit, say). Their outputs wait in
     /// the queue, which `max_in_flight` bounds.
     ///
-    /// Not past a request that panicked: the connection closes at its
-    /// turn, and the requests behind it are dropped unanswered then, so
-    /// running them meanwhile is wasted (and one that keeps waking itself
-    /// would spin for as long as the peer does not read). This only
-    /// delays them: once the peer reads, [`poll_next`](Self::poll_next)
-    /// runs them all again while the head is unfinished (the head may be
-    /// waiting on one of them).
+    /// A request that panicked ends the connection at its turn, and the
+    /// requests behind it are never answered. While a request ahead of it
+    /// is unfinished they still run (that one may wait on one of them);
+    /// once none is, they are dropped here and now, letting go of what
+    /// they hold, rather than left halfway (or, waking themselves, polled
+    /// on for as long as the peer does not read).
     pub(crate) fn poll_unfinished(&mut self, cx: &mut Context<'_>) {
-        for e in self.queue.iter_mut() {
+        let mut unfinished_ahead = false;
+        let mut last = None;
+        for (i, e) in self.queue.iter_mut().enumerate() {
             poll_entry(e, cx);
-            if matches!(e.out, Some(Err(Panicked(_)))) {
-                break;
+            match e.out {
+                None => unfinished_ahead = true,
+                Some(Err(Panicked(_))) if !unfinished_ahead => {
+                    last = Some(i);
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(last) = last {
+            while self.queue.len() > last + 1 {
+                let entry = self.queue.pop_back().expect("longer than `last`");
+                drop_guarded(entry);
             }
         }
     }
@@ -159,10 +171,7 @@ impl<F: Future> InFlight<F> {
     /// them.
     pub(crate) fn clear(&mut self) {
         while let Some(entry) = self.queue.pop_front() {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(entry))) {
-                let msg = crate::server::panic_message(&*payload);
-                tracing::error!(panic = %msg, "a cancelled request's future panicked when dropped");
-            }
+            drop_guarded(entry);
         }
     }
 
@@ -177,6 +186,15 @@ impl<F: Future> Drop for InFlight<F> {
     /// error) drops them as `clear` does.
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// Drops a request that will not be answered; a panic in its `Drop` is
+/// logged, not propagated (see [`InFlight::clear`]).
+fn drop_guarded<F: Future>(entry: Entry<F>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(entry))) {
+        let msg = crate::server::panic_message(&*payload);
+        tracing::error!(panic = %msg, "a cancelled request's future panicked when dropped");
     }
 }
 

@@ -27,7 +27,9 @@
 //! stops reading holds at most `max_in_flight` responses, and no request
 //! of its connection stops halfway holding a lock or a permit that other
 //! connections wait for. (Requests behind one whose handler panicked are
-//! not run on: the connection closes at the panic's turn and drops them.)
+//! never answered: the connection closes at the panic's turn. They run
+//! while a request ahead of the panic is unfinished, and are dropped as
+//! soon as none is.)
 //!
 //! # Flushing
 //!
