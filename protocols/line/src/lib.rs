@@ -235,7 +235,7 @@ macro_rules! say {
 /// cannot be parsed is reported (as a warning) and `info` is used. Span
 /// filters (`target[span]=level`, as tracing's `EnvFilter` takes them) are
 /// not supported: such directives are left out, with a warning on stderr
-/// saying so; field-name filters (`target[{field}]=level`) work.
+/// saying so; a filter on one field name (`target[{field}]=level`) works.
 pub fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -251,8 +251,7 @@ pub fn init_logging() {
         Ok(v) if !v.trim().is_empty() => {
             let (targets, spans): (Vec<&str>, Vec<&str>) = tidy_directives(&v)
                 .into_iter()
-                // A field-name filter (`target[{field}]=level`) is fine.
-                .partition(|d| d.contains("[{") || !d.contains(['[', '{']));
+                .partition(|d| targets_apply(d));
             span_filters = spans.into_iter().map(str::to_owned).collect();
             match targets.join(",").parse::<Targets>() {
                 // Only span filters: an empty string parses as "off".
@@ -277,11 +276,34 @@ pub fn init_logging() {
         .try_init();
     if !span_filters.is_empty() {
         // Straight to stderr: the filter itself may leave out warnings.
-        say!("warning: RUST_LOG span filters are not supported; ignored: {span_filters:?}");
+        say!(
+            "warning: RUST_LOG span filters, and field filters other than \
+             `target[{{field}}]=level`, are not supported; ignored: {span_filters:?}"
+        );
     }
     if let Some(why) = not_understood {
         tracing::warn!("{why}; logging at info");
     }
+}
+
+/// Whether `Targets` applies directive `d` as written: one with no span or
+/// field filter, or `target[{field}]=level` with one field name. (It would
+/// take any other bracketed form for a target name that matches nothing,
+/// or refuse the whole value; a field list is split at its commas before
+/// it gets there.)
+fn targets_apply(d: &str) -> bool {
+    const BRACKETS: [char; 4] = ['[', ']', '{', '}'];
+    if !d.contains(BRACKETS) {
+        return true;
+    }
+    let Some((head, level)) = d.split_once("}]=") else {
+        return false;
+    };
+    let Some((target, field)) = head.split_once("[{") else {
+        return false;
+    };
+    let plain = |part: &str| !part.contains(BRACKETS) && !part.contains(['=', ',']);
+    plain(target) && plain(field) && !field.is_empty() && plain(level) && !level.is_empty()
 }
 
 /// `RUST_LOG`'s comma-separated directives, each trimmed, empty ones
@@ -296,6 +318,25 @@ fn tidy_directives(v: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_directives_targets_applies_are_kept() {
+        for kept in ["debug", "strata_proto=debug", "strata_proto[{peer}]=debug"] {
+            assert!(targets_apply(kept), "{kept}");
+        }
+        for left_out in [
+            "strata_proto[conn]=debug",
+            "[conn]=debug",
+            "strata_proto[{peer}]",
+            "strata_proto[{peer",
+            "connections}]=debug",
+            "strata_proto[{peer=1}]=debug",
+            "strata_proto[conn{peer}]=debug",
+            "strata_proto[{}]=debug",
+        ] {
+            assert!(!targets_apply(left_out), "{left_out}");
+        }
+    }
 
     #[test]
     fn a_service_error_becomes_one_line() {

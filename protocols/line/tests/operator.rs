@@ -296,9 +296,13 @@ fn a_rust_log_directive_is_not_silently_ignored() {
         "info,strata_proto=debug",
         "debug,",
         "info, strata_proto=debug",
-        // Span filters, not supported: a warning says so.
+        // Span filters, not supported: a warning says so. The same for a
+        // field filter `Targets` would not apply as written: a list of
+        // fields (split at its comma), one without a level.
         "strata_proto[conn]=debug",
         "info,[conn]=debug",
+        "strata_proto[{peer,connections}]=debug",
+        "strata_proto[{peer}]",
     ] {
         let mut server = Server::start_env(&[], &[("RUST_LOG", rust_log)]);
         let mut c = server.stream();
