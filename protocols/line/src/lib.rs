@@ -241,7 +241,7 @@ pub fn init_logging() {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let info = || Targets::new().with_default(LevelFilter::INFO);
-    let mut span_filters: Vec<String> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
     let (filter, not_understood) = match std::env::var("RUST_LOG") {
         // Spaces around directives and empty ones (`debug,`, `info, x=debug`)
         // are left out, as env_logger and tracing's EnvFilter do; parsed as
@@ -252,7 +252,7 @@ pub fn init_logging() {
             let (targets, spans): (Vec<&str>, Vec<&str>) = tidy_directives(&v)
                 .into_iter()
                 .partition(|d| targets_apply(d));
-            span_filters = spans.into_iter().map(str::to_owned).collect();
+            left_out = spans.into_iter().map(str::to_owned).collect();
             match targets.join(",").parse::<Targets>() {
                 // Only span filters: an empty string parses as "off".
                 _ if targets.is_empty() => (info(), None),
@@ -274,11 +274,12 @@ pub fn init_logging() {
         .with(fmt)
         .with(filter)
         .try_init();
-    if !span_filters.is_empty() {
+    if !left_out.is_empty() {
         // Straight to stderr: the filter itself may leave out warnings.
         say!(
-            "warning: RUST_LOG span filters, and field filters other than \
-             `target[{{field}}]=level`, are not supported; ignored: {span_filters:?}"
+            "warning: RUST_LOG directives left out (span filters, field filters other \
+             than `target[{{field}}]=level`, spaces and empty levels are not \
+             supported): {left_out:?}"
         );
     }
     if let Some(why) = not_understood {
@@ -287,14 +288,20 @@ pub fn init_logging() {
 }
 
 /// Whether `Targets` applies directive `d` as written: one with no span or
-/// field filter, or `target[{field}]=level` with one field name. (It would
-/// take any other bracketed form for a target name that matches nothing,
-/// or refuse the whole value; a field list is split at its commas before
-/// it gets there.)
+/// field filter, or `target[{field}]=level` with one field name, and no
+/// space inside or empty level. (It would take any other bracketed form,
+/// or a name with a space, for a target or field that matches nothing,
+/// and an empty level for `error`; a field list is split at its commas
+/// before it gets here.)
 fn targets_apply(d: &str) -> bool {
     const BRACKETS: [char; 4] = ['[', ']', '{', '}'];
+    if d.contains(char::is_whitespace) {
+        return false;
+    }
     if !d.contains(BRACKETS) {
-        return true;
+        return d
+            .split_once('=')
+            .is_none_or(|(_, level)| !level.is_empty() && !level.contains('='));
     }
     let Some((head, level)) = d.split_once("}]=") else {
         return false;
@@ -321,7 +328,12 @@ mod tests {
 
     #[test]
     fn only_directives_targets_applies_are_kept() {
-        for kept in ["debug", "strata_proto=debug", "strata_proto[{peer}]=debug"] {
+        for kept in [
+            "debug",
+            "strata_proto",
+            "strata_proto=debug",
+            "strata_proto[{peer}]=debug",
+        ] {
             assert!(targets_apply(kept), "{kept}");
         }
         for left_out in [
@@ -333,6 +345,11 @@ mod tests {
             "strata_proto[{peer=1}]=debug",
             "strata_proto[conn{peer}]=debug",
             "strata_proto[{}]=debug",
+            "strata_proto=",
+            "=",
+            "strata_proto==debug",
+            "strata_proto =debug",
+            "strata_proto[{peer }]=debug",
         ] {
             assert!(!targets_apply(left_out), "{left_out}");
         }

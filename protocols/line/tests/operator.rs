@@ -303,6 +303,9 @@ fn a_rust_log_directive_is_not_silently_ignored() {
         "info,[conn]=debug",
         "strata_proto[{peer,connections}]=debug",
         "strata_proto[{peer}]",
+        // Read as `error` or as a name with a space: left out, with a word.
+        "info,strata_proto=",
+        "info,strata_proto =debug",
     ] {
         let mut server = Server::start_env(&[], &[("RUST_LOG", rust_log)]);
         let mut c = server.stream();
