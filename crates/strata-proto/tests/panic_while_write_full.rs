@@ -168,25 +168,23 @@ fn victim(server: &strata_proto::ServerHandle) -> String {
     answer
 }
 
-/// The panic's turn has come (the answer ahead of it is in the write
-/// buffer, the write side full): `hold`, behind it, is dropped with the
-/// shared permit it holds, so another connection's request gets it.
-#[test]
-fn a_request_behind_a_panic_whose_turn_came_does_not_keep_a_shared_permit() {
+/// The hostile peer sends `requests` (`big` first); `big` finishes and
+/// fills the write side for good, then the panic happens and the requests
+/// may go on: another connection's request, which needs the shared permit,
+/// is answered.
+fn another_connection_gets_the_permit(requests: &'static str) {
     deadline(40, || {
-        let (server, st, pool, hog) = start("big\npanic\nhold\n");
-        // `big` finishes; `hold` sees it in the same pass. Right after that
-        // pass `big`'s 16 MiB answer fills the write side for good.
+        let (server, st, pool, hog) = start(requests);
+        // `big` finishes; a request behind it sees that in the same pass,
+        // right after which `big`'s 16 MiB answer fills the write side.
         st.go_big.fire();
-        eventually(20, "hold was polled after big finished", || {
+        eventually(20, "a request was polled after big finished", || {
             st.saw_big_done.load(Ordering::SeqCst)
         });
         st.go_panic.fire();
         eventually(20, "the panic happened", || {
             st.panicked.load(Ordering::SeqCst)
         });
-        // `hold` may give the permit back now (if it is ever polled), or be
-        // dropped with it.
         st.go_release.fire();
         let answer = victim(&server);
         assert_eq!(
@@ -200,31 +198,18 @@ fn a_request_behind_a_panic_whose_turn_came_does_not_keep_a_shared_permit() {
     });
 }
 
+/// The panic's turn has come (the answer ahead of it is in the write
+/// buffer, the write side full): `hold`, behind it, is dropped with the
+/// shared permit it holds, so another connection's request gets it.
+#[test]
+fn a_request_behind_a_panic_whose_turn_came_does_not_keep_a_shared_permit() {
+    another_connection_gets_the_permit("big\npanic\nhold\n");
+}
+
 /// A request ahead of the panic (`wait`, holding the shared permit) waits
 /// on one behind it (`release`): that one still runs while the write side
 /// is full, so `wait` finishes and gives the permit back.
 #[test]
 fn a_request_ahead_of_a_panic_waiting_on_one_behind_it_does_not_keep_a_shared_permit() {
-    deadline(40, || {
-        let (server, st, pool, hog) = start("big\nwait\npanic\nrelease\n");
-        st.go_big.fire();
-        eventually(20, "release was polled after big finished", || {
-            st.saw_big_done.load(Ordering::SeqCst)
-        });
-        st.go_panic.fire();
-        eventually(20, "the panic happened", || {
-            st.panicked.load(Ordering::SeqCst)
-        });
-        // `release` may release `wait` now, if it is ever polled.
-        st.go_release.fire();
-        let answer = victim(&server);
-        assert_eq!(
-            answer,
-            "ok\n",
-            "the victim's answer (permits available {})",
-            pool.available()
-        );
-        drop(hog);
-        drop(server);
-    });
+    another_connection_gets_the_permit("big\nwait\npanic\nrelease\n");
 }

@@ -159,6 +159,31 @@ impl Drop for DropFlag {
     }
 }
 
+/// An hour's sleep, registered (polled once) with a waker that sets
+/// `dropped` when the last of it is dropped.
+fn an_hour_polled_with(dropped: Arc<AtomicBool>) -> Sleep {
+    let mut s = sleep(Duration::from_secs(3600));
+    let w = Waker::from(Arc::new(DropFlag(dropped)));
+    assert!(
+        Pin::new(&mut s)
+            .poll(&mut Context::from_waker(&w))
+            .is_pending()
+    );
+    s
+}
+
+/// Whether `flag` is set within 3 s: "did it ever happen", not a latency
+/// bound.
+fn becomes_set(flag: &AtomicBool) -> bool {
+    for _ in 0..300 {
+        if flag.load(Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// A `Sleep` dropped on a thread other than its owner worker lets go of the
 /// waker of the task that last polled it at once (as tokio's does); it used
 /// to keep it until the owner's next turn, which for an idle owner is the
@@ -173,16 +198,7 @@ fn a_sleep_dropped_off_its_owner_lets_go_of_its_waker() {
         let handle = rt.handle().clone();
         let s = rt.block_on(async move {
             handle
-                .spawn_on(0, async move {
-                    let mut s = sleep(Duration::from_secs(3600));
-                    let w = Waker::from(Arc::new(DropFlag(d)));
-                    assert!(
-                        Pin::new(&mut s)
-                            .poll(&mut Context::from_waker(&w))
-                            .is_pending()
-                    );
-                    s
-                })
+                .spawn_on(0, async move { an_hour_polled_with(d) })
                 .await
                 .unwrap()
         });
@@ -190,12 +206,8 @@ fn a_sleep_dropped_off_its_owner_lets_go_of_its_waker() {
         // it has gone to sleep; it cannot make the test fail wrongly).
         std::thread::sleep(Duration::from_millis(200));
         drop(s);
-        // Generous: this is "did it ever happen", not a latency bound.
-        for _ in 0..300 {
-            if dropped.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if becomes_set(&dropped) {
+            return;
         }
         // Only the owner's next turn lets go of it.
         rt.block_on(rt.handle().spawn_on(0, async {})).unwrap();
@@ -219,26 +231,16 @@ fn a_sleep_dropped_on_its_owner_lets_go_of_its_waker_before_the_owner_idles() {
         let d = dropped.clone();
         rt.block_on(async move {
             spawn(async move {
-                let mut s = sleep(Duration::from_secs(3600));
-                let w = Waker::from(Arc::new(DropFlag(d)));
-                assert!(
-                    Pin::new(&mut s)
-                        .poll(&mut Context::from_waker(&w))
-                        .is_pending()
-                );
-                // `s` and `w` are dropped here, on the worker.
+                // Dropped here, on the worker.
+                drop(an_hour_polled_with(d));
             })
             .await
             .unwrap();
         });
-        // Generous: this is "did it ever happen", not a latency bound.
-        for _ in 0..300 {
-            if dropped.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("3 s after the sleep was dropped on its idle owner, the owner still held the waker");
+        assert!(
+            becomes_set(&dropped),
+            "3 s after the sleep was dropped on its idle owner, the owner still held the waker"
+        );
     });
 }
 

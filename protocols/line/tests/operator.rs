@@ -307,25 +307,7 @@ fn a_rust_log_directive_is_not_silently_ignored() {
         "info,strata_proto=",
         "info,strata_proto =debug",
     ] {
-        let mut server = Server::start_env(&[], &[("RUST_LOG", rust_log)]);
-        let mut c = server.stream();
-        c.write_all(b"hello\n").unwrap();
-        let mut answer = String::new();
-        BufReader::new(c.try_clone().unwrap())
-            .read_line(&mut answer)
-            .unwrap();
-        assert_eq!(answer, "world\n");
-        drop(c);
-        server.signal(libc::SIGTERM);
-        let status = server.wait_exit(30).expect("exits");
-        assert!(status.success());
-        // A warning comes before the `listening` line.
-        let logs: Vec<String> = server
-            .startup
-            .iter()
-            .cloned()
-            .chain(server.log.try_iter())
-            .collect();
+        let logs = logs_of_a_run_with(rust_log);
         assert!(
             logs.iter()
                 .any(|l| l.contains("connection opened") || l.contains("RUST_LOG")),
