@@ -278,8 +278,8 @@ pub fn init_logging() {
         // Straight to stderr: the filter itself may leave out warnings.
         say!(
             "warning: RUST_LOG directives left out (span filters, field filters other \
-             than `target[{{field}}]=level`, spaces and empty levels are not \
-             supported): {left_out:?}"
+             than `target[{{field}}]=level`, targets that are no module path, spaces \
+             and empty levels are not supported): {left_out:?}"
         );
     }
     if let Some(why) = not_understood {
@@ -287,30 +287,49 @@ pub fn init_logging() {
     }
 }
 
-/// Whether `Targets` applies directive `d` as written: one with no span or
-/// field filter, or `target[{field}]=level` with one field name, and no
-/// space inside or empty level. (It would take any other bracketed form,
-/// or a name with a space, for a target or field that matches nothing,
-/// and an empty level for `error`; a field list is split at its commas
-/// before it gets here.)
+/// Whether `Targets` applies directive `d` as written: a level, or a
+/// target that is a module path (or empty: all targets) with an optional
+/// level, or `target[{field}]=level` with one field name. (`Targets` would
+/// take a bracketed form, a name with a space or a dash, or a word that is
+/// no level for a target or field that matches nothing, and an empty
+/// level for `error`; a field list is split at its commas before it gets
+/// here.)
 fn targets_apply(d: &str) -> bool {
+    use tracing_subscriber::filter::LevelFilter;
     const BRACKETS: [char; 4] = ['[', ']', '{', '}'];
     if d.contains(char::is_whitespace) {
         return false;
     }
-    if !d.contains(BRACKETS) {
-        return d
-            .split_once('=')
-            .is_none_or(|(_, level)| !level.is_empty() && !level.contains('='));
+    let (head, level) = match d.split_once('=') {
+        None if d.parse::<LevelFilter>().is_ok() => return true,
+        None => (d, None),
+        Some((head, level)) => (head, Some(level)),
+    };
+    if level.is_some_and(|l| l.is_empty() || l.contains(['=', '[', ']', '{', '}'])) {
+        return false;
     }
-    let Some((head, level)) = d.split_once("}]=") else {
+    if !head.contains(BRACKETS) {
+        return is_module_path(head);
+    }
+    let (Some(field), Some(_)) = (head.strip_suffix("}]"), level) else {
         return false;
     };
-    let Some((target, field)) = head.split_once("[{") else {
+    let Some((target, field)) = field.split_once("[{") else {
         return false;
     };
-    let plain = |part: &str| !part.contains(BRACKETS) && !part.contains(['=', ',']);
-    plain(target) && plain(field) && !field.is_empty() && plain(level) && !level.is_empty()
+    is_module_path(target) && is_module_path(field) && !field.is_empty() && !field.contains(':')
+}
+
+/// `a`, `a::b_c`, ... (or empty); what a `tracing` target built from
+/// module paths can start with.
+fn is_module_path(s: &str) -> bool {
+    s.is_empty()
+        || s.split("::").all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        })
 }
 
 /// `RUST_LOG`'s comma-separated directives, each trimmed, empty ones
@@ -330,8 +349,12 @@ mod tests {
     fn only_directives_targets_applies_are_kept() {
         for kept in [
             "debug",
+            "WARN",
+            "4",
             "strata_proto",
             "strata_proto=debug",
+            "strata_proto::server=debug",
+            "=debug",
             "strata_proto[{peer}]=debug",
         ] {
             assert!(targets_apply(kept), "{kept}");
@@ -345,6 +368,10 @@ mod tests {
             "strata_proto[{peer=1}]=debug",
             "strata_proto[conn{peer}]=debug",
             "strata_proto[{}]=debug",
+            "strata-proto=debug",
+            "10",
+            "verbose!",
+            "strata_proto::=debug",
             "strata_proto=",
             "=",
             "strata_proto==debug",
