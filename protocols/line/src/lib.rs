@@ -234,8 +234,11 @@ macro_rules! say {
 /// Targets not named log at `info` unless a level is given. A value that
 /// cannot be parsed is reported (as a warning) and `info` is used. Span
 /// filters (`target[span]=level`, as tracing's `EnvFilter` takes them) are
-/// not supported: such directives are left out, with a warning on stderr
-/// saying so; a filter on one field name (`target[{field}]=level`) works.
+/// not supported: such directives (and ones with a space inside, an empty
+/// level, or a target that is no module path, such as `strata-proto`) are
+/// left out, with a warning on stderr saying so; a filter on one field
+/// name (`target[{field}]=level`) works. A bare word that is no level is a
+/// target name, as for env_logger.
 pub fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
