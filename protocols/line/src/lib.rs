@@ -249,15 +249,15 @@ pub fn init_logging() {
         // Spaces around directives and empty ones (`debug,`, `info, x=debug`)
         // are left out, as env_logger and tracing's EnvFilter do; parsed as
         // they are, an empty directive meant "errors only" and a spaced
-        // target matched nothing. `Targets` would take a span filter's
-        // `target[span]` for a target name that matches nothing.
+        // target matched nothing. Directives `Targets` would misread
+        // are left out (see `targets_apply`).
         Ok(v) if !v.trim().is_empty() => {
-            let (targets, spans): (Vec<&str>, Vec<&str>) = tidy_directives(&v)
+            let (targets, others): (Vec<&str>, Vec<&str>) = tidy_directives(&v)
                 .into_iter()
                 .partition(|d| targets_apply(d));
-            left_out = spans.into_iter().map(str::to_owned).collect();
+            left_out = others.into_iter().map(str::to_owned).collect();
             match targets.join(",").parse::<Targets>() {
-                // Only span filters: an empty string parses as "off".
+                // Nothing kept: an empty string would parse as "off".
                 _ if targets.is_empty() => (info(), None),
                 Ok(t) if t.default_level().is_none() => (t.with_default(LevelFilter::INFO), None),
                 Ok(t) => (t, None),
@@ -320,19 +320,21 @@ fn targets_apply(d: &str) -> bool {
     let Some((target, field)) = field.split_once("[{") else {
         return false;
     };
-    is_module_path(target) && is_module_path(field) && !field.is_empty() && !field.contains(':')
+    is_module_path(target) && is_ident(field)
 }
 
 /// `a`, `a::b_c`, ... (or empty); what a `tracing` target built from
 /// module paths can start with.
 fn is_module_path(s: &str) -> bool {
-    s.is_empty()
-        || s.split("::").all(|part| {
-            part.chars()
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_')
-                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-        })
+    s.is_empty() || s.split("::").all(is_ident)
+}
+
+/// A Rust identifier (`a`, `_b2`): a module path's part, or a field name.
+fn is_ident(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// `RUST_LOG`'s comma-separated directives, each trimmed, empty ones

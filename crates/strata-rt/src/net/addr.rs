@@ -160,10 +160,10 @@ pub(crate) async fn first_addr(
     addr: &impl ToSocketAddrs,
     api: &'static str,
 ) -> io::Result<SocketAddr> {
-    if let Addrs::One(a) = addr.to_addrs() {
-        return Ok(a);
+    match addr.to_addrs() {
+        Addrs::One(a) => Ok(a),
+        addrs => addrs.resolve(api).await?.next().ok_or_else(no_address),
     }
-    resolve(addr, api).await?.next().ok_or_else(no_address)
 }
 
 /// Parses `host` as an IP address, or keeps it as a name to look up.

@@ -164,11 +164,15 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
         }
     }
 
-    /// After the source's own write direction was shut down: marks it so
-    /// and wakes the tasks waiting to write, which then meet the error.
-    /// A Unix stream reports no event for its own shutdown (TCP does), so
-    /// without this a writer blocked on a full buffer would sleep on.
-    pub(crate) fn write_shut_down(&self) {
+    /// After the source's own `shutdown(how)` succeeded: if that shut its
+    /// write direction, marks it so and wakes the tasks waiting to write,
+    /// which then meet the error. A Unix stream reports no event for its
+    /// own shutdown (TCP does), so without this a writer blocked on a full
+    /// buffer would sleep on.
+    pub(crate) fn shut_down(&self, how: std::net::Shutdown) {
+        if how == std::net::Shutdown::Read {
+            return;
+        }
         if let Some(r) = self.reg.get() {
             let mut to_wake = Vec::new();
             r.sched.set_readiness(Ready::WRITE_SHUT, &mut to_wake);

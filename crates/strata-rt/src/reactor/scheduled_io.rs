@@ -364,7 +364,7 @@ impl ScheduledIo {
     /// Records the readiness, bumps the tick, and moves the matching
     /// waiters into `to_wake`. Called by the owning worker for each event,
     /// and from any thread by a stream's own `shutdown` (see
-    /// `PollEvented::write_shut_down`).
+    /// `PollEvented::shut_down`).
     pub(crate) fn set_readiness(&self, ready: Ready, to_wake: &mut Vec<Waker>) {
         let mut cur = self.readiness.load(Ordering::Acquire);
         loop {

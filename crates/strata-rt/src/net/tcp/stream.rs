@@ -194,9 +194,7 @@ impl TcpStream {
     /// direction is shut down, and their writes fail (`BrokenPipe`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)?;
-        if how != Shutdown::Read {
-            self.io.write_shut_down();
-        }
+        self.io.shut_down(how);
         Ok(())
     }
 

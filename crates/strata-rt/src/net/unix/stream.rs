@@ -160,9 +160,7 @@ impl UnixStream {
     /// direction is shut down, and their writes fail (`BrokenPipe`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)?;
-        if how != Shutdown::Read {
-            self.io.write_shut_down();
-        }
+        self.io.shut_down(how);
         Ok(())
     }
 
