@@ -30,6 +30,20 @@ impl Wake for Unparker {
     }
 }
 
+/// A sleep of `dur` registered (polled once) by a task on `rt`'s worker,
+/// handed out.
+fn registered_in_a_task(rt: &strata_rt::Runtime, dur: Duration) -> strata_rt::time::Sleep {
+    rt.block_on(async move {
+        spawn(async move {
+            let mut s = sleep(dur);
+            assert!(poll_once(&mut s).await.is_pending());
+            s
+        })
+        .await
+        .unwrap()
+    })
+}
+
 /// Drives `f` on the calling thread, which is in no runtime.
 fn plain_block_on<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
@@ -51,15 +65,7 @@ fn plain_block_on<F: Future>(f: F) -> F::Output {
 fn a_registered_sleep_reset_on_a_plain_thread_still_fires() {
     deadline(20, || {
         let rt = rt(1);
-        let s = rt.block_on(async {
-            spawn(async {
-                let mut s = sleep(Duration::from_secs(3600));
-                assert!(poll_once(&mut s).await.is_pending());
-                s
-            })
-            .await
-            .unwrap()
-        });
+        let s = registered_in_a_task(&rt, Duration::from_secs(3600));
         let r = std::thread::spawn(move || {
             let mut s = s;
             let target = Instant::now() + Duration::from_millis(20);
@@ -113,15 +119,7 @@ fn an_interval_ticked_in_a_task_keeps_ticking_on_a_plain_thread() {
 fn a_sleep_reset_off_its_worker_in_the_runtime_then_awaited_on_a_plain_thread_fires() {
     deadline(20, || {
         let rt = rt(1);
-        let mut s = rt.block_on(async {
-            spawn(async {
-                let mut s = sleep(Duration::from_secs(3600));
-                assert!(poll_once(&mut s).await.is_pending());
-                s
-            })
-            .await
-            .unwrap()
-        });
+        let mut s = registered_in_a_task(&rt, Duration::from_secs(3600));
         let due = Instant::now() + Duration::from_millis(20);
         rt.block_on(async { s.reset(due) });
         let fired_at = std::thread::spawn(move || {
@@ -266,15 +264,7 @@ fn a_sleep_polled_with_changing_wakers_as_it_fires_wakes_the_last_one() {
 fn a_sleep_postponed_off_its_worker_fires_at_the_new_deadline_not_the_old() {
     deadline(20, || {
         let rt = rt(1);
-        let s = rt.block_on(async {
-            spawn(async {
-                let mut s = sleep(Duration::from_millis(20));
-                assert!(poll_once(&mut s).await.is_pending());
-                s
-            })
-            .await
-            .unwrap()
-        });
+        let s = registered_in_a_task(&rt, Duration::from_millis(20));
         let (fired_at, due) = std::thread::spawn(move || {
             let mut s = s;
             let due = Instant::now() + Duration::from_millis(150);
@@ -310,15 +300,7 @@ fn postponing_off_the_worker_as_the_owner_fires_is_never_early() {
         let rt = rt(1);
         let mut rng = support::Rng::new(17);
         for _ in 0..rounds(300) {
-            let s = rt.block_on(async {
-                spawn(async {
-                    let mut s = sleep(Duration::from_millis(1));
-                    assert!(poll_once(&mut s).await.is_pending());
-                    s
-                })
-                .await
-                .unwrap()
-            });
+            let s = registered_in_a_task(&rt, Duration::from_millis(1));
             let spins: Vec<u64> = (0..4).map(|_| rng.below(20_000)).collect();
             let late: u64 = rng.below(3);
             std::thread::spawn(move || {

@@ -149,9 +149,9 @@ fn a_sleep_reset_and_polled_on_another_worker_keeps_allocating_per_reset() {
 // runtime and every tick of an `Interval` catching up in `block_on`: while
 // the owner was busy the queue grew without bound.
 
-/// Keeps the runtime's only worker busy until the sender is used: a task
-/// that blocks its thread, started before this returns.
-fn hold_the_worker(rt: &Runtime) -> (mpsc::Sender<()>, strata_rt::JoinHandle<()>) {
+/// Runs `f` while the runtime's only worker is kept busy (a task that
+/// blocks its thread); returns what `f` returns.
+fn while_the_worker_is_busy<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let blocker = rt.handle().spawn(async move {
@@ -159,7 +159,10 @@ fn hold_the_worker(rt: &Runtime) -> (mpsc::Sender<()>, strata_rt::JoinHandle<()>
         release_rx.recv().unwrap();
     });
     started_rx.recv().unwrap();
-    (release_tx, blocker)
+    let r = f();
+    release_tx.send(()).unwrap();
+    rt.block_on(blocker).unwrap();
+    r
 }
 
 /// Resets (and catch-up ticks) per test: fewer under Miri, an interpreter.
@@ -188,10 +191,7 @@ fn resets_in_block_on_while_the_owner_is_busy_queue_nothing() {
         strata_rt::time::sleep(Duration::from_millis(20)).await;
         s
     });
-    let (release, blocker) = hold_the_worker(&rt);
-    let allocs = rt.block_on(async { allocs_of_resets(&mut s) });
-    release.send(()).unwrap();
-    rt.block_on(blocker).unwrap();
+    let allocs = while_the_worker_is_busy(&rt, || rt.block_on(async { allocs_of_resets(&mut s) }));
     assert!(
         allocs < 100,
         "{RESETS} resets in block_on while the owner was busy allocated {allocs} times"
@@ -211,11 +211,8 @@ fn resets_on_a_plain_thread_while_the_owner_is_busy_queue_nothing() {
         .await
         .unwrap()
     });
-    let (release, blocker) = hold_the_worker(&rt);
     // This thread is in no runtime now.
-    let allocs = allocs_of_resets(&mut s);
-    release.send(()).unwrap();
-    rt.block_on(blocker).unwrap();
+    let allocs = while_the_worker_is_busy(&rt, || allocs_of_resets(&mut s));
     assert!(
         allocs < 100,
         "{RESETS} resets on a plain thread while the owner was busy allocated {allocs} times"
@@ -233,21 +230,20 @@ fn an_interval_catching_up_in_block_on_while_the_owner_is_busy_queues_nothing() 
         iv.tick().await; // through the wheel, on the only worker
         iv
     });
-    let (release, blocker) = hold_the_worker(&rt);
-    // Held up for 200 ms: 20,000 missed ticks, more than the loop below
-    // takes, so each of its ticks is overdue and completes at once.
-    std::thread::sleep(Duration::from_millis(200));
-    let allocs = rt.block_on(async {
-        let ((), n) = allocs_during(|| {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            for _ in 0..RESETS.min(15_000) {
-                assert!(iv.poll_tick(&mut cx).is_ready());
-            }
-        });
-        n
+    let allocs = while_the_worker_is_busy(&rt, || {
+        // Held up for 200 ms: 20,000 missed ticks, more than the loop below
+        // takes, so each of its ticks is overdue and completes at once.
+        std::thread::sleep(Duration::from_millis(200));
+        rt.block_on(async {
+            let ((), n) = allocs_during(|| {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                for _ in 0..RESETS.min(15_000) {
+                    assert!(iv.poll_tick(&mut cx).is_ready());
+                }
+            });
+            n
+        })
     });
-    release.send(()).unwrap();
-    rt.block_on(blocker).unwrap();
     assert!(
         allocs < 100,
         "{} catch-up ticks in block_on while the worker was busy allocated {allocs} times",
