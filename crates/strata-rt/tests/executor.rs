@@ -639,38 +639,6 @@ fn a_future_that_panics_when_dropped_takes_down_neither_worker_nor_process() {
 }
 
 #[test]
-fn aborting_spawn_local_on_cancels_the_local_task() {
-    deadline(30, || {
-        let rt = rt(1);
-        let h = rt.handle().clone();
-        let (started, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (s, d) = (started.clone(), drops.clone());
-        rt.block_on(async move {
-            let jh = h.spawn_local_on(0, move || async move {
-                let _rc = Rc::new(());
-                let _count = DropCount(d);
-                s.fetch_add(1, Ordering::SeqCst);
-                std::future::pending::<()>().await
-            });
-            let pause = std::time::Duration::from_millis(1);
-            while started.load(Ordering::SeqCst) == 0 {
-                strata_rt::time::sleep(pause).await;
-            }
-            jh.abort();
-            assert!(jh.await.unwrap_err().is_cancelled());
-            // The local task is dropped on its worker, soon after.
-            for _ in 0..5000 {
-                if drops.load(Ordering::SeqCst) == 1 {
-                    return;
-                }
-                strata_rt::time::sleep(pause).await;
-            }
-            panic!("the local task still runs after its handle was aborted");
-        });
-    });
-}
-
-#[test]
 fn block_on_survives_a_future_that_parks_its_thread_inside_poll() {
     // A wake arriving while the future itself parks (a std channel) used to
     // be consumed by that park, and block_on then slept forever.

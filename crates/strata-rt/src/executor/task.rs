@@ -133,6 +133,39 @@ pub(crate) fn discard(runnable: Runnable) {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The future of a task from `Handle::spawn_local_on`: `make`, called
+    /// in the first poll (on the task's worker), then the future it made.
+    #[project = MakeThenRunProj]
+    pub(crate) enum MakeThenRun<M, F> {
+        Make { make: Option<M> },
+        Run { #[pin] future: F },
+    }
+}
+
+impl<M, F> MakeThenRun<M, F> {
+    pub(crate) fn new(make: M) -> Self {
+        MakeThenRun::Make { make: Some(make) }
+    }
+}
+
+impl<M: FnOnce() -> F, F: Future> Future for MakeThenRun<M, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let MakeThenRunProj::Make { make } = self.as_mut().project() {
+            // A `make` that panicked left `None`; its task completed with
+            // that panic and is never polled again.
+            let make = make.take().expect("a spawn_local_on task is made once");
+            self.set(MakeThenRun::Run { future: make() });
+        }
+        match self.project() {
+            MakeThenRunProj::Run { future } => future.poll(cx),
+            MakeThenRunProj::Make { .. } => unreachable!("made just above"),
+        }
+    }
+}
+
 /// The future stored in every task cell: the user's future plus panic
 /// capture and registration in its worker's task list.
 ///

@@ -157,12 +157,18 @@ impl WorkerShared {
     }
 
     fn push_remote(&self, runnable: Runnable) {
+        if let Err(runnable) = self.try_push_remote(runnable) {
+            task::discard(runnable);
+        }
+    }
+
+    /// Pushes `runnable` onto the remote queue, waking the worker if it
+    /// sleeps; gives it back if the worker has stopped.
+    fn try_push_remote(&self, runnable: Runnable) -> Result<(), Runnable> {
         {
             let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
             if remote.closed {
-                drop(remote);
-                task::discard(runnable);
-                return;
+                return Err(runnable);
             }
             remote.queue.push_back(runnable);
             self.has_remote.store(true, Ordering::SeqCst);
@@ -170,6 +176,7 @@ impl WorkerShared {
         if self.sleeping.swap(false, Ordering::SeqCst) {
             self.wake();
         }
+        Ok(())
     }
 
     fn wake(&self) {
@@ -202,6 +209,59 @@ impl WorkerShared {
             );
         let waker = runnable.waker();
         runnable.schedule();
+        JoinHandle::new(task, waker)
+    }
+
+    /// Spawns, from any thread, a local task whose future `make` builds on
+    /// this worker, in the task's first poll (`Handle::spawn_local_on`).
+    /// The handle is the local task's own, so aborting it drops the
+    /// future `make` built, and the task's output is not lost to a
+    /// wrapper.
+    pub(crate) fn spawn_local_made<M, F>(self: &Arc<Self>, make: M) -> JoinHandle<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = self.clone();
+        let uid = self.uid;
+        let future = task::MakeThenRun::new(make);
+        // SAFETY: async-task requires a task whose future is not `Send` to
+        // be run and dropped on the thread that spawned it. This future
+        // holds something that may not be `Send` only once `make` has run,
+        // in its first poll, and it is only ever polled on this worker's
+        // thread: the schedule function queues it on this worker alone,
+        // and only the worker runs its queues. After that first poll its
+        // runnable is dropped only there too, as a `spawn_local` task's
+        // (the worker drops its tasks when it stops, and `task::discard`
+        // leaks a local runnable scheduled after that). Before the first
+        // poll the future holds only `make`, which is `Send`, so the
+        // runnable may be dropped on this thread (below). The schedule
+        // function is `Send + Sync + 'static` and so is everything the
+        // future borrows (nothing), so its wakers may go anywhere.
+        let (runnable, task) = unsafe {
+            async_task::Builder::new()
+                .metadata(TaskMeta::new(true))
+                .spawn_unchecked(
+                    move |meta: &TaskMeta| TaskFuture::new(future, Some(uid), meta),
+                    async_task::WithInfo(move |r, info| shared.schedule(r, info)),
+                )
+        };
+        let waker = runnable.waker();
+        let mut slot = Some(runnable);
+        context::with_worker_if(self.uid, |w| {
+            if let Some(r) = slot.take() {
+                w.queue.borrow_mut().push_back(r);
+            }
+        });
+        if let Some(r) = slot
+            && let Err(unrun) = self.try_push_remote(r)
+        {
+            // The worker has stopped: never polled, so `make` is all there
+            // is to drop, and it may be dropped here. The task is
+            // cancelled.
+            drop(unrun);
+        }
         JoinHandle::new(task, waker)
     }
 }

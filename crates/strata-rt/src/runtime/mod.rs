@@ -481,24 +481,8 @@ impl Handle {
         F: Future + 'static,
         F::Output: Send + 'static,
     {
-        self.worker_at(worker, "spawn_local_on").spawn(async move {
-            // Aborting (or dropping at shutdown) this task must cancel the
-            // local one too, not detach it.
-            struct AbortOnDrop<T>(JoinHandle<T>);
-            impl<T> Drop for AbortOnDrop<T> {
-                fn drop(&mut self) {
-                    self.0.abort();
-                }
-            }
-            let mut local = AbortOnDrop(crate::spawn_local(make()));
-            match (&mut local.0).await {
-                Ok(v) => v,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // The local task is cancelled only when its worker shuts
-                // down, which drops this task as well.
-                Err(e) => panic!("strata: local task ended without output: {e}"),
-            }
-        })
+        self.worker_at(worker, "spawn_local_on")
+            .spawn_local_made(make)
     }
 
     fn owns(&self, w: &Arc<WorkerShared>) -> bool {
