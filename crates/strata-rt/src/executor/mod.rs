@@ -213,7 +213,8 @@ pub(crate) fn contain(what: &str, f: impl FnOnce()) {
         let message = join::payload_text(&*payload);
         tracing::error!(
             panic = message.as_deref().unwrap_or("(not a string)"),
-            "strata: {what}; the worker carries on"
+            "strata: {what}; carrying on"
         );
+        task::drop_payload(payload);
     }
 }

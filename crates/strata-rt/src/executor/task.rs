@@ -249,10 +249,7 @@ impl<T> Drop for TaskOutput<T> {
             let msg =
                 super::join::payload_text(&*panic).unwrap_or_else(|| "non-string panic".into());
             tracing::error!(panic = %msg, "strata: a task's output panicked while being dropped");
-            // A payload whose own destructor panics is left, not dropped.
-            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
-                std::mem::forget(again);
-            }
+            drop_payload(panic);
         }
     }
 }
@@ -321,9 +318,19 @@ impl<F> Drop for TaskFuture<F> {
             let msg =
                 super::join::payload_text(&*panic).unwrap_or_else(|| "non-string panic".into());
             tracing::error!(panic = %msg, "strata: a task's future panicked while being dropped");
+            drop_payload(panic);
         }
         // SAFETY: the metadata outlives this future (`MetaRef`'s invariant).
         let meta = unsafe { self.meta.0.as_ref() };
         meta.future_dropped.store(true, Ordering::Release);
+    }
+}
+
+/// Drops the payload of a caught panic where unwinding must not escape; a
+/// payload whose own destructor panics is leaked (with that second
+/// payload), not dropped.
+pub(crate) fn drop_payload(payload: Panic) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
