@@ -430,6 +430,54 @@ fn idle_blocking_threads_exit_after_keep_alive() {
     });
 }
 
+/// After a burst grew the pool, a light steady load (one closure at a time,
+/// every few milliseconds) lets the threads it does not need exit. Work
+/// went to the idle thread that had waited longest (a condition
+/// variable's order), so it rotated through all of them, none stayed idle
+/// for a keep-alive, and the burst's threads lived as long as the trickle
+/// did. The bound on the loop is a hang guard: with the fix the pool
+/// shrinks about one keep-alive (1 s) into it.
+#[test]
+fn blocking_threads_a_light_load_does_not_need_exit() {
+    deadline(60, || {
+        let pool = "trick-blocking";
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .thread_name("trick")
+            .blocking_keep_alive(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        // The burst: 16 closures running at once.
+        let barrier = Arc::new(std::sync::Barrier::new(17));
+        let burst: Vec<_> = (0..16)
+            .map(|_| {
+                let b = barrier.clone();
+                rt.handle().spawn_blocking(move || {
+                    b.wait();
+                })
+            })
+            .collect();
+        barrier.wait();
+        for j in burst {
+            rt.block_on(j).unwrap();
+        }
+        let peak = live_threads_named(pool);
+        assert_eq!(peak, 16, "set-up: the burst grew the pool");
+        let start = Instant::now();
+        let mut now = peak;
+        while start.elapsed() < Duration::from_secs(30) && now > 2 {
+            rt.block_on(rt.handle().spawn_blocking(|| ())).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            now = live_threads_named(pool);
+        }
+        assert!(
+            now <= 2,
+            "the pool kept {now} of {peak} threads through {:?} of a load one thread serves",
+            start.elapsed()
+        );
+    });
+}
+
 /// A backlog in the mpsc channel: as with tokio's, taking a message spends
 /// the task's budget, so a draining loop lets the worker's other tasks run
 /// every 128 messages (it used to drain all 100,000 first).

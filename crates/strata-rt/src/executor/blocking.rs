@@ -3,6 +3,10 @@
 //! Bounded and elastic: a submitted closure wakes an idle thread if there is
 //! one, else starts a new thread while fewer than `max_threads` exist, else
 //! waits in the queue. A thread that stays idle for `keep_alive` exits.
+//! Work goes to the thread that became idle last, so that under a load
+//! lighter than a burst that grew the pool the threads it does not need
+//! stay idle, and exit (handed out in turn, first idle first, every
+//! thread would be woken once in a while, and none would ever exit).
 //!
 //! Closures are wrapped in `async-task` cells, so a blocking call is awaited
 //! through the same [`JoinHandle`] as any task, with the same panic capture
@@ -17,6 +21,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +38,6 @@ pub(crate) struct BlockingPool {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    condvar: Condvar,
     /// Signalled when a thread exits, for [`BlockingPool::wait_stopped`].
     exited: Condvar,
     max_threads: usize,
@@ -48,9 +52,9 @@ struct Inner {
 struct State {
     queue: VecDeque<Runnable>,
     threads: usize,
-    idle: usize,
-    /// Wake-ups handed to idle threads and not yet consumed.
-    notified: usize,
+    /// The idle threads, the one that became idle last at the back: the
+    /// next closure goes to it.
+    idle: Vec<Arc<Idler>>,
     shutdown: bool,
     /// The pool's threads, to join when the runtime is dropped. When the
     /// list passes twice the pool's bound, the handles of threads that
@@ -76,7 +80,6 @@ impl BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
-                condvar: Condvar::new(),
                 exited: Condvar::new(),
                 max_threads: max_threads.max(1),
                 keep_alive,
@@ -106,12 +109,18 @@ impl BlockingPool {
     /// Closes the queue and drops what is still queued; closures already
     /// running go on, and idle threads exit.
     pub(crate) fn close(&self) {
-        let queued = {
+        let (queued, idle) = {
             let mut s = self.inner.lock();
             s.shutdown = true;
-            std::mem::take(&mut s.queue)
+            let idle = std::mem::take(&mut s.idle);
+            for i in &idle {
+                i.woken.store(true, Ordering::Relaxed);
+            }
+            (std::mem::take(&mut s.queue), idle)
         };
-        self.inner.condvar.notify_all();
+        for i in idle {
+            i.wake.notify_one();
+        }
         drop(queued);
     }
 
@@ -172,6 +181,16 @@ impl BlockingPool {
     }
 }
 
+/// An idle pool thread's wake-up.
+#[derive(Debug, Default)]
+struct Idler {
+    /// Set, under the pool's lock, by whoever takes the thread off the
+    /// idle list to hand it work (or to stop it).
+    woken: AtomicBool,
+    /// Waited on with the pool's lock.
+    wake: Condvar,
+}
+
 thread_local! {
     /// The pool this thread belongs to (the address of its `Inner`), or 0.
     static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
@@ -192,10 +211,10 @@ impl Inner {
             return;
         }
         s.queue.push_back(runnable);
-        if s.idle > s.notified {
-            s.notified += 1;
+        if let Some(idler) = s.idle.pop() {
+            idler.woken.store(true, Ordering::Relaxed);
             drop(s);
-            self.condvar.notify_one();
+            idler.wake.notify_one();
         } else if s.threads < self.max_threads {
             s.threads += 1;
             s.starting += 1;
@@ -249,9 +268,36 @@ impl Inner {
         self.exited.notify_all();
     }
 
+    /// Waits, idle, until `me` is woken or `keep_alive` has passed.
+    fn idle_wait<'a>(
+        &self,
+        mut s: std::sync::MutexGuard<'a, State>,
+        me: &Idler,
+    ) -> std::sync::MutexGuard<'a, State> {
+        // A keep-alive too long to add is no limit.
+        let until = Instant::now().checked_add(self.keep_alive);
+        while !me.woken.load(Ordering::Relaxed) {
+            s = match until {
+                None => me.wake.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    me.wake
+                        .wait_timeout(s, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        s
+    }
+
     fn thread_main(self: Arc<Self>) {
         CURRENT_POOL.set(Arc::as_ptr(&self) as usize);
         COUNTED.set(true);
+        let me = Arc::new(Idler::default());
         let mut s = self.lock();
         loop {
             if let Some(r) = s.queue.pop_front() {
@@ -269,17 +315,15 @@ impl Inner {
             if s.shutdown {
                 break;
             }
-            s.idle += 1;
-            let (guard, timeout) = self
-                .condvar
-                .wait_timeout(s, self.keep_alive)
-                .unwrap_or_else(|e| e.into_inner());
-            s = guard;
-            s.idle -= 1;
-            if s.notified > 0 {
-                s.notified -= 1;
-            } else if timeout.timed_out() && s.queue.is_empty() {
-                break;
+            me.woken.store(false, Ordering::Relaxed);
+            s.idle.push(me.clone());
+            s = self.idle_wait(s, &me);
+            if !me.woken.load(Ordering::Relaxed) {
+                // Nobody handed it work for a whole keep-alive.
+                s.idle.retain(|i| !Arc::ptr_eq(i, &me));
+                if s.queue.is_empty() {
+                    break;
+                }
             }
         }
         s.threads -= 1;
