@@ -1,5 +1,6 @@
 //! The public TCP API and `Runtime::builder()` options at their edges:
-//! connect to several addresses, half-closes, split halves, vectored
+//! connect to several addresses (and finished off the runtime after it
+//! started), half-closes and the writers they wake, split halves, vectored
 //! writes with empty slices, listener options; absurd builder values are
 //! errors, not panics; dropping a runtime joins its blocking threads.
 
@@ -477,5 +478,122 @@ fn dropping_the_runtime_joins_its_blocking_threads() {
             "runtime drop returned while its blocking thread was still running \
              (its thread-local destructor had not finished)"
         );
+    });
+}
+
+/// A connect started in a task may be finished on a thread outside any
+/// runtime, as any `Send` future may: the sockets it makes after the
+/// first poll (after a name lookup on the blocking pool, or after a
+/// refused address) join the reactor it started with. They looked the
+/// runtime up again on the thread polling them, and panicked there saying
+/// `connect` "was called outside a strata runtime".
+#[test]
+fn a_connect_moved_to_a_plain_thread_mid_way_finishes() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    type Connect = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+    deadline(30, || {
+        let rt = rt(1);
+        let l = rt.block_on(async { TcpListener::bind("127.0.0.1:0").unwrap() });
+        let good = l.local_addr().unwrap();
+        let cases: Vec<(&str, Connect)> = vec![
+            // Looked up on the blocking pool first.
+            (
+                "name",
+                Box::pin(TcpStream::connect(("localhost", good.port()))),
+            ),
+            (
+                "refused, then good",
+                Box::pin(TcpStream::connect([refused_addr(), good])),
+            ),
+        ];
+        for (what, connect) in cases {
+            // First polled, and left pending, by a task on the worker...
+            let (pending, connect) = rt
+                .block_on(rt.handle().spawn(async move {
+                    let mut f = connect;
+                    let first = std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await;
+                    (first.is_pending(), f)
+                }))
+                .unwrap();
+            assert!(pending, "{what}: set-up: the first poll is pending");
+            // ...then finished on a plain thread while the runtime runs.
+            let r = std::thread::spawn(move || support::plain_block_on(connect).map(|_| ()))
+                .join()
+                .map_err(|p| p.downcast_ref::<String>().cloned());
+            match what {
+                // Whatever the host's resolver makes of the name, no panic.
+                "name" => assert!(r.is_ok(), "{what}: {r:?}"),
+                _ => assert!(matches!(r, Ok(Ok(()))), "{what}: {r:?}"),
+            }
+        }
+    });
+}
+
+/// `shutdown(Write)` wakes the tasks waiting to write (the kernel reports
+/// nothing for it on Unix sockets), and wakes them as the reactor does: a
+/// foreign executor's waker that panics is contained. Woken plainly, its
+/// panic came out of `shutdown` (which returns `io::Result`; from a write
+/// half's drop while unwinding, an abort), and the waiters after it were
+/// never woken.
+#[test]
+fn shutdown_write_wakes_every_writer_though_a_foreign_waker_panics() {
+    use futures_util::io::AsyncWrite;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Wake, Waker};
+    struct PanickingWaker;
+    impl Wake for PanickingWaker {
+        fn wake(self: Arc<Self>) {
+            panic!("test: a foreign executor's waker panicked");
+        }
+    }
+    deadline(30, || {
+        let rt = rt(1);
+        let (c, _s) = rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            (c, l.accept().await.unwrap())
+        });
+        let c = Arc::new(c);
+        rt.block_on(async {
+            let mut w = &*c;
+            support::fill_send_queue(&mut w, |w| w.unsent_bytes().unwrap()).await;
+        });
+        // A foreign poller waits to write, then a strata task.
+        let foreign = Waker::from(Arc::new(PanickingWaker));
+        let big = vec![0u8; 1 << 20];
+        let mut cx = Context::from_waker(&foreign);
+        assert!(Pin::new(&mut &*c).poll_write(&mut cx, &big).is_pending());
+        let waiting = Arc::new(AtomicBool::new(false));
+        let (c2, w2) = (c.clone(), waiting.clone());
+        let task = rt.handle().spawn(async move {
+            let mut f = std::pin::pin!(c2.writable());
+            std::future::poll_fn(|cx| {
+                let r = f.as_mut().poll(cx);
+                w2.store(r.is_pending(), Ordering::SeqCst);
+                r
+            })
+            .await
+        });
+        while !waiting.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // The worker is held while `shutdown` runs, so that the kernel's
+        // event for it cannot take the waiters first.
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        drop(rt.handle().spawn(async move {
+            held_tx.send(()).unwrap();
+            let _ = released.recv();
+        }));
+        held.recv().unwrap();
+        let res =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.shutdown(Shutdown::Write)));
+        drop(release);
+        assert!(matches!(res, Ok(Ok(()))), "shutdown panicked or failed");
+        rt.block_on(task).unwrap().unwrap();
     });
 }

@@ -27,7 +27,7 @@
 mod poll_evented;
 mod scheduled_io;
 
-pub(crate) use poll_evented::PollEvented;
+pub(crate) use poll_evented::{PollEvented, home};
 pub(crate) use scheduled_io::{Direction, Ready, ScheduledIo};
 
 use std::io;

@@ -17,6 +17,17 @@ use crate::context;
 /// Linux's limit on the slices of one `readv`/`writev` (`UIO_MAXIOV`).
 const MAX_SLICES: usize = 1024;
 
+/// The reactor a source made here would register with if its first poll
+/// were made off the workers: this worker's, or, off the workers, the one
+/// of the worker the next off-worker spawn goes to. Panics naming `api`
+/// outside any runtime.
+pub(crate) fn home(api: &str) -> Arc<IoHandle> {
+    match context::try_worker() {
+        Some(w) => w.io_handle().clone(),
+        None => context::handle(api).next_io_handle(),
+    }
+}
+
 /// A mio source bound to one worker's reactor.
 ///
 /// The source is registered on its first poll (of any direction), with
@@ -65,28 +76,26 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
     /// the panic message when there is no runtime.
     #[track_caller]
     pub(crate) fn new(io: S, interest: Interest, ready: Ready, api: &str) -> io::Result<Self> {
-        let fallback = match context::try_worker() {
-            Some(w) => w.io_handle().clone(),
-            None => context::handle(api).next_io_handle(),
-        };
-        Ok(Self::with_fallback(io, interest, ready, fallback))
+        Ok(Self::with_fallback(io, interest, ready, home(api)))
     }
 
-    /// Wraps a socket `listener` accepted: like [`new`](Self::new), but
-    /// outside any runtime with the listener's own reactor instead of
-    /// panicking (the connection has left the kernel's queue already, and
-    /// a panic would lose it).
-    pub(crate) fn accepted(
+    /// Like [`new`](Self::new), but outside any runtime with reactor `home`
+    /// instead of panicking: for a socket a listener accepted (`home` is
+    /// the listener's; the connection has left the kernel's queue already,
+    /// and a panic would lose it), or one a `connect` started in a runtime
+    /// makes after its future moved to a thread outside any (`home` is the
+    /// one [`home`] gave when it started).
+    pub(crate) fn with_home(
         io: S,
         interest: Interest,
         ready: Ready,
-        listener: &Arc<IoHandle>,
+        home: &Arc<IoHandle>,
     ) -> io::Result<Self> {
         let fallback = match context::try_worker() {
             Some(w) => w.io_handle().clone(),
             None => match context::try_handle() {
                 Some(h) => h.next_io_handle(),
-                None => listener.clone(),
+                None => home.clone(),
             },
         };
         Ok(Self::with_fallback(io, interest, ready, fallback))
@@ -176,7 +185,12 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
         if let Some(r) = self.reg.get() {
             let mut to_wake = Vec::new();
             r.sched.set_readiness(Ready::WRITE_SHUT, &mut to_wake);
-            to_wake.into_iter().for_each(std::task::Waker::wake);
+            // As the reactor does: a foreign executor's waker may panic,
+            // and must neither make this call panic nor leave the other
+            // waiters unwoken.
+            to_wake
+                .into_iter()
+                .for_each(crate::executor::wake_contained);
         }
     }
 

@@ -64,12 +64,16 @@ impl TcpStream {
     ///
     /// # Panics
     ///
-    /// Panics outside a strata runtime.
+    /// Panics if first polled outside a strata runtime. Once started in
+    /// one, the future may be finished on any thread.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        context::require("TcpStream::connect");
+        // The reactor for the sockets this makes should the future move to
+        // a thread outside any runtime before it makes them (after a name
+        // lookup, or a refused address).
+        let home = crate::reactor::home("TcpStream::connect");
         let mut last = None;
         for a in resolve(&addr, "TcpStream::connect").await? {
-            match Self::connect_addr(a).await {
+            match Self::connect_addr(a, &home).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -77,13 +81,13 @@ impl TcpStream {
         Err(last.unwrap_or_else(no_address))
     }
 
-    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+    async fn connect_addr(addr: SocketAddr, home: &Arc<IoHandle>) -> io::Result<TcpStream> {
         let mio_stream = mio::net::TcpStream::connect(addr)?;
-        let io = PollEvented::new(
+        let io = PollEvented::with_home(
             mio_stream,
             Interest::READABLE | Interest::WRITABLE,
             Ready::EMPTY,
-            "TcpStream::connect",
+            home,
         )?;
         let stream = TcpStream { io };
         // A non-blocking connect completes when the socket turns writable;
@@ -117,7 +121,7 @@ impl TcpStream {
         // A just-accepted socket is almost always writable and, for
         // request/response protocols, often already readable: start
         // optimistic and let a `WouldBlock` correct it.
-        let io = PollEvented::accepted(
+        let io = PollEvented::with_home(
             stream,
             Interest::READABLE | Interest::WRITABLE,
             Ready::READ_WRITE,

@@ -105,12 +105,12 @@ impl UnixStream {
         Ok(UnixStream { io })
     }
 
-    /// Registers a stream a listener accepted (see `PollEvented::accepted`).
+    /// Registers a stream a listener accepted (see `PollEvented::with_home`).
     pub(super) fn from_accepted(
         s: mio::net::UnixStream,
         listener: &Arc<IoHandle>,
     ) -> io::Result<UnixStream> {
-        let io = PollEvented::accepted(
+        let io = PollEvented::with_home(
             s,
             Interest::READABLE | Interest::WRITABLE,
             Ready::READ_WRITE,
