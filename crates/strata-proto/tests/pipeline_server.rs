@@ -228,6 +228,71 @@ fn a_panicking_service_factory_fails_only_its_connection() {
     });
 }
 
+/// A panic payload whose own destructor panics.
+struct PanickyPayload;
+
+impl Drop for PanickyPayload {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("test: the payload's destructor panicked");
+        }
+    }
+}
+
+/// The same with a panic whose payload panics when dropped: the caught
+/// payload was dropped unguarded, and that second panic ended the accept
+/// loop (and the listener with it). It is leaked now.
+#[test]
+fn a_factory_panic_with_a_panicky_payload_fails_only_its_connection() {
+    use std::sync::atomic::AtomicBool;
+    deadline(60, || {
+        let first = Arc::new(AtomicBool::new(true));
+        let factory = move || {
+            if first.swap(false, Ordering::SeqCst) {
+                std::panic::panic_any(PanickyPayload);
+            }
+            Ok(Echo)
+        };
+        let server = one_worker().start(factory).unwrap();
+        let addr = server.local_addr();
+        assert_eq!(Client::connect(addr).round_trip("one"), None);
+        let mut second = Client::connect(addr);
+        assert_eq!(second.round_trip("two").as_deref(), Some("two"));
+        assert!(server.shutdown());
+    });
+}
+
+/// A handler panic whose payload panics when dropped: the dispatcher
+/// dropped the caught payload unguarded, and the second panic ended the
+/// connection without the answer before it.
+#[test]
+fn a_handler_panic_with_a_panicky_payload_still_gets_the_answers_before_it_out() {
+    #[derive(Clone)]
+    struct PanicOnBoom;
+    impl strata_service::Service<String> for PanicOnBoom {
+        type Response = String;
+        type Error = std::io::Error;
+        async fn call(&self, req: String) -> Result<String, std::io::Error> {
+            if req == "boom" {
+                std::panic::panic_any(PanickyPayload);
+            }
+            Ok(req)
+        }
+    }
+    deadline(60, || {
+        let server = one_worker()
+            .start(move || Ok::<_, std::io::Error>(PanicOnBoom))
+            .unwrap();
+        let mut c = Client::connect(server.local_addr());
+        c.send(&["a", "boom"]);
+        assert_eq!(c.recv().as_deref(), Some("a"));
+        assert_eq!(c.recv(), None);
+        let mut d = Client::connect(server.local_addr());
+        assert_eq!(d.round_trip("b").as_deref(), Some("b"));
+        assert!(server.shutdown());
+    });
+}
+
 /// A service error that closes the connection, arriving after a later
 /// request failed to decode: the connection closes without the decode
 /// error's line, which the client would take for the failed request's

@@ -53,3 +53,27 @@ fn a_payload_that_is_not_a_string_has_no_message() {
     assert_eq!(err.downcast_ref::<Panicked>().unwrap().message(), None);
     assert_eq!(err.to_string(), "service panicked");
 }
+
+/// A panic whose payload panics when dropped still becomes an error: the
+/// payload was dropped unguarded, and its panic escaped the layer.
+#[test]
+fn a_panic_with_a_payload_that_panics_when_dropped_becomes_an_error() {
+    struct PanickyPayload;
+    impl Drop for PanickyPayload {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("test: the payload's destructor panicked");
+            }
+        }
+    }
+    let svc = CatchPanic::new(service_fn(|n: u32| async move {
+        if n == 13 {
+            std::panic::panic_any(PanickyPayload);
+        }
+        Ok::<_, BoxError>(n)
+    }));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(svc.call(13))));
+    let err = caught.expect("a panic got out of CatchPanic").unwrap_err();
+    let panicked = err.downcast_ref::<Panicked>().expect("a Panicked error");
+    assert_eq!(panicked.message(), None);
+}

@@ -28,9 +28,10 @@ impl Panicked {
     /// Logs the panic and keeps its text.
     #[cold]
     #[inline(never)]
-    pub(crate) fn new(payload: &(dyn Any + Send)) -> Panicked {
-        let msg = crate::server::panic_message(payload);
+    pub(crate) fn new(payload: Box<dyn Any + Send>) -> Panicked {
+        let msg = crate::server::panic_message(&*payload);
         tracing::error!(panic = %msg, "request handler panicked; the connection closes after the responses before it");
+        crate::server::drop_payload(payload);
         Panicked(msg)
     }
 }
@@ -95,7 +96,7 @@ impl<F: Future> InFlight<F> {
             Ok(Poll::Ready(v)) => Some(drop_in_slot(slot).map(|()| v)),
             Err(payload) => {
                 let _ = drop_in_slot(slot);
-                Some(Err(Panicked::new(&*payload)))
+                Some(Err(Panicked::new(payload)))
             }
         };
         if out.is_some() && self.queue.is_empty() {
@@ -195,6 +196,7 @@ fn drop_guarded<F: Future>(entry: Entry<F>) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(entry))) {
         let msg = crate::server::panic_message(&*payload);
         tracing::error!(panic = %msg, "a cancelled request's future panicked when dropped");
+        crate::server::drop_payload(payload);
     }
 }
 
@@ -211,7 +213,7 @@ fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Option<Outc
     let out = match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
         Ok(Poll::Ready(v)) => Ok(v),
         Ok(Poll::Pending) => return None,
-        Err(payload) => Err(Panicked::new(&*payload)),
+        Err(payload) => Err(Panicked::new(payload)),
     };
     let dropped = drop_in_slot(slot);
     Some(out.and_then(|v| dropped.map(|()| v)))
@@ -220,7 +222,7 @@ fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Option<Outc
 /// Drops the future in `slot` (the box is kept); a panic in its `Drop` is
 /// caught and becomes the request's outcome. The slot is `None` either way.
 fn drop_in_slot<F>(slot: &mut Slot<F>) -> Result<(), Panicked> {
-    catch_unwind(AssertUnwindSafe(|| slot.set(None))).map_err(|p| Panicked::new(&*p))
+    catch_unwind(AssertUnwindSafe(|| slot.set(None))).map_err(Panicked::new)
 }
 
 #[cfg(test)]

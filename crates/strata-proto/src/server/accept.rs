@@ -171,6 +171,7 @@ where
         Err(panic) => {
             let msg = panic_message(&*panic);
             tracing::error!(%peer, panic = %msg, "the service factory panicked; connection closed");
+            drop_payload(panic);
             return;
         }
     };
@@ -213,6 +214,7 @@ where
             Err(panic) => {
                 let msg = panic_message(&*panic);
                 tracing::error!(%peer, panic = %msg, "connection panicked; closed");
+                drop_payload(panic);
             }
         }
     });
@@ -282,6 +284,15 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// Drops the payload of a caught panic. One whose own destructor panics is
+/// leaked instead: that second panic would escape where the first was
+/// caught (ending the accept loop, or unwinding through the dispatcher).
+pub(crate) fn drop_payload(panic: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+        std::mem::forget(again);
+    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use strata_service::{BoxError, ConnectionInfo, NewService, Service};
 
 use crate::ConnectionConfig;
 use crate::pipeline::ServerProto;
-pub(crate) use accept::panic_message;
 use accept::{Shared, accept_loop};
+pub(crate) use accept::{drop_payload, panic_message};
 use state::ServerState;
 
 /// How often the blocking `serve` logs the connection count (if changed).

@@ -1,6 +1,7 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The inner service panicked while handling the request; see
 /// [`CatchPanic`](super::CatchPanic).
@@ -21,7 +22,16 @@ impl Panicked {
     pub(crate) fn from_payload(payload: Box<dyn Any + Send>) -> Self {
         let message = match payload.downcast::<String>() {
             Ok(s) => Some(*s),
-            Err(payload) => payload.downcast_ref::<&str>().map(|s| (*s).to_owned()),
+            Err(payload) => {
+                let text = payload.downcast_ref::<&str>().map(|s| (*s).to_owned());
+                // A payload whose own destructor panics is leaked: that
+                // panic would escape the layer that caught the first.
+                let dropped = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                if let Err(again) = dropped {
+                    std::mem::forget(again);
+                }
+                text
+            }
         };
         Panicked { message }
     }
