@@ -192,12 +192,25 @@ impl<T> Future for JoinHandle<T> {
         } else {
             Some(self.foreign_waker(cx))
         };
-        let Some(task) = self.task.as_mut() else {
-            unreachable!("checked above");
-        };
-        let out = match &foreign {
-            None => std::task::ready!(Pin::new(task).poll(cx)),
-            Some(waker) => std::task::ready!(Pin::new(task).poll(&mut Context::from_waker(waker))),
+        let out = loop {
+            let Some(task) = self.task.as_mut() else {
+                unreachable!("checked above");
+            };
+            let polled = match &foreign {
+                None => Pin::new(task).poll(cx),
+                Some(waker) => Pin::new(task).poll(&mut Context::from_waker(waker)),
+            };
+            match polled {
+                Poll::Ready(out) => break out,
+                // Finished as `is_finished` says (closed, its future
+                // dropped), with async-task a few instructions short of
+                // saying so here (it clears its scheduled bit right after
+                // the drop, with no other code in between): wait them
+                // out, so that a handle reported finished gives its result
+                // at once.
+                Poll::Pending if self.is_finished() => std::thread::yield_now(),
+                Poll::Pending => return Poll::Pending,
+            }
         };
         self.task = None;
         Poll::Ready(match out.map(TaskOutput::into_result) {

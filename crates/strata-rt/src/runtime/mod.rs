@@ -30,6 +30,16 @@ use crate::reactor::IoHandle;
 /// others; dropped on one of its own workers, it cannot join them and
 /// waits for nothing.
 ///
+/// One task can outlive the drop: one whose wake-up from another thread
+/// is stalled half-way (async-task has marked it scheduled, the push to
+/// its worker's queue has not happened yet) for over a second while its
+/// worker stops, as when the OS stops that thread there. The worker stops
+/// waiting for it after that second. A [`spawn`](crate::spawn)ed task is
+/// then dropped on the waking thread when it resumes; a local task
+/// ([`spawn_local`](crate::spawn_local),
+/// [`Handle::spawn_local_on`]) cannot be dropped off its worker's thread,
+/// so it is leaked, and its [`JoinHandle`] never resolves.
+///
 /// # Examples
 ///
 /// ```
