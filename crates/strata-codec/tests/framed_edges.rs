@@ -11,7 +11,7 @@ use std::task::Poll;
 
 use futures_executor::block_on;
 use futures_util::StreamExt;
-use strata_codec::{FramedRead, LinesCodec};
+use strata_codec::{Framed, FramedRead, LinesCodec};
 use support::Mock;
 
 #[global_allocator]
@@ -400,6 +400,63 @@ fn read_that_panics_mid_frame_leaves_the_buffered_bytes_as_they_were() {
     let mut framed = FramedRead::new(PanicsMidLine { calls: 0 }, LinesCodec::new());
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = block_on(framed.next());
+    }));
+    assert!(r.is_err(), "the second read panics");
+    let left = framed.read_buffer();
+    assert!(
+        left.as_ref() == b"hel",
+        "{} bytes buffered after the panic, not the 3 that arrived",
+        left.len()
+    );
+    assert_eq!(block_on(framed.next()).unwrap().unwrap(), "hello");
+}
+
+/// The same for a read-ahead (`Framed::poll_read_ahead`): it grew the
+/// buffer by the window before the read and cut it back only after, so a
+/// read that panicked left the window in the buffer, as if the peer had
+/// sent it.
+#[test]
+fn read_ahead_that_panics_leaves_the_buffered_bytes_as_they_were() {
+    struct Both(PanicsMidLine);
+    impl futures_io::AsyncRead for Both {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+    impl futures_io::AsyncWrite for Both {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+    let mut framed = Framed::new(Both(PanicsMidLine { calls: 0 }), LinesCodec::new());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(matches!(
+        framed.poll_read_ahead(&mut cx, 3),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(framed.read_buffer().as_ref(), b"hel");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = framed.poll_read_ahead(&mut cx, 64);
     }));
     assert!(r.is_err(), "the second read panics");
     let left = framed.read_buffer();

@@ -262,15 +262,10 @@ impl ReadState {
             && self.buffer.len() < limit
         {
             // At most up to the limit: this is memory nobody asked for yet.
-            let filled = self.buffer.len();
-            let room = self.window.min(limit - filled);
-            self.buffer.resize(filled + room, 0);
-            let result = read_retrying(io, cx, &mut self.buffer[filled..]);
-            let n = match &result {
-                Poll::Ready(Ok(n)) => (*n).min(room),
-                _ => 0,
-            };
-            self.buffer.truncate(filled + n);
+            // (`read_after` cuts the buffer back to what arrived, also when
+            // the read panics.)
+            let room = self.window.min(limit - self.buffer.len());
+            let result = read_after(&mut self.buffer, room, io, cx);
             // As `poll_read` does: what a large buffer is judged by.
             self.peak = self.peak.max(self.buffer.len());
             match result {
