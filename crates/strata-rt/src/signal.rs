@@ -61,6 +61,8 @@ use std::task::{Context, Poll};
 
 use event_listener::{Event, EventListener};
 
+use crate::executor::contained::ContainedWaker;
+
 /// Signal numbers we keep state for (Linux has 64, others fewer).
 const MAX_SIGNAL: usize = 65;
 
@@ -308,6 +310,10 @@ pub struct Signal {
     slot: &'static Slot,
     seen: u64,
     listener: Option<EventListener>,
+    /// The waker the listener gets when another executor polls (the
+    /// signal thread wakes it under event-listener's lock, where a panic
+    /// would end that thread, and every signal's delivery with it).
+    contained: ContainedWaker,
 }
 
 impl Signal {
@@ -328,6 +334,7 @@ impl Signal {
             // thread has not published yet happened before this listener.
             seen: slot.delivered.load(Ordering::SeqCst),
             listener: None,
+            contained: ContainedWaker::default(),
         })
     }
 
@@ -362,7 +369,11 @@ impl Signal {
                 // notification between the two cannot be missed.
                 None => self.listener = Some(self.slot.event.listen()),
                 Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
+                    if self
+                        .contained
+                        .poll_with(cx, |cx| Pin::new(l).poll(cx))
+                        .is_pending()
+                    {
                         return Poll::Pending;
                     }
                     self.listener = None;

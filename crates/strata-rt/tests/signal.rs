@@ -748,3 +748,58 @@ fn a_signal_works_in_a_forked_child_also_with_its_parent_s_pid() {
         "the forked process's listener never saw its signal (exit 1 = not seen)",
     );
 }
+
+/// A listener polled by another executor whose waker panics: the signal
+/// thread wakes it (through event-listener) with the panic contained, and
+/// signals go on reaching every listener. It used to end that thread, and
+/// with it every later delivery in the process (a server's SIGTERM
+/// included). A real-time signal no other test here uses.
+#[test]
+fn a_foreign_waker_that_panics_does_not_stop_signals() {
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+    use std::time::Instant;
+    struct PanickingWaker;
+    impl Wake for PanickingWaker {
+        fn wake(self: Arc<Self>) {
+            panic!("test: a foreign executor's waker panicked");
+        }
+    }
+    deadline(30, || {
+        let kind = SignalKind::from_raw(libc::SIGRTMIN() + 4);
+        let mut bad = Signal::new(kind).unwrap();
+        let mut good = Signal::new(kind).unwrap();
+        let foreign = Waker::from(Arc::new(PanickingWaker));
+        let mut noop = Context::from_waker(Waker::noop());
+        assert!(
+            bad.poll_recv(&mut Context::from_waker(&foreign))
+                .is_pending()
+        );
+        assert!(good.poll_recv(&mut noop).is_pending());
+        // Polls `good` until a delivery (a hang guard's bound).
+        let mut seen = || {
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                if good
+                    .poll_recv(&mut Context::from_waker(Waker::noop()))
+                    .is_ready()
+                {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            false
+        };
+        raise(kind);
+        let first = seen();
+        raise(kind);
+        let second = seen();
+        // Leaked: on the old code event-listener's list is broken now, and
+        // dropping a listener would panic.
+        std::mem::forget(bad);
+        assert!(
+            first && second,
+            "deliveries seen: first {first}, second {second}"
+        );
+    });
+}

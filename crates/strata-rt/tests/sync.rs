@@ -234,3 +234,76 @@ fn mpsc_receivers_report_what_the_inner_receiver_does() {
     assert!(tx.is_connected_to(&inner));
     assert_eq!(inner.try_recv(), Ok(4));
 }
+
+/// A foreign executor's waker that panics when woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("test: a foreign executor's waker panicked");
+    }
+}
+
+/// Counts its wake-ups.
+struct Counts(AtomicUsize);
+
+impl std::task::Wake for Counts {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Two waiters, the first polled by another executor whose waker panics:
+/// `notify` (a trigger, the last guard's drop) wakes both and does not
+/// panic. Woken plainly, under event-listener's lock, the panic came out
+/// of `trigger` (or the guard's drop), the second waiter was never woken,
+/// and event-listener's list was left broken (dropping a waiter then
+/// panicked). The waiters are leaked so that the old code fails on the
+/// asserts rather than aborting in that drop.
+fn every_waiter_is_woken_though_a_foreign_waker_panics<F: std::future::Future + Unpin>(
+    first: F,
+    second: F,
+    notify: impl FnOnce(),
+) {
+    use std::task::{Context, Waker};
+    let foreign = Waker::from(Arc::new(PanickingWaker));
+    let counts = Arc::new(Counts(AtomicUsize::new(0)));
+    let ours = Waker::from(counts.clone());
+    let (mut first, mut second) = (first, second);
+    assert!(
+        std::pin::Pin::new(&mut first)
+            .poll(&mut Context::from_waker(&foreign))
+            .is_pending()
+    );
+    assert!(
+        std::pin::Pin::new(&mut second)
+            .poll(&mut Context::from_waker(&ours))
+            .is_pending()
+    );
+    let notified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(notify));
+    let woken = counts.0.load(Ordering::SeqCst);
+    std::mem::forget((first, second));
+    assert!(notified.is_ok(), "the foreign waker's panic came out");
+    assert_eq!(woken, 1, "the waiter after the panicking one was not woken");
+}
+
+#[test]
+fn shutdown_trigger_wakes_every_waiter_though_a_foreign_waker_panics() {
+    let signal = Shutdown::new();
+    every_waiter_is_woken_though_a_foreign_waker_panics(
+        Box::pin(signal.wait()),
+        Box::pin(signal.wait()),
+        || assert!(signal.trigger()),
+    );
+}
+
+#[test]
+fn the_last_guard_wakes_every_waiter_though_a_foreign_waker_panics() {
+    let group = WaitGroup::new();
+    let guard = group.add();
+    every_waiter_is_woken_though_a_foreign_waker_panics(
+        Box::pin(group.wait()),
+        Box::pin(group.wait()),
+        move || drop(guard),
+    );
+}

@@ -5,10 +5,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
-use super::task::{self, Panic, TaskMeta, TaskOutput};
+use super::contained::ContainedWaker;
+use super::task::{Panic, TaskMeta, TaskOutput};
 
 /// An owned permission to await a spawned task's output, or to abort it.
 ///
@@ -38,52 +39,13 @@ pub struct JoinHandle<T> {
     /// then dropped by its worker) even while it waits on I/O. It also keeps
     /// the task allocation, and so `meta`, alive.
     waker: Waker,
-    /// When polled with a waker other than the polling strata task's own
-    /// (by another executor, on the `block_on` thread, by an executor
-    /// nested in a task): the waker handed to the task in place of the
-    /// caller's, and it.
-    foreign: Option<(Arc<Contained>, Waker)>,
-}
-
-/// Passes a wake-up on to another executor's waker, containing a panic:
-/// async-task wakes (and drops) the handle's waker under its
-/// abort-on-panic guard, so a waker that panics (or whose clone or drop
-/// does) would otherwise end the whole process. (A strata
-/// task polling the handle with its own waker hands that over as it is.)
-struct Contained(Mutex<Waker>);
-
-impl Wake for Contained {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        // Cloning another executor's waker runs its code too.
-        super::contain("a waker panicked", || {
-            let waker = self
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            // Woken with the lock released: it may poll the handle again.
-            waker.wake();
-        });
-    }
-}
-
-impl Drop for Contained {
-    /// async-task may drop the last copy under its guard too (waking the
-    /// handle's waker consumes it); the waker's own destructor may panic.
-    fn drop(&mut self) {
-        let slot = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let waker = std::mem::replace(slot, Waker::noop().clone());
-        super::contain("a waker panicked while dropped", move || drop(waker));
-    }
+    /// The waker handed to the task when polled with another executor's
+    /// (async-task wakes it under its abort-on-panic guard).
+    foreign: ContainedWaker,
 }
 
 // SAFETY: `JoinHandle` is a `FallibleTask` (Send when its output is), a
-// `Waker` and an optional `Arc<Contained>` with its `Waker` (all Send +
-// Sync), and a pointer to `TaskMeta`, which is only read through `&` and is
+// `Waker` and a `ContainedWaker` (both Send + Sync), and a pointer to `TaskMeta`, which is only read through `&` and is
 // `Sync` (atomics and a plain bool).
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 // SAFETY: through `&JoinHandle` only `abort` and `is_finished` are reachable:
@@ -98,28 +60,7 @@ impl<T> JoinHandle<T> {
             task: Some(task.fallible()),
             meta,
             waker,
-            foreign: None,
-        }
-    }
-
-    /// The waker to hand the task for a poll with `cx` whose waker is not
-    /// the polling task's own: a `Contained` forwarding to `cx`'s waker.
-    #[cold]
-    fn foreign_waker(&mut self, cx: &Context<'_>) -> Waker {
-        match &self.foreign {
-            Some((contained, waker)) => {
-                let mut current = contained.0.lock().unwrap_or_else(PoisonError::into_inner);
-                if !current.will_wake(cx.waker()) {
-                    *current = cx.waker().clone();
-                }
-                waker.clone()
-            }
-            None => {
-                let contained = Arc::new(Contained(Mutex::new(cx.waker().clone())));
-                let waker = Waker::from(contained.clone());
-                self.foreign = Some((contained, waker.clone()));
-                waker
-            }
+            foreign: ContainedWaker::default(),
         }
     }
 
@@ -184,22 +125,12 @@ impl<T> Future for JoinHandle<T> {
         if self.task.is_none() {
             panic!("strata: JoinHandle polled after it returned its result");
         }
-        // The polling task's own waker goes to async-task as it is; any
-        // other (a nested executor's, a thread's) is wrapped, since
-        // async-task wakes it where a panic aborts the process.
-        let foreign = if task::is_polling_task(cx.waker()) {
-            None
-        } else {
-            Some(self.foreign_waker(cx))
-        };
         let out = loop {
-            let Some(task) = self.task.as_mut() else {
+            let this = &mut *self;
+            let Some(task) = this.task.as_mut() else {
                 unreachable!("checked above");
             };
-            let polled = match &foreign {
-                None => Pin::new(task).poll(cx),
-                Some(waker) => Pin::new(task).poll(&mut Context::from_waker(waker)),
-            };
+            let polled = this.foreign.poll_with(cx, |cx| Pin::new(task).poll(cx));
             match polled {
                 Poll::Ready(out) => break out,
                 // Finished as `is_finished` says (closed, its future

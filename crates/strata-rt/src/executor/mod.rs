@@ -16,6 +16,7 @@
 
 pub(crate) mod block_on;
 pub(crate) mod blocking;
+pub(crate) mod contained;
 pub(crate) mod coop;
 pub(crate) mod join;
 pub(crate) mod task;

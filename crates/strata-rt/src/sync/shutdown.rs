@@ -9,6 +9,8 @@ use std::task::{Context, Poll, Waker};
 
 use event_listener::{Event, EventListener};
 
+use crate::executor::contained::ContainedWaker;
+
 /// A shutdown signal: triggered once, observed by any number of tasks.
 ///
 /// Clones share the same state; any clone may trigger it or wait on it.
@@ -69,6 +71,7 @@ impl Shutdown {
         Triggered {
             inner: self.inner.clone(),
             listener: None,
+            contained: ContainedWaker::default(),
             registered: None,
         }
     }
@@ -95,6 +98,10 @@ pub struct Triggered {
     /// with a waker that wakes the same task, the listener needs no new
     /// poll: the flag alone says whether the trigger came.
     registered: Option<Waker>,
+    /// The waker the listener gets when another executor polls (the
+    /// trigger wakes it under event-listener's lock, where a panic must
+    /// not escape).
+    contained: ContainedWaker,
 }
 
 impl Future for Triggered {
@@ -123,7 +130,8 @@ impl Future for Triggered {
                 // seen either by the check or by the listener.
                 None => this.listener = Some(this.inner.event.listen()),
                 Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
+                    let polled = this.contained.poll_with(cx, |cx| Pin::new(l).poll(cx));
+                    if polled.is_pending() {
                         this.registered = Some(cx.waker().clone());
                         return Poll::Pending;
                     }

@@ -9,6 +9,8 @@ use std::task::{Context, Poll};
 
 use event_listener::{Event, EventListener};
 
+use crate::executor::contained::ContainedWaker;
+
 /// Counts live [`WaitGuard`]s; [`wait`](Self::wait) completes when none is
 /// left.
 ///
@@ -99,6 +101,7 @@ impl WaitGroup {
             inner: self.inner.clone(),
             listener: None,
             zeros: None,
+            contained: ContainedWaker::default(),
         }
     }
 }
@@ -158,6 +161,10 @@ pub struct AllDone {
     /// The zero count (`Inner::state`) when first polled: a later value means the count
     /// reached zero since.
     zeros: Option<u64>,
+    /// The waker the listener gets when another executor polls (the
+    /// last guard's drop wakes it under event-listener's lock, where a panic must
+    /// not escape).
+    contained: ContainedWaker,
 }
 
 impl Future for AllDone {
@@ -178,7 +185,11 @@ impl Future for AllDone {
                 // Listen, then re-check: see `Triggered::poll`.
                 None => this.listener = Some(this.inner.event.listen()),
                 Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
+                    if this
+                        .contained
+                        .poll_with(cx, |cx| Pin::new(l).poll(cx))
+                        .is_pending()
+                    {
                         return Poll::Pending;
                     }
                     this.listener = None;
