@@ -480,3 +480,44 @@ fn a_timer_reset_by_a_waker_of_its_batch_is_not_woken_early() {
         });
     });
 }
+
+/// A sleep polled by another executor whose waker panics, then reset to a
+/// deadline already due on its worker: the reset fires it and wakes that
+/// waker with the panic contained, as the owner's firing does (it came
+/// out of `reset`).
+#[test]
+fn a_reset_to_a_due_deadline_contains_a_foreign_wakers_panic() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct PanickingWaker;
+    impl Wake for PanickingWaker {
+        fn wake(self: Arc<Self>) {
+            panic!("test: a foreign executor's waker panicked");
+        }
+    }
+    support::deadline(30, || {
+        let rt = support::rt(1);
+        let (reset_ok, fired) = rt
+            .block_on(rt.handle().spawn(async {
+                let foreign = Waker::from(Arc::new(PanickingWaker));
+                let mut sleep = Box::pin(strata_rt::time::sleep(Duration::from_secs(3600)));
+                assert!(
+                    sleep
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&foreign))
+                        .is_pending()
+                );
+                let reset = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sleep
+                        .as_mut()
+                        .reset(Instant::now() - Duration::from_millis(1));
+                }));
+                let after = sleep.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                (reset.is_ok(), after == Poll::Ready(()))
+            }))
+            .unwrap();
+        assert!(reset_ok, "the foreign waker's panic came out of reset");
+        assert!(fired, "the sleep is not complete");
+    });
+}

@@ -164,6 +164,10 @@ impl Timer {
     /// is postponed in place (see "Postponing" in the parent module);
     /// otherwise it is cancelled, and the new deadline registered as
     /// `reregister` says.
+    ///
+    /// A waker it wakes (the timer's, when the new deadline is already
+    /// due) may be another executor's: its panic is contained, as when
+    /// the owner fires the timer.
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         let Some(entry) = &self.entry else { return };
@@ -191,7 +195,7 @@ impl Timer {
                 // Due at once: fire it, outside the wheel's borrow.
                 drop(wheel_ref);
                 if let Some(w) = entry.finish(FIRED) {
-                    w.wake();
+                    crate::executor::wake_contained(w);
                 }
             }
             // Off the workers, a pending timer moved later stays with its
@@ -232,7 +236,7 @@ impl Timer {
             let fired = if linked { None } else { entry.finish(FIRED) };
             self.entry = Some(entry);
             if let Some(w) = fired {
-                w.wake();
+                crate::executor::wake_contained(w);
             }
             return;
         }
@@ -252,7 +256,7 @@ impl Timer {
             }
         }
         if let Some(w) = waker {
-            w.wake();
+            crate::executor::wake_contained(w);
         }
     }
 
