@@ -164,17 +164,28 @@ impl Future for ManualSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let manual = self.clock.lock();
+        if manual.now >= self.deadline {
+            return Poll::Ready(());
+        }
+        // One entry per waiting task, however often its sleeps are polled
+        // (or dropped and made again) between advances.
+        if manual.sleepers.iter().any(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        // Cloned with the lock released: a waker's clone runs its
+        // executor's code, which may use this clock. An advance in between
+        // is seen by the check below (the time moved) or wakes the clone.
+        drop(manual);
+        let waker = cx.waker().clone();
         let mut manual = self.clock.lock();
         if manual.now >= self.deadline {
-            Poll::Ready(())
-        } else {
-            // One entry per waiting task, however often its sleeps are
-            // polled (or dropped and made again) between advances.
-            if !manual.sleepers.iter().any(|w| w.will_wake(cx.waker())) {
-                manual.sleepers.push(cx.waker().clone());
-            }
-            Poll::Pending
+            return Poll::Ready(());
         }
+        if !manual.sleepers.iter().any(|w| w.will_wake(&waker)) {
+            manual.sleepers.push(waker);
+        }
+        Poll::Pending
     }
 }
 
