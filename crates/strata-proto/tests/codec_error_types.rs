@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use strata_codec::{Decoder, Encoder};
 use strata_proto::pipeline::{ConnectionError, ServerProto, serve_connection};
 use strata_service::service_fn;
-use support::failing::Failing;
+use support::failing::{Failing, MakeError};
 use support::{cfg, connected_pair, deadline};
 
 fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
@@ -102,15 +102,25 @@ fn run<E>(
 where
     E: From<std::io::Error> + std::error::Error + Send + Sync + 'static,
 {
+    let read_error = (errno != 0).then(|| Failing::os(errno));
+    run_failing::<E>(send, read_error, write_errno.map(Failing::os))
+}
+
+/// `run` with the transport's errors made by `read_error` and
+/// `write_error`.
+fn run_failing<E>(
+    send: &'static [u8],
+    read_error: Option<MakeError>,
+    write_error: Option<MakeError>,
+) -> (Result<(), ConnectionError>, Vec<u8>)
+where
+    E: From<std::io::Error> + std::error::Error + Send + Sync + 'static,
+{
     deadline(30, move || {
         on_a_worker(async move {
             let (mut client, server) = connected_pair();
             let conn = strata_rt::spawn_local(async move {
-                let io = Failing::new(
-                    server,
-                    (errno != 0).then(|| Failing::os(errno)),
-                    write_errno.map(Failing::os),
-                );
+                let io = Failing::new(server, read_error, write_error);
                 let echo = service_fn(|r: Vec<u8>| async move { Ok::<_, std::io::Error>(r) });
                 let proto = ArcProto::<E>(std::marker::PhantomData);
                 serve_connection(io, &proto, echo, &cfg(), std::future::pending()).await
@@ -176,6 +186,31 @@ fn a_broken_pipe_through_an_arc_or_transparent_codec_error_ends_ok() {
     assert!(ended.is_ok(), "Arc: ended as {ended:?}");
     let (ended, _) = run::<Transparent>(b"hello\n", 0, Some(libc::EPIPE));
     assert!(ended.is_ok(), "transparent: ended as {ended:?}");
+}
+
+/// A transport in user space (TLS, an in-memory pipe) tells a lost peer
+/// by its error's kind alone, with no OS code. Through a codec error that
+/// hides the `io::Error`, a reset on a read is still a disconnect, and a
+/// broken pipe on a write still ends the connection with `Ok(())`: the
+/// dispatcher used to keep only the transport's OS codes, and took both
+/// for plain I/O errors.
+#[test]
+fn a_user_space_transport_s_lost_peer_shows_through_a_transparent_codec_error() {
+    let kind = |kind: std::io::ErrorKind| -> MakeError {
+        Box::new(move || std::io::Error::new(kind, "the peer is gone (a user-space transport)"))
+    };
+    let reset = Some(kind(std::io::ErrorKind::ConnectionReset));
+    let (ended, got) = run_failing::<Transparent>(b"par", reset, None);
+    let e = ended.expect_err("the read failed");
+    assert!(e.is_disconnect(), "ended as {e:?}");
+    assert!(
+        got.is_empty(),
+        "client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let broken_pipe = Some(kind(std::io::ErrorKind::BrokenPipe));
+    let (ended, _) = run_failing::<Transparent>(b"hello\n", None, broken_pipe);
+    assert!(ended.is_ok(), "ended as {ended:?}");
 }
 
 /// A read the transport fails with another error (EIO) is an I/O error,

@@ -18,8 +18,10 @@ pub(crate) struct Counted<T> {
     written: u64,
     read: u64,
     /// The last read's error, if it failed, and the last failed write's
-    /// (or flush's, close's), as an OS code: 0 for none, -1 for an error
-    /// without one. Plain stores (a call on the error path cost the
+    /// (or flush's, close's), as an OS code: 0 for none; for an error
+    /// without one (a transport in user space: TLS, an in-memory pipe),
+    /// [`GONE`] if its kind says the peer is gone, -1 otherwise. Plain
+    /// stores (a call on the error path cost the
     /// request path 25 to 60 instructions at depth 1, callgrind); sorted
     /// only when needed. A read that does not fail (data, or `Pending`)
     /// clears the read's: a failure that was retried (`Interrupted`) is no
@@ -52,13 +54,12 @@ impl<T> Counted<T> {
     }
 
     /// Whether the transport's own error, in either direction, said the
-    /// peer is gone (a reset, a broken pipe, out of reach). Only errors
-    /// with an OS code can say so; others are sorted by what the codec's
-    /// error holds.
+    /// peer is gone (a reset, a broken pipe, out of reach), by its OS code
+    /// or, without one, by its kind.
     pub(crate) fn gone(&self) -> bool {
-        [self.read_error, self.write_error]
-            .into_iter()
-            .any(|code| code > 0 && super::error::reset(&io::Error::from_raw_os_error(code)))
+        [self.read_error, self.write_error].into_iter().any(|code| {
+            code == GONE || code > 0 && super::error::reset(&io::Error::from_raw_os_error(code))
+        })
     }
 
     /// Bytes read so far.
@@ -80,7 +81,7 @@ impl<T> Counted<T> {
     fn count(&mut self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         match &r {
             Poll::Ready(Ok(n)) => self.written += *n as u64,
-            Poll::Ready(Err(e)) => self.write_error = e.raw_os_error().unwrap_or(-1),
+            Poll::Ready(Err(e)) => self.write_error = error_code(e),
             Poll::Pending => {}
         }
         r
@@ -93,7 +94,7 @@ impl<T> Counted<T> {
                 self.read += *n as u64;
                 self.read_error = 0;
             }
-            Poll::Ready(Err(e)) => self.read_error = e.raw_os_error().unwrap_or(-1),
+            Poll::Ready(Err(e)) => self.read_error = error_code(e),
             Poll::Pending => self.read_error = 0,
         }
         r
@@ -102,9 +103,25 @@ impl<T> Counted<T> {
     #[inline]
     fn checked(&mut self, r: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
         if let Poll::Ready(Err(e)) = &r {
-            self.write_error = e.raw_os_error().unwrap_or(-1);
+            self.write_error = error_code(e);
         }
         r
+    }
+}
+
+/// [`Counted`]'s code for an error without an OS code whose kind says the
+/// peer is gone.
+const GONE: i32 = -2;
+
+/// An error as [`Counted`] keeps it. Out of line: the request path only
+/// calls it when a transport fails.
+#[cold]
+#[inline(never)]
+fn error_code(e: &io::Error) -> i32 {
+    match e.raw_os_error() {
+        Some(code) => code,
+        None if super::error::reset(e) => GONE,
+        None => -1,
     }
 }
 
