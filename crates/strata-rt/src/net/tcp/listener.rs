@@ -112,7 +112,9 @@ impl TcpListener {
         self.io.get_ref().local_addr()
     }
 
-    /// Sets the IP time-to-live of accepted sockets.
+    /// Sets the IP time-to-live (`IP_TTL`) of accepted sockets. On an IPv6
+    /// listener it does not set the hop limit (`IPV6_UNICAST_HOPS`), as
+    /// with std's and tokio's `set_ttl`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl(ttl)
     }

@@ -158,6 +158,12 @@ impl UnixStream {
     ///
     /// Tasks waiting to write on this stream are woken once its write
     /// direction is shut down, and their writes fail (`BrokenPipe`).
+    ///
+    /// The peer's `shutdown(Read)` is another matter: Linux reports no
+    /// event for it on Unix sockets, so a task waiting to write into a
+    /// full buffer is woken only when the peer reads or closes the socket
+    /// (a blocking std write fails at once with `BrokenPipe`; tokio waits
+    /// as strata does).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)?;
         self.io.shut_down(how);
