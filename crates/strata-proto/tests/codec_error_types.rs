@@ -199,15 +199,20 @@ fn a_user_space_transport_s_lost_peer_shows_through_a_transparent_codec_error() 
     let kind = |kind: std::io::ErrorKind| -> MakeError {
         Box::new(move || std::io::Error::new(kind, "the peer is gone (a user-space transport)"))
     };
-    let reset = Some(kind(std::io::ErrorKind::ConnectionReset));
-    let (ended, got) = run_failing::<Transparent>(b"par", reset, None);
-    let e = ended.expect_err("the read failed");
-    assert!(e.is_disconnect(), "ended as {e:?}");
-    assert!(
-        got.is_empty(),
-        "client got {:?}",
-        String::from_utf8_lossy(&got)
-    );
+    // `UnexpectedEof`: TLS's peer gone without `close_notify`.
+    for gone in [
+        std::io::ErrorKind::ConnectionReset,
+        std::io::ErrorKind::UnexpectedEof,
+    ] {
+        let (ended, got) = run_failing::<Transparent>(b"par", Some(kind(gone)), None);
+        let e = ended.expect_err("the read failed");
+        assert!(e.is_disconnect(), "{gone:?}: ended as {e:?}");
+        assert!(
+            got.is_empty(),
+            "{gone:?}: client got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
     let broken_pipe = Some(kind(std::io::ErrorKind::BrokenPipe));
     let (ended, _) = run_failing::<Transparent>(b"hello\n", None, broken_pipe);
     assert!(ended.is_ok(), "ended as {ended:?}");

@@ -133,7 +133,10 @@ const GONE: i32 = -2;
 fn error_code(e: &io::Error) -> i32 {
     match e.raw_os_error() {
         Some(code) => code,
-        None if super::error::reset(e) => GONE,
+        // `reset` leaves `UnexpectedEof` out (a decoder reports a cut
+        // frame with it), but from the transport itself (TLS: a peer gone
+        // without `close_notify`) it means the peer went.
+        None if super::error::reset(e) || e.kind() == io::ErrorKind::UnexpectedEof => GONE,
         None => -1,
     }
 }
