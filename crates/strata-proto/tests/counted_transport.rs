@@ -1,0 +1,308 @@
+//! What the connection learns from its transport's own errors and byte
+//! counts: an OS code that is no lost peer stays an I/O error, a read
+//! failure the stop's reset watch dropped does not turn buffered bad input
+//! into one, and a steady reader over a transport in user space (no
+//! kernel send queue to look at) is not cut off by the write timeout.
+//! (From mutation testing of `pipeline/written.rs`: each test names the
+//! mutants it catches.) `deadline` and the timeouts are hang guards.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use strata_proto::pipeline::{ConnectionError, serve_connection};
+use strata_service::service_fn;
+use support::failing::{Failing, MakeError};
+use support::{Echo, Flag, TestProto, cfg, connected_pair, deadline, echo_batch, line};
+
+/// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
+/// inside it shares that worker) and returns its output.
+fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    let rt = strata_rt::Runtime::builder()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
+}
+
+/// Serves one connection over a transport whose reads fail with
+/// `read_error()` after the first bytes and whose writes fail with
+/// `write_error()`; the client sends `send`. Returns how it ended and what
+/// the client got.
+fn serve_failing(
+    send: &'static [u8],
+    read_error: Option<MakeError>,
+    write_error: Option<MakeError>,
+) -> (Result<(), ConnectionError>, Vec<u8>) {
+    deadline(30, move || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let conn = strata_rt::spawn_local(async move {
+                let io = Failing::new(server, read_error, write_error);
+                serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
+            });
+            client.write_all(send).unwrap();
+            let ended = conn.await.unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got);
+            (ended, got)
+        })
+    })
+}
+
+/// A transport error whose OS code is `ENOENT` (2) is no lost peer, on a
+/// read or on a write: the connection ends with an I/O error, not as a
+/// disconnect (read) or with `Ok(())` (write). `Counted` keeps a
+/// user-space transport's lost peer as a code of its own, which must not
+/// collide with a real OS code.
+///
+/// Mutant: written.rs:127:19 `delete -` (`GONE` becomes 2, which is
+/// `ENOENT`: every `ENOENT` reads as a vanished peer).
+#[test]
+fn an_enoent_from_the_transport_is_an_io_error_not_a_lost_peer() {
+    let (ended, got) = serve_failing(b"par", Some(Failing::os(libc::ENOENT)), None);
+    let e = ended.expect_err("the read failed");
+    assert!(!e.is_disconnect(), "read: ended as {e:?}");
+    assert!(matches!(e, ConnectionError::Io(_)), "read: ended as {e:?}");
+    assert!(
+        got.is_empty(),
+        "read: client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let (ended, _) = serve_failing(b"hello\n", None, Some(Failing::os(libc::ENOENT)));
+    let e = ended.expect_err("the write failed: not a vanished peer");
+    assert!(!e.is_disconnect(), "write: ended as {e:?}");
+}
+
+/// A strata `TcpStream` whose reads fail with `EIO` once `fail` is set.
+struct FailsReadsAfter {
+    inner: strata_rt::net::TcpStream,
+    fail: Arc<AtomicBool>,
+}
+
+impl futures_io::AsyncRead for FailsReadsAfter {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(std::io::Error::from_raw_os_error(libc::EIO)));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for FailsReadsAfter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// After a graceful stop, a connection at its in-flight bound watches the
+/// transport for a reset; a read there that fails otherwise (`EIO`) is
+/// dropped with the watch. A bad request that was already buffered before
+/// the stop is then still bad input: it gets its error line, and the
+/// connection ends with the decoder's error, not with an I/O error for
+/// the watch's failed read.
+///
+/// Mutant: written.rs:53:9 `replace Counted<T>::forget_read_error with
+/// ()` (the watch's failed read stays recorded, so the buffered request's
+/// decoder error is taken for a failed read: no error line, an I/O error).
+#[test]
+fn a_failed_read_in_the_stop_watch_does_not_turn_buffered_bad_input_into_an_io_error() {
+    let (ended, got) = deadline(30, move || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let stop = Arc::new(Flag::default());
+            let gate = Arc::new(Flag::default());
+            let fail = Arc::new(AtomicBool::new(false));
+            let (stop2, gate2, fail2) = (stop.clone(), gate.clone(), fail.clone());
+            let conn = strata_rt::spawn_local(async move {
+                let io = FailsReadsAfter {
+                    inner: server,
+                    fail: fail2,
+                };
+                let svc = service_fn(move |req: String| {
+                    let gate = gate2.clone();
+                    async move {
+                        gate.wait().await;
+                        Ok::<_, std::io::Error>(req)
+                    }
+                });
+                let config = cfg().max_in_flight(1);
+                serve_connection(io, &TestProto, svc, &config, stop2.wait()).await
+            });
+            // One request, held at the gate (the connection is at its
+            // bound), then a line too long for the codec, buffered.
+            let mut send = b"slow\n".to_vec();
+            send.extend(line("bad", b'x', 100));
+            client.write_all(&send).unwrap();
+            // Let the connection read it all and wait.
+            strata_rt::time::sleep(Duration::from_millis(100)).await;
+            stop.fire();
+            // Let the connection see the stop and read on until its
+            // transport (which cannot tell what it holds) says `Pending`:
+            // nothing more is owed, it watches for a reset.
+            strata_rt::time::sleep(Duration::from_millis(100)).await;
+            // Its next read, in the watch, fails; a byte wakes it for it.
+            fail.store(true, Ordering::SeqCst);
+            client.write_all(b"z").unwrap();
+            strata_rt::time::sleep(Duration::from_millis(100)).await;
+            gate.fire();
+            let ended = conn.await.unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got);
+            (ended, String::from_utf8_lossy(&got).into_owned())
+        })
+    });
+    let e = ended.expect_err("the buffered request is bad input");
+    assert!(
+        matches!(e, ConnectionError::Decode(_)),
+        "ended as {e:?}, client got {got:?}"
+    );
+    assert!(got.starts_with("slow\n"), "client got {got:?}");
+    assert!(got.contains("error: "), "no error line: client got {got:?}");
+}
+
+/// What a [`Trickle`] transport shares with the test's slow peer.
+#[derive(Default)]
+struct TrickleState {
+    /// Bytes the peer will take now.
+    credit: usize,
+    /// Bytes it took so far.
+    taken: usize,
+    waker: Option<std::task::Waker>,
+}
+
+/// A user-space transport (no kernel send queue to look at): it reads
+/// `input` once, then an end of stream; its writes take only as many bytes
+/// as the peer gave credit for, and wait for more.
+struct Trickle {
+    input: Option<Vec<u8>>,
+    state: Arc<std::sync::Mutex<TrickleState>>,
+}
+
+impl futures_io::AsyncRead for Trickle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let Some(mut input) = self.input.take() else {
+            return Poll::Ready(Ok(0));
+        };
+        let n = input.len().min(buf.len());
+        buf[..n].copy_from_slice(&input[..n]);
+        input.drain(..n);
+        if !input.is_empty() {
+            self.input = Some(input);
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl futures_io::AsyncWrite for Trickle {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut s = self.state.lock().unwrap();
+        if s.credit == 0 {
+            s.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = s.credit.min(buf.len());
+        s.credit -= n;
+        s.taken += n;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Over a user-space transport, where the only sign of a peer that reads
+/// is the bytes the transport takes, a slow but steady reader keeps its
+/// connection past several write timeouts: every answer is delivered and
+/// the connection ends normally. (The peer's pace, a few hundred bytes
+/// every 20 ms against a 400 ms timeout, is a margin, not a bound.)
+///
+/// Mutants: written.rs:72:9 `replace Counted<T>::written -> u64 with 0`
+/// and `with 1`, and written.rs:83:48 `replace += with *= in
+/// Counted<T>::count` (the bytes written never move, so the write timeout
+/// takes the steady reader for one that stopped).
+#[test]
+fn a_slow_steady_reader_over_a_user_space_transport_is_not_cut_off() {
+    let batch = echo_batch(200, false);
+    let total = batch.len();
+    let state = Arc::new(std::sync::Mutex::new(TrickleState::default()));
+    let feeder_state = state.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let feeder_done = done.clone();
+    // The slow peer: 256 bytes every 20 ms (about 1 s for the batch).
+    let feeder = std::thread::spawn(move || {
+        while !feeder_done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+            let mut s = feeder_state.lock().unwrap();
+            if s.taken >= total {
+                break;
+            }
+            s.credit += 256;
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    });
+    let conn_state = state.clone();
+    let ended = deadline(30, move || {
+        on_a_worker(async move {
+            let io = Trickle {
+                input: Some(batch.into_bytes()),
+                state: conn_state,
+            };
+            let config = cfg()
+                .idle_timeout(None)
+                .read_timeout(None)
+                .write_timeout(Some(Duration::from_millis(400)));
+            serve_connection(io, &TestProto, Echo, &config, std::future::pending()).await
+        })
+    });
+    done.store(true, Ordering::SeqCst);
+    feeder.join().unwrap();
+    let taken = state.lock().unwrap().taken;
+    assert!(
+        ended.is_ok(),
+        "ended as {ended:?} after {taken} of {total} bytes"
+    );
+    assert_eq!(taken, total);
+}
