@@ -420,18 +420,30 @@ fn a_closure_no_thread_could_start_for_is_cancelled_with_the_reason() {
     if std::env::var_os(CHILD).is_some() {
         spawn_blocking_with_no_room_for_a_thread();
     }
-    let out = deadline(60, || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "a_closure_no_thread_could_start_for_is_cancelled_with_the_reason",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .output()
-            .unwrap()
-    });
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_closure_no_thread_could_start_for_is_cancelled_with_the_reason",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang guard that also ends the child (a bare `deadline` left a hung
+    // child running after the test failed).
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.code() == Some(77) {
         eprintln!("not checked: the OS started the thread anyway ({stdout})");
