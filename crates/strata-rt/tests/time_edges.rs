@@ -498,8 +498,13 @@ fn a_reset_to_a_due_deadline_contains_a_foreign_wakers_panic() {
     }
     support::deadline(30, || {
         let rt = support::rt(1);
+        // Due by the wheel's clock too: the idle worker, woken by the
+        // spawn below, advances its wheel past this before it runs the
+        // task (a deadline just before the reset could still be ahead of
+        // a wheel last advanced earlier: under Miri it was).
+        let long_ago = Instant::now() - Duration::from_secs(1);
         let (reset_ok, fired) = rt
-            .block_on(rt.handle().spawn(async {
+            .block_on(rt.handle().spawn(async move {
                 let foreign = Waker::from(Arc::new(PanickingWaker));
                 let mut sleep = Box::pin(strata_rt::time::sleep(Duration::from_secs(3600)));
                 assert!(
@@ -509,9 +514,7 @@ fn a_reset_to_a_due_deadline_contains_a_foreign_wakers_panic() {
                         .is_pending()
                 );
                 let reset = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sleep
-                        .as_mut()
-                        .reset(Instant::now() - Duration::from_millis(1));
+                    sleep.as_mut().reset(long_ago);
                 }));
                 let after = sleep.as_mut().poll(&mut Context::from_waker(Waker::noop()));
                 (reset.is_ok(), after == Poll::Ready(()))
