@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_rt::Runtime;
 use support::deadline;
@@ -68,30 +68,7 @@ fn shutdown_timeout_waits_for_a_running_closure_and_reports_none_left() {
 #[cfg(target_os = "linux")]
 fn drop_after_a_failed_thread_start() -> ! {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
-    let out = rt.block_on(async {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let vm_kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmSize:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        let mut old = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `old` is a valid, writable `rlimit`.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
-        let low = libc::rlimit {
-            rlim_cur: (vm_kib + 1024) * 1024,
-            rlim_max: old.rlim_max,
-        };
-        // SAFETY: lowers this (child) process's soft limit only.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &low) }, 0);
-        let out = strata_rt::spawn_blocking(|| 1).await;
-        // SAFETY: restores the soft limit, at most the unchanged hard one.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
-        out
-    });
+    let out = rt.block_on(support::spawn_blocking_with_no_room_for_a_thread());
     let code = match out {
         Ok(_) => 77,
         Err(e) if e.is_cancelled() => 0,
@@ -119,33 +96,12 @@ fn a_runtime_whose_blocking_thread_failed_to_start_still_drops() {
     if std::env::var_os(CHILD).is_some() {
         drop_after_a_failed_thread_start();
     }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_runtime_whose_blocking_thread_failed_to_start_still_drops",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Hang guard: the child takes milliseconds.
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let Some(status) = status else {
-        panic!("dropping a runtime whose blocking thread failed to start hung");
-    };
+    let status = support::run_as_child(
+        "a_runtime_whose_blocking_thread_failed_to_start_still_drops",
+        CHILD,
+        10,
+    )
+    .status;
     if status.code() == Some(77) {
         eprintln!("not checked: the OS started the thread anyway");
         return;

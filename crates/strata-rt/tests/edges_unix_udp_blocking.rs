@@ -377,29 +377,9 @@ fn an_idle_blocking_thread_is_woken_for_each_closure_submitted_in_turn() {
 fn spawn_blocking_with_no_room_for_a_thread() -> ! {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
     let said = rt.block_on(async {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let vm_kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmSize:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        let mut old = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `old` is a valid, writable `rlimit`.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
-        // Room for a little heap, not for a thread's stack (2 MiB).
-        let low = libc::rlimit {
-            rlim_cur: (vm_kib + 1024) * 1024,
-            rlim_max: old.rlim_max,
-        };
-        // SAFETY: lowers this (child) process's soft limit only.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &low) }, 0);
-        let out = spawn_blocking(|| 1).await;
-        // SAFETY: restores the soft limit, at most the unchanged hard one.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
-        out.map_err(|e| (e.is_cancelled(), e.to_string()))
+        support::spawn_blocking_with_no_room_for_a_thread()
+            .await
+            .map_err(|e| (e.is_cancelled(), e.to_string()))
     });
     let code = match &said {
         Ok(_) => 77,
@@ -420,30 +400,11 @@ fn a_closure_no_thread_could_start_for_is_cancelled_with_the_reason() {
     if std::env::var_os(CHILD).is_some() {
         spawn_blocking_with_no_room_for_a_thread();
     }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_closure_no_thread_could_start_for_is_cancelled_with_the_reason",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A hang guard that also ends the child (a bare `deadline` left a hung
-    // child running after the test failed).
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = support::run_as_child(
+        "a_closure_no_thread_could_start_for_is_cancelled_with_the_reason",
+        CHILD,
+        60,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.code() == Some(77) {
         eprintln!("not checked: the OS started the thread anyway ({stdout})");

@@ -210,3 +210,59 @@ pub fn wait_for(flag: &std::sync::atomic::AtomicBool) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// In a future run by a runtime (in a child process: it lowers the
+/// process's address-space limit): caps the address space just above what
+/// the process uses, room for a little heap but not for a thread's stack
+/// (2 MiB), so that the blocking pool cannot start its first thread;
+/// spawns a blocking closure; restores the limit; gives the closure's
+/// handle's result.
+#[cfg(target_os = "linux")]
+pub async fn spawn_blocking_with_no_room_for_a_thread() -> Result<i32, strata_rt::JoinError> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a valid, writable `rlimit`.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
+    let low = libc::rlimit {
+        rlim_cur: (vm_kib + 1024) * 1024,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: lowers this (child) process's soft limit only.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &low) }, 0);
+    let out = strata_rt::spawn_blocking(|| 1).await;
+    // SAFETY: restores the soft limit, at most the unchanged hard one.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
+    out
+}
+
+/// Runs test `name` of this binary alone in a child process, with `env`
+/// set (which tells the test it is the child), and gives its output; if
+/// it has not ended within `secs`, kills it and panics (a hang guard that
+/// leaves no child behind, not a timing bound).
+pub fn run_as_child(name: &str, env: &str, secs: u64) -> std::process::Output {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child running {name} did not end within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
