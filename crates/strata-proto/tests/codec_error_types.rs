@@ -19,15 +19,7 @@ use strata_codec::{Decoder, Encoder};
 use strata_proto::pipeline::{ConnectionError, ServerProto, serve_connection};
 use strata_service::service_fn;
 use support::failing::{Failing, MakeError};
-use support::{cfg, connected_pair, deadline};
-
-fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
-}
+use support::{cfg, connected_pair, deadline, on_a_worker};
 
 /// What `#[derive(thiserror::Error)] enum E { #[error(transparent)]
 /// Io(#[from] io::Error) }` comes to: its `source()` is the inner error's
@@ -216,6 +208,27 @@ fn a_user_space_transport_s_lost_peer_shows_through_a_transparent_codec_error() 
     let broken_pipe = Some(kind(std::io::ErrorKind::BrokenPipe));
     let (ended, _) = run_failing::<Transparent>(b"hello\n", None, broken_pipe);
     assert!(ended.is_ok(), "ended as {ended:?}");
+}
+
+/// An OS error that is no lost peer (`ENOENT`, 2) stays an I/O error on
+/// a read and on a write, through a codec error that hides it: the code
+/// the dispatcher keeps for a user-space transport's lost peer must not
+/// collide with an OS code. (From mutation testing: `GONE` as 2 passed
+/// the other tests.)
+#[test]
+fn an_os_error_that_is_no_lost_peer_stays_an_io_error() {
+    let (ended, got) = run::<Transparent>(b"par", libc::ENOENT, None);
+    let e = ended.expect_err("the read failed");
+    assert!(!e.is_disconnect(), "read: ended as {e:?}");
+    assert!(matches!(e, ConnectionError::Io(_)), "read: ended as {e:?}");
+    assert!(
+        got.is_empty(),
+        "read: client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let (ended, _) = run::<Transparent>(b"hello\n", 0, Some(libc::ENOENT));
+    let e = ended.expect_err("the write failed: not a vanished peer");
+    assert!(!e.is_disconnect(), "write: ended as {e:?}");
 }
 
 /// A read the transport fails with another error (EIO) is an I/O error,

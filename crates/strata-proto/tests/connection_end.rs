@@ -14,17 +14,7 @@ use std::time::Duration;
 use strata_proto::pipeline::serve_connection;
 use strata_service::service_fn;
 use support::failing::Failing;
-use support::{Echo, Flag, TestProto, cfg, connected_pair, deadline};
-
-/// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
-/// inside it shares that worker) and returns its output.
-fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
-}
+use support::{Echo, Flag, TestProto, cfg, connected_pair, deadline, on_a_worker};
 
 /// Serves one connection on a one-worker runtime; optionally sends `slow`
 /// (answered once a gate opens) and waits; then, in one turn of the

@@ -1,7 +1,6 @@
 //! What the connection learns from its transport's own errors and byte
-//! counts: an OS code that is no lost peer stays an I/O error, a read
-//! failure the stop's reset watch dropped does not turn buffered bad input
-//! into one, and a steady reader over a transport in user space (no
+//! counts: a read failure the stop's reset watch dropped does not turn
+//! buffered bad input into an I/O error, and a steady reader over a transport in user space (no
 //! kernel send queue to look at) is not cut off by the write timeout.
 //! (From mutation testing of `pipeline/written.rs`: each test names the
 //! mutants it catches.) `deadline` and the timeouts are hang guards.
@@ -17,70 +16,9 @@ use std::time::Duration;
 
 use strata_proto::pipeline::{ConnectionError, serve_connection};
 use strata_service::service_fn;
-use support::failing::{Failing, MakeError};
-use support::{Echo, Flag, TestProto, cfg, connected_pair, deadline, echo_batch, line};
-
-/// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
-/// inside it shares that worker) and returns its output.
-fn on_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
-    let rt = strata_rt::Runtime::builder()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
-}
-
-/// Serves one connection over a transport whose reads fail with
-/// `read_error()` after the first bytes and whose writes fail with
-/// `write_error()`; the client sends `send`. Returns how it ended and what
-/// the client got.
-fn serve_failing(
-    send: &'static [u8],
-    read_error: Option<MakeError>,
-    write_error: Option<MakeError>,
-) -> (Result<(), ConnectionError>, Vec<u8>) {
-    deadline(30, move || {
-        on_a_worker(async move {
-            let (mut client, server) = connected_pair();
-            let conn = strata_rt::spawn_local(async move {
-                let io = Failing::new(server, read_error, write_error);
-                serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
-            });
-            client.write_all(send).unwrap();
-            let ended = conn.await.unwrap();
-            client
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let mut got = Vec::new();
-            let _ = client.read_to_end(&mut got);
-            (ended, got)
-        })
-    })
-}
-
-/// A transport error whose OS code is `ENOENT` (2) is no lost peer, on a
-/// read or on a write: the connection ends with an I/O error, not as a
-/// disconnect (read) or with `Ok(())` (write). `Counted` keeps a
-/// user-space transport's lost peer as a code of its own, which must not
-/// collide with a real OS code.
-///
-/// Mutant: written.rs:127:19 `delete -` (`GONE` becomes 2, which is
-/// `ENOENT`: every `ENOENT` reads as a vanished peer).
-#[test]
-fn an_enoent_from_the_transport_is_an_io_error_not_a_lost_peer() {
-    let (ended, got) = serve_failing(b"par", Some(Failing::os(libc::ENOENT)), None);
-    let e = ended.expect_err("the read failed");
-    assert!(!e.is_disconnect(), "read: ended as {e:?}");
-    assert!(matches!(e, ConnectionError::Io(_)), "read: ended as {e:?}");
-    assert!(
-        got.is_empty(),
-        "read: client got {:?}",
-        String::from_utf8_lossy(&got)
-    );
-    let (ended, _) = serve_failing(b"hello\n", None, Some(Failing::os(libc::ENOENT)));
-    let e = ended.expect_err("the write failed: not a vanished peer");
-    assert!(!e.is_disconnect(), "write: ended as {e:?}");
-}
+use support::{
+    Echo, Flag, TestProto, cfg, connected_pair, deadline, echo_batch, line, on_a_worker,
+};
 
 /// A strata `TcpStream` whose reads fail with `EIO` once `fail` is set.
 struct FailsReadsAfter {

@@ -345,3 +345,15 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs `fut` as a task on a one-worker runtime (so that `spawn_local`
+/// inside it shares that worker) and returns its output.
+pub fn on_a_worker<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let rt = strata_rt::Runtime::builder()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async { strata_rt::spawn(fut).await.unwrap() })
+}
