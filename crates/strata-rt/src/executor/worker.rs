@@ -119,7 +119,7 @@ impl WorkerShared {
     }
 
     /// Queues a timer op for this worker; a registration wakes the worker if
-    /// it sleeps (as `push_remote` does), a cancellation waits for its next
+    /// it sleeps (as `try_push_remote` does), a cancellation waits for its next
     /// turn. Gives the op back if the worker has stopped.
     pub(crate) fn push_timer_op(&self, op: TimerOp) -> Result<(), TimerOp> {
         let wake = matches!(op, TimerOp::Register(_));
@@ -141,24 +141,29 @@ impl WorkerShared {
     /// events go first, and a few tasks that keep yielding cannot hold
     /// the worker for a whole budget while other sockets wait.
     fn schedule(&self, runnable: Runnable, info: async_task::ScheduleInfo) {
+        if let Err(runnable) = self.enqueue(runnable, info.woken_while_running) {
+            task::discard(runnable);
+        }
+    }
+
+    /// Queues `runnable` on this worker: on its thread in the local queue
+    /// (or, `yielded`, with the tasks that yielded this turn), elsewhere in
+    /// the remote queue. Gives it back if the worker has stopped.
+    #[inline]
+    fn enqueue(&self, runnable: Runnable, yielded: bool) -> Result<(), Runnable> {
         let mut slot = Some(runnable);
         context::with_worker_if(self.uid, |w| {
             if let Some(r) = slot.take() {
-                if info.woken_while_running {
+                if yielded {
                     w.yielded.borrow_mut().push(r);
                 } else {
                     w.queue.borrow_mut().push_back(r);
                 }
             }
         });
-        if let Some(r) = slot {
-            self.push_remote(r);
-        }
-    }
-
-    fn push_remote(&self, runnable: Runnable) {
-        if let Err(runnable) = self.try_push_remote(runnable) {
-            task::discard(runnable);
+        match slot {
+            Some(r) => self.try_push_remote(r),
+            None => Ok(()),
         }
     }
 
@@ -248,15 +253,7 @@ impl WorkerShared {
                 )
         };
         let waker = runnable.waker();
-        let mut slot = Some(runnable);
-        context::with_worker_if(self.uid, |w| {
-            if let Some(r) = slot.take() {
-                w.queue.borrow_mut().push_back(r);
-            }
-        });
-        if let Some(r) = slot
-            && let Err(unrun) = self.try_push_remote(r)
-        {
+        if let Err(unrun) = self.enqueue(runnable, false) {
             // The worker has stopped: never polled, so `make` is all there
             // is to drop, and it may be dropped here. The task is
             // cancelled.
