@@ -1,7 +1,9 @@
 //! What the connection learns from its transport's own errors and byte
-//! counts: a read failure the stop's reset watch dropped does not turn
-//! buffered bad input into an I/O error, and a steady reader over a transport in user space (no
-//! kernel send queue to look at) is not cut off by the write timeout.
+//! counts, and what it asks of the transport through its byte counter: a
+//! read failure the stop's reset watch dropped does not turn buffered bad
+//! input into an I/O error; a steady reader over a transport in user space
+//! (no kernel send queue to look at) is not cut off by the write timeout;
+//! a transport that holds writes until flushed is flushed and closed.
 //! (From mutation testing of `pipeline/written.rs`: each test names the
 //! mutants it catches.) `deadline` and the timeouts are hang guards.
 
@@ -243,4 +245,109 @@ fn a_slow_steady_reader_over_a_user_space_transport_is_not_cut_off() {
         "ended as {ended:?} after {taken} of {total} bytes"
     );
     assert_eq!(taken, total);
+}
+
+/// A transport that holds what is written until it is flushed, as TLS
+/// and buffered writers do: `poll_write` only appends to `held`;
+/// `poll_flush` writes `held` to the socket; `poll_close` flushes, closes
+/// the socket's write direction and records that it was called.
+struct HoldsUntilFlushed {
+    inner: strata_rt::net::TcpStream,
+    held: Vec<u8>,
+    closed: Arc<AtomicBool>,
+}
+
+impl futures_io::AsyncRead for HoldsUntilFlushed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for HoldsUntilFlushed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        while !this.held.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, &this.held))?;
+            this.held.drain(..n);
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        std::task::ready!(Pin::new(&mut self.inner).poll_close(cx))?;
+        self.closed.store(true, Ordering::SeqCst);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Over a transport that sends only what it is asked to flush, each
+/// answer reaches a peer that keeps its connection open and waits for it,
+/// and a peer that ends its requests gets the last answers and then the
+/// end of the stream from the transport's own close.
+///
+/// Mutants: written.rs `replace <impl AsyncWrite for Counted<T>>::poll_flush
+/// -> Poll<io::Result<()>>` (the answers stay held: the peer waits for
+/// them in vain), and the same for `poll_close` (the transport is never
+/// closed).
+#[test]
+fn answers_over_a_transport_that_holds_writes_are_flushed_and_it_is_closed() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let closed2 = closed.clone();
+    let (ended, first, rest) = deadline(30, move || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let conn = strata_rt::spawn(async move {
+                let io = HoldsUntilFlushed {
+                    inner: server,
+                    held: Vec::new(),
+                    closed: closed2,
+                };
+                serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
+            });
+            // The hang guard of the blocking reads below: the answer must
+            // come while the connection is open.
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let client = strata_rt::spawn_blocking(move || {
+                client.write_all(b"one\n").unwrap();
+                let mut first = [0; 4];
+                let got = client.read_exact(&mut first).map(|()| first.to_vec());
+                client.write_all(b"two\nthree\n").unwrap();
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                let end = client.read_to_end(&mut rest).map(|_| rest);
+                (got, end)
+            });
+            let (first, rest) = client.await.unwrap();
+            (conn.await.unwrap(), first, rest)
+        })
+    });
+    assert_eq!(
+        first.expect("the first answer, while the connection is open"),
+        b"one\n"
+    );
+    assert_eq!(
+        rest.expect("the last answers, then the end"),
+        b"two\nthree\n"
+    );
+    assert!(ended.is_ok(), "ended as {ended:?}");
+    assert!(
+        closed.load(Ordering::SeqCst),
+        "the transport was not closed"
+    );
 }
