@@ -1,0 +1,275 @@
+//! TcpServer out of descriptors: the accept loop backs off instead of
+//! spinning, connections already open keep being served, and the clients
+//! that queued meanwhile are accepted and served once descriptors are free.
+//! Also: every descriptor a running server holds is close-on-exec.
+//!
+//! Each test runs in a child process: `RLIMIT_NOFILE` is process-wide.
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Echo, Fixture, cfg, child, deadline, eventually};
+
+fn in_child(name: &str) {
+    let c = child::spawn_self(name, Stdio::piped());
+    let dog = child::Watchdog::new(&c, Duration::from_secs(120));
+    let out = c.wait_with_output().unwrap();
+    dog.done();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "the child did not run {name}");
+}
+
+fn open_fds() -> BTreeSet<i32> {
+    let names: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|n| n.parse().ok())
+        // SAFETY: F_GETFD only reads a flag.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+fn set_soft_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = n as libc::rlim_t;
+    // SAFETY: this (child) process's soft limit, below its hard one.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// Every fd number below the (lowered) soft limit in use while this lives.
+struct Exhausted(Vec<std::fs::File>);
+
+impl Exhausted {
+    fn now() -> Exhausted {
+        let top = *open_fds().iter().max().unwrap() as u64;
+        set_soft_nofile(top + 16);
+        let mut held = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            held.push(f);
+        }
+        Exhausted(held)
+    }
+}
+
+impl Drop for Exhausted {
+    fn drop(&mut self) {
+        self.0.clear();
+        set_soft_nofile(4096);
+    }
+}
+
+/// CPU time (user + system) of the whole process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: zeroed is a valid `rusage`, filled in by the call.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn round_trip(s: &TcpStream, line: &str) -> String {
+    (&*s).write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut got = String::new();
+    r.read_line(&mut got).unwrap();
+    got.trim_end().to_string()
+}
+
+fn prepared_socket() -> socket2::Socket {
+    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap()
+}
+
+fn connect_prepared(s: socket2::Socket, addr: SocketAddr) -> TcpStream {
+    s.connect(&addr.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// While out of descriptors the accept loop pauses (its CPU use stays far
+/// below a spinning core's; a generous bound), an open connection is still
+/// served, and the clients that queued are served once descriptors are
+/// back.
+#[test]
+fn server_backs_off_and_resumes_after_exhaustion() {
+    if !child::is_child() {
+        return in_child("server_backs_off_and_resumes_after_exhaustion");
+    }
+    deadline(90, || {
+        let server = support::one_worker()
+            .shutdown_timeout(Duration::from_secs(5))
+            .start(|| Ok::<_, std::io::Error>(Echo))
+            .unwrap();
+        let addr = server.local_addr();
+        let a = TcpStream::connect(addr).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(round_trip(&a, "echo a"), "echo a");
+        let (pb, pc) = (prepared_socket(), prepared_socket());
+
+        let ex = Exhausted::now();
+        let b = connect_prepared(pb, addr);
+        (&b).write_all(b"echo b\n").unwrap();
+        // Let the loop meet EMFILE and settle into its pauses, then measure.
+        std::thread::sleep(Duration::from_millis(300));
+        let cpu0 = cpu_time();
+        let wall0 = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+        // The open connection is unaffected.
+        assert_eq!(round_trip(&a, "echo a2"), "echo a2");
+        drop(ex);
+
+        let mut got = String::new();
+        BufReader::new(&b).read_line(&mut got).unwrap();
+        assert_eq!(
+            got.trim_end(),
+            "echo b",
+            "the client queued while out of fds"
+        );
+        let c = connect_prepared(pc, addr);
+        assert_eq!(round_trip(&c, "echo c"), "echo c");
+        assert!(
+            cpu < wall / 2,
+            "the accept loop used {cpu:?} of CPU in {wall:?} while out of descriptors"
+        );
+        drop((a, b, c));
+        assert!(server.shutdown());
+    });
+}
+
+/// What a running server holds (its workers' epolls and wakers, its
+/// listener, an accepted connection) is close-on-exec.
+#[test]
+fn server_descriptors_are_close_on_exec() {
+    if !child::is_child() {
+        return in_child("server_descriptors_are_close_on_exec");
+    }
+    deadline(60, || {
+        let before = open_fds();
+        let server = support::one_worker()
+            .threads(2)
+            .start(|| Ok::<_, std::io::Error>(Echo))
+            .unwrap();
+        let a = TcpStream::connect(server.local_addr()).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(round_trip(&a, "echo a"), "echo a");
+        let client_fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        let bad: Vec<i32> = open_fds()
+            .difference(&before)
+            .copied()
+            .filter(|&fd| fd != client_fd)
+            .filter(|&fd| {
+                // SAFETY: F_GETFD only reads a flag.
+                let f = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+                f >= 0 && f & libc::FD_CLOEXEC == 0
+            })
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "server descriptors without FD_CLOEXEC: {bad:?}"
+        );
+        drop(a);
+        assert!(server.shutdown());
+    });
+}
+
+/// A server that cannot start for lack of descriptors says so, and leaves
+/// none behind.
+#[test]
+fn start_out_of_descriptors_errs_and_leaks_nothing() {
+    if !child::is_child() {
+        return in_child("start_out_of_descriptors_errs_and_leaks_nothing");
+    }
+    deadline(60, || {
+        let baseline = open_fds();
+        for spare in 0..8 {
+            let mut ex = Exhausted::now();
+            for _ in 0..spare {
+                ex.0.pop();
+            }
+            let r = support::one_worker()
+                .threads(2)
+                .start(|| Ok::<_, std::io::Error>(Echo));
+            let err = match r {
+                Ok(_) => panic!("started with {spare} spare fds"),
+                Err(e) => e,
+            };
+            assert!(
+                err.raw_os_error() == Some(libc::EMFILE) || err.to_string().contains("os error 24"),
+                "spare {spare}: {err:?}"
+            );
+            drop(ex);
+            assert_eq!(open_fds(), baseline, "spare {spare}: descriptors left open");
+        }
+    });
+}
+
+/// At the stop, the accept loop serves the connections the kernel had
+/// completed (see `drain_backlog`): their clients saw `connect` succeed and
+/// sent requests. When the stop finds the process out of descriptors, the
+/// drain gives up at the first `EMFILE` (it treats it as a failed
+/// listener) and the listener is closed, resetting those clients, even
+/// though descriptors come back well within the shutdown timeout (here the
+/// live connection that held the server at capacity finishes and frees
+/// them). Outside a stop the same `EMFILE` is a pause and a retry.
+#[test]
+fn stop_while_out_of_descriptors_still_serves_the_backlog() {
+    if !child::is_child() {
+        return in_child("stop_while_out_of_descriptors_still_serves_the_backlog");
+    }
+    deadline(90, || {
+        let mut fx = Fixture::start(1, 100, cfg());
+        let addr = fx.addr();
+        let mut a = fx.connect();
+        a.send(&["gate held"]);
+        let stats = fx.stats.clone();
+        eventually(10, "the gated request runs", || {
+            stats.running.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        let pb = prepared_socket();
+
+        let ex = Exhausted::now();
+        let b = connect_prepared(pb, addr);
+        (&b).write_all(b"echo b\n").unwrap();
+        // The accept loop meets EMFILE and pauses.
+        std::thread::sleep(Duration::from_millis(300));
+        let server = fx.server.take().unwrap();
+        let stopping = std::thread::spawn(move || server.shutdown());
+        std::thread::sleep(Duration::from_millis(200));
+        // Descriptors are back long before the 10 s shutdown timeout, and
+        // the live connection then finishes.
+        drop(ex);
+        std::thread::sleep(Duration::from_millis(100));
+        fx.gate.open();
+        assert_eq!(a.recv().as_deref(), Some("held"));
+
+        let mut got = String::new();
+        let r = BufReader::new(&b).read_line(&mut got);
+        assert!(
+            matches!(r, Ok(n) if n > 0) && got.trim_end() == "b",
+            "the client queued before the stop was not served: {r:?} {got:?}"
+        );
+        assert!(stopping.join().unwrap());
+    });
+}
