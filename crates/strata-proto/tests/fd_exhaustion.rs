@@ -1,6 +1,7 @@
 //! TcpServer out of descriptors: the accept loop backs off instead of
 //! spinning, connections already open keep being served, and the clients
-//! that queued meanwhile are accepted and served once descriptors are free.
+//! that queued meanwhile are accepted and served once descriptors are free,
+//! during a graceful stop too.
 //! Also: every descriptor a running server holds is close-on-exec.
 //!
 //! Each test runs in a child process: `RLIMIT_NOFILE` is process-wide.
@@ -44,37 +45,40 @@ fn open_fds() -> BTreeSet<i32> {
         .collect()
 }
 
-fn set_soft_nofile(n: u64) {
+/// Sets the soft open-files limit to `n`; returns the one it replaced.
+fn set_soft_nofile(n: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: valid out-pointer.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let old = lim.rlim_cur;
     lim.rlim_cur = n as libc::rlim_t;
     // SAFETY: this (child) process's soft limit, below its hard one.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    old
 }
 
 /// Every fd number below the (lowered) soft limit in use while this lives.
-struct Exhausted(Vec<std::fs::File>);
+struct Exhausted(Vec<std::fs::File>, u64);
 
 impl Exhausted {
     fn now() -> Exhausted {
         let top = *open_fds().iter().max().unwrap() as u64;
-        set_soft_nofile(top + 16);
+        let old = set_soft_nofile(top + 16);
         let mut held = Vec::new();
         while let Ok(f) = std::fs::File::open("/dev/null") {
             held.push(f);
         }
-        Exhausted(held)
+        Exhausted(held, old)
     }
 }
 
 impl Drop for Exhausted {
     fn drop(&mut self) {
         self.0.clear();
-        set_soft_nofile(4096);
+        set_soft_nofile(self.1);
     }
 }
 
@@ -228,11 +232,11 @@ fn start_out_of_descriptors_errs_and_leaks_nothing() {
 /// At the stop, the accept loop serves the connections the kernel had
 /// completed (see `drain_backlog`): their clients saw `connect` succeed and
 /// sent requests. When the stop finds the process out of descriptors, the
-/// drain gives up at the first `EMFILE` (it treats it as a failed
-/// listener) and the listener is closed, resetting those clients, even
-/// though descriptors come back well within the shutdown timeout (here the
-/// live connection that held the server at capacity finishes and frees
-/// them). Outside a stop the same `EMFILE` is a pause and a retry.
+/// drain pauses and tries again while the server's own connections are
+/// open: here the live connection that held the server at capacity
+/// finishes and descriptors come back, well within the shutdown timeout,
+/// and the queued client is served. (The drain used to take the first
+/// `EMFILE` for a failed listener and close it, resetting the client.)
 #[test]
 fn stop_while_out_of_descriptors_still_serves_the_backlog() {
     if !child::is_child() {
@@ -271,5 +275,37 @@ fn stop_while_out_of_descriptors_still_serves_the_backlog() {
             "the client queued before the stop was not served: {r:?} {got:?}"
         );
         assert!(stopping.join().unwrap());
+    });
+}
+
+/// A stop out of descriptors with no connection of the server's own left
+/// to give any back does not wait for them: the drain gives up, the
+/// queued client is reset, and the shutdown returns long before its
+/// timeout (60 s, beyond the hang guard).
+#[test]
+fn stop_out_of_descriptors_with_no_connection_left_ends_at_once() {
+    if !child::is_child() {
+        return in_child("stop_out_of_descriptors_with_no_connection_left_ends_at_once");
+    }
+    deadline(30, || {
+        let server = support::one_worker()
+            .shutdown_timeout(Duration::from_secs(60))
+            .start(|| Ok::<_, std::io::Error>(Echo))
+            .unwrap();
+        let addr = server.local_addr();
+        let pb = prepared_socket();
+        let ex = Exhausted::now();
+        let b = connect_prepared(pb, addr);
+        (&b).write_all(b"echo b\n").unwrap();
+        // The accept loop meets EMFILE and pauses.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(server.shutdown());
+        drop(ex);
+        let mut got = String::new();
+        let r = BufReader::new(&b).read_line(&mut got);
+        assert!(
+            matches!(r, Ok(0)) || r.is_err(),
+            "the client queued with no descriptor to take it: {r:?} {got:?}"
+        );
     });
 }

@@ -82,8 +82,11 @@ async fn unless_stopped<T>(state: &ServerState, fut: impl Future<Output = T>) ->
 /// received, and close, instead of being reset when the listener closes.
 /// Rounds of accepting, each after a fresh look at I/O, until one finds
 /// nothing; at most `cap` connections (the backlog's size), so that a flood
-/// arriving meanwhile cannot hold the shutdown open. Returns how many it
-/// took.
+/// arriving meanwhile cannot hold the shutdown open. Out of descriptors or
+/// memory, it pauses and tries again as the accept loop does, for as long
+/// as the server's own connections are open (they give resources back as
+/// they finish, and the shutdown waits for them anyway); with none left,
+/// the clients still queued are reset. Returns how many it took.
 async fn drain_backlog<P, N>(listener: &TcpListener, shared: &Arc<Shared<P, N>>, cap: u32) -> usize
 where
     P: ServerProto,
@@ -95,11 +98,13 @@ where
     // Connections taken, and accepts tried (failed ones count against the
     // cap too, so that a stream of failures cannot hold the drain open).
     let (mut took, mut tried) = (0, 0);
+    let mut backoff = Backoff::new();
     loop {
         // The listener's readiness is only as fresh as the worker's last
         // look at I/O; yielding puts this task after the next one.
         strata_rt::yield_now().await;
         let before = tried;
+        let mut starved = None;
         poll_fn(|cx| {
             while tried < cap {
                 match listener.poll_accept(cx) {
@@ -115,6 +120,10 @@ where
                     {
                         tried += 1;
                     }
+                    Poll::Ready(Err(e)) if is_exhaustion(&e) => {
+                        starved = Some(e);
+                        break;
+                    }
                     // Nothing (more) queued, or the listener failed: done.
                     Poll::Ready(Err(_)) | Poll::Pending => break,
                 }
@@ -122,6 +131,21 @@ where
             Poll::Ready(())
         })
         .await;
+        if let Some(e) = starved {
+            if !shared.state.holds_sockets() {
+                tracing::warn!(
+                    error = %e,
+                    backlog_served = took,
+                    "out of resources with no connection left to free any; \
+                     the clients still queued are reset"
+                );
+                return took;
+            }
+            if let Some(pause) = backoff.on_error(&e) {
+                strata_rt::time::sleep(pause).await;
+            }
+            continue;
+        }
         if tried == before || tried >= cap {
             return took;
         }
@@ -255,6 +279,14 @@ impl Backoff {
             }
         }
     }
+}
+
+/// Whether a failed accept means the process or the system is out of
+/// descriptors or memory (the listener itself is fine).
+fn is_exhaustion(e: &io::Error) -> bool {
+    e.raw_os_error().is_some_and(|errno| {
+        [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM].contains(&errno)
+    })
 }
 
 /// `ECONNABORTED`, `EINTR`, `EPROTO`, `EPERM` (firewall), and the network

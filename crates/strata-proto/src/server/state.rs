@@ -58,6 +58,12 @@ impl ServerState {
         self.live.load(Ordering::Acquire)
     }
 
+    /// Whether connections of this server are still open, live or
+    /// lingering (closing, they give their descriptors back).
+    pub(crate) fn holds_sockets(&self) -> bool {
+        self.live() > 0 || self.lingering.load(Ordering::Acquire) > 0
+    }
+
     /// Counts an accept loop until the guard is dropped (when the loop
     /// ends, or its task is dropped).
     pub(crate) fn accept_loop_guard(self: &std::sync::Arc<Self>) -> AcceptGuard {
