@@ -43,6 +43,11 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// * `max_connections` (default 10 000): over it, a new connection is
 ///   accepted and closed at once, so the client learns immediately instead
 ///   of hanging in the kernel's backlog.
+/// * Out of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`,
+///   `ENOMEM` from accept), a listener pauses (5 ms, doubling up to 1 s)
+///   and tries again, rather than spinning or closing; the connections
+///   already open carry on, and the clients that queued meanwhile are
+///   served once resources are back.
 /// * Per connection ([`ConnectionConfig`]): requests in flight, write
 ///   buffer, idle timeout, read (slowloris) timeout, write timeout (a
 ///   peer that stopped reading); the frame size bound lives in the codec.
@@ -51,8 +56,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 ///
 /// [`ServerHandle::shutdown`] (or SIGINT/SIGTERM in [`serve`](Self::serve)):
 /// the listeners take the connections the kernel completed before the
-/// stop (up to the backlog's size) and close, so new connections are
-/// refused; every connection answers the requests it has already
+/// stop (up to the backlog's size; out of descriptors, for as long as
+/// the server's own connections, finishing, may give some back) and
+/// close, so new connections are refused; every connection answers the requests it has already
 /// received, writes the responses, and closes; idle connections close at
 /// once. The server waits for that
 /// up to `shutdown_timeout` (default 30 s), then drops whatever is left.
