@@ -95,7 +95,8 @@ impl WaitGroup {
         count_of(self.inner.state.load(Ordering::SeqCst))
     }
 
-    /// Completes once the count is zero.
+    /// Completes once the count is zero, or has been since the returned
+    /// future was first polled (see [`AllDone`] for its cancel safety).
     pub fn wait(&self) -> AllDone {
         AllDone {
             inner: self.inner.clone(),
@@ -153,7 +154,12 @@ impl fmt::Debug for WaitGuard {
 ///
 /// # Cancel safety
 ///
-/// Cancel-safe.
+/// Dropping it takes nothing from other waits, but what it saw is its own:
+/// a new [`wait`](WaitGroup::wait) looks for zeros from its own first
+/// poll, so one made after the drop, once the count has risen again,
+/// waits for the next zero even if the dropped one had been woken for a
+/// zero in between. In a `select!` loop, create the wait once, before the
+/// loop, and poll it by reference (pinned) so that it keeps what it saw.
 #[must_use = "futures do nothing unless polled"]
 pub struct AllDone {
     inner: Arc<Inner>,

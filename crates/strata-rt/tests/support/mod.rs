@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cancel;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -265,4 +267,16 @@ pub fn run_as_child(name: &str, env: &str, secs: u64) -> std::process::Output {
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Runs `body` in a task on a one-worker runtime, under a hang guard.
+pub fn on_worker<F, Fut>(secs: u64, body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    deadline(secs, move || {
+        let rt = rt(1);
+        rt.block_on(async move { strata_rt::spawn(body()).await.unwrap() });
+    });
 }
