@@ -127,6 +127,26 @@ use crate::{Decoder, Encoder};
 /// connection may never go idle, and one large frame should not pin its
 /// memory for the rest of the connection's life.
 ///
+/// # Cancel safety
+///
+/// The state lives in the `Framed`, not in the futures that drive it, so
+/// dropping one of them (a `select!` branch that lost, a timeout) loses
+/// nothing the `Framed` took:
+///
+/// - `next()` is cancel-safe: the bytes of a partly read frame stay in
+///   the read buffer for the next call.
+/// - `flush()` is cancel-safe: what it did not write stays buffered.
+/// - `send(item)` is not, in the usual `Sink` way: dropped while
+///   [`poll_ready`](Sink::poll_ready) waits at the high-water mark, the
+///   item, still in the future, is dropped with it; dropped after it was
+///   encoded, the item is written by the next flush. To keep the item
+///   when the race is lost, wait in the `select!` for readiness alone
+///   (`poll_fn(|cx| Pin::new(&mut framed).poll_ready(cx))`), then hand the
+///   item over with [`start_send`](Sink::start_send).
+///
+/// The same holds for [`FramedRead`](crate::FramedRead) and
+/// [`FramedWrite`](crate::FramedWrite).
+///
 /// # Splitting
 ///
 /// This crate has no `split` of its own: use

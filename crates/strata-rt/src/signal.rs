@@ -399,6 +399,13 @@ impl fmt::Debug for Signal {
 ///
 /// The future fails if the handler could not be installed.
 ///
+/// # Cancel safety
+///
+/// The future owns its listener: a Ctrl-C delivered after it was dropped
+/// is not seen by a later `ctrl_c()`, which listens from its own call on.
+/// To watch for Ctrl-C in a loop (a `select!` that other branches win),
+/// keep one [`Signal`] and call [`Signal::recv`], which is cancel-safe.
+///
 /// # Examples
 ///
 /// ```no_run

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use strata_rt::net::{UdpSocket, UnixListener, UnixStream};
 use strata_rt::spawn;
+use support::cancel::poll_once;
 use support::{deadline, rt};
 
 #[test]
@@ -696,6 +697,58 @@ fn a_displaced_waker_that_drops_a_wait_on_the_same_socket_does_not_deadlock() {
                 1,
                 "the abandoned future was not dropped"
             );
+        });
+    });
+}
+
+/// A Unix stream's `readable` waits until the peer sends, and `writable`
+/// until the peer makes room in a full buffer (as `TcpStream`'s do).
+#[test]
+fn unix_stream_readable_and_writable_wait_for_the_peer() {
+    deadline(30, || {
+        let rt = rt(1);
+        rt.block_on(async {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            // A new socket is taken for ready until a read finds it empty.
+            let mut got = [0u8; 1];
+            assert!(
+                poll_once(std::pin::pin!(a.read(&mut got)))
+                    .await
+                    .is_pending()
+            );
+            let waiting = spawn(async move {
+                a.readable().await.unwrap();
+                a
+            });
+            strata_rt::time::sleep(Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished(), "readable before any data");
+            b.write_all(b"x").await.unwrap();
+            let mut a = waiting.await.unwrap();
+            a.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"x");
+
+            // Fill `a`'s send buffer until a write would block.
+            a.writable().await.unwrap();
+            let chunk = [7u8; 16 * 1024];
+            let mut filled = 0usize;
+            loop {
+                let mut write = std::pin::pin!(a.write(&chunk));
+                let once =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx)));
+                match once.await {
+                    std::task::Poll::Ready(n) => filled += n.unwrap(),
+                    std::task::Poll::Pending => break,
+                }
+            }
+            let waiting = spawn(async move {
+                a.writable().await.unwrap();
+                a
+            });
+            strata_rt::time::sleep(Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished(), "writable with a full buffer");
+            let mut sink = vec![0u8; filled];
+            b.read_exact(&mut sink).await.unwrap();
+            waiting.await.unwrap();
         });
     });
 }

@@ -87,6 +87,13 @@ enum Read {
 /// events as the runtime's `event_capacity` may leave this one for the
 /// next. A request that arrived just before the stop can then go
 /// unanswered. `TcpServer` has the count and is not affected.
+///
+/// # Cancel safety
+///
+/// The future is the connection: dropping it ends the connection at once.
+/// The calls in flight are dropped (cancelled), responses not yet written
+/// are lost, and `io` is dropped without a `poll_close`. To end it
+/// gracefully, complete `stop` and let the future finish.
 pub fn serve_connection<P, S, T, F>(
     io: T,
     proto: &P,

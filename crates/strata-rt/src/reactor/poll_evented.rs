@@ -194,6 +194,13 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
         }
     }
 
+    /// The `readable` and `writable` of a stream: waits until the source
+    /// may be ready in direction `dir`.
+    pub(crate) async fn ready(&self, dir: Direction) -> io::Result<()> {
+        self.wait(dir, |cx| self.poll_ready(cx, dir).map_ok(|_| ()))
+            .await
+    }
+
     /// An `async fn` of a socket: `poll` (a `poll_*` method waiting on
     /// `dir`) until it is ready. The call has its own [`WaitId`]; if it is
     /// dropped while waiting, its queued entry is withdrawn (see

@@ -67,6 +67,12 @@ macro_rules! receiver {
         impl<T> $name<T> {
             /// Waits for the next message; `Err(RecvError)` once the channel
             /// is closed and empty.
+            ///
+            /// # Cancel safety
+            ///
+            /// Cancel-safe: a message is taken from the queue only by the
+            /// poll that returns it, so a `recv` dropped before completing
+            /// leaves every message for the next one.
             pub fn recv(&mut self) -> impl Future<Output = Result<T, RecvError>> + '_ {
                 std::future::poll_fn(|cx| {
                     Poll::Ready(ready!(Pin::new(&mut *self).poll_next(cx)).ok_or(RecvError))

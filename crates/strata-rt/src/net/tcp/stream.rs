@@ -26,6 +26,16 @@ use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 /// Closing: [`AsyncWrite::poll_close`](futures_io::AsyncWrite::poll_close) shuts down the write direction
 /// (the peer reads EOF); dropping the stream closes the socket.
 ///
+/// # Cancel safety
+///
+/// A `poll_read` or `poll_write` that returns `Pending` has read or written
+/// nothing, so the futures of `futures-util`'s `AsyncReadExt::read` and
+/// `AsyncWriteExt::write` (one call each) are cancel-safe: dropped before
+/// they complete, they lose no byte. Those that loop (`read_exact`,
+/// `read_to_end`, `write_all`) are not: what they moved before the drop
+/// is gone with them. The same holds for `&TcpStream`, the split halves
+/// and [`UnixStream`](crate::net::UnixStream).
+///
 /// # Examples
 ///
 /// ```
@@ -66,6 +76,11 @@ impl TcpStream {
     ///
     /// Panics if first polled outside a strata runtime. Once started in
     /// one, the future may be finished on any thread.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes closes the socket it was
+    /// connecting, if any: nothing is left half-open.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         // The reactor for the sockets this makes should the future move to
         // a thread outside any runtime before it makes them (after a name
@@ -215,11 +230,7 @@ impl TcpStream {
     ///
     /// Cancel-safe.
     pub async fn readable(&self) -> io::Result<()> {
-        let io = &self.io;
-        io.wait(Direction::Read, |cx| {
-            io.poll_ready(cx, Direction::Read).map_ok(|_| ())
-        })
-        .await
+        self.io.ready(Direction::Read).await
     }
 
     /// Waits until the socket may be writable.
@@ -228,11 +239,7 @@ impl TcpStream {
     ///
     /// Cancel-safe.
     pub async fn writable(&self) -> io::Result<()> {
-        let io = &self.io;
-        io.wait(Direction::Write, |cx| {
-            io.poll_ready(cx, Direction::Write).map_ok(|_| ())
-        })
-        .await
+        self.io.ready(Direction::Write).await
     }
 
     pub(crate) fn poll_read_priv(

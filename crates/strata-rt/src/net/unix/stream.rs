@@ -38,6 +38,11 @@ impl UnixStream {
     /// # Panics
     ///
     /// Panics outside a strata runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes closes the socket it was
+    /// connecting: nothing is left half-open.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         context::require("UnixStream::connect");
         let s = mio::net::UnixStream::connect_addr(&super::socket_addr(path.as_ref())?).map_err(
@@ -152,6 +157,25 @@ impl UnixStream {
     /// `Unsupported` off Linux; otherwise the OS error of the `ioctl(2)`.
     pub fn unsent_bytes(&self) -> io::Result<usize> {
         queued_bytes(self.io.get_ref().as_fd(), Queue::Send)
+    }
+
+    /// Waits until the socket may be readable (it may still give
+    /// `WouldBlock`; use the `AsyncRead` methods to actually read).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Read).await
+    }
+
+    /// Waits until the socket may be writable.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Write).await
     }
 
     /// Shuts down the read, write, or both directions.
