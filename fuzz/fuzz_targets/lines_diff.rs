@@ -59,7 +59,9 @@ impl Reference {
         }
         match buf.iter().position(|&b| b == b'\n') {
             Some(i) => self.take(buf, i, i + 1),
-            None if buf.len() > self.max.saturating_add(1) => {
+            None if buf.len() > self.max
+                && (buf.len() - self.max > 1 || buf[self.max] != b'\r') =>
+            {
                 buf.clear();
                 self.discarding = true;
                 Out::TooLong

@@ -33,10 +33,10 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// counting its line ending: [`DEFAULT_MAX_LINE_LENGTH`] (8 KiB) unless set
 /// with [`with_max_length`](Self::with_max_length). A longer line is a
 /// [`LineTooLong`](LinesCodecError::LineTooLong) error as soon as more
-/// than that many bytes plus one are buffered without a newline (the one
-/// byte of slack is for a `\r` that may begin the line ending), so a peer
-/// that never sends one cannot make the buffer grow past the limit (plus
-/// one read). Use `usize::MAX` for no limit, only with trusted input.
+/// than that many bytes are buffered without a newline, unless the one
+/// byte over is a `\r` (it may begin the line ending; one more byte
+/// decides), so a peer that never sends one cannot make the buffer grow
+/// past the limit (plus one read). Use `usize::MAX` for no limit, only with trusted input.
 ///
 /// # Errors and what follows them
 ///
@@ -306,8 +306,9 @@ impl<L: FromLine> LinesCodec<L> {
                 let newline = start + offset;
                 self.take_line(buf, newline, newline + 1).map(Some)
             }
-            // One byte of slack: a `\r` at the end may begin a line ending.
-            None if buf.len() > self.max_length.saturating_add(1) => {
+            // Over the limit, unless by one `\r` that may begin a line
+            // ending.
+            None if over_limit(buf, self.max_length) => {
                 buf.clear();
                 self.scanned = 0;
                 self.discarding = true;
@@ -319,6 +320,13 @@ impl<L: FromLine> LinesCodec<L> {
             }
         }
     }
+}
+
+/// Whether `buf`, which holds no newline, is already more than a line of
+/// `max` bytes: longer than `max`, and not by a single `\r` that may begin
+/// the line ending.
+fn over_limit(buf: &[u8], max: usize) -> bool {
+    buf.len() > max && (buf.len() - max > 1 || buf[max] != b'\r')
 }
 
 impl<L, S: AsRef<str>> Encoder<S> for LinesCodec<L> {

@@ -78,11 +78,11 @@ fn complete_line_over_the_limit_is_dropped_with_its_newline() {
 #[test]
 fn partial_line_over_the_limit_errors_early_then_is_discarded() {
     let mut codec = LinesCodec::with_max_length(4);
-    let mut buf = BytesMut::from("abcde");
+    let mut buf = BytesMut::from("abcd\r");
     assert_eq!(
         codec.decode(&mut buf).unwrap(),
         None,
-        "may still end in \\r"
+        "may still end in \\r\\n"
     );
     buf.extend_from_slice(b"f");
     assert!(matches!(
@@ -95,6 +95,12 @@ fn partial_line_over_the_limit_errors_early_then_is_discarded() {
     assert!(buf.is_empty());
     buf.extend_from_slice(b" ends\nok\n");
     assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+    // One byte over that is not a `\r`: the error comes at once.
+    let mut buf = BytesMut::from("abcde");
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(LinesCodecError::LineTooLong { limit: 4 })
+    ));
 }
 
 #[test]
@@ -161,6 +167,7 @@ fn final_line_is_checked_at_eof() {
         codec.decode_eof(&mut long),
         Err(LinesCodecError::LineTooLong { .. })
     ));
+    let mut codec = LinesCodec::with_max_length(3);
     let mut bad = BytesMut::from(&b"\xff"[..]);
     assert!(matches!(
         codec.decode_eof(&mut bad),

@@ -47,7 +47,7 @@ fn reference(max: usize, chunks: &[&[u8]]) -> Vec<Out> {
         }
         match buf.iter().position(|&b| b == b'\n') {
             Some(i) => take(buf, i, i + 1),
-            None if buf.len() > max.saturating_add(1) => {
+            None if buf.len() > max && (buf.len() - max > 1 || buf[max] != b'\r') => {
                 buf.clear();
                 *discarding = true;
                 Out::TooLong
