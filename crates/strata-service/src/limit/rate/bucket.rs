@@ -10,6 +10,14 @@
 //! instructions. It is 128 bits wide so that no rate and burst overflow it
 //! (`(burst - 1) * interval` alone can exceed 584 years); integer
 //! arithmetic only, so tests under a manual clock are exact.
+//!
+//! Booking a slot is not going: a waiter goes when it is next polled after
+//! its slot, which may be long after (a busy worker, a clock that jumped),
+//! together with every other waiter whose slot passed meanwhile. So the
+//! calls that actually go are counted too, by a second such instant,
+//! `gone`: a call may go at `now` only if `gone - allowance <= now`,
+//! where the allowance is the burst's tolerance or [`BUNCH`], whichever is
+//! larger; a late waiter that may not goes a little later.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -75,8 +83,17 @@ struct Shared {
     interval: u128,
     /// `(burst - 1) * interval`: how far `tat` may run ahead of now.
     tolerance: u128,
+    /// How far `gone` may run ahead of now: `tolerance`, at least
+    /// [`BUNCH`].
+    allowance: u128,
     state: Mutex<State>,
 }
+
+/// The time within which calls may go together beyond the burst: the
+/// timer's resolution, at which waiters whose slots fall within one tick
+/// wake together. (Without it, a rate above one call per millisecond with a
+/// small burst could not be met on a millisecond timer.)
+const BUNCH: u128 = 1_000_000;
 
 /// Given-up reservations remembered for reuse, at most; past this many
 /// a given-up token is lost (fewer calls, never more).
@@ -90,6 +107,9 @@ struct State {
     /// booking left (a slot's start is `hole - interval - tolerance`): the
     /// next waiting call takes the earliest that is not yet due.
     holes: BTreeSet<u128>,
+    /// The theoretical arrival time of the calls that went (see the module
+    /// docs), in nanoseconds since `base`.
+    gone: u128,
 }
 
 /// What the bucket says to a caller.
@@ -101,8 +121,9 @@ pub(crate) struct Booking(u128);
 pub(crate) enum Decision {
     /// Go now.
     Go,
-    /// A token is reserved for you; go at this instant. Hand the
-    /// [`Booking`] to [`TokenBucket::refund`] if you give up.
+    /// A token is reserved for you; at this instant, ask
+    /// [`TokenBucket::depart`] whether you may go. Hand the [`Booking`] to
+    /// [`TokenBucket::refund`] if you give up before you go.
     GoAt(Instant, Booking),
     /// No token; one would be free after this long.
     Refused(Duration),
@@ -119,21 +140,25 @@ impl<C: Clock> TokenBucket<C> {
     /// A full bucket of `burst` tokens (at least one), on `clock`.
     pub fn with_clock(rate: Rate, burst: u32, clock: C) -> Self {
         let interval = rate.interval.as_nanos();
+        let tolerance = interval * u128::from(burst.max(1) - 1);
         TokenBucket {
             shared: Arc::new(Shared {
                 base: clock.now(),
                 interval,
-                tolerance: interval * u128::from(burst.max(1) - 1),
+                tolerance,
+                allowance: tolerance.max(BUNCH),
                 state: Mutex::new(State {
                     tat: 0,
                     holes: BTreeSet::new(),
+                    gone: 0,
                 }),
             }),
             clock,
         }
     }
 
-    /// Takes a token if one is there now; `false` if the bucket is empty.
+    /// Takes a token if one is there now (and the calls that went just
+    /// before, waiters polled late, say, leave room); `false` if not.
     pub fn try_take(&self) -> bool {
         matches!(self.decide(false), Decision::Go)
     }
@@ -145,11 +170,7 @@ impl<C: Clock> TokenBucket<C> {
     /// Takes a token now, or (with `wait`) reserves the next free one.
     pub(crate) fn decide(&self, wait: bool) -> Decision {
         let shared = &*self.shared;
-        let now = self
-            .clock
-            .now()
-            .saturating_duration_since(shared.base)
-            .as_nanos();
+        let now = self.now();
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if wait && !state.holes.is_empty() {
             // A slot given up earlier and not yet due comes first (it is
@@ -159,18 +180,46 @@ impl<C: Clock> TokenBucket<C> {
                 let go_at = shared.slot_start(hole);
                 state.holes.pop_first();
                 if go_at >= now {
-                    return shared.reserved(go_at, now, hole);
+                    return shared.reserved(&mut state, go_at, now, hole);
                 }
             }
         }
         let start = state.tat.max(now);
         let go_at = start.saturating_sub(shared.tolerance);
-        if go_at > now && !wait {
-            return Decision::Refused(nanos(go_at - now));
+        if !wait {
+            // Going now needs a slot now and room among the calls gone.
+            let go_at = go_at.max(shared.may_go_at(&state));
+            if go_at > now {
+                return Decision::Refused(nanos(go_at - now));
+            }
         }
         let next = start.saturating_add(shared.interval);
         state.tat = next;
-        shared.reserved(go_at, now, next)
+        shared.reserved(&mut state, go_at, now, next)
+    }
+
+    /// Counts a call that waited for its slot as gone, if the calls that
+    /// went let it go now (see the module docs); otherwise, the instant
+    /// to try again.
+    pub(crate) fn depart(&self) -> Result<(), Instant> {
+        let shared = &*self.shared;
+        let now = self.now();
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let at = shared.may_go_at(&state);
+        if at <= now {
+            shared.went(&mut state, now);
+            Ok(())
+        } else {
+            Err(shared.instant(now, at))
+        }
+    }
+
+    /// Now, in nanoseconds since the bucket's `base`.
+    fn now(&self) -> u128 {
+        self.clock
+            .now()
+            .saturating_duration_since(self.shared.base)
+            .as_nanos()
     }
 
     /// Gives back a token reserved by a caller that gave up waiting. The
@@ -206,18 +255,36 @@ impl Shared {
             .saturating_sub(self.tolerance)
     }
 
+    /// The earliest instant at which the calls gone let another go.
+    fn may_go_at(&self, state: &State) -> u128 {
+        state.gone.saturating_sub(self.allowance)
+    }
+
+    /// Counts a call that goes at `now`.
+    fn went(&self, state: &mut State, now: u128) {
+        state.gone = state.gone.max(now).saturating_add(self.interval);
+    }
+
     /// The decision for a slot starting at `go_at` (nanoseconds), booked
-    /// as `booking`.
-    fn reserved(&self, go_at: u128, now: u128, booking: u128) -> Decision {
+    /// as `booking`: go now if it has started and the calls gone leave
+    /// room; otherwise wait (for the slot, or for room), then
+    /// [`depart`](TokenBucket::depart).
+    fn reserved(&self, state: &mut State, go_at: u128, now: u128, booking: u128) -> Decision {
+        let go_at = go_at.max(self.may_go_at(state));
         if go_at <= now {
+            self.went(state, now);
             return Decision::Go;
         }
-        // From now, not from `base`: a "never" that overflowed `base +
-        // go_at` must still lie ahead of now (30 years on, or the end of
+        Decision::GoAt(self.instant(now, go_at), Booking(booking))
+    }
+
+    /// The `Instant` of `at` (nanoseconds since `base`), `now` being now.
+    fn instant(&self, now: u128, at: u128) -> Instant {
+        // From now, not from `base`: a "never" that overflowed `base + at`
+        // must still lie ahead of now (30 years on, or the end of
         // `Instant`'s range).
         let now_at = crate::clock::later(self.base, nanos(now));
-        let at = crate::clock::later(now_at, nanos(go_at - now));
-        Decision::GoAt(at, Booking(booking))
+        crate::clock::later(now_at, nanos(at.saturating_sub(now)))
     }
 }
 

@@ -20,15 +20,26 @@ use bucket::{Booking, Decision};
 ///
 /// A waiting call reserves the next free token at once and sleeps until
 /// it is due, so waiters go in arrival order. If its future is dropped
-/// while it sleeps (a [`Timeout`](crate::timeout::Timeout) above gave
+/// before it goes (a [`Timeout`](crate::timeout::Timeout) above gave
 /// up, say), its token is given back: the next call to wait takes that
 /// slot if it is not yet due, ahead of the waiters booked after it, so
 /// callers that give up do not push everyone else further out. A slot
 /// that comes due with no one in it is lost (the error is towards fewer
 /// calls, never more), as are given-up slots beyond the 4,096 the bucket
-/// remembers. Only a call that waits allocates (its sleep, boxed), so the
-/// future of a call that goes at once stays small. Waiting has no bound
-/// of its own: put a `Timeout` above the limit to bound it.
+/// remembers.
+///
+/// A waiter goes when it is polled after its slot. When that is late (a
+/// worker busy for a while, a clock that jumped), the waiters whose slots
+/// passed meanwhile do not all go at once: the bucket also counts the
+/// calls that went, and lets them go at the rate, `burst` at a time, the
+/// rest a little later, in turn with new calls. Calls may go together
+/// beyond `burst` only within a millisecond, the timer's resolution: at
+/// rates above a thousand per second the waiters of one tick go together,
+/// so that the rate is still met.
+///
+/// Only a call that waits allocates (its sleep, boxed), so the future of
+/// a call that goes at once stays small. Waiting has no bound of its own:
+/// put a `Timeout` above the limit to bound it.
 ///
 /// The bucket is a [`TokenBucket`], shared by clones of the service and by
 /// every service a [`RateLimitLayer`] makes, across workers.
@@ -123,10 +134,16 @@ where
         match self.bucket.decide(!self.reject) {
             Decision::Go => {}
             Decision::GoAt(at, booking) => {
+                // Until it goes, a call that gives up gives its token back.
                 let mut refund = Refund(Some((&self.bucket, booking)));
                 // Boxed: only waiting calls pay for the sleep's space, so
                 // the future of a call that goes at once stays small.
-                Box::new(self.bucket.clock().sleep_until(at)).await;
+                Box::pin(self.bucket.clock().sleep_until(at)).await;
+                // Polled late (a busy worker), with others whose slots
+                // passed meanwhile: they go one interval apart.
+                while let Err(at) = self.bucket.depart() {
+                    Box::pin(self.bucket.clock().sleep_until(at)).await;
+                }
                 refund.0 = None;
             }
             Decision::Refused(after) => return Err(RateLimited::new(after).into()),
