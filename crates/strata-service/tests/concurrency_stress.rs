@@ -9,6 +9,7 @@
 //! and invariants are checked. Set `STRESS_SEED=n` to replay one seed.
 
 mod recorder;
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,36 +25,11 @@ use strata_service::limit::{ConcurrencyLimit, PermitPool, Rate, RateLimit, Token
 use strata_service::metrics::{ERRORS, IN_FLIGHT, Metrics, REQUESTS};
 use strata_service::retry::{Retry, RetryBudget, on_error};
 use strata_service::{BoxError, Service, service_fn};
+use support::{Rng, seeds};
 
 const THREADS: usize = 4;
 
 // ---------------------------------------------------------------- helpers
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
-    match std::env::var("STRESS_SEED") {
-        Ok(s) => vec![s.parse().expect("STRESS_SEED is a number")],
-        Err(_) => default.collect(),
-    }
-}
 
 /// Runs `f` on its own thread; fails (naming the seed) if it panics or
 /// does not finish within a generous hang guard.

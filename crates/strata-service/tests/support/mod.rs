@@ -1,5 +1,6 @@
-//! Helpers shared by the test files: a yield point, and a log that
-//! services and layers write into so tests can check the order of events.
+//! Helpers shared by the test files: a yield point, a log that services
+//! and layers write into so tests can check the order of events, and a
+//! seeded generator for the randomized runs.
 
 #![allow(dead_code)] // each test file uses a different part
 
@@ -45,5 +46,36 @@ impl Log {
     /// Returns the events so far and clears the log.
     pub(crate) fn take(&self) -> Vec<String> {
         std::mem::take(&mut self.0.borrow_mut())
+    }
+}
+
+/// A small deterministic PRNG (xorshift64), seeded per run.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The seeds of a randomized run: `STRESS_SEED` alone if set (to replay
+/// one), else `default`.
+pub(crate) fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
+    match std::env::var("STRESS_SEED") {
+        Ok(s) => vec![s.parse().expect("STRESS_SEED is a number")],
+        Err(_) => default.collect(),
     }
 }
