@@ -13,6 +13,9 @@
 //! why this is opt-in: use it where one bad request must not take more
 //! down with it.
 //!
+//! It keeps no state of its own: a call dropped before it ends drops the
+//! inner call's future, as without it.
+//!
 //! ```
 //! use strata_service::catch_panic::{CatchPanic, Panicked};
 //! use strata_service::{BoxError, Service, service_fn};

@@ -27,6 +27,9 @@
 //! limit (bound it with a timeout). That is the usual trade of a cheap
 //! admission check.
 //!
+//! Cancelling a call changes nothing here: the shedder holds no permit
+//! and keeps no count (the limit below gives back the permit it held).
+//!
 //! ```
 //! use futures_util::FutureExt;
 //! use strata_service::limit::PermitPool;

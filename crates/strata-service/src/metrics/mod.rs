@@ -13,8 +13,9 @@
 //!
 //! A call dropped before it finishes leaves the in-flight gauge (a guard
 //! sees to that) but records no duration; one whose inner service
-//! panicked also counts as an error (the panic goes on unwinding). The layer neither waits nor
-//! sheds.
+//! panicked also counts as an error (the panic goes on unwinding). A call
+//! dropped before its first poll records nothing: the counting starts
+//! there. The layer neither waits nor sheds.
 //!
 //! The facade sends the numbers to whichever recorder the application
 //! installed (Prometheus, StatsD, a test's own); with none installed they

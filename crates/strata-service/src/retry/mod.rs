@@ -10,7 +10,10 @@
 //! budget when it is decided, before its backoff, so that a spent budget
 //! answers at once instead of after a delay; a request dropped during that
 //! backoff (an outer timeout, say) has still spent it, which errs towards
-//! fewer retries (Finagle and tower charge at the same point).
+//! fewer retries (Finagle and tower charge at the same point). A request
+//! counts towards the budget (as a request that may earn retries) at its
+//! first poll; one dropped during an attempt keeps that count, and its
+//! attempt's future is dropped with it.
 //!
 //! By default Retry never sheds and never fails on its own: a request
 //! denied a retry (limit reached, budget spent, request not cloneable)

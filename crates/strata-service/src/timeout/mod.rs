@@ -4,7 +4,9 @@
 //! answered within the duration (counted from the end of the call's first
 //! poll, see below). The
 //! inner call's future is then dropped, which cancels it (its own guards
-//! run: a permit goes back, a counter goes down).
+//! run: a permit goes back, a counter goes down). Dropping the `Timeout`'s
+//! own future does the same, sooner: it holds the inner future and a
+//! timer, nothing else.
 //!
 //! Nothing waits here and nothing is shed: the timeout bounds everything
 //! below it, *including* waiting. Placed above a

@@ -6,7 +6,9 @@
 //! service's `call` and whenever the call's future is polled (so
 //! everything the inner service logs is inside it), and ends it with one
 //! event carrying the outcome, and the
-//! error's `Display` text on failure. It neither waits nor sheds.
+//! error's `Display` text on failure. It neither waits nor sheds. A call
+//! dropped before it ends gets `outcome = cancelled`; one dropped before
+//! its first poll gets no span at all (the span opens in the poll).
 //!
 //! When no subscriber wants the span, the layer costs one cached check
 //! per call: no clock reads, no allocation.
