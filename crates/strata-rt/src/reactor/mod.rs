@@ -162,10 +162,20 @@ impl Reactor {
 
     /// Waits for events (at most `timeout`), records readiness, wakes tasks.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
+        let mut timeout = timeout;
+        loop {
+            match self.poll.poll(&mut self.events, timeout) {
+                Ok(()) => break,
+                // A signal, or a stop and continue (SIGSTOP, a debugger,
+                // a frozen container: Linux then fails the wait with
+                // EINTR, however long the stop). Events that came
+                // meanwhile must be seen before the caller fires the
+                // timers that came due: look again, without waiting.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    timeout = Some(Duration::ZERO);
+                }
+                Err(e) => return Err(e),
+            }
         }
         if self.events.is_empty() {
             return Ok(());

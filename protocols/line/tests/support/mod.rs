@@ -102,6 +102,25 @@ impl Server {
 
     /// Waits for a log line containing `needle` (up to 30 s); the lines
     /// seen up to it.
+    /// Sends SIGSTOP and waits until every thread of the server has
+    /// stopped (state `T` in `/proc`).
+    pub fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let stopped = || {
+            std::fs::read_dir(&tasks).unwrap().all(|t| {
+                let stat =
+                    std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+                // The state follows the command name's closing parenthesis.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T'))
+            })
+        };
+        while !stopped() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     pub fn wait_log(&self, needle: &str) -> Vec<String> {
         let mut seen = Vec::new();
         loop {
