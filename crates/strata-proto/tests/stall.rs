@@ -88,7 +88,8 @@ fn recv(r: &mut BufReader<TcpStream>) -> Option<String> {
 /// Starts the stall: a client whose request blocks the worker.
 fn stall(addr: std::net::SocketAddr) -> std::thread::JoinHandle<Option<String>> {
     let (mut w, mut r) = connect(addr);
-    w.write_all(format!("block {STALL_MS}\n").as_bytes()).unwrap();
+    w.write_all(format!("block {STALL_MS}\n").as_bytes())
+        .unwrap();
     std::thread::spawn(move || recv(&mut r))
 }
 
