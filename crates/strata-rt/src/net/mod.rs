@@ -20,7 +20,9 @@
 //! Only that worker delivers the socket's readiness, though: while it is
 //! busy (a task that blocks it, or a long run of tasks) a task waiting on
 //! the socket from another worker is not woken, even if its own worker is
-//! idle; tokio, where any idle worker drives I/O, would wake it. A socket
+//! idle, and a [`timeout`](crate::time::timeout) around that wait may
+//! expire with the data already in the socket; tokio, where any idle
+//! worker drives I/O, would wake it. A socket
 //! used by the task that first used it gets its readiness from that
 //! task's worker; one moved to a task on another worker after that keeps
 //! its first worker.

@@ -106,6 +106,13 @@ impl Builder {
 
     /// Events taken from the OS per reactor poll (at least 1, at most
     /// 65,536: each worker keeps a buffer of that many). Default 1024.
+    ///
+    /// A worker fires its due timers after each poll. When more sockets
+    /// became ready than one poll takes (after the worker was blocked for
+    /// a while, say), the timers of those whose events wait for the next
+    /// poll fire first: a timeout around such a read may expire with the
+    /// data in the socket. tokio's driver does the same past its 1,024
+    /// events per turn.
     pub fn event_capacity(mut self, n: usize) -> Builder {
         self.event_capacity = n.clamp(1, MAX_EVENT_CAPACITY);
         self
