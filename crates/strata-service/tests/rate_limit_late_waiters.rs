@@ -142,3 +142,42 @@ fn a_rejecting_limit_after_a_stall_lets_through_no_more_than_its_burst() {
     assert_eq!(late, 2, "a burst's worth of late waiters go");
     assert!(!bucket.try_take(), "the burst is spent by the late waiters");
 }
+
+/// A review's finding: a waiter whose slot passed while the worker was
+/// busy has no precedence over calls booked after it. When each tick a
+/// fresh call reaches the bucket before the late waiter is polled again
+/// (fresh calls at exactly the rate, a worker still a little late), every
+/// fresh call goes and the waiter, booked first, is sent back every time:
+/// it never goes. (Before `depart`, it went when first polled.)
+#[test]
+fn a_late_waiter_is_not_overtaken_forever_by_fresh_calls() {
+    let clock = ManualClock::new();
+    // One token per 100 ms, a burst of one.
+    let bucket = TokenBucket::with_clock(Rate::per_second(10), 1, clock.clone());
+    let inner = Scripted::new(clock.clone());
+    let svc = RateLimit::with_bucket(inner.clone(), bucket);
+    let mut first = Box::pin(svc.call(Step::Ok(0)));
+    assert!(matches!(poll_once(first.as_mut()), Poll::Ready(Ok(0))));
+    // Booked for 100 ms.
+    let mut late = Box::pin(svc.call(Step::Ok(1)));
+    assert!(poll_once(late.as_mut()).is_pending());
+
+    // The worker is busy for a second.
+    clock.advance(Duration::from_secs(1));
+    let mut fresh_went = 0;
+    for round in 0..50 {
+        // A fresh call, one per interval, is polled before the waiter.
+        let mut fresh = Box::pin(svc.call(Step::Ok(100 + round)));
+        if poll_once(fresh.as_mut()).is_ready() {
+            fresh_went += 1;
+        }
+        if poll_once(late.as_mut()).is_ready() {
+            return;
+        }
+        clock.advance(Duration::from_millis(100));
+    }
+    panic!(
+        "the waiter booked for 100 ms has not gone 6 s later, \
+         while {fresh_went} calls booked after it went"
+    );
+}

@@ -199,15 +199,18 @@ impl<C: Clock> TokenBucket<C> {
     }
 
     /// Counts a call that waited for its slot as gone, if the calls that
-    /// went let it go now (see the module docs); otherwise, the instant
-    /// to try again.
+    /// went let it go now (see the module docs). Otherwise books it the
+    /// next time they do and returns it: the call goes then, without
+    /// asking again, so that late waiters go in the order they asked and
+    /// a call booked later cannot overtake them. (A call dropped before
+    /// that time leaves its booking unused: fewer calls, never more.)
     pub(crate) fn depart(&self) -> Result<(), Instant> {
         let shared = &*self.shared;
         let now = self.now();
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let at = shared.may_go_at(&state);
+        shared.went(&mut state, at.max(now));
         if at <= now {
-            shared.went(&mut state, now);
             Ok(())
         } else {
             Err(shared.instant(now, at))

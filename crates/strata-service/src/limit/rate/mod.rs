@@ -19,7 +19,8 @@ use bucket::{Booking, Decision};
 /// [`RateLimited`] ([`reject`](RateLimit::reject)).
 ///
 /// A waiting call reserves the next free token at once and sleeps until
-/// it is due, so waiters go in arrival order. If its future is dropped
+/// it is due, so waiters go in arrival order (after a stall, see below,
+/// in the order they wake). If its future is dropped
 /// before it goes (a [`Timeout`](crate::timeout::Timeout) above gave
 /// up, say), its token is given back: the next call to wait takes that
 /// slot if it is not yet due, ahead of the waiters booked after it, so
@@ -31,8 +32,9 @@ use bucket::{Booking, Decision};
 /// A waiter goes when it is polled after its slot. When that is late (a
 /// worker busy for a while, a clock that jumped), the waiters whose slots
 /// passed meanwhile do not all go at once: the bucket also counts the
-/// calls that went, and lets them go at the rate, `burst` at a time, the
-/// rest a little later, in turn with new calls. Calls may go together
+/// calls that go, and lets them go at the rate, `burst` at a time; the
+/// rest are given later times, in the order they come to go, and new
+/// calls that come after them go after them. Calls may go together
 /// beyond `burst` only within a millisecond, the timer's resolution: at
 /// rates above a thousand per second the waiters of one tick go together,
 /// so that the rate is still met.
@@ -140,8 +142,9 @@ where
                 // the future of a call that goes at once stays small.
                 Box::pin(self.bucket.clock().sleep_until(at)).await;
                 // Polled late (a busy worker), with others whose slots
-                // passed meanwhile: they go one interval apart.
-                while let Err(at) = self.bucket.depart() {
+                // passed meanwhile: they go one interval apart, in the
+                // order they get here.
+                if let Err(at) = self.bucket.depart() {
                     Box::pin(self.bucket.clock().sleep_until(at)).await;
                 }
                 refund.0 = None;
