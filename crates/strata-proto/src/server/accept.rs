@@ -112,6 +112,7 @@ where
                         tried += 1;
                         took += 1;
                         open(stream, peer, shared);
+                        backoff.reset();
                     }
                     // One connection's failure (aborted before we took
                     // it): the rest of the queue is still there.
@@ -142,7 +143,9 @@ where
                 return took;
             }
             if let Some(pause) = backoff.on_error(&e) {
-                strata_rt::time::sleep(pause).await;
+                // Short pauses: the shutdown waits for this loop, and the
+                // last connection may close at any moment.
+                strata_rt::time::sleep(pause.min(DRAIN_PAUSE)).await;
             }
             continue;
         }
@@ -280,6 +283,10 @@ impl Backoff {
         }
     }
 }
+
+/// The longest pause of the drain out of descriptors (the accept loop's
+/// go up to [`Backoff::MAX`]).
+const DRAIN_PAUSE: Duration = Duration::from_millis(100);
 
 /// Whether a failed accept means the process or the system is out of
 /// descriptors or memory (the listener itself is fine).
