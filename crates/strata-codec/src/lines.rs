@@ -36,7 +36,8 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 8 * 1024;
 /// than that many bytes are buffered without a newline, unless the one
 /// byte over is a `\r` (it may begin the line ending; one more byte
 /// decides), so a peer that never sends one cannot make the buffer grow
-/// past the limit (plus one read). Use `usize::MAX` for no limit, only with trusted input.
+/// past the limit (plus one read). Use `usize::MAX` for no limit, only
+/// with trusted input.
 ///
 /// # Errors and what follows them
 ///

@@ -381,7 +381,7 @@ fn server_stack_run(seed: u64, catch: bool) {
 
 #[test]
 fn server_stack_with_catch_panic_random_cancellation_leaks_nothing() {
-    for seed in seeds(1..61) {
+    for seed in seeds(1..31) {
         server_stack_run(seed, true);
     }
 }
@@ -390,14 +390,14 @@ fn server_stack_with_catch_panic_random_cancellation_leaks_nothing() {
 #[test]
 fn server_stack_prompt_polling_never_exceeds_the_rate() {
     PROMPT.set(true);
-    for seed in seeds(1..41) {
+    for seed in seeds(1..21) {
         server_stack_run(seed, true);
     }
 }
 
 #[test]
 fn server_stack_without_catch_panic_random_cancellation_leaks_nothing() {
-    for seed in seeds(1..61) {
+    for seed in seeds(1..31) {
         server_stack_run(seed, false);
     }
 }
@@ -478,14 +478,14 @@ fn client_stack_run(seed: u64, catch: bool) {
 
 #[test]
 fn client_stack_with_catch_panic_random_cancellation_leaves_breaker_sane() {
-    for seed in seeds(1..61) {
+    for seed in seeds(1..31) {
         client_stack_run(seed, true);
     }
 }
 
 #[test]
 fn client_stack_without_catch_panic_random_cancellation_leaves_breaker_sane() {
-    for seed in seeds(1..61) {
+    for seed in seeds(1..31) {
         client_stack_run(seed, false);
     }
 }

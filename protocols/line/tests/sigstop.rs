@@ -19,11 +19,11 @@ use support::Server;
 fn requests_sent_while_the_server_is_stopped_longer_than_its_timeouts_are_answered() {
     let server = Server::start(&[
         "--idle-timeout",
-        "1s",
+        "2s",
         "--read-timeout",
-        "1s",
+        "2s",
         "--write-timeout",
-        "1s",
+        "2s",
     ]);
     // An idle connection (one request answered already).
     let idle = server.stream();
@@ -44,7 +44,7 @@ fn requests_sent_while_the_server_is_stopped_longer_than_its_timeouts_are_answer
     // A connection made during the stop (the kernel completes it).
     let fresh = server.stream();
     (&fresh).write_all(b"hello\n").unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
     server.signal(libc::SIGCONT);
 
     let mut got = Vec::new();

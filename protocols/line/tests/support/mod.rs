@@ -100,8 +100,6 @@ impl Server {
         assert_eq!(rc, 0);
     }
 
-    /// Waits for a log line containing `needle` (up to 30 s); the lines
-    /// seen up to it.
     /// Sends SIGSTOP and waits until every thread of the server has
     /// stopped (state `T` in `/proc`).
     pub fn stop(&self) {
@@ -117,10 +115,12 @@ impl Server {
             })
         };
         while !stopped() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
+    /// Waits for a log line containing `needle` (up to 30 s); the lines
+    /// seen up to it.
     pub fn wait_log(&self, needle: &str) -> Vec<String> {
         let mut seen = Vec::new();
         loop {
