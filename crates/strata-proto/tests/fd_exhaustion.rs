@@ -9,13 +9,17 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
 use support::{Echo, Fixture, cfg, child, deadline, eventually};
+
+#[path = "../../strata-rt/tests/support/fds.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fds;
+use fds::{Exhausted, open_fds};
 
 fn in_child(name: &str) {
     let c = child::spawn_self(name, Stdio::piped());
@@ -30,56 +34,6 @@ fn in_child(name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("1 passed"), "the child did not run {name}");
-}
-
-fn open_fds() -> BTreeSet<i32> {
-    let names: Vec<String> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names
-        .into_iter()
-        .filter_map(|n| n.parse().ok())
-        // SAFETY: F_GETFD only reads a flag.
-        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
-        .collect()
-}
-
-/// Sets the soft open-files limit to `n`; returns the one it replaced.
-fn set_soft_nofile(n: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    let old = lim.rlim_cur;
-    lim.rlim_cur = n as libc::rlim_t;
-    // SAFETY: this (child) process's soft limit, below its hard one.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-    old
-}
-
-/// Every fd number below the (lowered) soft limit in use while this lives.
-struct Exhausted(Vec<std::fs::File>, u64);
-
-impl Exhausted {
-    fn now() -> Exhausted {
-        let top = *open_fds().iter().max().unwrap() as u64;
-        let old = set_soft_nofile(top + 16);
-        let mut held = Vec::new();
-        while let Ok(f) = std::fs::File::open("/dev/null") {
-            held.push(f);
-        }
-        Exhausted(held, old)
-    }
-}
-
-impl Drop for Exhausted {
-    fn drop(&mut self) {
-        self.0.clear();
-        set_soft_nofile(self.1);
-    }
 }
 
 /// CPU time (user + system) of the whole process so far.
@@ -209,9 +163,7 @@ fn start_out_of_descriptors_errs_and_leaks_nothing() {
         let baseline = open_fds();
         for spare in 0..8 {
             let mut ex = Exhausted::now();
-            for _ in 0..spare {
-                ex.0.pop();
-            }
+            ex.free(spare);
             let r = support::one_worker()
                 .threads(2)
                 .start(|| Ok::<_, std::io::Error>(Echo));

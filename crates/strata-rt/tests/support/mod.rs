@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cancel;
+#[cfg(target_os = "linux")]
+pub mod fds;
 
 use std::sync::mpsc;
 use std::time::Duration;
