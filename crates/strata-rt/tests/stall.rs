@@ -232,9 +232,7 @@ fn sigstop_longer_than_a_timeout_while_the_data_arrives_gives_the_data() {
         // SAFETY: signals our own child.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
         // The data comes once the child has stopped, not before.
-        while !stopped(pid) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        support::stopped::wait_stopped(pid as u32);
         c.write_all(b"hello").unwrap();
         std::thread::sleep(STALL);
         // SAFETY: as above.
@@ -247,16 +245,4 @@ fn sigstop_longer_than_a_timeout_while_the_data_arrives_gives_the_data() {
             "{rest}"
         );
     });
-}
-
-/// Whether every thread of process `pid` is stopped (state `T`).
-fn stopped(pid: libc::pid_t) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .all(|t| {
-            let stat = std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
-            // The state follows the command name's closing parenthesis.
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('T'))
-        })
 }

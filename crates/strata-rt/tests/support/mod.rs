@@ -4,6 +4,8 @@
 pub mod cancel;
 #[cfg(target_os = "linux")]
 pub mod fds;
+#[cfg(target_os = "linux")]
+pub mod stopped;
 
 use std::sync::mpsc;
 use std::time::Duration;

@@ -15,6 +15,9 @@ pub const SERVER: &str = env!("CARGO_BIN_EXE_line-server");
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_line-client");
 
 /// A running `line-server`; killed when dropped.
+#[path = "../../../../crates/strata-rt/tests/support/stopped.rs"]
+mod stopped;
+
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
@@ -104,19 +107,7 @@ impl Server {
     /// stopped (state `T` in `/proc`).
     pub fn stop(&self) {
         self.signal(libc::SIGSTOP);
-        let tasks = format!("/proc/{}/task", self.child.id());
-        let stopped = || {
-            std::fs::read_dir(&tasks).unwrap().all(|t| {
-                let stat =
-                    std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
-                // The state follows the command name's closing parenthesis.
-                stat.rsplit_once(") ")
-                    .is_some_and(|(_, rest)| rest.starts_with('T'))
-            })
-        };
-        while !stopped() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        stopped::wait_stopped(self.child.id());
     }
 
     /// Waits for a log line containing `needle` (up to 30 s); the lines
