@@ -18,7 +18,7 @@ use std::time::Duration;
 use strata_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use strata_rt::signal::{Signal, SignalKind};
 use strata_rt::time::timeout;
-use support::fds::{Exhausted, describe, fds_seen_by_exec, open_fds, without_cloexec};
+use support::fds::{Exhausted, fds_seen_by_exec, open_fds, opened_since, without_cloexec};
 use support::{deadline, rt, run_as_child};
 
 const CHILD: &str = "STRATA_FD_HYGIENE_CHILD";
@@ -362,11 +362,7 @@ fn error_paths_leak_no_descriptors() {
             let _ = std_c.read(&mut buf);
         }
         let _ = std::fs::remove_file(&path);
-        let now = open_fds();
-        let leaked: Vec<String> = now
-            .difference(&baseline)
-            .map(|&fd| format!("{fd} -> {}", describe(fd)))
-            .collect();
+        let leaked = opened_since(&baseline);
         assert!(leaked.is_empty(), "descriptors left open: {leaked:?}");
     });
 }
@@ -452,11 +448,7 @@ fn dropped_runtime_releases_its_descriptors() {
             drop(std_clients);
         }
         std::thread::sleep(Duration::from_millis(200));
-        let now = open_fds();
-        let leaked: Vec<String> = now
-            .difference(&baseline)
-            .map(|&fd| format!("{fd} -> {}", describe(fd)))
-            .collect();
+        let leaked = opened_since(&baseline);
         assert!(leaked.is_empty(), "descriptors left open: {leaked:?}");
     });
 }

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use strata_service::backoff::Backoff;
@@ -25,7 +25,7 @@ use strata_service::limit::{ConcurrencyLimit, PermitPool, Rate, RateLimit, Token
 use strata_service::metrics::{ERRORS, IN_FLIGHT, Metrics, REQUESTS};
 use strata_service::retry::{Retry, RetryBudget, on_error};
 use strata_service::{BoxError, Service, service_fn};
-use support::{Rng, seeds};
+use support::{Flag, Rng, seeds};
 
 const THREADS: usize = 4;
 
@@ -52,18 +52,6 @@ fn guarded(seed: u64, what: &str, f: impl FnOnce() + Send + 'static) {
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: seed {seed}: hung (> 60 s)"),
-    }
-}
-
-#[derive(Default)]
-struct Flag(AtomicBool);
-
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
     }
 }
 

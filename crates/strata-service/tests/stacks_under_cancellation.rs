@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use recorder::TestRecorder;
@@ -29,21 +29,9 @@ use strata_service::metrics::{ERRORS, IN_FLIGHT, REQUESTS};
 use strata_service::retry::{RetryBudget, RetryLayer, on_error};
 use strata_service::timeout::TimeoutLayer;
 use strata_service::{BoxError, Service, ServiceBuilder};
-use support::{Rng, seeds};
+use support::{Flag, Rng, seeds};
 
 // ---------------------------------------------------------------- harness
-
-#[derive(Default)]
-struct Flag(AtomicBool);
-
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 

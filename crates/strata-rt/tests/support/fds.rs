@@ -105,3 +105,11 @@ impl Drop for Exhausted {
         set_soft_nofile(self.1);
     }
 }
+
+/// The descriptors opened since `before` and still open, described.
+pub fn opened_since(before: &BTreeSet<i32>) -> Vec<String> {
+    open_fds()
+        .difference(before)
+        .map(|&fd| format!("{fd} -> {}", describe(fd)))
+        .collect()
+}

@@ -79,3 +79,18 @@ pub(crate) fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
         Err(_) => default.collect(),
     }
 }
+
+/// A waker that records that it was woken (for tests that poll futures
+/// by hand and poll again only what was woken).
+#[derive(Default)]
+pub(crate) struct Flag(pub(crate) std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
