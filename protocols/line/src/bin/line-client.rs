@@ -232,6 +232,8 @@ fn run(
     let mut reader = BufReader::new(Counted {
         stream,
         state: &reading,
+        timeout,
+        waiting_since: None,
     });
     let mut answer = Vec::new();
     let (mut answered, mut errors, mut cut_answer) = (0, 0, false);
@@ -351,15 +353,53 @@ struct ReaderState {
 struct Counted<'a> {
     stream: TcpStream,
     state: &'a ReaderState,
+    /// The socket's read timeout.
+    timeout: Option<Duration>,
+    /// When the wait that signals keep interrupting began (see `read`).
+    waiting_since: Option<Instant>,
 }
 
 impl io::Read for Counted<'_> {
+    /// A read interrupted by a signal (a profiler's, say: `EINTR`) is
+    /// retried by the caller with the socket's whole timeout again; with
+    /// signals arriving more often than that, the timeout would never
+    /// pass. So an interrupted read shortens the timeout to what is left
+    /// of the wait, and reports `TimedOut` once nothing is.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read(buf)?;
-        if n > 0 {
-            self.state.reads.fetch_add(1, Ordering::SeqCst);
+        let since = self.waiting_since.unwrap_or_else(Instant::now);
+        match self.stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                let Some(timeout) = self.timeout else {
+                    return Err(e);
+                };
+                let left = timeout.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    self.end_wait();
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.waiting_since = Some(since);
+                self.stream.set_read_timeout(Some(left))?;
+                Err(e)
+            }
+            r => {
+                self.end_wait();
+                let n = r?;
+                if n > 0 {
+                    self.state.reads.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(n)
+            }
         }
-        Ok(n)
+    }
+}
+
+impl Counted<'_> {
+    /// Gives the socket its whole read timeout back after an interrupted
+    /// wait ended.
+    fn end_wait(&mut self) {
+        if self.waiting_since.take().is_some() {
+            let _ = self.stream.set_read_timeout(self.timeout);
+        }
     }
 }
 
@@ -377,19 +417,46 @@ struct Patient<'a> {
 
 impl Patient<'_> {
     fn write_all(&mut self, mut buf: &[u8]) -> Result<(), Stop> {
+        // A write interrupted by a signal (`EINTR`) is made again, as part
+        // of the same wait: with the timeout shortened to what is left of
+        // it, else signals arriving more often than the timeout would keep
+        // it from ever passing.
+        let (mut attempt, mut shortened) = (None, false);
         while !buf.is_empty() {
             // "Meanwhile" is this write: an answer read before it says
             // nothing about a server that stopped reading since.
-            let reads = self.reader.reads.load(Ordering::SeqCst);
-            let queued = unacked(self.socket);
-            let started = Instant::now();
-            let (n, waited_out) = match self.socket.write(buf) {
+            let (reads, queued, started) = *attempt.get_or_insert_with(|| {
+                let reads = self.reader.reads.load(Ordering::SeqCst);
+                (reads, unacked(self.socket), Instant::now())
+            });
+            let written = self.socket.write(buf);
+            if let Err(e) = &written
+                && e.kind() == io::ErrorKind::Interrupted
+            {
+                let left = self.timeout.map(|t| t.saturating_sub(started.elapsed()));
+                if left != Some(Duration::ZERO) {
+                    self.socket
+                        .set_write_timeout(left)
+                        .map_err(|_| Stop::Socket)?;
+                    shortened = left.is_some();
+                    continue;
+                }
+            }
+            attempt = None;
+            if std::mem::take(&mut shortened) {
+                // Whole again.
+                self.socket
+                    .set_write_timeout(self.timeout)
+                    .map_err(|_| Stop::Socket)?;
+            }
+            let (n, waited_out) = match written {
                 Ok(0) => return Err(Stop::Socket),
                 // A write that copied some bytes into our own send buffer,
                 // then waited for room for the rest until the timeout,
                 // returns that count.
                 Ok(n) => (n, self.timeout.is_some_and(|t| started.elapsed() >= t)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Interrupted with no time left: the timeout has passed.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => (0, true),
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -454,6 +521,14 @@ fn copy_input(
 ) -> Result<(), Stop> {
     let mut last = b'\n';
     loop {
+        // A read interrupted by a signal (`EINTR`) is no end of the input.
+        loop {
+            match input.fill_buf() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Stop::Input(e)),
+                Ok(_) => break,
+            }
+        }
         let chunk = input.fill_buf().map_err(Stop::Input)?;
         let Some(&end) = chunk.last() else { break };
         socket.write_all(chunk)?;
