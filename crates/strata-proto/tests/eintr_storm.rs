@@ -10,49 +10,18 @@
 mod support;
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use support::child::{Watchdog, is_child, spawn_self};
 use support::*;
 
-extern "C" fn noop(_: libc::c_int) {}
-
-fn storm() -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
-    // SAFETY: a zeroed sigaction is valid; the handler does nothing.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = noop as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigemptyset(&mut action.sa_mask);
-        action.sa_flags = 0;
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()), 0);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let t = std::thread::spawn(move || {
-        // SAFETY: getpid/gettid have no preconditions.
-        let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };
-        let mut sent = 0u64;
-        while !s.load(Ordering::Relaxed) {
-            for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-                let tid: libc::pid_t = t.file_name().to_str().unwrap().parse().unwrap();
-                if tid != me {
-                    // SAFETY: tgkill at a thread of this process with a
-                    // handler installed.
-                    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR2) };
-                    sent += 1;
-                }
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        sent
-    });
-    (stop, t)
-}
+#[path = "../../strata-rt/tests/support/storm.rs"]
+#[allow(unreachable_pub)]
+mod storm;
+use storm::Storm;
 
 fn serve_under_storm() {
-    let (stop, bomber) = storm();
+    let storm = Storm::start();
     let mut fx = Fixture::start(
         2,
         1000,
@@ -107,8 +76,7 @@ fn serve_under_storm() {
         assert_eq!(cl.recv(), None);
     }
     assert!(clean, "the graceful shutdown did not finish cleanly");
-    stop.store(true, Ordering::Relaxed);
-    eprintln!("storm: {} signals sent", bomber.join().unwrap());
+    drop(storm);
 }
 
 #[test]

@@ -10,64 +10,15 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
 use strata_rt::spawn;
 use support::run_as_child;
+use support::storm::Storm;
 
 const CHILD: &str = "STRATA_EINTR_STORM_CHILD";
-
-extern "C" fn noop(_: libc::c_int) {}
-
-/// Installs the no-op SIGUSR2 handler (no `SA_RESTART`) and starts the
-/// bombarding thread; stops it when dropped.
-struct Storm(Arc<AtomicBool>, Option<std::thread::JoinHandle<u64>>);
-
-impl Storm {
-    fn start() -> Storm {
-        // SAFETY: a zeroed sigaction is valid; the handler does nothing.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = noop as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            action.sa_flags = 0;
-            assert_eq!(libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()), 0);
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let t = std::thread::spawn(move || {
-            // SAFETY: getpid/gettid have no preconditions.
-            let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };
-            let mut sent = 0u64;
-            while !s.load(Ordering::Relaxed) {
-                for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-                    let tid: libc::pid_t = t.file_name().to_str().unwrap().parse().unwrap();
-                    if tid != me {
-                        // SAFETY: tgkill at a thread of this process with a
-                        // handler installed.
-                        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR2) };
-                        sent += 1;
-                    }
-                }
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            sent
-        });
-        Storm(stop, Some(t))
-    }
-}
-
-impl Drop for Storm {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        let sent = self.1.take().unwrap().join().unwrap();
-        eprintln!("storm: {sent} signals sent");
-    }
-}
 
 fn pattern(conn: usize, i: usize) -> u8 {
     (conn.wrapping_mul(31) ^ i.wrapping_mul(7) ^ (i >> 8)) as u8
@@ -93,7 +44,10 @@ fn in_child(name: &str, body: impl FnOnce()) {
 #[test]
 fn echo_over_many_connections_under_a_signal_storm() {
     in_child("echo_over_many_connections_under_a_signal_storm", || {
-        let rt = strata_rt::Runtime::builder().worker_threads(2).build().unwrap();
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(2)
+            .build()
+            .unwrap();
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
@@ -102,7 +56,9 @@ fn echo_over_many_connections_under_a_signal_storm() {
                     let (stream, _) = listener.accept().await.expect("accept failed");
                     spawn(async move {
                         let (mut r, mut w) = stream.into_split();
-                        futures_util::io::copy(&mut r, &mut w).await.expect("echo failed");
+                        futures_util::io::copy(&mut r, &mut w)
+                            .await
+                            .expect("echo failed");
                     });
                 }
             });
@@ -141,7 +97,10 @@ fn echo_over_many_connections_under_a_signal_storm() {
 #[test]
 fn timers_blocking_and_block_on_under_a_signal_storm() {
     in_child("timers_blocking_and_block_on_under_a_signal_storm", || {
-        let rt = strata_rt::Runtime::builder().worker_threads(2).build().unwrap();
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(2)
+            .build()
+            .unwrap();
         rt.block_on(async {
             // Sleeps end no earlier than asked.
             let tasks: Vec<_> = (0..200u64)
@@ -180,7 +139,7 @@ fn timers_blocking_and_block_on_under_a_signal_storm() {
             let a = UdpSocket::bind("127.0.0.1:0").unwrap();
             let b = UdpSocket::bind("127.0.0.1:0").unwrap();
             let baddr = b.local_addr().unwrap();
-            
+
             let echo = spawn(async move {
                 let mut buf = [0u8; 64];
                 for _ in 0..2000 {
@@ -190,11 +149,14 @@ fn timers_blocking_and_block_on_under_a_signal_storm() {
             });
             let mut buf = [0u8; 64];
             for i in 0..2000u32 {
-                a.send_to(&i.to_le_bytes(), baddr).await.expect("udp send failed");
-                let (n, from) = strata_rt::time::timeout(Duration::from_secs(30), a.recv_from(&mut buf))
+                a.send_to(&i.to_le_bytes(), baddr)
                     .await
-                    .expect("udp hung")
-                    .expect("udp recv failed");
+                    .expect("udp send failed");
+                let (n, from) =
+                    strata_rt::time::timeout(Duration::from_secs(30), a.recv_from(&mut buf))
+                        .await
+                        .expect("udp hung")
+                        .expect("udp recv failed");
                 assert_eq!((n, from), (4, baddr));
                 assert_eq!(&buf[..4], &i.to_le_bytes());
             }
@@ -208,7 +170,9 @@ fn timers_blocking_and_block_on_under_a_signal_storm() {
                 }
             });
             for _ in 0..200 {
-                TcpStream::connect(("localhost", port)).await.expect("connect by name failed");
+                TcpStream::connect(("localhost", port))
+                    .await
+                    .expect("connect by name failed");
             }
             acceptor.await.unwrap();
         });
@@ -225,7 +189,8 @@ fn timers_blocking_and_block_on_under_a_signal_storm() {
             assert_eq!(v, 7);
         }
         // Shutdown with a blocking closure still running.
-        rt.handle().spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)));
+        rt.handle()
+            .spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)));
         rt.shutdown_timeout(Duration::from_secs(30));
     });
 }

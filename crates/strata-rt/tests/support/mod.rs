@@ -6,6 +6,8 @@ pub mod cancel;
 pub mod fds;
 #[cfg(target_os = "linux")]
 pub mod stopped;
+#[cfg(target_os = "linux")]
+pub mod storm;
 
 use std::sync::mpsc;
 use std::time::Duration;
