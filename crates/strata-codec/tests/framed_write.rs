@@ -332,3 +332,61 @@ fn poll_ready_is_ready_under_the_mark_after_a_drain_that_wrote_everything() {
 fn poll_ready_is_ready_under_the_mark_after_a_drain_that_ended_at_half_of_it() {
     ready_under_the_mark_after_a_drain_ending_with(70);
 }
+
+/// A writer whose flush and close are each cut short by a signal once
+/// (`Interrupted`), as a transport in user space may report.
+#[derive(Default)]
+struct InterruptedOnce {
+    written: Vec<u8>,
+    flushes: usize,
+    closes: usize,
+}
+
+impl futures_io::AsyncWrite for InterruptedOnce {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.get_mut().written.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.flushes += 1;
+        std::task::Poll::Ready(if this.flushes == 1 {
+            Err(io::ErrorKind::Interrupted.into())
+        } else {
+            Ok(())
+        })
+    }
+
+    fn poll_close(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.closes += 1;
+        std::task::Poll::Ready(if this.closes == 1 {
+            Err(io::ErrorKind::Interrupted.into())
+        } else {
+            Ok(())
+        })
+    }
+}
+
+/// An interrupted flush or close is made again, as an interrupted write
+/// is: a signal is no failure of the transport.
+#[test]
+fn an_interrupted_flush_or_close_is_made_again() {
+    let mut framed = FramedWrite::new(InterruptedOnce::default(), LinesCodec::new());
+    block_on(framed.send("one")).unwrap();
+    block_on(SinkExt::<&str>::close(&mut framed)).unwrap();
+    let io = framed.get_ref();
+    assert_eq!(io.written, b"one\n");
+    assert_eq!((io.flushes, io.closes), (3, 2));
+}

@@ -165,7 +165,7 @@ impl WriteState {
         while !self.buffer.is_empty() {
             ready!(self.poll_write_once(io, cx, false))?;
         }
-        ready!(Pin::new(&mut *io).poll_flush(cx))?;
+        ready!(retrying(|| Pin::new(&mut *io).poll_flush(cx)))?;
         let capacity = self.buffer.capacity();
         if capacity > 0 && (self.release_idle || capacity >= LARGE_BUFFER) {
             self.buffer = BytesMut::new();
@@ -184,7 +184,7 @@ impl WriteState {
         E: From<io::Error>,
     {
         ready!(self.poll_flush::<T, E>(io, cx))?;
-        Pin::new(&mut *io).poll_close(cx).map_err(E::from)
+        retrying(|| Pin::new(&mut *io).poll_close(cx)).map_err(E::from)
     }
 
     /// One write call with everything buffered; drops what was written.
@@ -276,5 +276,16 @@ impl WriteState {
         self.buffer.reserve(behind + 1);
         self.front = 0;
         self.accept_below = self.high_water_mark;
+    }
+}
+
+/// `poll` again while it says `Interrupted`, as the writes do: a signal
+/// that cut a call short is no error of the transport's.
+fn retrying(mut poll: impl FnMut() -> Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    loop {
+        match poll() {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
     }
 }
