@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
 use strata_rt::spawn;
-use support::run_as_child;
+use support::passes_in_child;
 use support::storm::Storm;
 
 const CHILD: &str = "STRATA_EINTR_STORM_CHILD";
@@ -31,14 +31,7 @@ fn in_child(name: &str, body: impl FnOnce()) {
         drop(storm);
         return;
     }
-    let out = run_as_child(name, CHILD, 240);
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    passes_in_child(name, CHILD, 240);
 }
 
 #[test]

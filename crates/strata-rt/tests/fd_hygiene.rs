@@ -19,7 +19,7 @@ use strata_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream
 use strata_rt::signal::{Signal, SignalKind};
 use strata_rt::time::timeout;
 use support::fds::{Exhausted, fds_seen_by_exec, open_fds, opened_since, without_cloexec};
-use support::{deadline, rt, run_as_child};
+use support::{deadline, passes_in_child, rt};
 
 const CHILD: &str = "STRATA_FD_HYGIENE_CHILD";
 
@@ -29,18 +29,7 @@ fn is_child() -> bool {
 
 /// Runs `name` in a child and fails with its output unless it passed.
 fn in_child(name: &str) {
-    let out = run_as_child(name, CHILD, 120);
-    assert!(
-        out.status.success(),
-        "child {name} failed ({:?})\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "the child did not run {name}"
-    );
+    passes_in_child(name, CHILD, 120);
 }
 
 fn is_emfile(e: &std::io::Error) -> bool {

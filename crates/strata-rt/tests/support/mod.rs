@@ -275,6 +275,20 @@ pub fn run_as_child(name: &str, env: &str, secs: u64) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// [`run_as_child`], then fails with the child's output unless its one
+/// test ran and passed.
+pub fn passes_in_child(name: &str, env: &str, secs: u64) {
+    let out = run_as_child(name, env, secs);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "the child did not run {name}");
+}
+
 /// Runs `body` in a task on a one-worker runtime, under a hang guard.
 pub fn on_worker<F, Fut>(secs: u64, body: F)
 where
