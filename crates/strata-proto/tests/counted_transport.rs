@@ -3,7 +3,8 @@
 //! read failure the stop's reset watch dropped does not turn buffered bad
 //! input into an I/O error; a steady reader over a transport in user space
 //! (no kernel send queue to look at) is not cut off by the write timeout;
-//! a transport that holds writes until flushed is flushed and closed.
+//! a transport that holds writes until flushed is flushed and closed; an
+//! interrupted read does not end a closed connection's linger.
 //! (From mutation testing of `pipeline/written.rs`: each test names the
 //! mutants it catches.) `deadline` and the timeouts are hang guards.
 
@@ -349,5 +350,116 @@ fn answers_over_a_transport_that_holds_writes_are_flushed_and_it_is_closed() {
     assert!(
         closed.load(Ordering::SeqCst),
         "the transport was not closed"
+    );
+}
+
+/// A strata `TcpStream` whose first read after its first write fails with
+/// `Interrupted` (as a transport in user space may report a signal); it
+/// counts the bytes read after that, and raises `interrupted` when it has
+/// failed the read.
+struct InterruptsOnce {
+    inner: strata_rt::net::TcpStream,
+    wrote: bool,
+    interrupted: Arc<AtomicBool>,
+    read_after: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl futures_io::AsyncRead for InterruptsOnce {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.wrote && !self.interrupted.load(Ordering::SeqCst) {
+            self.interrupted.store(true, Ordering::SeqCst);
+            return Poll::Ready(Err(std::io::ErrorKind::Interrupted.into()));
+        }
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = read
+            && self.interrupted.load(Ordering::SeqCst)
+        {
+            self.read_after.fetch_add(n, Ordering::SeqCst);
+        }
+        read
+    }
+}
+
+impl futures_io::AsyncWrite for InterruptsOnce {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.wrote = true;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// A connection closed on bad input lingers, reading what its peer still
+/// sends; an interrupted read there is made again, as everywhere else,
+/// rather than ending the linger (and dropping the socket on a peer that
+/// is still sending, which the kernel answers with a reset).
+#[test]
+fn an_interrupted_read_does_not_end_the_linger() {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let read_after = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (interrupted2, read_after2) = (interrupted.clone(), read_after.clone());
+    let (ended, answer) = deadline(30, move || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let flag = interrupted2.clone();
+            let conn = strata_rt::spawn(async move {
+                let io = InterruptsOnce {
+                    inner: server,
+                    wrote: false,
+                    interrupted: flag,
+                    read_after: read_after2,
+                };
+                serve_connection(io, &TestProto, Echo, &cfg(), std::future::pending()).await
+            });
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let client = strata_rt::spawn_blocking(move || {
+                // Over TestProto's 64-byte limit: an error line, then the
+                // server closes and lingers.
+                client.write_all(&line("", b'x', 100)).unwrap();
+                let mut answer = Vec::new();
+                let end = client.read_to_end(&mut answer).map(|_| answer);
+                // Sent once the linger's read was interrupted.
+                while !interrupted2.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // (Either may fail once the server has let go of the socket.)
+                let _ = client.write_all(b"late\n");
+                let _ = client.shutdown(std::net::Shutdown::Write);
+                end
+            });
+            let answer = client.await.unwrap();
+            (conn.await.unwrap(), answer)
+        })
+    });
+    let answer = answer.expect("the error line, then the end");
+    assert!(answer.starts_with(b"error: "), "answered {answer:?}");
+    assert!(
+        ended.is_err(),
+        "bad input ends the connection with an error"
+    );
+    assert!(
+        interrupted.load(Ordering::SeqCst),
+        "no read was interrupted"
+    );
+    assert_eq!(
+        read_after.load(Ordering::SeqCst),
+        5,
+        "the linger stopped reading at the interrupted read"
     );
 }

@@ -15,6 +15,7 @@
 //! peer's close, not a reset, most often ends the stream.
 
 use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,9 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
             }
             let read = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch));
             match strata_rt::time::timeout(wait, read).await {
+                // Read again, as after a timeout (a transport in user space
+                // may report a signal; a socket never does).
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Closed or reset: a close with nothing unread sends no
                 // reset, and the kernel still delivers what it holds.
                 Ok(Ok(0) | Err(_)) => return,
@@ -101,6 +105,7 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
         let mut total = 0;
         while total < LINGER_BYTES {
             match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch)).await {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => return,
                 Ok(n) => total += n,
             }
