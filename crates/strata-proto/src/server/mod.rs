@@ -354,7 +354,12 @@ impl<P: ServerProto> TcpServer<P> {
         });
         let (addr, backlog, threads) = (self.addr, self.backlog, self.threads);
         let handle = runtime.handle().clone();
-        let local_addr = runtime.block_on(async move {
+        // Bound on the server's first worker, not in `block_on`, which
+        // would panic when `start` is called from a task (of another
+        // runtime): this thread only waits for the binding.
+        let (bound_tx, bound_rx) = std::sync::mpsc::sync_channel(1);
+        let workers = handle.clone();
+        let bind = async move {
             // The first listener binds as if alone, so that an address in
             // use (by another server, or another instance of this one)
             // fails here instead of quietly sharing its connections; the
@@ -382,13 +387,19 @@ impl<P: ServerProto> TcpServer<P> {
                 // Shutdown waits for the accept loops too (they serve the
                 // backlog on the stop).
                 let counted = shared.state.accept_loop_guard();
-                drop(handle.spawn_local_on(w, move || async move {
+                drop(workers.spawn_local_on(w, move || async move {
                     let _counted = counted;
                     accept_loop(listener, shared, backlog).await
                 }));
             }
             io::Result::Ok(bound)
-        })?;
+        };
+        drop(handle.spawn_on(0, async move {
+            let _ = bound_tx.send(bind.await);
+        }));
+        let local_addr = bound_rx
+            .recv()
+            .map_err(|_| io::Error::other("the server's worker failed while binding"))??;
         Ok(ServerHandle {
             runtime: Some(runtime),
             state,
@@ -443,50 +454,112 @@ impl ServerHandle {
     /// received and close, wait up to the shutdown timeout, then stop the
     /// runtime. Returns `true` if every connection finished in time.
     ///
-    /// It blocks the calling thread, except on one of the server's own
-    /// workers or blocking-pool threads (a handler, or a blocking closure a
-    /// handler awaits, that stops its own server): waiting there would
-    /// stall the connections it waits for, so it only starts the shutdown,
-    /// which a helper thread finishes (and logs), and returns `true`.
-    /// Dropping the handle does the same.
+    /// It blocks the calling thread, except where waiting would stall the
+    /// very work it waits for, or other tasks: on a strata worker thread
+    /// (a task of this server's, or of another runtime's) or on one of the
+    /// server's blocking-pool threads (a blocking closure a handler
+    /// awaits). There it only starts the shutdown, which a helper thread
+    /// finishes (and logs), and returns `true`; a task that wants the
+    /// outcome awaits [`shutdown_async`](Self::shutdown_async) instead.
+    /// Dropping the handle does the same as this.
     pub fn shutdown(mut self) -> bool {
         self.shutdown_inner()
+    }
+
+    /// Graceful shutdown, as [`shutdown`](Self::shutdown), awaited instead
+    /// of blocking: a helper thread waits for the connections and stops
+    /// the server's runtime, and the future resolves to `true` if every
+    /// connection finished in time. This is the form for async code, on
+    /// any runtime's task. The shutdown begins when this is called, not
+    /// when the future is first polled, and dropping the future does not
+    /// stop it. (A handler that stops its own server this way is dropped
+    /// with the server's tasks before the future resolves.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use strata_codec::LinesCodec;
+    /// # use strata_proto::pipeline::ServerProto;
+    /// # use strata_service::service_fn;
+    /// # struct Lines;
+    /// # impl ServerProto for Lines {
+    /// #     type Request = String;
+    /// #     type Response = String;
+    /// #     type Codec = LinesCodec;
+    /// #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+    /// # }
+    /// use strata_proto::TcpServer;
+    ///
+    /// strata_rt::run(async {
+    ///     let echo = service_fn(|line: String| async move { Ok::<_, std::io::Error>(line) });
+    ///     let server = TcpServer::new(Lines, "127.0.0.1:0".parse().unwrap())
+    ///         .threads(1)
+    ///         .start(move || Ok(echo.clone()))
+    ///         .unwrap();
+    ///     // ... use it, then, without blocking this task's worker:
+    ///     assert!(server.shutdown_async().await);
+    /// });
+    /// ```
+    pub fn shutdown_async(mut self) -> impl Future<Output = bool> + Send + 'static {
+        let (done, outcome) = strata_rt::sync::oneshot::channel();
+        match self.begin_shutdown() {
+            Some(deadline) => self.finish_on_helper(deadline, move |finished| {
+                let _ = done.send(finished);
+            }),
+            None => {
+                let _ = done.send(true);
+            }
+        }
+        // Without an outcome (no helper thread), nothing says it finished.
+        async move { outcome.await.unwrap_or(false) }
     }
 
     fn shutdown_inner(&mut self) -> bool {
         let Some(deadline) = self.begin_shutdown() else {
             return true;
         };
-        // A blocking closure of the server's counts too: a handler may be
-        // awaiting it, and would wait for the shutdown waiting for it.
-        let own_worker = self
-            .runtime
-            .as_ref()
-            .is_some_and(|rt| rt.handle().is_worker_thread() || rt.handle().is_blocking_thread());
-        if own_worker {
-            // Called by one of the server's own tasks (a handler that stops
-            // its server): waiting here would stall the connections this
-            // worker must finish. A helper thread waits and stops the
-            // runtime instead.
-            // (The runtime and state only, not a handle: were the thread
-            // refused, dropping a handle here would start all this again.)
-            let (runtime, state) = (self.runtime.take(), self.state.clone());
-            let waiter = std::thread::Builder::new()
-                .name("strata-server-stop".into())
-                .spawn(move || {
-                    let end = drain_by(runtime.as_ref(), &state, deadline);
-                    stop_runtime(runtime, &state, end, deadline)
-                });
-            if let Err(e) = waiter {
-                // No thread: the closure, and with it the runtime, is
-                // dropped here, without waiting (a runtime dropped on its
-                // own worker does not join it either).
-                tracing::warn!(error = %e, "no thread to finish the shutdown; stopping at once");
-            }
+        if self.must_not_block() {
+            self.finish_on_helper(deadline, |_| {});
             return true;
         }
         let end = drain_by(self.runtime.as_ref(), &self.state, deadline);
         self.finish_shutdown(end, deadline) == Drain::Done
+    }
+
+    /// Whether the calling thread must not wait for the connections: a
+    /// strata worker (the server's own, whose connections it would stall,
+    /// or another runtime's, whose tasks it would) or one of the server's
+    /// blocking-pool threads (a handler may be awaiting the closure, and
+    /// would wait for the shutdown waiting for it).
+    fn must_not_block(&self) -> bool {
+        strata_rt::Handle::try_current().is_some_and(|h| h.is_worker_thread())
+            || self
+                .runtime
+                .as_ref()
+                .is_some_and(|rt| rt.handle().is_blocking_thread())
+    }
+
+    /// Has a helper thread wait for the connections (until `deadline`)
+    /// and stop the runtime, then `report` whether every connection
+    /// finished.
+    fn finish_on_helper(&mut self, deadline: Instant, report: impl FnOnce(bool) + Send + 'static) {
+        // (The runtime and state only, not a handle: were the thread
+        // refused, dropping a handle here would start all this again.)
+        let (runtime, state) = (self.runtime.take(), self.state.clone());
+        let waiter = std::thread::Builder::new()
+            .name("strata-server-stop".into())
+            .spawn(move || {
+                let end = drain_by(runtime.as_ref(), &state, deadline);
+                stop_runtime(runtime, &state, end, deadline);
+                report(end == Drain::Done);
+            });
+        if let Err(e) = waiter {
+            // No thread: the closure, and with it the runtime, is dropped
+            // here, without waiting for the connections (a runtime dropped
+            // on its own worker does not join it either), and `report` is
+            // never called.
+            tracing::warn!(error = %e, "no thread to finish the shutdown; stopping at once");
+        }
     }
 
     /// Stops accepting and asks the connections to finish; the deadline
