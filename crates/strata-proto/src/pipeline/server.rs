@@ -204,10 +204,10 @@ where
 
     let result = poll_fn(|cx| {
         polls += 1;
-        // Requests taken in this poll: at `cap` the task yields (woken at
-        // once), so that a peer whose requests are always buffered cannot
-        // hold the worker (the runtime's I/O budget counts reads of up to
-        // 64 KiB, i.e. thousands of small requests each).
+        // Requests taken in this poll: at `MAX_REQUESTS_PER_POLL` the task
+        // yields (woken at once), so that a peer whose requests are always
+        // buffered cannot hold the worker (the runtime's I/O budget counts
+        // reads of up to 64 KiB, i.e. thousands of small requests each).
         let mut taken = 0usize;
         let mut yielded = false;
         // Graceful stop: answer every complete request received so far, in
@@ -218,15 +218,6 @@ where
             let unread = (queues.unread)(io.get_ref());
             stopped = Some(StopRead::new(io.read(), unread, STOP_READ_LIMIT));
         }
-        // Not after the stop: the stop logic below takes a `Pending` read
-        // for "drained", and a yield at the cap would pass for one, leaving
-        // requests received before the stop unanswered. (The I/O budget
-        // still bounds what a peer that keeps sending adds meanwhile.)
-        let cap = if stopped.is_some() {
-            usize::MAX
-        } else {
-            MAX_REQUESTS_PER_POLL
-        };
         loop {
             let mut progress = false;
 
@@ -277,8 +268,10 @@ where
                 }
             {
                 // Enough requests for one poll: yield (woken at once), as a
-                // spent I/O budget would.
-                let next = if taken >= cap {
+                // spent I/O budget would. After a stop too: the backlog
+                // owed then can be the kernel's whole receive queue.
+                let capped = taken >= MAX_REQUESTS_PER_POLL;
+                let next = if capped {
                     if !yielded {
                         yielded = true;
                         cx.waker().wake_by_ref();
@@ -303,8 +296,10 @@ where
                 } else {
                     Pin::new(&mut framed).poll_next(cx)
                 };
-                if read == Read::Stopped {
-                    // Just stopped, above.
+                if read == Read::Stopped || capped {
+                    // Just stopped, above; or a yield at the cap, which
+                    // says nothing of the transport: read on in the next
+                    // poll.
                 } else if let Some(s) = stopped.as_mut() {
                     // A `Pending` comes before the bytes owed (at them, the
                     // branch above reads no more).
@@ -356,7 +351,7 @@ where
                             // their responses, without another round of
                             // `poll_ready` and the read state machine.
                             if read != Read::Open
-                                || taken >= cap
+                                || taken >= MAX_REQUESTS_PER_POLL
                                 || in_flight.len() >= max_in_flight
                                 || framed.write_buffer().len() >= high_water_mark
                             {
