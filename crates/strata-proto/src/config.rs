@@ -93,8 +93,17 @@ impl ConnectionConfig {
         self
     }
 
-    /// Close a connection whose next request started arriving but is not
-    /// complete after this long (slowloris defence). `None` disables it.
+    /// Close a connection that has waited this long for the rest of a
+    /// request it has started to receive, with nothing else to do: a peer
+    /// that sends a request slowly, or stops partway (slowloris defence).
+    ///
+    /// The clock runs only while the connection waits for that peer
+    /// alone: while earlier requests are in flight, or their responses
+    /// wait to be written, the server is the one keeping it waiting, and
+    /// the clock starts once they are done (bound a request's own time
+    /// with a timeout middleware, and a peer that does not read with the
+    /// write timeout). Bytes that arrive do not restart it; a request
+    /// completed does. `None` disables it.
     pub fn read_timeout(mut self, t: Option<Duration>) -> Self {
         self.read_timeout = t;
         self

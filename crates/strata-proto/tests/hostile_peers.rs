@@ -329,6 +329,30 @@ fn a_trickled_partial_request_hits_the_read_timeout() {
     });
 }
 
+/// The read timeout blames the peer only for the time the connection
+/// waits for the peer alone: a partial request behind one that is still
+/// running is not timed out while that one runs (longer than the read
+/// timeout), and is once its answer is written: the clock starts then.
+#[test]
+fn a_partial_request_behind_a_running_one_is_timed_out_once_that_is_answered() {
+    deadline(60, || {
+        let fx = Fixture::start(
+            1,
+            10,
+            quiet().read_timeout(Some(Duration::from_millis(300))),
+        );
+        let mut c = fx.connect();
+        c.send(&["sleep 1000 slow"]);
+        c.writer.write_all(b"ec").unwrap();
+        assert_eq!(c.recv().as_deref(), Some("slow"), "cut while busy");
+        let srv = fx.server.as_ref().unwrap();
+        eventually(30, "the partial request's connection closed", || {
+            srv.connections() == 0
+        });
+        assert_eq!(c.recv(), None, "an answer to the partial request");
+    });
+}
+
 /// A ServerHandle can be shared with other threads (status polling) and
 /// moved to the thread that stops the server.
 #[test]
