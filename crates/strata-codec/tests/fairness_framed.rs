@@ -47,7 +47,10 @@ fn a_framed_next_loop_over_a_firehose_yields_to_its_worker() {
             let batch = "g\n".repeat(32 * 1024);
             while peer.write_all(batch.as_bytes()).is_ok() {}
         });
-        let rt = strata_rt::Runtime::builder().worker_threads(1).build().unwrap();
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
         let frames = Arc::new(AtomicU64::new(0));
         let gave_up = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));

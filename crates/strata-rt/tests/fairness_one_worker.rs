@@ -55,7 +55,10 @@ impl HogState {
 fn wait_started(h: &HogState) {
     let t = Instant::now();
     while h.rounds.load(Ordering::Relaxed) < 10 {
-        assert!(t.elapsed() < Duration::from_secs(20), "the hog never started");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the hog never started"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -289,7 +292,7 @@ fn a_channel_recv_loop_with_a_fast_producer_starves_nothing() {
         let mut i = 0u64;
         while tx.unbounded_send(i).is_ok() && t.elapsed() < HOG_LIMIT * 2 {
             i += 1;
-            if i % 1024 == 0 {
+            if i.is_multiple_of(1024) {
                 std::thread::yield_now();
             }
         }
