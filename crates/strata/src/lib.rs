@@ -75,12 +75,48 @@ pub mod proto {
 /// methods: `read`/`write_all` on sockets, `next` on a
 /// [`Framed`](crate::codec::Framed) stream of frames, `feed`/`send` on it
 /// as a sink (see the [guide](crate::guide#6-a-client)).
+///
+/// Also the runtime-agnostic helpers a server or proxy reaches for:
+/// [`copy`](crate::io::copy) (all of a reader into a writer), buffered
+/// readers and writers ([`BufReader`](crate::io::BufReader), with
+/// `lines()` through [`AsyncBufReadExt`](crate::io::AsyncBufReadExt)).
+/// A socket's two directions are copied at once with
+/// [`TcpStream::into_split`](crate::rt::net::TcpStream::into_split) and
+/// [`future::join`].
 pub mod io {
     pub use futures_core::Stream;
-    pub use futures_io::{AsyncRead, AsyncWrite};
+    pub use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
     pub use futures_sink::Sink;
-    pub use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    pub use futures_util::io::{
+        AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, copy,
+    };
     pub use futures_util::{SinkExt, StreamExt};
+}
+
+/// Combinators for futures (from `futures-util`): wait for two at once
+/// ([`join`](crate::future::join), [`try_join`](crate::future::try_join)),
+/// or for the first of two ([`select`](crate::future::select), which hands
+/// back the other, unfinished, in an [`Either`](crate::future::Either)).
+///
+/// # Examples
+///
+/// ```
+/// use strata::future::{Either, join, select};
+///
+/// strata::run(async {
+///     let (a, b) = join(async { 1 }, async { 2 }).await;
+///     assert_eq!(a + b, 3);
+///
+///     let quick = std::pin::pin!(async { "quick" });
+///     let slow = std::pin::pin!(strata::rt::time::sleep(std::time::Duration::from_secs(60)));
+///     match select(quick, slow).await {
+///         Either::Left((won, _slow)) => assert_eq!(won, "quick"),
+///         Either::Right(_) => unreachable!(),
+///     }
+/// });
+/// ```
+pub mod future {
+    pub use futures_util::future::{Either, FutureExt, join, select, try_join};
 }
 
 pub use bytes;
@@ -91,7 +127,7 @@ pub mod prelude {
     pub use strata_codec::{Decoder, Encoder, Framed};
     pub use strata_proto::{ConnectionConfig, TcpServer};
     pub use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
-    pub use strata_rt::{Runtime, spawn, spawn_local};
+    pub use strata_rt::{Runtime, spawn, spawn_blocking, spawn_local};
     pub use strata_service::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
     // The stream and sink extension traits, for their methods (`as _`:
     // their names stay free). Not the I/O ones: `Vec<u8>` and `&[u8]`
