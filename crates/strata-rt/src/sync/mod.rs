@@ -49,6 +49,12 @@
 //!   both). `SinkExt::feed` completes as soon as the message is queued
 //!   (a dropped `feed` did not send), and `try_send` queues the message or
 //!   hands it back.
+//! * [`Event`] keeps no permit: a `notify` that finds no listener
+//!   registered is lost (tokio's `Notify::notify_one` stores one for the
+//!   next waiter). Register first, then check the condition, then wait:
+//!   `let listener = event.listen(); if !ready() { listener.await }`; a
+//!   notify between the check and the wait then still reaches the
+//!   listener.
 //! * Waiters are woken in the order they queued, but a lock or permit
 //!   released to the first waiter can still be taken by a `try_lock` /
 //!   `try_acquire` in between (barging); `Mutex` switches to strict

@@ -44,7 +44,10 @@ use crate::executor::coop;
 
 /// A bounded channel: `buffer` messages plus one per [`Sender`] that has
 /// sent since the receiver last caught up, dropped clones included (see
-/// the [`sync`](crate::sync) module docs).
+/// the [`sync`](crate::sync) module docs). So a sender cloned for each
+/// message makes it unbounded: give each producer one clone for its life.
+/// `send` is not cancel-safe as tokio's is: it queues the message first,
+/// then waits for room.
 pub fn channel<T>(buffer: usize) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = futures_channel::mpsc::channel(buffer);
     (tx, Receiver { inner: rx })
