@@ -19,9 +19,14 @@ use crate::reactor::{Direction, IoHandle, PollEvented, Ready};
 
 /// A TCP connection.
 ///
-/// Implements [`AsyncRead`](futures_io::AsyncRead) and [`AsyncWrite`](futures_io::AsyncWrite) (also for `&TcpStream`, so
-/// one task can read while another writes through a shared reference), and
-/// splits into owned halves with [`into_split`](Self::into_split).
+/// Implements [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite), also for `&TcpStream`: where
+/// tokio's `split()` lends out a read half and a write half, here two
+/// shared references do (`let (mut rd, mut wr) = (&stream, &stream);`,
+/// then read with one while writing with the other, in one task, through
+/// `join`). For halves that move to tasks of their own,
+/// [`into_split`](Self::into_split). (A `stream.split()` reaches
+/// `StreamExt::split` of `futures-util`, which is for streams of items.)
 ///
 /// Closing: [`AsyncWrite::poll_close`](futures_io::AsyncWrite::poll_close) shuts down the write direction
 /// (the peer reads EOF); dropping the stream closes the socket.
