@@ -431,6 +431,67 @@ fn block_on_inside_a_task_panics_with_a_clear_message() {
 }
 
 #[test]
+fn handle_block_on_inside_a_task_panics_naming_it() {
+    deadline(30, || {
+        let rt = rt(1);
+        let err = rt.block_on(async {
+            spawn(async { strata_rt::Handle::current().block_on(async {}) })
+                .await
+                .unwrap_err()
+        });
+        assert!(
+            err.to_string()
+                .contains("`Handle::block_on` was called from inside a task"),
+            "{err}"
+        );
+    });
+}
+
+/// A blocking closure waits for async work through the handle: a timer
+/// and a channel fed by a task.
+#[test]
+fn handle_block_on_in_a_blocking_closure_runs_timers_and_waits_for_tasks() {
+    deadline(30, || {
+        let rt = rt(2);
+        let got = rt.block_on(async {
+            let (tx, rx) = oneshot::channel();
+            spawn(async move {
+                strata_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+                let _ = tx.send(7);
+            });
+            spawn_blocking(move || {
+                strata_rt::Handle::current().block_on(async {
+                    strata_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+                    rx.await.unwrap()
+                })
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(got, 7);
+    });
+}
+
+/// Through a handle whose runtime is gone, a timer panics saying so
+/// rather than hang.
+#[test]
+fn handle_block_on_after_the_runtime_is_gone_does_not_hang() {
+    deadline(30, || {
+        let handle = rt(1).handle().clone();
+        let err = std::panic::catch_unwind(|| {
+            handle.block_on(strata_rt::time::sleep(std::time::Duration::from_millis(1)))
+        })
+        .unwrap_err();
+        let msg = err
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| err.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        assert!(msg.contains("shut down"), "{msg}");
+    });
+}
+
+#[test]
 fn block_on_works_repeatedly_and_from_several_threads() {
     deadline(30, || {
         let rt = Arc::new(rt(2));

@@ -96,15 +96,7 @@ impl Runtime {
     /// blocking a worker would stall every task on it; `.await` instead.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        if context::try_worker().is_some() {
-            panic!(
-                "strata: `Runtime::block_on` was called from inside a task on a strata \
-                 worker thread. Blocking a worker would stall every task on it; \
-                 `.await` the future instead."
-            );
-        }
-        let _guard = context::enter(self.handle.clone(), None);
-        crate::executor::block_on::block_on(future)
+        enter_and_block_on(&self.handle, "Runtime::block_on", future)
     }
 
     /// Stops the runtime; the same as dropping it (which waits for
@@ -327,6 +319,19 @@ impl fmt::Debug for Runtime {
     }
 }
 
+/// `block_on` (named `api` in its panic) inside `handle`'s runtime.
+#[track_caller]
+fn enter_and_block_on<F: Future>(handle: &Handle, api: &str, future: F) -> F::Output {
+    if context::try_worker().is_some() {
+        panic!(
+            "strata: `{api}` was called from inside a task on a strata worker thread. \
+             Blocking a worker would stall every task on it; `.await` the future instead."
+        );
+    }
+    let _guard = context::enter(handle.clone(), None);
+    crate::executor::block_on::block_on(future)
+}
+
 /// A cheap, cloneable reference to a runtime, usable from any thread.
 #[derive(Clone)]
 pub struct Handle {
@@ -380,6 +385,43 @@ impl Handle {
     /// The handle of the runtime this thread is inside, if any.
     pub fn try_current() -> Option<Handle> {
         context::try_handle()
+    }
+
+    /// [`Runtime::block_on`] through a handle: runs `future` to completion
+    /// on the calling thread, inside this runtime. For code that holds a
+    /// handle and not the runtime: a [`spawn_blocking`](crate::spawn_blocking)
+    /// closure that must wait for async work (`Handle::current().block_on(..)`),
+    /// a thread given the handle.
+    ///
+    /// The handle does not keep the runtime running: once it is shut down,
+    /// the future's timers panic saying that the runtime is gone, and its
+    /// sockets fail, rather than hang.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called on a worker thread (from inside a task), as
+    /// [`Runtime::block_on`] does; `.await` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use strata_rt::Handle;
+    ///
+    /// strata_rt::run(async {
+    ///     let waited = strata_rt::spawn_blocking(|| {
+    ///         // A blocking-pool thread may block: here, on a timer.
+    ///         Handle::current().block_on(async {
+    ///             strata_rt::time::sleep(Duration::from_millis(1)).await;
+    ///             "waited"
+    ///         })
+    ///     });
+    ///     assert_eq!(waited.await.unwrap(), "waited");
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        enter_and_block_on(self, "Handle::block_on", future)
     }
 
     /// Whether the calling thread is one of this runtime's workers: where
