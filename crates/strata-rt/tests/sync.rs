@@ -127,6 +127,69 @@ fn reexported_channels_and_semaphore_work_across_workers() {
     });
 }
 
+/// `broadcast`: every receiver, on either worker, gets every value in
+/// order, the sender waiting for the slowest (back-pressure); then the
+/// close once the senders are gone. An inactive receiver keeps a channel
+/// without subscribers open; in overflow mode a receiver that fell behind
+/// is told how many values it missed, and goes on with the newest.
+#[test]
+fn broadcast_delivers_every_value_to_every_receiver_across_workers() {
+    use strata_rt::sync::broadcast::{self, RecvError, TrySendError};
+    deadline(30, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let (tx, rx) = broadcast::broadcast::<u32>(4);
+            let receivers: Vec<_> = (0..6)
+                .map(|_| {
+                    let mut rx = rx.clone();
+                    spawn(async move {
+                        let mut got = Vec::new();
+                        loop {
+                            match rx.recv().await {
+                                Ok(v) => got.push(v),
+                                Err(RecvError::Closed) => return got,
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(rx);
+            let sender = spawn(async move {
+                for i in 0..1_000 {
+                    tx.broadcast(i).await.unwrap();
+                }
+            });
+            sender.await.unwrap();
+            for r in receivers {
+                assert_eq!(r.await.unwrap(), (0..1_000).collect::<Vec<_>>());
+            }
+
+            // No subscriber: an inactive receiver keeps the channel open.
+            let (tx, rx) = broadcast::broadcast::<u32>(2);
+            let keep = rx.deactivate();
+            assert!(matches!(
+                tx.try_broadcast(1),
+                Err(TrySendError::Inactive(1))
+            ));
+            let mut late = keep.activate_cloned();
+            tx.broadcast(2).await.unwrap();
+            assert_eq!(late.recv().await, Ok(2));
+
+            // Overflow mode: the oldest values make room.
+            let (mut tx, mut rx) = broadcast::broadcast::<u32>(2);
+            tx.set_overflow(true);
+            for i in 0..5 {
+                tx.broadcast(i).await.unwrap();
+            }
+            assert_eq!(rx.recv().await, Err(RecvError::Overflowed(3)));
+            assert_eq!(rx.recv().await, Ok(3));
+            assert_eq!(rx.recv().await, Ok(4));
+            drop(keep);
+        });
+    });
+}
+
 #[test]
 fn a_wait_woken_by_the_count_reaching_zero_completes_even_if_it_rose_again() {
     use std::future::Future;

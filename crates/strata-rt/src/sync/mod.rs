@@ -8,19 +8,21 @@
 //! | --- | --- | --- |
 //! | one value, once | [`oneshot`] | `futures-channel` |
 //! | a queue of values (bounded or not; see below) | [`mpsc`] | `futures-channel`, receivers wrapped |
+//! | every value to every receiver | [`broadcast`] | `async-broadcast` |
 //! | async mutex / read-write lock | [`Mutex`], [`RwLock`] | `async-lock` |
 //! | limit concurrency | [`Semaphore`] | `async-lock` |
 //! | rendezvous of N tasks | [`Barrier`] | `async-lock` |
 //! | lazily initialised value | [`OnceCell`] | `async-lock` |
 //! | "wake whoever waits" (notify) | [`Event`], [`EventListener`] | `event-listener` |
-//! | graceful shutdown, broadcast | [`Shutdown`] | strata |
+//! | graceful shutdown: one trigger, every waiter | [`Shutdown`] | strata |
 //! | wait for N things to finish | [`WaitGroup`] | strata |
 //!
 //! Why these: `futures-channel` is the reference channel implementation of
-//! the futures project and needs no runtime; `async-lock` and
-//! `event-listener` (smol-rs) are small and allocation-light, and
-//! `async-lock` is built on `event-listener`, so both share one wake-up
-//! mechanism. None of them needs a strata runtime to work.
+//! the futures project and needs no runtime; `async-lock`,
+//! `async-broadcast` and `event-listener` (smol-rs) are small and
+//! allocation-light, and the first two are built on `event-listener`, so
+//! all three share one wake-up mechanism. None of them needs a strata
+//! runtime to work.
 //!
 //! Properties of the re-exports to know:
 //!
@@ -49,6 +51,16 @@
 //!   both). `SinkExt::feed` completes as soon as the message is queued
 //!   (a dropped `feed` did not send), and `try_send` queues the message or
 //!   hands it back.
+//! * A [`broadcast`] channel differs from tokio's where a tokio user
+//!   would not look. Full, it makes `broadcast(..)` wait for the slowest
+//!   receiver (back-pressure) unless `set_overflow(true)`, which drops
+//!   the oldest value instead (a receiver then gets
+//!   `RecvError::Overflowed(n)`, tokio's `Lagged`). With no receiver left,
+//!   it closes; a server whose subscribers come and go keeps it open with
+//!   an `InactiveReceiver` (`receiver.deactivate()`), and `broadcast(..)`
+//!   then waits for a subscriber (`try_broadcast` says `Inactive`). A new
+//!   subscriber is `sender.new_receiver()` (from now on) or a receiver's
+//!   `clone()` (from its position). The capacity must be at least 1.
 //! * [`Event`] keeps no permit: a `notify` that finds no listener
 //!   registered is lost (tokio's `Notify::notify_one` stores one for the
 //!   next waiter). Register first, then check the condition, then wait:
@@ -93,6 +105,10 @@ pub mod mpsc;
 mod shutdown;
 mod wait_group;
 
+/// A channel that delivers every value to every receiver (a clone each):
+/// `async-broadcast`, re-exported. See the module docs for how it differs
+/// from tokio's.
+pub use async_broadcast as broadcast;
 pub use async_lock::{
     Barrier, BarrierWaitResult, Mutex, MutexGuard, MutexGuardArc, OnceCell, RwLock,
     RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphoreGuard, SemaphoreGuardArc,

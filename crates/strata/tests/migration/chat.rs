@@ -1,7 +1,8 @@
 //! A migrating tokio user's chat server: each line a client sends is
-//! delivered to every other connected client. Broadcast via per-client
-//! unbounded mpsc senders kept in a shared `Mutex<HashMap>` (strata has no
-//! `broadcast` channel), reads with `Framed<OwnedReadHalf, LinesCodec>`.
+//! delivered to every other connected client. Fanned out through
+//! per-client unbounded mpsc senders kept in a shared `Mutex<HashMap>`
+//! (so that a slow client holds back no other; `strata::rt::sync::broadcast`
+//! is the other way), reads with `Framed<OwnedReadHalf, LinesCodec>`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
