@@ -1,5 +1,6 @@
 //! A guided tour: the line server of the classic example, built layer by
-//! layer, then hardened with middleware, and a client to talk to it.
+//! layer, then hardened with middleware, and a client to talk to it; last,
+//! what a tokio user needs to know.
 //!
 //! The protocol: newline-delimited requests; `hello` answers `world`,
 //! anything else answers `idk`. Each step below adds one layer.
@@ -235,5 +236,50 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # 7. Coming from tokio
+//!
+//! Most of a tokio program carries over name for name; what differs comes
+//! from the runtime's model. strata runs one worker per core, each with
+//! its own event loop, and **a task stays on the worker that spawned it**:
+//! no worker steals another's tasks. So:
+//!
+//! * Spread work by where it starts: a task spawned from a task runs on
+//!   that task's worker; one spawned from outside the workers goes to
+//!   them in turn. `TcpServer` gives each worker a listener of its own
+//!   (`SO_REUSEPORT`), so connections spread by themselves. A hand-written
+//!   accept loop keeps every connection on its own worker unless it
+//!   places them ([`Handle::spawn_on`](crate::rt::Handle::spawn_on)).
+//! * Never block a worker. A blocked worker stalls its tasks, and the
+//!   readiness of the sockets registered with it, so a timeout on another
+//!   worker around a read of such a socket can expire with the data
+//!   already there. Blocking work goes to
+//!   [`spawn_blocking`](crate::spawn_blocking); from there,
+//!   [`Handle::block_on`](crate::rt::Handle::block_on) waits for async
+//!   work. `Runtime::block_on` panics on a worker, as tokio's does.
+//! * A task need not be `Send` if spawned with
+//!   [`spawn_local`](crate::spawn_local) (no `LocalSet` needed), and a
+//!   [`Service`](crate::service::Service)'s futures need not be `Send`:
+//!   per-connection state can live in `Rc<RefCell<..>>`.
+//! * A `ServerHandle` dropped in a task does not block it: the drain goes
+//!   on on a thread of its own; `shutdown_async().await` waits for it.
+//!
+//! Where the names differ:
+//!
+//! | tokio | strata |
+//! | --- | --- |
+//! | `#[tokio::main]`, `Runtime::new()?.block_on(..)` | [`strata::run(..)`](crate::run), `Runtime::new()?.block_on(..)` |
+//! | `TcpListener::bind(a).await` | `TcpListener::bind(a)` (not async: a host name is looked up on the calling thread, so give a task a numeric address) |
+//! | `stream.split()` | `(&stream, &stream)`: `&TcpStream` reads and writes |
+//! | `tokio::io::copy`, `BufReader` | [`strata::io::copy`](crate::io::copy), [`strata::io::BufReader`](crate::io::BufReader) |
+//! | `tokio::join!`, `tokio::select!` | [`strata::future::join`](crate::future::join), [`select`](crate::future::select) (functions, no macros) |
+//! | `mpsc::Receiver::recv()` → `Option<T>` | [`recv()`](crate::rt::sync::mpsc::Receiver::recv) → `Result<T, RecvError>`, or `next()` → `Option<T>` |
+//! | `sync::broadcast` | [`rt::sync::broadcast`](crate::rt::sync::broadcast) (full: waits, unless in overflow mode) |
+//! | `sync::Notify` | [`rt::sync::Event`](crate::rt::sync::Event) (keeps no permit: listen, check, then wait) |
+//! | `tokio::signal::ctrl_c()` | [`rt::signal::ctrl_c()`](crate::rt::signal::ctrl_c) |
+//! | `tokio::task::yield_now` | [`rt::yield_now`](crate::rt::yield_now) |
+//! | `LinesCodec::new_with_max_length` | [`LinesCodec::with_max_length`](crate::codec::LinesCodec::with_max_length) |
+//! | `LengthDelimitedCodec::builder()..new_codec()` | `LengthDelimitedCodec::builder()..build()` |
+//! | `tower::ServiceBuilder`, `tower::Service` | [`ServiceBuilder`](crate::service::ServiceBuilder), [`Service`](crate::service::Service) (`call(&self)`, no `poll_ready`) |
 //!
 //! [`LinesCodec`]: crate::codec::LinesCodec
