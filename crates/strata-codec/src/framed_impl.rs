@@ -56,6 +56,20 @@ mod write;
 pub(crate) use read::ReadState;
 pub(crate) use write::WriteState;
 
+/// Truncates `buf` to `len` when dropped, also on unwind: what a read or
+/// an encoder added is cut back unless the guard's `len` is moved past it.
+struct TruncateOnDrop<'a> {
+    buf: &'a mut bytes::BytesMut,
+    len: usize,
+}
+
+impl Drop for TruncateOnDrop<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.buf.truncate(self.len);
+    }
+}
+
 /// Default high-water mark of the write buffer: 64 KiB.
 pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
 

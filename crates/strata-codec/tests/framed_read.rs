@@ -419,3 +419,59 @@ fn read_window_shrinks_after_reads_under_half_of_it() {
         ]
     );
 }
+
+/// `\n`-separated frames; at the end of the stream, what is left is one
+/// last frame. Counts the `decode_eof` calls made after one said `None`.
+#[derive(Default)]
+struct LastLine {
+    eof_done: bool,
+    calls_after_none: usize,
+}
+
+impl Decoder for LastLine {
+    type Item = String;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
+        Ok(src.iter().position(|&b| b == b'\n').map(|i| {
+            let line = src.split_to(i + 1);
+            String::from_utf8_lossy(&line[..i]).into_owned()
+        }))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
+        if self.eof_done {
+            self.calls_after_none += 1;
+        }
+        if let Some(line) = self.decode(src)? {
+            return Ok(Some(line));
+        }
+        if src.is_empty() {
+            self.eof_done = true;
+            return Ok(None);
+        }
+        let rest = src.split();
+        Ok(Some(String::from_utf8_lossy(&rest).into_owned()))
+    }
+}
+
+/// `decode_eof` is called until it says `None`, and not after, also when
+/// the frames are taken as the pipelined server takes a batch: the first
+/// from the stream, the rest with `try_decode_buffered`. (That left the
+/// stream draining, and the next `poll_next` called `decode_eof` again.)
+#[test]
+fn decode_eof_is_not_called_again_after_it_said_none() {
+    block_on(async {
+        let io = futures_util::io::Cursor::new(b"a\nb".to_vec());
+        let mut framed = Framed::new(io, LastLine::default());
+        let mut frames = Vec::new();
+        while let Some(first) = framed.next().await {
+            frames.push(first.unwrap());
+            while let Some(more) = framed.try_decode_buffered().unwrap() {
+                frames.push(more);
+            }
+        }
+        assert_eq!(frames, ["a", "b"]);
+        assert_eq!(framed.codec().calls_after_none, 0);
+    });
+}

@@ -12,6 +12,7 @@ use crate::Decoder;
 
 use super::{
     DEFAULT_READ_WINDOW, LARGE_BUFFER, MAX_READ_WINDOW, MAX_SET_READ_WINDOW, SMALL_REMAINDER,
+    TruncateOnDrop,
 };
 
 thread_local! {
@@ -34,19 +35,6 @@ impl Drop for ZeroOnDrop<'_> {
         if self.upto > 0 {
             self.buf[..self.upto].fill(0);
         }
-    }
-}
-
-/// Truncates `buf` to `len` when dropped, also on unwind.
-struct TruncateOnDrop<'a> {
-    buf: &'a mut BytesMut,
-    len: usize,
-}
-
-impl Drop for TruncateOnDrop<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.buf.truncate(self.len);
     }
 }
 
@@ -193,8 +181,15 @@ impl ReadState {
                 Ok(Some(frame))
             }
             Ok(None) => {
-                if self.phase == ReadPhase::Framing {
-                    self.phase = ReadPhase::Reading;
+                match self.phase {
+                    ReadPhase::Framing => self.phase = ReadPhase::Reading,
+                    // `decode_eof` is not called again once it said `None`:
+                    // the stream ends, as in `poll_next`.
+                    ReadPhase::Draining => {
+                        self.phase = ReadPhase::Ended;
+                        self.buffer = BytesMut::new();
+                    }
+                    _ => {}
                 }
                 Ok(None)
             }
@@ -405,9 +400,13 @@ impl ReadState {
             // allocation they were cut from. A new one costs nothing.
             self.buffer = BytesMut::new();
             self.peak = 0;
-        } else if self.buffer.len() < SMALL_REMAINDER
-            && self.peak.max(self.buffer.capacity()) >= LARGE_BUFFER
-        {
+        } else if self.buffer.len() < SMALL_REMAINDER && self.peak >= LARGE_BUFFER {
+            // Judged by what the buffer held, not by its capacity: a large
+            // capacity with little ever held in it is a decoder's `reserve`
+            // for the frame now arriving, which it asked for so that the
+            // frame is not copied as it grows; moving the start of that
+            // frame to a small buffer would drop the reservation at every
+            // read that waits (one frame-sized allocation each).
             self.buffer = BytesMut::from(&self.buffer[..]);
             self.peak = self.buffer.len();
         }

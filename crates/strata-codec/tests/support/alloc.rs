@@ -1,6 +1,6 @@
 //! A global allocator that counts the heap bytes live on each thread
-//! (allocated minus freed there) and their peak, and, while a thread turns
-//! it on, the largest block asked for there, for tests that check what a
+//! (allocated minus freed there) and their peak, the bytes asked for in
+//! all, and, while a thread turns it on, the largest block asked for there, for tests that check what a
 //! framed reader or writer holds. A test binary installs it with
 //! `#[global_allocator] static GLOBAL: support::alloc::Counting =
 //! support::alloc::Counting;`.
@@ -16,10 +16,12 @@ thread_local! {
     static PEAK: Cell<isize> = const { Cell::new(0) };
     static TRACK: Cell<bool> = const { Cell::new(false) };
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A block of `size` bytes asked for (by `alloc` or `realloc`).
 fn note(size: usize) {
+    let _ = ALLOCATED.try_with(|a| a.set(a.get() + size));
     // `try_with`: the allocator also runs while thread locals are torn down.
     if TRACK.try_with(Cell::get).unwrap_or(false) {
         let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
@@ -85,4 +87,16 @@ pub(crate) fn largest() -> usize {
 /// Forgets the largest block recorded on this thread.
 pub(crate) fn reset_largest() {
     LARGEST.with(|l| l.set(0));
+}
+
+/// The bytes of every block asked for on this thread (by `alloc`, or by
+/// `realloc` at its new size) since `reset_allocated`: what a run cost in
+/// allocations, not what it holds.
+pub(crate) fn allocated() -> usize {
+    ALLOCATED.with(Cell::get)
+}
+
+/// Starts counting `allocated` from zero.
+pub(crate) fn reset_allocated() {
+    ALLOCATED.with(|a| a.set(0));
 }
