@@ -9,7 +9,7 @@ use futures_io::AsyncWrite;
 
 use crate::Encoder;
 
-use super::{DEFAULT_HIGH_WATER_MARK, LARGE_BUFFER};
+use super::{DEFAULT_HIGH_WATER_MARK, LARGE_BUFFER, TruncateOnDrop};
 
 /// The write half of the framing machinery: buffer and high-water mark.
 #[derive(Debug)]
@@ -135,8 +135,9 @@ impl WriteState {
     }
 
     /// Encodes `item` into the buffer, all or nothing: an encoder that
-    /// fails after appending part of a frame leaves no half frame to be
-    /// flushed.
+    /// fails, or panics, after appending part of a frame leaves no half
+    /// frame to be flushed (a writer used again after a caught panic would
+    /// send the next frame behind it).
     // Always inlined, like `Framed::start_send`: left to the inliner, a
     // busy caller keeps it (and the encoder) out of line, and the call
     // costs about as much as encoding a short frame.
@@ -146,10 +147,17 @@ impl WriteState {
         encoder: &mut C,
         item: I,
     ) -> Result<(), C::Error> {
-        let before = self.buffer.len();
-        encoder.encode(item, &mut self.buffer).inspect_err(|_| {
-            self.buffer.truncate(before);
-        })
+        let len = self.buffer.len();
+        let mut guard = TruncateOnDrop {
+            buf: &mut self.buffer,
+            len,
+        };
+        let result = encoder.encode(item, guard.buf);
+        if result.is_ok() {
+            // Keep the frame: cut back to where it ends (no change).
+            guard.len = guard.buf.len();
+        }
+        result
     }
 
     /// Writes the whole buffer, then flushes the I/O object.
