@@ -37,7 +37,9 @@ pub enum ConnectionError {
     /// The service failed a request and the protocol chose to close.
     Service(BoxError),
     /// The service panicked on a request (in `call` or while its future
-    /// ran); the responses before it were sent, then the connection
+    /// ran), or the protocol's own code did (its codec, its hooks, a
+    /// response's `Drop`); the responses before it that were ready were
+    /// sent, the requests still running dropped, then the connection
     /// closed. Holds the panic's message.
     Panicked(String),
     /// The connection sat idle past the idle timeout.
@@ -164,7 +166,7 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Decode(_) => f.write_str("bad request"),
             ConnectionError::Encode(_) => f.write_str("cannot encode response"),
             ConnectionError::Service(_) => f.write_str("service error"),
-            ConnectionError::Panicked(msg) => write!(f, "request handler panicked: {msg}"),
+            ConnectionError::Panicked(msg) => write!(f, "panicked while serving: {msg}"),
             ConnectionError::IdleTimeout { timeout } => {
                 write!(f, "idle timeout: no request for {timeout:?}")
             }

@@ -21,8 +21,9 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -202,7 +203,19 @@ where
     let mut timer = ConnTimer::new(config);
     let mut watch = Watch::default();
 
-    let result = poll_fn(|cx| {
+    // A panic in the protocol's own code (its codec, its hooks, a
+    // response's drop; a handler's is caught with its request) ends the
+    // connection as a handler's does: the next poll closes it after the
+    // responses already encoded, which would otherwise be lost with it.
+    let mut body = |cx: &mut Context<'_>, panicked: Option<String>| {
+        if let Some(msg) = panicked {
+            close_after(
+                &mut read,
+                &mut in_flight,
+                &mut outcome,
+                ConnectionError::Panicked(msg),
+            );
+        }
         polls += 1;
         // Requests taken in this poll: at `MAX_REQUESTS_PER_POLL` the task
         // yields (woken at once), so that a peer whose requests are always
@@ -496,7 +509,14 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
-    })
+    };
+    let (mut caught, mut panicked) = (false, None);
+    let result = poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| body(cx, panicked.take()))) {
+            Ok(poll) => poll,
+            Err(payload) => caught_panic(payload, &mut caught, &mut panicked, cx),
+        },
+    )
     .await;
     // We closed on a peer that may still be sending: drain what it sends
     // until it has taken our last responses, and a moment more, so that
@@ -524,6 +544,29 @@ where
         Box::pin(linger(framed.get_mut(), queues.unsent, patience, time)).await;
     }
     result
+}
+
+/// A panic out of a poll of the connection (see `serve`): logged; the
+/// first has the next poll close the connection after the responses
+/// already encoded (woken at once); a second, in the closing itself (a
+/// transport whose writes panic), ends it at once.
+#[cold]
+#[inline(never)]
+fn caught_panic(
+    payload: Box<dyn std::any::Any + Send>,
+    caught: &mut bool,
+    panicked: &mut Option<String>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), ConnectionError>> {
+    let msg = crate::server::panic_message(&*payload);
+    crate::server::drop_payload(payload);
+    tracing::error!(panic = %msg, "the protocol's code panicked; the connection closes after the responses already encoded");
+    if std::mem::replace(caught, true) {
+        return Poll::Ready(Err(ConnectionError::Panicked(msg)));
+    }
+    *panicked = Some(msg);
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 /// Requests one poll of a connection takes before it yields to the

@@ -188,8 +188,16 @@ where
     };
     let info = ConnectionInfo::new(peer, local);
     // A panicking factory fails this connection only, like a panicking
-    // handler: it must not end the accept loop.
-    let service = match catch_unwind(AssertUnwindSafe(|| shared.new_service.new_service(&info))) {
+    // handler: it must not end the accept loop. Its error is put into
+    // words under the same guard: its `Display` is the application's
+    // code too.
+    let created = || {
+        shared
+            .new_service
+            .new_service(&info)
+            .map_err(|e| e.to_string())
+    };
+    let service = match catch_unwind(AssertUnwindSafe(created)) {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::error!(%peer, error = %e, "could not create a service for a connection");
@@ -219,10 +227,11 @@ where
             closed,
         );
         let mut conn = pin!(conn);
-        // A panicking handler is caught by the dispatcher, which still
-        // sends the responses before it. A panic anywhere else in the
-        // connection (its codec, say) ends this connection only: it is
-        // caught here, logged, and the socket closed by the drop.
+        // A panic in a handler or in the protocol's code (its codec, its
+        // hooks) is caught by the dispatcher, which still sends the
+        // responses before it. One anywhere else (a second one while
+        // closing, say) ends this connection only: it is caught here,
+        // logged, and the socket closed by the drop.
         let result =
             poll_fn(
                 |cx| match catch_unwind(AssertUnwindSafe(|| conn.as_mut().poll(cx))) {
