@@ -1,8 +1,8 @@
 //! User code the middleware calls, panicking: the tracing subscriber
 //! (the breaker logs its changes of state), the clock, the map/and_then
-//! closures. Whatever panics, the middleware's own state must stay sane
-//! afterwards: a breaker must not keep a probe slot for a call that never
-//! ran.
+//! closures. Whatever panics, the middleware's own state stays sane
+//! afterwards: a breaker keeps no probe slot for a call that never ran, and
+//! a change of state it has made stays made.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -84,11 +84,10 @@ fn down_or_up() -> impl Service<bool, Response = (), Error = BoxError> {
     })
 }
 
-/// The breaker logs "circuit half-open; probing" after it has marked the
-/// probe out and before the call that is the probe holds the guard that
-/// would free it. A subscriber that panics on that line (the panic
-/// reaches the caller, fine) left the breaker half-open with a probe out
-/// that never reports: every call after it was refused, for good.
+/// A subscriber that panics on "circuit half-open; probing" (the panic
+/// reaches the caller) leaves no probe slot held by a call that never
+/// runs: the breaker lets the next call probe the backend, which is up,
+/// and the circuit closes.
 #[test]
 fn a_subscriber_panicking_on_the_half_open_line_does_not_wedge_the_breaker() {
     quiet();
@@ -155,10 +154,10 @@ impl Clock for PanickyClock {
     }
 }
 
-/// The clock read that schedules the next open period after a failed
-/// probe panics: `record` runs after the call disarmed its guard, so the
-/// probe slot was never given back and the breaker refused every call
-/// after it, for good.
+/// A clock that panics on the reading that schedules the next open period
+/// after a failed probe (the panic reaches the caller) leaves no probe
+/// slot held by a call that has ended: the breaker lets a later call probe
+/// the backend, which is up, and the circuit closes.
 #[test]
 fn a_clock_panicking_while_a_failed_probe_is_recorded_does_not_wedge_the_breaker() {
     quiet();
@@ -194,6 +193,36 @@ fn a_clock_panicking_while_a_failed_probe_is_recorded_does_not_wedge_the_breaker
         "the breaker stayed {:?}; {refused} calls refused after the panic",
         breaker.state()
     );
+}
+
+/// A subscriber that panics on the line logging a change of state (the
+/// panic reaches the caller) finds the change made: the circuit opens on
+/// the failure that trips it, opens again on a failed probe, and closes on
+/// a probe that succeeds.
+#[test]
+fn a_subscriber_panicking_on_a_change_of_state_finds_the_change_made() {
+    quiet();
+    let clock = ManualClock::new();
+    let breaker = Breaker::with_clock(Accrual::ConsecutiveFailures(1), clock.clone())
+        .backoff(Backoff::constant(Duration::from_secs(5)));
+    let svc = CircuitBreaker::new(down_or_up(), breaker.clone());
+    for (needle, ok, after) in [
+        ("failures accrued", false, CircuitState::Open),
+        ("probe failed", false, CircuitState::Open),
+        ("probe succeeded", true, CircuitState::Closed),
+    ] {
+        let subscriber = PanicsOn {
+            needle,
+            armed: AtomicBool::new(true),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let r = catch_unwind(AssertUnwindSafe(|| block_on(svc.call(ok))));
+            assert!(r.is_err(), "the subscriber panics on {needle:?}");
+        });
+        assert_eq!(breaker.state(), after, "after the line {needle:?}");
+        clock.advance(Duration::from_secs(5));
+    }
+    assert!(block_on(svc.call(true)).is_ok());
 }
 
 /// `map_request`, `map_response`, `map_err` and `and_then` closures that

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
-use crate::clock::{Clock, SystemClock, deadline_after};
+use crate::clock::{Clock, SystemClock, later};
 use crate::window::Window;
 
 /// When failures open the circuit.
@@ -105,8 +105,32 @@ pub struct Breaker<C = SystemClock> {
 /// What the breaker says to a caller.
 pub(crate) enum Admit {
     Call(u64),
-    Probe,
+    /// The call is the probe. `half_opened`: its arrival ended the open
+    /// period, a change the caller logs ([`Change::HalfOpened`]) once its
+    /// guard holds the probe slot.
+    Probe {
+        half_opened: bool,
+    },
     Refuse(Duration),
+}
+
+/// A change of state, logged after it is complete.
+///
+/// The log line runs the `tracing` subscriber, user code that may panic:
+/// the state is changed first (under the lock, with nothing but the
+/// clock's reading before it), the line is written after, so a panic there
+/// finds nothing half done.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub(crate) enum Change {
+    /// Failures accrued while closed.
+    Opened,
+    /// A call became the probe.
+    HalfOpened,
+    /// The probe failed; the breaker has tripped this many times in a row.
+    Reopened(u32),
+    /// The probe succeeded.
+    Closed,
 }
 
 impl Breaker {
@@ -168,6 +192,9 @@ impl<C: Clock> Breaker<C> {
         super::CircuitOpen::new(retry_after, self.name.clone())
     }
 
+    /// Lets a call through, as the probe or not, or refuses it. A probe
+    /// slot taken here must be given back by the caller's guard (or
+    /// settled): the half-open line is left to the caller for that reason.
     pub(crate) fn admit(&self) -> Admit {
         let mut state = self.lock();
         match state.phase {
@@ -181,9 +208,7 @@ impl<C: Clock> Breaker<C> {
                     probing: true,
                     trips,
                 };
-                drop(state);
-                tracing::info!(target: "strata_service::circuit", breaker = %self.name, "circuit half-open; probing");
-                Admit::Probe
+                Admit::Probe { half_opened: true }
             }
             Phase::HalfOpen {
                 probing: true,
@@ -197,31 +222,41 @@ impl<C: Clock> Breaker<C> {
                     probing: true,
                     trips,
                 };
-                Admit::Probe
+                Admit::Probe { half_opened: false }
             }
         }
     }
 
-    /// Records the outcome of a call let through as `probe` or not.
+    /// Records the outcome of a call let through as `probe` or not, and
+    /// logs the change of state it makes, if any.
     pub(crate) fn record(&self, probe: bool, epoch: u64, failed: bool) {
+        if let Some(change) = self.settle(probe, epoch, failed) {
+            self.log(change);
+        }
+    }
+
+    /// Records the outcome of a call let through as `probe` or not, and
+    /// returns the change of state it makes, unlogged (see [`Change`]).
+    ///
+    /// The clock is read once, before the state is touched: a clock that
+    /// panics leaves the state as it was (a probe still out, for the
+    /// caller's guard to give back; or the call not counted), never half
+    /// changed.
+    pub(crate) fn settle(&self, probe: bool, epoch: u64, failed: bool) -> Option<Change> {
         let mut state = self.lock();
         match (state.phase, probe) {
             (Phase::HalfOpen { trips, .. }, true) => {
                 if failed {
-                    let until = deadline_after(&self.clock, self.backoff.delay(trips));
-                    state.phase = Phase::Open {
-                        until,
-                        trips: trips.saturating_add(1),
-                    };
-                    drop(state);
-                    tracing::warn!(target: "strata_service::circuit", breaker = %self.name, trips = trips + 1, "probe failed; circuit open again");
+                    let until = later(self.clock.now(), self.backoff.delay(trips));
+                    let trips = trips.saturating_add(1);
+                    state.phase = Phase::Open { until, trips };
+                    Some(Change::Reopened(trips))
                 } else {
                     state.phase = Phase::Closed;
                     state.epoch = state.epoch.wrapping_add(1);
                     state.consecutive = 0;
                     state.window.clear();
-                    drop(state);
-                    tracing::info!(target: "strata_service::circuit", breaker = %self.name, "probe succeeded; circuit closed");
+                    Some(Change::Closed)
                 }
             }
             (Phase::Closed, false) if state.epoch == epoch => {
@@ -235,15 +270,37 @@ impl<C: Clock> Breaker<C> {
                     state.consecutive = 0;
                 }
                 if failed && self.trips(&state) {
-                    let until = deadline_after(&self.clock, self.backoff.delay(0));
+                    // From the same reading: a second one, after the
+                    // counts changed, could panic with them counted and
+                    // the circuit left closed.
+                    let until = later(now, self.backoff.delay(0));
                     state.phase = Phase::Open { until, trips: 1 };
-                    drop(state);
-                    tracing::warn!(target: "strata_service::circuit", breaker = %self.name, "failures accrued; circuit open");
+                    return Some(Change::Opened);
                 }
+                None
             }
             // A call let through before the state changed: its outcome no
             // longer says anything about the current state.
-            _ => {}
+            _ => None,
+        }
+    }
+
+    /// Logs a change of state, once it is complete.
+    pub(crate) fn log(&self, change: Change) {
+        let name = &*self.name;
+        match change {
+            Change::Opened => {
+                tracing::warn!(target: "strata_service::circuit", breaker = %name, "failures accrued; circuit open");
+            }
+            Change::HalfOpened => {
+                tracing::info!(target: "strata_service::circuit", breaker = %name, "circuit half-open; probing");
+            }
+            Change::Reopened(trips) => {
+                tracing::warn!(target: "strata_service::circuit", breaker = %name, trips, "probe failed; circuit open again");
+            }
+            Change::Closed => {
+                tracing::info!(target: "strata_service::circuit", breaker = %name, "probe succeeded; circuit closed");
+            }
         }
     }
 

@@ -66,7 +66,7 @@ pub use layer::CircuitBreakerLayer;
 
 use crate::Service;
 use crate::clock::{Clock, SystemClock};
-use breaker::Admit;
+use breaker::{Admit, Change};
 
 /// Fails fast with [`CircuitOpen`] while its [`Breaker`] is open; see the
 /// [module docs](self).
@@ -154,7 +154,10 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
 }
 
 /// Settles a call that ends without reporting: dropped (cancelled) or
-/// unwinding from a panic.
+/// unwinding from a panic (of the inner service, the classifier, the
+/// clock or the `tracing` subscriber). Armed from the moment the call is
+/// admitted until its outcome is recorded, so that a probe slot taken is
+/// always given back or settled.
 struct CallGuard<'a, C: Clock> {
     breaker: &'a Breaker<C>,
     probe: bool,
@@ -191,30 +194,44 @@ where
     type Error = S::Error;
 
     async fn call(&self, req: Req) -> Result<S::Response, S::Error> {
-        let (probe, epoch) = match self.breaker.admit() {
-            Admit::Call(epoch) => (false, epoch),
-            Admit::Probe => (true, 0),
+        let (probe, epoch, half_opened) = match self.breaker.admit() {
+            Admit::Call(epoch) => (false, epoch, false),
+            Admit::Probe { half_opened } => (true, 0, half_opened),
             Admit::Refuse(after) => return Err(self.breaker.refusal(after).into()),
         };
         let mut guard = CallGuard {
             breaker: &self.breaker,
             probe,
             epoch,
-            inner_running: true,
+            inner_running: false,
             armed: true,
         };
+        // Logged only now that the guard holds the probe slot: a subscriber
+        // that panics on this line frees the slot (a cancellation, not a
+        // failure of the backend) instead of keeping it for a call that
+        // never runs.
+        if half_opened {
+            self.breaker.log(Change::HalfOpened);
+        }
         // `inner_running` is true only while the inner service's code runs
         // (its `call`, each poll of its future): a panic elsewhere that
         // drops this future mid-call is a cancellation, not a failure.
         let result =
             crate::inner_panic::run_inner(&mut guard.inner_running, || self.inner.call(req)).await;
-        // Classify while the guard is armed: a classifier that panics then
-        // frees the probe slot instead of leaving the breaker half-open
-        // with a probe that never reports.
+        // Classify and settle while the guard is armed: a classifier, or a
+        // clock read while settling, that panics then frees the probe slot
+        // instead of leaving the breaker half-open with a probe that never
+        // reports.
         guard.inner_running = false;
         let failed = self.classify.is_failure(&result);
+        let change = self.breaker.settle(probe, epoch, failed);
+        // Disarmed once the state has changed and before it is logged: the
+        // guard must not undo a probe already settled (the slot may be
+        // another call's by the time a panicking subscriber unwinds).
         guard.armed = false;
-        self.breaker.record(probe, epoch, failed);
+        if let Some(change) = change {
+            self.breaker.log(change);
+        }
         result
     }
 }
