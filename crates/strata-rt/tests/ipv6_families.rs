@@ -1,0 +1,234 @@
+//! IPv6 and mixed address families on loopback (a review): `[::1]`,
+//! dual-stack `[::]`, v4-mapped peers, `only_v6`, `SO_REUSEPORT` groups
+//! across families, and UDP sends across families.
+//!
+//! Each test returns early (passing) on a machine without IPv6 loopback.
+//! Deadlines are hang guards only.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
+use support::{deadline, rt};
+
+/// Whether this machine can bind `[::1]`.
+fn has_v6() -> bool {
+    let ok = std::net::TcpListener::bind("[::1]:0").is_ok();
+    if !ok {
+        eprintln!("no IPv6 loopback here; skipped");
+    }
+    ok
+}
+
+fn mapped(v4: SocketAddr) -> SocketAddr {
+    match v4.ip() {
+        IpAddr::V4(ip) => SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), v4.port()),
+        IpAddr::V6(_) => v4,
+    }
+}
+
+/// A port on `ip` that nothing listens on.
+fn refused(ip: &str) -> SocketAddr {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
+    l.local_addr().unwrap()
+}
+
+#[test]
+fn a_v6_loopback_connection_carries_data_and_reports_v6_addresses() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(2).block_on(async {
+            let l = TcpListener::bind("[::1]:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            assert_eq!(addr.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            let (mut s, peer) = l.accept().await.unwrap();
+            assert_eq!(peer, c.local_addr().unwrap());
+            assert_eq!(s.peer_addr().unwrap(), peer);
+            assert_eq!(c.peer_addr().unwrap(), addr);
+            c.write_all(b"ping").await.unwrap();
+            let mut buf = [0; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping");
+        });
+    });
+}
+
+/// The OS default here is dual-stack (`net.ipv6.bindv6only = 0`), which
+/// strata leaves alone: a v4 client reaches `[::]`, and the accepted
+/// stream names it as a v4-mapped address, the same from `accept` and
+/// from `peer_addr` (not normalized to `127.0.0.1`).
+#[test]
+fn a_dual_stack_listener_names_a_v4_peer_mapped_in_accept_and_peer_addr() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(2).block_on(async {
+            let l = TcpListener::bind("[::]:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let only_v6 = socket2::SockRef::from(&l).only_v6().unwrap();
+            if only_v6 {
+                eprintln!("the OS default here is v6-only; skipped");
+                return;
+            }
+            let c = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .unwrap();
+            let (s, peer) = l.accept().await.unwrap();
+            assert_eq!(peer, mapped(c.local_addr().unwrap()));
+            assert_eq!(s.peer_addr().unwrap(), peer);
+            assert_eq!(s.local_addr().unwrap(), mapped(c.peer_addr().unwrap()));
+        });
+    });
+}
+
+#[test]
+fn an_only_v6_listener_refuses_v4_and_leaves_the_v4_port_free() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let l = TcpListener::builder("[::]:0".parse().unwrap())
+                .only_v6(true)
+                .bind()
+                .unwrap();
+            let port = l.local_addr().unwrap().port();
+            let e = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+            let v4 = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap();
+            assert_eq!(v4.local_addr().unwrap().port(), port);
+        });
+    });
+}
+
+/// The first listener of a `reuse_port` group binds as if alone: a
+/// dual-stack `[::]` group and a `0.0.0.0` group cannot split one port,
+/// whichever came first; a second `[::1]` group cannot either.
+#[test]
+fn a_groups_first_listener_refuses_a_port_held_by_the_other_family() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let first = |addr: SocketAddr| {
+                TcpListener::builder(addr)
+                    .reuse_port(true)
+                    .reuse_port_after_bind(true)
+                    .bind()
+            };
+            let join = |addr: SocketAddr| TcpListener::builder(addr).reuse_port(true).bind();
+            let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+            let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+            let g6 = first(SocketAddr::new(any6, 0)).unwrap();
+            let p = g6.local_addr().unwrap().port();
+            let _g6b = join(g6.local_addr().unwrap()).unwrap();
+            if !socket2::SockRef::from(&g6).only_v6().unwrap() {
+                let e = first(SocketAddr::new(any4, p)).err().unwrap();
+                assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+            }
+
+            let g4 = first(SocketAddr::new(any4, 0)).unwrap();
+            let p = g4.local_addr().unwrap().port();
+            let e = first(SocketAddr::new(any6, p)).err().unwrap();
+            assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+
+            let l = first("[::1]:0".parse().unwrap()).unwrap();
+            let e = first(l.local_addr().unwrap()).err().unwrap();
+            assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+            let _ = join(l.local_addr().unwrap()).unwrap();
+        });
+    });
+}
+
+/// `TcpStream::connect` goes on to the next address after a refused v6
+/// one (what a name that resolves to `::1` and `127.0.0.1` needs when
+/// the server listens on v4 only), and after all fail gives the last
+/// error.
+#[test]
+fn connect_moves_from_a_refused_v6_address_to_a_v4_one() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let good = TcpListener::bind("127.0.0.1:0").unwrap();
+            let good_addr = good.local_addr().unwrap();
+            let bad6 = refused("::1");
+            let s = TcpStream::connect(&[bad6, good_addr][..]).await.unwrap();
+            assert_eq!(s.peer_addr().unwrap(), good_addr);
+            let e = TcpStream::connect(&[bad6, refused("127.0.0.1")][..])
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        });
+    });
+}
+
+#[test]
+fn udp_on_v6_loopback_round_trips_unconnected_and_connected() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let a = UdpSocket::bind("[::1]:0").unwrap();
+            let b = UdpSocket::bind("[::1]:0").unwrap();
+            a.send_to(b"one", b.local_addr().unwrap()).await.unwrap();
+            let mut buf = [0; 8];
+            let (n, from) = b.recv_from(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], from), (&b"one"[..], a.local_addr().unwrap()));
+            a.connect(b.local_addr().unwrap()).unwrap();
+            a.send(b"two").await.unwrap();
+            let n = b.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"two");
+        });
+    });
+}
+
+/// `ToSocketAddrs` promises that several addresses are "tried in turn",
+/// and `UdpSocket::connect` does so: a v4 socket connects to the v4 entry
+/// of `[v6, v4]`. `send_to` with the same list sends to the v6 entry only
+/// and fails with `EAFNOSUPPORT` (an `Uncategorized` error that names no
+/// address). The same happens to `send_to("localhost:PORT")` from a v4
+/// socket on any host whose resolver lists `::1` first (most do).
+#[test]
+fn send_to_a_list_reaches_the_address_of_the_sockets_family() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let targets = [to6.local_addr().unwrap(), to4.local_addr().unwrap()];
+
+            let connected = UdpSocket::bind("127.0.0.1:0").unwrap();
+            connected.connect(&targets[..]).unwrap();
+            assert_eq!(connected.peer_addr().unwrap(), targets[1]);
+
+            let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let sent = from.send_to(b"ping", &targets[..]).await;
+            assert!(
+                matches!(sent, Ok(4)),
+                "send_to a [v6, v4] list from a v4 socket: {sent:?} \
+                 (connect with the same list picked the v4 address)"
+            );
+            let mut buf = [0; 8];
+            let (n, sender) = to4.recv_from(&mut buf).await.unwrap();
+            assert_eq!(
+                (&buf[..n], sender),
+                (&b"ping"[..], from.local_addr().unwrap())
+            );
+        });
+    });
+}
