@@ -1,6 +1,6 @@
-//! IPv6 and mixed address families on loopback (a review): `[::1]`,
-//! dual-stack `[::]`, v4-mapped peers, `only_v6`, `SO_REUSEPORT` groups
-//! across families, and UDP sends across families.
+//! IPv6 and mixed address families on loopback: `[::1]`, dual-stack
+//! `[::]`, v4-mapped peers, `only_v6`, `SO_REUSEPORT` groups across
+//! families, and UDP sends to address lists that mix families.
 //!
 //! Each test returns early (passing) on a machine without IPv6 loopback.
 //! Deadlines are hang guards only.
@@ -195,12 +195,11 @@ fn udp_on_v6_loopback_round_trips_unconnected_and_connected() {
     });
 }
 
-/// `ToSocketAddrs` promises that several addresses are "tried in turn",
-/// and `UdpSocket::connect` does so: a v4 socket connects to the v4 entry
-/// of `[v6, v4]`. `send_to` with the same list sends to the v6 entry only
-/// and fails with `EAFNOSUPPORT` (an `Uncategorized` error that names no
-/// address). The same happens to `send_to("localhost:PORT")` from a v4
-/// socket on any host whose resolver lists `::1` first (most do).
+/// A v4 socket given `[v6, v4]` reaches the v4 address, with `connect`
+/// and with `send_to` alike: `send_to` skips the v6 address, which the OS
+/// refuses for its family, and sends to the v4 one. This is what
+/// `send_to("localhost:PORT")` from a v4 socket needs where the resolver
+/// lists `::1` first.
 #[test]
 fn send_to_a_list_reaches_the_address_of_the_sockets_family() {
     if !has_v6() {
@@ -229,6 +228,89 @@ fn send_to_a_list_reaches_the_address_of_the_sockets_family() {
                 (&buf[..n], sender),
                 (&b"ping"[..], from.local_addr().unwrap())
             );
+        });
+    });
+}
+
+/// `send_to` sends its datagram once: to the first address that takes it,
+/// never on to the next one in the list.
+#[test]
+fn send_to_a_list_sends_to_the_first_address_that_takes_it_only() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let first = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let second = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            second.set_nonblocking(true).unwrap();
+            let targets = [first.local_addr().unwrap(), second.local_addr().unwrap()];
+            let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+            assert_eq!(from.send_to(b"once", &targets[..]).await.unwrap(), 4);
+            let mut buf = [0; 8];
+            let (n, _) = first.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"once");
+            let e = second.recv_from(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        });
+    });
+}
+
+/// When no address is of a family the socket can send to, `send_to`
+/// sends nothing and fails with `InvalidInput`, naming the target and the
+/// socket's family; an empty list is an `InvalidInput` too.
+#[test]
+fn send_to_with_no_address_of_the_sockets_family_is_an_invalid_input() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let target = to6.local_addr().unwrap();
+            let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let e = from.send_to(b"x", &[target][..]).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            let msg = e.to_string();
+            assert!(msg.contains(&target.to_string()), "{msg}");
+            assert!(msg.contains("IPv4 socket"), "{msg}");
+            let e = from.send_to(b"x", target).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            let e = from.send_to(b"x", &[][..]).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        });
+    });
+}
+
+/// A v6-only socket given `[v4, v6]` skips the v4 address and reaches the
+/// v6 one.
+#[test]
+fn a_v6_only_socket_sends_to_the_v6_address_of_a_list() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let targets = [to4.local_addr().unwrap(), to6.local_addr().unwrap()];
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )
+            .unwrap();
+            sock.set_only_v6(true).unwrap();
+            sock.bind(&"[::1]:0".parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            let from = UdpSocket::from_std(sock.into()).unwrap();
+            assert_eq!(from.send_to(b"six", &targets[..]).await.unwrap(), 3);
+            let mut buf = [0; 8];
+            let (n, sender) = to6.recv_from(&mut buf).await.unwrap();
+            assert_eq!(
+                (&buf[..n], sender),
+                (&b"six"[..], from.local_addr().unwrap())
+            );
+            let e = from.send_to(b"x", targets[0]).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("IPv6-only socket"), "{e}");
         });
     });
 }

@@ -12,13 +12,31 @@ use crate::context;
 ///
 /// * A [`SocketAddr`] (or `SocketAddrV4`, `SocketAddrV6`), an IP address
 ///   with a port (`(IpAddr, u16)`, `(Ipv4Addr, u16)`, `(Ipv6Addr, u16)`),
-///   or several socket addresses (`&[SocketAddr]`, `[SocketAddr; N]`), to
-///   be tried in turn.
+///   or several socket addresses (`&[SocketAddr]`, `[SocketAddr; N]`),
+///   taken in their order.
 /// * A string, `"host:port"` (`&str` or `String`), or a host and a port
 ///   (`(&str, u16)`, `(String, u16)`). A string that is an address
 ///   (`"127.0.0.1:80"`, `"[::1]:80"`) is parsed; any other host is
-///   looked up with the system resolver, and each address it gives is
-///   tried in turn.
+///   looked up with the system resolver, and its addresses are taken in
+///   the order it gives them (often `::1` before `127.0.0.1` for
+///   `localhost`).
+///
+/// What an operation does with several addresses:
+///
+/// * [`TcpListener::bind`], [`UdpSocket::bind`], [`TcpStream::connect`]
+///   and [`UdpSocket::connect`] try each address in turn, move on after
+///   any error, and stop at the first that succeeds; if none does, they
+///   give the last address's error.
+/// * [`UdpSocket::send_to`] sends its datagram once, to the first address
+///   the socket can send to. It moves on only from an address of the
+///   other family that the OS refuses for it (a v6 address from a v4
+///   socket; a v4 address from a v6-only socket), before anything is
+///   sent; the first send that succeeds, or fails for any other reason,
+///   ends the call. If every address is refused so, the error is
+///   `InvalidInput` and names the target and the socket's family.
+///
+/// An empty list (or a lookup that answers no address) gives
+/// `InvalidInput`; a failed lookup gives the resolver's error.
 ///
 /// The system resolver blocks its thread, for seconds if a name server is
 /// slow. So the operations that wait anyway, [`TcpStream::connect`] and
@@ -155,14 +173,14 @@ pub(crate) async fn resolve(addr: &impl ToSocketAddrs, api: &'static str) -> io:
     addr.to_addrs().resolve(api).await
 }
 
-/// The first address `addr` resolves to (see [`resolve`]).
-pub(crate) async fn first_addr(
-    addr: &impl ToSocketAddrs,
-    api: &'static str,
-) -> io::Result<SocketAddr> {
+/// `addr` as given, for error messages: the address, the list, or the
+/// name with its port followed by `resolved`, the addresses it gave.
+pub(crate) fn describe(addr: &impl ToSocketAddrs, resolved: &[SocketAddr]) -> String {
     match addr.to_addrs() {
-        Addrs::One(a) => Ok(a),
-        addrs => addrs.resolve(api).await?.next().ok_or_else(no_address),
+        Addrs::One(a) => a.to_string(),
+        Addrs::List(v) => format!("{v:?}"),
+        Addrs::Lookup(s) => format!("{s} (resolved to {resolved:?})"),
+        Addrs::LookupPair(host, port) => format!("{host}:{port} (resolved to {resolved:?})"),
     }
 }
 
@@ -292,6 +310,22 @@ mod tests {
         assert_eq!(tried, [a, b]);
         let err = each_addr(&[][..] as &[SocketAddr], Ok).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn targets_are_described_as_given() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "[::1]:2".parse().unwrap();
+        assert_eq!(describe(&a, &[a]), "127.0.0.1:1");
+        assert_eq!(describe(&[b, a], &[b, a]), "[[::1]:2, 127.0.0.1:1]");
+        assert_eq!(
+            describe(&"localhost:80", &[b]),
+            "localhost:80 (resolved to [[::1]:2])"
+        );
+        assert_eq!(
+            describe(&("localhost", 80), &[b, a]),
+            "localhost:80 (resolved to [[::1]:2, 127.0.0.1:1])"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use mio::Interest;
 
 use crate::context;
 use crate::net::ToSocketAddrs;
-use crate::net::addr::{each_addr, first_addr};
+use crate::net::addr::{describe, each_addr, no_address, resolve};
 use crate::reactor::{Direction, PollEvented, Ready};
 
 /// A UDP socket.
@@ -81,6 +81,16 @@ impl UdpSocket {
     }
 
     /// Sets the default peer: `send`/`recv` then talk to it only.
+    ///
+    /// Each address `addr` resolves to is tried in turn (a name is looked
+    /// up on the calling thread); the first one the OS accepts becomes the
+    /// peer. A UDP connect sends nothing, so any error moves on to the
+    /// next address: a v4 socket given `[v6, v4]` connects to the v4 one.
+    ///
+    /// # Errors
+    ///
+    /// The last address's error if none is accepted (`InvalidInput` if
+    /// `addr` resolves to no address).
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         each_addr(addr, |a| self.io.get_ref().connect(a))
     }
@@ -88,17 +98,90 @@ impl UdpSocket {
     /// Sends one datagram to `target`; returns the bytes sent.
     ///
     /// A host name is looked up on every call, on a worker on the
-    /// blocking pool (see [`ToSocketAddrs`]); the datagram goes to the
-    /// first address it gives.
+    /// blocking pool (see [`ToSocketAddrs`]). The datagram goes to the
+    /// first address, in the order given or resolved, that this socket
+    /// can send to, and to that one only. An address is skipped when it
+    /// is of the other family than the socket's and the OS refuses it
+    /// with `EAFNOSUPPORT`, `EINVAL` or `ENETUNREACH` (nothing is sent
+    /// then): a v6 address from a v4 socket; a v4 address from a v6-only
+    /// socket (on Linux that includes one bound to a v6 address other than
+    /// `[::]`, such as `[::1]`). A dual-stack v6 socket sends to a v4
+    /// address where the OS allows it (Linux does). Any other outcome of a send ends the call: the
+    /// bytes sent, or the error, after which no further address is tried.
+    /// So a v4 socket sending to `"localhost:PORT"` reaches `127.0.0.1`
+    /// even when the resolver lists `::1` first.
+    ///
+    /// # Errors
+    ///
+    /// * `InvalidInput` if `target` resolves to no address, or if every
+    ///   address is skipped as above; the message then names the target,
+    ///   its addresses, the socket's family and the last OS error.
+    /// * Otherwise the OS error of the one send made.
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: either the whole datagram was sent or none of it.
+    /// Cancel-safe: either the whole datagram was sent, to one address, or
+    /// none of it.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        let target = first_addr(&target, "UdpSocket::send_to").await?;
+        const API: &str = "UdpSocket::send_to";
         let io = &self.io;
-        io.wait(Direction::Write, |cx| self.poll_send_to(cx, buf, target))
-            .await
+        let mut skipped = Vec::new();
+        let mut last = None;
+        for to in resolve(&target, API).await? {
+            // `wait` ends once a send to `to` was made and did not block
+            // (a `WouldBlock` waits and sends to `to` again), so an `Err`
+            // is a datagram not sent: moving on cannot send it twice.
+            match io
+                .wait(Direction::Write, |cx| self.poll_send_to(cx, buf, to))
+                .await
+            {
+                Err(e) if self.other_family(to, &e) => {
+                    skipped.push(to);
+                    last = Some(e);
+                }
+                sent_or_failed => return sent_or_failed,
+            }
+        }
+        Err(match last {
+            Some(e) => self.no_fit(&describe(&target, &skipped), &e),
+            None => no_address(),
+        })
+    }
+
+    /// Whether `e`, from a send to `to`, is the OS refusing an address of
+    /// the other family than this socket's.
+    fn other_family(&self, to: SocketAddr, e: &io::Error) -> bool {
+        let refused = matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT | libc::EINVAL | libc::ENETUNREACH)
+        );
+        refused
+            && self
+                .local_addr()
+                .is_ok_and(|local| local.is_ipv4() != to.is_ipv4())
+    }
+
+    /// The error of a `send_to` whose every address was skipped.
+    fn no_fit(&self, target: &str, last: &io::Error) -> io::Error {
+        let (family, local) = match self.local_addr() {
+            Ok(a @ SocketAddr::V4(_)) => ("IPv4", a.to_string()),
+            Ok(a)
+                if socket2::SockRef::from(self.io.get_ref())
+                    .only_v6()
+                    .unwrap_or(false) =>
+            {
+                ("IPv6-only", a.to_string())
+            }
+            Ok(a) => ("IPv6", a.to_string()),
+            Err(e) => ("unknown-family", format!("local address: {e}")),
+        };
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "UdpSocket::send_to {target}: no address of a family this \
+                 {family} socket ({local}) can send to (the last one: {last})"
+            ),
+        )
     }
 
     /// Polls to send one datagram to `target`.
