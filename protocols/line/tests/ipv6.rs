@@ -1,0 +1,97 @@
+//! `line-server` and `line-client` over IPv6 loopback (a review): the
+//! printed address keeps its brackets (so it can be pasted into
+//! `--addr`), the client reaches a `[::1]` server, and a `[::]` server
+//! (dual-stack by the OS default) serves a v4 client too.
+//!
+//! Returns early (passing) on a machine without IPv6 loopback. Waits are
+//! watchdogs against hangs only.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+mod support;
+
+use support::{CLIENT, SERVER, Server, output_within};
+
+fn has_v6() -> bool {
+    let ok = std::net::TcpListener::bind("[::1]:0").is_ok();
+    if !ok {
+        eprintln!("no IPv6 loopback here; skipped");
+    }
+    ok
+}
+
+/// A `line-server --addr <addr>`, and the line it printed on stdout.
+fn start(addr: &str) -> (Server, String) {
+    let mut child = Command::new(SERVER)
+        .args(["--addr", addr, "--threads", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-server starts");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server::from_child(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let printed = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("line-server prints where it listens");
+    (server, printed.trim_end().to_owned())
+}
+
+fn ask(addr: SocketAddr) -> std::process::Output {
+    let child = Command::new(CLIENT)
+        .args(["--addr", &addr.to_string(), "--timeout", "20s", "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("line-client starts");
+    output_within(child, 60)
+}
+
+#[test]
+fn a_v6_server_prints_a_bracketed_address_the_client_can_use() {
+    if !has_v6() {
+        return;
+    }
+    let (server, printed) = start("[::1]:0");
+    let port = server.addr.port();
+    assert_eq!(printed, format!("line-server: listening on [::1]:{port}"));
+    assert_eq!(
+        server.addr,
+        SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))
+    );
+    let out = ask(server.addr);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_dual_stack_server_answers_a_v4_client() {
+    if !has_v6() {
+        return;
+    }
+    let (server, printed) = start("[::]:0");
+    let port = server.addr.port();
+    assert_eq!(printed, format!("line-server: listening on [::]:{port}"));
+    if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        eprintln!("the OS default here is v6-only; skipped");
+        return;
+    }
+    let out = ask(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
