@@ -106,8 +106,9 @@ impl UdpSocket {
     /// then): a v6 address from a v4 socket; a v4 address from a v6-only
     /// socket (on Linux that includes one bound to a v6 address other than
     /// `[::]`, such as `[::1]`). A dual-stack v6 socket sends to a v4
-    /// address where the OS allows it (Linux does). Any other outcome of a send ends the call: the
-    /// bytes sent, or the error, after which no further address is tried.
+    /// address where the OS allows it (Linux does). Any other outcome of a
+    /// send ends the call: the bytes sent, or the error, after which no
+    /// further address is tried.
     /// So a v4 socket sending to `"localhost:PORT"` reaches `127.0.0.1`
     /// even when the resolver lists `::1` first.
     ///
