@@ -67,6 +67,13 @@ use bytes::BytesMut;
 /// regrowth, but it must never reserve on the word of a peer beyond its own
 /// size limit: check the limit first, then reserve (or do not reserve at
 /// all, and let the buffer grow with the bytes that actually arrive).
+/// `Framed` keeps such a reservation while the frame arrives.
+///
+/// A frame taken with `split_to` (or a `Bytes` frozen from it) shares the
+/// buffer's allocation, without a copy: the allocation lives as long as
+/// the frame, or any slice of it, does. A frame kept long (a value stored
+/// in a cache, say) holds the whole read buffer it was cut from; copy
+/// such parts out (`Bytes::copy_from_slice`, `to_vec`).
 pub trait Decoder {
     /// The frame this decoder produces.
     type Item;

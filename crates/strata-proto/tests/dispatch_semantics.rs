@@ -628,3 +628,57 @@ fn a_stop_at_the_bound_answers_everything_received() {
         })
     })
 }
+
+/// Lines, echoed; the response `bye` (to `quit`) is the connection's last.
+struct Quits;
+
+impl strata_proto::pipeline::ServerProto for Quits {
+    type Request = String;
+    type Response = String;
+    type Codec = strata_codec::LinesCodec;
+    fn codec(&self) -> strata_codec::LinesCodec {
+        strata_codec::LinesCodec::new()
+    }
+    fn closes_after(&self, response: &String) -> bool {
+        response == "bye"
+    }
+}
+
+/// A response the protocol marks as the last (`closes_after`, a "quit")
+/// goes out after those before it; the requests after it get nothing, the
+/// connection ends normally, and a peer that goes on sending still gets
+/// every answer (the socket lingers, so no reset throws them away).
+#[test]
+fn a_response_the_protocol_marks_as_the_last_closes_the_connection_after_it() {
+    let svc = service_fn(|line: String| async move {
+        Ok::<_, io::Error>(if line == "quit" {
+            "bye".to_string()
+        } else {
+            line
+        })
+    });
+    let (ended, got) = deadline(30, move || {
+        support::on_a_worker(async move {
+            let (mut client, server) = support::connected_pair();
+            let conn = strata_rt::spawn(async move {
+                serve_connection(server, &Quits, svc, &no_timeouts(), std::future::pending()).await
+            });
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let got = strata_rt::spawn_blocking(move || {
+                client.write_all(b"a\nquit\nz\n").unwrap();
+                // Goes on sending after the quit: 64 KiB more.
+                let _ = client.write_all(&vec![b'x'; 64 * 1024]);
+                let mut got = Vec::new();
+                let _ = client.read_to_end(&mut got);
+                got
+            })
+            .await
+            .unwrap();
+            (conn.await.unwrap(), got)
+        })
+    });
+    assert_eq!(String::from_utf8_lossy(&got), "a\nbye\n");
+    assert!(ended.is_ok(), "ended as {ended:?}");
+}

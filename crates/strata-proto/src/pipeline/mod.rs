@@ -117,6 +117,16 @@ pub trait ServerProto: Send + Sync + 'static {
     /// The final response to write when a request cannot be decoded
     /// (over-long, malformed); the connection closes after it. Default:
     /// close without one.
+    ///
+    /// Called for the decoder's own errors only, never for a transport
+    /// that fails (a reset, say: nobody is left to answer). That holds
+    /// whatever the codec's error type makes of an `io::Error`, so a
+    /// variant that wraps one can still reach here: at the end of the
+    /// stream, a request cut short is what `decode_eof` reports, and the
+    /// default `decode_eof` reports an `io::Error` of kind
+    /// `UnexpectedEof`, converted with the error type's
+    /// `From<io::Error>`. Answer that one too if the protocol has words
+    /// for it.
     fn decode_error(&self, err: &DecodeError<Self>) -> Option<Self::Response> {
         let _ = err;
         None
@@ -131,6 +141,17 @@ pub trait ServerProto: Send + Sync + 'static {
     fn service_error(&self, err: &BoxError) -> ErrorAction<Self::Response> {
         let _ = err;
         ErrorAction::Close
+    }
+
+    /// Whether the connection closes once `response` is written: a
+    /// protocol's "quit", HTTP's `Connection: close`. If so, the responses
+    /// before it and this one are sent, the requests after it are dropped
+    /// (those read and running) or never read, and the connection ends
+    /// normally (`Ok`), lingering as after a bad request so that a peer
+    /// still sending does not reset the answers away. Default: never.
+    fn closes_after(&self, response: &Self::Response) -> bool {
+        let _ = response;
+        false
     }
 }
 

@@ -625,6 +625,7 @@ fn deliver<P, E, T, F>(
             }
         }
     };
+    let last = proto.closes_after(&response);
     if let Err(e) = Pin::new(framed).start_send(response) {
         close_after(
             read,
@@ -632,6 +633,10 @@ fn deliver<P, E, T, F>(
             outcome,
             ConnectionError::Encode(Box::new(e)),
         );
+    } else if last {
+        // As `close_after`, with nothing gone wrong.
+        *read = Read::Closing;
+        in_flight.clear();
     }
 }
 
