@@ -24,7 +24,12 @@
 //! ```
 //!
 //! [`Framed`](crate::codec::Framed) runs a codec over any socket, as a
-//! `Stream` of frames and a `Sink` of responses.
+//! `Stream` of frames and a `Sink` of responses. A protocol of your own
+//! implements [`Decoder`](crate::codec::Decoder) (whose docs give the
+//! contract: what to return for a partial frame, an empty buffer, the end
+//! of the stream) and [`Encoder`](crate::codec::Encoder). The repository's
+//! `crates/strata-proto/tests/resp/` does so for a binary protocol, a
+//! subset of Redis's RESP, through every step below.
 //!
 //! # 2. Frames to requests: a protocol
 //!
@@ -66,6 +71,9 @@
 //!     }
 //! }
 //! ```
+//!
+//! (A protocol with a "quit" ends the connection after its answer with
+//! [`closes_after`](crate::proto::pipeline::ServerProto::closes_after).)
 //!
 //! # 3. Requests to responses: a service
 //!
