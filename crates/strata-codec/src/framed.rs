@@ -53,6 +53,14 @@ use crate::{Decoder, Encoder};
 /// decoding) the stream also yields `None`. Either way it stays ended: it
 /// is a [`FusedStream`].
 ///
+/// Only reads from the I/O object take part in a runtime's cooperative
+/// budget (strata's sockets spend it; tokio-util's `Framed` behaves the
+/// same): frames decoded from bytes already buffered cost none. A task
+/// that loops over a stream that always has frames yields once its reads
+/// spend the budget, which with small frames can be after a hundred
+/// thousand frames; such a loop that must leave its worker to others
+/// sooner yields itself now and then (`strata_rt::yield_now`).
+///
 /// # Writing
 ///
 /// [`start_send`](Sink::start_send) only encodes the item into the write

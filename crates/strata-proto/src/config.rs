@@ -103,7 +103,11 @@ impl ConnectionConfig {
     /// the clock starts once they are done (bound a request's own time
     /// with a timeout middleware, and a peer that does not read with the
     /// write timeout). Bytes that arrive do not restart it; a request
-    /// completed does. `None` disables it.
+    /// completed does, so it bounds each request's arrival whole: a
+    /// protocol with large requests (uploads) sets it for the slowest
+    /// client it serves. `None` disables it, and then nothing but the
+    /// connection limit bounds a peer that stops partway through a
+    /// request (the idle timeout runs only with nothing buffered).
     pub fn read_timeout(mut self, t: Option<Duration>) -> Self {
         self.read_timeout = t;
         self

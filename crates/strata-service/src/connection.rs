@@ -28,7 +28,10 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
-    /// The remote end: the address the connection came from.
+    /// The remote end: the address the connection came from. On a
+    /// dual-stack listener (`[::]`) an IPv4 client shows as an IPv4-mapped
+    /// IPv6 address (`[::ffff:127.0.0.1]`), for which `is_loopback()` and
+    /// the like say `false`: judge `peer.ip().to_canonical()`.
     pub peer: SocketAddr,
     /// The local end: the address the connection was accepted on.
     pub local: SocketAddr,
