@@ -280,3 +280,59 @@ fn panicking_combinator_closures_leave_the_service_usable() {
     assert_eq!(block_on(err.call(2)).unwrap(), 2);
     assert_eq!(block_on(then.call(2)).unwrap(), 2);
 }
+
+const CHILD: &str = "PANICKING_CALLBACKS_CHILD";
+
+/// The child's scenario: an inner service that panics trips a breaker
+/// that opens on one failure; the subscriber panics on "circuit open".
+fn scenario() {
+    let breaker = Breaker::new(Accrual::ConsecutiveFailures(1));
+    let inner = service_fn(|_: ()| async move {
+        if true {
+            panic!("test: the backend panicked");
+        }
+        Ok::<(), BoxError>(())
+    });
+    let svc = CircuitBreaker::new(inner, breaker.clone());
+    let subscriber = PanicsOn {
+        needle: "circuit open",
+        armed: AtomicBool::new(true),
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        let r = catch_unwind(AssertUnwindSafe(|| block_on(svc.call(()))));
+        assert!(r.is_err(), "the backend's panic reaches the caller");
+    });
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+/// A panicking inner call whose failure opens the circuit, with a
+/// subscriber that panics on the "circuit open" line: the guard records
+/// the failure while the thread unwinds, where a second panic would abort
+/// the process; it is contained, the backend's panic reaches the caller,
+/// and the circuit is open. (Run in a child process, so that an abort
+/// fails this test instead of killing the test binary.)
+#[test]
+fn a_subscriber_panicking_on_the_line_logged_while_unwinding_does_not_abort() {
+    if std::env::var_os(CHILD).is_some() {
+        std::panic::set_hook(Box::new(|_| {}));
+        scenario();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_subscriber_panicking_on_the_line_logged_while_unwinding_does_not_abort",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child ended with {:?} (SIGABRT is 6: a panic in a destructor while \
+         unwinding); stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

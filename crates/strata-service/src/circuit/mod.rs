@@ -64,6 +64,8 @@ pub use classify::{AnyError, Classify, ErrorsWhere, errors_where};
 pub use error::CircuitOpen;
 pub use layer::CircuitBreakerLayer;
 
+use std::panic::AssertUnwindSafe;
+
 use crate::Service;
 use crate::clock::{Clock, SystemClock};
 use breaker::{Admit, Change};
@@ -176,7 +178,23 @@ impl<C: Clock> Drop for CallGuard<'_, C> {
         if crate::inner_panic::inner_panicked(self.inner_running) {
             // A backend that panics on every call must trip the breaker
             // (and a panicking probe re-open it), not be probed forever.
-            self.breaker.record(self.probe, self.epoch, true);
+            // This runs while the thread unwinds, where a second panic (the
+            // clock's, or the `tracing` subscriber's on the log line) would
+            // abort the process: it is caught, and a probe whose settling
+            // it cut short is given back.
+            let (breaker, probe, epoch) = (self.breaker, self.probe, self.epoch);
+            let settled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| breaker.record(probe, epoch, true)));
+            if let Err(payload) = settled {
+                if probe {
+                    breaker.probe_cancelled();
+                }
+                // Its destructor is user code too.
+                let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                if let Err(again) = dropped {
+                    std::mem::forget(again);
+                }
+            }
         } else if self.probe {
             self.breaker.probe_cancelled();
         }
