@@ -4,7 +4,8 @@
 //! input into an I/O error; a steady reader over a transport in user space
 //! (no kernel send queue to look at) is not cut off by the write timeout;
 //! a transport that holds writes until flushed is flushed and closed; an
-//! interrupted read does not end a closed connection's linger.
+//! interrupted read does not end a closed connection's linger, and one
+//! that is always interrupted does not hold it for good.
 //! (From mutation testing of `pipeline/written.rs`: each test names the
 //! mutants it catches.) `deadline` and the timeouts are hang guards.
 
@@ -462,4 +463,90 @@ fn an_interrupted_read_does_not_end_the_linger() {
         5,
         "the linger stopped reading at the interrupted read"
     );
+}
+
+/// Lines of at most 8 bytes.
+struct Short;
+
+impl strata_proto::pipeline::ServerProto for Short {
+    type Request = String;
+    type Response = String;
+    type Codec = strata_codec::LinesCodec;
+    fn codec(&self) -> strata_codec::LinesCodec {
+        strata_codec::LinesCodec::with_max_length(8)
+    }
+}
+
+/// Gives an over-long line (the connection closes on it and lingers),
+/// then reports `Interrupted` on every read: a user-space transport in a
+/// signal storm.
+struct Storm {
+    sent: bool,
+}
+
+impl futures_io::AsyncRead for Storm {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if !self.sent {
+            self.sent = true;
+            let line = b"far too long a line\n";
+            buf[..line.len()].copy_from_slice(line);
+            return Poll::Ready(Ok(line.len()));
+        }
+        Poll::Ready(Err(std::io::ErrorKind::Interrupted.into()))
+    }
+}
+
+impl futures_io::AsyncWrite for Storm {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A transport that says `Interrupted` on every read does not hold a
+/// lingering connection (and its worker) for good: the linger gives it up
+/// after a few, and the connection ends (on its bad request). (Each read
+/// was once made again at once, in the same poll, so the linger's time
+/// limit was never looked at and the worker spun.)
+#[test]
+fn a_transport_that_keeps_saying_interrupted_does_not_hold_the_linger_forever() {
+    let ended = deadline(20, || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let svc = service_fn(|l: String| async move { Ok::<_, std::io::Error>(l) });
+            let cfg = strata_proto::ConnectionConfig::default()
+                .idle_timeout(None)
+                .read_timeout(None)
+                .write_timeout(None);
+            strata_rt::spawn(async move {
+                serve_connection(
+                    Storm { sent: false },
+                    &Short,
+                    svc,
+                    &cfg,
+                    std::future::pending(),
+                )
+                .await
+            })
+            .await
+            .unwrap()
+        })
+    });
+    assert!(ended.is_err(), "ended as {ended:?}");
 }

@@ -41,6 +41,11 @@ pub(super) const LINGER_PATIENCE: Duration = Duration::from_secs(60);
 const FIRST_WAIT: Duration = Duration::from_millis(10);
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
+/// Reads in a row that a transport may fail with `Interrupted` before the
+/// linger gives up on it: one that always does would keep the worker
+/// (such a read neither waits nor yields).
+const MAX_INTERRUPTED: u32 = 16;
+
 /// How long a peer that sent [`LINGER_BYTES`] without taking any bytes
 /// waits before it is read again.
 const PACE: Duration = Duration::from_millis(100);
@@ -74,6 +79,7 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
         // When the queue last shrank, the bytes dropped since, and the
         // next wait.
         let (mut progress, mut dropped, mut wait) = (Instant::now(), 0, FIRST_WAIT);
+        let mut interrupted = 0;
         loop {
             if dropped >= LINGER_BYTES {
                 // Sends much, takes nothing: pace the reads.
@@ -83,14 +89,22 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
             let read = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch));
             match strata_rt::time::timeout(wait, read).await {
                 // Read again, as after a timeout (a transport in user space
-                // may report a signal; a socket never does).
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                // may report a signal; a socket never does), but not
+                // without end: that would never wait, nor yield.
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                    interrupted += 1;
+                    if interrupted >= MAX_INTERRUPTED {
+                        return;
+                    }
+                    continue;
+                }
                 // Closed or reset: a close with nothing unread sends no
                 // reset, and the kernel still delivers what it holds.
                 Ok(Ok(0) | Err(_)) => return,
                 Ok(Ok(n)) => dropped += n,
                 Err(_) => wait = (wait * 2).min(MAX_WAIT),
             }
+            interrupted = 0;
             match unsent(io.get_ref()) {
                 Some(0) | None => break,
                 Some(n) if n < left => {
@@ -102,12 +116,17 @@ pub(super) async fn linger<T: AsyncRead + Unpin>(
         }
     }
     let drain = async {
-        let mut total = 0;
+        let (mut total, mut interrupted) = (0, 0);
         while total < LINGER_BYTES {
             match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut scratch)).await {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    interrupted += 1;
+                    if interrupted >= MAX_INTERRUPTED {
+                        return;
+                    }
+                }
                 Ok(0) | Err(_) => return,
-                Ok(n) => total += n,
+                Ok(n) => (total, interrupted) = (total + n, 0),
             }
         }
     };

@@ -213,7 +213,7 @@ where
                 &mut read,
                 &mut in_flight,
                 &mut outcome,
-                ConnectionError::Panicked(msg),
+                Some(ConnectionError::Panicked(msg)),
             );
         }
         polls += 1;
@@ -510,13 +510,14 @@ where
             }
         }
     };
-    let (mut caught, mut panicked) = (false, None);
-    let result = poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| body(cx, panicked.take()))) {
+    let mut panics = Panics::None;
+    let result = poll_fn(|cx| {
+        let to_close = panics.take_to_close();
+        match catch_unwind(AssertUnwindSafe(|| body(cx, to_close))) {
             Ok(poll) => poll,
-            Err(payload) => caught_panic(payload, &mut caught, &mut panicked, cx),
-        },
-    )
+            Err(payload) => panics.caught(payload, cx),
+        }
+    })
     .await;
     // We closed on a peer that may still be sending: drain what it sends
     // until it has taken our last responses, and a moment more, so that
@@ -546,27 +547,51 @@ where
     result
 }
 
-/// A panic out of a poll of the connection (see `serve`): logged; the
-/// first has the next poll close the connection after the responses
-/// already encoded (woken at once); a second, in the closing itself (a
-/// transport whose writes panic), ends it at once.
-#[cold]
-#[inline(never)]
-fn caught_panic(
-    payload: Box<dyn std::any::Any + Send>,
-    caught: &mut bool,
-    panicked: &mut Option<String>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), ConnectionError>> {
-    let msg = crate::server::panic_message(&*payload);
-    crate::server::drop_payload(payload);
-    tracing::error!(panic = %msg, "the protocol's code panicked; the connection closes after the responses already encoded");
-    if std::mem::replace(caught, true) {
-        return Poll::Ready(Err(ConnectionError::Panicked(msg)));
+/// The panics caught out of the connection's polls (see `serve`).
+enum Panics {
+    None,
+    /// One was caught: the next poll closes the connection after the
+    /// responses already encoded; the panic's text.
+    ToClose(String),
+    /// The connection is closing after one.
+    Closing,
+}
+
+impl Panics {
+    /// The text of a panic the coming poll is to close the connection
+    /// for, once.
+    #[inline]
+    fn take_to_close(&mut self) -> Option<String> {
+        if !matches!(self, Panics::ToClose(_)) {
+            return None;
+        }
+        match std::mem::replace(self, Panics::Closing) {
+            Panics::ToClose(msg) => Some(msg),
+            _ => None,
+        }
     }
-    *panicked = Some(msg);
-    cx.waker().wake_by_ref();
-    Poll::Pending
+
+    /// A panic out of a poll, logged: the first has the next poll close
+    /// the connection (woken at once); one in the closing itself (a
+    /// transport whose writes panic) ends it at once.
+    #[cold]
+    #[inline(never)]
+    fn caught(
+        &mut self,
+        payload: Box<dyn std::any::Any + Send>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ConnectionError>> {
+        let msg = crate::server::panic_message(&*payload);
+        crate::server::drop_payload(payload);
+        if matches!(self, Panics::None) {
+            tracing::error!(panic = %msg, "the protocol's code panicked; the connection closes after the responses already encoded");
+            *self = Panics::ToClose(msg);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        tracing::error!(panic = %msg, "panicked again while closing after a panic; the connection ends at once");
+        Poll::Ready(Err(ConnectionError::Panicked(msg)))
+    }
 }
 
 /// Requests one poll of a connection takes before it yields to the
@@ -605,7 +630,12 @@ fn deliver<P, E, T, F>(
     let out = match out {
         Ok(out) => out,
         Err(Panicked(msg)) => {
-            return close_after(read, in_flight, outcome, ConnectionError::Panicked(msg));
+            return close_after(
+                read,
+                in_flight,
+                outcome,
+                Some(ConnectionError::Panicked(msg)),
+            );
         }
     };
     let response = match out {
@@ -615,11 +645,21 @@ fn deliver<P, E, T, F>(
             match proto.service_error(&err) {
                 ErrorAction::Respond(r) => r,
                 ErrorAction::RespondAndClose(r) => {
-                    close_after(read, in_flight, outcome, ConnectionError::Service(err));
+                    close_after(
+                        read,
+                        in_flight,
+                        outcome,
+                        Some(ConnectionError::Service(err)),
+                    );
                     r
                 }
                 ErrorAction::Close => {
-                    close_after(read, in_flight, outcome, ConnectionError::Service(err));
+                    close_after(
+                        read,
+                        in_flight,
+                        outcome,
+                        Some(ConnectionError::Service(err)),
+                    );
                     return;
                 }
             }
@@ -631,12 +671,10 @@ fn deliver<P, E, T, F>(
             read,
             in_flight,
             outcome,
-            ConnectionError::Encode(Box::new(e)),
+            Some(ConnectionError::Encode(Box::new(e))),
         );
     } else if last {
-        // As `close_after`, with nothing gone wrong.
-        *read = Read::Closing;
-        in_flight.clear();
+        close_after(read, in_flight, outcome, None);
     }
 }
 
@@ -769,19 +807,22 @@ fn next_buffered<T, C: strata_codec::Decoder>(
 }
 
 /// After a request that ends the connection (a closing service error, a
-/// response the codec refused): stop reading, drop the requests after it,
-/// remember why. (Out of line: it keeps `deliver` small.)
+/// response the codec refused, a panic; or a response the protocol marks
+/// as the last, `why` then `None`): stop reading, drop the requests after
+/// it, remember why. What was recorded before (bad input read after it)
+/// is superseded: it came after this request. (Out of line: it keeps
+/// `deliver` small.)
 #[cold]
 #[inline(never)]
 fn close_after<F: Future>(
     read: &mut Read,
     in_flight: &mut InFlight<F>,
     outcome: &mut Result<(), ConnectionError>,
-    why: ConnectionError,
+    why: Option<ConnectionError>,
 ) {
     *read = Read::Closing;
     in_flight.clear();
-    *outcome = Err(why);
+    *outcome = why.map_or(Ok(()), Err);
 }
 
 /// What a read or decode error does to the connection.
