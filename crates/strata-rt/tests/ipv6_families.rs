@@ -314,3 +314,57 @@ fn a_v6_only_socket_sends_to_the_v6_address_of_a_list() {
         });
     });
 }
+
+/// A dual-stack `[::]` socket can send to v4 addresses, so a v4 address
+/// it fails to send to for another reason (here port 0, which Linux
+/// answers with `EINVAL`; likewise `ENETUNREACH` on a host without a v4
+/// route) is no family mismatch: the call ends with that error, and the
+/// datagram does not go on to the next address. (Such errors were once
+/// taken for the OS refusing the family.)
+#[test]
+fn a_dual_stack_socket_does_not_skip_a_v4_address_that_fails_for_another_reason() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+            to6.set_nonblocking(true).unwrap();
+            let bad4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )
+            .unwrap();
+            sock.set_only_v6(false).unwrap();
+            sock.bind(&"[::]:0".parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            let from = UdpSocket::from_std(sock.into()).unwrap();
+            // The socket does send to v4 addresses.
+            let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+            assert_eq!(
+                from.send_to(b"v4", v4.local_addr().unwrap()).await.unwrap(),
+                2
+            );
+
+            let lone = from.send_to(b"x", bad4).await.unwrap_err();
+            assert!(
+                !lone.to_string().contains("no address of a family"),
+                "a dual-stack socket's failed send to a v4 address is reported as a \
+                 family mismatch: {lone}"
+            );
+
+            let sent = from
+                .send_to(b"y", &[bad4, to6.local_addr().unwrap()][..])
+                .await;
+            let mut buf = [0; 8];
+            let got = to6.recv_from(&mut buf).map(|(n, _)| buf[..n].to_vec());
+            assert!(
+                sent.is_err() && got.is_err(),
+                "after a send to {bad4} failed with EINVAL, the datagram went on to the \
+                 next address: send_to gave {sent:?}, [::1] received {got:?}"
+            );
+        });
+    });
+}

@@ -28,11 +28,9 @@ use crate::context;
 ///   any error, and stop at the first that succeeds; if none does, they
 ///   give the last address's error.
 /// * [`UdpSocket::send_to`] sends its datagram once, to the first address
-///   the socket can send to. It moves on only from an address of the
-///   other family that the OS refuses for it (a v6 address from a v4
-///   socket; a v4 address from a v6-only socket), before anything is
-///   sent; the first send that succeeds, or fails for any other reason,
-///   ends the call. If every address is refused so, the error is
+///   of a family the socket can send to (a v4 socket: v4 addresses; a v6
+///   one: v6 addresses, and v4 ones too if it is dual-stack), and that
+///   send's outcome is the call's. With no such address, the error is
 ///   `InvalidInput` and names the target and the socket's family.
 ///
 /// An empty list (or a lookup that answers no address) gives

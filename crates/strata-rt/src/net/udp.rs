@@ -98,89 +98,91 @@ impl UdpSocket {
     /// Sends one datagram to `target`; returns the bytes sent.
     ///
     /// A host name is looked up on every call, on a worker on the
-    /// blocking pool (see [`ToSocketAddrs`]). The datagram goes to the
-    /// first address, in the order given or resolved, that this socket
-    /// can send to, and to that one only. An address is skipped when it
-    /// is of the other family than the socket's and the OS refuses it
-    /// with `EAFNOSUPPORT`, `EINVAL` or `ENETUNREACH` (nothing is sent
-    /// then): a v6 address from a v4 socket; a v4 address from a v6-only
-    /// socket (on Linux that includes one bound to a v6 address other than
-    /// `[::]`, such as `[::1]`). A dual-stack v6 socket sends to a v4
-    /// address where the OS allows it (Linux does). Any other outcome of a
-    /// send ends the call: the bytes sent, or the error, after which no
-    /// further address is tried.
-    /// So a v4 socket sending to `"localhost:PORT"` reaches `127.0.0.1`
-    /// even when the resolver lists `::1` first.
+    /// blocking pool (see [`ToSocketAddrs`]). The datagram goes to one
+    /// address: the first, in the order given or resolved, of a family
+    /// this socket can send to. A v4 socket sends to v4 addresses; a v6
+    /// socket to v6 ones, and to v4 ones too if it is dual-stack (bound to
+    /// `[::]` with `IPV6_V6ONLY` off; one bound to a v4-mapped address
+    /// sends to v4 ones). So a v4 socket sending to `"localhost:PORT"`
+    /// reaches `127.0.0.1` even when the resolver lists `::1` first.
+    /// Whatever that one send gives, the bytes sent or an error, is the
+    /// outcome: no other address is tried.
     ///
     /// # Errors
     ///
-    /// * `InvalidInput` if `target` resolves to no address, or if every
-    ///   address is skipped as above; the message then names the target,
-    ///   its addresses, the socket's family and the last OS error.
-    /// * Otherwise the OS error of the one send made.
+    /// * `InvalidInput` if `target` resolves to no address, or to none of
+    ///   a family this socket can send to (a lone such address is still
+    ///   tried, and the OS's refusal becomes this error); the message
+    ///   names the target and the socket's family.
+    /// * Otherwise the OS error of the send.
     ///
     /// # Cancel safety
     ///
     /// Cancel-safe: either the whole datagram was sent, to one address, or
     /// none of it.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        const API: &str = "UdpSocket::send_to";
-        let io = &self.io;
-        let mut skipped = Vec::new();
-        let mut last = None;
-        for to in resolve(&target, API).await? {
-            // `wait` ends once a send to `to` was made and did not block
-            // (a `WouldBlock` waits and sends to `to` again), so an `Err`
-            // is a datagram not sent: moving on cannot send it twice.
-            match io
-                .wait(Direction::Write, |cx| self.poll_send_to(cx, buf, to))
-                .await
-            {
-                Err(e) if self.other_family(to, &e) => {
-                    skipped.push(to);
-                    last = Some(e);
-                }
-                sent_or_failed => return sent_or_failed,
+        let mut addrs = resolve(&target, "UdpSocket::send_to").await?;
+        let first = addrs.next().ok_or_else(no_address)?;
+        // One address (the common case: a `SocketAddr`): no question to
+        // ask of the socket, and no allocation.
+        let rest: Vec<SocketAddr> = addrs.collect();
+        let to = if rest.is_empty() {
+            first
+        } else {
+            let all: Vec<SocketAddr> = std::iter::once(first).chain(rest).collect();
+            match all.iter().copied().find(|&to| self.reaches(to)) {
+                Some(to) => to,
+                None => return Err(self.no_fit(&describe(&target, &all), None)),
+            }
+        };
+        match self
+            .io
+            .wait(Direction::Write, |cx| self.poll_send_to(cx, buf, to))
+            .await
+        {
+            // A lone address of a family the socket cannot send to: the
+            // OS's words for it vary (`EAFNOSUPPORT`, `ENETUNREACH`).
+            Err(e) if !self.reaches(to) => Err(self.no_fit(&describe(&target, &[to]), Some(&e))),
+            sent_or_failed => sent_or_failed,
+        }
+    }
+
+    /// Whether this socket can send to `to`'s family (see
+    /// [`send_to`](Self::send_to)); `true` when it cannot tell.
+    fn reaches(&self, to: SocketAddr) -> bool {
+        match (self.local_addr(), to) {
+            (Ok(SocketAddr::V4(_)), to) => to.is_ipv4(),
+            (Ok(SocketAddr::V6(_)), SocketAddr::V6(_)) | (Err(_), _) => true,
+            (Ok(SocketAddr::V6(local)), SocketAddr::V4(_)) => {
+                local.ip().to_ipv4_mapped().is_some()
+                    || (local.ip().is_unspecified() && !self.only_v6())
             }
         }
-        Err(match last {
-            Some(e) => self.no_fit(&describe(&target, &skipped), &e),
-            None => no_address(),
-        })
     }
 
-    /// Whether `e`, from a send to `to`, is the OS refusing an address of
-    /// the other family than this socket's.
-    fn other_family(&self, to: SocketAddr, e: &io::Error) -> bool {
-        let refused = matches!(
-            e.raw_os_error(),
-            Some(libc::EAFNOSUPPORT | libc::EINVAL | libc::ENETUNREACH)
-        );
-        refused
-            && self
-                .local_addr()
-                .is_ok_and(|local| local.is_ipv4() != to.is_ipv4())
+    /// Whether `IPV6_V6ONLY` is set (`false` when it cannot be read).
+    fn only_v6(&self) -> bool {
+        socket2::SockRef::from(self.io.get_ref())
+            .only_v6()
+            .unwrap_or(false)
     }
 
-    /// The error of a `send_to` whose every address was skipped.
-    fn no_fit(&self, target: &str, last: &io::Error) -> io::Error {
+    /// The error of a `send_to` with no address this socket can send to
+    /// (`refused`: the OS's error for a lone one).
+    #[cold]
+    fn no_fit(&self, target: &str, refused: Option<&io::Error>) -> io::Error {
         let (family, local) = match self.local_addr() {
             Ok(a @ SocketAddr::V4(_)) => ("IPv4", a.to_string()),
-            Ok(a)
-                if socket2::SockRef::from(self.io.get_ref())
-                    .only_v6()
-                    .unwrap_or(false) =>
-            {
-                ("IPv6-only", a.to_string())
-            }
+            Ok(a) if self.only_v6() => ("IPv6-only", a.to_string()),
             Ok(a) => ("IPv6", a.to_string()),
             Err(e) => ("unknown-family", format!("local address: {e}")),
         };
+        let refused = refused.map_or(String::new(), |e| format!(" ({e})"));
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "UdpSocket::send_to {target}: no address of a family this \
-                 {family} socket ({local}) can send to (the last one: {last})"
+                 {family} socket ({local}) can send to{refused}"
             ),
         )
     }
