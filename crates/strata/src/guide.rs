@@ -266,11 +266,15 @@
 //!   [`Handle::block_on`](crate::rt::Handle::block_on) waits for async
 //!   work. `Runtime::block_on` panics on a worker, as tokio's does.
 //! * A task need not be `Send` if spawned with
-//!   [`spawn_local`](crate::spawn_local) (no `LocalSet` needed), and a
+//!   [`spawn_local`](crate::spawn_local) from another task (no `LocalSet`
+//!   needed; not from `strata::run`'s own future, which runs on the
+//!   calling thread, not on a worker), and a
 //!   [`Service`](crate::service::Service)'s futures need not be `Send`:
 //!   per-connection state can live in `Rc<RefCell<..>>`.
-//! * A `ServerHandle` dropped in a task does not block it: the drain goes
-//!   on on a thread of its own; `shutdown_async().await` waits for it.
+//! * A `ServerHandle` dropped (or `shutdown`) in a task does not block its
+//!   worker: the drain goes on on a thread of its own, which the process
+//!   does not wait for at exit; `shutdown_async().await` waits for it and
+//!   says whether every connection finished.
 //!
 //! Where the names differ:
 //!

@@ -38,8 +38,9 @@ pub enum ConnectionError {
     Service(BoxError),
     /// The service panicked on a request (in `call` or while its future
     /// ran), or the protocol's own code did (its codec, its hooks, a
-    /// response's `Drop`); the responses before it that were ready were
-    /// sent, the requests still running dropped, then the connection
+    /// response's `Drop`). For a handler's panic, the responses before its
+    /// request were sent; for the protocol's, those already encoded (any
+    /// still in flight, even finished, were dropped). Then the connection
     /// closed. Holds the panic's message.
     Panicked(String),
     /// The connection sat idle past the idle timeout.

@@ -460,8 +460,10 @@ impl ServerHandle {
     /// server's blocking-pool threads (a blocking closure a handler
     /// awaits). There it only starts the shutdown, which a helper thread
     /// finishes (and logs), and returns `true`; a task that wants the
-    /// outcome awaits [`shutdown_async`](Self::shutdown_async) instead.
-    /// Dropping the handle does the same as this.
+    /// outcome, or a program about to exit (the helper thread does not
+    /// keep the process alive), awaits
+    /// [`shutdown_async`](Self::shutdown_async) instead. Dropping the
+    /// handle does the same as this.
     pub fn shutdown(mut self) -> bool {
         self.shutdown_inner()
     }
@@ -472,8 +474,14 @@ impl ServerHandle {
     /// connection finished in time. This is the form for async code, on
     /// any runtime's task. The shutdown begins when this is called, not
     /// when the future is first polled, and dropping the future does not
-    /// stop it. (A handler that stops its own server this way is dropped
-    /// with the server's tasks before the future resolves.)
+    /// stop it.
+    ///
+    /// Not for a handler of this very server: its own connection waits
+    /// for its answer, which waits for the drain, which then runs into the
+    /// shutdown timeout (and the handler is dropped with the connection,
+    /// unanswered). A handler stops its server with
+    /// [`shutdown`](Self::shutdown) or by dropping the handle, which
+    /// return at once there.
     ///
     /// # Examples
     ///

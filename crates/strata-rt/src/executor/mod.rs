@@ -141,8 +141,9 @@ where
 /// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout)).
 ///
 /// The closure runs inside its runtime: it may [`spawn`] tasks, create
-/// sockets, or drive a future with
-/// [`Runtime::block_on`](crate::Runtime::block_on).
+/// sockets, or wait for a future with
+/// [`Handle::block_on`](crate::Handle::block_on)
+/// (`Handle::current().block_on(..)`).
 ///
 /// # Panics
 ///
