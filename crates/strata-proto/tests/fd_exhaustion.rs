@@ -11,7 +11,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::{Echo, Fixture, cfg, child, deadline, eventually};
@@ -20,21 +19,6 @@ use support::{Echo, Fixture, cfg, child, deadline, eventually};
 #[allow(dead_code, unreachable_pub)]
 mod fds;
 use fds::{Exhausted, open_fds};
-
-fn in_child(name: &str) {
-    let c = child::spawn_self(name, Stdio::piped());
-    let dog = child::Watchdog::new(&c, Duration::from_secs(120));
-    let out = c.wait_with_output().unwrap();
-    dog.done();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "the child did not run {name}");
-}
 
 /// CPU time (user + system) of the whole process so far.
 fn cpu_time() -> Duration {
@@ -72,7 +56,7 @@ fn connect_prepared(s: socket2::Socket, addr: SocketAddr) -> TcpStream {
 #[test]
 fn server_backs_off_and_resumes_after_exhaustion() {
     if !child::is_child() {
-        return in_child("server_backs_off_and_resumes_after_exhaustion");
+        return child::passes("server_backs_off_and_resumes_after_exhaustion");
     }
     deadline(90, || {
         let server = support::one_worker()
@@ -121,7 +105,7 @@ fn server_backs_off_and_resumes_after_exhaustion() {
 #[test]
 fn server_descriptors_are_close_on_exec() {
     if !child::is_child() {
-        return in_child("server_descriptors_are_close_on_exec");
+        return child::passes("server_descriptors_are_close_on_exec");
     }
     deadline(60, || {
         let before = open_fds();
@@ -157,7 +141,7 @@ fn server_descriptors_are_close_on_exec() {
 #[test]
 fn start_out_of_descriptors_errs_and_leaks_nothing() {
     if !child::is_child() {
-        return in_child("start_out_of_descriptors_errs_and_leaks_nothing");
+        return child::passes("start_out_of_descriptors_errs_and_leaks_nothing");
     }
     deadline(60, || {
         let baseline = open_fds();
@@ -192,7 +176,7 @@ fn start_out_of_descriptors_errs_and_leaks_nothing() {
 #[test]
 fn stop_while_out_of_descriptors_still_serves_the_backlog() {
     if !child::is_child() {
-        return in_child("stop_while_out_of_descriptors_still_serves_the_backlog");
+        return child::passes("stop_while_out_of_descriptors_still_serves_the_backlog");
     }
     deadline(90, || {
         let mut fx = Fixture::start(1, 100, cfg());
@@ -237,7 +221,7 @@ fn stop_while_out_of_descriptors_still_serves_the_backlog() {
 #[test]
 fn stop_out_of_descriptors_with_no_connection_left_ends_at_once() {
     if !child::is_child() {
-        return in_child("stop_out_of_descriptors_with_no_connection_left_ends_at_once");
+        return child::passes("stop_out_of_descriptors_with_no_connection_left_ends_at_once");
     }
     deadline(30, || {
         let server = support::one_worker()

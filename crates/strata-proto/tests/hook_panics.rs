@@ -17,7 +17,6 @@ mod support;
 
 use std::io;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -297,29 +296,13 @@ fn scenario(hook: Hook, lines: &[&str], tail: &[u8], half_close: bool) -> Vec<St
     got
 }
 
-/// Runs the test `name` in a child process (see the module docs).
-fn in_child(name: &str) {
-    let c = child::spawn_self(name, Stdio::piped());
-    let dog = child::Watchdog::new(&c, Duration::from_secs(120));
-    let out = c.wait_with_output().unwrap();
-    dog.done();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "the child did not run {name}");
-}
-
 macro_rules! hook_test {
     ($(#[$m:meta])* $name:ident, $body:expr) => {
         $(#[$m])*
         #[test]
         fn $name() {
             if !child::is_child() {
-                return in_child(stringify!($name));
+                return child::passes(stringify!($name));
             }
             $body
         }

@@ -56,3 +56,20 @@ impl Watchdog {
         self.thread.join().unwrap();
     }
 }
+
+/// Runs the test `name` in a child process (at most 120 s) and asserts
+/// that it ran and passed, showing the child's output if not.
+pub fn passes(name: &str) {
+    let c = spawn_self(name, Stdio::piped());
+    let dog = Watchdog::new(&c, Duration::from_secs(120));
+    let out = c.wait_with_output().unwrap();
+    dog.done();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "the child did not run {name}");
+}
