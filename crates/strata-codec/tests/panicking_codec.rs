@@ -16,6 +16,11 @@ use futures_util::{SinkExt, StreamExt};
 use strata_codec::{Decoder, Encoder, Framed, FramedWrite};
 use support::Mock;
 
+#[path = "../../strata-rt/tests/support/quiet.rs"]
+#[allow(unreachable_pub)]
+mod quiet;
+use quiet::quiet;
+
 /// Lines out; the line `boom` is written half (`bo`) and then the encoder
 /// panics, as an encoder with a bug in its second half does.
 struct HalfThenPanic;
@@ -47,23 +52,6 @@ impl Decoder for HalfThenPanic {
         assert_ne!(line, "boom", "test: decoder panicked");
         Ok(Some(line))
     }
-}
-
-/// Silences the panics the tests cause on purpose (their messages start
-/// with `test:`); others are reported as usual.
-fn quiet() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        if !msg.starts_with("test:") {
-            default(info);
-        }
-    }));
 }
 
 /// An encoder that panics leaves the write buffer as it was, as one that

@@ -29,6 +29,11 @@ use strata_service::{BoxError, ConnectionInfo, Service, new_service_fn};
 use support::event_gate::Gate;
 use support::{Client, child, eventually};
 
+#[path = "../../strata-rt/tests/support/quiet.rs"]
+#[allow(unreachable_pub)]
+mod quiet;
+use quiet::quiet;
+
 #[path = "../../strata-rt/tests/support/fds.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod fds;
@@ -195,23 +200,6 @@ impl Drop for Bomb {
     fn drop(&mut self) {
         panic!("test: an unfinished request's future panicked when dropped");
     }
-}
-
-/// Silences the panics the tests cause on purpose (their messages start
-/// with `test:`); others are reported as usual.
-fn quiet() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        if !msg.starts_with("test:") {
-            default(info);
-        }
-    }));
 }
 
 /// Reads lines until the end of the stream (or a reset).

@@ -19,22 +19,10 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Silences the panics the tests cause on purpose (their messages start
-/// with `test:`); others are reported as usual.
-fn quiet() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        if !msg.starts_with("test:") {
-            default(info);
-        }
-    }));
-}
+#[path = "../../strata-rt/tests/support/quiet.rs"]
+#[allow(unreachable_pub)]
+mod quiet;
+use quiet::quiet;
 
 /// A subscriber that panics (once, when armed) on an event whose message
 /// contains `needle`: a log pipeline with a bug, a full channel that
