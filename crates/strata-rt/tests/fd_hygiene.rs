@@ -69,7 +69,7 @@ fn every_descriptor_is_close_on_exec() {
         let (a2, _) = l.accept().await.unwrap();
         let rp = TcpListener::builder("127.0.0.1:0".parse().unwrap())
             .reuse_port(true)
-            .reuse_port_after_bind(true)
+            .reuse_port_after_listen(true)
             .bind()
             .unwrap();
         let u = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -122,7 +122,7 @@ fn a_groups_first_listener_refuses_a_port_held_by_the_other_family() {
             let first = |addr: SocketAddr| {
                 TcpListener::builder(addr)
                     .reuse_port(true)
-                    .reuse_port_after_bind(true)
+                    .reuse_port_after_listen(true)
                     .bind()
             };
             let join = |addr: SocketAddr| TcpListener::builder(addr).reuse_port(true).bind();

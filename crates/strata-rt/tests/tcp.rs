@@ -589,13 +589,13 @@ fn readable_and_writable_wait_until_the_socket_is_ready() {
 fn two_listeners_share_a_port_with_reuse_port() {
     // The first listener sets SO_REUSEPORT before or after its bind; either
     // way the second joins it and the kernel spreads connections over both.
-    for after_bind in [false, true] {
+    for after_listen in [false, true] {
         deadline(30, move || {
             let rt = rt(2);
             rt.block_on(async move {
                 let a = TcpListener::builder("127.0.0.1:0".parse().unwrap())
                     .reuse_port(true)
-                    .reuse_port_after_bind(after_bind)
+                    .reuse_port_after_listen(after_listen)
                     .bind()
                     .unwrap();
                 let addr = a.local_addr().unwrap();
@@ -621,7 +621,7 @@ fn two_listeners_share_a_port_with_reuse_port() {
                 assert_eq!(counts[0] + counts[1], 64);
                 assert!(
                     counts.iter().all(|&n| n > 0),
-                    "after_bind {after_bind}: connections not spread: {counts:?}"
+                    "after_listen {after_listen}: connections not spread: {counts:?}"
                 );
             });
         });

@@ -221,7 +221,7 @@ fn listener_builder_options() {
             assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
             let e = TcpListener::builder(addr)
                 .reuse_port(true)
-                .reuse_port_after_bind(true)
+                .reuse_port_after_listen(true)
                 .bind()
                 .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
@@ -339,14 +339,14 @@ fn thread_name_with_nul_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn reuse_port_after_bind_group_shares_connections() {
+fn reuse_port_after_listen_group_shares_connections() {
     deadline(60, || {
         let rt = rt(2);
         rt.block_on(async {
             let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let first = TcpListener::builder(any)
                 .reuse_port(true)
-                .reuse_port_after_bind(true)
+                .reuse_port_after_listen(true)
                 .bind()
                 .unwrap();
             let addr = first.local_addr().unwrap();
@@ -373,16 +373,16 @@ fn reuse_port_after_bind_group_shares_connections() {
     });
 }
 
-/// `reuse_port_after_bind` only modifies `reuse_port`: on its own it sets
+/// `reuse_port_after_listen` only modifies `reuse_port`: on its own it sets
 /// no `SO_REUSEPORT`, so a later `reuse_port` listener cannot join.
 #[test]
-fn reuse_port_after_bind_without_reuse_port_leaves_the_port_unshared() {
+fn reuse_port_after_listen_without_reuse_port_leaves_the_port_unshared() {
     deadline(30, || {
         let rt = rt(1);
         rt.block_on(async {
             let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let first = TcpListener::builder(any)
-                .reuse_port_after_bind(true)
+                .reuse_port_after_listen(true)
                 .bind()
                 .unwrap();
             assert!(!socket2::SockRef::from(&first).reuse_port().unwrap());

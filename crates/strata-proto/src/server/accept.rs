@@ -4,6 +4,7 @@
 use std::error::Error;
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub(crate) async fn accept_loop<P, N>(
     loop {
         let Some(accepted) = unless_stopped(&shared.state, listener.accept()).await else {
             let took = drain_backlog(&listener, &shared, backlog).await;
-            tracing::debug!(backlog_served = took, "accept loop stopping");
+            tracing::debug!(addr = %shared.state.addr(), backlog_served = took, "accept loop stopping");
             return;
         };
         match accepted {
@@ -52,7 +53,7 @@ pub(crate) async fn accept_loop<P, N>(
                 open(stream, peer, &shared);
             }
             Err(e) => {
-                if let Some(pause) = backoff.on_error(&e) {
+                if let Some(pause) = backoff.on_error(&e, shared.state.addr()) {
                     // The pause ends early on the stop, which then drains
                     // the backlog as usual (shutdown waits for this loop).
                     unless_stopped(&shared.state, strata_rt::time::sleep(pause)).await;
@@ -135,6 +136,7 @@ where
         if let Some(e) = starved {
             if !shared.state.holds_sockets() {
                 tracing::warn!(
+                    addr = %shared.state.addr(),
                     error = %e,
                     backlog_served = took,
                     "out of resources with no connection left to free any; \
@@ -142,7 +144,7 @@ where
                 );
                 return took;
             }
-            if let Some(pause) = backoff.on_error(&e) {
+            if let Some(pause) = backoff.on_error(&e, shared.state.addr()) {
                 // Short pauses: the shutdown waits for this loop, and the
                 // last connection may close at any moment.
                 strata_rt::time::sleep(pause.min(DRAIN_PAUSE)).await;
@@ -172,6 +174,7 @@ where
         // The 1st, 2nd, 4th, 8th ... rejection (`n` counts those before).
         if (n + 1).is_power_of_two() {
             tracing::warn!(
+                addr = %state.addr(),
                 %peer,
                 max = shared.max_connections,
                 rejected_so_far = n + 1,
@@ -277,16 +280,16 @@ impl Backoff {
     }
 
     /// How long to pause after `e`, if at all.
-    fn on_error(&mut self, e: &io::Error) -> Option<Duration> {
+    fn on_error(&mut self, e: &io::Error, addr: SocketAddr) -> Option<Duration> {
         match e.raw_os_error() {
             Some(errno) if is_transient_per_connection(errno) => {
-                tracing::debug!(error = %e, "accept failed for one connection; continuing");
+                tracing::debug!(%addr, error = %e, "accept failed for one connection; continuing");
                 None
             }
             _ => {
                 let pause = self.next;
                 self.next = (self.next * 2).min(Self::MAX);
-                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed; pausing");
+                tracing::error!(%addr, error = %e, pause_ms = pause.as_millis() as u64, "accept failed; pausing");
                 Some(pause)
             }
         }
@@ -345,21 +348,26 @@ pub(crate) fn drop_payload(panic: Box<dyn std::any::Any + Send>) {
 
 #[cfg(test)]
 mod tests {
+    /// An address for the log lines.
+    const ANY: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        0,
+    ));
     use super::*;
 
     #[test]
     fn backoff_grows_for_exhaustion_and_skips_aborted_connections() {
         let mut b = Backoff::new();
         let emfile = io::Error::from_raw_os_error(libc::EMFILE);
-        assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(5)));
-        assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(10)));
+        assert_eq!(b.on_error(&emfile, ANY), Some(Duration::from_millis(5)));
+        assert_eq!(b.on_error(&emfile, ANY), Some(Duration::from_millis(10)));
         for _ in 0..20 {
-            b.on_error(&emfile);
+            b.on_error(&emfile, ANY);
         }
-        assert_eq!(b.on_error(&emfile), Some(Duration::from_secs(1)));
+        assert_eq!(b.on_error(&emfile, ANY), Some(Duration::from_secs(1)));
         let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
-        assert_eq!(b.on_error(&aborted), None);
+        assert_eq!(b.on_error(&aborted, ANY), None);
         b.reset();
-        assert_eq!(b.on_error(&emfile), Some(Duration::from_millis(5)));
+        assert_eq!(b.on_error(&emfile, ANY), Some(Duration::from_millis(5)));
     }
 }

@@ -97,6 +97,7 @@ pub struct TcpServer<P> {
     backlog: u32,
     conn: ConnectionConfig,
     shutdown_timeout: Duration,
+    thread_name: String,
     on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
 
@@ -112,8 +113,20 @@ impl<P: ServerProto> TcpServer<P> {
             backlog: 1024,
             conn: ConnectionConfig::default(),
             shutdown_timeout: Duration::from_secs(30),
+            thread_name: "strata-server".to_string(),
             on_listening: None,
         }
+    }
+
+    /// The name of the server's threads: its workers are `NAME-0`,
+    /// `NAME-1`, ... (default `strata-server`; see
+    /// [`Builder::thread_name`](strata_rt::runtime::Builder::thread_name)).
+    /// Servers in one process told apart in `top`, a debugger or a log
+    /// that shows thread names: `admin`, `api`. (Linux shows 15 bytes of a
+    /// thread's name.)
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
+        self
     }
 
     /// Worker threads, each with its own listener (at least 1; default:
@@ -206,7 +219,10 @@ impl<P: ServerProto> TcpServer<P> {
     ///
     /// Fails if the runtime cannot start, the address cannot be bound, or
     /// the signal handlers cannot be installed (a bind error names the
-    /// address, and keeps the OS's error kind); with `TimedOut` if the
+    /// address, and keeps the OS's error kind); with `Unsupported`, before
+    /// anything is bound, if called in a task on a strata worker thread
+    /// (it would block the worker until a signal: use [`start`](Self::start)
+    /// there); with `TimedOut` if the
     /// shutdown timeout passed before every connection finished (the rest
     /// were dropped); and with `Interrupted` if a second SIGINT or SIGTERM
     /// came during the graceful shutdown, which then drops the remaining
@@ -222,9 +238,20 @@ impl<P: ServerProto> TcpServer<P> {
         N::Service: Service<P::Request, Response = P::Response> + 'static,
         <N::Service as Service<P::Request>>::Error: Into<BoxError>,
     {
+        if strata_rt::Handle::try_current().is_some_and(|h| h.is_worker_thread()) {
+            // It would block the worker until a signal: every other task
+            // on it would stall (and its `block_on` calls would panic).
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "TcpServer::serve blocks until a signal and cannot run in a task on a \
+                 strata worker thread; use `start` there (and `ServerHandle::shutdown_async` \
+                 to stop it), or call `serve` from a plain thread",
+            ));
+        }
         let threads = self.threads;
         let on_listening = self.on_listening.take();
         let handle = self.launch(new_service)?;
+        let addr = handle.local_addr;
         let runtime = handle.runtime.as_ref().expect("running");
         let mut signals = runtime.block_on(async {
             io::Result::Ok((
@@ -253,13 +280,13 @@ impl<P: ServerProto> TcpServer<P> {
                     state.rejected.load(std::sync::atomic::Ordering::Relaxed),
                 );
                 if now != last {
-                    tracing::info!(connections = now.0, rejected_total = now.1, "status");
+                    tracing::info!(%addr, connections = now.0, rejected_total = now.1, "status");
                     last = now;
                 }
             }
             Poll::Pending
         }));
-        tracing::info!(signal = which, "signal received; shutting down gracefully");
+        tracing::info!(%addr, signal = which, "signal received; shutting down gracefully");
         // As `ServerHandle::shutdown`, but a second signal cuts the wait
         // short (an operator pressing Ctrl-C again): the remaining
         // connections are dropped at once.
@@ -280,7 +307,7 @@ impl<P: ServerProto> TcpServer<P> {
                     }
                     // The first one again: some supervisors (coreutils
                     // `timeout`, say) signal the process and its group.
-                    tracing::info!("signal repeated at once; ignored (send another to stop now)");
+                    tracing::info!(%addr, "signal repeated at once; ignored (send another to stop now)");
                 }
                 if timeout.as_mut().poll(cx).is_ready() {
                     // Sockets that only drain (the server closed them) are
@@ -342,7 +369,7 @@ impl<P: ServerProto> TcpServer<P> {
     {
         let runtime = Runtime::builder()
             .worker_threads(self.threads)
-            .thread_name("strata-server")
+            .thread_name(self.thread_name.clone())
             .build()?;
         let state = Arc::new(ServerState::default());
         let shared = Arc::new(Shared {
@@ -366,12 +393,13 @@ impl<P: ServerProto> TcpServer<P> {
             // others join it.
             let first = TcpListener::builder(addr)
                 .reuse_port(true)
-                .reuse_port_after_bind(true)
+                .reuse_port_after_listen(true)
                 .backlog(backlog)
                 .bind()
                 .map_err(|e| cannot_listen(addr, e))?;
             // With port 0 the OS picked one; the other workers join it.
             let bound = first.local_addr()?;
+            shared.state.set_addr(bound);
             let mut listeners = vec![first];
             for _ in 1..threads {
                 listeners.push(
@@ -566,7 +594,7 @@ impl ServerHandle {
             // here, without waiting for the connections (a runtime dropped
             // on its own worker does not join it either), and `report` is
             // never called.
-            tracing::warn!(error = %e, "no thread to finish the shutdown; stopping at once");
+            tracing::warn!(addr = %self.local_addr, error = %e, "no thread to finish the shutdown; stopping at once");
         }
     }
 
@@ -574,7 +602,7 @@ impl ServerHandle {
     /// for them, or `None` if the server was shut down already.
     fn begin_shutdown(&mut self) -> Option<Instant> {
         self.runtime.as_ref()?;
-        tracing::info!(connections = self.state.live(), "shutting down");
+        tracing::info!(addr = %self.local_addr, connections = self.state.live(), "shutting down");
         self.state.stop();
         // A timeout too long to add to an instant waits about thirty years.
         Some(
@@ -644,16 +672,19 @@ fn live_after_settling(handle: &strata_rt::Handle, state: &ServerState) -> usize
 /// left, until then or for [`STOP_GRACE`], whichever is later (only that,
 /// after a timeout or a second signal, should a handler block one).
 fn stop_runtime(runtime: Option<Runtime>, state: &ServerState, end: Drain, deadline: Instant) {
+    let addr = state.addr();
     match end {
         Drain::Done => {}
         Drain::TimedOut => tracing::warn!(
+            %addr,
             connections = state.live(),
             "shutdown timeout reached; dropping the remaining connections"
         ),
         Drain::Interrupted if state.live() == 0 => {
-            tracing::info!("second signal; stopping at once (no connection left)");
+            tracing::info!(%addr, "second signal; stopping at once (no connection left)");
         }
         Drain::Interrupted => tracing::warn!(
+            %addr,
             connections = state.live(),
             "second signal; dropping the remaining connections"
         ),

@@ -1,6 +1,8 @@
 //! Server-wide state shared by every worker: the stop signal and the
 //! counts of live and lingering connections, with a way to wait for them.
 
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use event_listener::{Event, Listener};
@@ -23,9 +25,25 @@ pub(crate) struct ServerState {
     /// Connections turned away because of `max_connections` (for logs and
     /// tests).
     pub(crate) rejected: AtomicUsize,
+    /// The address the server listens on, once bound: in every log event
+    /// of the server's own (several servers may share a process).
+    addr: OnceLock<SocketAddr>,
 }
 
 impl ServerState {
+    /// Records the address the server listens on.
+    pub(crate) fn set_addr(&self, addr: SocketAddr) {
+        let _ = self.addr.set(addr);
+    }
+
+    /// The address the server listens on (`0.0.0.0:0` before it is bound).
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+            .get()
+            .copied()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     /// Starts graceful shutdown: accept loops stop, connections finish.
     pub(crate) fn stop(&self) {
         self.shutdown.trigger();

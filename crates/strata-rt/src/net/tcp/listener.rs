@@ -152,7 +152,7 @@ pub struct TcpListenerBuilder {
     addr: SocketAddr,
     reuse_address: bool,
     reuse_port: bool,
-    reuse_port_after_bind: bool,
+    reuse_port_after_listen: bool,
     backlog: i32,
     only_v6: Option<bool>,
 }
@@ -163,7 +163,7 @@ impl TcpListenerBuilder {
             addr,
             reuse_address: true,
             reuse_port: false,
-            reuse_port_after_bind: false,
+            reuse_port_after_listen: false,
             backlog: 1024,
             only_v6: None,
         }
@@ -184,12 +184,16 @@ impl TcpListenerBuilder {
         self
     }
 
-    /// With [`reuse_port`](Self::reuse_port): set `SO_REUSEPORT` after
-    /// `bind(2)` instead of before (default off). The bind then fails with
-    /// `AddrInUse` if any socket holds the address, even one that shares
-    /// its port, as it would without `SO_REUSEPORT`; listeners bound later
-    /// with `reuse_port` still join this one. For the first listener of a
-    /// group, so that two servers cannot silently split one port.
+    /// With [`reuse_port`](Self::reuse_port): set `SO_REUSEPORT` only once
+    /// the socket listens, instead of before `bind(2)` (default off). The
+    /// bind, or the `listen(2)`, then fails with `AddrInUse` if another
+    /// socket holds the address, even one that shares its port, as it
+    /// would without `SO_REUSEPORT`; listeners bound later with
+    /// `reuse_port` still join this one. For the first listener of a
+    /// group, so that two servers cannot silently split one port, also
+    /// when they start at the same moment: set between bind and listen,
+    /// two such sockets bound together (which `SO_REUSEADDR` allows while
+    /// neither listens) could both go on to listen and share the port.
     ///
     /// ```
     /// use strata_rt::net::TcpListener;
@@ -198,13 +202,13 @@ impl TcpListenerBuilder {
     ///     let addr = "127.0.0.1:0".parse().unwrap();
     ///     let first = TcpListener::builder(addr)
     ///         .reuse_port(true)
-    ///         .reuse_port_after_bind(true)
+    ///         .reuse_port_after_listen(true)
     ///         .bind()?;
     ///     let addr = first.local_addr()?;
     ///     // Another group's first listener cannot take the port...
     ///     let rival = TcpListener::builder(addr)
     ///         .reuse_port(true)
-    ///         .reuse_port_after_bind(true)
+    ///         .reuse_port_after_listen(true)
     ///         .bind();
     ///     assert_eq!(rival.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     ///     // ...while this group's next listener joins it.
@@ -214,8 +218,8 @@ impl TcpListenerBuilder {
     /// })
     /// .unwrap();
     /// ```
-    pub fn reuse_port_after_bind(mut self, on: bool) -> Self {
-        self.reuse_port_after_bind = on;
+    pub fn reuse_port_after_listen(mut self, on: bool) -> Self {
+        self.reuse_port_after_listen = on;
         self
     }
 
@@ -251,7 +255,7 @@ impl TcpListenerBuilder {
         )?;
         socket.set_reuse_address(self.reuse_address)?;
         #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-        if self.reuse_port && !self.reuse_port_after_bind {
+        if self.reuse_port && !self.reuse_port_after_listen {
             socket.set_reuse_port(true)?;
         }
         if let (Some(v6), SocketAddr::V6(_)) = (self.only_v6, self.addr) {
@@ -259,13 +263,14 @@ impl TcpListenerBuilder {
         }
         socket.set_nonblocking(true)?;
         socket.bind(&self.addr.into())?;
-        // Before `listen(2)`, which is when the kernel puts the socket in
-        // its port's group.
+        socket.listen(self.backlog)?;
+        // Listening, the socket holds the port alone; from here, listeners
+        // bound with `SO_REUSEPORT` join it (the kernel makes the group
+        // when the second one listens).
         #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-        if self.reuse_port && self.reuse_port_after_bind {
+        if self.reuse_port && self.reuse_port_after_listen {
             socket.set_reuse_port(true)?;
         }
-        socket.listen(self.backlog)?;
         let io = PollEvented::new(
             mio::net::TcpListener::from_std(socket.into()),
             Interest::READABLE,
