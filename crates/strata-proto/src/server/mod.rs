@@ -602,7 +602,7 @@ impl ServerHandle {
     /// for them, or `None` if the server was shut down already.
     fn begin_shutdown(&mut self) -> Option<Instant> {
         self.runtime.as_ref()?;
-        tracing::info!(addr = %self.local_addr, connections = self.state.live(), "shutting down");
+        tracing::info!(connections = self.state.live(), addr = %self.local_addr, "shutting down");
         self.state.stop();
         // A timeout too long to add to an instant waits about thirty years.
         Some(
