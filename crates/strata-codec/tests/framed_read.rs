@@ -475,3 +475,89 @@ fn decode_eof_is_not_called_again_after_it_said_none() {
         assert_eq!(framed.codec().calls_after_none, 0);
     });
 }
+
+/// A transport that fails every call with `Interrupted`, counting them.
+#[derive(Default)]
+struct AlwaysInterrupted {
+    calls: usize,
+}
+
+impl futures_io::AsyncRead for AlwaysInterrupted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.calls += 1;
+        Poll::Ready(Err(io::ErrorKind::Interrupted.into()))
+    }
+}
+
+impl futures_io::AsyncWrite for AlwaysInterrupted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.calls += 1;
+        Poll::Ready(Err(io::ErrorKind::Interrupted.into()))
+    }
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.calls += 1;
+        Poll::Ready(Err(io::ErrorKind::Interrupted.into()))
+    }
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.calls += 1;
+        Poll::Ready(Err(io::ErrorKind::Interrupted.into()))
+    }
+}
+
+/// Interrupted calls are made again, but not without end: against a
+/// transport that is always interrupted, a read, a write and a flush each
+/// yield (`Pending`, woken at once) after a few tries, so the task lets its
+/// worker go. (They once tried again in the same poll for ever.)
+#[test]
+fn an_always_interrupted_transport_makes_the_framing_yield() {
+    // Hang guard: a framing that never yields spins in one poll.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        always_interrupted_yields();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the framing kept calling an always-interrupted transport (or panicked)");
+}
+
+fn always_interrupted_yields() {
+    use futures_sink::Sink;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Count(AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+
+    let mut framed = Framed::new(AlwaysInterrupted::default(), LinesCodec::new());
+    assert!(Pin::new(&mut framed).poll_next(&mut cx).is_pending());
+    let reads = framed.get_ref().calls;
+    assert!((1..=64).contains(&reads), "{reads} reads in one poll");
+    assert_eq!(count.0.load(Ordering::SeqCst), 1, "not woken to try again");
+
+    Pin::new(&mut framed).start_send("x".to_string()).unwrap();
+    assert!(Sink::<String>::poll_flush(Pin::new(&mut framed), &mut cx).is_pending());
+    let writes = framed.get_ref().calls - reads;
+    assert!((1..=64).contains(&writes), "{writes} writes in one poll");
+    assert_eq!(count.0.load(Ordering::SeqCst), 2, "not woken to try again");
+}

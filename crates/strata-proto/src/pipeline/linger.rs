@@ -42,9 +42,9 @@ const FIRST_WAIT: Duration = Duration::from_millis(10);
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads in a row that a transport may fail with `Interrupted` before the
-/// linger gives up on it: one that always does would keep the worker
-/// (such a read neither waits nor yields).
-const MAX_INTERRUPTED: u32 = 16;
+/// linger gives up on it (and the reset watch yields): one that always
+/// does would keep the worker (such a read neither waits nor yields).
+pub(super) const MAX_INTERRUPTED: u32 = 16;
 
 /// How long a peer that sent [`LINGER_BYTES`] without taking any bytes
 /// waits before it is read again.

@@ -34,7 +34,7 @@ use strata_service::{BoxError, Service};
 
 use super::error::{ConnectionError, PeerGone, find_io, reset};
 use super::in_flight::{InFlight, Outcome, Panicked};
-use super::linger::{LINGER_BYTES, LINGER_PATIENCE, LINGER_TIME, linger};
+use super::linger::{LINGER_BYTES, LINGER_PATIENCE, LINGER_TIME, MAX_INTERRUPTED, linger};
 use super::stop::StopRead;
 use super::written::Counted;
 use super::{DecodeError, ErrorAction, ServerProto};
@@ -732,13 +732,14 @@ fn poll_discard<T: AsyncRead + Unpin>(
     cx: &mut std::task::Context<'_>,
 ) -> Poll<io::Result<()>> {
     let mut scratch = [0u8; 1024];
-    let mut taken = 0;
-    while taken < READ_AHEAD_LIMIT {
+    let (mut taken, mut interrupted) = (0, 0);
+    while taken < READ_AHEAD_LIMIT && interrupted < MAX_INTERRUPTED {
         let room = scratch.len().min(READ_AHEAD_LIMIT - taken);
         match Pin::new(&mut *io).poll_read(cx, &mut scratch[..room]) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
-            Poll::Ready(Ok(n)) => taken += n,
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Ok(n)) => (taken, interrupted) = (taken + n, 0),
+            // Again, but not without end (then it yields, as below).
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => interrupted += 1,
             Poll::Ready(Err(e)) if reset(&e) => return Poll::Ready(Err(e)),
             Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
             Poll::Pending => return Poll::Pending,
@@ -809,9 +810,10 @@ fn next_buffered<T, C: strata_codec::Decoder>(
 /// After a request that ends the connection (a closing service error, a
 /// response the codec refused, a panic; or a response the protocol marks
 /// as the last, `why` then `None`): stop reading, drop the requests after
-/// it, remember why. What was recorded before (bad input read after it)
-/// is superseded: it came after this request. (Out of line: it keeps
-/// `deliver` small.)
+/// it, remember why. With no `why`, only bad input recorded before is
+/// forgotten (it came after this request, and is dropped with it); a
+/// transport's failure stays the connection's outcome. (Out of line: it
+/// keeps `deliver` small.)
 #[cold]
 #[inline(never)]
 fn close_after<F: Future>(
@@ -822,7 +824,14 @@ fn close_after<F: Future>(
 ) {
     *read = Read::Closing;
     in_flight.clear();
-    *outcome = why.map_or(Ok(()), Err);
+    match why {
+        Some(why) => *outcome = Err(why),
+        None => {
+            if let Err(ConnectionError::Decode(_)) = outcome {
+                *outcome = Ok(());
+            }
+        }
+    }
 }
 
 /// What a read or decode error does to the connection.
