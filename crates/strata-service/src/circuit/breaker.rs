@@ -228,14 +228,6 @@ impl<C: Clock> Breaker<C> {
     }
 
     /// Records the outcome of a call let through as `probe` or not, and
-    /// logs the change of state it makes, if any.
-    pub(crate) fn record(&self, probe: bool, epoch: u64, failed: bool) {
-        if let Some(change) = self.settle(probe, epoch, failed) {
-            self.log(change);
-        }
-    }
-
-    /// Records the outcome of a call let through as `probe` or not, and
     /// returns the change of state it makes, unlogged (see [`Change`]).
     ///
     /// The clock is read once, before the state is touched: a clock that

@@ -64,7 +64,7 @@ pub use classify::{AnyError, Classify, ErrorsWhere, errors_where};
 pub use error::CircuitOpen;
 pub use layer::CircuitBreakerLayer;
 
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::Service;
 use crate::clock::{Clock, SystemClock};
@@ -183,21 +183,34 @@ impl<C: Clock> Drop for CallGuard<'_, C> {
             // abort the process: it is caught, and a probe whose settling
             // it cut short is given back.
             let (breaker, probe, epoch) = (self.breaker, self.probe, self.epoch);
-            let settled =
-                std::panic::catch_unwind(AssertUnwindSafe(|| breaker.record(probe, epoch, true)));
-            if let Err(payload) = settled {
-                if probe {
-                    breaker.probe_cancelled();
+            match catch_unwind(AssertUnwindSafe(|| breaker.settle(probe, epoch, true))) {
+                Ok(change) => {
+                    if let Some(change) = change {
+                        let logged = catch_unwind(AssertUnwindSafe(|| breaker.log(change)));
+                        logged.unwrap_or_else(forget_panic);
+                    }
                 }
-                // Its destructor is user code too.
-                let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                if let Err(again) = dropped {
-                    std::mem::forget(again);
+                // The clock: nothing was changed, so the probe slot is
+                // still this call's to give back. (Not after the settle:
+                // the slot may be another call's by then.)
+                Err(payload) => {
+                    if probe {
+                        breaker.probe_cancelled();
+                    }
+                    forget_panic(payload);
                 }
             }
         } else if self.probe {
             self.breaker.probe_cancelled();
         }
+    }
+}
+
+/// Drops a caught panic's payload, whose destructor is user code too: if
+/// that panics as well, the payload is leaked instead.
+fn forget_panic(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
