@@ -368,3 +368,101 @@ fn a_dual_stack_socket_does_not_skip_a_v4_address_that_fails_for_another_reason(
         });
     });
 }
+
+/// A v6 socket bound to `[::ffff:127.0.0.1]` sends to v4 addresses only
+/// (the OS refuses a real v6 one with `EAFNOSUPPORT`). Given `[::1, v4]`,
+/// `send_to` sends to the v4 address, as `connect` would.
+#[test]
+fn send_to_from_a_socket_bound_to_a_v4_mapped_address_skips_a_v6_address() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let from = UdpSocket::bind("[::ffff:127.0.0.1]:0").unwrap();
+            let targets = [to6.local_addr().unwrap(), to4.local_addr().unwrap()];
+            let sent = from.send_to(b"ping", &targets[..]).await;
+            assert!(
+                matches!(sent, Ok(4)),
+                "send_to [::1, 127.0.0.1] from a socket bound to a v4-mapped address: {sent:?}"
+            );
+        });
+    });
+}
+
+/// The same socket given a lone v6 address: the documented `InvalidInput`
+/// naming the socket's family, not the raw `EAFNOSUPPORT`.
+#[test]
+fn send_to_a_lone_v6_address_from_a_v4_mapped_socket_is_an_invalid_input() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let from = UdpSocket::bind("[::ffff:127.0.0.1]:0").unwrap();
+            let e = from
+                .send_to(b"ping", to6.local_addr().unwrap())
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        });
+    });
+}
+
+/// A socket bound to `[::1]` (v6-only on Linux) cannot send to a
+/// v4-mapped v6 address (`ENETUNREACH`); given `[mapped v4, ::1]` it
+/// sends to `[::1]`.
+#[test]
+fn send_to_from_a_v6_only_socket_skips_a_v4_mapped_address() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let from = UdpSocket::bind("[::1]:0").unwrap();
+            let targets = [mapped(to4.local_addr().unwrap()), to6.local_addr().unwrap()];
+            let sent = from.send_to(b"ping", &targets[..]).await;
+            assert!(
+                matches!(sent, Ok(4)),
+                "send_to [::ffff:127.0.0.1, ::1] from a [::1] socket: {sent:?}"
+            );
+        });
+    });
+}
+
+/// A dual-stack `[::]` socket connected to a v6 peer: its local address
+/// becomes `[::1]`, but it stays dual-stack (`IPV6_V6ONLY` off) and the OS
+/// sends to v4 addresses from it, and so does `send_to` given a list of
+/// them. (A first version judged by the local address, took the socket
+/// for v6-only and refused the list as having none of its family.)
+#[test]
+fn send_to_v4_addresses_from_a_dual_stack_socket_connected_to_a_v6_peer() {
+    if !has_v6() {
+        return;
+    }
+    deadline(30, || {
+        rt(1).block_on(async {
+            let to4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to6 = UdpSocket::bind("[::1]:0").unwrap();
+            let from = UdpSocket::bind("[::]:0").unwrap();
+            if socket2::SockRef::from(&from).only_v6().unwrap() {
+                return; // the OS default here is v6-only
+            }
+            from.connect(to6.local_addr().unwrap()).unwrap();
+            let a = to4.local_addr().unwrap();
+            // The lone address is sent to: the OS allows it.
+            assert_eq!(from.send_to(b"one", a).await.unwrap(), 3);
+            // The same address twice (a resolver's answer, say): refused.
+            let sent = from.send_to(b"two", &[a, a][..]).await;
+            assert!(
+                matches!(sent, Ok(3)),
+                "send_to [v4, v4] from a dual-stack socket connected to [::1]: {sent:?}"
+            );
+        });
+    });
+}

@@ -119,7 +119,8 @@ impl<P: ServerProto> TcpServer<P> {
     }
 
     /// The name of the server's threads: its workers are `NAME-0`,
-    /// `NAME-1`, ... (default `strata-server`; see
+    /// `NAME-1`, ..., its blocking pool's threads `NAME-blocking`
+    /// (default `strata-server`; see
     /// [`Builder::thread_name`](strata_rt::runtime::Builder::thread_name)).
     /// Servers in one process told apart in `top`, a debugger or a log
     /// that shows thread names: `admin`, `api`. (Linux shows 15 bytes of a

@@ -25,8 +25,9 @@ pub(crate) struct ServerState {
     /// Connections turned away because of `max_connections` (for logs and
     /// tests).
     pub(crate) rejected: AtomicUsize,
-    /// The address the server listens on, once bound: in every log event
-    /// of the server's own (several servers may share a process).
+    /// The address the server listens on, once bound: in the server-wide
+    /// log events (several servers may share a process; a connection's
+    /// events name its peer).
     addr: OnceLock<SocketAddr>,
 }
 

@@ -29,9 +29,10 @@ use crate::context;
 ///   give the last address's error.
 /// * [`UdpSocket::send_to`] sends its datagram once, to the first address
 ///   of a family the socket can send to (a v4 socket: v4 addresses; a v6
-///   one: v6 addresses, and v4 ones too if it is dual-stack), and that
-///   send's outcome is the call's. With no such address, the error is
-///   `InvalidInput` and names the target and the socket's family.
+///   one: v6 addresses, and v4 ones too unless it is v6-only; see there),
+///   and that send's outcome is the call's. With no such address, the
+///   error is `InvalidInput` and names the target and the socket's
+///   family.
 ///
 /// An empty list (or a lookup that answers no address) gives
 /// `InvalidInput`; a failed lookup gives the resolver's error.

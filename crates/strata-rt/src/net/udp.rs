@@ -101,10 +101,11 @@ impl UdpSocket {
     /// blocking pool (see [`ToSocketAddrs`]). The datagram goes to one
     /// address: the first, in the order given or resolved, of a family
     /// this socket can send to. A v4 socket sends to v4 addresses; a v6
-    /// socket to v6 ones, and to v4 ones too if it is dual-stack (bound to
-    /// `[::]` with `IPV6_V6ONLY` off; one bound to a v4-mapped address
-    /// sends to v4 ones). So a v4 socket sending to `"localhost:PORT"`
-    /// reaches `127.0.0.1` even when the resolver lists `::1` first.
+    /// socket to v6 ones, and to v4 ones (plain or v4-mapped) too unless
+    /// `IPV6_V6ONLY` is set (binding a specific v6 address such as `[::1]`
+    /// sets it on Linux); one bound to a v4-mapped address, to v4 ones
+    /// only. So a v4 socket sending to `"localhost:PORT"` reaches
+    /// `127.0.0.1` even when the resolver lists `::1` first.
     /// Whatever that one send gives, the bytes sent or an error, is the
     /// outcome: no other address is tried.
     ///
@@ -125,14 +126,15 @@ impl UdpSocket {
         let first = addrs.next().ok_or_else(no_address)?;
         // One address (the common case: a `SocketAddr`): no question to
         // ask of the socket, and no allocation.
-        let rest: Vec<SocketAddr> = addrs.collect();
-        let to = if rest.is_empty() {
-            first
-        } else {
-            let all: Vec<SocketAddr> = std::iter::once(first).chain(rest).collect();
-            match all.iter().copied().find(|&to| self.reaches(to)) {
-                Some(to) => to,
-                None => return Err(self.no_fit(&describe(&target, &all), None)),
+        let to = match addrs.next() {
+            None => first,
+            Some(second) => {
+                let all: Vec<SocketAddr> = [first, second].into_iter().chain(addrs).collect();
+                let reaches = self.reach();
+                match all.iter().copied().find(|&to| reaches(to)) {
+                    Some(to) => to,
+                    None => return Err(self.no_fit(&describe(&target, &all), None)),
+                }
             }
         };
         match self
@@ -142,21 +144,42 @@ impl UdpSocket {
         {
             // A lone address of a family the socket cannot send to: the
             // OS's words for it vary (`EAFNOSUPPORT`, `ENETUNREACH`).
-            Err(e) if !self.reaches(to) => Err(self.no_fit(&describe(&target, &[to]), Some(&e))),
+            Err(e) if !self.reach()(to) => Err(self.no_fit(&describe(&target, &[to]), Some(&e))),
             sent_or_failed => sent_or_failed,
         }
     }
 
-    /// Whether this socket can send to `to`'s family (see
-    /// [`send_to`](Self::send_to)); `true` when it cannot tell.
-    fn reaches(&self, to: SocketAddr) -> bool {
-        match (self.local_addr(), to) {
-            (Ok(SocketAddr::V4(_)), to) => to.is_ipv4(),
-            (Ok(SocketAddr::V6(_)), SocketAddr::V6(_)) | (Err(_), _) => true,
-            (Ok(SocketAddr::V6(local)), SocketAddr::V4(_)) => {
-                local.ip().to_ipv4_mapped().is_some()
-                    || (local.ip().is_unspecified() && !self.only_v6())
-            }
+    /// Which addresses this socket can send to, by family (see
+    /// [`send_to`](Self::send_to)): its local address and `IPV6_V6ONLY`
+    /// read once. A v4 socket: v4 addresses. A v6 socket bound to a
+    /// v4-mapped address: v4 ones (plain or mapped). Another v6 socket: v6
+    /// ones, and v4 ones too unless `IPV6_V6ONLY` is set (which binding a
+    /// specific v6 address sets on Linux; connecting does not). When the
+    /// socket cannot tell, every address.
+    fn reach(&self) -> impl Fn(SocketAddr) -> bool {
+        let v4ish = |to: SocketAddr| match to {
+            SocketAddr::V4(_) => true,
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+        };
+        enum Reach {
+            Any,
+            V4,
+            Mapped,
+            V6Only,
+        }
+        let reach = match self.local_addr() {
+            Err(_) => Reach::Any,
+            Ok(SocketAddr::V4(_)) => Reach::V4,
+            Ok(SocketAddr::V6(local)) if local.ip().to_ipv4_mapped().is_some() => Reach::Mapped,
+            Ok(SocketAddr::V6(_)) if self.only_v6() => Reach::V6Only,
+            Ok(SocketAddr::V6(_)) => Reach::Any,
+        };
+        move |to| match reach {
+            Reach::Any => true,
+            // A v4 socket takes v4 socket addresses only, not mapped ones.
+            Reach::V4 => matches!(to, SocketAddr::V4(_)),
+            Reach::Mapped => v4ish(to),
+            Reach::V6Only => !v4ish(to),
         }
     }
 

@@ -191,9 +191,10 @@ impl TcpListenerBuilder {
     /// would without `SO_REUSEPORT`; listeners bound later with
     /// `reuse_port` still join this one. For the first listener of a
     /// group, so that two servers cannot silently split one port, also
-    /// when they start at the same moment: set between bind and listen,
-    /// two such sockets bound together (which `SO_REUSEADDR` allows while
-    /// neither listens) could both go on to listen and share the port.
+    /// when they start at the same moment: on Linux, set between bind and
+    /// listen, two such sockets bound together (which `SO_REUSEADDR`
+    /// allows while neither listens) could both go on to listen and share
+    /// the port.
     ///
     /// ```
     /// use strata_rt::net::TcpListener;
