@@ -61,6 +61,12 @@ use crate::{Decoder, Encoder};
 /// thousand frames; such a loop that must leave its worker to others
 /// sooner yields itself now and then (`strata_rt::yield_now`).
 ///
+/// A read, write, flush or close that the I/O object fails with
+/// `Interrupted` (a signal cut it short) is made again at once, as std's
+/// `read_exact` and `write_all` do; an object that only ever says
+/// `Interrupted` keeps the task as it would keep those. (Sockets never
+/// do: strata's are non-blocking.)
+///
 /// # Writing
 ///
 /// [`start_send`](Sink::start_send) only encodes the item into the write

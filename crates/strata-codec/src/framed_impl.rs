@@ -56,11 +56,6 @@ mod write;
 pub(crate) use read::ReadState;
 pub(crate) use write::WriteState;
 
-/// Calls in a row that a transport may fail with `Interrupted` before the
-/// framing yields (woken at once) instead of calling again: one that
-/// always does would otherwise keep its worker.
-const MAX_INTERRUPTED: u32 = 16;
-
 /// Truncates `buf` to `len` when dropped, also on unwind: what a read or
 /// an encoder added is cut back unless the guard's `len` is moved past it.
 struct TruncateOnDrop<'a> {

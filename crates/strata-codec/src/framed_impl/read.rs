@@ -11,8 +11,8 @@ use futures_io::AsyncRead;
 use crate::Decoder;
 
 use super::{
-    DEFAULT_READ_WINDOW, LARGE_BUFFER, MAX_INTERRUPTED, MAX_READ_WINDOW, MAX_SET_READ_WINDOW,
-    SMALL_REMAINDER, TruncateOnDrop,
+    DEFAULT_READ_WINDOW, LARGE_BUFFER, MAX_READ_WINDOW, MAX_SET_READ_WINDOW, SMALL_REMAINDER,
+    TruncateOnDrop,
 };
 
 thread_local! {
@@ -73,15 +73,12 @@ fn read_retrying<T: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
-    for _ in 0..MAX_INTERRUPTED {
+    loop {
         match Pin::new(&mut *io).poll_read(cx, buf) {
             Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => buf.fill(0),
             other => return other,
         }
     }
-    // Always interrupted: yield, and try again when polled next.
-    cx.waker().wake_by_ref();
-    Poll::Pending
 }
 
 /// Where the read side of a framed stream is; see the module docs.

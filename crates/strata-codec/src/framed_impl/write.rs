@@ -9,7 +9,7 @@ use futures_io::AsyncWrite;
 
 use crate::Encoder;
 
-use super::{DEFAULT_HIGH_WATER_MARK, LARGE_BUFFER, MAX_INTERRUPTED, TruncateOnDrop};
+use super::{DEFAULT_HIGH_WATER_MARK, LARGE_BUFFER, TruncateOnDrop};
 
 /// The write half of the framing machinery: buffer and high-water mark.
 #[derive(Debug)]
@@ -173,7 +173,7 @@ impl WriteState {
         while !self.buffer.is_empty() {
             ready!(self.poll_write_once(io, cx, false))?;
         }
-        ready!(retrying(cx, |cx| Pin::new(&mut *io).poll_flush(cx)))?;
+        ready!(retrying(|| Pin::new(&mut *io).poll_flush(cx)))?;
         let capacity = self.buffer.capacity();
         if capacity > 0 && (self.release_idle || capacity >= LARGE_BUFFER) {
             self.buffer = BytesMut::new();
@@ -192,7 +192,7 @@ impl WriteState {
         E: From<io::Error>,
     {
         ready!(self.poll_flush::<T, E>(io, cx))?;
-        retrying(cx, |cx| Pin::new(&mut *io).poll_close(cx)).map_err(E::from)
+        retrying(|| Pin::new(&mut *io).poll_close(cx)).map_err(E::from)
     }
 
     /// One write call with everything buffered; drops what was written.
@@ -203,17 +203,9 @@ impl WriteState {
         cx: &mut Context<'_>,
         draining: bool,
     ) -> Poll<io::Result<()>> {
-        let mut interrupted = 0;
         let n = loop {
             match ready!(Pin::new(&mut *io).poll_write(cx, &self.buffer)) {
-                // Again, as `retrying` does, and as far.
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    interrupted += 1;
-                    if interrupted == MAX_INTERRUPTED {
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }
         };
@@ -296,19 +288,12 @@ impl WriteState {
 }
 
 /// `poll` again while it says `Interrupted`, as the writes do: a signal
-/// that cut a call short is no error of the transport's. Not without end:
-/// after [`MAX_INTERRUPTED`] in a row the task yields (woken at once).
-fn retrying(
-    cx: &mut Context<'_>,
-    mut poll: impl FnMut(&mut Context<'_>) -> Poll<io::Result<()>>,
-) -> Poll<io::Result<()>> {
-    for _ in 0..MAX_INTERRUPTED {
-        match poll(cx) {
+/// that cut a call short is no error of the transport's.
+fn retrying(mut poll: impl FnMut() -> Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    loop {
+        match poll() {
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
         }
     }
-    // Always interrupted: yield, and try again when polled next.
-    cx.waker().wake_by_ref();
-    Poll::Pending
 }
