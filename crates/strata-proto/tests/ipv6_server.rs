@@ -3,7 +3,8 @@
 //! every worker accepts, a v4 client's `ConnectionInfo` names it as a
 //! v4-mapped address (as `accept` does), a second server cannot take
 //! the port (same address, `[::]` over `[::1]`, `0.0.0.0` over `[::]`,
-//! `[::]` over `0.0.0.0`), and shutdown is graceful.
+//! `[::]` over `0.0.0.0`), and shutdown is graceful; with `only_v6`, a
+//! v6-only server and a v4 one share a port.
 //!
 //! Returns early (passing) on a machine without IPv6 loopback. Waits are
 //! hang guards only.
@@ -121,5 +122,51 @@ fn a_dual_stack_server_serves_v4_on_every_worker_and_keeps_its_port() {
         let e = start(rival, 2).expect_err("a [::] server on a v4 server's port");
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
         assert!(v4_server.shutdown());
+    })
+}
+
+/// `only_v6(true)`: a `[::]` server and a `0.0.0.0` server share a port,
+/// each taking its own family's clients (on every worker); `only_v6(false)`
+/// takes v4 clients whatever the system's default.
+#[test]
+fn a_v6_only_server_shares_its_port_with_a_v4_server() {
+    if !has_v6() {
+        return;
+    }
+    deadline(60, || {
+        let served = |tag: &'static str| {
+            move || {
+                Ok::<_, io::Error>(strata_service::service_fn(move |_: String| async move {
+                    Ok::<_, io::Error>(tag.to_string())
+                }))
+            }
+        };
+        let v6 = TcpServer::new(TestProto, "[::]:0".parse().unwrap())
+            .threads(2)
+            .only_v6(true)
+            .start(served("six"))
+            .unwrap();
+        let port = v6.local_addr().port();
+        let v4 = TcpServer::new(TestProto, addr(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+            .threads(2)
+            .start(served("four"))
+            .expect("a v4 server beside a v6-only one");
+        for _ in 0..8 {
+            let mut c6 = Client::connect(addr(IpAddr::V6(Ipv6Addr::LOCALHOST), port));
+            assert_eq!(c6.round_trip("x").as_deref(), Some("six"));
+            let mut c4 = Client::connect(addr(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+            assert_eq!(c4.round_trip("x").as_deref(), Some("four"));
+        }
+        assert!(v4.shutdown());
+        assert!(v6.shutdown());
+
+        let dual = TcpServer::new(TestProto, "[::]:0".parse().unwrap())
+            .threads(1)
+            .only_v6(false)
+            .start(served("both"))
+            .unwrap();
+        let v4 = addr(IpAddr::V4(Ipv4Addr::LOCALHOST), dual.local_addr().port());
+        assert_eq!(Client::connect(v4).round_trip("x").as_deref(), Some("both"));
+        assert!(dual.shutdown());
     })
 }

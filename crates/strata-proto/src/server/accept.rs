@@ -203,19 +203,19 @@ where
     let service = match catch_unwind(AssertUnwindSafe(created)) {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            tracing::error!(%peer, error = %e, "could not create a service for a connection");
+            tracing::error!(addr = %shared.state.addr(), %peer, error = %e, "could not create a service for a connection");
             return;
         }
         Err(panic) => {
             let msg = panic_message(&*panic);
-            tracing::error!(%peer, panic = %msg, "the service factory panicked; connection closed");
+            tracing::error!(addr = %shared.state.addr(), %peer, panic = %msg, "the service factory panicked; connection closed");
             drop_payload(panic);
             return;
         }
     };
     let shared = shared.clone();
     strata_rt::spawn_local(async move {
-        tracing::debug!(%peer, connections = shared.state.live(), "connection opened");
+        tracing::debug!(addr = %shared.state.addr(), %peer, connections = shared.state.live(), "connection opened");
         // Once the server has closed the connection, its slot is free for
         // the next client while the socket drains (a bounded number of
         // sockets linger; beyond that they close at once).
@@ -244,15 +244,17 @@ where
             )
             .await;
         match result {
-            Ok(Ok(())) => tracing::debug!(%peer, "connection closed"),
-            Ok(Err(e)) if e.is_disconnect() => tracing::debug!(%peer, "peer disconnected"),
+            Ok(Ok(())) => tracing::debug!(addr = %shared.state.addr(), %peer, "connection closed"),
+            Ok(Err(e)) if e.is_disconnect() => {
+                tracing::debug!(addr = %shared.state.addr(), %peer, "peer disconnected")
+            }
             // As `&dyn Error`, so that a subscriber logs its sources too.
             Ok(Err(e)) => {
-                tracing::debug!(%peer, error = &e as &dyn Error, "connection closed on error")
+                tracing::debug!(addr = %shared.state.addr(), %peer, error = &e as &dyn Error, "connection closed on error")
             }
             Err(panic) => {
                 let msg = panic_message(&*panic);
-                tracing::error!(%peer, panic = %msg, "connection panicked; closed");
+                tracing::error!(addr = %shared.state.addr(), %peer, panic = %msg, "connection panicked; closed");
                 drop_payload(panic);
             }
         }

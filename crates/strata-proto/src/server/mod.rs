@@ -98,6 +98,7 @@ pub struct TcpServer<P> {
     conn: ConnectionConfig,
     shutdown_timeout: Duration,
     thread_name: String,
+    only_v6: Option<bool>,
     on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
 
@@ -114,8 +115,19 @@ impl<P: ServerProto> TcpServer<P> {
             conn: ConnectionConfig::default(),
             shutdown_timeout: Duration::from_secs(30),
             thread_name: "strata-server".to_string(),
+            only_v6: None,
             on_listening: None,
         }
+    }
+
+    /// For an IPv6 address: whether the server takes IPv6 connections
+    /// only (`IPV6_V6ONLY`), so that an IPv4 server can listen on the same
+    /// port; or, with `false`, IPv4 ones too (as `[::ffff:a.b.c.d]`
+    /// peers) whatever the system's default (Linux's
+    /// `net.ipv6.bindv6only`, usually off). Default: the system's.
+    pub fn only_v6(mut self, on: bool) -> Self {
+        self.only_v6 = Some(on);
+        self
     }
 
     /// The name of the server's threads: its workers are `NAME-0`,
@@ -380,7 +392,16 @@ impl<P: ServerProto> TcpServer<P> {
             max_connections: self.max_connections,
             state: state.clone(),
         });
-        let (addr, backlog, threads) = (self.addr, self.backlog, self.threads);
+        let (addr, backlog, threads, only_v6) =
+            (self.addr, self.backlog, self.threads, self.only_v6);
+        // The listener options every listener of the server shares.
+        let listener = move |addr: SocketAddr| {
+            let builder = TcpListener::builder(addr).reuse_port(true).backlog(backlog);
+            match only_v6 {
+                Some(on) => builder.only_v6(on),
+                None => builder,
+            }
+        };
         let handle = runtime.handle().clone();
         // Bound on the server's first worker, not in `block_on`, which
         // would panic when `start` is called from a task (of another
@@ -392,10 +413,8 @@ impl<P: ServerProto> TcpServer<P> {
             // use (by another server, or another instance of this one)
             // fails here instead of quietly sharing its connections; the
             // others join it.
-            let first = TcpListener::builder(addr)
-                .reuse_port(true)
+            let first = listener(addr)
                 .reuse_port_after_listen(true)
-                .backlog(backlog)
                 .bind()
                 .map_err(|e| cannot_listen(addr, e))?;
             // With port 0 the OS picked one; the other workers join it.
@@ -404,9 +423,7 @@ impl<P: ServerProto> TcpServer<P> {
             let mut listeners = vec![first];
             for _ in 1..threads {
                 listeners.push(
-                    TcpListener::builder(bound)
-                        .reuse_port(true)
-                        .backlog(backlog)
+                    listener(bound)
                         .bind()
                         .map_err(|e| cannot_listen(bound, e))?,
                 );

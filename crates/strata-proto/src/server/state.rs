@@ -25,9 +25,9 @@ pub(crate) struct ServerState {
     /// Connections turned away because of `max_connections` (for logs and
     /// tests).
     pub(crate) rejected: AtomicUsize,
-    /// The address the server listens on, once bound: in the server-wide
-    /// log events (several servers may share a process; a connection's
-    /// events name its peer).
+    /// The address the server listens on, once bound: in the log events
+    /// of the server and of its connections (several servers may share a
+    /// process).
     addr: OnceLock<SocketAddr>,
 }
 
