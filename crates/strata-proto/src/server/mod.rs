@@ -463,6 +463,8 @@ impl<P> fmt::Debug for TcpServer<P> {
             .field("max_connections", &self.max_connections)
             .field("connection", &self.conn)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("thread_name", &self.thread_name)
+            .field("only_v6", &self.only_v6)
             .finish()
     }
 }
