@@ -953,3 +953,72 @@ fn split_halves_report_unread_and_unsent_bytes() {
         });
     });
 }
+
+/// `try_read` and `try_write`, as a tokio user pairs them with `readable`
+/// and `writable`: a read of an empty socket is `WouldBlock` and leaves
+/// `readable` waiting (its readiness cleared) until bytes come; writes fill
+/// the send buffer until `WouldBlock`, and `writable` waits until the peer
+/// takes some; every byte arrives, in order.
+#[test]
+fn try_read_and_try_write_pair_with_readable_and_writable() {
+    use support::cancel::poll_once;
+    deadline(60, || {
+        rt(1).block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+
+            let mut buf = [0u8; 64];
+            stream.readable().await.unwrap();
+            let e = stream.try_read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+            let readable = stream.readable();
+            let mut readable = std::pin::pin!(readable);
+            assert!(poll_once(readable.as_mut()).await.is_pending());
+            peer.write_all(b"hello").unwrap();
+            readable.await.unwrap();
+            assert_eq!(stream.try_read(&mut buf).unwrap(), 5);
+            assert_eq!(&buf[..5], b"hello");
+
+            // Fill the send buffer, then let the peer take it all.
+            peer.set_nonblocking(false).unwrap();
+            let chunk = vec![7u8; 64 * 1024];
+            let mut sent = 0usize;
+            loop {
+                match stream.try_write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let writable = stream.writable();
+            let mut writable = std::pin::pin!(writable);
+            assert!(poll_once(writable.as_mut()).await.is_pending());
+            let reader = std::thread::spawn(move || {
+                let mut got = vec![0u8; sent];
+                peer.read_exact(&mut got).unwrap();
+                assert!(got.iter().all(|&b| b == 7));
+                peer
+            });
+            writable.await.unwrap();
+            assert!(stream.try_write(b"more").unwrap() > 0);
+            let mut peer = reader.join().unwrap();
+            let mut more = [0u8; 4];
+            peer.read_exact(&mut more).unwrap();
+            assert_eq!(&more, b"more");
+            drop(peer);
+            // The end of the stream, once readable.
+            stream.readable().await.unwrap();
+            loop {
+                match stream.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        stream.readable().await.unwrap()
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        });
+    });
+}

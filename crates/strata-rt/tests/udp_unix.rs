@@ -752,3 +752,29 @@ fn unix_stream_readable_and_writable_wait_for_the_peer() {
         });
     });
 }
+
+/// `try_read` and `try_write` on a Unix stream: nothing to read is
+/// `WouldBlock`; what the peer writes without waiting is read once
+/// `readable` says so.
+#[test]
+fn unix_try_read_and_try_write() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut buf = [0u8; 16];
+            let e = b.try_read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+            a.writable().await.unwrap();
+            assert_eq!(a.try_write(b"ping").unwrap(), 4);
+            let n = loop {
+                b.readable().await.unwrap();
+                match b.try_read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(&buf[..n], b"ping");
+        });
+    });
+}

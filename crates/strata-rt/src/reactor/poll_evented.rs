@@ -257,6 +257,29 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
         self.poll_io_on(sched, cx, dir, op)
     }
 
+    /// `op` now, if `dir` may make progress, without waiting, registering
+    /// a waker or spending budget: `WouldBlock` if the source is not ready
+    /// (or `op` found it was not, which clears the readiness, as in
+    /// `poll_io`).
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let sched = self.sched()?;
+        let ev = match sched.check(dir) {
+            Some(ready) => ready?,
+            None => return Err(io::ErrorKind::WouldBlock.into()),
+        };
+        match op(self.get_ref()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sched.forget(ev);
+                Err(e)
+            }
+            res => res,
+        }
+    }
+
     /// `poll_io` with the source's readiness at hand.
     #[inline]
     fn poll_io_on<R>(

@@ -421,7 +421,9 @@ impl ScheduledIo {
         self.readiness.load(Ordering::Acquire) >> TICK_SHIFT
     }
 
-    fn check(&self, dir: Direction) -> Option<io::Result<ReadyEvent>> {
+    /// Whether `dir` may make progress, without registering a waker:
+    /// `None` if not, an error if the source was shut down.
+    pub(crate) fn check(&self, dir: Direction) -> Option<io::Result<ReadyEvent>> {
         let cur = self.readiness.load(Ordering::Acquire);
         if cur & SHUTDOWN != 0 {
             return Some(Err(super::shut_down_error()));
@@ -492,9 +494,22 @@ impl ScheduledIo {
     /// `poll_ready` that reported it spent (the operation made no
     /// progress).
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        // Only if the direction is now waiting: if a newer event keeps it
+        // ready, the caller retries, and that retry must spend budget, so
+        // that a source whose events keep coming while it answers
+        // `WouldBlock` cannot hold the worker (spent, the budget makes it
+        // yield, as in tokio).
+        if self.forget(ev) {
+            crate::executor::coop::refund();
+        }
+    }
+
+    /// Forgets the readiness `ev` reported, unless a newer event has
+    /// arrived since; whether the direction is now waiting. (For an
+    /// operation that spent no budget; see `clear_readiness`.)
+    pub(crate) fn forget(&self, ev: ReadyEvent) -> bool {
         let clear = ev.direction.clearable();
-        let cleared = self
-            .readiness
+        self.readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 if cur >> TICK_SHIFT == ev.tick && cur & clear != 0 {
                     Some(cur & !clear)
@@ -502,15 +517,7 @@ impl ScheduledIo {
                     None
                 }
             })
-            .is_ok_and(|prev| (prev & !clear) & ev.direction.mask() == 0);
-        // Only if the direction is now waiting: if a newer event keeps it
-        // ready, the caller retries, and that retry must spend budget, so
-        // that a source whose events keep coming while it answers
-        // `WouldBlock` cannot hold the worker (spent, the budget makes it
-        // yield, as in tokio).
-        if cleared {
-            crate::executor::coop::refund();
-        }
+            .is_ok_and(|prev| (prev & !clear) & ev.direction.mask() == 0)
     }
 }
 

@@ -228,8 +228,29 @@ impl TcpStream {
         super::split::split(Arc::new(self))
     }
 
-    /// Waits until the socket may be readable (it may still give
-    /// `WouldBlock`; use the `AsyncRead` methods to actually read).
+    /// Reads what the socket holds now, without waiting: the bytes read,
+    /// `Ok(0)` at the end of the stream, or `WouldBlock` if nothing has
+    /// arrived (then [`readable`](Self::readable) waits for more). For a
+    /// task that waits with `readable().await` and then reads, as with
+    /// tokio's `try_read`. It neither yields nor spends the task's
+    /// cooperative budget.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read as _;
+        self.io.try_io(Direction::Read, |mut s| s.read(buf))
+    }
+
+    /// Writes what the socket takes now, without waiting: the bytes
+    /// written, or `WouldBlock` if its send buffer is full (then
+    /// [`writable`](Self::writable) waits for room). It neither yields nor
+    /// spends the task's cooperative budget.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        use std::io::Write as _;
+        self.io.try_io(Direction::Write, |mut s| s.write(buf))
+    }
+
+    /// Waits until the socket may be readable: then read with
+    /// [`try_read`](Self::try_read), which may still say `WouldBlock`
+    /// (wait again then), or with the `AsyncRead` methods.
     ///
     /// # Cancel safety
     ///
