@@ -778,3 +778,43 @@ fn unix_try_read_and_try_write() {
         });
     });
 }
+
+/// UDP's `try_*` with `readable`/`writable`: nothing waiting is
+/// `WouldBlock`, and leaves `readable` waiting until a datagram comes;
+/// `try_send_to` and `try_send` go out at once, and each datagram is
+/// taken whole, with its sender.
+#[test]
+fn udp_try_send_and_try_recv_pair_with_readable() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            let mut buf = [0u8; 16];
+            b.readable().await.unwrap();
+            let e = b.try_recv_from(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+            let readable = b.readable();
+            let mut readable = std::pin::pin!(readable);
+            assert!(poll_once(readable.as_mut()).await.is_pending());
+            a.writable().await.unwrap();
+            assert_eq!(a.try_send_to(b"one", b_addr).unwrap(), 3);
+            readable.await.unwrap();
+            assert_eq!(b.try_recv_from(&mut buf).unwrap(), (3, a_addr));
+            assert_eq!(&buf[..3], b"one");
+
+            a.connect(b_addr).unwrap();
+            b.connect(a_addr).unwrap();
+            assert_eq!(a.try_send(b"two").unwrap(), 3);
+            let n = loop {
+                b.readable().await.unwrap();
+                match b.try_recv(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(&buf[..n], b"two");
+        });
+    });
+}

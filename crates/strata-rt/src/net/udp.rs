@@ -270,6 +270,51 @@ impl UdpSocket {
         .await
     }
 
+    /// Waits until a datagram may be waiting: then take it with
+    /// [`try_recv_from`](Self::try_recv_from) or
+    /// [`try_recv`](Self::try_recv), which may still say `WouldBlock`
+    /// (wait again then).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Read).await
+    }
+
+    /// Waits until the socket may take a datagram.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Write).await
+    }
+
+    /// Takes one datagram if one is waiting, without waiting: its length
+    /// and sender, or `WouldBlock`. It neither yields nor spends the
+    /// task's cooperative budget.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.try_io(Direction::Read, |s| s.recv_from(buf))
+    }
+
+    /// [`try_recv_from`](Self::try_recv_from) from the connected peer.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.try_io(Direction::Read, |s| s.recv(buf))
+    }
+
+    /// Sends one datagram to `target` if the socket takes it now, without
+    /// waiting: the bytes sent, or `WouldBlock`. No name lookup: `target`
+    /// is an address.
+    pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.io.try_io(Direction::Write, |s| s.send_to(buf, target))
+    }
+
+    /// [`try_send_to`](Self::try_send_to) to the connected peer.
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.try_io(Direction::Write, |s| s.send(buf))
+    }
+
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
