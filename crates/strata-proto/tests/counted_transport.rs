@@ -4,8 +4,9 @@
 //! input into an I/O error; a steady reader over a transport in user space
 //! (no kernel send queue to look at) is not cut off by the write timeout;
 //! a transport that holds writes until flushed is flushed and closed; an
-//! interrupted read does not end a closed connection's linger, and one
-//! that is always interrupted does not hold it for good.
+//! interrupted read does not end a closed connection's linger, and a
+//! transport that is always interrupted holds neither the linger nor the
+//! reset watch for good.
 //! (From mutation testing of `pipeline/written.rs`: each test names the
 //! mutants it catches.) `deadline` and the timeouts are hang guards.
 
@@ -24,10 +25,12 @@ use support::{
     Echo, Flag, TestProto, cfg, connected_pair, deadline, echo_batch, line, on_a_worker,
 };
 
-/// A strata `TcpStream` whose reads fail with `EIO` once `fail` is set.
+/// A strata `TcpStream` whose reads fail with `EIO` once `fail` is set;
+/// `failed` is raised when one did.
 struct FailsReadsAfter {
     inner: strata_rt::net::TcpStream,
     fail: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
 }
 
 impl futures_io::AsyncRead for FailsReadsAfter {
@@ -37,6 +40,7 @@ impl futures_io::AsyncRead for FailsReadsAfter {
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
         if self.fail.load(Ordering::SeqCst) {
+            self.failed.store(true, Ordering::SeqCst);
             return Poll::Ready(Err(std::io::Error::from_raw_os_error(libc::EIO)));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -84,6 +88,7 @@ fn a_failed_read_in_the_stop_watch_does_not_turn_buffered_bad_input_into_an_io_e
                 let io = FailsReadsAfter {
                     inner: server,
                     fail: fail2,
+                    failed: Arc::default(),
                 };
                 let svc = service_fn(move |req: String| {
                     let gate = gate2.clone();
@@ -477,11 +482,11 @@ impl strata_proto::pipeline::ServerProto for Short {
     }
 }
 
-/// Gives an over-long line (the connection closes on it and lingers),
+/// Gives `first` in one read (bad input, so that the connection closes),
 /// then reports `Interrupted` on every read: a user-space transport in a
 /// signal storm.
 struct Storm {
-    sent: bool,
+    first: Option<&'static [u8]>,
 }
 
 impl futures_io::AsyncRead for Storm {
@@ -490,11 +495,9 @@ impl futures_io::AsyncRead for Storm {
         _: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
-        if !self.sent {
-            self.sent = true;
-            let line = b"far too long a line\n";
-            buf[..line.len()].copy_from_slice(line);
-            return Poll::Ready(Ok(line.len()));
+        if let Some(bytes) = self.first.take() {
+            buf[..bytes.len()].copy_from_slice(bytes);
+            return Poll::Ready(Ok(bytes.len()));
         }
         Poll::Ready(Err(std::io::ErrorKind::Interrupted.into()))
     }
@@ -516,6 +519,33 @@ impl futures_io::AsyncWrite for Storm {
     }
 }
 
+/// Serves a [`Storm`] giving `first` with [`Short`] lines, each answered
+/// after `delay`, on a worker of its own; how the connection ended.
+fn serve_storm(first: &'static [u8], delay: Duration) -> Result<(), ConnectionError> {
+    deadline(20, move || {
+        let rt = strata_rt::Runtime::builder()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let svc = service_fn(move |l: String| async move {
+                strata_rt::time::sleep(delay).await;
+                Ok::<_, std::io::Error>(l)
+            });
+            let cfg = strata_proto::ConnectionConfig::default()
+                .idle_timeout(None)
+                .read_timeout(None)
+                .write_timeout(None);
+            let storm = Storm { first: Some(first) };
+            strata_rt::spawn(async move {
+                serve_connection(storm, &Short, svc, &cfg, std::future::pending()).await
+            })
+            .await
+            .unwrap()
+        })
+    })
+}
+
 /// A transport that says `Interrupted` on every read does not hold a
 /// lingering connection (and its worker) for good: the linger gives it up
 /// after a few, and the connection ends (on its bad request). (Each read
@@ -523,30 +553,113 @@ impl futures_io::AsyncWrite for Storm {
 /// limit was never looked at and the worker spun.)
 #[test]
 fn a_transport_that_keeps_saying_interrupted_does_not_hold_the_linger_forever() {
-    let ended = deadline(20, || {
-        let rt = strata_rt::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let svc = service_fn(|l: String| async move { Ok::<_, std::io::Error>(l) });
-            let cfg = strata_proto::ConnectionConfig::default()
-                .idle_timeout(None)
-                .read_timeout(None)
-                .write_timeout(None);
-            strata_rt::spawn(async move {
-                serve_connection(
-                    Storm { sent: false },
-                    &Short,
-                    svc,
-                    &cfg,
-                    std::future::pending(),
-                )
-                .await
+    let ended = serve_storm(b"far too long a line\n", Duration::ZERO);
+    assert!(ended.is_err(), "ended as {ended:?}");
+}
+
+/// Nor the watch for a reset that runs while requests are in flight after
+/// bad input: the first request still runs when the bad line is read;
+/// the watch yields after a few interrupted reads, and the connection
+/// ends, on its bad request. (The watch once read again at once without a
+/// bound, and the connection never ended.)
+#[test]
+fn a_transport_that_keeps_saying_interrupted_does_not_hold_the_reset_watch_forever() {
+    let ended = serve_storm(b"a\nfar too long a line\n", Duration::from_millis(100));
+    assert!(ended.is_err(), "ended as {ended:?}");
+}
+
+/// Lines, echoed; `bye` (to `quit`) is the connection's last response.
+struct Quits;
+
+impl strata_proto::pipeline::ServerProto for Quits {
+    type Request = String;
+    type Response = String;
+    type Codec = strata_codec::LinesCodec;
+    fn codec(&self) -> strata_codec::LinesCodec {
+        strata_codec::LinesCodec::new()
+    }
+    fn closes_after(&self, response: &String) -> bool {
+        response == "bye"
+    }
+}
+
+/// Sends `request`, whose answer (`reply`) waits until the transport's
+/// next read has failed (`EIO`); how the connection ended, and what the
+/// client got.
+fn failed_read_behind(
+    request: &'static str,
+    reply: &'static str,
+) -> (Result<(), ConnectionError>, String) {
+    deadline(30, move || {
+        on_a_worker(async move {
+            let (mut client, server) = connected_pair();
+            let (fail, failed) = (Arc::new(AtomicBool::new(false)), Arc::default());
+            let started = Arc::new(AtomicBool::new(false));
+            let io = FailsReadsAfter {
+                inner: server,
+                fail: fail.clone(),
+                failed: Arc::clone(&failed),
+            };
+            let running = started.clone();
+            let conn = strata_rt::spawn(async move {
+                let svc = service_fn(move |line: String| {
+                    let failed = Arc::clone(&failed);
+                    running.store(true, Ordering::SeqCst);
+                    async move {
+                        while !failed.load(Ordering::SeqCst) {
+                            strata_rt::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        Ok::<_, std::io::Error>(if line == request {
+                            reply.to_string()
+                        } else {
+                            line
+                        })
+                    }
+                });
+                let cfg = strata_proto::ConnectionConfig::default()
+                    .idle_timeout(None)
+                    .read_timeout(None)
+                    .write_timeout(None);
+                serve_connection(io, &Quits, svc, &cfg, std::future::pending()).await
+            });
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let got = strata_rt::spawn_blocking(move || {
+                client.write_all(format!("{request}\n").as_bytes()).unwrap();
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // The next read fails (a byte wakes the connection for it).
+                fail.store(true, Ordering::SeqCst);
+                client.write_all(b"z").unwrap();
+                let mut got = Vec::new();
+                let _ = client.read_to_end(&mut got);
+                got
             })
             .await
-            .unwrap()
+            .unwrap();
+            (
+                conn.await.unwrap(),
+                String::from_utf8_lossy(&got).into_owned(),
+            )
         })
-    });
-    assert!(ended.is_err(), "ended as {ended:?}");
+    })
+}
+
+/// A transport read that fails (not a reset, not bad input) while a
+/// request runs ends the connection with the I/O error once the request
+/// is answered, behind an ordinary request and behind the last response
+/// (`closes_after`) alike. (The last response once superseded it, and the
+/// connection ended `Ok`.)
+#[test]
+fn a_failed_read_behind_a_request_or_the_last_response_ends_with_the_io_error() {
+    for (request, reply) in [("slow", "slow"), ("quit", "bye")] {
+        let (ended, got) = failed_read_behind(request, reply);
+        assert_eq!(got, format!("{reply}\n"));
+        assert!(
+            matches!(ended, Err(ConnectionError::Io(_))),
+            "{request}: ended as {ended:?}"
+        );
+    }
 }
