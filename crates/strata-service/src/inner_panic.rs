@@ -8,7 +8,9 @@
 //! call is concerned). [`run_inner`] keeps a flag that is true exactly
 //! while the inner service's code runs, so the guard can tell them apart.
 
+use std::any::Any;
 use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 
 /// Calls `call` and polls the future it returns to its end, with
@@ -34,4 +36,13 @@ pub(crate) async fn run_inner<F: Future>(
 /// Whether a guard being dropped now sees a panic of the inner service.
 pub(crate) fn inner_panicked(running: bool) -> bool {
     running && std::thread::panicking()
+}
+
+/// Drops a caught panic's payload, whose destructor is user code too: if
+/// that panics as well, the payload is leaked instead (the second panic
+/// would escape whoever caught the first).
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
 }

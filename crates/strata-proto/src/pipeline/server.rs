@@ -562,13 +562,12 @@ impl Panics {
     /// for, once.
     #[inline]
     fn take_to_close(&mut self) -> Option<String> {
-        if !matches!(self, Panics::ToClose(_)) {
+        let Panics::ToClose(msg) = self else {
             return None;
-        }
-        match std::mem::replace(self, Panics::Closing) {
-            Panics::ToClose(msg) => Some(msg),
-            _ => None,
-        }
+        };
+        let msg = std::mem::take(msg);
+        *self = Panics::Closing;
+        Some(msg)
     }
 
     /// A panic out of a poll, logged: the first has the next poll close

@@ -130,82 +130,44 @@ impl UdpSocket {
             None => first,
             Some(second) => {
                 let all: Vec<SocketAddr> = [first, second].into_iter().chain(addrs).collect();
-                let reaches = self.reach();
-                match all.iter().copied().find(|&to| reaches(to)) {
+                let reach = Reach::of(self);
+                match all.iter().copied().find(|&to| reach.fits(to)) {
                     Some(to) => to,
-                    None => return Err(self.no_fit(&describe(&target, &all), None)),
+                    None => return Err(self.no_fit(reach, &describe(&target, &all), None)),
                 }
             }
         };
-        match self
+        let sent = self
             .io
             .wait(Direction::Write, |cx| self.poll_send_to(cx, buf, to))
-            .await
-        {
+            .await;
+        match sent {
             // A lone address of a family the socket cannot send to: the
             // OS's words for it vary (`EAFNOSUPPORT`, `ENETUNREACH`).
-            Err(e) if !self.reach()(to) => Err(self.no_fit(&describe(&target, &[to]), Some(&e))),
-            sent_or_failed => sent_or_failed,
+            Err(e) => match Reach::of(self) {
+                reach if !reach.fits(to) => {
+                    Err(self.no_fit(reach, &describe(&target, &[to]), Some(&e)))
+                }
+                _ => Err(e),
+            },
+            sent => sent,
         }
     }
 
-    /// Which addresses this socket can send to, by family (see
-    /// [`send_to`](Self::send_to)): its local address and `IPV6_V6ONLY`
-    /// read once. A v4 socket: v4 addresses. A v6 socket bound to a
-    /// v4-mapped address: v4 ones (plain or mapped). Another v6 socket: v6
-    /// ones, and v4 ones too unless `IPV6_V6ONLY` is set (which binding a
-    /// specific v6 address sets on Linux; connecting does not). When the
-    /// socket cannot tell, every address.
-    fn reach(&self) -> impl Fn(SocketAddr) -> bool {
-        let v4ish = |to: SocketAddr| match to {
-            SocketAddr::V4(_) => true,
-            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
-        };
-        enum Reach {
-            Any,
-            V4,
-            Mapped,
-            V6Only,
-        }
-        let reach = match self.local_addr() {
-            Err(_) => Reach::Any,
-            Ok(SocketAddr::V4(_)) => Reach::V4,
-            Ok(SocketAddr::V6(local)) if local.ip().to_ipv4_mapped().is_some() => Reach::Mapped,
-            Ok(SocketAddr::V6(_)) if self.only_v6() => Reach::V6Only,
-            Ok(SocketAddr::V6(_)) => Reach::Any,
-        };
-        move |to| match reach {
-            Reach::Any => true,
-            // A v4 socket takes v4 socket addresses only, not mapped ones.
-            Reach::V4 => matches!(to, SocketAddr::V4(_)),
-            Reach::Mapped => v4ish(to),
-            Reach::V6Only => !v4ish(to),
-        }
-    }
-
-    /// Whether `IPV6_V6ONLY` is set (`false` when it cannot be read).
-    fn only_v6(&self) -> bool {
-        socket2::SockRef::from(self.io.get_ref())
-            .only_v6()
-            .unwrap_or(false)
-    }
-
-    /// The error of a `send_to` with no address this socket can send to
-    /// (`refused`: the OS's error for a lone one).
+    /// The error of a `send_to` with no address this socket (reaching
+    /// `reach`) can send to; `refused`: the OS's error for a lone one.
     #[cold]
-    fn no_fit(&self, target: &str, refused: Option<&io::Error>) -> io::Error {
-        let (family, local) = match self.local_addr() {
-            Ok(a @ SocketAddr::V4(_)) => ("IPv4", a.to_string()),
-            Ok(a) if self.only_v6() => ("IPv6-only", a.to_string()),
-            Ok(a) => ("IPv6", a.to_string()),
-            Err(e) => ("unknown-family", format!("local address: {e}")),
-        };
+    fn no_fit(&self, reach: Reach, target: &str, refused: Option<&io::Error>) -> io::Error {
+        let local = self
+            .local_addr()
+            .map_or_else(|e| format!("local address: {e}"), |a| a.to_string());
         let refused = refused.map_or(String::new(), |e| format!(" ({e})"));
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "UdpSocket::send_to {target}: no address of a family this \
-                 {family} socket ({local}) can send to{refused}"
+                 {} socket ({local}) can send to{refused}",
+                reach.name()
             ),
         )
     }
@@ -328,6 +290,61 @@ impl UdpSocket {
     /// Enables or disables sending to broadcast addresses.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.io.get_ref().set_broadcast(on)
+    }
+}
+
+/// The addresses a UDP socket can send to, by family (see
+/// [`UdpSocket::send_to`]), from its local address and `IPV6_V6ONLY`.
+#[derive(Debug, Clone, Copy)]
+enum Reach {
+    /// A v6 socket that is not v6-only, or one that cannot tell: any.
+    Any,
+    /// A v4 socket: v4 socket addresses only, not v4-mapped v6 ones.
+    V4,
+    /// A v6 socket bound to a v4-mapped address: v4 ones, plain or mapped.
+    Mapped,
+    /// A v6-only socket (`IPV6_V6ONLY`, which binding a specific v6
+    /// address sets on Linux; connecting does not): real v6 ones.
+    V6Only,
+}
+
+impl Reach {
+    fn of(socket: &UdpSocket) -> Reach {
+        match socket.local_addr() {
+            Err(_) => Reach::Any,
+            Ok(SocketAddr::V4(_)) => Reach::V4,
+            Ok(SocketAddr::V6(local)) if local.ip().to_ipv4_mapped().is_some() => Reach::Mapped,
+            Ok(SocketAddr::V6(_)) => {
+                let only_v6 = socket2::SockRef::from(socket.io.get_ref()).only_v6();
+                if only_v6.unwrap_or(false) {
+                    Reach::V6Only
+                } else {
+                    Reach::Any
+                }
+            }
+        }
+    }
+
+    fn fits(self, to: SocketAddr) -> bool {
+        let v4ish = match to {
+            SocketAddr::V4(_) => true,
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+        };
+        match self {
+            Reach::Any => true,
+            Reach::V4 => matches!(to, SocketAddr::V4(_)),
+            Reach::Mapped => v4ish,
+            Reach::V6Only => !v4ish,
+        }
+    }
+
+    /// The socket's family, as an error message names it.
+    fn name(self) -> &'static str {
+        match self {
+            Reach::V4 | Reach::Mapped => "IPv4",
+            Reach::V6Only => "IPv6-only",
+            Reach::Any => "IPv6",
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The inner service panicked while handling the request; see
 /// [`CatchPanic`](super::CatchPanic).
@@ -24,12 +23,7 @@ impl Panicked {
             Ok(s) => Some(*s),
             Err(payload) => {
                 let text = payload.downcast_ref::<&str>().map(|s| (*s).to_owned());
-                // A payload whose own destructor panics is leaked: that
-                // panic would escape the layer that caught the first.
-                let dropped = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                if let Err(again) = dropped {
-                    std::mem::forget(again);
-                }
+                crate::inner_panic::drop_payload(payload);
                 text
             }
         };

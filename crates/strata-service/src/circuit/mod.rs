@@ -187,7 +187,7 @@ impl<C: Clock> Drop for CallGuard<'_, C> {
                 Ok(change) => {
                     if let Some(change) = change {
                         let logged = catch_unwind(AssertUnwindSafe(|| breaker.log(change)));
-                        logged.unwrap_or_else(forget_panic);
+                        logged.unwrap_or_else(crate::inner_panic::drop_payload);
                     }
                 }
                 // The clock: nothing was changed, so the probe slot is
@@ -197,20 +197,12 @@ impl<C: Clock> Drop for CallGuard<'_, C> {
                     if probe {
                         breaker.probe_cancelled();
                     }
-                    forget_panic(payload);
+                    crate::inner_panic::drop_payload(payload);
                 }
             }
         } else if self.probe {
             self.breaker.probe_cancelled();
         }
-    }
-}
-
-/// Drops a caught panic's payload, whose destructor is user code too: if
-/// that panics as well, the payload is leaked instead.
-fn forget_panic(payload: Box<dyn std::any::Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
     }
 }
 
