@@ -1,7 +1,8 @@
 //! `line-server` and `line-client` over IPv6 loopback (a review): the
 //! printed address keeps its brackets (so it can be pasted into
 //! `--addr`), the client reaches a `[::1]` server, and a `[::]` server
-//! (dual-stack by the OS default) serves a v4 client too.
+//! (dual-stack by the OS default) serves a v4 client too; `--v6-only`
+//! sets it either way.
 //!
 //! Returns early (passing) on a machine without IPv6 loopback. Waits are
 //! watchdogs against hangs only.
@@ -24,10 +25,12 @@ fn has_v6() -> bool {
     ok
 }
 
-/// A `line-server --addr <addr>`, and the line it printed on stdout.
-fn start(addr: &str) -> (Server, String) {
+/// A `line-server --addr <addr> <extra>`, and the line it printed on
+/// stdout.
+fn start(addr: &str, extra: &[&str]) -> (Server, String) {
     let mut child = Command::new(SERVER)
         .args(["--addr", addr, "--threads", "2"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -63,7 +66,7 @@ fn a_v6_server_prints_a_bracketed_address_the_client_can_use() {
     if !has_v6() {
         return;
     }
-    let (server, printed) = start("[::1]:0");
+    let (server, printed) = start("[::1]:0", &[]);
     let port = server.addr.port();
     assert_eq!(printed, format!("line-server: listening on [::1]:{port}"));
     assert_eq!(
@@ -82,13 +85,45 @@ fn a_dual_stack_server_answers_a_v4_client() {
     if !has_v6() {
         return;
     }
-    let (server, printed) = start("[::]:0");
+    let (server, printed) = start("[::]:0", &[]);
     let port = server.addr.port();
     assert_eq!(printed, format!("line-server: listening on [::]:{port}"));
     if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         eprintln!("the OS default here is v6-only; skipped");
         return;
     }
+    let out = ask(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn v6_only_on_leaves_the_v4_port_free_and_still_serves_v6() {
+    if !has_v6() {
+        return;
+    }
+    let (server, _) = start("[::]:0", &["--v6-only", "on"]);
+    let port = server.addr.port();
+    // Dual-stack, the server would hold 127.0.0.1's port too (and this
+    // bind would fail with "address in use").
+    let v4 = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port));
+    assert!(v4.is_ok(), "{v4:?}");
+    let out = ask(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn v6_only_off_serves_a_v4_client() {
+    if !has_v6() {
+        return;
+    }
+    let (server, _) = start("[::]:0", &["--v6-only", "off"]);
+    let port = server.addr.port();
     let out = ask(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");

@@ -33,6 +33,17 @@ fn cli() -> Command {
                 .help("Address to listen on"),
         )
         .arg(
+            Arg::new("v6-only")
+                .long("v6-only")
+                .value_name("on|off")
+                .value_parser(clap::builder::BoolishValueParser::new())
+                .hide_possible_values(true)
+                .help(
+                    "For an IPv6 address: take IPv6 clients only (on), or IPv4 ones too (off) \
+                     [default: the system's]",
+                ),
+        )
+        .arg(
             Arg::new("threads")
                 .long("threads")
                 .value_name("N")
@@ -138,6 +149,9 @@ fn main() -> ExitCode {
                 .read_timeout((!read.is_zero()).then_some(read))
                 .write_timeout((!write.is_zero()).then_some(write)),
         );
+    if let Some(on) = m.get_one::<bool>("v6-only") {
+        server = server.only_v6(*on);
+    }
     if let Some(n) = m.get_one::<usize>("threads") {
         server = server.threads(*n);
     }
