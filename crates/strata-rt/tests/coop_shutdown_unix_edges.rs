@@ -1,6 +1,6 @@
-//! The public APIs added this session (coop budget, shutdown_timeout,
-//! unread_bytes, abstract Unix names) at their edges, against tokio and
-//! the docs (from a review: the first four tests were its findings). A
+//! The coop budget, `shutdown_timeout`, `unread_bytes` and abstract Unix
+//! names at their edges, against tokio and the docs (the first four
+//! tests are a review's findings). A
 //! hung worker cannot be joined, so the hang tests `mem::forget` their
 //! runtime and report instead of hanging.
 
