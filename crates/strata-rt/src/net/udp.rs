@@ -232,6 +232,44 @@ impl UdpSocket {
         .await
     }
 
+    /// Waits for a datagram and copies it into `buf` without taking it
+    /// (`MSG_PEEK`): its length (cut to `buf`'s) and sender. The next
+    /// receive returns the same datagram.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing is taken from the socket.
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let io = &self.io;
+        io.wait(Direction::Read, |cx| {
+            io.poll_io(cx, Direction::Read, |s| s.peek_from(buf))
+        })
+        .await
+    }
+
+    /// [`peek_from`](Self::peek_from) on a connected socket: the length
+    /// only.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let io = &self.io;
+        io.wait(Direction::Read, |cx| {
+            io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+        })
+        .await
+    }
+
+    /// Polls to [`peek_from`](Self::peek_from).
+    pub fn poll_peek_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        self.io.poll_io(cx, Direction::Read, |s| s.peek_from(buf))
+    }
+
     /// Waits until a datagram may be waiting: then take it with
     /// [`try_recv_from`](Self::try_recv_from) or
     /// [`try_recv`](Self::try_recv), which may still say `WouldBlock`

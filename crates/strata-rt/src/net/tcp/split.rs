@@ -73,6 +73,20 @@ impl OwnedReadHalf {
         self.stream.unread_bytes()
     }
 
+    /// Copies waiting bytes without taking them; see [`TcpStream::peek`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
+
+    /// Polls to peek; see [`TcpStream::poll_peek`].
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.stream.poll_peek(cx, buf)
+    }
+
     /// Puts the two halves of one stream back together.
     ///
     /// # Errors

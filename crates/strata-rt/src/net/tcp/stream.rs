@@ -248,6 +248,54 @@ impl TcpStream {
         self.io.try_io(Direction::Write, |mut s| s.write(buf))
     }
 
+    /// Copies the bytes waiting in the socket into `buf` without taking
+    /// them (`MSG_PEEK`), waiting until at least one has arrived: the count
+    /// copied, or `Ok(0)` at the end of the stream. The next read returns
+    /// the same bytes. For looking at a connection's first bytes before
+    /// choosing how to handle it (a protocol or TLS sniff).
+    ///
+    /// As long as the bytes are not read, every `peek` returns at once:
+    /// do not loop on it waiting for more to arrive.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: nothing is taken from the socket.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    /// use strata_rt::net::{TcpListener, TcpStream};
+    ///
+    /// strata_rt::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     client.write_all(b"GET / HTTP/1.1\r\n").await?;
+    ///     let (mut conn, _) = listener.accept().await?;
+    ///     let mut first = [0u8; 3];
+    ///     let n = conn.peek(&mut first).await?;
+    ///     assert_eq!(&first[..n], &b"GET"[..n]);
+    ///     let mut all = [0u8; 3];
+    ///     conn.read_exact(&mut all).await?; // the same bytes, still there
+    ///     assert_eq!(&all, b"GET");
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let io = &self.io;
+        io.wait(Direction::Read, |cx| {
+            io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+        })
+        .await
+    }
+
+    /// Polls to [`peek`](Self::peek): `Pending` (with `cx`'s waker
+    /// registered) until a byte or the end of the stream has arrived.
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+    }
+
     /// Waits until the socket may be readable: then read with
     /// [`try_read`](Self::try_read), which may still say `WouldBlock`
     /// (wait again then), or with the `AsyncRead` methods.
