@@ -287,6 +287,7 @@
 //! | `tokio::join!`, `tokio::select!` | [`strata::future::join`](crate::future::join), [`select`](crate::future::select) (functions, no macros) |
 //! | `mpsc::Receiver::recv()` → `Option<T>` | [`recv()`](crate::rt::sync::mpsc::Receiver::recv) → `Result<T, RecvError>`, or `next()` → `Option<T>` |
 //! | `sync::broadcast` | [`rt::sync::broadcast`](crate::rt::sync::broadcast) (full: waits, unless in overflow mode) |
+//! | `sync::watch` | [`rt::sync::watch`](crate::rt::sync::watch) (one `Sender`, not `Clone`: share it in an `Arc`) |
 //! | `sync::Notify` | [`rt::sync::Event`](crate::rt::sync::Event) (keeps no permit: listen, check, then wait) |
 //! | `tokio::signal::ctrl_c()` | [`rt::signal::ctrl_c()`](crate::rt::signal::ctrl_c) |
 //! | `tokio::task::yield_now` | [`rt::yield_now`](crate::rt::yield_now) |

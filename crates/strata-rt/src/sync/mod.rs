@@ -9,6 +9,7 @@
 //! | one value, once | [`oneshot`] | `futures-channel` |
 //! | a queue of values (bounded or not; see below) | [`mpsc`] | `futures-channel`, receivers wrapped |
 //! | every value to every receiver | [`broadcast`] | `async-broadcast` |
+//! | the latest version of one value, for many receivers | [`watch`] | strata |
 //! | async mutex / read-write lock | [`Mutex`], [`RwLock`] | `async-lock` |
 //! | limit concurrency | [`Semaphore`] | `async-lock` |
 //! | rendezvous of N tasks | [`Barrier`] | `async-lock` |
@@ -73,6 +74,10 @@
 //!   hand-off for a waiter starved for about half a millisecond, and
 //!   `Semaphore` makes no fairness promise beyond the wake-up order.
 //!
+//! [`watch`] is strata's own too (a lock, a version counter and two
+//! [`Event`]s), in the shape of tokio's `watch`: a configuration or status
+//! that tasks follow, each seeing its newest value.
+//!
 //! The two strata types fill what is missing for a server's graceful
 //! shutdown, and are small compositions of an atomic and an [`Event`]:
 //!
@@ -104,6 +109,7 @@
 pub mod mpsc;
 mod shutdown;
 mod wait_group;
+pub mod watch;
 
 /// A channel that delivers every value to every receiver (a clone each):
 /// `async-broadcast`, re-exported. See the module docs for how it differs

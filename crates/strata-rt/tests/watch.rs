@@ -1,0 +1,264 @@
+//! `sync::watch`: receivers see the newest value, every one of them sees
+//! the last value before the sender goes, and waits registered from any
+//! thread or executor are woken. Orderings come from `poll_once` and
+//! channels, not sleeps; `deadline` is a hang guard only.
+
+mod support;
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use strata_rt::sync::watch::{self, RecvError, SendError};
+use support::cancel::{poll_once, poll_once_flagged, woken};
+use support::{Rng, deadline, rounds, rt};
+
+#[test]
+fn changed_waits_for_a_send_and_sees_the_newest_value() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = watch::channel(0);
+            assert_eq!(
+                rx.has_changed(),
+                Ok(false),
+                "the first value counts as seen"
+            );
+            {
+                let mut changed = pin!(rx.changed());
+                let (first, flag) = poll_once_flagged(changed.as_mut()).await;
+                assert!(first.is_pending());
+                tx.send(1).unwrap();
+                woken(&flag).await;
+                changed.await.unwrap();
+            }
+            assert_eq!(*rx.borrow(), 1);
+            // Two sends while it looked away: it sees the second, once.
+            tx.send(2).unwrap();
+            tx.send(3).unwrap();
+            assert_eq!(rx.has_changed(), Ok(true));
+            let seen = rx.borrow_and_update();
+            assert!(seen.has_changed());
+            assert_eq!(*seen, 3);
+            drop(seen);
+            assert!(poll_once(pin!(rx.changed())).await.is_pending());
+        });
+    });
+}
+
+#[test]
+fn the_last_value_is_seen_before_the_sender_is_reported_gone() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = watch::channel("first");
+            tx.send("last").unwrap();
+            drop(tx);
+            assert_eq!(rx.has_changed(), Err(RecvError), "the sender is gone");
+            rx.changed().await.unwrap();
+            assert_eq!(*rx.borrow_and_update(), "last");
+            assert_eq!(rx.changed().await, Err(RecvError));
+            assert_eq!(*rx.borrow(), "last", "the value stays readable");
+        });
+    });
+}
+
+#[test]
+fn a_waiting_receiver_is_woken_when_the_sender_goes() {
+    deadline(30, || {
+        rt(2).block_on(async {
+            let (tx, mut rx) = watch::channel(());
+            let waiter = strata_rt::spawn(async move { rx.changed().await });
+            strata_rt::yield_now().await;
+            std::thread::spawn(move || drop(tx)).join().unwrap();
+            assert_eq!(waiter.await.unwrap(), Err(RecvError));
+        });
+    });
+}
+
+#[test]
+fn send_needs_a_receiver_send_replace_does_not() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, rx) = watch::channel(1);
+            assert_eq!(tx.receiver_count(), 1);
+            drop(rx);
+            assert!(tx.is_closed());
+            tx.closed().await;
+            assert_eq!(tx.send(2), Err(SendError(2)));
+            assert_eq!(*tx.borrow(), 1, "a failed send stores nothing");
+            assert_eq!(tx.send_replace(3), 1);
+            let mut late = tx.subscribe();
+            assert_eq!(*late.borrow(), 3);
+            assert_eq!(
+                late.has_changed(),
+                Ok(false),
+                "a subscriber has seen the value"
+            );
+            assert!(!tx.is_closed());
+            tx.send(4).unwrap();
+            late.changed().await.unwrap();
+            assert_eq!(*late.borrow(), 4);
+        });
+    });
+}
+
+#[test]
+fn closed_completes_when_the_last_receiver_goes() {
+    deadline(30, || {
+        rt(2).block_on(async {
+            let (tx, rx) = watch::channel(0);
+            let second = rx.clone();
+            assert!(rx.same_channel(&second));
+            assert_eq!(tx.receiver_count(), 2);
+            let mut closed = pin!(tx.closed());
+            assert!(poll_once(closed.as_mut()).await.is_pending());
+            drop(rx);
+            let (first, flag) = poll_once_flagged(closed.as_mut()).await;
+            assert!(first.is_pending(), "one is left");
+            std::thread::spawn(move || drop(second)).join().unwrap();
+            woken(&flag).await;
+            closed.await;
+        });
+    });
+}
+
+#[test]
+fn send_if_modified_wakes_only_for_a_change() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = watch::channel(vec![1]);
+            assert!(!tx.send_if_modified(|_| false));
+            assert_eq!(rx.has_changed(), Ok(false));
+            tx.send_modify(|v| v.push(2));
+            rx.changed().await.unwrap();
+            assert_eq!(*rx.borrow(), [1, 2]);
+            rx.mark_changed();
+            rx.changed().await.unwrap();
+            tx.send_modify(|v| v.push(3));
+            rx.mark_unchanged();
+            assert_eq!(rx.has_changed(), Ok(false));
+        });
+    });
+}
+
+#[test]
+fn a_panic_in_send_modify_still_publishes_and_leaves_the_channel_usable() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = watch::channel(0);
+            let tx = std::panic::AssertUnwindSafe(tx);
+            let r = std::panic::catch_unwind(|| {
+                tx.send_modify(|v| {
+                    *v = 5;
+                    panic!("half way");
+                })
+            });
+            assert!(r.is_err());
+            rx.changed().await.unwrap();
+            assert_eq!(*rx.borrow_and_update(), 5, "the partial change is visible");
+            tx.send(6).unwrap();
+            rx.changed().await.unwrap();
+            assert_eq!(*rx.borrow(), 6);
+        });
+    });
+}
+
+#[test]
+fn wait_for_returns_the_value_it_checked() {
+    deadline(30, || {
+        rt(2).block_on(async {
+            let (tx, mut rx) = watch::channel(0u32);
+            let tx = Arc::new(tx);
+            let feeder = std::thread::spawn({
+                let tx = tx.clone();
+                move || {
+                    for i in 1..=1000 {
+                        tx.send_replace(i);
+                    }
+                }
+            });
+            fn is_send<F: Send>(f: F) -> F {
+                f
+            }
+            let got = is_send(rx.wait_for(|v| *v >= 500)).await.unwrap();
+            assert!(*got >= 500, "{}", *got);
+            drop(got);
+            feeder.join().unwrap();
+            assert_eq!(*rx.wait_for(|v| *v == 1000).await.unwrap(), 1000);
+            // Already satisfied, sender gone: still Ok.
+            drop(tx);
+            assert_eq!(*rx.wait_for(|v| *v == 1000).await.unwrap(), 1000);
+            assert_eq!(rx.wait_for(|v| *v == 7).await.err(), Some(RecvError));
+        });
+    });
+}
+
+#[test]
+fn changed_works_under_another_executor() {
+    deadline(30, || {
+        let (tx, mut rx) = watch::channel(0);
+        let sender = std::thread::spawn(move || {
+            for i in 1..=100 {
+                tx.send(i).unwrap();
+            }
+        });
+        let last = support::plain_block_on(async move {
+            while rx.changed().await.is_ok() {}
+            *rx.borrow()
+        });
+        sender.join().unwrap();
+        assert_eq!(last, 100);
+    });
+}
+
+/// Many receivers on two workers follow a sender on another thread that
+/// sends as fast as it can: each sees values in increasing order (never
+/// an older one after a newer one) and ends on the last one. Random
+/// pauses in the receivers vary the interleavings.
+#[test]
+fn stress_every_receiver_ends_on_the_last_value() {
+    deadline(120, || {
+        let rt = rt(2);
+        let mut rng = Rng::new(0x5eed_0a7c);
+        for round in 0..rounds(200) {
+            let (tx, rx) = watch::channel(0u64);
+            let last = 2_000 + rng.below(2_000);
+            let receivers: Vec<_> = (0..8)
+                .map(|i| {
+                    let mut rx = rx.clone();
+                    let pause = rng.below(4);
+                    rt.handle().spawn(async move {
+                        let mut prev = 0;
+                        let mut seen = 0u64;
+                        while rx.changed().await.is_ok() {
+                            let v = *rx.borrow_and_update();
+                            assert!(v >= prev, "receiver {i}: {v} after {prev}");
+                            prev = v;
+                            seen += 1;
+                            if seen.is_multiple_of(pause + 1) {
+                                strata_rt::yield_now().await;
+                            }
+                        }
+                        prev
+                    })
+                })
+                .collect();
+            drop(rx);
+            let started = Arc::new(AtomicBool::new(false));
+            let sender = std::thread::spawn({
+                let started = started.clone();
+                move || {
+                    started.store(true, Ordering::SeqCst);
+                    for v in 1..=last {
+                        tx.send(v).unwrap();
+                    }
+                }
+            });
+            sender.join().unwrap();
+            assert!(started.load(Ordering::SeqCst));
+            for (i, r) in receivers.into_iter().enumerate() {
+                let end = rt.block_on(r).unwrap();
+                assert_eq!(end, last, "round {round}, receiver {i}");
+            }
+        }
+    });
+}
