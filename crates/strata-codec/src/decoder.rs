@@ -54,9 +54,21 @@ use bytes::BytesMut;
 /// `Ok(None)`. This gives the decoder a chance to turn what is left into
 /// a final frame, or to complain that the stream stopped in the middle of
 /// one. The default implementation calls `decode`, and if that finds no
-/// frame while bytes remain, returns an [`io::ErrorKind::UnexpectedEof`]
+/// frame while the stream is [in a frame](Decoder::in_frame) (bytes
+/// remain, by default), returns an [`io::ErrorKind::UnexpectedEof`]
 /// error: a partial frame at the end of a stream is corrupt input, not
 /// something to drop silently.
+///
+/// # Between frames or in one
+///
+/// Code that drives a decoder sometimes needs to know whether the stream
+/// stopped between two frames or partway through one: the default
+/// `decode_eof`, and strata-proto's read timeout, which closes a
+/// connection that leaves a request unfinished for too long (an idle one
+/// gets the longer idle timeout). [`in_frame`](Decoder::in_frame) answers;
+/// by default, "bytes are buffered". A decoder that moves the frame in
+/// progress out of `src` into its own state (a chunked body collected as
+/// its chunks arrive) overrides it to say so.
 ///
 /// # Buffer management
 ///
@@ -103,12 +115,13 @@ pub trait Decoder {
     /// # Errors
     ///
     /// The default implementation returns an
-    /// [`io::ErrorKind::UnexpectedEof`] error if bytes remain that do not
-    /// form a complete frame, and passes on any error from `decode`.
+    /// [`io::ErrorKind::UnexpectedEof`] error if the stream ends
+    /// [in a frame](Decoder::in_frame) (bytes remain that do not form a
+    /// complete one), and passes on any error from `decode`.
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
+            None if !self.in_frame(src) => Ok(None),
             None => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
@@ -118,5 +131,29 @@ pub trait Decoder {
             )
             .into()),
         }
+    }
+
+    /// Whether the stream is partway through a frame: `src` (the bytes not
+    /// decoded yet) plus what this decoder holds of the frame in progress.
+    /// See [Between frames or in one](Decoder#between-frames-or-in-one).
+    ///
+    /// The default, `!src.is_empty()`, is right for a decoder that leaves
+    /// a frame's bytes in `src` until the whole frame is there, as every
+    /// codec of this crate does.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use strata_codec::{Decoder, LinesCodec};
+    ///
+    /// let mut codec = LinesCodec::new();
+    /// let mut buf = BytesMut::from("hello\nwor");
+    /// codec.decode(&mut buf).unwrap();
+    /// assert!(codec.in_frame(&buf)); // "wor" of the next line
+    /// buf.clear();
+    /// assert!(!codec.in_frame(&buf));
+    /// ```
+    #[inline]
+    fn in_frame(&self, src: &BytesMut) -> bool {
+        !src.is_empty()
     }
 }

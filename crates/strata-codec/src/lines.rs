@@ -281,6 +281,13 @@ impl<L: FromLine> Decoder for LinesCodec<L> {
         let len = buf.len();
         self.take_line(buf, len, len).map(Some)
     }
+
+    /// Bytes buffered, or the rest of an over-long line still to be
+    /// discarded (its bytes so far are dropped as they come).
+    #[inline]
+    fn in_frame(&self, buf: &BytesMut) -> bool {
+        self.discarding || !buf.is_empty()
+    }
 }
 
 impl<L: FromLine> LinesCodec<L> {

@@ -91,6 +91,37 @@ fn partial_frame_at_eof_is_an_error_with_the_default_decode_eof() {
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
 }
 
+/// Frames of 4 bytes that the decoder takes out of the buffer as they
+/// come, holding the frame in progress itself: it says so in `in_frame`.
+#[derive(Debug, Default)]
+struct Held4(Vec<u8>);
+
+impl Decoder for Held4 {
+    type Item = Vec<u8>;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Vec<u8>>> {
+        let take = (4 - self.0.len()).min(src.len());
+        self.0.extend_from_slice(&src.split_to(take));
+        Ok((self.0.len() == 4).then(|| std::mem::take(&mut self.0)))
+    }
+
+    fn in_frame(&self, src: &BytesMut) -> bool {
+        !self.0.is_empty() || !src.is_empty()
+    }
+}
+
+#[test]
+fn a_frame_held_by_the_decoder_at_eof_is_an_error_with_the_default_decode_eof() {
+    let mock = Mock::new().read_chunks([&b"abcd"[..], b"e"]);
+    let mut framed = FramedRead::new(mock, Held4::default());
+    let results = collect(&mut framed);
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap(), b"abcd");
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+}
+
 #[test]
 fn final_unterminated_line_is_yielded_at_eof() {
     let mock = Mock::new().read(b"one\ntwo");

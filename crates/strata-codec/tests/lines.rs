@@ -90,11 +90,14 @@ fn partial_line_over_the_limit_errors_early_then_is_discarded() {
         Err(LinesCodecError::LineTooLong { limit: 4 })
     ));
     assert!(buf.is_empty(), "the partial line is dropped at once");
+    assert!(codec.in_frame(&buf), "still in the over-long line");
     buf.extend_from_slice(b"still the same line");
     assert_eq!(codec.decode(&mut buf).unwrap(), None);
     assert!(buf.is_empty());
+    assert!(codec.in_frame(&buf));
     buf.extend_from_slice(b" ends\nok\n");
     assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+    assert!(!codec.in_frame(&buf), "between lines");
     // One byte over that is not a `\r`: the error comes at once.
     let mut buf = BytesMut::from("abcde");
     assert!(matches!(

@@ -87,7 +87,9 @@ impl ConnectionConfig {
     }
 
     /// Close a connection that has had nothing in flight and nothing
-    /// buffered for this long. `None` disables it.
+    /// buffered for this long (no part of a request: see
+    /// [`Decoder::in_frame`](strata_codec::Decoder::in_frame)). `None`
+    /// disables it.
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
         self.idle_timeout = t;
         self
@@ -108,6 +110,11 @@ impl ConnectionConfig {
     /// client it serves. `None` disables it, and then nothing but the
     /// connection limit bounds a peer that stops partway through a
     /// request (the idle timeout runs only with nothing buffered).
+    ///
+    /// "Started" is the codec's word:
+    /// [`Decoder::in_frame`](strata_codec::Decoder::in_frame), which by
+    /// default says bytes are buffered; a codec that takes a request's
+    /// bytes out of the buffer as they arrive says so there.
     pub fn read_timeout(mut self, t: Option<Duration>) -> Self {
         self.read_timeout = t;
         self

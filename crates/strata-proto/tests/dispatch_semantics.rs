@@ -724,3 +724,81 @@ fn a_bad_request_after_the_last_response_does_not_fail_the_connection() {
     assert_eq!(String::from_utf8_lossy(&got), "a\nbye\n");
     assert!(ended.is_ok(), "ended as {ended:?}");
 }
+
+/// Lines (at most 16 bytes), echoed; the request `quit` is the
+/// connection's last (`last_request`), judged as it is read.
+struct LastQuit;
+
+impl strata_proto::pipeline::ServerProto for LastQuit {
+    type Request = String;
+    type Response = String;
+    type Codec = strata_codec::LinesCodec;
+    fn codec(&self) -> strata_codec::LinesCodec {
+        strata_codec::LinesCodec::with_max_length(16)
+    }
+    fn last_request(&self, request: &String) -> bool {
+        request == "quit"
+    }
+}
+
+/// A request the protocol marks as the last (`last_request`): the
+/// requests before it and it are answered, the ones after it are never
+/// run (the service is called for none of them, even while the quit is
+/// still running, which `closes_after` cannot promise), the connection
+/// ends `Ok`, and a peer that goes on sending still gets every answer.
+/// Both ways a response can come: ready at once, or later.
+#[test]
+fn a_request_the_protocol_marks_as_the_last_is_the_last_run() {
+    for slow_quit in [false, true] {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let svc = service_fn(move |line: String| {
+            seen.lock().unwrap().push(line.clone());
+            async move {
+                if slow_quit && line == "quit" {
+                    strata_rt::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok::<_, io::Error>(line)
+            }
+        });
+        let (ended, got) = deadline(30, move || {
+            support::on_a_worker(async move {
+                let (mut client, server) = support::connected_pair();
+                let conn = strata_rt::spawn(async move {
+                    serve_connection(
+                        server,
+                        &LastQuit,
+                        svc,
+                        &no_timeouts(),
+                        std::future::pending(),
+                    )
+                    .await
+                });
+                client
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let got = strata_rt::spawn_blocking(move || {
+                    client.write_all(b"a\nquit\nz\ny\n").unwrap();
+                    let _ = client.write_all(&vec![b'x'; 64 * 1024]);
+                    let mut got = Vec::new();
+                    let _ = client.read_to_end(&mut got);
+                    got
+                })
+                .await
+                .unwrap();
+                (conn.await.unwrap(), got)
+            })
+        });
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "a\nquit\n",
+            "slow quit: {slow_quit}"
+        );
+        assert!(ended.is_ok(), "ended as {ended:?}");
+        assert_eq!(
+            *calls.lock().unwrap(),
+            ["a", "quit"],
+            "slow quit: {slow_quit}"
+        );
+    }
+}

@@ -726,8 +726,9 @@ fn graceful_shutdown_answers_a_deep_pipeline_and_large_responses() {
 
 /// RFC 9112 9.6: after a request with `Connection: close` the server
 /// "MUST NOT process any further requests received on that connection".
-/// With the codec's stop after such a request, the POST pipelined behind
-/// a slow closing request never reaches the router.
+/// With `ServerProto::last_request`, the POST pipelined behind a slow
+/// closing request is never read, let alone run (`closes_after` alone,
+/// which sees the response, would let it start while the GET sleeps).
 #[test]
 fn requests_after_connection_close_are_not_run() {
     let (server, router) = start(Options::default());
@@ -744,13 +745,13 @@ fn requests_after_connection_close_are_not_run() {
     assert!(server.shutdown());
 }
 
-// ------------------------------------------------------------ defects
+// ------------------------------------------- a decoder that holds its frame
 
 /// A codec in the shape a chunked-body decoder takes: it moves the bytes
 /// of the frame in progress out of the read buffer into its own state as
 /// they arrive (`Decoder`'s contract allows it: "a decoder may keep
 /// private state between calls ... but it must not consume bytes it still
-/// needs"). Frames: `N:` then N bytes.
+/// needs"), and says so in `in_frame`. Frames: `N:` then N bytes.
 #[derive(Default)]
 struct Accumulating {
     want: Option<usize>,
@@ -785,6 +786,10 @@ impl Decoder for Accumulating {
         self.want = None;
         Ok(Some(std::mem::take(&mut self.body)))
     }
+
+    fn in_frame(&self, src: &BytesMut) -> bool {
+        self.want.is_some() || !src.is_empty()
+    }
 }
 
 impl Encoder<Vec<u8>> for Accumulating {
@@ -806,19 +811,11 @@ impl strata_proto::pipeline::ServerProto for AccProto {
     }
 }
 
-/// DEFECT: `ConnectionConfig::read_timeout` ("a request it has started to
-/// receive", the slowloris defence) is judged by the framed read buffer
-/// being non-empty, not by the decoder being mid-frame. A decoder that
-/// keeps the frame in progress in its own state (as a chunked-body decoder
-/// naturally does, and as `Decoder`'s contract allows) leaves the buffer
-/// empty, so a peer stalled mid-request is treated as idle: it is closed
-/// by the idle timeout (`IdleTimeout`, 60 s by default), not the read
-/// timeout. Nothing in `Decoder` or `ServerProto` can say "mid-frame".
-/// (The same emptiness is what the default `decode_eof` uses to detect a
-/// request cut short, so such a request also ends silently at EOF; that
-/// one a codec can fix by overriding `decode_eof`.)
+/// `ConnectionConfig::read_timeout` (the slowloris defence) runs while
+/// the codec says a request has started (`Decoder::in_frame`), buffered
+/// or not: a peer that stalls mid-frame hits it, not the longer idle
+/// timeout, with a decoder that holds the frame in progress itself.
 #[test]
-#[ignore = "defect: the read timeout misses a decoder that holds its partial frame"]
 fn read_timeout_sees_a_frame_held_by_the_decoder() {
     use strata_proto::pipeline::{ConnectionError, serve_connection};
     let config = ConnectionConfig::default()
@@ -847,39 +844,4 @@ fn read_timeout_sees_a_frame_held_by_the_decoder() {
         matches!(result, Err(ConnectionError::ReadTimeout { .. })),
         "a peer stalled mid-frame should hit the read timeout, got {result:?}"
     );
-}
-
-/// DEFECT (design): `ServerProto::closes_after` judges the *response*, so
-/// the requests pipelined after a closing one are read and dispatched
-/// while it runs, and their handlers run (side effects included) before
-/// the close drops their futures. HTTP forbids processing them; RESP's
-/// QUIT behind a slow command has the same hole. Nothing on the request
-/// side can stop reading at a request: the HTTP codec works around it by
-/// dropping the input after such a request itself (see
-/// `requests_after_connection_close_are_not_run`); without that, the POST
-/// runs.
-#[test]
-#[ignore = "defect: requests pipelined after a closing one still run"]
-fn protocol_alone_runs_requests_after_connection_close() {
-    let (server, router) = start(Options {
-        proto: HttpProto {
-            stop_after_close: false,
-            ..HttpProto::default()
-        },
-        ..Options::default()
-    });
-    let mut c = Client::connect(server.local_addr());
-    let mut bytes = request("GET", "/slow/100", &[("Connection", "close")], b"");
-    bytes.extend(request("POST", "/echo", &[], b"must not run"));
-    c.send(&bytes);
-    let (got, end) = c.read_to_close();
-    end.expect("a clean close");
-    assert_eq!(got.len(), 1);
-    assert_eq!(
-        router.hits.load(Ordering::SeqCst),
-        1,
-        "the POST after `Connection: close` ran"
-    );
-    drop(c);
-    assert!(server.shutdown());
 }

@@ -258,8 +258,9 @@ fn unknown_command_answers_an_error_and_keeps_the_connection() {
 }
 
 /// QUIT is answered `+OK`, after the answers before it, and the
-/// connection then closes (the protocol's `closes_after`): the commands
-/// sent after it in the same write are not run.
+/// connection then closes (the protocol's `last_request` and
+/// `closes_after`): the commands sent after it in the same write are not
+/// run.
 #[test]
 fn quit_answers_ok_then_closes() {
     let (server, store) = start(RespProto::default(), ConnectionConfig::default());

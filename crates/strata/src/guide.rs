@@ -73,7 +73,10 @@
 //! ```
 //!
 //! (A protocol with a "quit" ends the connection after its answer with
-//! [`closes_after`](crate::proto::pipeline::ServerProto::closes_after).)
+//! [`last_request`](crate::proto::pipeline::ServerProto::last_request),
+//! which reads nothing after the request, or
+//! [`closes_after`](crate::proto::pipeline::ServerProto::closes_after),
+//! which judges the response.)
 //!
 //! # 3. Requests to responses: a service
 //!

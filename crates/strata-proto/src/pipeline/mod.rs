@@ -153,6 +153,20 @@ pub trait ServerProto: Send + Sync + 'static {
         let _ = response;
         false
     }
+
+    /// Whether `request` is the connection's last, judged as it is
+    /// decoded: HTTP's `Connection: close`, a `QUIT`. If so, no request
+    /// after it is read or run (HTTP: the server "MUST NOT process any
+    /// further requests"), the requests before it and this one are
+    /// answered, and the connection ends normally (`Ok`), lingering as
+    /// after [`closes_after`](Self::closes_after). `closes_after`, which
+    /// sees only the response, is decided when the response is ready, by
+    /// which time requests pipelined behind this one may have started to
+    /// run. Default: never.
+    fn last_request(&self, request: &Self::Request) -> bool {
+        let _ = request;
+        false
+    }
 }
 
 /// The decode error of a protocol's codec.

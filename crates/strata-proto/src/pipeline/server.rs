@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
-use strata_codec::Framed;
+use strata_codec::{Decoder as _, Framed};
 use strata_service::{BoxError, Service};
 
 use super::error::{ConnectionError, PeerGone, find_io, reset};
@@ -345,6 +345,7 @@ where
                                     break;
                                 }
                             };
+                            let last = proto.last_request(&req);
                             // A response ready at once, with none queued
                             // ahead of it, goes straight to the write buffer.
                             if let Some(out) = in_flight.push(|| service.call(req), cx) {
@@ -356,6 +357,10 @@ where
                                     &mut in_flight,
                                     &mut outcome,
                                 );
+                            }
+                            if last && read == Read::Open {
+                                // Read no more; close once it is answered.
+                                read = Read::Closing;
                             }
                             timer.activity();
                             taken += 1;
@@ -487,10 +492,12 @@ where
             //    A connection that yielded at the per-poll cap has whole
             //    requests buffered, to be taken at its next poll (it is
             //    woken at once): busy, not partway through a request.
+            //    Partway through a request is the codec's call: bytes
+            //    buffered, or part of a frame it holds itself.
             let quiet = !yielded && in_flight.is_empty() && framed.write_buffer().is_empty();
-            let state = match (quiet, framed.read_buffer().is_empty()) {
-                (true, true) => TimerState::Idle,
-                (true, false) => TimerState::Partial,
+            let state = match (quiet, framed.codec().in_frame(framed.read_buffer())) {
+                (true, false) => TimerState::Idle,
+                (true, true) => TimerState::Partial,
                 (false, _) => TimerState::Busy,
             };
             match timer.poll_expired(cx, state, output, || {

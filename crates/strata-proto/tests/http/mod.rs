@@ -20,7 +20,9 @@
 //! - [`HttpCodec`]: a `Decoder` of [`Request`]s and an `Encoder` of
 //!   [`Response`]s (status line, `Date`, `Content-Length`, `Connection`);
 //! - [`HttpProto`]: the `ServerProto`: bad input's final answer
-//!   (`decode_error`), and `closes_after` for `Connection: close`;
+//!   (`decode_error`), and, for `Connection: close`, `last_request` (no
+//!   request after it is read) and `closes_after` (a response that says
+//!   so closes);
 //! - [`KeepAlive`]: middleware that carries what the *request* said about
 //!   the connection into its *response*, since `closes_after` sees only
 //!   the response; it also answers a service's error (a caught panic
@@ -221,15 +223,6 @@ pub struct HttpCodec {
     max_body: usize,
     date: bool,
     head: Option<Head>,
-    /// Whether to read no request after one that closes the connection
-    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
-    stop_after_close: bool,
-    /// A request that closes the connection was decoded: what follows is
-    /// dropped (RFC 9112 9.6: the server "MUST NOT process any further
-    /// requests received on that connection"). The protocol layer decides
-    /// to close only from the *response* (`closes_after`), when requests
-    /// read after this one may already have run; so the codec does it.
-    closed: bool,
     /// Calls of `decode`, for the tests.
     pub decode_calls: usize,
 }
@@ -254,8 +247,6 @@ impl HttpCodec {
             max_body,
             date: true,
             head: None,
-            stop_after_close: true,
-            closed: false,
             decode_calls: 0,
         }
     }
@@ -263,13 +254,6 @@ impl HttpCodec {
     /// Without a `Date` header (for byte-exact tests).
     pub fn without_date(mut self) -> Self {
         self.date = false;
-        self
-    }
-
-    /// Decodes the requests after one that closes the connection, as if it
-    /// stayed open (to show what the protocol layer alone does).
-    pub fn decode_after_close(mut self) -> Self {
-        self.stop_after_close = false;
         self
     }
 
@@ -355,11 +339,6 @@ impl Decoder for HttpCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, HttpError> {
         self.decode_calls += 1;
-        if self.closed {
-            // Dropped, and bounded: the buffer does not grow with them.
-            src.clear();
-            return Ok(None);
-        }
         if self.head.is_none() {
             // RFC 9112 2.2: empty lines before a request line are ignored.
             while src.starts_with(b"\r\n") {
@@ -387,7 +366,6 @@ impl Decoder for HttpCodec {
         }
         let head = self.head.take().expect("parsed above");
         let frame = src.split_to(total).freeze();
-        self.closed = self.stop_after_close && !head.keep_alive;
         Ok(Some(Request {
             method: head.method,
             path: head.path,
@@ -474,8 +452,6 @@ pub struct HttpProto {
     pub max_head: usize,
     pub max_body: usize,
     pub date: bool,
-    /// See [`HttpCodec::decode_after_close`].
-    pub stop_after_close: bool,
 }
 
 impl Default for HttpProto {
@@ -484,7 +460,6 @@ impl Default for HttpProto {
             max_head: MAX_HEAD,
             max_body: MAX_BODY,
             date: true,
-            stop_after_close: true,
         }
     }
 }
@@ -498,9 +473,6 @@ impl ServerProto for HttpProto {
         let mut codec = HttpCodec::new(self.max_head, self.max_body);
         if !self.date {
             codec = codec.without_date();
-        }
-        if !self.stop_after_close {
-            codec = codec.decode_after_close();
         }
         codec
     }
@@ -526,6 +498,12 @@ impl ServerProto for HttpProto {
 
     fn closes_after(&self, resp: &Response) -> bool {
         resp.conn == Conn::Close
+    }
+
+    // RFC 9112 9.6: after a request that closes the connection the server
+    // "MUST NOT process any further requests received on that connection".
+    fn last_request(&self, req: &Request) -> bool {
+        !req.keep_alive
     }
 }
 

@@ -373,6 +373,12 @@ impl ServerProto for RespProto {
     fn closes_after(&self, reply: &Reply) -> bool {
         *reply == Reply::Goodbye
     }
+
+    // And nothing after a QUIT is read: a command pipelined behind it
+    // must not run, even while slower commands ahead of the QUIT still do.
+    fn last_request(&self, cmd: &Command) -> bool {
+        cmd.len() == 1 && cmd[0].eq_ignore_ascii_case(b"QUIT")
+    }
 }
 
 // ------------------------------------------------------------------ service
