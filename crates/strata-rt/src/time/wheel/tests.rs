@@ -414,3 +414,309 @@ fn a_far_timer_in_an_earlier_top_slot_does_not_hide_a_later_top_level_one() {
     }
     assert_eq!(got, vec![(soon, soon), (far, far)]);
 }
+
+// ---------------------------------------------------------------------------
+// Model-based randomized test: the wheel against a plain map.
+
+/// A xorshift64* generator: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A tick near `base` chosen to hit the wheel's edges: the next tick, a few
+/// ticks on, a level boundary `64^k` (absolute, or relative to `base`) give
+/// or take one, the top level's range and beyond, and the past and present.
+fn interesting_tick(rng: &mut Rng, base: u64) -> u64 {
+    let k = rng.below(LEVELS as u64 + 1) as u32; // 64^6 = RANGE
+    let span = 1u64 << (6 * k);
+    let jitter = |rng: &mut Rng| rng.below(3) as i64 - 1; // -1, 0, +1
+    let off = |t: u64, j: i64| t.saturating_add_signed(j);
+    match rng.below(12) {
+        0 => base,
+        1 => base.saturating_sub(rng.below(100)),
+        2 => base + 1,
+        3 => base + 1 + rng.below(70),
+        // An absolute boundary of level k at or after base.
+        4 => {
+            let next = (base / span + 1 + rng.below(3)) * span;
+            off(next, jitter(rng))
+        }
+        // A boundary relative to base.
+        5 => off(base + span * (1 + rng.below(3)), jitter(rng)),
+        6 => base + 1 + rng.below(span.max(2)),
+        // Beyond the range: one to a few rotations away.
+        7 => off(base + RANGE * (1 + rng.below(3)), jitter(rng)) + rng.below(1 << 31),
+        // Just across the next absolute top-level rotation.
+        8 => off((base / RANGE + 1) * RANGE, jitter(rng)) + rng.below(3),
+        9 => base + rng.below(1 << 20),
+        // Far beyond: hundreds of rotations, and the largest ticks.
+        10 => base + RANGE * (10 + rng.below(200)) + rng.below(RANGE),
+        _ => u64::MAX - rng.below(8),
+    }
+}
+
+/// A starting tick: zero, near a level boundary, or near a top-level
+/// rotation of the range, so that sequences cross them.
+fn interesting_start(rng: &mut Rng) -> u64 {
+    let k = rng.below(LEVELS as u64 + 1) as u32;
+    let span = 1u64 << (6 * k);
+    match rng.below(5) {
+        0 => 0,
+        1 => rng.below(1 << 40),
+        2 => ((1 + rng.below(5)) * span).saturating_sub(1 + rng.below(3)),
+        3 => (1 + rng.below(5)) * RANGE - rng.below(100),
+        _ => rng.below(100),
+    }
+}
+
+/// Does one random sequence; panics (with what went wrong) on a
+/// disagreement between the wheel and the model.
+fn model_sequence(seed: u64, ops: usize) {
+    use std::collections::BTreeMap;
+
+    let mut rng = Rng::new(seed);
+    let start = interesting_start(&mut rng);
+    let mut w = Wheel::new(start);
+    // Node index (= value) -> its key; model: pending index -> deadline.
+    let mut keys: Vec<Key> = Vec::new();
+    let mut pending: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut elapsed = start;
+    // Never advance past this: a deadline near u64::MAX takes 2^28
+    // rotations to reach, and stepping to it would not end.
+    let limit = u64::MAX / 4;
+    let check = |w: &Wheel, pending: &BTreeMap<u64, u64>, elapsed: u64, op: &str| {
+        assert_eq!(w.elapsed(), elapsed, "elapsed after {op}");
+        assert_eq!(w.len(), pending.len(), "len after {op}");
+        assert_eq!(w.is_empty(), pending.is_empty(), "is_empty after {op}");
+        let min = pending.values().copied().min();
+        match (w.next_wakeup(), min) {
+            (None, None) => {}
+            (Some(t), Some(m)) => {
+                assert!(
+                    t <= m,
+                    "next_wakeup {t} after the earliest deadline {m} ({op})"
+                );
+                assert!(
+                    t > elapsed,
+                    "next_wakeup {t} not after elapsed {elapsed} ({op})"
+                );
+            }
+            (t, m) => panic!("next_wakeup {t:?} with earliest deadline {m:?} ({op})"),
+        }
+    };
+    for _ in 0..ops {
+        let op = rng.below(100);
+        let desc;
+        match op {
+            // Insert a fresh node.
+            0..=29 => {
+                let when = interesting_tick(&mut rng, elapsed);
+                let v = keys.len() as u64;
+                desc = format!("insert({when}) #{v}");
+                match w.insert(when, v) {
+                    Ok(k) => {
+                        assert!(when > elapsed, "{desc}: accepted, elapsed {elapsed}");
+                        keys.push(k);
+                        pending.insert(v, when);
+                    }
+                    Err(got) => {
+                        assert_eq!(got, v);
+                        assert!(when <= elapsed, "{desc}: refused, elapsed {elapsed}");
+                        // Keep the node (unlinked) for reinsert/remove.
+                        let k = *w.nodes.last().unwrap();
+                        keys.push(k);
+                    }
+                }
+            }
+            // Reinsert an unlinked node.
+            30..=44 => {
+                if keys.is_empty() {
+                    continue;
+                }
+                let i = rng.below(keys.len() as u64);
+                if pending.contains_key(&i) {
+                    // Linked: the contract forbids inserting it again.
+                    continue;
+                }
+                let when = interesting_tick(&mut rng, elapsed);
+                desc = format!("reinsert({when}) #{i}");
+                let ok = w.reinsert(when, keys[i as usize]);
+                assert_eq!(ok, when > elapsed, "{desc}, elapsed {elapsed}");
+                if ok {
+                    pending.insert(i, when);
+                }
+            }
+            // Remove any node, linked or not.
+            45..=59 => {
+                if keys.is_empty() {
+                    continue;
+                }
+                let i = rng.below(keys.len() as u64);
+                desc = format!("remove #{i}");
+                let want = pending.remove(&i).map(|_| i);
+                assert_eq!(w.remove(keys[i as usize]), want, "{desc}");
+            }
+            // Advance by a random step.
+            60..=84 => {
+                let k = rng.below(LEVELS as u64 + 1) as u32;
+                let step = match rng.below(8) {
+                    0 => 0,
+                    1 => 1,
+                    2 => rng.below(70),
+                    3 => (1u64 << (6 * k)).saturating_add_signed(rng.below(3) as i64 - 1),
+                    4 => rng.below(1 << (6 * k)),
+                    5 => RANGE * (1 + rng.below(3)) + rng.below(RANGE),
+                    // Back in time: no effect.
+                    6 => {
+                        let now = elapsed.saturating_sub(rng.below(100));
+                        fire_checked(&mut w, &mut pending, &mut elapsed, now);
+                        check(&w, &pending, elapsed, "advance backwards");
+                        continue;
+                    }
+                    // To the earliest deadline exactly, or one before.
+                    _ => match pending.values().copied().min() {
+                        Some(m) => (m - elapsed).saturating_sub(rng.below(2)),
+                        None => 1,
+                    },
+                };
+                let now = elapsed.saturating_add(step);
+                if now > limit {
+                    continue;
+                }
+                desc = format!("advance({now}) from {elapsed}");
+                fire_checked(&mut w, &mut pending, &mut elapsed, now);
+            }
+            // Follow next_wakeup a few times, as a worker does.
+            85..=94 => {
+                desc = "follow next_wakeup".to_string();
+                for _ in 0..1 + rng.below(8) {
+                    let Some(t) = w.next_wakeup() else { break };
+                    if t > limit {
+                        break;
+                    }
+                    let min = *pending.values().min().unwrap();
+                    assert!(t <= min, "next_wakeup {t} > earliest {min}");
+                    let fired = fire_checked(&mut w, &mut pending, &mut elapsed, t);
+                    // next_wakeup never steps past a deadline: whatever
+                    // fires at `t` was due at `t` exactly.
+                    for (v, when) in fired {
+                        assert_eq!(when, t, "#{v} due at {when} fired at wake-up {t}");
+                    }
+                }
+            }
+            // Drain everything.
+            95..=96 => {
+                desc = "drain".to_string();
+                let mut got = w.drain();
+                got.sort_unstable();
+                let want: Vec<u64> = pending.keys().copied().collect();
+                assert_eq!(got, want, "drain");
+                pending.clear();
+            }
+            // Check the nodes' own link marks.
+            _ => {
+                desc = "links".to_string();
+                for (i, &k) in keys.iter().enumerate() {
+                    // SAFETY: test nodes live until their wheel drops.
+                    let l = &unsafe { k.as_ref() }.links;
+                    let want = pending.get(&(i as u64));
+                    assert_eq!(l.is_linked(), want.is_some(), "#{i} linked");
+                    if let Some(&when) = want {
+                        assert_eq!(l.when(), when, "#{i} when");
+                    }
+                }
+            }
+        }
+        check(&w, &pending, elapsed, &desc);
+    }
+    // Reaching every deadline by next_wakeup alone (up to a few hundred
+    // rotations on: one wake-up each), then the farthest by drain.
+    let bound = elapsed.saturating_add(RANGE * 300);
+    let mut steps = 0;
+    while let Some(t) = w.next_wakeup() {
+        if pending.values().all(|&when| when > bound) {
+            break;
+        }
+        let fired = fire_checked(&mut w, &mut pending, &mut elapsed, t);
+        for (v, when) in fired {
+            assert_eq!(when, t, "#{v} due at {when} fired at wake-up {t}");
+        }
+        steps += 1;
+        assert!(steps < 10_000, "next_wakeup does not lead anywhere");
+    }
+    let mut got = w.drain();
+    got.sort_unstable();
+    assert_eq!(got, pending.keys().copied().collect::<Vec<_>>());
+}
+
+/// Advances the wheel and the model to `now` and checks the wheel handed
+/// out exactly the due nodes, each once, unlinked, in deadline order.
+/// Returns what fired, as (value, deadline).
+fn fire_checked(
+    w: &mut Wheel,
+    pending: &mut std::collections::BTreeMap<u64, u64>,
+    elapsed: &mut u64,
+    now: u64,
+) -> Vec<(u64, u64)> {
+    let mut got = Vec::new();
+    w.advance(now, |v| got.push(v));
+    let mut fired = Vec::new();
+    let mut last = 0;
+    for &v in &got {
+        let when = pending
+            .remove(&v)
+            .unwrap_or_else(|| panic!("#{v} fired at {now} but is not pending (or twice)"));
+        assert!(when <= now, "#{v} due at {when} fired early at {now}");
+        assert!(
+            when >= last,
+            "#{v} due at {when} fired after one due at {last}"
+        );
+        last = when;
+        fired.push((v, when));
+    }
+    if let Some((v, when)) = pending.iter().find(|&(_, &when)| when <= now) {
+        panic!("#{v} due at {when} not fired at {now}; fired {got:?}");
+    }
+    *elapsed = (*elapsed).max(now);
+    fired
+}
+
+#[test]
+fn model_random_sequences() {
+    // Seeds 0.., or STRATA_WHEEL_SEED=<seed> to rerun one sequence.
+    if let Ok(s) = std::env::var("STRATA_WHEEL_SEED") {
+        let seed = s.parse().expect("STRATA_WHEEL_SEED: a u64");
+        model_sequence(seed, 200);
+        return;
+    }
+    // STRATA_WHEEL_SEQUENCES=<n> for a longer run.
+    let sequences = match std::env::var("STRATA_WHEEL_SEQUENCES") {
+        Ok(n) => n.parse().expect("STRATA_WHEEL_SEQUENCES: a u64"),
+        Err(_) if cfg!(miri) => 5,
+        Err(_) => 3000,
+    };
+    for seed in 0..sequences {
+        let run = std::panic::catch_unwind(|| model_sequence(seed, 200));
+        if let Err(e) = run {
+            eprintln!("wheel model: failed with seed {seed} (STRATA_WHEEL_SEED={seed})");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
