@@ -15,7 +15,6 @@ mod support;
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -35,7 +34,6 @@ fn dur(rng: &mut Rng) -> Duration {
 #[derive(Default)]
 struct Probe {
     wakes: Mutex<Vec<Instant>>,
-    count: AtomicUsize,
 }
 
 impl Wake for Probe {
@@ -45,7 +43,6 @@ impl Wake for Probe {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.wakes.lock().unwrap().push(Instant::now());
-        self.count.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -53,6 +50,23 @@ impl Wake for Probe {
 fn poll_with(s: &mut Sleep, probe: &Arc<Probe>) -> bool {
     let w = Waker::from(probe.clone());
     Pin::new(s).poll(&mut Context::from_waker(&w)).is_ready()
+}
+
+/// Checks the wake-ups of a sleep dropped at `dropped_at` (just after its
+/// drop returned), with `probe` its last waker: none before its deadline
+/// `at`, and none at all if it was dropped before `at` (a sleep dropped
+/// after its deadline may have fired first, racing with the drop).
+fn check_cancelled(probe: &Probe, at: Instant, dropped_at: Instant, what: &str) {
+    let wakes = probe.wakes.lock().unwrap().clone();
+    for &w in &wakes {
+        assert!(w >= at, "{what}: woken {:?} before its deadline", at - w);
+    }
+    assert!(
+        dropped_at >= at || wakes.is_empty(),
+        "{what}: dropped {:?} before its deadline, woken {} times",
+        at - dropped_at,
+        wakes.len()
+    );
 }
 
 /// Awaits `s` and checks it completed no earlier than its deadline.
@@ -126,22 +140,16 @@ async fn scenario(seed: u64) {
             if !wait.is_zero() {
                 sleep(wait).await;
             }
-            let dropped_at = Instant::now();
             drop(s);
+            let dropped_at = Instant::now();
             // Past the deadline, then a little more: a leftover wake-up
-            // would have come by then (one registered cancel op waits at
-            // most for the next turn of the owner).
+            // would have come by then.
             sleep_until(at.max(dropped_at) + Duration::from_millis(5)).await;
-            let wakes = probe.wakes.lock().unwrap().clone();
-            assert!(!done || wakes.is_empty(), "#{seed}: woken after completing");
-            for w in wakes {
-                assert!(w >= at, "#{seed}: cancelled sleep woke {:?} early", at - w);
-                assert!(
-                    w <= dropped_at,
-                    "#{seed}: cancelled sleep woke {:?} after its drop",
-                    w - dropped_at
-                );
-            }
+            assert!(
+                !done || probe.wakes.lock().unwrap().is_empty(),
+                "#{seed}: woken after completing"
+            );
+            check_cancelled(&probe, at, dropped_at, &format!("cancelled #{seed}"));
         }
         // timeout around a sleep: whichever wins, not early.
         4 => {
@@ -218,7 +226,7 @@ async fn scenario(seed: u64) {
         // random half of them dropped; the rest complete, none early.
         8 => {
             let ats: Vec<Instant> = (0..3).map(|_| Instant::now() + dur(&mut rng)).collect();
-            let mut all: Vec<(Sleep, Arc<Probe>, bool)> = (0..20)
+            let all: Vec<(Sleep, Arc<Probe>, bool)> = (0..20)
                 .map(|_| {
                     let mut s = sleep_until(ats[rng.below(3) as usize]);
                     let probe = Arc::new(Probe::default());
@@ -226,26 +234,22 @@ async fn scenario(seed: u64) {
                     (s, probe, rng.below(2) == 0)
                 })
                 .collect();
-            let mut dropped = Vec::new();
-            all.retain(|(s, probe, drop_it)| {
-                if *drop_it {
-                    dropped.push((s.deadline(), probe.clone(), Instant::now()));
-                }
-                !*drop_it
-            });
+            let (gone, mut all): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.2);
+            let dropped: Vec<_> = gone
+                .into_iter()
+                .map(|(s, probe, _)| {
+                    let at = s.deadline();
+                    drop(s);
+                    (at, probe, Instant::now())
+                })
+                .collect();
             for (s, _, _) in &mut all {
                 await_not_early(s, &format!("shared slot #{seed}")).await;
             }
             let last = ats.iter().max().unwrap();
             sleep_until(*last + Duration::from_millis(5)).await;
             for (at, probe, dropped_at) in dropped {
-                for w in probe.wakes.lock().unwrap().iter() {
-                    assert!(*w >= at, "#{seed}: dropped sleep woke {:?} early", at - *w);
-                    assert!(
-                        *w <= dropped_at,
-                        "#{seed}: dropped sleep woke after its drop"
-                    );
-                }
+                check_cancelled(&probe, at, dropped_at, &format!("shared slot #{seed}"));
             }
         }
         // A sleep moved: polled here, then awaited or dropped in a task
@@ -354,16 +358,49 @@ fn random_resets_outside_any_runtime() {
                 plain_block_on(async { await_not_early(&mut s, &format!("plain #{round}")).await });
             } else {
                 poll_with(&mut s, &probe);
-                let dropped_at = Instant::now();
                 drop(s);
+                let dropped_at = Instant::now();
                 std::thread::sleep(
                     at.saturating_duration_since(Instant::now()) + Duration::from_millis(5),
                 );
-                for w in probe.wakes.lock().unwrap().iter() {
-                    assert!(*w >= at, "plain #{round}: woke {:?} early", at - *w);
-                    assert!(*w <= dropped_at, "plain #{round}: woke after its drop");
-                }
+                check_cancelled(&probe, at, dropped_at, &format!("plain #{round}"));
             }
         }
+    });
+}
+
+/// Resets racing with the owner's firing: `block_on`'s thread moves
+/// sleeps owned by the workers back and forth around their deadlines
+/// (later: postponed in place; earlier: re-registered), busy-waiting so
+/// that the moves land while the owner fires. None completes early.
+#[test]
+fn resets_racing_with_the_owner_off_the_workers() {
+    deadline(60, || {
+        let rt = rt(2);
+        rt.block_on(async {
+            let mut rng = Rng::new(4242);
+            for round in 0..rounds(300) {
+                let mut s = sleep(Duration::from_micros(rng.below(3_000)));
+                let probe = Arc::new(Probe::default());
+                poll_with(&mut s, &probe);
+                for _ in 0..rng.below(6) {
+                    let spin = Instant::now() + Duration::from_micros(rng.below(1_500));
+                    while Instant::now() < spin {
+                        std::hint::spin_loop();
+                    }
+                    let d = s.deadline();
+                    let step = Duration::from_micros(rng.below(2_000));
+                    s.reset(if rng.below(4) == 0 {
+                        d.checked_sub(step).unwrap_or(d)
+                    } else {
+                        d + step
+                    });
+                    if rng.below(2) == 0 {
+                        poll_with(&mut s, &probe);
+                    }
+                }
+                await_not_early(&mut s, &format!("racing reset #{round}")).await;
+            }
+        });
     });
 }

@@ -446,28 +446,32 @@ impl Rng {
 fn interesting_tick(rng: &mut Rng, base: u64) -> u64 {
     let k = rng.below(LEVELS as u64 + 1) as u32; // 64^6 = RANGE
     let span = 1u64 << (6 * k);
-    let jitter = |rng: &mut Rng| rng.below(3) as i64 - 1; // -1, 0, +1
-    let off = |t: u64, j: i64| t.saturating_add_signed(j);
+    // -1, 0 or +1, saturating: ticks near u64::MAX are tested too.
+    let j = rng.below(3) as i64 - 1;
+    let jitter = |t: u64| t.saturating_add_signed(j);
+    let b = |n: u64| base.saturating_add(n);
     match rng.below(12) {
         0 => base,
         1 => base.saturating_sub(rng.below(100)),
-        2 => base + 1,
-        3 => base + 1 + rng.below(70),
+        2 => b(1),
+        3 => b(1 + rng.below(70)),
         // An absolute boundary of level k at or after base.
         4 => {
-            let next = (base / span + 1 + rng.below(3)) * span;
-            off(next, jitter(rng))
+            let next = (base / span)
+                .saturating_add(1 + rng.below(3))
+                .saturating_mul(span);
+            jitter(next)
         }
         // A boundary relative to base.
-        5 => off(base + span * (1 + rng.below(3)), jitter(rng)),
-        6 => base + 1 + rng.below(span.max(2)),
+        5 => jitter(b(span * (1 + rng.below(3)))),
+        6 => b(1 + rng.below(span.max(2))),
         // Beyond the range: one to a few rotations away.
-        7 => off(base + RANGE * (1 + rng.below(3)), jitter(rng)) + rng.below(1 << 31),
+        7 => jitter(b(RANGE * (1 + rng.below(3)))).saturating_add(rng.below(1 << 31)),
         // Just across the next absolute top-level rotation.
-        8 => off((base / RANGE + 1) * RANGE, jitter(rng)) + rng.below(3),
-        9 => base + rng.below(1 << 20),
+        8 => jitter((base / RANGE + 1).saturating_mul(RANGE)).saturating_add(rng.below(3)),
+        9 => b(rng.below(1 << 20)),
         // Far beyond: hundreds of rotations, and the largest ticks.
-        10 => base + RANGE * (10 + rng.below(200)) + rng.below(RANGE),
+        10 => b(RANGE * (10 + rng.below(200)) + rng.below(RANGE)),
         _ => u64::MAX - rng.below(8),
     }
 }
@@ -482,6 +486,8 @@ fn interesting_start(rng: &mut Rng) -> u64 {
         1 => rng.below(1 << 40),
         2 => ((1 + rng.below(5)) * span).saturating_sub(1 + rng.below(3)),
         3 => (1 + rng.below(5)) * RANGE - rng.below(100),
+        // Near the end of time: a few rotations before u64::MAX.
+        4 if rng.below(2) == 0 => u64::MAX - RANGE * rng.below(4) - rng.below(RANGE),
         _ => rng.below(100),
     }
 }
@@ -500,7 +506,12 @@ fn model_sequence(seed: u64, ops: usize) {
     let mut elapsed = start;
     // Never advance past this: a deadline near u64::MAX takes 2^28
     // rotations to reach, and stepping to it would not end.
-    let limit = u64::MAX / 4;
+    // (Near u64::MAX, every tick is within a few rotations: no limit.)
+    let limit = if start > u64::MAX / 2 {
+        u64::MAX
+    } else {
+        u64::MAX / 4
+    };
     let check = |w: &Wheel, pending: &BTreeMap<u64, u64>, elapsed: u64, op: &str| {
         assert_eq!(w.elapsed(), elapsed, "elapsed after {op}");
         assert_eq!(w.len(), pending.len(), "len after {op}");
@@ -710,7 +721,7 @@ fn model_random_sequences() {
     let sequences = match std::env::var("STRATA_WHEEL_SEQUENCES") {
         Ok(n) => n.parse().expect("STRATA_WHEEL_SEQUENCES: a u64"),
         Err(_) if cfg!(miri) => 5,
-        Err(_) => 3000,
+        Err(_) => 2500,
     };
     for seed in 0..sequences {
         let run = std::panic::catch_unwind(|| model_sequence(seed, 200));
