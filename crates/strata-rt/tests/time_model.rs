@@ -46,10 +46,22 @@ impl Wake for Probe {
     }
 }
 
-/// Polls `s` once with `probe`'s waker; `true` if it completed.
+/// Polls `s` once with `probe`'s waker; `true` if it completed. Checks
+/// that neither the poll nor `is_elapsed` says it completed early.
 fn poll_with(s: &mut Sleep, probe: &Arc<Probe>) -> bool {
     let w = Waker::from(probe.clone());
-    Pin::new(s).poll(&mut Context::from_waker(&w)).is_ready()
+    let at = s.deadline();
+    let done = Pin::new(&mut *s)
+        .poll(&mut Context::from_waker(&w))
+        .is_ready();
+    let now = Instant::now();
+    assert!(!done || now >= at, "completed {:?} early", at - now);
+    assert!(
+        !s.is_elapsed() || now >= at,
+        "is_elapsed {:?} early",
+        at - now
+    );
+    done
 }
 
 /// Checks the wake-ups of a sleep dropped at `dropped_at` (just after its
@@ -82,7 +94,7 @@ async fn await_not_early(s: &mut Sleep, what: &str) {
 /// context where timers may be polled (a task, `block_on`).
 async fn scenario(seed: u64) {
     let mut rng = Rng::new(seed);
-    match rng.below(9) {
+    match rng.below(10) {
         // A plain sleep.
         0 => {
             let d = dur(&mut rng);
@@ -252,6 +264,75 @@ async fn scenario(seed: u64) {
                 check_cancelled(&probe, at, dropped_at, &format!("shared slot #{seed}"));
             }
         }
+        // Interval ticks, some abandoned after one poll (cancel-safe: no
+        // tick lost), the schedule restarted by `reset` now and then: Burst
+        // returns exactly the grid, Skip points of the grid, Delay ticks at
+        // least a period apart; none returned before it is due.
+        9 => {
+            let period = Duration::from_micros(200 + rng.below(8_000));
+            let mut base = Instant::now() + dur(&mut rng) / 8;
+            let mut iv = interval_at(base, period);
+            let missed = match rng.below(3) {
+                0 => MissedTickBehavior::Burst,
+                1 => MissedTickBehavior::Delay,
+                _ => MissedTickBehavior::Skip,
+            };
+            iv.set_missed_tick_behavior(missed);
+            let probe = Arc::new(Probe::default());
+            let mut n = 0u32; // ticks taken since `base`
+            let mut last: Option<Instant> = None;
+            for _ in 0..2 + rng.below(8) {
+                let due = if rng.below(3) == 0 {
+                    // One poll of a tick, then dropped.
+                    let w = Waker::from(probe.clone());
+                    let mut tick = Box::pin(iv.tick());
+                    match tick.as_mut().poll(&mut Context::from_waker(&w)) {
+                        Poll::Ready(due) => due,
+                        Poll::Pending => continue,
+                    }
+                } else if rng.below(6) == 0 {
+                    let before = Instant::now();
+                    iv.reset();
+                    // The next tick is one period from the reset; the
+                    // grid starts over there.
+                    let due = iv.tick().await;
+                    assert!(due >= before + period, "#{seed}: tick after reset too soon");
+                    assert!(Instant::now() >= due, "#{seed}: tick after reset early");
+                    base = due;
+                    n = 1;
+                    last = Some(due);
+                    continue;
+                } else {
+                    iv.tick().await
+                };
+                let now = Instant::now();
+                assert!(
+                    now >= due,
+                    "#{seed}: tick due {:?} later returned",
+                    due - now
+                );
+                match missed {
+                    MissedTickBehavior::Burst => {
+                        assert_eq!(due, base + period * n, "#{seed}: burst tick {n}");
+                    }
+                    MissedTickBehavior::Skip => {
+                        let off = (due - base).as_nanos();
+                        assert_eq!(off % period.as_nanos(), 0, "#{seed}: skip off the grid");
+                        assert!(off >= (period * n).as_nanos(), "#{seed}: skip went back");
+                        n = (off / period.as_nanos()) as u32;
+                    }
+                    _ => {}
+                }
+                if let Some(l) = last {
+                    assert!(due >= l + period, "#{seed}: ticks {:?} apart", due - l);
+                }
+                n += 1;
+                last = Some(due);
+                if rng.below(3) == 0 {
+                    std::thread::sleep(period * rng.below(3) as u32);
+                }
+            }
+        }
         // A sleep moved: polled here, then awaited or dropped in a task
         // on a random worker.
         _ => {
@@ -276,8 +357,16 @@ async fn scenario(seed: u64) {
     }
 }
 
+/// An offset for every seed, from STRATA_TIME_SEED (0 if unset), to run
+/// other sequences; a failure names its scenario's seed (`#seed`), the
+/// offset included.
+fn seed_base() -> u64 {
+    std::env::var("STRATA_TIME_SEED").map_or(0, |s| s.parse().expect("STRATA_TIME_SEED: a u64"))
+}
+
 /// Runs `n` scenarios from `base` as tasks on a runtime of `workers`.
 fn on_workers(workers: usize, base: u64, n: u64) {
+    let base = base + seed_base();
     deadline(60, move || {
         let rt = rt(workers);
         rt.block_on(async move {
@@ -310,7 +399,9 @@ fn random_timers_off_the_workers() {
             let rt = rt(workers);
             rt.block_on(async move {
                 let mut all: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = (0..rounds(150))
-                    .map(|i| Box::pin(scenario(20_000 + 1000 * workers as u64 + i)) as _)
+                    .map(|i| {
+                        Box::pin(scenario(seed_base() + 20_000 + 1000 * workers as u64 + i)) as _
+                    })
                     .collect();
                 // A hand-made join: poll every unfinished one on each wake.
                 poll_fn(|cx| {
@@ -333,7 +424,7 @@ fn random_timers_off_the_workers() {
 fn random_resets_outside_any_runtime() {
     deadline(60, || {
         let rt = rt(2);
-        let mut rng = Rng::new(77);
+        let mut rng = Rng::new(77 + seed_base());
         for round in 0..rounds(60) {
             let d = dur(&mut rng);
             let mut s = rt.block_on(async move {
@@ -378,7 +469,7 @@ fn resets_racing_with_the_owner_off_the_workers() {
     deadline(60, || {
         let rt = rt(2);
         rt.block_on(async {
-            let mut rng = Rng::new(4242);
+            let mut rng = Rng::new(4242 + seed_base());
             for round in 0..rounds(300) {
                 let mut s = sleep(Duration::from_micros(rng.below(3_000)));
                 let probe = Arc::new(Probe::default());
