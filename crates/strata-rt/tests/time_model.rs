@@ -495,3 +495,51 @@ fn resets_racing_with_the_owner_off_the_workers() {
         });
     });
 }
+
+/// Sleeps registered with a runtime (from tasks on its workers and from
+/// `block_on`, some reset, some already fired) outlive it: awaited in a
+/// second runtime, each completes, none early; dropped, none panics.
+#[test]
+fn random_sleeps_outlive_their_runtime() {
+    deadline(60, || {
+        let mut rng = Rng::new(99 + seed_base());
+        for round in 0..rounds(20) {
+            let workers = 1 + rng.below(2) as usize;
+            let first = rt(workers);
+            let seeds: Vec<u64> = (0..20).map(|_| rng.next()).collect();
+            let make = |seed: u64| {
+                let mut rng = Rng::new(seed);
+                let mut s = sleep(dur(&mut rng));
+                let probe = Arc::new(Probe::default());
+                poll_with(&mut s, &probe);
+                if rng.below(3) == 0 {
+                    let to = Instant::now() + dur(&mut rng);
+                    s.reset(to);
+                    poll_with(&mut s, &probe);
+                }
+                s
+            };
+            let mut sleeps: Vec<Sleep> = first.block_on(async {
+                let mut all: Vec<Sleep> = seeds[..10].iter().map(|&seed| make(seed)).collect();
+                for (i, &seed) in seeds[10..].iter().enumerate() {
+                    let h = Handle::current().spawn_on(i % workers, async move { make(seed) });
+                    all.push(h.await.unwrap());
+                }
+                // Let some fire, or not.
+                sleep(dur(&mut Rng::new(round)) / 2).await;
+                all
+            });
+            drop(first);
+            let second = rt(1);
+            let keep = rng.below(4) != 0;
+            second.block_on(async {
+                for (i, s) in sleeps.iter_mut().enumerate() {
+                    if keep || i % 2 == 0 {
+                        await_not_early(s, &format!("outlived #{round}/{i}")).await;
+                    }
+                }
+            });
+            drop(sleeps);
+        }
+    });
+}
