@@ -1,6 +1,7 @@
 //! `sync::watch`: receivers see the newest value, every one of them sees
-//! the last value before the sender goes, and waits registered from any
-//! thread or executor are woken. Orderings come from `poll_once` and
+//! the last value before the sender goes, waits registered from any
+//! thread or executor are woken, and `wait_for`, `mark_changed` and
+//! panics in `send_modify` behave as documented. Orderings come from `poll_once` and
 //! channels, not sleeps; `deadline` is a hang guard only.
 
 mod support;
@@ -259,6 +260,193 @@ fn stress_every_receiver_ends_on_the_last_value() {
                 let end = rt.block_on(r).unwrap();
                 assert_eq!(end, last, "round {round}, receiver {i}");
             }
+        }
+    });
+}
+
+fn assert_send<T: Send>(_: &T) {}
+
+/// The futures of `changed`, `wait_for` and `closed` are `Send` for a
+/// `Send + Sync` value, so a task using them can be spawned.
+#[test]
+fn the_futures_are_send() {
+    let (tx, mut rx) = watch::channel(0u32);
+    assert_send(&rx.changed());
+    assert_send(&rx.wait_for(|v| *v > 0));
+    assert_send(&tx.closed());
+}
+
+/// `wait_for` checks the current value even when the sender is gone
+/// (tokio does), and fails only if that does not satisfy it.
+#[test]
+fn wait_for_after_the_sender_is_gone() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = watch::channel(1u32);
+            tx.send(5).unwrap();
+            drop(tx);
+            {
+                let r = rx.wait_for(|v| *v == 5).await.unwrap();
+                assert!(r.has_changed());
+            }
+            assert!(rx.wait_for(|v| *v == 6).await.is_err());
+            // Satisfied by a value already seen: still Ok.
+            assert!(!rx.wait_for(|v| *v == 5).await.unwrap().has_changed());
+        });
+    });
+}
+
+/// `mark_changed`: `changed` completes at once, even after the sender is
+/// gone (tokio); `has_changed` reports the close first.
+#[test]
+fn mark_changed_semantics() {
+    deadline(30, || {
+        rt(1).block_on(async {
+            let (tx, mut rx) = watch::channel(1u32);
+            rx.mark_changed();
+            assert!(rx.has_changed().unwrap());
+            assert!(rx.borrow().has_changed());
+            rx.changed().await.unwrap();
+            assert!(!rx.has_changed().unwrap());
+            rx.mark_changed();
+            rx.mark_unchanged();
+            assert!(!rx.has_changed().unwrap());
+            rx.mark_changed();
+            drop(tx);
+            assert!(rx.has_changed().is_err());
+            rx.changed().await.unwrap();
+            assert!(rx.changed().await.is_err());
+        });
+    });
+}
+
+/// A clone made after `mark_changed` has not seen the value either.
+#[test]
+fn a_clone_inherits_what_was_seen() {
+    let (tx, mut rx) = watch::channel(1u32);
+    tx.send(2).unwrap();
+    let c1 = rx.clone();
+    assert!(c1.has_changed().unwrap());
+    rx.borrow_and_update();
+    let c2 = rx.clone();
+    assert!(!c2.has_changed().unwrap());
+    rx.mark_changed();
+    let c3 = rx.clone();
+    assert!(c3.has_changed().unwrap());
+}
+
+/// A panic in `send_modify` leaves the channel usable from another
+/// thread too (the poisoned lock is read through), and a later `send`
+/// wakes receivers again.
+#[test]
+fn after_a_panic_in_send_modify_sends_and_borrows_go_on() {
+    deadline(30, || {
+        let (tx, mut rx) = watch::channel(0u32);
+        let tx = Arc::new(tx);
+        let t2 = tx.clone();
+        let r = std::thread::spawn(move || {
+            t2.send_modify(|v| {
+                *v = 7;
+                panic!("in send_modify");
+            })
+        })
+        .join();
+        assert!(r.is_err());
+        assert_eq!(*rx.borrow_and_update(), 7);
+        rt(2).block_on(async {
+            let waiter = strata_rt::spawn(async move {
+                rx.changed().await.unwrap();
+                *rx.borrow_and_update()
+            });
+            strata_rt::yield_now().await;
+            tx.send(8).unwrap();
+            assert_eq!(waiter.await.unwrap(), 8);
+        });
+    });
+}
+
+/// `wait_for`'s predicate panicking leaves no poisoned lock behind.
+#[test]
+fn a_panic_in_wait_for_s_predicate_does_not_poison() {
+    deadline(30, || {
+        let (tx, mut rx) = watch::channel(0u32);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt(1).block_on(async {
+                let _ = rx.wait_for(|_| panic!("in wait_for")).await;
+            })
+        }));
+        assert!(r.is_err());
+        tx.send(3).unwrap();
+        assert_eq!(*tx.borrow(), 3);
+    });
+}
+
+/// Values and versions agree: a receiver that follows a counter through
+/// `changed` + `borrow_and_update` sees it strictly increase at each
+/// change, and ends on the last one.
+#[test]
+fn versions_and_values_agree_under_a_racing_sender() {
+    deadline(60, || {
+        rt(2).block_on(async {
+            const N: u64 = 20_000;
+            let (tx, rx) = watch::channel(0u64);
+            let mut followers = Vec::new();
+            for _ in 0..3 {
+                let mut rx = rx.clone();
+                followers.push(strata_rt::spawn(async move {
+                    let mut last = 0;
+                    loop {
+                        if rx.changed().await.is_err() {
+                            return last;
+                        }
+                        let r = rx.borrow_and_update();
+                        // `changed` saw a version newer than the one read
+                        // last: its value is newer too.
+                        assert!(*r > last, "from {last} to {} after a change", *r);
+                        last = *r;
+                    }
+                }));
+            }
+            let mut waiter = rx.clone();
+            let w = strata_rt::spawn(async move { *waiter.wait_for(|v| *v == N).await.unwrap() });
+            drop(rx);
+            let sender = std::thread::spawn(move || {
+                for i in 1..=N {
+                    tx.send_replace(i);
+                }
+            });
+            for f in followers {
+                assert_eq!(f.await.unwrap(), N);
+            }
+            assert_eq!(w.await.unwrap(), N);
+            sender.join().unwrap();
+        });
+    });
+}
+
+/// `closed` races receivers dropped on other threads and clones made
+/// meanwhile: it completes once the count reaches zero, never before.
+#[test]
+fn closed_races_receiver_drops() {
+    deadline(60, || {
+        for _ in 0..200 {
+            let (tx, rx) = watch::channel(0u8);
+            let clones: Vec<_> = (0..4).map(|_| rx.clone()).collect();
+            let done = Arc::new(AtomicBool::new(false));
+            let d = done.clone();
+            let t = std::thread::spawn(move || {
+                for c in clones {
+                    let c2 = c.clone();
+                    drop(c);
+                    drop(c2);
+                }
+                d.store(true, Ordering::SeqCst);
+                drop(rx);
+            });
+            support::plain_block_on(tx.closed());
+            assert!(done.load(Ordering::SeqCst), "closed before the last drop");
+            assert_eq!(tx.receiver_count(), 0);
+            t.join().unwrap();
         }
     });
 }

@@ -2,7 +2,8 @@
 //! printed address keeps its brackets (so it can be pasted into
 //! `--addr`), the client reaches a `[::1]` server, and a `[::]` server
 //! (dual-stack by the OS default) serves a v4 client too; `--v6-only`
-//! sets it either way.
+//! sets it either way, refuses values other than on and off, and changes
+//! nothing for an IPv4 address.
 //!
 //! Returns early (passing) on a machine without IPv6 loopback. Waits are
 //! watchdogs against hangs only.
@@ -129,4 +130,52 @@ fn v6_only_off_serves_a_v4_client() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
     let (status, _) = server.terminate();
     assert!(status.success(), "{status:?}");
+}
+
+/// A value that is neither on nor off is refused before the server
+/// starts (a usage error, exit status 2), naming the flag.
+#[test]
+fn a_bad_value_is_a_usage_error() {
+    for bad in ["maybe", ""] {
+        let child = Command::new(SERVER)
+            .args(["--addr", "127.0.0.1:0", "--v6-only", bad])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("line-server starts");
+        let out = output_within(child, 60);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--v6-only"), "{bad:?}: {err}");
+    }
+}
+
+/// With an IPv4 address the flag changes nothing: the server starts.
+#[test]
+fn an_ipv4_address_with_the_flag_starts() {
+    for v in ["on", "off"] {
+        let mut child = Command::new(SERVER)
+            .args(["--addr", "127.0.0.1:0", "--threads", "1", "--v6-only", v])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("line-server starts");
+        let stdout = child.stdout.take().unwrap();
+        let server = Server::from_child(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let printed = rx.recv_timeout(Duration::from_secs(30)).expect("prints");
+        assert!(
+            printed.starts_with("line-server: listening on 127.0.0.1:"),
+            "{printed}"
+        );
+        let (status, _) = server.terminate();
+        assert!(status.success(), "{status:?}");
+    }
 }

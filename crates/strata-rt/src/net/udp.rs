@@ -234,11 +234,13 @@ impl UdpSocket {
 
     /// Waits for a datagram and copies it into `buf` without taking it
     /// (`MSG_PEEK`): its length (cut to `buf`'s) and sender. The next
-    /// receive returns the same datagram.
+    /// receive returns the same datagram. A pending error (an ICMP
+    /// "unreachable" for an earlier send) is reported to the peek and, as
+    /// the OS reports it once, not to the receive after it.
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: nothing is taken from the socket.
+    /// Cancel-safe: no datagram is taken from the socket.
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let io = &self.io;
         io.wait(Direction::Read, |cx| {

@@ -5,8 +5,12 @@
 //! is reloaded, a health status, a "draining" mode. A receiver waits with
 //! [`Receiver::changed`] and then looks at the value; values sent while it
 //! was busy are not queued, it sees the newest. The value lives behind a
-//! [`std::sync::RwLock`], so borrows are meant to be short: a [`Ref`] held
-//! across an `.await` makes the sender's next `send` block its thread.
+//! [`std::sync::RwLock`], so borrows are meant to be short. A [`Ref`] held
+//! across an `.await` blocks the sender's next `send` (its thread, a
+//! worker with all its tasks), and deadlocks when the sending task runs on
+//! the worker of the task that holds it; a second borrow on a thread that
+//! already holds one can deadlock too (a waiting sender goes first). Copy
+//! or clone what you need out of the borrow and drop it.
 //!
 //! ```
 //! use strata_rt::sync::watch;

@@ -257,9 +257,14 @@ impl TcpStream {
     /// As long as the bytes are not read, every `peek` returns at once:
     /// do not loop on it waiting for more to arrive.
     ///
+    /// A pending error (the peer's reset) is the exception to "takes
+    /// nothing": the OS reports it to one receive call, so the peek gets it
+    /// and a read after it may find only the end of the stream. Take a
+    /// peek's error as the connection's.
+    ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: nothing is taken from the socket.
+    /// Cancel-safe: no byte is taken from the socket.
     ///
     /// # Example
     ///
