@@ -629,6 +629,42 @@ fn a_stop_at_the_bound_answers_everything_received() {
     })
 }
 
+/// Serves `send` (then 64 KiB more: a peer that goes on sending) with
+/// `proto` and `svc` on a worker: how the connection ended, and all the
+/// peer received.
+fn quit_run<P, S>(
+    proto: P,
+    svc: S,
+    send: &'static [u8],
+) -> (Result<(), strata_proto::pipeline::ConnectionError>, Vec<u8>)
+where
+    P: strata_proto::pipeline::ServerProto<Request = String, Response = String>,
+    S: strata_service::Service<String, Response = String> + Send + 'static,
+    S::Error: Into<strata_service::BoxError>,
+{
+    deadline(30, move || {
+        support::on_a_worker(async move {
+            let (mut client, server) = support::connected_pair();
+            let conn = strata_rt::spawn_local(async move {
+                serve_connection(server, &proto, svc, &no_timeouts(), std::future::pending()).await
+            });
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let got = strata_rt::spawn_blocking(move || {
+                client.write_all(send).unwrap();
+                let _ = client.write_all(&vec![b'x'; 64 * 1024]);
+                let mut got = Vec::new();
+                let _ = client.read_to_end(&mut got);
+                got
+            })
+            .await
+            .unwrap();
+            (conn.await.unwrap(), got)
+        })
+    })
+}
+
 /// Lines (at most 16 bytes), echoed; the response `bye` (to `quit`) is
 /// the connection's last.
 struct Quits;
@@ -658,28 +694,7 @@ fn a_response_the_protocol_marks_as_the_last_closes_the_connection_after_it() {
             line
         })
     });
-    let (ended, got) = deadline(30, move || {
-        support::on_a_worker(async move {
-            let (mut client, server) = support::connected_pair();
-            let conn = strata_rt::spawn(async move {
-                serve_connection(server, &Quits, svc, &no_timeouts(), std::future::pending()).await
-            });
-            client
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let got = strata_rt::spawn_blocking(move || {
-                client.write_all(b"a\nquit\nz\n").unwrap();
-                // Goes on sending after the quit: 64 KiB more.
-                let _ = client.write_all(&vec![b'x'; 64 * 1024]);
-                let mut got = Vec::new();
-                let _ = client.read_to_end(&mut got);
-                got
-            })
-            .await
-            .unwrap();
-            (conn.await.unwrap(), got)
-        })
-    });
+    let (ended, got) = quit_run(Quits, svc, b"a\nquit\nz\n");
     assert_eq!(String::from_utf8_lossy(&got), "a\nbye\n");
     assert!(ended.is_ok(), "ended as {ended:?}");
 }
@@ -761,34 +776,7 @@ fn a_request_the_protocol_marks_as_the_last_is_the_last_run() {
                 Ok::<_, io::Error>(line)
             }
         });
-        let (ended, got) = deadline(30, move || {
-            support::on_a_worker(async move {
-                let (mut client, server) = support::connected_pair();
-                let conn = strata_rt::spawn(async move {
-                    serve_connection(
-                        server,
-                        &LastQuit,
-                        svc,
-                        &no_timeouts(),
-                        std::future::pending(),
-                    )
-                    .await
-                });
-                client
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                let got = strata_rt::spawn_blocking(move || {
-                    client.write_all(b"a\nquit\nz\ny\n").unwrap();
-                    let _ = client.write_all(&vec![b'x'; 64 * 1024]);
-                    let mut got = Vec::new();
-                    let _ = client.read_to_end(&mut got);
-                    got
-                })
-                .await
-                .unwrap();
-                (conn.await.unwrap(), got)
-            })
-        });
+        let (ended, got) = quit_run(LastQuit, svc, b"a\nquit\nz\ny\n");
         assert_eq!(
             String::from_utf8_lossy(&got),
             "a\nquit\n",

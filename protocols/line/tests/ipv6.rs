@@ -62,6 +62,16 @@ fn ask(addr: SocketAddr) -> std::process::Output {
     output_within(child, 60)
 }
 
+/// `line-client` asks `server` (at `addr`, or where it listens) `hello`
+/// and gets `world`; then the server stops cleanly.
+fn answers_then_stops(server: Server, addr: Option<SocketAddr>) {
+    let out = ask(addr.unwrap_or(server.addr));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn a_v6_server_prints_a_bracketed_address_the_client_can_use() {
     if !has_v6() {
@@ -74,11 +84,7 @@ fn a_v6_server_prints_a_bracketed_address_the_client_can_use() {
         server.addr,
         SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))
     );
-    let out = ask(server.addr);
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
-    let (status, _) = server.terminate();
-    assert!(status.success(), "{status:?}");
+    answers_then_stops(server, None);
 }
 
 #[test]
@@ -93,11 +99,7 @@ fn a_dual_stack_server_answers_a_v4_client() {
         eprintln!("the OS default here is v6-only; skipped");
         return;
     }
-    let out = ask(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
-    let (status, _) = server.terminate();
-    assert!(status.success(), "{status:?}");
+    answers_then_stops(server, Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
 }
 
 #[test]
@@ -111,11 +113,10 @@ fn v6_only_on_leaves_the_v4_port_free_and_still_serves_v6() {
     // bind would fail with "address in use").
     let v4 = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port));
     assert!(v4.is_ok(), "{v4:?}");
-    let out = ask(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)));
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
-    let (status, _) = server.terminate();
-    assert!(status.success(), "{status:?}");
+    answers_then_stops(
+        server,
+        Some(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))),
+    );
 }
 
 #[test]
@@ -125,11 +126,7 @@ fn v6_only_off_serves_a_v4_client() {
     }
     let (server, _) = start("[::]:0", &["--v6-only", "off"]);
     let port = server.addr.port();
-    let out = ask(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "world\n");
-    let (status, _) = server.terminate();
-    assert!(status.success(), "{status:?}");
+    answers_then_stops(server, Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
 }
 
 /// A value that is neither on nor off is refused before the server
@@ -151,31 +148,16 @@ fn a_bad_value_is_a_usage_error() {
     }
 }
 
-/// With an IPv4 address the flag changes nothing: the server starts.
+/// With an IPv4 address the flag changes nothing: the server starts and
+/// answers.
 #[test]
-fn an_ipv4_address_with_the_flag_starts() {
+fn an_ipv4_address_with_the_flag_serves() {
     for v in ["on", "off"] {
-        let mut child = Command::new(SERVER)
-            .args(["--addr", "127.0.0.1:0", "--threads", "1", "--v6-only", v])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("line-server starts");
-        let stdout = child.stdout.take().unwrap();
-        let server = Server::from_child(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let printed = rx.recv_timeout(Duration::from_secs(30)).expect("prints");
+        let (server, printed) = start("127.0.0.1:0", &["--v6-only", v]);
         assert!(
             printed.starts_with("line-server: listening on 127.0.0.1:"),
             "{printed}"
         );
-        let (status, _) = server.terminate();
-        assert!(status.success(), "{status:?}");
+        answers_then_stops(server, None);
     }
 }
