@@ -29,7 +29,9 @@
 //! contract: what to return for a partial frame, an empty buffer, the end
 //! of the stream) and [`Encoder`](crate::codec::Encoder). The repository's
 //! `crates/strata-proto/tests/resp/` does so for a binary protocol, a
-//! subset of Redis's RESP, through every step below.
+//! subset of Redis's RESP, through every step below, and
+//! `crates/strata-proto/tests/http/` for a subset of HTTP/1.1 (parsed
+//! with `httparse`; keep-alive, `Connection: close`, bodies).
 //!
 //! # 2. Frames to requests: a protocol
 //!
