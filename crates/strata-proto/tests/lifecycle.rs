@@ -52,6 +52,22 @@ impl Rng {
 static LOG: Mutex<Vec<(tracing::Level, String)>> = Mutex::new(Vec::new());
 static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static SERIAL: Mutex<()> = Mutex::new(());
+/// The thread ids of this binary's test threads. The harness starts a
+/// test's thread whenever another test ends, at any moment of a cycle of
+/// the test holding `SERIAL`; that thread (waiting on `SERIAL`) is no leak
+/// of the cycle's, so the thread count leaves these out.
+static TEST_THREADS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// This thread's id (from `/proc/thread-self`, a link to `<pid>/task/<tid>`).
+fn tid() -> u32 {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Leaves this test's thread out of the thread count (see `TEST_THREADS`).
+fn note_test_thread() {
+    TEST_THREADS.lock().unwrap().push(tid());
+}
 /// owed, answered, handler shutdowns, exempted misses, unadmitted misses,
 /// owed-after-stop-in-flight (owed but connection ended by stop), rejected
 static STATS: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
@@ -82,6 +98,7 @@ impl tracing::Subscriber for Capture {
 }
 
 fn init() -> std::sync::MutexGuard<'static, ()> {
+    note_test_thread();
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         tracing::subscriber::set_global_default(Capture).unwrap();
@@ -106,8 +123,18 @@ fn take_log() -> Vec<(tracing::Level, String)> {
 fn count_dir(p: &str) -> usize {
     std::fs::read_dir(p).unwrap().count()
 }
+/// Threads of the process, the harness's test threads left out.
 fn threads() -> usize {
-    count_dir("/proc/self/task")
+    let tests = TEST_THREADS.lock().unwrap().clone();
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter(|e| {
+            let tid = e.as_ref().unwrap().file_name();
+            tid.to_str()
+                .and_then(|t| t.parse::<u32>().ok())
+                .is_none_or(|t| !tests.contains(&t))
+        })
+        .count()
 }
 fn fds() -> usize {
     count_dir("/proc/self/fd")
@@ -772,6 +799,7 @@ fn server_lifecycle_soak() {
 /// Re-runs one cycle by its cycle seed (LIFECYCLE_CYCLE_SEED).
 #[test]
 fn server_lifecycle_one() {
+    note_test_thread();
     let Some(cs) = std::env::var("LIFECYCLE_CYCLE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
