@@ -452,7 +452,7 @@ fn tcp_shared_listener_mixed_acceptors_accept_everything() {
 #[test]
 fn tcp_stream_moved_between_workers_reads_everything() {
     use futures_util::io::AsyncReadExt;
-    deadline(120, || {
+    deadline(600, || {
         let mut failures = Vec::new();
         let seeds = seeds(30);
         let iters = seeds.clone().count();
@@ -645,7 +645,7 @@ fn executor_spawn_wake_abort_drop_from_many_threads() {
 /// aborting its tasks: no panic, no hang, and every future is dropped.
 #[test]
 fn executor_shutdown_races_with_wakes_and_spawns() {
-    deadline(120, || {
+    deadline(600, || {
         for seed in seeds(40) {
             let mut rng = Rng::new(seed);
             let workers = 1 + rng.below(3) as usize;
