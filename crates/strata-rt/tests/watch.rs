@@ -450,3 +450,30 @@ fn closed_races_receiver_drops() {
         }
     });
 }
+
+/// A task that loops on `changed` over a value that is always new (here:
+/// `mark_changed` before each wait) still lets the other tasks of its
+/// worker run: each completed wait spends its cooperative budget.
+#[test]
+fn a_changed_loop_yields_to_the_worker_s_other_tasks() {
+    deadline(60, || {
+        rt(1).block_on(async {
+            strata_rt::spawn(async {
+                let (_tx, mut rx) = watch::channel(0u8);
+                let other_ran = Arc::new(AtomicBool::new(false));
+                let o = other_ran.clone();
+                let other = strata_rt::spawn(async move { o.store(true, Ordering::SeqCst) });
+                let mut waits = 0u64;
+                while !other_ran.load(Ordering::SeqCst) {
+                    rx.mark_changed();
+                    rx.changed().await.unwrap();
+                    waits += 1;
+                    assert!(waits < 1_000_000, "the changed loop never yielded");
+                }
+                other.await.unwrap();
+            })
+            .await
+            .unwrap();
+        });
+    });
+}

@@ -30,8 +30,9 @@
 //! * The [`mpsc`] receivers are wrapped so that every message taken spends
 //!   the task's cooperative budget (as tokio's channels do): a task
 //!   draining a queue that never runs dry still lets its worker run other
-//!   tasks, timers and I/O every 128 messages. The other types here do not
-//!   spend it; a loop that takes an always-free lock or permit over and
+//!   tasks, timers and I/O every 128 messages. So does each completed
+//!   wait of a [`watch`] receiver (`changed`, `wait_for`). The other
+//!   types here do not spend it; a loop that takes an always-free lock or permit over and
 //!   over should call [`yield_now`](crate::yield_now) now and then.
 //! * A bounded [`mpsc::channel`]`(n)` holds up to `n` messages **plus one
 //!   per sender that has sent since the receiver last caught up, dropped

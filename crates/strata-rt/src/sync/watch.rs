@@ -38,9 +38,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use event_listener::Event;
+use std::task::Poll;
+
+use event_listener::{Event, EventListener};
 
 use crate::executor::contained::ContainedWaker;
+use crate::executor::coop;
 
 /// A channel holding `init`, and its first receiver (which has seen
 /// `init`: its first [`changed`](Receiver::changed) waits for a send).
@@ -90,21 +93,40 @@ impl<T> Shared<T> {
 
     /// Waits, through `event`, until `ready` says something other than
     /// `None`. `ready` is checked after each registration, so a
-    /// notification between a check and the wait is not lost.
+    /// notification between a check and the wait is not lost. A wait that
+    /// completes spends a unit of the task's cooperative budget (with none
+    /// left, the task yields first), as a channel's receive does: a loop
+    /// over a value that keeps changing still lets its worker run the
+    /// other tasks.
     async fn wait_until<R>(&self, event: &Event, mut ready: impl FnMut() -> Option<R>) -> R {
         let mut contained = ContainedWaker::default();
-        loop {
-            if let Some(r) = ready() {
-                return r;
-            }
-            let mut listener = event.listen();
-            if let Some(r) = ready() {
-                return r;
-            }
-            // The notifier wakes under event-listener's lock: another
-            // executor's waker is wrapped so its panic cannot escape there.
-            poll_fn(|cx| contained.poll_with(cx, |cx| Pin::new(&mut listener).poll(cx))).await;
-        }
+        let mut listener: Option<EventListener> = None;
+        poll_fn(|cx| {
+            coop::poll_spend_if_ready(cx, |cx| {
+                loop {
+                    if let Some(r) = ready() {
+                        return Poll::Ready(r);
+                    }
+                    match &mut listener {
+                        // Listen, then check again (the loop) before waiting.
+                        None => listener = Some(event.listen()),
+                        Some(l) => {
+                            // The notifier wakes under event-listener's
+                            // lock: another executor's waker is wrapped so
+                            // its panic cannot escape there.
+                            if contained
+                                .poll_with(cx, |cx| Pin::new(l).poll(cx))
+                                .is_pending()
+                            {
+                                return Poll::Pending;
+                            }
+                            listener = None;
+                        }
+                    }
+                }
+            })
+        })
+        .await
     }
 }
 
