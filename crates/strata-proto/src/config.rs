@@ -111,7 +111,9 @@ impl ConnectionConfig {
     /// connection limit bounds a peer that stops partway through a
     /// request (the idle timeout runs only with nothing buffered).
     ///
-    /// "Started" is the codec's word:
+    /// The connection closes without a word, unless the protocol has one
+    /// for it ([`ServerProto::read_timeout_response`](crate::pipeline::ServerProto::read_timeout_response),
+    /// HTTP's 408). "Started" is the codec's word:
     /// [`Decoder::in_frame`](strata_codec::Decoder::in_frame), which by
     /// default says bytes are buffered; a codec that takes a request's
     /// bytes out of the buffer as they arrive says so there.

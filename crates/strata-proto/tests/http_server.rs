@@ -600,11 +600,44 @@ fn expect_100_continue_gets_no_interim_response() {
     assert!(server.shutdown());
 }
 
+/// With a `read_timeout_response`, the connection still ends with
+/// `ConnectionError::ReadTimeout` (for the server's log), after the 408.
 #[test]
-fn read_timeout_closes_without_a_408() {
-    // Friction: a request not whole within the read timeout closes the
-    // connection with no word (`ConnectionError::ReadTimeout`); HTTP would
-    // answer 408, but `ServerProto` has no hook for it.
+fn a_read_timeout_answered_still_ends_as_a_read_timeout() {
+    use strata_proto::pipeline::{ConnectionError, serve_connection};
+    let config = ConnectionConfig::default().read_timeout(Some(Duration::from_millis(100)));
+    let (result, got) = strata_rt::run(async move {
+        let listener = strata_rt::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            s.set_read_timeout(Some(GUARD)).unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            got
+        });
+        let (conn, _) = listener.accept().await.unwrap();
+        let never = strata_service::service_fn(|_: Request| async move {
+            Ok::<_, std::io::Error>(Response::new(200, "unreachable"))
+        });
+        let proto = HttpProto::default();
+        let result = serve_connection(conn, &proto, never, &config, std::future::pending()).await;
+        (result, client.join().unwrap())
+    });
+    assert!(
+        matches!(result, Err(ConnectionError::ReadTimeout { .. })),
+        "{result:?}"
+    );
+    let (answer, _) = parse_response(&got).expect("one whole response");
+    assert_eq!(answer.status, 408);
+}
+
+/// A request not whole within the read timeout gets the protocol's
+/// `read_timeout_response`, a 408 saying `Connection: close`, and the
+/// connection then closes cleanly (no reset).
+#[test]
+fn read_timeout_answers_408_then_closes() {
     let config = ConnectionConfig::default().read_timeout(Some(Duration::from_millis(200)));
     let (server, _) = start(Options {
         config,
@@ -613,8 +646,10 @@ fn read_timeout_closes_without_a_408() {
     let mut c = Client::connect(server.local_addr());
     c.send(b"GET /hello HTTP/1.1\r\nHost:");
     let (got, end) = c.read_to_close();
-    end.expect("a close");
-    assert!(got.is_empty());
+    end.expect("a clean close");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status, 408);
+    assert_eq!(got[0].header("connection"), Some("close"));
     drop(c);
     assert!(server.shutdown());
 }

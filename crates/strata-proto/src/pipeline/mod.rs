@@ -132,6 +132,16 @@ pub trait ServerProto: Send + Sync + 'static {
         None
     }
 
+    /// The final response to write when a request has not arrived whole
+    /// within the read timeout (HTTP's `408 Request Timeout`); the
+    /// connection closes after it, ending with
+    /// [`ConnectionError::ReadTimeout`] as without one. Default: close
+    /// without one. (The idle and write timeouts close silently: nothing
+    /// was asked, or the peer takes nothing.)
+    fn read_timeout_response(&self) -> Option<Self::Response> {
+        None
+    }
+
     /// What to do when the service fails a request. Default: close the
     /// connection after the responses that precede the failed request.
     ///

@@ -512,7 +512,17 @@ where
                         *framed.write_buffer_mut() = BytesMut::new();
                     }
                 }
-                Poll::Ready(TimerEvent::Expired(err)) => return Poll::Ready(Err(err)),
+                Poll::Ready(TimerEvent::Expired(err)) => {
+                    match timed_out(proto, err) {
+                        // The protocol's answer (HTTP's 408) goes out as a
+                        // bad request's would, then the connection closes.
+                        Ok((answer, why)) => {
+                            (read, final_response, outcome) =
+                                (Read::Failed, Some(answer), Err(why));
+                        }
+                        Err(err) => return Poll::Ready(Err(err)),
+                    }
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -837,6 +847,24 @@ fn close_after<F: Future>(
                 *outcome = Ok(());
             }
         }
+    }
+}
+
+/// A timeout that ends the connection: for the read timeout, the
+/// protocol's final answer to it and the error, if it has one; otherwise
+/// the error, to end with at once. (Out of line: rare.)
+#[cold]
+#[inline(never)]
+fn timed_out<P: ServerProto>(
+    proto: &P,
+    err: ConnectionError,
+) -> Result<(P::Response, ConnectionError), ConnectionError> {
+    match err {
+        ConnectionError::ReadTimeout { .. } => match proto.read_timeout_response() {
+            Some(answer) => Ok((answer, err)),
+            None => Err(err),
+        },
+        err => Err(err),
     }
 }
 

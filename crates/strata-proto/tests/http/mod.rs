@@ -487,6 +487,14 @@ impl ServerProto for HttpProto {
         Some(r)
     }
 
+    // A request not whole within the read timeout: 408, and the
+    // connection closes (RFC 9110 15.5.9).
+    fn read_timeout_response(&self) -> Option<Response> {
+        let mut r = Response::new(408, "request timeout\n");
+        r.conn = Conn::Close;
+        Some(r)
+    }
+
     // `KeepAlive` answers the service's errors itself, with the request at
     // hand; one that gets here anyway does not know what the request said
     // of the connection, so it is answered and the connection closed.
