@@ -635,7 +635,7 @@ fn a_stop_at_the_bound_answers_everything_received() {
 fn quit_run<P, S>(
     proto: P,
     svc: S,
-    send: &'static [u8],
+    send: impl AsRef<[u8]> + Send + 'static,
 ) -> (Result<(), strata_proto::pipeline::ConnectionError>, Vec<u8>)
 where
     P: strata_proto::pipeline::ServerProto<Request = String, Response = String>,
@@ -652,7 +652,7 @@ where
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
             let got = strata_rt::spawn_blocking(move || {
-                client.write_all(send).unwrap();
+                client.write_all(send.as_ref()).unwrap();
                 let _ = client.write_all(&vec![b'x'; 64 * 1024]);
                 let mut got = Vec::new();
                 let _ = client.read_to_end(&mut got);
@@ -712,30 +712,10 @@ fn a_bad_request_after_the_last_response_does_not_fail_the_connection() {
         }
         Ok(line)
     });
-    let cfg = no_timeouts();
-    let (ended, got) = deadline(30, move || {
-        support::on_a_worker(async move {
-            let (mut client, server) = support::connected_pair();
-            let conn = strata_rt::spawn(async move {
-                serve_connection(server, &Quits, svc, &cfg, std::future::pending()).await
-            });
-            client
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let got = strata_rt::spawn_blocking(move || {
-                let mut bytes = b"a\nquit\n".to_vec();
-                bytes.extend_from_slice(&[b'x'; 100]);
-                bytes.push(b'\n');
-                client.write_all(&bytes).unwrap();
-                let mut got = Vec::new();
-                let _ = client.read_to_end(&mut got);
-                got
-            })
-            .await
-            .unwrap();
-            (conn.await.unwrap(), got)
-        })
-    });
+    let mut bytes = b"a\nquit\n".to_vec();
+    bytes.extend_from_slice(&[b'x'; 100]);
+    bytes.push(b'\n');
+    let (ended, got) = quit_run(Quits, svc, bytes);
     assert_eq!(String::from_utf8_lossy(&got), "a\nbye\n");
     assert!(ended.is_ok(), "ended as {ended:?}");
 }
