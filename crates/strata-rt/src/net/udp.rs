@@ -190,11 +190,7 @@ impl UdpSocket {
     ///
     /// Cancel-safe: no datagram is lost if the future is dropped.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let io = &self.io;
-        io.wait(Direction::Read, |cx| {
-            io.poll_io(cx, Direction::Read, |s| s.recv_from(buf))
-        })
-        .await
+        self.io.wait_io(Direction::Read, |s| s.recv_from(buf)).await
     }
 
     /// Polls to receive one datagram.
@@ -212,11 +208,7 @@ impl UdpSocket {
     ///
     /// Cancel-safe.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let io = &self.io;
-        io.wait(Direction::Write, |cx| {
-            io.poll_io(cx, Direction::Write, |s| s.send(buf))
-        })
-        .await
+        self.io.wait_io(Direction::Write, |s| s.send(buf)).await
     }
 
     /// Receives one datagram from the connected peer.
@@ -225,11 +217,7 @@ impl UdpSocket {
     ///
     /// Cancel-safe.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let io = &self.io;
-        io.wait(Direction::Read, |cx| {
-            io.poll_io(cx, Direction::Read, |s| s.recv(buf))
-        })
-        .await
+        self.io.wait_io(Direction::Read, |s| s.recv(buf)).await
     }
 
     /// Waits for a datagram and copies it into `buf` without taking it
@@ -242,11 +230,7 @@ impl UdpSocket {
     ///
     /// Cancel-safe: no datagram is taken from the socket.
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let io = &self.io;
-        io.wait(Direction::Read, |cx| {
-            io.poll_io(cx, Direction::Read, |s| s.peek_from(buf))
-        })
-        .await
+        self.io.wait_io(Direction::Read, |s| s.peek_from(buf)).await
     }
 
     /// [`peek_from`](Self::peek_from) on a connected socket: the length
@@ -256,11 +240,7 @@ impl UdpSocket {
     ///
     /// Cancel-safe.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let io = &self.io;
-        io.wait(Direction::Read, |cx| {
-            io.poll_io(cx, Direction::Read, |s| s.peek(buf))
-        })
-        .await
+        self.io.wait_io(Direction::Read, |s| s.peek(buf)).await
     }
 
     /// Polls to [`peek_from`](Self::peek_from).

@@ -242,6 +242,17 @@ impl<S: mio::event::Source + AsRawFd> PollEvented<S> {
         .await
     }
 
+    /// The body of a socket's `async fn`: `op` once `dir` is ready,
+    /// waiting and retrying after each `WouldBlock` ([`wait`](Self::wait)
+    /// around [`poll_io`](Self::poll_io)).
+    pub(crate) async fn wait_io<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.wait(dir, |cx| self.poll_io(cx, dir, &mut op)).await
+    }
+
     /// Runs `op` when `dir` is ready, retrying after each `WouldBlock` until
     /// it succeeds, fails, or has to wait (`Pending`, waker registered).
     ///

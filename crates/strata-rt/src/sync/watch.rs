@@ -189,9 +189,9 @@ impl<T> Sender<T> {
     /// replaced; stores it even with no receiver (a later
     /// [`subscribe`](Self::subscribe) sees it).
     pub fn send_replace(&self, value: T) -> T {
-        let mut old = Some(value);
-        self.send_modify(|v| old = Some(std::mem::replace(v, old.take().expect("once"))));
-        old.expect("replaced")
+        let mut value = value;
+        self.send_modify(|v| std::mem::swap(v, &mut value));
+        value
     }
 
     /// Changes the value in place and wakes the receivers.

@@ -288,11 +288,7 @@ impl TcpStream {
     /// .unwrap();
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let io = &self.io;
-        io.wait(Direction::Read, |cx| {
-            io.poll_io(cx, Direction::Read, |s| s.peek(buf))
-        })
-        .await
+        self.io.wait_io(Direction::Read, |s| s.peek(buf)).await
     }
 
     /// Polls to [`peek`](Self::peek): `Pending` (with `cx`'s waker
