@@ -1,6 +1,10 @@
 //! Pipelined protocols: many requests in flight on one connection,
 //! responses written in request order.
 //!
+//! The server side is [`ServerProto`] and [`serve_connection`] (or
+//! [`TcpServer`](crate::TcpServer)); the client side is [`ClientProto`]
+//! and [`Client`] (or [`TcpClient`](crate::TcpClient)).
+//!
 //! # Pipelining
 //!
 //! A client may send request 2 before response 1 arrived. The server reads
@@ -38,6 +42,7 @@
 //! it passes the high-water mark). A client that sends 16 requests in one
 //! packet gets 16 responses in one `write(2)`.
 
+mod client;
 mod error;
 mod in_flight;
 mod linger;
@@ -45,6 +50,7 @@ mod server;
 mod stop;
 mod written;
 
+pub use client::{Client, ClientError, ClientErrorKind, ClientProto, ClientTask};
 pub use error::ConnectionError;
 pub use server::serve_connection;
 pub(crate) use server::serve_tcp_connection;
