@@ -16,6 +16,7 @@ use strata_proto::TcpClient;
 use strata_proto::pipeline::{Client as PipelineClient, ClientErrorKind, ClientProto};
 use strata_rt::Runtime;
 use strata_service::Service;
+use strata_service::timeout::{Elapsed, Timeout};
 use support::{Fixture, cfg, deadline};
 
 struct Lines;
@@ -153,13 +154,13 @@ fn a_call_given_up_after_sending_does_not_shift_the_responses_behind_it() {
         let gate = fx.gate.clone();
         runtime(1).block_on(async move {
             let client = TcpClient::new(Lines).connect(addr).await.unwrap();
-            // Its request is written, then the caller gives up.
-            let slow = strata_rt::time::timeout(
-                Duration::from_millis(50),
-                client.call("gate first".into()),
-            )
-            .await;
-            assert!(slow.is_err());
+            // Its request is written, then the timeout gives up on it.
+            let timed = Timeout::new(&client, Duration::from_millis(50));
+            let e = timed.call("gate first".into()).await.unwrap_err();
+            assert_eq!(e.kind(), ClientErrorKind::TimedOut);
+            assert!(e.request_sent());
+            assert_eq!(e.to_string(), "call timed out");
+            assert!(e.source().unwrap().is::<Elapsed>());
             let second = client.call("echo second".into());
             let open = async {
                 strata_rt::time::sleep(Duration::from_millis(20)).await;

@@ -250,6 +250,64 @@
 //! # }
 //! ```
 //!
+//! Calls from many tasks over one connection need their answers matched
+//! to them; [`TcpClient`](crate::proto::TcpClient) does that. Its
+//! connections are [`Service`](crate::service::Service)s, so middleware
+//! wraps them as it wraps a server's service, here a timeout per call
+//! (a call that times out leaves its answer to be read and dropped; the
+//! calls behind it still get their own):
+//!
+//! ```
+//! # use strata::proto::pipeline::ServerProto;
+//! # struct LineProto;
+//! # impl ServerProto for LineProto {
+//! #     type Request = String;
+//! #     type Response = String;
+//! #     type Codec = strata::codec::LinesCodec;
+//! #     fn codec(&self) -> Self::Codec { strata::codec::LinesCodec::new() }
+//! # }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let hello = service_fn(|line: String| async move {
+//! #     Ok::<_, std::io::Error>(if line == "hello" { "world" } else { "idk" }.to_string())
+//! # });
+//! # let server = TcpServer::new(LineProto, "127.0.0.1:0".parse()?)
+//! #     .threads(1)
+//! #     .start(move || Ok(hello.clone()))?;
+//! # let addr = server.local_addr();
+//! use std::time::Duration;
+//! use strata::codec::LinesCodec;
+//! use strata::prelude::*;
+//! use strata::proto::pipeline::ClientProto;
+//!
+//! struct LineClient;
+//!
+//! impl ClientProto for LineClient {
+//!     type Request = String;
+//!     type Response = String;
+//!     type Codec = LinesCodec;
+//!     fn codec(&self) -> LinesCodec {
+//!         LinesCodec::new()
+//!     }
+//! }
+//!
+//! strata::run(async move {
+//!     let conn = TcpClient::new(LineClient).connect(addr).await?;
+//!     let client = ServiceBuilder::new()
+//!         .timeout(Duration::from_secs(5))
+//!         .service(conn);
+//!     let (a, b) = strata::future::join(
+//!         client.call("hello".to_string()),
+//!         client.call("who?".to_string()),
+//!     )
+//!     .await;
+//!     assert_eq!((a?, b?), ("world".to_string(), "idk".to_string()));
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # server.shutdown();
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # 7. Coming from tokio
 //!
 //! Most of a tokio program carries over name for name; what differs comes

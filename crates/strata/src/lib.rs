@@ -3,7 +3,7 @@
 //! ```text
 //!  application      your Service, middleware
 //!  ───────────────────────────────────────────────────────────────────
-//!  strata::proto    pipelined dispatch, TcpServer
+//!  strata::proto    pipelined dispatch, TcpServer, TcpClient
 //!  strata::service  Service, service_fn, Layer, ServiceBuilder, middleware
 //!  strata::codec    Decoder / Encoder, Framed, LinesCodec, LengthDelimitedCodec
 //!  strata::rt       thread-per-core runtime, reactor, net, time, signal, sync
@@ -125,7 +125,7 @@ pub use strata_rt::{JoinHandle, Runtime, run, spawn, spawn_blocking, spawn_local
 /// The names most programs need, for `use strata::prelude::*`.
 pub mod prelude {
     pub use strata_codec::{Decoder, Encoder, Framed};
-    pub use strata_proto::{ConnectionConfig, TcpServer};
+    pub use strata_proto::{ConnectionConfig, TcpClient, TcpServer};
     pub use strata_rt::net::{TcpListener, TcpStream, UdpSocket};
     pub use strata_rt::{Runtime, spawn, spawn_blocking, spawn_local};
     pub use strata_service::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};

@@ -5,6 +5,8 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
+use strata_service::timeout::Elapsed;
+
 /// What kind of failure a [`ClientError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -23,6 +25,11 @@ pub enum ClientErrorKind {
     /// This call's request could not be encoded. Nothing of it was sent
     /// and the connection carries on.
     Encode,
+    /// A [`Timeout`](strata_service::timeout::Timeout) around the client
+    /// gave up on the call (made from its
+    /// [`Elapsed`](strata_service::timeout::Elapsed), the source). The
+    /// connection carries on; the answer, if it comes, is dropped.
+    TimedOut,
 }
 
 /// Why a call on a pipelined [`Client`](super::Client) failed.
@@ -96,10 +103,11 @@ impl fmt::Display for ClientError {
             ClientErrorKind::Io => "connection failed",
             ClientErrorKind::Decode => "bad response; connection closed",
             ClientErrorKind::Encode => "request could not be encoded",
+            ClientErrorKind::TimedOut => "call timed out",
         };
         f.write_str(what)?;
         match (self.kind, self.sent) {
-            (ClientErrorKind::Encode, _) => Ok(()),
+            (ClientErrorKind::Encode | ClientErrorKind::TimedOut, _) => Ok(()),
             (_, true) => f.write_str(" before the response arrived"),
             (_, false) => f.write_str("; the request was not sent"),
         }
@@ -119,6 +127,19 @@ impl fmt::Debug for ClientError {
 impl Error for ClientError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// What a [`Timeout`](strata_service::timeout::Timeout) around a client
+/// fails a call with: kind [`TimedOut`](ClientErrorKind::TimedOut), and
+/// the request counted as sent (it may have been).
+impl From<Elapsed> for ClientError {
+    fn from(e: Elapsed) -> Self {
+        ClientError {
+            kind: ClientErrorKind::TimedOut,
+            sent: true,
+            source: Some(Arc::new(e)),
+        }
     }
 }
 
