@@ -508,3 +508,61 @@ fn stress_random_cancellations_never_mismatch_answers() {
         assert!(answered.load(Ordering::Relaxed) >= 20 * 6 * 30 / 2);
     });
 }
+
+#[test]
+fn callers_waiting_for_a_slot_fail_unsent_when_the_connection_ends() {
+    deadline(60, || {
+        let (addr, server) = peer(|s| {
+            let mut r = BufReader::new(s);
+            assert_eq!(read_line(&mut r), "first");
+            // Closes with "first" unanswered and "second" never sent.
+        });
+        runtime(1).block_on(async move {
+            let client = TcpClient::new(Lines)
+                .max_in_flight(1)
+                .connect(addr)
+                .await
+                .unwrap();
+            let (first, second) = futures_util::future::join(
+                client.call("first".into()),
+                client.call("second".into()),
+            )
+            .await;
+            let (first, second) = (first.unwrap_err(), second.unwrap_err());
+            assert_eq!(first.kind(), ClientErrorKind::Closed);
+            assert!(first.request_sent());
+            assert_eq!(second.kind(), ClientErrorKind::Closed);
+            assert!(!second.request_sent());
+        });
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn a_caller_that_gives_up_waiting_for_a_slot_passes_the_slot_on() {
+    deadline(60, || {
+        let fx = Fixture::start(1, 100, cfg());
+        let addr = fx.addr();
+        let gate = fx.gate.clone();
+        runtime(1).block_on(async move {
+            let client = TcpClient::new(Lines)
+                .max_in_flight(1)
+                .connect(addr)
+                .await
+                .unwrap();
+            // "a" holds the only slot until the gate opens.
+            let a = client.call("gate a".into());
+            let mut a = std::pin::pin!(a);
+            assert!(poll_once(a.as_mut()).is_pending());
+            // "b" and "c" wait for the slot; "b" gives up.
+            let mut b = Box::pin(client.call("echo b".into()));
+            let mut c = Box::pin(client.call("echo c".into()));
+            assert!(poll_once(b.as_mut()).is_pending());
+            assert!(poll_once(c.as_mut()).is_pending());
+            gate.open();
+            assert_eq!(a.await.unwrap(), "a");
+            drop(b);
+            assert_eq!(c.await.unwrap(), "c");
+        });
+    });
+}

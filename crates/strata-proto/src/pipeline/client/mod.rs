@@ -3,17 +3,20 @@
 //! by their order.
 
 mod error;
+mod queue;
+mod reply;
 mod task;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use strata_codec::{Decoder, Encoder};
-use strata_rt::sync::{Semaphore, SemaphoreGuardArc, mpsc, oneshot};
 use strata_service::Service;
 
 pub use error::{ClientError, ClientErrorKind};
 pub use task::ClientTask;
+
+use queue::{Call, CallQueue};
 
 /// The client side of a pipelined protocol: its frames and its codec.
 ///
@@ -52,40 +55,6 @@ pub trait ClientProto: Send + Sync + 'static {
     fn codec(&self) -> Self::Codec;
 }
 
-/// A call on its way to the connection task.
-struct Call<Req, Resp> {
-    request: Req,
-    reply: oneshot::Sender<Result<Resp, ClientError>>,
-    /// One of the client's `max_in_flight` permits, held until the call is
-    /// answered or given up: queued and unanswered calls together stay
-    /// within the bound, whatever callers do.
-    _permit: SemaphoreGuardArc,
-}
-
-/// What the handles and the connection task share: how the connection
-/// ended, once it has.
-#[derive(Default)]
-struct Shared {
-    end: Mutex<Option<ClientError>>,
-}
-
-impl Shared {
-    fn end(&self) -> Option<ClientError> {
-        self.end
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records how the connection ended; the first end recorded stays.
-    fn set_end(&self, e: &ClientError) {
-        let mut end = self.end.lock().unwrap_or_else(PoisonError::into_inner);
-        if end.is_none() {
-            *end = Some(e.clone());
-        }
-    }
-}
-
 /// One pipelined connection, as a [`Service`]: each `call` sends its
 /// request and resolves with the response the server gives it.
 ///
@@ -109,9 +78,19 @@ impl Shared {
 /// is made by [`TcpClient::connect`](crate::TcpClient::connect), or over
 /// any I/O object by [`Client::new`].
 pub struct Client<Req, Resp> {
-    calls: mpsc::UnboundedSender<Call<Req, Resp>>,
-    permits: Arc<Semaphore>,
-    shared: Arc<Shared>,
+    handle: Arc<Handle<Req, Resp>>,
+}
+
+/// What the clones of a `Client` share; the last one's drop tells the
+/// task that no call will come.
+struct Handle<Req, Resp> {
+    queue: Arc<CallQueue<Req, Resp>>,
+}
+
+impl<Req, Resp> Drop for Handle<Req, Resp> {
+    fn drop(&mut self) {
+        self.queue.abandon();
+    }
 }
 
 impl<Req, Resp> Client<Req, Resp> {
@@ -146,32 +125,30 @@ impl<Req, Resp> Client<Req, Resp> {
         <C as Encoder<Req>>::Error: std::error::Error + Send + Sync + 'static,
     {
         let max_in_flight = max_in_flight.max(1);
-        let (calls, queue) = mpsc::unbounded();
-        let shared = Arc::new(Shared::default());
+        let queue = Arc::new(CallQueue::new(max_in_flight));
+        let task = ClientTask::new(io, codec, queue.clone(), max_in_flight);
         let client = Client {
-            calls,
-            permits: Arc::new(Semaphore::new(max_in_flight)),
-            shared: shared.clone(),
+            handle: Arc::new(Handle { queue }),
         };
-        let task = ClientTask::new(io, codec, queue, max_in_flight, shared);
         (client, task)
     }
 
     /// Whether the connection has ended: calls made now fail at once.
     pub fn is_closed(&self) -> bool {
-        self.calls.is_closed()
+        self.handle.queue.end().is_some()
     }
 
     /// How the connection ended, if it has: the error the calls waiting on
     /// it got (with [`request_sent`](ClientError::request_sent) `false`).
     pub fn end(&self) -> Option<ClientError> {
-        self.shared.end().map(|e| e.with_sent(false))
+        self.handle.queue.end().map(|e| e.with_sent(false))
     }
 
     /// The error for a call that could not be queued or whose reply was
     /// dropped.
     fn ended(&self, sent: bool) -> ClientError {
-        self.shared
+        self.handle
+            .queue
             .end()
             .unwrap_or_else(ClientError::closed)
             .with_sent(sent)
@@ -181,9 +158,7 @@ impl<Req, Resp> Client<Req, Resp> {
 impl<Req, Resp> Clone for Client<Req, Resp> {
     fn clone(&self) -> Self {
         Client {
-            calls: self.calls.clone(),
-            permits: self.permits.clone(),
-            shared: self.shared.clone(),
+            handle: self.handle.clone(),
         }
     }
 }
@@ -201,24 +176,21 @@ impl<Req, Resp> Service<Req> for Client<Req, Resp> {
     type Error = ClientError;
 
     async fn call(&self, request: Req) -> Result<Resp, ClientError> {
-        if self.calls.is_closed() {
-            return Err(self.ended(false));
-        }
-        let permit = self.permits.acquire_arc().await;
-        let (reply, answer) = oneshot::channel();
-        let call = Call {
-            request,
-            reply,
-            _permit: permit,
-        };
-        if self.calls.unbounded_send(call).is_err() {
+        let (reply, answer) = reply::reply();
+        if self
+            .handle
+            .queue
+            .push(Call { request, reply })
+            .await
+            .is_err()
+        {
             return Err(self.ended(false));
         }
         match answer.await {
-            Ok(result) => result,
+            Some(result) => result,
             // The task sends every call an answer, also when it is
             // dropped; this is a task that was leaked mid-call.
-            Err(oneshot::Canceled) => Err(self.ended(true)),
+            None => Err(self.ended(true)),
         }
     }
 }

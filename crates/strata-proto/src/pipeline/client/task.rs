@@ -6,20 +6,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::FusedStream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
 use strata_codec::{Decoder, Encoder, Framed};
-use strata_rt::sync::{SemaphoreGuardArc, mpsc, oneshot};
 
 use super::error::{TaskDropped, Unsolicited};
-use super::{Call, ClientError, ClientErrorKind, Shared};
+use super::queue::{Call, CallQueue};
+use super::reply::ReplyTo;
+use super::{ClientError, ClientErrorKind};
 
-/// A call whose request was written, waiting for its response.
-struct Unanswered<Resp> {
-    reply: oneshot::Sender<Result<Resp, ClientError>>,
-    _permit: SemaphoreGuardArc,
-}
+/// Where the answer to a call whose request was written goes.
+type Reply<Resp> = ReplyTo<Result<Resp, ClientError>>;
 
 /// The task that runs one [`Client`](super::Client)'s connection: it
 /// writes the calls' requests, reads the responses and hands each to its
@@ -40,12 +38,17 @@ struct Unanswered<Resp> {
 #[must_use = "a client's task does nothing unless spawned or polled"]
 pub struct ClientTask<T, C: Decoder, Req> {
     framed: Framed<T, C>,
-    queue: mpsc::UnboundedReceiver<Call<Req, C::Item>>,
+    queue: Arc<CallQueue<Req, C::Item>>,
     /// Whether a handle may still send calls.
     queue_open: bool,
-    unanswered: VecDeque<Unanswered<C::Item>>,
+    /// Calls taken from the queue, not yet written.
+    taken: VecDeque<Call<Req, C::Item>>,
+    /// Calls written, in order, waiting for their responses.
+    unanswered: VecDeque<Reply<C::Item>>,
     max_in_flight: usize,
-    shared: Arc<Shared>,
+    /// Calls done with (answered, failed, given up) whose slots are not
+    /// yet given back: given back in one go per round.
+    done_with: usize,
     done: bool,
 }
 
@@ -59,17 +62,17 @@ where
     pub(super) fn new(
         io: T,
         codec: C,
-        queue: mpsc::UnboundedReceiver<Call<Req, C::Item>>,
+        queue: Arc<CallQueue<Req, C::Item>>,
         max_in_flight: usize,
-        shared: Arc<Shared>,
     ) -> Self {
         ClientTask {
             framed: Framed::new(io, codec),
             queue,
             queue_open: true,
+            taken: VecDeque::new(),
             unanswered: VecDeque::new(),
             max_in_flight,
-            shared,
+            done_with: 0,
             done: false,
         }
     }
@@ -88,11 +91,12 @@ where
         loop {
             match self.framed.try_decode_buffered() {
                 Ok(Some(response)) => {
-                    let Some(call) = self.unanswered.pop_front() else {
+                    let Some(reply) = self.unanswered.pop_front() else {
                         return Poll::Ready(Err(failure(ClientErrorKind::Decode, Unsolicited)));
                     };
                     // A call that was given up does not take it.
-                    let _ = call.reply.send(Ok(response));
+                    reply.send(Ok(response));
+                    self.done_with += 1;
                     *progress = true;
                     continue;
                 }
@@ -118,39 +122,47 @@ where
         }
     }
 
-    /// Takes queued calls while there is room, encoding their requests.
-    fn poll_take(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), ClientError> {
-        while self.queue_open && self.unanswered.len() < self.max_in_flight {
+    /// Takes the queued calls and encodes their requests, while the write
+    /// buffer has room.
+    fn poll_send(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), ClientError> {
+        loop {
+            if self.taken.is_empty() {
+                if !self.queue_open {
+                    return Ok(());
+                }
+                match self.queue.poll_take(cx, &mut self.taken) {
+                    Poll::Ready(true) => {}
+                    Poll::Ready(false) => {
+                        self.queue_open = false;
+                        return Ok(());
+                    }
+                    Poll::Pending => return Ok(()),
+                }
+            }
             match Pin::new(&mut self.framed).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(failure(ClientErrorKind::Io, e)),
-                Poll::Pending => break,
+                Poll::Pending => return Ok(()),
             }
-            let call = match Pin::new(&mut self.queue).poll_next(cx) {
-                Poll::Ready(Some(call)) => call,
-                Poll::Ready(None) => {
-                    self.queue_open = false;
-                    break;
-                }
-                Poll::Pending => break,
+            let Some(call) = self.taken.pop_front() else {
+                continue;
             };
             *progress = true;
             if call.reply.is_canceled() {
-                continue; // given up before it was sent: not sent at all
+                // Given up before it was sent: not sent at all.
+                self.done_with += 1;
+                continue;
             }
             match Pin::new(&mut self.framed).start_send(call.request) {
-                Ok(()) => self.unanswered.push_back(Unanswered {
-                    reply: call.reply,
-                    _permit: call._permit,
-                }),
+                Ok(()) => self.unanswered.push_back(call.reply),
                 // Nothing of it is buffered: this call fails, the
                 // connection carries on.
                 Err(e) => {
-                    let _ = call.reply.send(Err(failure(ClientErrorKind::Encode, e)));
+                    call.reply.send(Err(failure(ClientErrorKind::Encode, e)));
+                    self.done_with += 1;
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -188,7 +200,7 @@ where
                 }
                 Poll::Pending => {}
             }
-            if let Err(e) = this.poll_take(cx, &mut progress) {
+            if let Err(e) = this.poll_send(cx, &mut progress) {
                 this.finish(&e);
                 return Poll::Ready(Err(e));
             }
@@ -199,7 +211,10 @@ where
                 this.finish(&e);
                 return Poll::Ready(Err(e));
             }
+            // The slots of the calls done with go back once per round.
+            this.queue.release(std::mem::take(&mut this.done_with));
             if !this.queue_open
+                && this.taken.is_empty()
                 && this.unanswered.is_empty()
                 && this.framed.write_buffer().is_empty()
             {
@@ -221,13 +236,14 @@ impl<T, C: Decoder, Req> ClientTask<T, C, Req> {
     /// (and the queued ones, which were not sent), and closes the queue.
     fn finish(&mut self, end: &ClientError) {
         self.done = true;
-        self.shared.set_end(end);
-        self.queue.close();
-        for call in self.unanswered.drain(..) {
-            let _ = call.reply.send(Err(end.with_sent(true)));
+        for call in self.queue.close(end) {
+            call.reply.send(Err(end.with_sent(false)));
         }
-        while let Ok(call) = self.queue.try_recv() {
-            let _ = call.reply.send(Err(end.with_sent(false)));
+        for call in self.taken.drain(..) {
+            call.reply.send(Err(end.with_sent(false)));
+        }
+        for reply in self.unanswered.drain(..) {
+            reply.send(Err(end.with_sent(true)));
         }
     }
 }
@@ -240,9 +256,14 @@ impl<T, C: Decoder, Req> Drop for ClientTask<T, C, Req> {
     }
 }
 
+// Nothing in the task is ever pinned but the task itself: the requests it
+// holds are moved, never polled, so they need not be `Unpin`.
+impl<T: Unpin, C: Decoder, Req> Unpin for ClientTask<T, C, Req> {}
+
 impl<T, C: Decoder, Req> fmt::Debug for ClientTask<T, C, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTask")
+            .field("taken", &self.taken.len())
             .field("unanswered", &self.unanswered.len())
             .field("max_in_flight", &self.max_in_flight)
             .field("done", &self.done)
