@@ -4,7 +4,8 @@
 //! * [`pipeline`]: pipelined dispatch — many requests in flight per
 //!   connection, responses in request order, bounded at every step.
 //! * [`TcpClient`]: connections to a server, each a
-//!   [`Service`](strata_service::Service) that pipelines its calls.
+//!   [`Service`](strata_service::Service) that pipelines its calls;
+//!   [`ClientPool`] spreads calls over several and remakes those that end.
 //! * [`TcpServer`]: the classic shape — a protocol, an address,
 //!   `threads(n)`, `serve(|| Ok(service))` — with connection limits,
 //!   timeouts, per-connection isolation and graceful shutdown. Its docs
@@ -17,6 +18,6 @@ mod deadline;
 pub mod pipeline;
 mod server;
 
-pub use client::TcpClient;
+pub use client::{ClientPool, TcpClient};
 pub use config::ConnectionConfig;
 pub use server::{ServerHandle, TcpServer};

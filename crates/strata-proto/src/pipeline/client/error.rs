@@ -25,6 +25,10 @@ pub enum ClientErrorKind {
     /// This call's request could not be encoded. Nothing of it was sent
     /// and the connection carries on.
     Encode,
+    /// A [`ClientPool`](crate::ClientPool) could not connect (the source
+    /// is the OS's error), or is waiting before it tries again after such
+    /// a failure. Nothing was sent.
+    Connect,
     /// A [`Timeout`](strata_service::timeout::Timeout) around the client
     /// gave up on the call (made from its
     /// [`Elapsed`](strata_service::timeout::Elapsed), the source). The
@@ -104,6 +108,7 @@ impl fmt::Display for ClientError {
             ClientErrorKind::Decode => "bad response; connection closed",
             ClientErrorKind::Encode => "request could not be encoded",
             ClientErrorKind::TimedOut => "call timed out",
+            ClientErrorKind::Connect => "could not connect",
         };
         f.write_str(what)?;
         match (self.kind, self.sent) {

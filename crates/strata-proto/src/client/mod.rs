@@ -1,4 +1,7 @@
-//! [`TcpClient`]: connections to a pipelined server, each a [`Client`].
+//! [`TcpClient`]: connections to a pipelined server, each a [`Client`];
+//! [`ClientPool`]: several of them, remade when they end.
+
+mod pool;
 
 use std::io;
 use std::time::Duration;
@@ -7,9 +10,12 @@ use strata_rt::net::{TcpStream, ToSocketAddrs};
 
 use crate::pipeline::{Client, ClientProto};
 
+pub use pool::ClientPool;
+
 /// Makes connections to a server of a pipelined protocol; each one is a
 /// [`Client`], a [`Service`](strata_service::Service) that sends requests
-/// and resolves with their responses, many in flight at once.
+/// and resolves with their responses, many in flight at once. A
+/// [`Client`] does not reconnect; a [`pool`](Self::pool) of them does.
 ///
 /// The protocol gives each connection its codec; the settings here bound
 /// what a connection may cost. Each connection runs in a task of its own
