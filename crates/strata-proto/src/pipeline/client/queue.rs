@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::ClientError;
 use super::reply::ReplyTo;
-use event_listener::Event;
+use event_listener::{Event, IntoNotification};
 
 /// A call on its way to the connection task.
 pub(super) struct Call<Req, Resp> {
@@ -67,7 +67,9 @@ impl<Req, Resp> CallQueue<Req, Resp> {
     /// Queues `call` once a slot is free, waking the task. Hands the call
     /// back if the connection has ended (also while waiting for a slot).
     ///
-    /// Cancel-safe: dropped while it waits, nothing was queued.
+    /// Cancel-safe: dropped while it waits, nothing was queued, and a
+    /// slot that was freed for it goes to the next waiter (a listener
+    /// dropped after its wake-up passes it on).
     pub(super) async fn push(&self, call: Call<Req, Resp>) -> Result<(), Call<Req, Resp>> {
         loop {
             let listener = {
@@ -132,7 +134,10 @@ impl<Req, Resp> CallQueue<Req, Resp> {
             return;
         }
         self.lock().held -= n;
-        self.room.notify(n);
+        // `additional`: wake `n` more waiters, whatever number were woken
+        // before and have not run yet (those may all be waiting for the
+        // slots freed before these).
+        self.room.notify(n.additional());
     }
 
     /// The last handle is gone: the task finishes once the calls already
