@@ -183,6 +183,23 @@ pub trait ServerProto: Send + Sync + 'static {
         let _ = request;
         false
     }
+
+    /// Called on the connection's last response: the one after which it
+    /// closes because no request is left to answer and none will be read
+    /// (a graceful stop, the peer's end of stream, a
+    /// [`last_request`](Self::last_request), a failed request that closes
+    /// it). The protocol may mark it, so that the peer learns of the close
+    /// from the answer rather than from the close alone: HTTP's
+    /// `Connection: close`. Not called for the protocol's own final
+    /// answers ([`decode_error`](Self::decode_error),
+    /// [`read_timeout_response`](Self::read_timeout_response)), which
+    /// are last by definition, nor when the last response went out before
+    /// the connection learned that it would close (a stop that comes while
+    /// nothing is in flight closes with no answer to mark). Default:
+    /// nothing.
+    fn last_response(&self, response: &mut Self::Response) {
+        let _ = response;
+    }
 }
 
 /// The decode error of a protocol's codec.

@@ -254,6 +254,7 @@ where
                     Poll::Ready(None) | Poll::Pending => break,
                 };
                 progress = true;
+                let final_pending = final_response.is_some();
                 deliver(
                     proto,
                     &mut framed,
@@ -261,6 +262,7 @@ where
                     &mut read,
                     &mut in_flight,
                     &mut outcome,
+                    final_pending,
                 );
             }
 
@@ -345,7 +347,10 @@ where
                                     break;
                                 }
                             };
-                            let last = proto.last_request(&req);
+                            if proto.last_request(&req) && read == Read::Open {
+                                // Read no more; close once it is answered.
+                                read = Read::Closing;
+                            }
                             // A response ready at once, with none queued
                             // ahead of it, goes straight to the write buffer.
                             if let Some(out) = in_flight.push(|| service.call(req), cx) {
@@ -356,11 +361,8 @@ where
                                     &mut read,
                                     &mut in_flight,
                                     &mut outcome,
+                                    false,
                                 );
-                            }
-                            if last && read == Read::Open {
-                                // Read no more; close once it is answered.
-                                read = Read::Closing;
                             }
                             timer.activity();
                             taken += 1;
@@ -637,6 +639,7 @@ fn deliver<P, E, T, F>(
     read: &mut Read,
     in_flight: &mut InFlight<F>,
     outcome: &mut Result<(), ConnectionError>,
+    final_pending: bool,
 ) where
     P: ServerProto,
     E: Into<BoxError>,
@@ -654,7 +657,7 @@ fn deliver<P, E, T, F>(
             );
         }
     };
-    let response = match out {
+    let mut response = match out {
         Ok(resp) => resp,
         Err(err) => {
             let err: BoxError = err.into();
@@ -681,6 +684,12 @@ fn deliver<P, E, T, F>(
             }
         }
     };
+    // No request left to answer and none to be read (a graceful stop, the
+    // peer's end of stream, a last request), and no final answer of the
+    // protocol's own to follow: this is the connection's last response.
+    if *read != Read::Open && in_flight.is_empty() && !final_pending {
+        proto.last_response(&mut response);
+    }
     let last = proto.closes_after(&response);
     if let Err(e) = Pin::new(framed).start_send(response) {
         close_after(

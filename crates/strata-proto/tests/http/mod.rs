@@ -513,6 +513,13 @@ impl ServerProto for HttpProto {
     fn last_request(&self, req: &Request) -> bool {
         !req.keep_alive
     }
+
+    // The answer before the server closes (a graceful stop, the client's
+    // end of stream) says so, as RFC 9112 9.6 asks of a server that
+    // closes: a client then sends nothing more on the connection.
+    fn last_response(&self, resp: &mut Response) {
+        resp.conn = Conn::Close;
+    }
 }
 
 // ------------------------------------------------------------------ middleware
