@@ -5,58 +5,19 @@
 mod support;
 
 use std::error::Error;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use strata_codec::{LinesCodec, LinesCodecError};
+use strata_codec::LinesCodecError;
 use strata_proto::TcpClient;
-use strata_proto::pipeline::{Client as PipelineClient, ClientErrorKind, ClientProto};
-use strata_rt::Runtime;
+use strata_proto::pipeline::{ClientErrorKind, ClientProto};
 use strata_service::Service;
 use strata_service::timeout::{Elapsed, Timeout};
+use support::client::{LineClient, Lines, peer, read_line, runtime};
 use support::{Fixture, cfg, deadline};
-
-struct Lines;
-
-impl ClientProto for Lines {
-    type Request = String;
-    type Response = String;
-    type Codec = LinesCodec;
-
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::with_max_length(64)
-    }
-}
-
-type LineClient = PipelineClient<String, String>;
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// A peer on a plain thread: accepts one connection and runs `f` on it.
-fn peer(
-    f: impl FnOnce(std::net::TcpStream) + Send + 'static,
-) -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let t = std::thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        f(s);
-    });
-    (addr, t)
-}
-
-/// Reads one line (without its newline) from a peer's reader.
-fn read_line(r: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    line.trim_end().to_string()
-}
 
 #[test]
 fn calls_from_many_tasks_each_get_their_own_response() {

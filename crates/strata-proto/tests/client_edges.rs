@@ -9,8 +9,7 @@
 mod support;
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -18,53 +17,15 @@ use std::time::Duration;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use strata_codec::LinesCodec;
 use strata_proto::TcpClient;
-use strata_proto::pipeline::{Client as PipelineClient, ClientErrorKind, ClientProto};
-use strata_rt::Runtime;
+use strata_proto::pipeline::{ClientErrorKind, ClientProto};
 use strata_rt::net::UnixStream;
 use strata_service::Service;
+use support::client::{LineClient, Lines, peer, read_line, runtime};
 use support::{Fixture, cfg, deadline, on_a_worker};
-
-struct Lines;
-
-impl ClientProto for Lines {
-    type Request = String;
-    type Response = String;
-    type Codec = LinesCodec;
-
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::with_max_length(64)
-    }
-}
-
-type LineClient = PipelineClient<String, String>;
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
 
 /// Polls `f` once with the current task's context.
 fn poll_here<F: Future + Unpin>(f: &mut F) -> impl Future<Output = Poll<F::Output>> + '_ {
     std::future::poll_fn(move |cx| Poll::Ready(Pin::new(&mut *f).poll(cx)))
-}
-
-/// A peer on a plain thread: accepts one connection and runs `f` on it.
-fn peer(
-    f: impl FnOnce(std::net::TcpStream) + Send + 'static,
-) -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let t = std::thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        f(s);
-    });
-    (addr, t)
-}
-
-fn read_line(r: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    line.trim_end().to_string()
 }
 
 /// Two slots are freed one after the other while the caller woken for the

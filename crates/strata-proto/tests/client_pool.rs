@@ -9,24 +9,12 @@ use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use strata_codec::LinesCodec;
 use strata_proto::TcpClient;
-use strata_proto::pipeline::{ClientErrorKind, ClientProto};
+use strata_proto::pipeline::ClientErrorKind;
 use strata_rt::Runtime;
 use strata_service::Service;
+use support::client::Lines;
 use support::{Fixture, cfg, deadline};
-
-struct Lines;
-
-impl ClientProto for Lines {
-    type Request = String;
-    type Response = String;
-    type Codec = LinesCodec;
-
-    fn codec(&self) -> LinesCodec {
-        LinesCodec::with_max_length(64)
-    }
-}
 
 fn runtime() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod child;
+pub mod client;
 pub mod failing;
 pub mod firehose;
 pub mod memory;
