@@ -20,6 +20,9 @@
 //!     .serve(|| Ok(HelloWorld))
 //!     .unwrap();
 //! ```
+//!
+//! Its client side is [`LineClient`], for
+//! [`TcpClient`](strata_proto::TcpClient).
 
 #![forbid(unsafe_code)]
 
@@ -28,7 +31,7 @@ use std::convert::Infallible;
 use std::future::ready;
 
 use strata_codec::{Line, LinesCodec, LinesCodecError};
-use strata_proto::pipeline::{ErrorAction, ServerProto};
+use strata_proto::pipeline::{ClientProto, ErrorAction, ServerProto};
 use strata_service::{BoxError, Service};
 
 /// A response line (without its newline): usually a static string.
@@ -87,6 +90,71 @@ impl ServerProto for LineProto {
         // make the codec refuse the response.
         let msg = format!("error: {err}").replace(['\r', '\n'], " ");
         ErrorAction::Respond(Cow::Owned(msg))
+    }
+}
+
+/// The client side of the line protocol, for
+/// [`TcpClient`](strata_proto::TcpClient): a request is a line to send
+/// (without its line ending), an answer a line received. Calls are
+/// pipelined on each connection and matched to their answers in order.
+///
+/// ```
+/// use strata_line::{HelloWorld, LineClient, LineProto};
+/// use strata_proto::{TcpClient, TcpServer};
+/// use strata_service::Service;
+///
+/// let server = TcpServer::new(LineProto::new(), "127.0.0.1:0".parse().unwrap())
+///     .threads(1)
+///     .start(|| Ok(HelloWorld))
+///     .unwrap();
+/// let addr = server.local_addr();
+/// strata_rt::run(async move {
+///     let client = TcpClient::new(LineClient::new()).connect(addr).await.unwrap();
+///     let (a, b) = futures_util::future::join(
+///         client.call("hello".to_string()),
+///         client.call("hi".to_string()),
+///     )
+///     .await;
+///     assert_eq!((a.unwrap(), b.unwrap()), ("world".into(), "idk".into()));
+/// });
+/// server.shutdown();
+/// ```
+#[derive(Debug, Clone)]
+pub struct LineClient {
+    max_line_length: usize,
+}
+
+impl LineClient {
+    /// The client with the codec's default line limit (8 KiB) for
+    /// answers.
+    pub fn new() -> Self {
+        LineClient {
+            max_line_length: strata_codec::DEFAULT_MAX_LINE_LENGTH,
+        }
+    }
+
+    /// Sets the longest accepted answer, in bytes, without its line
+    /// ending: a longer one fails the call (and those behind it) and
+    /// closes the connection.
+    pub fn max_line_length(mut self, n: usize) -> Self {
+        self.max_line_length = n;
+        self
+    }
+}
+
+impl Default for LineClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientProto for LineClient {
+    type Request = String;
+    type Response = String;
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec::with_max_length(self.max_line_length)
     }
 }
 
