@@ -20,4 +20,4 @@ mod server;
 
 pub use client::{ClientPool, TcpClient};
 pub use config::ConnectionConfig;
-pub use server::{ServerHandle, TcpServer};
+pub use server::{ConnectionEnd, ServerHandle, TcpServer};

@@ -1,6 +1,7 @@
 //! One worker's accept loop: limits, back-off on accept errors, and the
 //! spawning of isolated connection tasks.
 
+use std::any::Any;
 use std::error::Error;
 use std::future::poll_fn;
 use std::io;
@@ -9,14 +10,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strata_rt::net::{TcpListener, TcpStream};
 use strata_service::{BoxError, ConnectionInfo, NewService, Service};
 
+use super::ended::{ConnectionEnd, EndHook};
 use super::state::{ConnGuard, ServerState};
 use crate::ConnectionConfig;
-use crate::pipeline::{ServerProto, serve_tcp_connection};
+use crate::pipeline::{ConnectionError, ServerProto, serve_tcp_connection};
 
 /// Everything an accept loop needs, shared by all workers.
 pub(crate) struct Shared<P, N> {
@@ -25,6 +27,7 @@ pub(crate) struct Shared<P, N> {
     pub(crate) conn: ConnectionConfig,
     pub(crate) max_connections: usize,
     pub(crate) state: Arc<ServerState>,
+    pub(crate) on_end: Option<Arc<EndHook>>,
 }
 
 /// Accepts until the server stops; each connection runs in its own local
@@ -214,6 +217,7 @@ where
         }
     };
     let shared = shared.clone();
+    let opened = Instant::now();
     strata_rt::spawn_local(async move {
         tracing::debug!(addr = %shared.state.addr(), %peer, connections = shared.state.live(), "connection opened");
         // Once the server has closed the connection, its slot is free for
@@ -243,6 +247,9 @@ where
                 },
             )
             .await;
+        if let Some(hook) = &shared.on_end {
+            report_end(&**hook, &info, opened.elapsed(), &result);
+        }
         match result {
             Ok(Ok(())) => tracing::debug!(addr = %shared.state.addr(), %peer, "connection closed"),
             Ok(Err(e)) if e.is_disconnect() => {
@@ -345,6 +352,39 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub(crate) fn drop_payload(panic: Box<dyn std::any::Any + Send>) {
     if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
         std::mem::forget(again);
+    }
+}
+
+/// Tells the hook how a connection ended; a panic in it is caught and
+/// logged (the connection is over either way). A connection whose own
+/// code panicked outside the dispatcher's guard ends as
+/// [`ConnectionError::Panicked`]. (Out of line: the hook is rare.)
+#[cold]
+#[inline(never)]
+fn report_end(
+    hook: &EndHook,
+    info: &ConnectionInfo,
+    duration: Duration,
+    result: &Result<Result<(), ConnectionError>, Box<dyn Any + Send>>,
+) {
+    let panicked;
+    let outcome = match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(panic) => {
+            panicked = ConnectionError::Panicked(panic_message(&**panic));
+            Err(&panicked)
+        }
+    };
+    let end = ConnectionEnd {
+        info,
+        duration,
+        outcome,
+    };
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook(&end))) {
+        let msg = panic_message(&*panic);
+        tracing::error!(peer = %info.peer, panic = %msg, "the connection-end hook panicked");
+        drop_payload(panic);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `TcpServer` and its handle; the design notes are on [`TcpServer`].
 
 mod accept;
+mod ended;
 mod state;
 
 use std::fmt;
@@ -20,6 +21,8 @@ use crate::ConnectionConfig;
 use crate::pipeline::ServerProto;
 use accept::{Shared, accept_loop};
 pub(crate) use accept::{drop_payload, panic_message};
+pub use ended::ConnectionEnd;
+use ended::EndHook;
 use state::ServerState;
 
 /// How often the blocking `serve` logs the connection count (if changed).
@@ -100,6 +103,7 @@ pub struct TcpServer<P> {
     thread_name: String,
     only_v6: Option<bool>,
     on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+    on_end: Option<Arc<EndHook>>,
 }
 
 impl<P: ServerProto> TcpServer<P> {
@@ -117,6 +121,7 @@ impl<P: ServerProto> TcpServer<P> {
             thread_name: "strata-server".to_string(),
             only_v6: None,
             on_listening: None,
+            on_end: None,
         }
     }
 
@@ -195,6 +200,47 @@ impl<P: ServerProto> TcpServer<P> {
     /// it, say, whatever the log level.
     pub fn on_listening(mut self, f: impl FnOnce(SocketAddr) + Send + 'static) -> Self {
         self.on_listening = Some(Box::new(f));
+        self
+    }
+
+    /// Called when each connection has ended, on its worker, with who it
+    /// was, how long it lasted and why it ended ([`ConnectionEnd`]): to
+    /// count outcomes or time connections, say, where the `tracing` log
+    /// is not enough. Keep it short: the worker runs nothing else
+    /// meanwhile. A panic in it is caught and logged.
+    ///
+    /// ```
+    /// # use strata_codec::LinesCodec;
+    /// # use strata_proto::pipeline::ServerProto;
+    /// # struct LineProto;
+    /// # impl ServerProto for LineProto {
+    /// #     type Request = String;
+    /// #     type Response = String;
+    /// #     type Codec = LinesCodec;
+    /// #     fn codec(&self) -> LinesCodec { LinesCodec::new() }
+    /// # }
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use strata_proto::TcpServer;
+    /// use strata_service::service_fn;
+    ///
+    /// let failed = Arc::new(AtomicUsize::new(0));
+    /// let count = failed.clone();
+    /// let server = TcpServer::new(LineProto, "127.0.0.1:0".parse().unwrap())
+    ///     .on_connection_end(move |end| {
+    ///         if end.outcome.is_err() {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .start(|| Ok(service_fn(|line: String| async move { Ok::<_, std::io::Error>(line) })))
+    ///     .unwrap();
+    /// server.shutdown();
+    /// ```
+    pub fn on_connection_end(
+        mut self,
+        f: impl Fn(&ConnectionEnd<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_end = Some(Arc::new(f));
         self
     }
 
@@ -391,6 +437,7 @@ impl<P: ServerProto> TcpServer<P> {
             conn: self.conn,
             max_connections: self.max_connections,
             state: state.clone(),
+            on_end: self.on_end,
         });
         let (addr, backlog, threads, only_v6) =
             (self.addr, self.backlog, self.threads, self.only_v6);
