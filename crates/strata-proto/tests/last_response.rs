@@ -15,14 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_codec::{LinesCodec, LinesCodecError};
-use strata_proto::pipeline::{ErrorAction, ServerProto, serve_connection};
+use strata_proto::pipeline::{ConnectionError, ErrorAction, ServerProto, serve_connection};
 use strata_proto::{ConnectionConfig, ServerHandle, TcpServer};
 use strata_service::{BoxError, service_fn};
 use support::memory::{Memory, one_worker_runtime};
 use support::{Flag, deadline};
 
-/// Lines of at most 16 bytes; `quit` is the last request; a failed
-/// request is answered `failed` and closes; the last answer gets `!`.
+/// Lines of at most 16 bytes; a bad line is answered `bad`; a failed
+/// request is answered `failed` and closes; `quit` is the last request;
+/// an answer starting `bye` closes (`closes_after`); the last answer gets
+/// `!`.
 struct Proto;
 
 impl ServerProto for Proto {
@@ -37,6 +39,9 @@ impl ServerProto for Proto {
     }
     fn service_error(&self, _: &BoxError) -> ErrorAction<String> {
         ErrorAction::RespondAndClose("failed".into())
+    }
+    fn closes_after(&self, response: &String) -> bool {
+        response.starts_with("bye")
     }
     fn last_request(&self, request: &String) -> bool {
         request == "quit"
@@ -196,4 +201,172 @@ fn the_answer_before_a_graceful_stops_close_is_marked() {
         })
     });
     assert_eq!(written, "a\nb!\n");
+}
+
+fn cfg() -> ConnectionConfig {
+    ConnectionConfig::default()
+        .idle_timeout(None)
+        .read_timeout(None)
+        .write_timeout(None)
+}
+
+/// Serves `input` in memory (then end of stream if `eof`). A request containing
+/// `gate` fires `started`, then waits for the gate; one containing `fail`
+/// then fails; one with `bye` answers itself (closing). Returns what was
+/// written and how the connection ended.
+fn serve_memory(input: &str, eof: bool) -> (String, Result<(), ConnectionError>) {
+    let input = input.to_owned();
+    deadline(30, move || {
+        one_worker_runtime().block_on(async move {
+            let mock = Memory::default();
+            mock.send(input.as_bytes());
+            mock.0.borrow_mut().eof = eof;
+            let gate = Arc::new(Flag::default());
+            let started = Arc::new(Flag::default());
+            let (g, st) = (gate.clone(), started.clone());
+            let svc = service_fn(move |line: String| {
+                let (g, st) = (g.clone(), st.clone());
+                async move {
+                    if line.contains("gate") {
+                        st.fire();
+                        g.wait().await;
+                    }
+                    if line.contains("fail") {
+                        return Err::<String, BoxError>("asked to fail".into());
+                    }
+                    Ok(line.replace("gate ", ""))
+                }
+            });
+            let cfg = cfg();
+            let conn = serve_connection(mock.clone(), &Proto, svc, &cfg, std::future::pending());
+            let ctl = async {
+                started.wait().await;
+                gate.fire();
+            };
+            let (ended, ()) = futures_util::future::join(conn, ctl).await;
+            (mock.written(), ended)
+        })
+    })
+}
+
+/// A request fails (RespondAndClose) while a decode error's answer waits
+/// behind it: the decode error's `bad` is then dropped (a service error
+/// closed the connection since), so `failed` is the last answer, and is
+/// marked. (It was judged with the decode error's answer still pending,
+/// and went out unmarked.)
+#[test]
+fn a_respond_and_close_answer_that_displaces_a_decode_errors_answer_is_marked() {
+    let (written, ended) = serve_memory("gate fail\nthis line is far too long\n", false);
+    assert!(
+        matches!(ended, Err(ConnectionError::Service(_))),
+        "ended as {ended:?}"
+    );
+    assert_eq!(written, "failed!\n");
+}
+
+/// A `closes_after` answer with requests pipelined behind it: they are
+/// dropped, it is the last answer, and it is marked (`closes_after` is
+/// asked first, of the unmarked answer). (It was never marked.)
+#[test]
+fn a_closes_after_answer_with_requests_behind_it_is_marked() {
+    let (written, ended) = serve_memory("gate bye\nx\ny\n", false);
+    ended.unwrap();
+    assert_eq!(written, "bye!\n");
+}
+
+/// RespondAndClose with requests pipelined behind it:
+/// they are dropped and the failed request's answer is marked.
+#[test]
+fn a_respond_and_close_answer_with_requests_behind_it_is_marked() {
+    let (written, ended) = serve_memory("a\ngate fail\nx\ny\n", false);
+    assert!(matches!(ended, Err(ConnectionError::Service(_))));
+    assert_eq!(written, "a\nfailed!\n");
+}
+
+/// a last request behind a slow one, with more requests
+/// behind it: only the last request's answer is marked.
+#[test]
+fn only_the_last_requests_answer_is_marked_when_a_slow_one_precedes_it() {
+    let (written, ended) = serve_memory("gate a\nquit\nnot read\n", false);
+    ended.unwrap();
+    assert_eq!(written, "a\nquit!\n");
+}
+
+/// a decode error's answer is last and not passed;
+/// the answer before it is not marked.
+#[test]
+fn nothing_before_a_decode_errors_answer_is_marked() {
+    let (written, ended) = serve_memory("gate a\nthis line is far too long\n", true);
+    assert!(matches!(ended, Err(ConnectionError::Decode(_))));
+    assert_eq!(written, "a\nbad\n");
+}
+
+/// Over TCP, a stop and the last answer's completion seen in the same
+/// wake-up: the answer is marked, for the connection can count what is
+/// left unread (nothing) and stops reading before it writes the answers.
+/// (It wrote the answer first, with reading still open, unmarked.) The
+/// server's one worker is held by a handler that blocks until both the
+/// gate and the stop are set, so that the connection's next poll finds
+/// both.
+#[test]
+fn the_answer_finishing_as_the_stop_is_seen_is_marked() {
+    deadline(60, || {
+        let gate = Arc::new(Flag::default());
+        let gated = Arc::new(Flag::default());
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let hold_rx = Arc::new(std::sync::Mutex::new(hold_rx));
+        let holding = Arc::new(Flag::default());
+        let (g, gd, hr, hd) = (gate.clone(), gated.clone(), hold_rx, holding.clone());
+        let svc = service_fn(move |line: String| {
+            let (g, gd, hr, hd) = (g.clone(), gd.clone(), hr.clone(), hd.clone());
+            async move {
+                if line == "hold" {
+                    // Blocks the worker on purpose (a test's tool).
+                    hd.fire();
+                    let _ = hr.lock().unwrap().recv_timeout(Duration::from_secs(20));
+                } else if let Some(x) = line.strip_prefix("gate ") {
+                    gd.fire();
+                    g.wait().await;
+                    return Ok::<_, std::io::Error>(x.to_string());
+                }
+                Ok(line)
+            }
+        });
+        let server = TcpServer::new(Proto, "127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .shutdown_timeout(Duration::from_secs(20))
+            .start(move || Ok(svc.clone()))
+            .unwrap();
+        let addr = server.local_addr();
+
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        (&s).write_all(b"a\ngate b\n").unwrap();
+        let mut lines = BufReader::new(&s).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "a");
+        wait_for(&gated);
+
+        let holder = TcpStream::connect(addr).unwrap();
+        (&holder).write_all(b"hold\n").unwrap();
+        wait_for(&holding);
+        // The worker is held: set both, then let it go.
+        gate.fire();
+        // (Begins the stop at once; the future only waits for the drain.)
+        let finished = server.shutdown_async();
+        hold_tx.send(()).unwrap();
+
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        assert_eq!(rest, ["b!"]);
+        drop(holder);
+        assert!(strata_rt::run(finished));
+    });
+}
+
+/// Waits (a hang guard) until `flag` has fired, from a plain thread.
+fn wait_for(flag: &Flag) {
+    let start = std::time::Instant::now();
+    while !flag.is_fired() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never fired");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

@@ -188,15 +188,20 @@ pub trait ServerProto: Send + Sync + 'static {
     /// closes because no request is left to answer and none will be read
     /// (a graceful stop, the peer's end of stream, a
     /// [`last_request`](Self::last_request), a failed request that closes
-    /// it). The protocol may mark it, so that the peer learns of the close
-    /// from the answer rather than from the close alone: HTTP's
-    /// `Connection: close`. Not called for the protocol's own final
-    /// answers ([`decode_error`](Self::decode_error),
-    /// [`read_timeout_response`](Self::read_timeout_response)), which
-    /// are last by definition, nor when the last response went out before
-    /// the connection learned that it would close (a stop that comes while
-    /// nothing is in flight closes with no answer to mark). Default:
-    /// nothing.
+    /// it, a response [`closes_after`](Self::closes_after) judges final).
+    /// The protocol may mark it, so that the peer learns of the close from
+    /// the answer rather than from the close alone: HTTP's `Connection:
+    /// close`. Not called for the protocol's own final answers
+    /// ([`decode_error`](Self::decode_error),
+    /// [`read_timeout_response`](Self::read_timeout_response)), which are
+    /// last by definition, nor when the last response went out before the
+    /// connection learned that it would close (a stop that comes while
+    /// nothing is in flight closes with no answer to mark; so does a
+    /// handler's panic; and over a transport that cannot count its unread
+    /// bytes, as [`serve_connection`]'s cannot, a stop's reading is known
+    /// to be over only after a fresh look at I/O, so an answer finishing
+    /// in the same poll as the stop goes out unmarked). `closes_after` is
+    /// asked before this, of the unmarked response. Default: nothing.
     fn last_response(&self, response: &mut Self::Response) {
         let _ = response;
     }

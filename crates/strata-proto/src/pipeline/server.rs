@@ -234,6 +234,19 @@ where
         loop {
             let mut progress = false;
 
+            // After a stop, with every byte owed read and none buffered, no
+            // request will come: stop reading now, so that the answers
+            // finishing in this poll know which is the last.
+            if stopped.is_some()
+                && read == Read::Open
+                && framed.read_buffer().is_empty()
+                && stopped
+                    .as_ref()
+                    .is_some_and(|s| framed.get_ref().read() >= s.owed())
+            {
+                read = Read::Stopped;
+            }
+
             // 1. Move finished responses, in order, into the write buffer.
             while !in_flight.is_empty() {
                 match Pin::new(&mut framed).poll_ready(cx) {
@@ -684,13 +697,19 @@ fn deliver<P, E, T, F>(
             }
         }
     };
-    // No request left to answer and none to be read (a graceful stop, the
-    // peer's end of stream, a last request), and no final answer of the
-    // protocol's own to follow: this is the connection's last response.
-    if *read != Read::Open && in_flight.is_empty() && !final_pending {
+    // The connection's last response: one the protocol closes with; or,
+    // with no request left to answer and none to be read (a graceful stop,
+    // the peer's end of stream, a last request, a failure that closes),
+    // one that no final answer of the protocol's own follows (a decode
+    // error's is dropped once a failure closed the connection).
+    let last = proto.closes_after(&response);
+    if last
+        || (*read != Read::Open
+            && in_flight.is_empty()
+            && !(final_pending && *read == Read::Failed))
+    {
         proto.last_response(&mut response);
     }
-    let last = proto.closes_after(&response);
     if let Err(e) = Pin::new(framed).start_send(response) {
         close_after(
             read,

@@ -275,6 +275,11 @@ impl Flag {
         }
     }
 
+    /// Whether it has fired.
+    pub fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
     /// Completes once it has fired.
     pub async fn wait(&self) {
         std::future::poll_fn(|cx| {
