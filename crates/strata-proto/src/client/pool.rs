@@ -4,8 +4,8 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use strata_rt::sync::Mutex;
@@ -79,14 +79,24 @@ pub struct ClientPool<P: ClientProto> {
 struct Inner<P: ClientProto> {
     client: TcpClient<P>,
     addr: SocketAddr,
-    slots: Box<[Mutex<SlotOf<P>>]>,
+    slots: Box<[SlotOf<P>]>,
     next: AtomicUsize,
 }
 
 type SlotOf<P> = Slot<<P as ClientProto>::Request, <P as ClientProto>::Response>;
 
 struct Slot<Req, Resp> {
-    conn: Option<Client<Req, Resp>>,
+    /// The slot's connection, if it has one: a call takes a clone of it
+    /// under this lock, held only for that.
+    current: StdMutex<Option<Client<Req, Resp>>>,
+    /// Held while the slot connects, so that callers who find it without
+    /// a connection make one between them, not one each.
+    connecting: Mutex<Backoff>,
+}
+
+/// A slot's failed connects.
+#[derive(Default)]
+struct Backoff {
     /// Failed connects in a row.
     failures: u32,
     /// No connect before this, after a failed one; calls fail with
@@ -95,18 +105,22 @@ struct Slot<Req, Resp> {
     last_error: Option<ClientError>,
 }
 
+impl<Req, Resp> Slot<Req, Resp> {
+    /// Its connection, if it has one that has not ended.
+    fn live(&self) -> Option<Client<Req, Resp>> {
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().filter(|c| !c.is_closed()).cloned()
+    }
+}
+
 impl<P: ClientProto> TcpClient<P> {
     /// A pool of `size` connections (at least 1) to `addr`, made as
     /// calls need them; see [`ClientPool`].
     pub fn pool(self, addr: SocketAddr, size: usize) -> ClientPool<P> {
         let slots = (0..size.max(1))
-            .map(|_| {
-                Mutex::new(Slot {
-                    conn: None,
-                    failures: 0,
-                    retry_at: None,
-                    last_error: None,
-                })
+            .map(|_| Slot {
+                current: StdMutex::new(None),
+                connecting: Mutex::new(Backoff::default()),
             })
             .collect();
         ClientPool {
@@ -128,35 +142,35 @@ where
 {
     /// A live connection of slot `i`: its current one, or a new one.
     async fn connection(&self, i: usize) -> Result<Client<P::Request, P::Response>, ClientError> {
-        let mut slot = self.inner.slots[i].lock().await;
-        if let Some(conn) = &slot.conn
-            && !conn.is_closed()
-        {
-            return Ok(conn.clone());
+        let slot = &self.inner.slots[i];
+        if let Some(conn) = slot.live() {
+            return Ok(conn);
         }
-        slot.conn = None;
-        if let Some(at) = slot.retry_at
+        let mut backoff = slot.connecting.lock().await;
+        // Another caller may have connected it while this one waited.
+        if let Some(conn) = slot.live() {
+            return Ok(conn);
+        }
+        if let Some(at) = backoff.retry_at
             && Instant::now() < at
-            && let Some(e) = &slot.last_error
+            && let Some(e) = &backoff.last_error
         {
             return Err(e.clone());
         }
         match self.inner.client.connect(self.inner.addr).await {
             Ok(conn) => {
-                slot.failures = 0;
-                slot.retry_at = None;
-                slot.last_error = None;
-                slot.conn = Some(conn.clone());
+                *backoff = Backoff::default();
+                *slot.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
                 Ok(conn)
             }
             Err(e) => {
                 let e = connect_failed(e);
                 let wait = MIN_BACKOFF
-                    .saturating_mul(1 << slot.failures.min(10))
+                    .saturating_mul(1 << backoff.failures.min(10))
                     .min(MAX_BACKOFF);
-                slot.failures = slot.failures.saturating_add(1);
-                slot.retry_at = Some(Instant::now() + wait);
-                slot.last_error = Some(e.clone());
+                backoff.failures = backoff.failures.saturating_add(1);
+                backoff.retry_at = Some(Instant::now() + wait);
+                backoff.last_error = Some(e.clone());
                 Err(e)
             }
         }
@@ -167,10 +181,7 @@ where
         self.inner
             .slots
             .iter()
-            .filter(|s| {
-                s.try_lock()
-                    .is_some_and(|s| s.conn.as_ref().is_some_and(|c| !c.is_closed()))
-            })
+            .filter(|s| s.live().is_some())
             .count()
     }
 }
