@@ -36,6 +36,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// to retry (`strata_service::retry` with a policy that asks
 /// `request_sent`).
 ///
+/// Each connection's task runs on the worker of the call that made it.
+/// When the last clone of the pool is dropped, its connections close
+/// once the calls made on them are answered.
+///
 /// ```
 /// use strata_codec::LinesCodec;
 /// use strata_proto::TcpClient;
