@@ -472,3 +472,35 @@ fn open_connections_under_load_counts_every_open_connection() {
         assert!(server.shutdown());
     });
 }
+
+/// A call held up on one connection (its answer, and so every answer
+/// behind it, waits for a gate) takes that connection out of the way:
+/// the calls after it go to the other, and all are answered while the
+/// gate is shut. (Taken in turn, every other call would wait behind it;
+/// and while a connection gave its slots back only after the answers
+/// went out, a caller quick to call again could find both connections
+/// equally busy and pick the held one: a hang the deadline reports.)
+#[test]
+fn calls_go_around_a_connection_held_up_by_a_slow_answer() {
+    deadline(60, || {
+        let fx = Fixture::start(2, 100, cfg());
+        let addr = fx.addr();
+        let pool = TcpClient::new(Lines).pool(addr, 2);
+        let rt = runtime(2);
+        rt.block_on(async {
+            let held = {
+                let pool = pool.clone();
+                strata_rt::spawn(async move { pool.call("gate held".into()).await })
+            };
+            while fx.stats.started.load(Ordering::SeqCst) == 0 {
+                strata_rt::time::sleep(Duration::from_millis(2)).await;
+            }
+            for i in 0..200 {
+                assert_eq!(pool.call(format!("echo {i}")).await.unwrap(), i.to_string());
+            }
+            fx.gate.open();
+            assert_eq!(held.await.unwrap().unwrap(), "held");
+        });
+        drop((pool, rt));
+    });
+}

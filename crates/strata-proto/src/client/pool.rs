@@ -1,5 +1,5 @@
-//! [`ClientPool`]: a fixed number of connections to one server, spread
-//! over round-robin and made again when they end.
+//! [`ClientPool`]: a fixed number of connections to one server, each
+//! call sent on the less loaded of two, and made again when they end.
 
 use std::fmt;
 use std::io;
@@ -20,10 +20,15 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest wait between connects of one slot.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Connections to one server, as one [`Service`]: calls go to the
-/// connections in turn, and a connection that has ended (the server
-/// closed it, it failed) is made again by the next call that picks it.
-/// Made by [`TcpClient::pool`].
+/// Connections to one server, as one [`Service`]: each call goes to the
+/// less loaded of two slots (the one with fewer calls in flight; the
+/// pair changes from call to call), and a connection that has ended (the
+/// server closed it, it failed) is made again by the next call that
+/// picks it. Made by [`TcpClient::pool`].
+///
+/// Why by load: a pipelined connection answers in order, so a call
+/// queued behind a slow one waits for it. A connection held up that way
+/// has calls in flight and takes no more while another has fewer.
 ///
 /// A slot whose connect fails fails its calls at once
 /// ([`ClientErrorKind::Connect`], not sent) until it may try again: 50 ms
@@ -90,12 +95,19 @@ struct Inner<P: ClientProto> {
 type SlotOf<P> = Slot<<P as ClientProto>::Request, <P as ClientProto>::Response>;
 
 struct Slot<Req, Resp> {
-    /// The slot's connection, if it has one: a call takes a clone of it
-    /// under this lock, held only for that.
-    current: StdMutex<Option<Client<Req, Resp>>>,
+    /// The slot's connection, if it has one, and until when it must not
+    /// connect again: a call reads them under this lock, held only for
+    /// that.
+    current: StdMutex<Current<Req, Resp>>,
     /// Held while the slot connects, so that callers who find it without
     /// a connection make one between them, not one each.
     connecting: Mutex<Backoff>,
+}
+
+struct Current<Req, Resp> {
+    conn: Option<Client<Req, Resp>>,
+    /// A copy of the backoff's `retry_at`, for the load.
+    retry_at: Option<Instant>,
 }
 
 /// A slot's failed connects.
@@ -110,10 +122,28 @@ struct Backoff {
 }
 
 impl<Req, Resp> Slot<Req, Resp> {
+    fn current(&self) -> std::sync::MutexGuard<'_, Current<Req, Resp>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Its connection, if it has one that has not ended.
     fn live(&self) -> Option<Client<Req, Resp>> {
-        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        current.as_ref().filter(|c| !c.is_closed()).cloned()
+        self.current()
+            .conn
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+
+    /// Calls in flight on its connection; with none, 0 (a call connects
+    /// it), or the most (after a failed connect, until it may try again).
+    fn load(&self) -> usize {
+        let current = self.current();
+        match current.conn.as_ref().and_then(Client::in_flight) {
+            Some(n) => n,
+            None if current.retry_at.is_some_and(|at| Instant::now() < at) => usize::MAX,
+            None => 0,
+        }
     }
 }
 
@@ -123,7 +153,10 @@ impl<P: ClientProto> TcpClient<P> {
     pub fn pool(self, addr: SocketAddr, size: usize) -> ClientPool<P> {
         let slots = (0..size.max(1))
             .map(|_| Slot {
-                current: StdMutex::new(None),
+                current: StdMutex::new(Current {
+                    conn: None,
+                    retry_at: None,
+                }),
                 connecting: Mutex::new(Backoff::default()),
             })
             .collect();
@@ -164,7 +197,10 @@ where
         match self.inner.client.connect(self.inner.addr).await {
             Ok(conn) => {
                 *backoff = Backoff::default();
-                *slot.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+                *slot.current() = Current {
+                    conn: Some(conn.clone()),
+                    retry_at: None,
+                };
                 Ok(conn)
             }
             Err(e) => {
@@ -175,8 +211,27 @@ where
                 backoff.failures = backoff.failures.saturating_add(1);
                 backoff.retry_at = Some(Instant::now() + wait);
                 backoff.last_error = Some(e.clone());
+                slot.current().retry_at = backoff.retry_at;
                 Err(e)
             }
+        }
+    }
+
+    /// The less loaded of two slots, a different pair each call (with
+    /// two slots, always both).
+    fn pick(&self) -> usize {
+        let slots = &self.inner.slots;
+        let n = slots.len();
+        if n == 1 {
+            return 0;
+        }
+        let r = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let a = r % n;
+        let b = (a + 1 + (r / n) % (n - 1)) % n;
+        if slots[b].load() < slots[a].load() {
+            b
+        } else {
+            a
         }
     }
 
@@ -204,8 +259,7 @@ where
     type Error = ClientError;
 
     async fn call(&self, request: P::Request) -> Result<P::Response, ClientError> {
-        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.slots.len();
-        let conn = self.connection(i).await?;
+        let conn = self.connection(self.pick()).await?;
         conn.call(request).await
     }
 }

@@ -138,6 +138,13 @@ impl<Req, Resp> Client<Req, Resp> {
         self.handle.queue.end().is_some()
     }
 
+    /// How many calls are queued or waiting for their answers on this
+    /// connection now (at most its `max_in_flight`); `None` once it has
+    /// ended. What a pool balances by.
+    pub fn in_flight(&self) -> Option<usize> {
+        self.handle.queue.load()
+    }
+
     /// How the connection ended, if it has: the error the calls waiting on
     /// it got (with [`request_sent`](ClientError::request_sent) `false`).
     pub fn end(&self) -> Option<ClientError> {

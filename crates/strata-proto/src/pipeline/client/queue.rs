@@ -100,6 +100,12 @@ impl<Req, Resp> CallQueue<Req, Resp> {
         self.lock().end.clone()
     }
 
+    /// Calls queued or unanswered now; `None` once the connection ended.
+    pub(super) fn load(&self) -> Option<usize> {
+        let s = self.lock();
+        s.end.is_none().then_some(s.held)
+    }
+
     /// The task takes every queued call into `into`. `Ready(false)`: none
     /// was queued and no handle is left, so none will be. `Pending`: none
     /// is queued; the task is woken when one is.

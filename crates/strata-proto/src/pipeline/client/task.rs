@@ -45,6 +45,9 @@ pub struct ClientTask<T, C: Decoder, Req> {
     taken: VecDeque<Call<Req, C::Item>>,
     /// Calls written, in order, waiting for their responses.
     unanswered: VecDeque<Reply<C::Item>>,
+    /// Answers decoded in this read, to hand out once their slots are
+    /// given back.
+    answers: Vec<(Reply<C::Item>, C::Item)>,
     max_in_flight: usize,
     /// Calls done with (answered, failed, given up) whose slots are not
     /// yet given back: given back in one go per round.
@@ -71,6 +74,7 @@ where
             queue_open: true,
             taken: VecDeque::new(),
             unanswered: VecDeque::new(),
+            answers: Vec::new(),
             max_in_flight,
             done_with: 0,
             done: false,
@@ -80,7 +84,31 @@ where
     /// Hands buffered responses to their calls and reads more. `Ready`
     /// only when the connection is over: with an error, or `Ok` at the
     /// server's end of stream. `progress` is set if a call was answered.
+    ///
+    /// The answers go out after their calls' slots are given back (one
+    /// lock for the lot), so that a caller woken by its answer finds the
+    /// connection's load as it is: a pool choosing by load must not see
+    /// a connection as busier than it is.
     fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> Poll<Result<(), ClientError>> {
+        let read = self.poll_read_answers(cx, progress);
+        if !self.answers.is_empty() {
+            self.queue
+                .release(self.answers.len() + std::mem::take(&mut self.done_with));
+            for (reply, response) in self.answers.drain(..) {
+                // A call that was given up does not take it.
+                reply.send(Ok(response));
+            }
+        }
+        read
+    }
+
+    /// [`poll_read`](Self::poll_read)'s reading: the answers decoded wait
+    /// in `answers`.
+    fn poll_read_answers(
         &mut self,
         cx: &mut Context<'_>,
         progress: &mut bool,
@@ -94,9 +122,7 @@ where
                     let Some(reply) = self.unanswered.pop_front() else {
                         return Poll::Ready(Err(failure(ClientErrorKind::Decode, Unsolicited)));
                     };
-                    // A call that was given up does not take it.
-                    reply.send(Ok(response));
-                    self.done_with += 1;
+                    self.answers.push((reply, response));
                     *progress = true;
                     continue;
                 }
