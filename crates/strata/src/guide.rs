@@ -134,6 +134,14 @@
 //! options and logging, is `protocols/line` in the repository
 //! (`cargo run --release --bin line-server`).
 //!
+//! Two hooks tell the program about its connections:
+//! [`on_connection_end`](crate::proto::TcpServer::on_connection_end)
+//! hears how each one ended (its peer, how long it lasted, `Ok` or the
+//! timeout, bad input or failure that ended it), and a protocol's
+//! [`last_response`](crate::proto::pipeline::ServerProto::last_response)
+//! may mark the answer after which a connection closes (HTTP's
+//! `Connection: close` after a graceful stop).
+//!
 //! # 5. Hardening it: middleware
 //!
 //! Middleware wraps a service in another service. The first layer added to
@@ -307,6 +315,12 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A `TcpClient` connection does not reconnect.
+//! [`TcpClient::pool`](crate::proto::TcpClient::pool) keeps several and
+//! remakes those that end, with a backoff after a failed connect; each
+//! call goes to the less loaded of two, so one held up by a slow answer
+//! takes no more calls while another is free.
 //!
 //! # 7. Coming from tokio
 //!
