@@ -90,37 +90,8 @@ fn exchange(server: &ServerHandle, input: &str, half_close: bool) -> Vec<String>
 fn the_answer_before_the_peers_end_of_stream_is_marked() {
     // In memory: the peer has sent everything and closed, so the end of
     // stream is seen in the first poll, before the gated answer is ready.
-    let written = deadline(30, || {
-        one_worker_runtime().block_on(async {
-            let mock = Memory::default();
-            mock.send(b"a\nb\ngate c\n");
-            mock.0.borrow_mut().eof = true;
-            let gate = Arc::new(Flag::default());
-            let g = gate.clone();
-            let svc = service_fn(move |line: String| {
-                let g = g.clone();
-                async move {
-                    if let Some(x) = line.strip_prefix("gate ") {
-                        g.wait().await;
-                        return Ok::<_, std::io::Error>(x.to_string());
-                    }
-                    Ok(line)
-                }
-            });
-            let cfg = ConnectionConfig::default()
-                .idle_timeout(None)
-                .read_timeout(None)
-                .write_timeout(None);
-            let conn = serve_connection(mock.clone(), &Proto, svc, &cfg, std::future::pending());
-            let control = async {
-                strata_rt::yield_now().await;
-                gate.fire();
-            };
-            let (ended, ()) = futures_util::future::join(conn, control).await;
-            ended.unwrap();
-            mock.written()
-        })
-    });
+    let (written, ended) = serve_memory("a\nb\ngate c\n", true, false);
+    ended.unwrap();
     assert_eq!(written, "a\nb\nc!\n");
 }
 
@@ -154,52 +125,8 @@ fn a_decode_errors_own_answer_is_last_and_not_passed() {
 fn the_answer_before_a_graceful_stops_close_is_marked() {
     // In memory, the peer still connected: the stop comes while `b` runs,
     // and `b` is let finish only after the connection has seen it.
-    let written = deadline(30, || {
-        one_worker_runtime().block_on(async {
-            let mock = Memory::default();
-            mock.send(b"a\ngate b\n");
-            let (gate, stop, started) = (
-                Arc::new(Flag::default()),
-                Arc::new(Flag::default()),
-                Arc::new(Flag::default()),
-            );
-            let (g, st) = (gate.clone(), started.clone());
-            let svc = service_fn(move |line: String| {
-                let (g, st) = (g.clone(), st.clone());
-                async move {
-                    if let Some(x) = line.strip_prefix("gate ") {
-                        st.fire();
-                        g.wait().await;
-                        return Ok::<_, std::io::Error>(x.to_string());
-                    }
-                    Ok(line)
-                }
-            });
-            let cfg = ConnectionConfig::default()
-                .idle_timeout(None)
-                .read_timeout(None)
-                .write_timeout(None);
-            let s = stop.clone();
-            let conn = serve_connection(
-                mock.clone(),
-                &Proto,
-                svc,
-                &cfg,
-                async move { s.wait().await },
-            );
-            let control = async {
-                started.wait().await;
-                stop.fire();
-                // Let the connection see the stop before the gate opens.
-                strata_rt::yield_now().await;
-                strata_rt::yield_now().await;
-                gate.fire();
-            };
-            let (ended, ()) = futures_util::future::join(conn, control).await;
-            ended.unwrap();
-            mock.written()
-        })
-    });
+    let (written, ended) = serve_memory("a\ngate b\n", false, true);
+    ended.unwrap();
     assert_eq!(written, "a\nb!\n");
 }
 
@@ -210,11 +137,13 @@ fn cfg() -> ConnectionConfig {
         .write_timeout(None)
 }
 
-/// Serves `input` in memory (then end of stream if `eof`). A request containing
-/// `gate` fires `started`, then waits for the gate; one containing `fail`
-/// then fails; one with `bye` answers itself (closing). Returns what was
+/// Serves `input` in memory (then end of stream if `eof`). A request
+/// containing `gate` fires `started`, then waits for the gate; one
+/// containing `fail` then fails; one with `bye` answers itself (closing).
+/// With `stop`, a graceful stop comes once the gated request has started,
+/// and the gate opens after the connection has seen it. Returns what was
 /// written and how the connection ended.
-fn serve_memory(input: &str, eof: bool) -> (String, Result<(), ConnectionError>) {
+fn serve_memory(input: &str, eof: bool, stop: bool) -> (String, Result<(), ConnectionError>) {
     let input = input.to_owned();
     deadline(30, move || {
         one_worker_runtime().block_on(async move {
@@ -238,9 +167,23 @@ fn serve_memory(input: &str, eof: bool) -> (String, Result<(), ConnectionError>)
                 }
             });
             let cfg = cfg();
-            let conn = serve_connection(mock.clone(), &Proto, svc, &cfg, std::future::pending());
+            let stopping = Arc::new(Flag::default());
+            let s = stopping.clone();
+            let conn = serve_connection(
+                mock.clone(),
+                &Proto,
+                svc,
+                &cfg,
+                async move { s.wait().await },
+            );
             let ctl = async {
                 started.wait().await;
+                if stop {
+                    stopping.fire();
+                    // Let the connection see the stop before the gate opens.
+                    strata_rt::yield_now().await;
+                    strata_rt::yield_now().await;
+                }
                 gate.fire();
             };
             let (ended, ()) = futures_util::future::join(conn, ctl).await;
@@ -256,7 +199,7 @@ fn serve_memory(input: &str, eof: bool) -> (String, Result<(), ConnectionError>)
 /// and went out unmarked.)
 #[test]
 fn a_respond_and_close_answer_that_displaces_a_decode_errors_answer_is_marked() {
-    let (written, ended) = serve_memory("gate fail\nthis line is far too long\n", false);
+    let (written, ended) = serve_memory("gate fail\nthis line is far too long\n", false, false);
     assert!(
         matches!(ended, Err(ConnectionError::Service(_))),
         "ended as {ended:?}"
@@ -269,7 +212,7 @@ fn a_respond_and_close_answer_that_displaces_a_decode_errors_answer_is_marked() 
 /// asked first, of the unmarked answer). (It was never marked.)
 #[test]
 fn a_closes_after_answer_with_requests_behind_it_is_marked() {
-    let (written, ended) = serve_memory("gate bye\nx\ny\n", false);
+    let (written, ended) = serve_memory("gate bye\nx\ny\n", false, false);
     ended.unwrap();
     assert_eq!(written, "bye!\n");
 }
@@ -278,7 +221,7 @@ fn a_closes_after_answer_with_requests_behind_it_is_marked() {
 /// they are dropped and the failed request's answer is marked.
 #[test]
 fn a_respond_and_close_answer_with_requests_behind_it_is_marked() {
-    let (written, ended) = serve_memory("a\ngate fail\nx\ny\n", false);
+    let (written, ended) = serve_memory("a\ngate fail\nx\ny\n", false, false);
     assert!(matches!(ended, Err(ConnectionError::Service(_))));
     assert_eq!(written, "a\nfailed!\n");
 }
@@ -287,7 +230,7 @@ fn a_respond_and_close_answer_with_requests_behind_it_is_marked() {
 /// behind it: only the last request's answer is marked.
 #[test]
 fn only_the_last_requests_answer_is_marked_when_a_slow_one_precedes_it() {
-    let (written, ended) = serve_memory("gate a\nquit\nnot read\n", false);
+    let (written, ended) = serve_memory("gate a\nquit\nnot read\n", false, false);
     ended.unwrap();
     assert_eq!(written, "a\nquit!\n");
 }
@@ -296,7 +239,7 @@ fn only_the_last_requests_answer_is_marked_when_a_slow_one_precedes_it() {
 /// the answer before it is not marked.
 #[test]
 fn nothing_before_a_decode_errors_answer_is_marked() {
-    let (written, ended) = serve_memory("gate a\nthis line is far too long\n", true);
+    let (written, ended) = serve_memory("gate a\nthis line is far too long\n", true, false);
     assert!(matches!(ended, Err(ConnectionError::Decode(_))));
     assert_eq!(written, "a\nbad\n");
 }

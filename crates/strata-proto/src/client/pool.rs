@@ -95,30 +95,33 @@ struct Inner<P: ClientProto> {
 type SlotOf<P> = Slot<<P as ClientProto>::Request, <P as ClientProto>::Response>;
 
 struct Slot<Req, Resp> {
-    /// The slot's connection, if it has one, and until when it must not
-    /// connect again: a call reads them under this lock, held only for
-    /// that.
+    /// The slot's connection and its failed connects: a call reads them
+    /// under this lock, held only for that.
     current: StdMutex<Current<Req, Resp>>,
     /// Held while the slot connects, so that callers who find it without
     /// a connection make one between them, not one each.
-    connecting: Mutex<Backoff>,
+    connecting: Mutex<()>,
 }
 
 struct Current<Req, Resp> {
     conn: Option<Client<Req, Resp>>,
-    /// A copy of the backoff's `retry_at`, for the load.
-    retry_at: Option<Instant>,
-}
-
-/// A slot's failed connects.
-#[derive(Default)]
-struct Backoff {
     /// Failed connects in a row.
     failures: u32,
     /// No connect before this, after a failed one; calls fail with
     /// `last_error` meanwhile.
     retry_at: Option<Instant>,
     last_error: Option<ClientError>,
+}
+
+impl<Req, Resp> Default for Current<Req, Resp> {
+    fn default() -> Self {
+        Current {
+            conn: None,
+            failures: 0,
+            retry_at: None,
+            last_error: None,
+        }
+    }
 }
 
 impl<Req, Resp> Slot<Req, Resp> {
@@ -153,11 +156,8 @@ impl<P: ClientProto> TcpClient<P> {
     pub fn pool(self, addr: SocketAddr, size: usize) -> ClientPool<P> {
         let slots = (0..size.max(1))
             .map(|_| Slot {
-                current: StdMutex::new(Current {
-                    conn: None,
-                    retry_at: None,
-                }),
-                connecting: Mutex::new(Backoff::default()),
+                current: StdMutex::new(Current::default()),
+                connecting: Mutex::new(()),
             })
             .collect();
         ClientPool {
@@ -183,35 +183,38 @@ where
         if let Some(conn) = slot.live() {
             return Ok(conn);
         }
-        let mut backoff = slot.connecting.lock().await;
+        let _connecting = slot.connecting.lock().await;
         // Another caller may have connected it while this one waited.
         if let Some(conn) = slot.live() {
             return Ok(conn);
         }
-        if let Some(at) = backoff.retry_at
-            && Instant::now() < at
-            && let Some(e) = &backoff.last_error
         {
-            return Err(e.clone());
+            let current = slot.current();
+            if let Some(at) = current.retry_at
+                && Instant::now() < at
+                && let Some(e) = &current.last_error
+            {
+                return Err(e.clone());
+            }
         }
-        match self.inner.client.connect(self.inner.addr).await {
+        let connected = self.inner.client.connect(self.inner.addr).await;
+        let mut current = slot.current();
+        match connected {
             Ok(conn) => {
-                *backoff = Backoff::default();
-                *slot.current() = Current {
+                *current = Current {
                     conn: Some(conn.clone()),
-                    retry_at: None,
+                    ..Current::default()
                 };
                 Ok(conn)
             }
             Err(e) => {
                 let e = connect_failed(e);
                 let wait = MIN_BACKOFF
-                    .saturating_mul(1 << backoff.failures.min(10))
+                    .saturating_mul(1 << current.failures.min(10))
                     .min(MAX_BACKOFF);
-                backoff.failures = backoff.failures.saturating_add(1);
-                backoff.retry_at = Some(Instant::now() + wait);
-                backoff.last_error = Some(e.clone());
-                slot.current().retry_at = backoff.retry_at;
+                current.failures = current.failures.saturating_add(1);
+                current.retry_at = Some(Instant::now() + wait);
+                current.last_error = Some(e.clone());
                 Err(e)
             }
         }

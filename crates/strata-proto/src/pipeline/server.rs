@@ -237,8 +237,7 @@ where
             // After a stop, with every byte owed read and none buffered, no
             // request will come: stop reading now, so that the answers
             // finishing in this poll know which is the last.
-            if stopped.is_some()
-                && read == Read::Open
+            if read == Read::Open
                 && framed.read_buffer().is_empty()
                 && stopped
                     .as_ref()

@@ -124,9 +124,8 @@ impl<Req, Resp> Client<Req, Resp> {
         <C as Decoder>::Error: std::error::Error + Send + Sync + 'static,
         <C as Encoder<Req>>::Error: std::error::Error + Send + Sync + 'static,
     {
-        let max_in_flight = max_in_flight.max(1);
-        let queue = Arc::new(CallQueue::new(max_in_flight));
-        let task = ClientTask::new(io, codec, queue.clone(), max_in_flight);
+        let queue = Arc::new(CallQueue::new(max_in_flight.max(1)));
+        let task = ClientTask::new(io, codec, queue.clone());
         let client = Client {
             handle: Arc::new(Handle { queue }),
         };

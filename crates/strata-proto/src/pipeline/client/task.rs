@@ -48,7 +48,6 @@ pub struct ClientTask<T, C: Decoder, Req> {
     /// Answers decoded in this read, to hand out once their slots are
     /// given back.
     answers: Vec<(Reply<C::Item>, C::Item)>,
-    max_in_flight: usize,
     /// Calls done with (answered, failed, given up) whose slots are not
     /// yet given back: given back in one go per round.
     done_with: usize,
@@ -62,12 +61,7 @@ where
     <C as Decoder>::Error: std::error::Error + Send + Sync + 'static,
     <C as Encoder<Req>>::Error: std::error::Error + Send + Sync + 'static,
 {
-    pub(super) fn new(
-        io: T,
-        codec: C,
-        queue: Arc<CallQueue<Req, C::Item>>,
-        max_in_flight: usize,
-    ) -> Self {
+    pub(super) fn new(io: T, codec: C, queue: Arc<CallQueue<Req, C::Item>>) -> Self {
         ClientTask {
             framed: Framed::new(io, codec),
             queue,
@@ -75,7 +69,6 @@ where
             taken: VecDeque::new(),
             unanswered: VecDeque::new(),
             answers: Vec::new(),
-            max_in_flight,
             done_with: 0,
             done: false,
         }
@@ -291,7 +284,6 @@ impl<T, C: Decoder, Req> fmt::Debug for ClientTask<T, C, Req> {
         f.debug_struct("ClientTask")
             .field("taken", &self.taken.len())
             .field("unanswered", &self.unanswered.len())
-            .field("max_in_flight", &self.max_in_flight)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
