@@ -115,6 +115,42 @@ struct RunResult {
 /// per connection, duration, server address.
 type Side = fn(usize, usize, usize, Duration, SocketAddr) -> RunResult;
 
+impl RunResult {
+    /// The callers' counts and latencies together, timed from `start`.
+    fn sum(start: Instant, each: Vec<(u64, Histogram<u64>)>) -> RunResult {
+        let mut latency = histogram();
+        let mut calls = 0;
+        for (n, h) in each {
+            calls += n;
+            latency.add(h).expect("histogram");
+        }
+        RunResult {
+            calls,
+            wall: start.elapsed(),
+            latency,
+        }
+    }
+}
+
+/// One caller, on either side: calls `hello` in a loop until `end`,
+/// checking each answer and recording its latency.
+async fn caller<F: Future<Output = String>>(
+    mut call: impl FnMut() -> F,
+    end: Instant,
+) -> (u64, Histogram<u64>) {
+    let mut latency = histogram();
+    let mut calls = 0u64;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            return (calls, latency);
+        }
+        assert_eq!(call().await, "world");
+        latency.saturating_record(t0.elapsed().as_micros() as u64);
+        calls += 1;
+    }
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
@@ -233,33 +269,20 @@ fn run_strata(
             .flat_map(|c| (0..callers).map(move |_| c.clone()))
             .map(|client| {
                 strata_rt::spawn(async move {
-                    let mut latency = histogram();
-                    let mut calls = 0u64;
-                    loop {
-                        let t0 = Instant::now();
-                        if t0 >= end {
-                            return (calls, latency);
-                        }
-                        let answer = client.call("hello".to_string()).await.expect("call");
-                        assert_eq!(answer, "world");
-                        latency.saturating_record(t0.elapsed().as_micros() as u64);
-                        calls += 1;
-                    }
+                    let client = &client;
+                    caller(
+                        || async move { client.call("hello".to_string()).await.expect("call") },
+                        end,
+                    )
+                    .await
                 })
             })
             .collect();
-        let mut total = RunResult {
-            calls: 0,
-            wall: Duration::ZERO,
-            latency: histogram(),
-        };
+        let mut each = Vec::new();
         for t in tasks {
-            let (calls, latency) = t.await.expect("caller");
-            total.calls += calls;
-            total.latency.add(latency).expect("histogram");
+            each.push(t.await.expect("caller"));
         }
-        total.wall = start.elapsed();
-        total
+        RunResult::sum(start, each)
     })
 }
 
@@ -387,32 +410,19 @@ fn run_tokio(
             .flat_map(|c| (0..callers).map(move |_| c.clone()))
             .map(|client| {
                 tokio::spawn(async move {
-                    let mut latency = histogram();
-                    let mut calls = 0u64;
-                    loop {
-                        let t0 = Instant::now();
-                        if t0 >= end {
-                            return (calls, latency);
-                        }
-                        let answer = client.call("hello".to_string()).await.expect("call");
-                        assert_eq!(answer, "world");
-                        latency.saturating_record(t0.elapsed().as_micros() as u64);
-                        calls += 1;
-                    }
+                    let client = &client;
+                    caller(
+                        || async move { client.call("hello".to_string()).await.expect("call") },
+                        end,
+                    )
+                    .await
                 })
             })
             .collect();
-        let mut total = RunResult {
-            calls: 0,
-            wall: Duration::ZERO,
-            latency: histogram(),
-        };
+        let mut each = Vec::new();
         for t in tasks {
-            let (calls, latency) = t.await.expect("caller");
-            total.calls += calls;
-            total.latency.add(latency).expect("histogram");
+            each.push(t.await.expect("caller"));
         }
-        total.wall = start.elapsed();
-        total
+        RunResult::sum(start, each)
     })
 }
